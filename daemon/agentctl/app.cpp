@@ -1,0 +1,101 @@
+// The flow of one agentctl run and the mapping of each failure to its exit code.
+// Diagnostics go to stderr prefixed "agentctl:", so stdout carries only results.
+#include "app.hpp"
+
+#include "client.hpp"
+#include "discover.hpp"
+#include "exit_codes.hpp"
+#include "render.hpp"
+#include "rpc.hpp"
+
+#include <fmt/core.h>
+#include <boost/json/value.hpp>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace agentctl {
+namespace {
+
+constexpr std::int64_t server_default_wait_ms = 30'000;  // DESIGN §2 agents_wait
+constexpr std::size_t max_detail_chars = 200;
+
+std::string read_tasks(const command& cmd) {
+    if (!cmd.tasks_file) return {};
+    std::ostringstream text;
+    if (*cmd.tasks_file == "-") {
+        text << std::cin.rdbuf();
+        return text.str();
+    }
+    std::ifstream in(*cmd.tasks_file);
+    if (!in) throw usage_error(fmt::format("cannot read --tasks file {}", *cmd.tasks_file));
+    text << in.rdbuf();
+    return text.str();
+}
+
+// The daemon may hold a wait open for the wait's whole timeout; --timeout-ms is the allowance on
+// top.
+std::chrono::milliseconds http_deadline(const invocation& inv) {
+    auto ms = inv.globals.timeout_ms;
+    if (inv.cmd.kind == command_kind::wait)
+        ms += inv.cmd.wait_timeout_ms.value_or(server_default_wait_ms);
+    return std::chrono::milliseconds(ms);
+}
+
+std::string http_failure(const http_reply& reply, const credentials& creds) {
+    if (reply.status == 401) {
+        return creds.token ? fmt::format("unauthorized (token from {})", creds.source)
+                           : fmt::format("unauthorized ({})", creds.source);
+    }
+    auto detail = reply.body.substr(0, std::min(reply.body.find('\n'), max_detail_chars));
+    return fmt::format("HTTP {} {}{}{}", reply.status, reply.reason, detail.empty() ? "" : ": ",
+                       detail);
+}
+
+int print_result(const invocation& inv, const boost::json::object& result) {
+    if (inv.globals.json) {
+        fmt::print("{}", pretty_json(result));
+    } else {
+        auto text = render_result(inv.cmd.kind, result);
+        fmt::print("{}", text.out);
+        fmt::print(stderr, "{}", text.err);
+    }
+    return inv.cmd.kind == command_kind::wait ? wait_exit_code(result) : exit_ok;
+}
+
+int handle_reply(const invocation& inv, const http_reply& reply, const credentials& creds) {
+    if (reply.status < 200 || reply.status > 299) {
+        fmt::print(stderr, "agentctl: {}\n", http_failure(reply, creds));
+        return exit_unreachable;
+    }
+    auto decoded = decode_response(reply.body);
+    if (const auto* error = std::get_if<rpc_error>(&decoded)) {
+        fmt::print(stderr, "agentctl: {}\n", describe(*error));
+        return exit_failed;
+    }
+    const auto* result = std::get<boost::json::value>(decoded).if_object();
+    if (result == nullptr) throw transport_error("the JSON-RPC result is not an object");
+    return print_result(inv, *result);
+}
+
+}  // namespace
+
+int run(const invocation& inv) {
+    auto url = resolve_url(inv.globals);
+    try {
+        auto request = build_request(inv, read_tasks(inv.cmd));
+        auto to = parse_url(url);
+        auto creds = resolve_credentials(inv.globals);
+        auto reply = post_json(to, {encode_request(request), creds.token}, http_deadline(inv));
+        return handle_reply(inv, reply, creds);
+    } catch (const usage_error& e) {
+        fmt::print(stderr, "agentctl: {}\n", e.what());
+        return exit_usage;
+    } catch (const transport_error& e) {
+        fmt::print(stderr, "agentctl: {}: {}\n", url, e.what());
+        return exit_unreachable;
+    }
+}
+
+}  // namespace agentctl

@@ -1,0 +1,12 @@
+// One agentctl run: find the daemon, send the command's request, print the answer.
+// Separate from main so the flow is a library function like the rest of the client.
+#pragma once
+
+#include "cli.hpp"
+
+namespace agentctl {
+
+// Returns the process exit code (exit_codes.hpp); prints results to stdout, diagnostics to stderr.
+int run(const invocation& inv);
+
+}  // namespace agentctl

@@ -1,0 +1,122 @@
+// CLI11 definition of agentctl's options and subcommands, and the mapping of its errors to exit 2.
+// Global options may also follow the command (fallthrough), so `agentctl status --json` works.
+#include "cli.hpp"
+
+#include "exit_codes.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <limits>
+
+namespace agentctl {
+namespace {
+
+constexpr std::int64_t max_wait_ms = 3'600'000;  // DESIGN §2 agents_wait
+
+const CLI::Range positive_ms{std::int64_t{1}, std::numeric_limits<std::int64_t>::max()};
+
+constexpr const char* footer =
+    R"(Environment: AGENTD_URL, AGENTD_TOKEN, AGENTD_STATE_DIR, STATE_DIRECTORY,
+XDG_STATE_HOME, HOME. The token is read from --token, --token-file, $AGENTD_TOKEN, then
+STATE_DIR/token; without one no Authorization header is sent.
+Exit codes: 0 success, 1 a job did not complete or a JSON-RPC error, 2 usage error,
+3 wait timed out, 4 cannot connect or HTTP error.)";
+
+void add_globals(CLI::App& app, global_options& g) {
+    app.add_option("--url", g.url,
+                   "http://HOST:PORT, http://[IPV6]:PORT or unix:/PATH "
+                   "(default $AGENTD_URL, else http://127.0.0.1:7077)")
+        ->option_text("URL");
+    auto* token = app.add_option("--token", g.token, "bearer token (visible in ps; prefer a file)")
+                      ->option_text("TOKEN");
+    app.add_option("--token-file", g.token_file, "file holding the bearer token")
+        ->excludes(token)
+        ->option_text("FILE");
+    app.add_option("--state-dir", g.state_dir, "agentd's state directory, to find STATE_DIR/token")
+        ->option_text("DIR");
+    app.add_option("--session", g.session,
+                   "caller session owning the jobs (server default \"default\")")
+        ->option_text("SESSION");
+    app.add_flag("--json", g.json, "print the JSON-RPC result as JSON instead of text");
+    app.add_option("--timeout-ms", g.timeout_ms,
+                   "deadline of the HTTP request; for wait, added to the wait's own timeout")
+        ->check(positive_ms)
+        ->option_text("MS (default 30000)");
+}
+
+void add_task_options(CLI::App& sub, task_options& t) {
+    sub.add_option("--description", t.description, "short description shown in status")
+        ->option_text("TEXT");
+    sub.add_option("--agent", t.agent, "upstream agent name")->option_text("AGENT");
+    sub.add_option("--model", t.model, "model of the sub-agent")->option_text("PROVIDER/MODEL");
+    sub.add_option("--system", t.system, "system prompt")->option_text("TEXT");
+    sub.add_option("--directory", t.directory, "working directory of the sub-agent")
+        ->option_text("DIR");
+    sub.add_option("--task-timeout-ms", t.timeout_ms, "wall-clock limit of each job")
+        ->check(positive_ms)
+        ->option_text("MS");
+}
+
+CLI::App* add_command(CLI::App& app, command& cmd, command_kind kind, const char* name,
+                      const char* help) {
+    auto* sub = app.add_subcommand(name, help);
+    sub->callback([&cmd, kind] { cmd.kind = kind; });
+    return sub;
+}
+
+void add_start(CLI::App& app, command& cmd) {
+    auto* sub = add_command(app, cmd, command_kind::start, "start",
+                            "start one job per PROMPT (quote each prompt) and per --tasks entry");
+    add_task_options(*sub, cmd.task);
+    sub->add_option("--tasks", cmd.tasks_file,
+                    "JSON array of Task objects from FILE or - (stdin); the options above fill "
+                    "fields a task leaves out")
+        ->option_text("FILE|-");
+    sub->add_option("PROMPT", cmd.args, "prompt text, one job each");
+}
+
+void add_wait(CLI::App& app, command& cmd) {
+    auto* sub = add_command(app, cmd, command_kind::wait, "wait",
+                            "wait until all (or --any) of the jobs finish and print their output");
+    sub->add_flag("--any", cmd.wait_any, "return as soon as one job finishes");
+    sub->add_option("--timeout-ms", cmd.wait_timeout_ms,
+                    "how long the daemon waits (server default 30000, 0 = check now)")
+        ->check(CLI::Range(std::int64_t{0}, max_wait_ms))
+        ->option_text("MS");
+    sub->add_option("ID", cmd.args, "job ids (default: the session's unfinished jobs)");
+}
+
+void add_commands(CLI::App& app, command& cmd) {
+    add_start(app, cmd);
+    add_command(app, cmd, command_kind::status, "status", "show jobs (default: all of the session)")
+        ->add_option("ID", cmd.args, "job ids");
+    add_wait(app, cmd);
+    add_command(app, cmd, command_kind::cancel, "cancel", "cancel jobs")
+        ->add_option("ID", cmd.args, "job ids")
+        ->required();
+    add_command(app, cmd, command_kind::peek, "peek", "print the output a job has produced so far")
+        ->add_option("ID", cmd.args, "job id")
+        ->required()
+        ->expected(1);
+}
+
+}  // namespace
+
+std::variant<invocation, int> parse_cli(int argc, const char* const* argv) {
+    invocation inv;
+    CLI::App app{"agentctl: command-line client of agentd", "agentctl"};
+    app.footer(footer);
+    app.fallthrough();  // inherited by the subcommands added below
+    app.require_subcommand(1);
+    add_globals(app, inv.globals);
+    add_commands(app, inv.cmd);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        // CLI11 would exit with its own codes (105, 106, …); scripts are promised 2.
+        return app.exit(e) == 0 ? exit_ok : exit_usage;
+    }
+    return inv;
+}
+
+}  // namespace agentctl

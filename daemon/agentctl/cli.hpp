@@ -1,0 +1,52 @@
+// Command-line grammar of agentctl: global options, the five commands and their arguments.
+// Parsing only; turning a command into JSON-RPC params is rpc.hpp's job, so both stay testable.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace agentctl {
+
+struct global_options {
+    std::optional<std::string> url;
+    std::optional<std::string> token;
+    std::optional<std::string> token_file;
+    std::optional<std::string> state_dir;
+    std::optional<std::string> session;
+    bool json = false;
+    std::int64_t timeout_ms = 30'000;
+};
+
+enum class command_kind { start, status, wait, cancel, peek };
+
+// Fields of a DESIGN §2 Task that `start` takes as options and applies to every task it sends.
+struct task_options {
+    std::optional<std::string> description;
+    std::optional<std::string> agent;
+    std::optional<std::string> model;
+    std::optional<std::string> system;
+    std::optional<std::string> directory;
+    std::optional<std::int64_t> timeout_ms;
+};
+
+struct command {
+    command_kind kind = command_kind::status;
+    std::vector<std::string> args;  // PROMPTs for start, job ids for the others
+    task_options task;
+    std::optional<std::string> tasks_file;  // "-" reads stdin
+    bool wait_any = false;
+    std::optional<std::int64_t> wait_timeout_ms;
+};
+
+struct invocation {
+    global_options globals;
+    command cmd;
+};
+
+// On --help or a usage error the message is already printed and the exit code comes back instead.
+std::variant<invocation, int> parse_cli(int argc, const char* const* argv);
+
+}  // namespace agentctl

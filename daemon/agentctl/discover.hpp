@@ -1,0 +1,41 @@
+// Where agentctl finds agentd and its token: URL parsing and the state-directory precedence.
+// Mirrors the daemon's own defaults (DESIGN §6, §8) so a client beside it needs no configuration.
+#pragma once
+
+#include "cli.hpp"
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace agentctl {
+
+struct endpoint {
+    std::string host;  // IPv6 without brackets; empty for a unix socket
+    std::string port;
+    std::string socket_path;  // set for unix:/PATH
+    std::string target;       // "/rpc", or "PREFIX/rpc" behind a reverse proxy
+    std::string host_header;
+    bool is_unix() const { return !socket_path.empty(); }
+};
+
+struct credentials {
+    std::optional<std::string> token;
+    std::string source;  // where the token came from, or why there is none; never the token
+};
+
+// --url, else $AGENTD_URL, else the daemon's default listener.
+std::string resolve_url(const global_options& globals);
+
+// Accepts http://HOST[:PORT][/PREFIX], http://[IPV6][:PORT][/PREFIX] and unix:PATH.
+endpoint parse_url(std::string_view url);
+
+// --state-dir, $AGENTD_STATE_DIR, $STATE_DIRECTORY, $XDG_STATE_HOME/agentd, ~/.local/state/agentd;
+// empty when none applies.
+std::filesystem::path resolve_state_dir(const global_options& globals);
+
+// --token, --token-file, $AGENTD_TOKEN, then STATE_DIR/token; a missing default file means none.
+credentials resolve_credentials(const global_options& globals);
+
+}  // namespace agentctl

@@ -1,0 +1,25 @@
+// Exit codes agentctl promises to scripts, and the two errors that end a run early with one of
+// them. Kept apart from the parser so every part of the client can raise them without seeing CLI11.
+#pragma once
+
+#include <stdexcept>
+
+namespace agentctl {
+
+enum exit_code : int {
+    exit_ok = 0,
+    exit_failed = 1,  // a job did not complete, or the daemon answered with a JSON-RPC error
+    exit_usage = 2,
+    exit_timed_out = 3,
+    exit_unreachable = 4,  // no connection, an HTTP error, or a reply that is not JSON-RPC
+};
+
+struct usage_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct transport_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+}  // namespace agentctl

@@ -1,0 +1,235 @@
+// Text agentctl prints for each command: one line per job for start/cancel, a table for status,
+// output blocks for wait, raw partial output for peek, and pretty JSON for --json.
+#include "render.hpp"
+
+#include "exit_codes.hpp"
+
+#include <fmt/core.h>
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <array>
+#include <vector>
+
+namespace agentctl {
+namespace json = boost::json;
+namespace {
+
+constexpr std::array bad_states{"failed", "cancelled", "interrupted", "not_found"};
+
+using row = std::vector<std::string>;
+
+std::string text_of(const json::object& obj, std::string_view key) {
+    const auto* value = obj.if_contains(key);
+    return value && value->is_string() ? std::string(value->get_string()) : std::string{};
+}
+
+bool flag_of(const json::object& obj, std::string_view key) {
+    const auto* value = obj.if_contains(key);
+    return value && value->is_bool() && value->get_bool();
+}
+
+std::optional<std::int64_t> integer_of(const json::object& obj, std::string_view key) {
+    const auto* value = obj.if_contains(key);
+    if (value == nullptr || !value->is_number()) return std::nullopt;
+    boost::system::error_code ec;
+    auto n = value->to_number<std::int64_t>(ec);
+    return ec ? std::nullopt : std::optional(n);
+}
+
+std::string one_line(std::string_view text) {
+    std::string line(text);
+    std::replace_if(
+        line.begin(), line.end(), [](unsigned char c) { return c < ' ' || c == 0x7f; }, ' ');
+    return line;
+}
+
+std::string error_summary(const json::value* error) {
+    const auto* e = error ? error->if_object() : nullptr;
+    if (e == nullptr) return {};
+    auto text = text_of(*e, "kind");
+    if (auto phase = text_of(*e, "phase"); !phase.empty()) text += "/" + phase;
+    if (auto message = text_of(*e, "message"); !message.empty()) {
+        text += (text.empty() ? "" : ": ") + message;
+    }
+    if (auto status = integer_of(*e, "http_status")) text += fmt::format(" (HTTP {})", *status);
+    return one_line(text);
+}
+
+std::string join_nonempty(const row& parts) {
+    std::string line;
+    for (const auto& part : parts) {
+        if (part.empty()) continue;
+        if (!line.empty()) line += "  ";
+        line += part;
+    }
+    return line;
+}
+
+std::string table(const std::vector<row>& rows) {
+    std::vector<std::size_t> widths(rows.front().size(), 0);
+    for (const auto& r : rows) {
+        for (std::size_t i = 0; i < r.size(); ++i) widths[i] = std::max(widths[i], r[i].size());
+    }
+    std::string out;
+    for (const auto& r : rows) {
+        std::string line;
+        for (std::size_t i = 0; i + 1 < r.size(); ++i)
+            line += fmt::format("{:<{}}  ", r[i], widths[i]);
+        line += r.back();
+        line.erase(line.find_last_not_of(' ') + 1);
+        out += line + "\n";
+    }
+    return out;
+}
+
+const json::array& jobs_of(const json::object& result) {
+    static const json::array none;
+    const auto* jobs = result.if_contains("jobs");
+    return jobs && jobs->is_array() ? jobs->get_array() : none;
+}
+
+std::string job_lines(const json::object& result) {
+    std::string out;
+    for (const auto& value : jobs_of(result)) {
+        auto job = read_job(value);
+        out += join_nonempty({job.id, job.state, job.description, job.error}) + "\n";
+    }
+    return out;
+}
+
+std::string status_table(const json::object& result) {
+    std::vector<job_view> jobs;
+    for (const auto& value : jobs_of(result)) jobs.push_back(read_job(value));
+    bool errors =
+        std::any_of(jobs.begin(), jobs.end(), [](const auto& j) { return !j.error.empty(); });
+    std::vector<row> rows{{"ID", "STATE", "ELAPSED", "DESCRIPTION"}};
+    if (errors) rows.front().push_back("ERROR");
+    for (const auto& j : jobs) {
+        rows.push_back({j.id, j.state, format_elapsed(j.elapsed_ms), j.description});
+        if (errors) rows.back().push_back(j.error);
+    }
+    return table(rows);
+}
+
+void ensure_newline(std::string& text) {
+    if (!text.empty() && text.back() != '\n') text += '\n';
+}
+
+// "completed, 1.2s, truncated"; parts the daemon did not send are left out.
+std::string facts(const job_view& job) {
+    auto text = job.state;
+    if (job.elapsed_ms) text += ", " + format_elapsed(job.elapsed_ms);
+    if (job.truncated) text += ", truncated";
+    return text;
+}
+
+rendered wait_blocks(const json::object& result) {
+    rendered r;
+    std::size_t unfinished = 0;
+    for (const auto& value : jobs_of(result)) {
+        auto job = read_job(value);
+        auto header = fmt::format("== {} ({}) {}", job.id, facts(job), job.description);
+        header.erase(header.find_last_not_of(' ') + 1);
+        r.out += header + "\n" + (job.error.empty() ? job.output : "error: " + job.error);
+        ensure_newline(r.out);
+        unfinished += job.state == "queued" || job.state == "running";
+    }
+    if (flag_of(result, "timed_out")) {
+        r.err = fmt::format("agentctl: wait timed out; {} job(s) not finished\n", unfinished);
+    }
+    return r;
+}
+
+rendered peek_text(const json::object& result) {
+    rendered r{text_of(result, "partial_output"), {}};
+    ensure_newline(r.out);
+    const auto* value = result.if_contains("job");
+    auto job = read_job(value ? *value : json::value{});
+    r.err = fmt::format("{}: {}", job.id, facts(job));
+    r.err += job.error.empty() ? "\n" : "; " + job.error + "\n";
+    return r;
+}
+
+template <class Range, class Emit>
+void pretty_block(std::string& out, char open, char close, const Range& items, int indent,
+                  Emit emit) {
+    out += open;
+    const char* separator = "\n";
+    for (const auto& item : items) {
+        out += separator;
+        out.append(indent + 2, ' ');
+        emit(item);
+        separator = ",\n";
+    }
+    out += '\n';
+    out.append(indent, ' ');
+    out += close;
+}
+
+void pretty_into(std::string& out, const json::value& value, int indent) {
+    if (const auto* obj = value.if_object(); obj && !obj->empty()) {
+        pretty_block(out, '{', '}', *obj, indent, [&](const json::key_value_pair& kv) {
+            out += json::serialize(json::string(kv.key())) + ": ";
+            pretty_into(out, kv.value(), indent + 2);
+        });
+    } else if (const auto* arr = value.if_array(); arr && !arr->empty()) {
+        pretty_block(out, '[', ']', *arr, indent,
+                     [&](const json::value& item) { pretty_into(out, item, indent + 2); });
+    } else {
+        out += json::serialize(value);
+    }
+}
+
+}  // namespace
+
+job_view read_job(const json::value& value) {
+    const auto* obj = value.if_object();
+    if (obj == nullptr) return {};
+    return {one_line(text_of(*obj, "id")),
+            one_line(text_of(*obj, "state")),
+            one_line(text_of(*obj, "description")),
+            integer_of(*obj, "elapsed_ms"),
+            text_of(*obj, "output"),
+            flag_of(*obj, "truncated"),
+            error_summary(obj->if_contains("error"))};
+}
+
+std::string format_elapsed(std::optional<std::int64_t> ms) {
+    if (!ms || *ms < 0) return "-";
+    if (*ms < 60'000) return fmt::format("{}.{}s", *ms / 1000, *ms / 100 % 10);
+    if (*ms < 3'600'000) return fmt::format("{}m{:02}s", *ms / 60'000, *ms / 1000 % 60);
+    return fmt::format("{}h{:02}m", *ms / 3'600'000, *ms / 60'000 % 60);
+}
+
+rendered render_result(command_kind kind, const json::object& result) {
+    switch (kind) {
+        case command_kind::start:
+        case command_kind::cancel:
+            return {job_lines(result), {}};
+        case command_kind::status:
+            return {status_table(result), {}};
+        case command_kind::wait:
+            return wait_blocks(result);
+        case command_kind::peek:
+            return peek_text(result);
+    }
+    return {};
+}
+
+std::string pretty_json(const json::value& value) {
+    std::string out;
+    pretty_into(out, value, 0);
+    return out + "\n";
+}
+
+int wait_exit_code(const json::object& result) {
+    for (const auto& value : jobs_of(result)) {
+        auto state = read_job(value).state;
+        if (std::find(bad_states.begin(), bad_states.end(), state) != bad_states.end())
+            return exit_failed;
+    }
+    return flag_of(result, "timed_out") ? exit_timed_out : exit_ok;
+}
+
+}  // namespace agentctl

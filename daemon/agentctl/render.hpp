@@ -1,0 +1,47 @@
+// Human rendering of agentd results, and what a wait's result means as an exit code.
+// JobViews are read tolerantly: any optional field may be missing or of an unexpected type.
+#pragma once
+
+#include "cli.hpp"
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace agentctl {
+
+// The fields of a DESIGN §2 JobView that agentctl shows; absent ones stay empty. All but output
+// are made single-line, since upstream text could otherwise break a table or drive the terminal.
+struct job_view {
+    std::string id;
+    std::string state;
+    std::string description;
+    std::optional<std::int64_t> elapsed_ms;
+    std::string output;
+    bool truncated = false;
+    std::string error;  // "kind/phase: message", empty without an error
+};
+
+job_view read_job(const boost::json::value& value);
+
+// "1.2s", "12m05s", "2h03m"; "-" when unknown.
+std::string format_elapsed(std::optional<std::int64_t> ms);
+
+struct rendered {
+    std::string out;
+    std::string err;
+};
+
+rendered render_result(command_kind kind, const boost::json::object& result);
+
+// Boost.JSON 1.81 has no pretty printer; two-space indent, one document.
+std::string pretty_json(const boost::json::value& value);
+
+// exit_ok when every returned terminal job completed; a failure outranks a timeout, because
+// waiting again cannot fix it. Jobs still running in an `any` result do not count.
+int wait_exit_code(const boost::json::object& result);
+
+}  // namespace agentctl

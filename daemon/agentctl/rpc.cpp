@@ -1,0 +1,141 @@
+// Builds agentd JSON-RPC requests from parsed commands and decodes the replies.
+// Only the fields a caller set go into params, so the daemon's defaults (DESIGN §2) stay in force.
+#include "rpc.hpp"
+
+#include "exit_codes.hpp"
+
+#include <fmt/core.h>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+namespace agentctl {
+namespace json = boost::json;
+namespace {
+
+void set_if(json::object& obj, std::string_view key, const std::optional<std::string>& value) {
+    if (value && !obj.contains(key)) obj[key] = *value;
+}
+
+void apply_options(json::object& task, const task_options& options) {
+    set_if(task, "description", options.description);
+    set_if(task, "agent", options.agent);
+    set_if(task, "model", options.model);
+    set_if(task, "system", options.system);
+    set_if(task, "directory", options.directory);
+    if (options.timeout_ms && !task.contains("timeout_ms"))
+        task["timeout_ms"] = *options.timeout_ms;
+}
+
+json::array tasks_from_document(std::string_view text) {
+    boost::system::error_code ec;
+    auto doc = json::parse(text, ec);
+    if (ec) throw usage_error(fmt::format("--tasks: not JSON: {}", ec.message()));
+    if (!doc.is_array()) throw usage_error("--tasks: expected a JSON array of Task objects");
+    for (const auto& task : doc.get_array()) {
+        if (!task.is_object()) throw usage_error("--tasks: every element must be a Task object");
+    }
+    return std::move(doc.get_array());
+}
+
+json::array id_array(const std::vector<std::string>& ids) {
+    return json::array(ids.begin(), ids.end());
+}
+
+json::object command_params(const command& cmd, std::string_view tasks_json) {
+    json::object params;
+    switch (cmd.kind) {
+        case command_kind::start:
+            params["tasks"] = build_tasks(cmd, tasks_json);
+            break;
+        case command_kind::status:
+            if (!cmd.args.empty()) params["jobs"] = id_array(cmd.args);
+            break;
+        case command_kind::wait:
+            if (!cmd.args.empty()) params["jobs"] = id_array(cmd.args);
+            params["mode"] = cmd.wait_any ? "any" : "all";
+            if (cmd.wait_timeout_ms) params["timeout_ms"] = *cmd.wait_timeout_ms;
+            break;
+        case command_kind::cancel:
+            params["jobs"] = id_array(cmd.args);
+            break;
+        case command_kind::peek:
+            params["job"] = cmd.args.at(0);
+            break;
+    }
+    return params;
+}
+
+const char* method_of(command_kind kind) {
+    switch (kind) {
+        case command_kind::start:
+            return "agents_start";
+        case command_kind::status:
+            return "agents_status";
+        case command_kind::wait:
+            return "agents_wait";
+        case command_kind::cancel:
+            return "agents_cancel";
+        case command_kind::peek:
+            return "agents_peek";
+    }
+    return "";
+}
+
+std::string string_member(const json::object& obj, std::string_view key) {
+    const auto* value = obj.if_contains(key);
+    if (value == nullptr) return {};
+    return value->is_string() ? std::string(value->get_string()) : json::serialize(*value);
+}
+
+}  // namespace
+
+json::array build_tasks(const command& cmd, std::string_view tasks_json) {
+    json::array tasks = tasks_json.empty() ? json::array{} : tasks_from_document(tasks_json);
+    for (const auto& prompt : cmd.args) tasks.push_back(json::object{{"prompt", prompt}});
+    if (tasks.empty()) throw usage_error("start needs a PROMPT or --tasks with at least one task");
+    for (auto& task : tasks) apply_options(task.get_object(), cmd.task);
+    return tasks;
+}
+
+rpc_request build_request(const invocation& inv, std::string_view tasks_json) {
+    rpc_request request{method_of(inv.cmd.kind), command_params(inv.cmd, tasks_json)};
+    if (inv.globals.session) request.params["session"] = *inv.globals.session;
+    return request;
+}
+
+std::string encode_request(const rpc_request& request) {
+    return json::serialize(json::object{
+        {"jsonrpc", "2.0"}, {"id", 1}, {"method", request.method}, {"params", request.params}});
+}
+
+std::variant<json::value, rpc_error> decode_response(std::string_view body) {
+    boost::system::error_code ec;
+    auto doc = json::parse(body, ec);
+    const auto* reply = ec ? nullptr : doc.if_object();
+    if (reply != nullptr) {
+        if (const auto* result = reply->if_contains("result")) return *result;
+        if (const auto* error = reply->if_contains("error"); error && error->is_object()) {
+            const auto& e = error->get_object();
+            const auto* code = e.if_contains("code");
+            const auto* data = e.if_contains("data");
+            return rpc_error{code && code->is_int64() ? code->get_int64() : 0,
+                             string_member(e, "message"), data ? *data : json::value{}};
+        }
+    }
+    throw transport_error("the reply is not a JSON-RPC response (is this agentd?)");
+}
+
+std::string describe(const rpc_error& error) {
+    auto text = fmt::format("error {}: {}", error.code, error.message);
+    if (const auto* data = error.data.if_object()) {
+        if (data->contains("field")) {
+            text += fmt::format(" (field {}: {})", string_member(*data, "field"),
+                                string_member(*data, "reason"));
+        }
+        if (data->contains("limit"))
+            text += fmt::format(" (limit {})", string_member(*data, "limit"));
+    }
+    return text;
+}
+
+}  // namespace agentctl

@@ -1,0 +1,130 @@
+// Host/Origin allow-lists and the token file; see auth.hpp.
+#include "daemon/auth.hpp"
+
+#include "jobs/random.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <stdexcept>
+
+namespace agentd::daemon {
+namespace fs = std::filesystem;
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+bool ends_with_ci(std::string_view s, std::string_view suffix) {
+    return s.size() >= suffix.size() && iequals(s.substr(s.size() - suffix.size()), suffix);
+}
+
+bool is_ipv4_loopback(std::string_view h) {
+    if (h.substr(0, 4) != "127.") return false;
+    int dots = 0;
+    for (char c : h) {
+        if (c == '.') ++dots;
+        else if (c < '0' || c > '9') return false;
+    }
+    return dots == 3;
+}
+
+// Strips ":port" from a host[:port] (IPv6 in brackets); nullopt when the port is malformed.
+std::optional<std::string_view> host_part(std::string_view hp) {
+    std::string_view host = hp;
+    std::string_view port;
+    if (!hp.empty() && hp.front() == '[') {
+        auto close = hp.find(']');
+        if (close == std::string_view::npos) return std::nullopt;
+        host = hp.substr(0, close + 1);
+        port = hp.substr(close + 1);
+        if (!port.empty() && port.front() != ':') return std::nullopt;
+    } else if (auto colon = hp.find(':'); colon != std::string_view::npos) {
+        host = hp.substr(0, colon);
+        port = hp.substr(colon);
+    }
+    if (!port.empty()) {
+        port.remove_prefix(1);
+        if (port.empty() || port.size() > 5 ||
+            !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
+            return std::nullopt;
+    }
+    return host;
+}
+
+bool loopback_name(std::string_view host) {
+    return iequals(host, "localhost") || ends_with_ci(host, ".localhost") ||
+           is_ipv4_loopback(host) || host == "[::1]";
+}
+
+}  // namespace
+
+bool host_allowed(std::string_view host_header, std::vector<std::string> const& extra) {
+    auto host = host_part(host_header);
+    if (!host || host->empty()) return false;
+    if (loopback_name(*host)) return true;
+    return std::any_of(extra.begin(), extra.end(), [&](auto const& e) { return iequals(e, *host); });
+}
+
+bool origin_allowed(std::string_view origin, std::vector<std::string> const& extra) {
+    if (std::find(extra.begin(), extra.end(), origin) != extra.end()) return true;
+    for (std::string_view scheme : {"http://", "https://"}) {
+        if (origin.size() > scheme.size() && iequals(origin.substr(0, scheme.size()), scheme)) {
+            auto host = host_part(origin.substr(scheme.size()));
+            return host && loopback_name(*host);
+        }
+    }
+    return false;
+}
+
+bool bearer_matches(std::string_view authorization, std::string_view token) {
+    constexpr std::string_view prefix = "Bearer ";
+    if (token.empty() || authorization.size() != prefix.size() + token.size()) return false;
+    if (!iequals(authorization.substr(0, prefix.size()), prefix)) return false;
+    auto given = authorization.substr(prefix.size());
+    unsigned char diff = 0;
+    for (std::size_t i = 0; i < token.size(); ++i)
+        diff |= static_cast<unsigned char>(given[i] ^ token[i]);
+    return diff == 0;
+}
+
+std::string load_or_create_token(fs::path const& state_dir) {
+    std::error_code ec;
+    // A directory agentd creates holds the token and jobs: private to the service user.
+    if (fs::create_directories(state_dir, ec) && !ec)
+        fs::permissions(state_dir, fs::perms::owner_all, fs::perm_options::replace, ec);
+    if (ec)
+        throw std::runtime_error("cannot create state directory " + state_dir.string() + ": " +
+                                 ec.message());
+    auto path = state_dir / "token";
+    if (std::ifstream in(path); in) {
+        std::string token;
+        std::getline(in, token);
+        if (token.size() >= 32) return token;
+        throw std::runtime_error("token file " + path.string() + " is empty or too short");
+    }
+    std::string token = jobs::random_hex(32);
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        throw std::runtime_error("cannot create token file " + path.string() + ": " +
+                                 std::strerror(errno));
+    std::string line = token + "\n";
+    bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+    ok = ::fsync(fd) == 0 && ok;
+    ::close(fd);
+    if (!ok) throw std::runtime_error("cannot write token file " + path.string());
+    return token;
+}
+
+}  // namespace agentd::daemon

@@ -1,0 +1,25 @@
+// Caller identity and request guards (DESIGN §6): the bearer token kept in $STATE_DIR/token,
+// and the Host/Origin checks that stop DNS-rebinding pages from reaching a localhost daemon.
+// Pure functions plus the token file; no sockets.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace agentd::daemon {
+
+// Host header names a loopback host (localhost, *.localhost, 127.x.y.z, [::1]), any port,
+// or one of `extra` (configured names).
+bool host_allowed(std::string_view host, std::vector<std::string> const& extra = {});
+// Origin is http(s):// + an allowed host, or one of `extra` exactly.
+bool origin_allowed(std::string_view origin, std::vector<std::string> const& extra = {});
+// "Bearer <token>" with a constant-time comparison.
+bool bearer_matches(std::string_view authorization, std::string_view token);
+
+// Reads $STATE_DIR/token, creating the directory (0700) and a random token (0600) on first
+// start. Throws std::runtime_error with a clear message when the directory is unusable.
+std::string load_or_create_token(std::filesystem::path const& state_dir);
+
+}  // namespace agentd::daemon

@@ -1,0 +1,198 @@
+// HTTP/1.1 sessions on Beast: keep-alive, a read deadline per request, header and body limits
+// checked before the body is read (an unauthenticated client cannot make us buffer 1 MiB), and
+// the status codes of DESIGN §2 (401, 403, 405, 413, 415, 204).
+#include "daemon/http_session.hpp"
+
+#include "daemon/auth.hpp"
+#include "daemon/ws_session.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+
+#include <array>
+#include <chrono>
+
+namespace agentd::daemon {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+using response = http::response<http::string_body>;
+
+response plain(http::status status, std::string body, unsigned version) {
+    response res{status, version};
+    res.set(http::field::server, "agentd");
+    res.set(http::field::content_type, "text/plain; charset=utf-8");
+    res.set(http::field::cache_control, "no-store");
+    res.body() = std::move(body);
+    return res;
+}
+
+bool is_json(std::string_view content_type) {
+    auto semi = content_type.find(';');
+    auto media = content_type.substr(0, semi);
+    while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
+    return beast::iequals(media, "application/json");
+}
+
+// The guards that apply before the body is read; nullopt when the request may proceed.
+std::optional<response> screen(http::request_parser<http::string_body> const& parser,
+                               http_context const& ctx) {
+    auto const& req = parser.get();
+    auto v = req.version();
+    auto target = req.target();
+    if (target == "/healthz") {
+        if (req.method() != http::verb::get && req.method() != http::verb::head) {
+            auto res = plain(http::status::method_not_allowed, "method not allowed\n", v);
+            res.set(http::field::allow, "GET, HEAD");
+            return res;
+        }
+        return std::nullopt;
+    }
+    if (!host_allowed(req[http::field::host], ctx.opts.allowed_hosts))
+        return plain(http::status::forbidden, "forbidden host\n", v);
+    if (auto origin = req[http::field::origin];
+        !origin.empty() && !origin_allowed(origin, ctx.opts.allowed_origins))
+        return plain(http::status::forbidden, "forbidden origin\n", v);
+    auto path = target.substr(0, target.find('?'));
+    if (path != "/rpc" && path != "/ws") return plain(http::status::not_found, "not found\n", v);
+    if (ctx.opts.token && !bearer_matches(req[http::field::authorization], *ctx.opts.token)) {
+        auto res = plain(http::status::unauthorized, "missing or bad token\n", v);
+        res.set(http::field::www_authenticate, "Bearer");
+        return res;
+    }
+    if (path == "/ws") {
+        if (req.method() != http::verb::get) {
+            auto res = plain(http::status::method_not_allowed, "method not allowed\n", v);
+            res.set(http::field::allow, "GET");
+            return res;
+        }
+        if (!websocket::is_upgrade(req)) {
+            auto res = plain(http::status::upgrade_required, "websocket upgrade required\n", v);
+            res.set(http::field::upgrade, "websocket");
+            return res;
+        }
+        return std::nullopt;
+    }
+    if (req.method() != http::verb::post) {
+        auto res = plain(http::status::method_not_allowed, "method not allowed\n", v);
+        res.set(http::field::allow, "POST");
+        return res;
+    }
+    if (!is_json(req[http::field::content_type]))
+        return plain(http::status::unsupported_media_type, "content type must be application/json\n", v);
+    if (auto len = parser.content_length(); len && *len > ctx.opts.max_body_bytes)
+        return plain(http::status::payload_too_large, "body too large\n", v);
+    return std::nullopt;
+}
+
+asio::awaitable<response> route(http::request<http::string_body> const& req, http_context& ctx) {
+    auto v = req.version();
+    if (req.target() == "/healthz") co_return plain(http::status::ok, "ok\n", v);
+    caller who;  // named: GCC 12 mishandles temporaries that live across a co_await
+    auto answer = co_await ctx.rpc.handle(req.body(), who);
+    if (!answer) co_return response{http::status::no_content, v};
+    response res{http::status::ok, v};
+    res.set(http::field::server, "agentd");
+    res.set(http::field::content_type, "application/json");
+    res.set(http::field::cache_control, "no-store");
+    res.body() = std::move(*answer);
+    co_return res;
+}
+
+// Before closing on a request whose body we refused to read, drain what the client is still
+// sending for a moment (a "lingering close", as nginx does): closing with unread data makes the
+// kernel send RST, and the client would lose our 413/401 before it reads it.
+asio::awaitable<void> linger(beast::tcp_stream& stream) {
+    beast::error_code ignored;
+    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    stream.expires_after(std::chrono::seconds(2));
+    std::array<char, 16 * 1024> sink;
+    for (std::size_t drained = 0; drained < (64u << 20);) {
+        auto [ec, n] = co_await stream.async_read_some(asio::buffer(sink), use_tuple);
+        if (ec) break;
+        drained += n;
+    }
+}
+
+}  // namespace
+
+asio::awaitable<void> serve_http(asio::ip::tcp::socket socket, std::shared_ptr<http_context> ctx) {
+    beast::tcp_stream stream(std::move(socket));
+    // What stop() calls for this connection; the WebSocket session replaces it after upgrade.
+    std::function<void()> stop_current = [&stream] {
+        beast::error_code ignored;
+        stream.socket().close(ignored);
+    };
+    auto registration =
+        ctx->connections.insert(ctx->connections.end(), [&stop_current] { stop_current(); });
+    struct unregister {
+        http_context& ctx;
+        std::list<std::function<void()>>::iterator it;
+        ~unregister() { ctx.connections.erase(it); }
+    } guard{*ctx, registration};
+    beast::flat_buffer buffer;
+    for (;;) {
+        http::request_parser<http::string_body> parser;
+        parser.header_limit(16 * 1024);
+        // Beast would reject a large Content-Length while reading the header, before we could
+        // answer 413 (or 401 first); screen() checks it, and the limit is set before the body.
+        parser.body_limit(boost::none);
+        stream.expires_after(ctx->opts.read_timeout);
+        auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
+        if (hec) break;  // end_of_stream, deadline, garbage: the connection is done
+
+        response res;
+        bool keep_alive = parser.get().keep_alive();
+        bool unread_body = false;
+        if (auto refusal = screen(parser, *ctx)) {
+            res = std::move(*refusal);
+            unread_body = !parser.is_done();  // it would poison the next request: close
+            keep_alive = keep_alive && !unread_body;
+        } else {
+            if (websocket::is_upgrade(parser.get())) {
+                co_await serve_ws(std::move(stream), parser.release(), ctx, stop_current);
+                co_return;
+            }
+            parser.body_limit(ctx->opts.max_body_bytes);
+            if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+                // curl sends this for bodies over 1 KiB and would otherwise stall for a second.
+                http::response<http::empty_body> go_on{http::status::continue_, parser.get().version()};
+                auto [cec, cn] = co_await http::async_write(stream, go_on, use_tuple);
+                if (cec) break;
+            }
+            auto [bec, bn] = co_await http::async_read(stream, buffer, parser, use_tuple);
+            if (bec == http::error::body_limit) {
+                res = plain(http::status::payload_too_large, "body too large\n", parser.get().version());
+                keep_alive = false;
+                unread_body = true;
+            } else if (bec) {
+                break;
+            } else {
+                stream.expires_never();  // a long agents_wait is not a slow client
+                res = co_await route(parser.get(), *ctx);
+            }
+        }
+        res.keep_alive(keep_alive);
+        res.prepare_payload();
+        stream.expires_after(ctx->opts.read_timeout);
+        auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
+        if (!wec && unread_body) co_await linger(stream);
+        if (wec || !keep_alive) break;
+    }
+    beast::error_code ignored;
+    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+}
+
+}  // namespace agentd::daemon

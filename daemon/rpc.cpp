@@ -1,0 +1,208 @@
+// rpc_service: JSON-RPC framing, the planner, and the five agents_* methods. Handlers see typed
+// params only; anything unexpected is caught here once and answered -32603 without detail.
+#include "daemon/rpc.hpp"
+
+#include "planner/executor.hpp"
+#include "planner/plan.hpp"
+
+#include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/serialize.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+
+namespace agentd::daemon {
+namespace json = boost::json;
+namespace asio = boost::asio;
+using protocol::result;
+
+namespace {
+
+json::array render(std::vector<jobs::job_entry> const& entries) {
+    auto now = std::chrono::system_clock::now();
+    json::array out;
+    out.reserve(entries.size());
+    for (auto const& e : entries)
+        out.push_back(e.view ? protocol::to_json(*e.view, now) : protocol::not_found_json(e.id));
+    return out;
+}
+
+// The caller's session applies when the params name none (MCP: the Mcp-Session-Id).
+template <class P>
+void apply_default_session(P& p, json::value const& params, caller const& who) {
+    auto const* obj = params.if_object();
+    if (!obj || !obj->contains("session")) p.session = who.default_session;
+}
+
+jobs::owner owner_of(caller const& who, std::string const& session) {
+    return {who.principal, session};
+}
+
+}  // namespace
+
+// A channel of capacity one: sending acquires, receiving releases, waiters queue FIFO.
+struct rpc_service::global_lock {
+    explicit global_lock(asio::any_io_executor ex) : slot(std::move(ex), 1) {}
+    asio::experimental::channel<void(boost::system::error_code)> slot;  // not movable in 1.81
+};
+
+rpc_service::rpc_service(asio::any_io_executor ex, jobs::manager& jobs, planner::policy policy,
+                         protocol::codec_limits codec, dispatch_mode mode)
+    : jobs_(jobs),
+      policy_(policy),
+      codec_(codec),
+      mode_(mode),
+      lock_(std::make_unique<global_lock>(std::move(ex))) {}
+
+rpc_service::~rpc_service() = default;
+
+asio::awaitable<result<json::value>> rpc_service::invoke(std::string_view method,
+                                                         json::value const& params,
+                                                         caller const& who) {
+    if (method == "agents_start") {
+        if (policy_.start == planner::approval_mode::deny)
+            co_return protocol::approval_error("agents_start is denied by policy");
+        auto p = protocol::parse_start(params, {jobs_.config().max_tasks_per_call});
+        if (!p) co_return p.error();
+        if (policy_.start == planner::approval_mode::ask) {
+            if (!who.can_ask || !who.ask)
+                co_return protocol::approval_error("approval required, and this transport cannot ask");
+            json::value request{{"method", method}, {"params", params}};
+            if (!co_await who.ask(std::move(request)))
+                co_return protocol::approval_error("agents_start was not approved");
+        }
+        apply_default_session(*p, params, who);
+        auto started = jobs_.start_jobs(owner_of(who, p->session), *p);
+        if (!started) co_return started.error();
+        co_return json::object{{"jobs", render(*started)}};
+    }
+    if (method == "agents_status") {
+        auto p = protocol::parse_status(params);
+        if (!p) co_return p.error();
+        apply_default_session(*p, params, who);
+        co_return json::object{{"jobs", render(jobs_.status(owner_of(who, p->session), *p))}};
+    }
+    if (method == "agents_wait") {
+        auto p = protocol::parse_wait(params);
+        if (!p) co_return p.error();
+        apply_default_session(*p, params, who);
+        auto owner = owner_of(who, p->session);
+        auto out = co_await jobs_.wait(owner, *p);
+        co_return json::object{
+            {"done", out.done}, {"timed_out", out.timed_out}, {"jobs", render(out.jobs)}};
+    }
+    if (method == "agents_cancel") {
+        auto p = protocol::parse_cancel(params);
+        if (!p) co_return p.error();
+        apply_default_session(*p, params, who);
+        auto owner = owner_of(who, p->session);
+        auto out = co_await jobs_.cancel(owner, *p);
+        co_return json::object{{"jobs", render(out)}};
+    }
+    if (method == "agents_peek") {
+        auto p = protocol::parse_peek(params);
+        if (!p) co_return p.error();
+        apply_default_session(*p, params, who);
+        auto owner = owner_of(who, p->session);
+        auto out = co_await jobs_.peek(owner, *p);
+        co_return json::object{{"job", render({out.job}).at(0)},
+                               {"partial_output", out.partial_output}};
+    }
+    co_return protocol::method_not_found(method);
+}
+
+bool rpc_service::joinable(std::string_view body) const {
+    auto msg = protocol::parse_message(body, codec_);
+    if (!msg) return false;
+    return std::all_of(msg->elements.begin(), msg->elements.end(), [&](auto const& e) {
+        return e.req && planner::can_join_parallel(
+                            planner::traits_for(e.req->method, &e.req->params, policy_));
+    });
+}
+
+asio::awaitable<json::value> rpc_service::answer(protocol::request const& req, caller const& who) {
+    auto const& id = req.id ? *req.id : json::value(nullptr);
+    auto out = co_await invoke(req.method, req.params, who);
+    co_return out ? protocol::make_result(id, std::move(*out))
+                  : protocol::make_error(id, out.error());
+}
+
+asio::awaitable<json::value> rpc_service::answer_serially(protocol::request const& req,
+                                                          caller const& who) {
+    co_await lock_->slot.async_send(boost::system::error_code{}, asio::use_awaitable);
+    struct release {
+        global_lock& lock;
+        ~release() { lock.slot.try_receive([](boost::system::error_code) {}); }
+    } guard{*lock_};
+    auto response = co_await answer(req, who);
+    if (req.method == "agents_start" && response.as_object().contains("result")) {
+        std::vector<std::string> ids;
+        for (auto const& j : response.at("result").at("jobs").as_array())
+            ids.emplace_back(j.at("id").as_string());
+        auto const* params = req.params.if_object();
+        auto const* session = params ? params->if_contains("session") : nullptr;
+        jobs::owner owner{who.principal, session && session->is_string()
+                                             ? std::string(session->get_string())
+                                             : who.default_session};
+        co_await jobs_.until_launched(owner, ids);
+    }
+    co_return response;
+}
+
+asio::awaitable<std::optional<std::string>> rpc_service::handle(std::string_view body,
+                                                                caller const& who) {
+    auto msg = protocol::parse_message(body, codec_);
+    if (!msg) co_return json::serialize(protocol::make_error(nullptr, msg.error()));
+
+    auto& elements = msg->elements;
+    std::vector<planner::call_traits> traits;
+    traits.reserve(elements.size());
+    for (auto const& e : elements) {
+        traits.push_back(e.req ? planner::traits_for(e.req->method, &e.req->params, policy_)
+                               : planner::call_traits{});
+    }
+    auto plan = planner::plan(traits);
+    if (mode_ == dispatch_mode::serial) {
+        plan.clear();
+        for (std::size_t i = 0; i < elements.size(); ++i) plan.push_back(planner::serial_batch{i});
+    }
+    auto outcomes = co_await planner::run_plan(
+        std::move(plan), elements.size(),
+        [&](std::size_t i) -> asio::awaitable<std::optional<json::value>> {
+            auto const& e = elements[i];
+            if (!e.req) co_return protocol::make_error(e.error_id, e.req.error());
+            json::value response;
+            if (mode_ == dispatch_mode::serial)
+                response = co_await answer_serially(*e.req, who);
+            else
+                response = co_await answer(*e.req, who);
+            if (!e.req->id) co_return std::nullopt;  // notification: run, never answer
+            co_return response;
+        });
+
+    json::array responses;
+    for (std::size_t i = 0; i < outcomes.size(); ++i) {
+        auto& o = outcomes[i];
+        if (o.response) {
+            responses.push_back(std::move(*o.response));
+        } else if (o.error && elements[i].req && elements[i].req->id) {
+            try {
+                std::rethrow_exception(o.error);
+            } catch (std::exception const& x) {
+                std::cerr << "agentd: internal error in " << elements[i].req->method << ": "
+                          << x.what() << "\n";
+            } catch (...) {
+                std::cerr << "agentd: internal error in " << elements[i].req->method << "\n";
+            }
+            responses.push_back(protocol::make_error(*elements[i].req->id, protocol::internal_error()));
+        }
+    }
+    if (responses.empty()) co_return std::nullopt;
+    if (!msg->is_batch) co_return json::serialize(responses.front());
+    co_return json::serialize(responses);
+}
+
+}  // namespace agentd::daemon

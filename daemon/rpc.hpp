@@ -1,0 +1,69 @@
+// The JSON-RPC service shared by every transport: parses a message, plans its calls (parallel
+// batches and serial barriers, DESIGN §4), runs the agents_* methods on the job manager and
+// renders exactly one response per request id, in request order.
+#pragma once
+
+#include "jobs/manager.hpp"
+#include "planner/traits.hpp"
+#include "protocol/errors.hpp"
+#include "protocol/params.hpp"
+#include "protocol/rpc.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/json/value.hpp>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace agentd::daemon {
+
+// Who is calling, and over what.
+struct caller {
+    std::string principal = "local";
+    std::string default_session{protocol::default_session};
+    bool can_ask = false;  // a channel exists to ask the user for approval
+    // Asks the client to approve a call (params: what would run); true when approved.
+    std::function<boost::asio::awaitable<bool>(boost::json::value)> ask;
+};
+
+// `planned` is agentd's dispatch. `serial` exists only as the benchmark baseline of today's
+// agent tools: every call runs alone behind one daemon-wide lock, and a start holds it until its
+// upstream sessions exist.
+enum class dispatch_mode { planned, serial };
+
+class rpc_service {
+public:
+    rpc_service(boost::asio::any_io_executor ex, jobs::manager& jobs, planner::policy policy,
+                protocol::codec_limits codec, dispatch_mode mode = dispatch_mode::planned);
+    ~rpc_service();
+
+    // The serialized response, or nullopt when there is nothing to answer (notifications only).
+    boost::asio::awaitable<std::optional<std::string>> handle(std::string_view body,
+                                                              caller const& who);
+    // Whether every call of a message may join a parallel batch (DESIGN §4); transports that
+    // receive messages while earlier ones run (WebSocket) schedule messages by it.
+    bool joinable(std::string_view body) const;
+    // One method call, for transports that frame calls themselves (MCP tools).
+    boost::asio::awaitable<protocol::result<boost::json::value>> invoke(
+        std::string_view method, boost::json::value const& params, caller const& who);
+
+private:
+    boost::asio::awaitable<boost::json::value> answer(protocol::request const& req,
+                                                      caller const& who);
+
+    boost::asio::awaitable<boost::json::value> answer_serially(protocol::request const& req,
+                                                               caller const& who);
+
+    jobs::manager& jobs_;
+    planner::policy policy_;
+    protocol::codec_limits codec_;
+    dispatch_mode mode_;
+    struct global_lock;
+    std::unique_ptr<global_lock> lock_;
+};
+
+}  // namespace agentd::daemon

@@ -1,0 +1,22 @@
+// One WebSocket connection on /ws: JSON-RPC both ways over the upgraded stream. Included only by
+// http_session.cpp, which hands the stream over after the upgrade request passed its guards.
+#pragma once
+
+#include "daemon/http_session.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <functional>
+#include <memory>
+
+namespace agentd::daemon {
+
+boost::asio::awaitable<void> serve_ws(boost::beast::tcp_stream stream,
+                                      boost::beast::http::request<boost::beast::http::string_body> req,
+                                      std::shared_ptr<http_context> ctx,
+                                      std::function<void()>& stop);
+
+}  // namespace agentd::daemon

@@ -1,0 +1,46 @@
+// A job as the manager keeps it: its public view, owner, task, streamed partial text and the
+// runtime hooks (call control, waiters). Owned through shared_ptr by the registry and by the
+// coroutine that runs it.
+#pragma once
+
+#include "jobs/upstream/call_control.hpp"
+#include "protocol/job_view.hpp"
+#include "protocol/params.hpp"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace agentd::jobs {
+
+// A job belongs to (principal, session); nobody else can see it.
+struct owner {
+    std::string principal;
+    std::string session;
+    bool operator==(owner const&) const = default;
+};
+
+// Wakes a blocked agents_wait; the manager calls wake() on every state change it watches.
+class waiter_hook {
+public:
+    virtual void wake() = 0;
+
+protected:
+    ~waiter_hook() = default;
+};
+
+struct job {
+    protocol::job_view view;
+    owner own;
+    protocol::task task;
+    std::optional<std::string> upstream_parent;
+    std::string partial;  // text streamed so far (peek), capped at max_output_bytes
+    std::unique_ptr<upstream::call_control> control;  // while running
+    std::vector<waiter_hook*> waiters;
+    std::uint64_t seq = 0;  // creation order, for newest-first listings
+};
+
+using job_ptr = std::shared_ptr<job>;
+
+}  // namespace agentd::jobs

@@ -1,0 +1,433 @@
+// Job manager implementation. Every job runs as one coroutine (create session, prompt) raced
+// against its deadline and cancel through call_control; state changes wake waiters through
+// their timers, so waiting costs nothing while idle.
+#include "jobs/manager.hpp"
+
+#include "jobs/lifecycle.hpp"
+#include "jobs/random.hpp"
+#include "jobs/registry.hpp"
+#include "protocol/utf8.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <deque>
+#include <unordered_set>
+
+namespace agentd::jobs {
+namespace asio = boost::asio;
+using protocol::error_kind;
+using protocol::error_phase;
+using protocol::job_state;
+using upstream::stop_reason;
+using steady = std::chrono::steady_clock;
+using wall = std::chrono::system_clock;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+struct manager::impl : std::enable_shared_from_this<manager::impl> {
+    asio::any_io_executor ex;
+    limits lim;
+    std::unique_ptr<upstream::backend> backend;
+    registry jobs;
+    std::deque<job_ptr> queue;  // FIFO of jobs waiting for the launch gate
+    std::size_t queued = 0;     // queued jobs not yet cancelled
+    std::size_t running = 0;
+    std::unordered_set<job_ptr> active;  // launched and not yet ended
+    std::uint64_t next_seq = 0;
+    std::deque<std::pair<steady::time_point, std::string>> finished;  // retention order
+    asio::steady_timer reaper;
+    bool stopped = false;
+
+    impl(asio::any_io_executor e, limits l, std::unique_ptr<upstream::backend> b)
+        : ex(std::move(e)), lim(l), backend(std::move(b)), reaper(ex) {}
+
+    // --- state changes -----------------------------------------------------------------
+
+    bool transition(job& j, job_event e) {
+        auto next = next_state(j.view.state, e);
+        if (!next) return false;
+        j.view.state = *next;
+        auto now = wall::now();
+        if (*next == job_state::running) j.view.started_at = now;
+        if (protocol::is_terminal(*next)) {
+            j.view.finished_at = now;
+            finished.emplace_back(steady::now(), j.view.id);
+            if (finished.size() == 1) reaper.cancel();  // re-arm for the new front
+        }
+        for (auto* w : std::vector<waiter_hook*>(j.waiters)) w->wake();
+        return true;
+    }
+
+    void fail(job& j, upstream::upstream_error const& e) {
+        if (!transition(j, job_event::fail)) return;
+        j.view.error = protocol::job_error{e.kind, e.phase, e.message, e.http_status};
+    }
+
+    // --- launch gate ---------------------------------------------------------------------
+
+    void pump() {
+        while (!stopped && running < lim.max_running && !queue.empty()) {
+            auto j = std::move(queue.front());
+            queue.pop_front();
+            --queued;
+            launch(std::move(j));
+        }
+    }
+
+    void launch(job_ptr j) {
+        auto timeout = j->task.timeout_ms ? std::chrono::milliseconds(*j->task.timeout_ms)
+                                          : lim.job_timeout;
+        j->control = std::make_unique<upstream::call_control>(steady::now() + timeout);
+        transition(*j, job_event::admit);
+        ++running;
+        active.insert(j);
+        asio::co_spawn(ex, run(shared_from_this(), j), asio::detached);
+    }
+
+    static asio::awaitable<void> run(std::shared_ptr<impl> self, job_ptr j) {
+        try {
+            co_await self->run_job(j);
+        } catch (...) {
+            // A bug in one job must not take the daemon down, nor leave the job "running".
+            self->fail(*j, {error_kind::protocol, error_phase::prompt,
+                            "internal error while running the job", std::nullopt});
+        }
+        j->control.reset();
+        self->active.erase(j);
+        --self->running;
+        self->pump();
+    }
+
+    asio::awaitable<void> run_job(job_ptr j) {
+        auto& ctl = *j->control;
+        asio::steady_timer deadline(ex, ctl.deadline());
+        deadline.async_wait([j](boost::system::error_code ec) {
+            if (!ec && j->control) j->control->stop(stop_reason::deadline);
+        });
+
+        upstream::session_request sreq{j->view.description, j->upstream_parent, j->task.directory};
+        auto session = co_await backend->create_session(sreq, ctl);
+        if (!session) {
+            deadline.cancel();
+            end_failed(*j, session.error(), error_phase::create);
+            co_return;
+        }
+        j->view.upstream = protocol::upstream_ref{std::string(backend->name()), *session};
+        jobs.bind_upstream(j, *session);
+        for (auto* w : std::vector<waiter_hook*>(j->waiters)) w->wake();  // until_launched()
+        if (ctl.stopped() != stop_reason::none) {
+            deadline.cancel();
+            end_failed(*j, {error_kind::cancelled, error_phase::create, "stopped", {}},
+                       error_phase::create);
+            co_return;
+        }
+
+        upstream::prompt_request preq{j->task.prompt, j->task.agent, j->task.model, j->task.system,
+                                      j->task.directory};
+        auto out = co_await backend->prompt(*session, preq, ctl);
+        deadline.cancel();
+        if (out) {
+            if (transition(*j, job_event::complete)) {
+                j->view.output = std::move(out->output);
+                j->view.truncated = out->truncated;
+                j->view.usage = out->usage;
+                j->partial.clear();
+            }
+            co_return;
+        }
+        end_failed(*j, out.error(), error_phase::prompt);
+        // The upstream may still be working (deadline, reset, our own stop): tell it to stop.
+        // A job cancelled by the caller was aborted by agents_cancel already.
+        if (out.error().kind != error_kind::upstream && j->view.state != job_state::cancelled)
+            co_await backend->abort(*session, j->task.directory);
+    }
+
+    // Ends a job whose upstream call failed, attributing a stop to its real cause.
+    void end_failed(job& j, upstream::upstream_error e, error_phase phase) {
+        switch (j.control->stopped()) {
+            case stop_reason::cancelled: return;  // already cancelled by the caller
+            case stop_reason::deadline:
+                e = {error_kind::timeout, phase,
+                     fmt::format("job exceeded its timeout of {} ms",
+                                 j.task.timeout_ms.value_or(lim.job_timeout.count())),
+                     std::nullopt};
+                break;
+            case stop_reason::shutdown:
+                if (transition(j, job_event::interrupt))
+                    j.view.error = protocol::job_error{error_kind::interrupted, phase,
+                                                       "agentd shut down", std::nullopt};
+                return;
+            case stop_reason::none: e.phase = phase; break;
+        }
+        fail(j, e);
+    }
+
+    asio::awaitable<void> abort(job_ptr j) {
+        co_await backend->abort(j->view.upstream->session, j->task.directory);
+    }
+
+    // --- reaper --------------------------------------------------------------------------
+
+    static asio::awaitable<void> reap(std::shared_ptr<impl> self) {
+        while (!self->stopped) {
+            auto now = steady::now();
+            while (!self->finished.empty() && self->finished.front().first + self->lim.retention <= now) {
+                self->jobs.erase(self->finished.front().second);
+                self->finished.pop_front();
+            }
+            if (self->finished.empty())
+                self->reaper.expires_at(steady::time_point::max());
+            else
+                self->reaper.expires_at(self->finished.front().first + self->lim.retention);
+            co_await self->reaper.async_wait(use_tuple);
+        }
+    }
+
+    // --- peek text from the event stream ------------------------------------------------
+
+    void on_delta(std::string_view session, std::string_view delta) {
+        auto j = jobs.find_by_upstream(std::string(session));
+        if (!j || j->view.state != job_state::running) return;
+        auto room = lim.max_output_bytes - std::min(lim.max_output_bytes, j->partial.size());
+        j->partial.append(delta.substr(0, protocol::utf8_prefix(delta, room)));
+    }
+
+    // --- views ---------------------------------------------------------------------------
+
+    job_entry entry(owner const& o, std::string const& id) const {
+        auto j = jobs.find(o, id);
+        return {id, j ? std::optional(j->view) : std::nullopt};
+    }
+};
+
+manager::manager(asio::any_io_executor ex, limits lim, std::unique_ptr<upstream::backend> be)
+    : impl_(std::make_shared<impl>(std::move(ex), lim, std::move(be))) {}
+
+manager::~manager() { stop(); }
+
+limits const& manager::config() const { return impl_->lim; }
+
+void manager::start() {
+    std::weak_ptr<impl> weak = impl_;
+    impl_->backend->start([weak](std::string_view session, std::string_view delta) {
+        if (auto self = weak.lock()) self->on_delta(session, delta);
+    });
+    asio::co_spawn(impl_->ex, impl::reap(impl_), asio::detached);
+}
+
+void manager::stop() {
+    if (impl_->stopped) return;
+    impl_->stopped = true;
+    impl_->reaper.cancel();
+    for (auto const& j : impl_->queue) {
+        if (!impl_->transition(*j, job_event::interrupt)) continue;
+        j->view.error = protocol::job_error{error_kind::interrupted, std::nullopt,
+                                            "agentd shut down before the job started", std::nullopt};
+    }
+    impl_->queue.clear();
+    impl_->queued = 0;
+    // Running jobs end through their own coroutines once their sockets are closed.
+    for (auto const& j : std::vector<job_ptr>(impl_->active.begin(), impl_->active.end()))
+        if (j->control) j->control->stop(stop_reason::shutdown);
+    impl_->backend->stop();
+}
+
+protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
+                                                             protocol::start_params const& p) {
+    auto& m = *impl_;
+    if (m.stopped) return protocol::shutting_down();
+    int depth = 1;
+    if (auto parent = m.jobs.find_by_upstream(o.principal, o.session)) depth = parent->view.depth + 1;
+    if (depth > m.lim.max_depth) return protocol::limit_exceeded("max_depth", m.lim.max_depth);
+
+    // Jobs that cannot launch at once wait in the queue; the call is all or nothing.
+    auto free = m.lim.max_running - std::min(m.lim.max_running, m.running);
+    auto overflow = m.queued > 0 ? p.tasks.size() : p.tasks.size() - std::min(free, p.tasks.size());
+    if (m.queued + overflow > m.lim.max_queued)
+        return protocol::limit_exceeded("max_queued", static_cast<std::int64_t>(m.lim.max_queued));
+
+    std::vector<job_ptr> created;
+    for (auto const& t : p.tasks) {
+        auto j = std::make_shared<job>();
+        j->view.id = "job_" + random_hex(16);
+        j->view.description = t.description;
+        j->view.created_at = wall::now();
+        j->view.depth = depth;
+        j->own = o;
+        j->task = t;
+        j->upstream_parent = p.upstream_parent;
+        j->seq = m.next_seq++;
+        m.jobs.insert(j);
+        m.queue.push_back(j);
+        ++m.queued;
+        created.push_back(std::move(j));
+    }
+    m.pump();
+    std::vector<job_entry> out;
+    for (auto const& j : created) out.push_back({j->view.id, j->view});
+    return out;
+}
+
+std::vector<job_entry> manager::status(owner const& o, protocol::status_params const& p) const {
+    std::vector<job_entry> out;
+    if (p.jobs) {
+        for (auto const& id : *p.jobs) out.push_back(impl_->entry(o, id));
+    } else {
+        for (auto const& j : impl_->jobs.list(o)) out.push_back({j->view.id, j->view});
+    }
+    return out;
+}
+
+namespace {
+
+// A blocked agents_wait: a timer that job state changes cancel to wake it.
+class timer_waiter final : public waiter_hook {
+public:
+    explicit timer_waiter(asio::any_io_executor ex) : timer_(std::move(ex)) {}
+    void wake() override { timer_.cancel(); }
+    asio::steady_timer& timer() { return timer_; }
+
+private:
+    asio::steady_timer timer_;
+};
+
+// Registers a waiter with jobs for the duration of a wait.
+class waiter_registration {
+public:
+    waiter_registration(std::vector<job_ptr> const& jobs, waiter_hook* w) : jobs_(jobs), w_(w) {
+        for (auto const& j : jobs_) j->waiters.push_back(w_);
+    }
+    ~waiter_registration() {
+        for (auto const& j : jobs_) std::erase(j->waiters, w_);
+    }
+    waiter_registration(waiter_registration const&) = delete;
+    waiter_registration& operator=(waiter_registration const&) = delete;
+
+private:
+    std::vector<job_ptr> jobs_;
+    waiter_hook* w_;
+};
+
+}  // namespace
+
+asio::awaitable<wait_outcome> manager::wait(owner const& o, protocol::wait_params const& p) const {
+    std::shared_ptr<impl const> self = impl_;
+    std::vector<std::string> ids;
+    std::vector<job_ptr> selected;  // null where not found
+    if (p.jobs) {
+        for (auto const& id : *p.jobs) {
+            ids.push_back(id);
+            selected.push_back(self->jobs.find(o, id));
+        }
+    } else {
+        for (auto const& j : self->jobs.list(o)) {
+            if (protocol::is_terminal(j->view.state)) continue;
+            ids.push_back(j->view.id);
+            selected.push_back(j);
+        }
+    }
+    std::vector<job_ptr> live;
+    for (auto const& j : selected)
+        if (j && !protocol::is_terminal(j->view.state)) live.push_back(j);
+
+    auto check = [&] {
+        auto is_done = [](job_ptr const& j) { return !j || protocol::is_terminal(j->view.state); };
+        if (selected.empty()) return true;
+        return p.mode == protocol::wait_mode::all
+                   ? std::all_of(selected.begin(), selected.end(), is_done)
+                   : std::any_of(selected.begin(), selected.end(), is_done);
+    };
+
+    timer_waiter w(self->ex);
+    waiter_registration reg(live, &w);
+    auto deadline = steady::now() + std::chrono::milliseconds(p.timeout_ms);
+    // stop() ends every job promptly (interrupted), so shutdown needs no special case here.
+    bool done = check();
+    while (!done && steady::now() < deadline) {
+        w.timer().expires_at(deadline);
+        co_await w.timer().async_wait(use_tuple);
+        done = check();
+    }
+    wait_outcome out{done, !done && steady::now() >= deadline, {}};
+    for (std::size_t i = 0; i < ids.size(); ++i)
+        out.jobs.push_back({ids[i], selected[i] ? std::optional(selected[i]->view) : std::nullopt});
+    co_return out;
+}
+
+asio::awaitable<void> manager::until_launched(owner const& o, std::vector<std::string> ids) const {
+    std::shared_ptr<impl const> self = impl_;
+    std::vector<job_ptr> selected;
+    for (auto const& id : ids)
+        if (auto j = self->jobs.find(o, id)) selected.push_back(std::move(j));
+    auto launched = [&] {
+        return std::all_of(selected.begin(), selected.end(), [](job_ptr const& j) {
+            return j->view.upstream || protocol::is_terminal(j->view.state);
+        });
+    };
+    timer_waiter w(self->ex);
+    waiter_registration reg(selected, &w);
+    while (!launched()) {
+        w.timer().expires_at(steady::time_point::max());
+        co_await w.timer().async_wait(use_tuple);
+    }
+}
+
+asio::awaitable<std::vector<job_entry>> manager::cancel(owner const& o,
+                                                        protocol::cancel_params const& p) {
+    auto self = impl_;
+    std::vector<job_entry> out;
+    std::vector<job_ptr> to_abort;
+    for (auto const& id : p.jobs) {
+        auto j = self->jobs.find(o, id);
+        if (j && j->view.state == job_state::queued) {
+            self->transition(*j, job_event::cancel);
+            j->view.error = protocol::job_error{error_kind::cancelled, std::nullopt,
+                                                "cancelled by the caller", std::nullopt};
+            std::erase(self->queue, j);
+            --self->queued;
+        } else if (j && j->view.state == job_state::running) {
+            self->transition(*j, job_event::cancel);
+            j->view.error = protocol::job_error{error_kind::cancelled, std::nullopt,
+                                                "cancelled by the caller", std::nullopt};
+            if (j->control) j->control->stop(stop_reason::cancelled);
+            if (j->view.upstream) to_abort.push_back(j);
+        }
+        out.push_back({id, j ? std::optional(j->view) : std::nullopt});
+    }
+    // Aborts go out concurrently: N hung sessions must not cost N request timeouts.
+    if (!to_abort.empty()) {
+        using op = decltype(asio::co_spawn(self->ex, self->abort(to_abort[0]), asio::deferred));
+        std::vector<op> ops;
+        for (auto const& j : to_abort) ops.push_back(asio::co_spawn(self->ex, self->abort(j), asio::deferred));
+        co_await asio::experimental::make_parallel_group(std::move(ops))
+            .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+    }
+    co_return out;
+}
+
+asio::awaitable<peek_outcome> manager::peek(owner const& o, protocol::peek_params const& p) const {
+    std::shared_ptr<impl const> self = impl_;
+    auto j = self->jobs.find(o, p.job);
+    if (!j) co_return peek_outcome{{p.job, std::nullopt}, {}};
+    std::string text = j->view.output ? *j->view.output : j->partial;
+    // No streamed text yet (event stream down or a proxy in between): ask the upstream.
+    if (text.empty() && j->view.state == job_state::running && j->view.upstream) {
+        auto read = co_await self->backend->read_partial(j->view.upstream->session, j->task.directory);
+        if (read) text = std::move(*read);
+    }
+    co_return peek_outcome{{j->view.id, j->view}, std::move(text)};
+}
+
+manager_stats manager::stats() const {
+    return {impl_->jobs.size(), impl_->running, impl_->queued};
+}
+
+}  // namespace agentd::jobs

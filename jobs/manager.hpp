@@ -1,0 +1,86 @@
+// The job manager: admission (max_queued), the launch gate (max_running), per-job deadlines,
+// cancellation with upstream abort, event-driven waits, peek, and the retention reaper. All on
+// one executor, so no locks: nothing is ever held across upstream I/O.
+#pragma once
+
+#include "jobs/job.hpp"
+#include "jobs/upstream/backend.hpp"
+#include "protocol/errors.hpp"
+#include "protocol/params.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace agentd::jobs {
+
+struct limits {
+    std::size_t max_tasks_per_call = 8;
+    std::size_t max_running = 16;
+    std::size_t max_queued = 1024;
+    int max_depth = 2;
+    std::chrono::milliseconds job_timeout{1'800'000};
+    std::size_t max_output_bytes = 1 << 20;
+    std::chrono::milliseconds retention{24 * 3'600'000};
+};
+
+// One requested job in a reply: its view, or nullopt for an id that is unknown or foreign.
+struct job_entry {
+    std::string id;
+    std::optional<protocol::job_view> view;
+};
+
+struct wait_outcome {
+    bool done = false;
+    bool timed_out = false;
+    std::vector<job_entry> jobs;
+};
+
+struct peek_outcome {
+    job_entry job;
+    std::string partial_output;
+};
+
+struct manager_stats {
+    std::size_t jobs = 0;
+    std::size_t running = 0;
+    std::size_t queued = 0;
+};
+
+class manager {
+public:
+    manager(boost::asio::any_io_executor ex, limits lim, std::unique_ptr<upstream::backend> be);
+    ~manager();
+    manager(manager const&) = delete;
+    manager& operator=(manager const&) = delete;
+
+    void start();  // event stream and reaper
+    void stop();   // stops timers and the backend's background work
+
+    protocol::result<std::vector<job_entry>> start_jobs(owner const& o,
+                                                        protocol::start_params const& p);
+    std::vector<job_entry> status(owner const& o, protocol::status_params const& p) const;
+    boost::asio::awaitable<wait_outcome> wait(owner const& o, protocol::wait_params const& p) const;
+    boost::asio::awaitable<std::vector<job_entry>> cancel(owner const& o,
+                                                          protocol::cancel_params const& p);
+    boost::asio::awaitable<peek_outcome> peek(owner const& o, protocol::peek_params const& p) const;
+
+    // Until every listed job has its upstream session or has ended. Only the forced-serial
+    // dispatch (the benchmark baseline that mimics a global launch lock) waits on this.
+    boost::asio::awaitable<void> until_launched(owner const& o, std::vector<std::string> ids) const;
+
+    manager_stats stats() const;
+    limits const& config() const;
+
+private:
+    struct impl;
+    std::shared_ptr<impl> impl_;
+};
+
+}  // namespace agentd::jobs

@@ -1,0 +1,37 @@
+// Owner-scoped job registry: lookups by (owner, id) that answer "not found" for anybody else's
+// job, per-owner listings newest first, and the index from upstream session to job used for
+// nesting and for routing streamed text. Pure data structure, no I/O.
+#pragma once
+
+#include "jobs/job.hpp"
+
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace agentd::jobs {
+
+class registry {
+public:
+    void insert(job_ptr j);
+    void erase(std::string const& id);
+    // Binds the job to its upstream session once created.
+    void bind_upstream(job_ptr const& j, std::string const& upstream_session);
+
+    // nullptr when unknown or owned by somebody else: the two cases are indistinguishable.
+    job_ptr find(owner const& o, std::string const& id) const;
+    std::vector<job_ptr> list(owner const& o) const;  // newest first
+    job_ptr find_by_upstream(std::string const& principal, std::string const& session) const;
+    job_ptr find_by_upstream(std::string const& session) const;
+    std::size_t size() const { return by_id_.size(); }
+
+private:
+    static std::string key(owner const& o);
+
+    std::unordered_map<std::string, job_ptr> by_id_;
+    std::unordered_map<std::string, std::map<std::uint64_t, job_ptr>> by_owner_;
+    std::unordered_map<std::string, job_ptr> by_upstream_;
+};
+
+}  // namespace agentd::jobs

@@ -1,0 +1,259 @@
+// opencode backend: requests through the keep-alive pool, failures mapped to error kinds and
+// phases, and one long-lived `GET /event` stream (reconnecting with backoff) whose text deltas
+// feed peek, since mid-turn message reads show the text part empty.
+#include "jobs/upstream/opencode.hpp"
+
+#include "jobs/upstream/opencode_parse.hpp"
+#include "jobs/upstream/sse.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/detail/base64.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/throw_exception.hpp>
+#include <fmt/format.h>
+
+#include <stdexcept>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace agentd::jobs::upstream {
+
+void throw_exception_from_error(upstream_error const& e, boost::source_location const& loc) {
+    boost::throw_exception(std::runtime_error("upstream error: " + e.message), loc);
+}
+
+namespace {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace json = boost::json;
+using protocol::error_kind;
+using protocol::error_phase;
+using clock = std::chrono::steady_clock;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+std::optional<std::string> basic_auth(opencode_config const& cfg) {
+    if (!cfg.password) return std::nullopt;
+    std::string plain = cfg.username.value_or("opencode") + ":" + *cfg.password;
+    std::string out(beast::detail::base64::encoded_size(plain.size()), '\0');
+    out.resize(beast::detail::base64::encode(out.data(), plain.data(), plain.size()));
+    return "Basic " + out;
+}
+
+std::string with_directory(std::string path, std::optional<std::string> const& directory) {
+    if (directory) path += "?directory=" + url_encode(*directory);
+    return path;
+}
+
+upstream_error from_failure(http_failure const& f, error_phase phase) {
+    switch (f.what) {
+        case http_failure::kind::connect:
+            return {error_kind::transport, phase, "cannot reach upstream: " + f.message, {}};
+        case http_failure::kind::timeout:
+            return {error_kind::timeout, phase, "upstream did not answer before the deadline", {}};
+        case http_failure::kind::stopped:
+            return {error_kind::cancelled, phase, "stopped", {}};
+        case http_failure::kind::too_large:
+            return {error_kind::protocol, phase, "upstream response too large", {}};
+        case http_failure::kind::transport: break;
+    }
+    return {error_kind::transport, phase, "upstream connection failed: " + f.message, {}};
+}
+
+// State shared with the event-stream coroutine, which may outlive a call to stop().
+struct event_stream {
+    asio::any_io_executor ex;
+    origin target;
+    std::optional<std::string> auth;
+    std::chrono::milliseconds idle_timeout;
+    delta_sink sink;
+    bool stopping = false;
+    beast::tcp_stream* active = nullptr;
+    asio::steady_timer* backoff = nullptr;
+    // Parts that are not assistant text (reasoning, tools) must not leak into peek.
+    std::unordered_map<std::string, std::unordered_set<std::string>> hidden_parts;
+
+    void on_event(opencode::event const& e) {
+        using kind = opencode::event::kind;
+        if (e.what == kind::part_updated && e.part_type != "text") {
+            hidden_parts[e.session].insert(e.part_id);
+        } else if (e.what == kind::idle) {
+            hidden_parts.erase(e.session);
+        } else if (e.what == kind::delta && !e.delta.empty()) {
+            auto it = hidden_parts.find(e.session);
+            if (it == hidden_parts.end() || !it->second.contains(e.part_id)) sink(e.session, e.delta);
+        }
+    }
+
+    asio::awaitable<void> read_once() {
+        beast::tcp_stream stream(ex);
+        active = &stream;
+        struct clear_active {
+            event_stream* self;
+            ~clear_active() { self->active = nullptr; }
+        } guard{this};
+
+        stream.expires_after(idle_timeout);
+        asio::ip::tcp::resolver resolver(ex);
+        auto [rec, eps] = co_await resolver.async_resolve(target.host, target.port, use_tuple);
+        if (rec || stopping) co_return;
+        auto [cec, ep] = co_await stream.async_connect(eps, use_tuple);
+        if (cec || stopping) co_return;
+        http::request<http::empty_body> req{http::verb::get, target.base_path + "/event", 11};
+        req.set(http::field::host, target.host);
+        req.set(http::field::accept, "text/event-stream");
+        if (auth) req.set(http::field::authorization, *auth);
+        auto [wec, wn] = co_await http::async_write(stream, req, use_tuple);
+        if (wec) co_return;
+
+        beast::flat_buffer buf;
+        http::response_parser<http::buffer_body> parser;
+        parser.body_limit(boost::none);
+        auto [hec, hn] = co_await http::async_read_header(stream, buf, parser, use_tuple);
+        if (hec || parser.get().result_int() != 200) co_return;
+
+        opencode_sse sse_reader{*this};
+        char chunk[16 * 1024];
+        while (!parser.is_done() && !stopping) {
+            parser.get().body().data = chunk;
+            parser.get().body().size = sizeof chunk;
+            stream.expires_after(idle_timeout);
+            auto [ec, n] = co_await http::async_read_some(stream, buf, parser, use_tuple);
+            if (ec && ec != http::error::need_buffer) co_return;
+            if (!sse_reader.feed({chunk, sizeof chunk - parser.get().body().size})) co_return;
+        }
+    }
+
+    struct opencode_sse {
+        event_stream& self;
+        sse_parser parser{};
+        bool feed(std::string_view bytes) {
+            return parser.feed(bytes, [this](std::string_view data) {
+                if (auto e = opencode::parse_event(data)) self.on_event(*e);
+            });
+        }
+    };
+};
+
+asio::awaitable<void> run_events(std::shared_ptr<event_stream> s) {
+    auto delay = std::chrono::milliseconds(100);
+    while (!s->stopping) {
+        auto started = clock::now();
+        co_await s->read_once();
+        if (s->stopping) break;
+        if (clock::now() - started > std::chrono::seconds(5)) delay = std::chrono::milliseconds(100);
+        asio::steady_timer t(s->ex, delay);
+        s->backoff = &t;
+        co_await t.async_wait(use_tuple);
+        s->backoff = nullptr;
+        delay = std::min(delay * 2, std::chrono::milliseconds(5000));
+    }
+}
+
+class opencode_backend final : public backend {
+public:
+    opencode_backend(asio::any_io_executor ex, opencode_config cfg)
+        : ex_(ex), cfg_(std::move(cfg)), pool_(ex, cfg_.target, basic_auth(cfg_)) {}
+
+    std::string_view name() const override { return "opencode"; }
+
+    asio::awaitable<up_result<std::string>> create_session(session_request const& req,
+                                                           call_control& ctl) override {
+        json::object body;
+        if (!req.title.empty()) body["title"] = req.title;
+        if (req.parent) body["parentID"] = *req.parent;
+        http_request r{"POST", with_directory("/session", req.directory), json::serialize(body),
+                       short_deadline(ctl), &ctl};
+        auto reply = co_await pool_.request(std::move(r));
+        if (!reply) co_return from_failure(reply.error(), error_phase::create);
+        co_return opencode::parse_session(reply->status, reply->body);
+    }
+
+    asio::awaitable<up_result<prompt_outcome>> prompt(std::string const& session,
+                                                      prompt_request const& req,
+                                                      call_control& ctl) override {
+        json::object body{{"parts", json::array{json::object{{"type", "text"}, {"text", req.prompt}}}}};
+        if (req.agent) body["agent"] = *req.agent;
+        if (req.system) body["system"] = *req.system;
+        if (req.model) {
+            auto slash = req.model->find('/');
+            body["model"] = json::object{{"providerID", req.model->substr(0, slash)},
+                                         {"modelID", req.model->substr(slash + 1)}};
+        }
+        http_request r{"POST", with_directory("/session/" + session + "/message", req.directory),
+                       json::serialize(body), ctl.deadline(), &ctl};
+        r.max_body = 2 * cfg_.max_output + (1 << 20);
+        auto reply = co_await pool_.request(std::move(r));
+        if (!reply) co_return from_failure(reply.error(), error_phase::prompt);
+        co_return opencode::parse_prompt(reply->status, reply->body, cfg_.max_output);
+    }
+
+    asio::awaitable<up_result<void>> abort(std::string const& session,
+                                           std::optional<std::string> const& directory) override {
+        http_request r{"POST", with_directory("/session/" + session + "/abort", directory), "{}",
+                       clock::now() + cfg_.request_timeout, nullptr};
+        auto reply = co_await pool_.request(std::move(r));
+        if (!reply) co_return from_failure(reply.error(), error_phase::abort);
+        if (reply->status < 200 || reply->status >= 300)
+            co_return opencode::http_error(error_phase::abort, reply->status, reply->body);
+        co_return up_result<void>{};
+    }
+
+    asio::awaitable<up_result<std::string>> read_partial(
+        std::string const& session, std::optional<std::string> const& directory) override {
+        http_request r{"GET", with_directory("/session/" + session + "/message", directory), {},
+                       clock::now() + cfg_.request_timeout, nullptr};
+        auto reply = co_await pool_.request(std::move(r));
+        if (!reply) co_return from_failure(reply.error(), error_phase::prompt);
+        co_return opencode::parse_partial(reply->status, reply->body);
+    }
+
+    void start(delta_sink sink) override {
+        events_ = std::make_shared<event_stream>();
+        events_->ex = ex_;
+        events_->target = cfg_.target;
+        events_->auth = basic_auth(cfg_);
+        events_->idle_timeout = cfg_.event_idle_timeout;
+        events_->sink = std::move(sink);
+        asio::co_spawn(ex_, run_events(events_), asio::detached);
+    }
+
+    void stop() override {
+        if (events_) {
+            events_->stopping = true;
+            if (events_->active) events_->active->close();
+            if (events_->backoff) events_->backoff->cancel();
+        }
+        pool_.close_idle();
+    }
+
+private:
+    clock::time_point short_deadline(call_control const& ctl) const {
+        return std::min(ctl.deadline(), clock::now() + cfg_.request_timeout);
+    }
+
+    asio::any_io_executor ex_;
+    opencode_config cfg_;
+    http_pool pool_;
+    std::shared_ptr<event_stream> events_;
+};
+
+}  // namespace
+
+std::unique_ptr<backend> make_opencode_backend(asio::any_io_executor ex, opencode_config cfg) {
+    return std::make_unique<opencode_backend>(std::move(ex), std::move(cfg));
+}
+
+}  // namespace agentd::jobs::upstream

@@ -1,0 +1,27 @@
+// The opencode backend (DESIGN §5): sessions and synchronous prompts on an `opencode serve`,
+// with the server's event stream feeding live partial text for peek.
+#pragma once
+
+#include "jobs/http_client.hpp"
+#include "jobs/upstream/backend.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include <chrono>
+#include <memory>
+
+namespace agentd::jobs::upstream {
+
+struct opencode_config {
+    origin target;
+    std::optional<std::string> username;
+    std::optional<std::string> password;
+    std::chrono::milliseconds request_timeout{30'000};  // create, abort, read (not the prompt)
+    std::chrono::milliseconds event_idle_timeout{35'000};  // > the server's 10 s heartbeat
+    std::size_t max_output = 1 << 20;
+};
+
+std::unique_ptr<backend> make_opencode_backend(boost::asio::any_io_executor ex,
+                                               opencode_config cfg);
+
+}  // namespace agentd::jobs::upstream

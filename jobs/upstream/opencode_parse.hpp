@@ -1,0 +1,32 @@
+// Pure parsing of OpenCode server responses and events into agentd's terms (DESIGN §5):
+// session ids, final text + usage, `info.error` as an upstream failure, partial text, deltas.
+// No I/O, so each function is unit-tested and fuzzed on its own.
+#pragma once
+
+#include "jobs/upstream/backend.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace agentd::jobs::upstream::opencode {
+
+// `status` and `body` of an HTTP reply from the upstream.
+up_result<std::string> parse_session(unsigned status, std::string_view body);
+up_result<prompt_outcome> parse_prompt(unsigned status, std::string_view body,
+                                       std::size_t max_output);
+up_result<std::string> parse_partial(unsigned status, std::string_view body);
+
+// A non-2xx reply as a failure of `phase`, with the upstream's own message when it gave one.
+upstream_error http_error(protocol::error_phase phase, unsigned status, std::string_view body);
+
+struct event {
+    enum class kind { delta, part_updated, idle, other } what = kind::other;
+    std::string session;
+    std::string part_id;
+    std::string part_type;  // part_updated
+    std::string delta;      // delta of field "text"
+};
+std::optional<event> parse_event(std::string_view data);
+
+}  // namespace agentd::jobs::upstream::opencode

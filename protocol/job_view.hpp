@@ -1,0 +1,64 @@
+// JobView (DESIGN §2): what callers see of a job, with its states and error kinds, and the JSON
+// it serialises to. The jobs layer fills it; every transport shows exactly this.
+#pragma once
+
+#include <boost/json/value.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace agentd::protocol {
+
+enum class job_state { queued, running, completed, failed, cancelled, interrupted };
+enum class error_kind { transport, timeout, upstream, protocol, cancelled, interrupted, limit };
+enum class error_phase { create, prompt, abort };
+
+std::string_view to_string(job_state s);
+std::string_view to_string(error_kind k);
+std::string_view to_string(error_phase p);
+bool is_terminal(job_state s);
+
+struct job_error {
+    error_kind kind = error_kind::upstream;
+    std::optional<error_phase> phase;
+    std::string message;
+    std::optional<int> http_status;
+};
+
+struct job_usage {
+    std::int64_t input_tokens = 0;
+    std::int64_t output_tokens = 0;
+    double cost = 0.0;
+};
+
+struct upstream_ref {
+    std::string backend;
+    std::string session;
+};
+
+using wall_time = std::chrono::system_clock::time_point;
+
+struct job_view {
+    std::string id;
+    std::string description;  // omitted when empty
+    job_state state = job_state::queued;
+    wall_time created_at;
+    std::optional<wall_time> started_at;
+    std::optional<wall_time> finished_at;
+    int depth = 1;
+    std::optional<upstream_ref> upstream;
+    std::optional<std::string> output;
+    bool truncated = false;
+    std::optional<job_error> error;
+    std::optional<job_usage> usage;
+};
+
+// `now` fills elapsed_ms of a running job; a finished one reports finished - started.
+boost::json::value to_json(job_view const& v, wall_time now);
+boost::json::value not_found_json(std::string_view id);
+std::string format_time(wall_time t);  // 2026-11-22T05:17:51.123Z
+
+}  // namespace agentd::protocol

@@ -1,0 +1,268 @@
+// Validation of agents_* params: types, ranges, formats and unknown keys, each failure reported
+// as -32602 with the field path. Limits that are policy (max_tasks) answer -32001 instead.
+#include "protocol/params.hpp"
+
+#include <boost/json/object.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <initializer_list>
+
+namespace agentd::protocol {
+namespace json = boost::json;
+
+namespace {
+
+// Reads fields of one JSON object, remembering the path for error messages.
+class reader {
+public:
+    reader(json::object const& obj, std::string path) : obj_(obj), path_(std::move(path)) {}
+
+    std::string field(std::string_view key) const {
+        return path_.empty() ? std::string(key) : fmt::format("{}.{}", path_, key);
+    }
+
+    json::value const* get(std::string_view key) const {
+        auto const* v = obj_.if_contains(key);
+        return v && !v->is_null() ? v : nullptr;
+    }
+
+    // Rejects keys outside `known`: a typo in a field name must not be silently ignored.
+    std::optional<rpc_error> only(std::initializer_list<std::string_view> known) const {
+        for (auto const& kv : obj_) {
+            if (std::find(known.begin(), known.end(), kv.key()) == known.end())
+                return invalid_params(field(kv.key()), "unknown field");
+        }
+        return std::nullopt;
+    }
+
+    result<std::optional<std::string>> opt_string(std::string_view key, std::size_t max_len,
+                                                  bool allow_empty = true) const {
+        auto const* v = get(key);
+        if (!v) return std::optional<std::string>{};
+        if (!v->is_string()) return invalid_params(field(key), "must be a string");
+        auto const& s = v->get_string();
+        if (!allow_empty && s.empty()) return invalid_params(field(key), "must not be empty");
+        if (s.size() > max_len)
+            return invalid_params(field(key), fmt::format("longer than {} bytes", max_len));
+        return std::optional<std::string>{std::string(s)};
+    }
+
+    result<std::optional<std::int64_t>> opt_int(std::string_view key, std::int64_t min,
+                                                std::int64_t max) const {
+        auto const* v = get(key);
+        if (!v) return std::optional<std::int64_t>{};
+        if (!v->is_int64() && !v->is_uint64())
+            return invalid_params(field(key), "must be an integer");
+        // A uint64 only arises above INT64_MAX, which is out of every range here.
+        if (v->is_uint64() || v->get_int64() < min || v->get_int64() > max)
+            return invalid_params(field(key), fmt::format("must be between {} and {}", min, max));
+        return std::optional<std::int64_t>{v->get_int64()};
+    }
+
+    result<std::string> session() const {
+        auto const* v = get("session");
+        if (!v) return std::string(default_session);
+        if (!v->is_string() || !valid_session_name(v->get_string()))
+            return invalid_params(field("session"), "must match [A-Za-z0-9._:-]{1,128}");
+        return std::string(v->get_string());
+    }
+
+    result<std::optional<std::vector<std::string>>> opt_ids(std::string_view key) const {
+        auto const* v = get(key);
+        if (!v) return std::optional<std::vector<std::string>>{};
+        if (!v->is_array()) return invalid_params(field(key), "must be an array of job ids");
+        auto const& arr = v->get_array();
+        if (arr.size() > max_job_ids)
+            return invalid_params(field(key), fmt::format("more than {} ids", max_job_ids));
+        std::vector<std::string> ids;
+        ids.reserve(arr.size());
+        for (std::size_t i = 0; i < arr.size(); ++i) {
+            if (!arr[i].is_string() || arr[i].get_string().size() > 256)
+                return invalid_params(fmt::format("{}[{}]", field(key), i), "must be a job id string");
+            ids.emplace_back(arr[i].get_string());
+        }
+        return std::optional<std::vector<std::string>>{std::move(ids)};
+    }
+
+private:
+    json::object const& obj_;
+    std::string path_;
+};
+
+json::object const& empty_object() {
+    static json::object const empty;
+    return empty;
+}
+
+// Params must be an object or absent; by-position params are not offered.
+result<json::object const*> as_object(json::value const& params) {
+    if (params.is_null()) return &empty_object();
+    if (!params.is_object()) return invalid_params("params", "must be an object");
+    return &params.get_object();
+}
+
+bool valid_model(std::string_view m) {
+    auto slash = m.find('/');
+    return slash != std::string_view::npos && slash > 0 && slash + 1 < m.size();
+}
+
+bool valid_upstream_session(std::string_view s) {
+    return s.size() > 3 && s.size() <= 128 && s.substr(0, 3) == "ses" &&
+           std::all_of(s.begin(), s.end(), [](char c) {
+               return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+           });
+}
+
+constexpr std::size_t max_prompt_bytes = 512 * 1024;
+constexpr std::size_t max_short_bytes = 1024;
+constexpr std::size_t max_system_bytes = 256 * 1024;
+
+result<task> parse_task(json::value const& v, std::string path) {
+    if (!v.is_object()) return invalid_params(path, "must be an object");
+    reader r(v.get_object(), path);
+    if (auto e = r.only({"prompt", "description", "agent", "model", "system", "directory",
+                         "timeout_ms"}))
+        return *e;
+    task t;
+    auto prompt = r.opt_string("prompt", max_prompt_bytes, false);
+    if (!prompt) return prompt.error();
+    if (!*prompt) return invalid_params(r.field("prompt"), "is required");
+    t.prompt = std::move(**prompt);
+
+    auto description = r.opt_string("description", max_short_bytes);
+    if (!description) return description.error();
+    t.description = description->value_or("");
+    auto agent = r.opt_string("agent", max_short_bytes, false);
+    if (!agent) return agent.error();
+    t.agent = std::move(*agent);
+    auto model = r.opt_string("model", max_short_bytes, false);
+    if (!model) return model.error();
+    if (*model && !valid_model(**model))
+        return invalid_params(r.field("model"), "must be \"provider/model\"");
+    t.model = std::move(*model);
+    auto system = r.opt_string("system", max_system_bytes);
+    if (!system) return system.error();
+    t.system = std::move(*system);
+    auto directory = r.opt_string("directory", 4096, false);
+    if (!directory) return directory.error();
+    t.directory = std::move(*directory);
+    auto timeout = r.opt_int("timeout_ms", 1, max_task_timeout_ms);
+    if (!timeout) return timeout.error();
+    t.timeout_ms = *timeout;
+    return t;
+}
+
+}  // namespace
+
+bool valid_session_name(std::string_view s) {
+    return !s.empty() && s.size() <= 128 && std::all_of(s.begin(), s.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' ||
+               c == '-';
+    });
+}
+
+result<start_params> parse_start(json::value const& params, param_limits const& limits) {
+    auto obj = as_object(params);
+    if (!obj) return obj.error();
+    reader r(**obj, "");
+    if (auto e = r.only({"session", "tasks", "upstream_parent"})) return *e;
+    start_params p;
+    auto session = r.session();
+    if (!session) return session.error();
+    p.session = std::move(*session);
+
+    auto const* tasks = r.get("tasks");
+    if (!tasks) return invalid_params("tasks", "is required");
+    if (!tasks->is_array()) return invalid_params("tasks", "must be an array of tasks");
+    auto const& arr = tasks->get_array();
+    if (arr.empty()) return invalid_params("tasks", "must not be empty");
+    if (arr.size() > limits.max_tasks_per_call)
+        return limit_exceeded("max_tasks", static_cast<std::int64_t>(limits.max_tasks_per_call));
+    for (std::size_t i = 0; i < arr.size(); ++i) {
+        auto t = parse_task(arr[i], fmt::format("tasks[{}]", i));
+        if (!t) return t.error();
+        p.tasks.push_back(std::move(*t));
+    }
+
+    auto parent = r.opt_string("upstream_parent", 128, false);
+    if (!parent) return parent.error();
+    if (*parent && !valid_upstream_session(**parent))
+        return invalid_params("upstream_parent", "must be an upstream session id (ses…)");
+    p.upstream_parent = std::move(*parent);
+    return p;
+}
+
+result<status_params> parse_status(json::value const& params) {
+    auto obj = as_object(params);
+    if (!obj) return obj.error();
+    reader r(**obj, "");
+    if (auto e = r.only({"session", "jobs"})) return *e;
+    status_params p;
+    auto session = r.session();
+    if (!session) return session.error();
+    p.session = std::move(*session);
+    auto ids = r.opt_ids("jobs");
+    if (!ids) return ids.error();
+    p.jobs = std::move(*ids);
+    return p;
+}
+
+result<wait_params> parse_wait(json::value const& params) {
+    auto obj = as_object(params);
+    if (!obj) return obj.error();
+    reader r(**obj, "");
+    if (auto e = r.only({"session", "jobs", "mode", "timeout_ms"})) return *e;
+    wait_params p;
+    auto session = r.session();
+    if (!session) return session.error();
+    p.session = std::move(*session);
+    auto ids = r.opt_ids("jobs");
+    if (!ids) return ids.error();
+    p.jobs = std::move(*ids);
+    auto mode = r.opt_string("mode", 8);
+    if (!mode) return mode.error();
+    if (*mode && **mode == "any") {
+        p.mode = wait_mode::any;
+    } else if (*mode && **mode != "all") {
+        return invalid_params("mode", "must be \"all\" or \"any\"");
+    }
+    auto timeout = r.opt_int("timeout_ms", 0, max_wait_timeout_ms);
+    if (!timeout) return timeout.error();
+    p.timeout_ms = timeout->value_or(default_wait_timeout_ms);
+    return p;
+}
+
+result<cancel_params> parse_cancel(json::value const& params) {
+    auto obj = as_object(params);
+    if (!obj) return obj.error();
+    reader r(**obj, "");
+    if (auto e = r.only({"session", "jobs"})) return *e;
+    cancel_params p;
+    auto session = r.session();
+    if (!session) return session.error();
+    p.session = std::move(*session);
+    auto ids = r.opt_ids("jobs");
+    if (!ids) return ids.error();
+    if (!*ids) return invalid_params("jobs", "is required");
+    p.jobs = std::move(**ids);
+    return p;
+}
+
+result<peek_params> parse_peek(json::value const& params) {
+    auto obj = as_object(params);
+    if (!obj) return obj.error();
+    reader r(**obj, "");
+    if (auto e = r.only({"session", "job"})) return *e;
+    peek_params p;
+    auto session = r.session();
+    if (!session) return session.error();
+    p.session = std::move(*session);
+    auto job = r.opt_string("job", 256, false);
+    if (!job) return job.error();
+    if (!*job) return invalid_params("job", "is required");
+    p.job = std::move(**job);
+    return p;
+}
+
+}  // namespace agentd::protocol

@@ -1,0 +1,47 @@
+// JSON-RPC 2.0 codec: parses a request body (one request or a batch) into validated request
+// values, and builds response objects. Transport-agnostic: HTTP, WebSocket and MCP share it.
+#pragma once
+
+#include "protocol/errors.hpp"
+
+#include <boost/json/value.hpp>
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace agentd::protocol {
+
+struct request {
+    std::optional<boost::json::value> id;  // nullopt: a notification (no response)
+    std::string method;
+    boost::json::value params;  // null when absent; else an object or array
+};
+
+// One element of a message: a valid request, or the error to answer (with the id when one
+// could be recovered from the malformed element, else null).
+struct request_or_error {
+    result<request> req;
+    boost::json::value error_id;
+};
+
+struct message {
+    bool is_batch = false;
+    std::vector<request_or_error> elements;
+};
+
+struct codec_limits {
+    std::size_t max_depth = 32;
+    std::size_t max_batch = 64;
+};
+
+// The whole-message failures (-32700 unparsable, -32600 empty batch or too long a batch) come
+// back as the error; a batch with some malformed elements parses, with per-element errors.
+result<message> parse_message(std::string_view body, codec_limits const& limits = {});
+
+boost::json::value make_result(boost::json::value const& id, boost::json::value result);
+boost::json::value make_error(boost::json::value const& id, rpc_error const& error);
+
+}  // namespace agentd::protocol

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what agentd needs to build and test on Debian 12 (compiler, CMake, Boost 1.81, fmt,
+# GoogleTest, CLI11, ccache). Idempotent: installs only what is missing; uses sudo when not root.
+set -euo pipefail
+
+packages=(
+  g++ make cmake git curl ca-certificates pkg-config ccache
+  libboost1.81-dev libboost-json1.81-dev libfmt-dev libgtest-dev libgmock-dev libcli11-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  sudo="sudo"
+fi
+echo "setup: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,755 @@
+// HTTP layer of the fake OpenCode server: Beast HTTP/1.1 with keep-alive, one coroutine per
+// connection, the OpenCode routes agentd uses, the /_fake/ test-control routes, and the
+// transport-level faults (close, reset, hang, slow_headers) that only this layer can produce.
+#include "fake_state.hpp"
+#include "options.hpp"
+
+#include <fmt/core.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <charconv>
+#include <csignal>
+#include <cstdio>
+#include <limits>
+#include <map>
+#include <stdexcept>
+
+namespace fake {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace json = boost::json;
+using tcp = asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+using namespace std::chrono_literals;
+
+// Results of co_await are always bound to a name: g++ 12 crashes on a discarded one.
+using use_tuple_t = asio::as_tuple_t<asio::use_awaitable_t<>>;
+using stream_t = use_tuple_t::as_default_on_t<beast::tcp_stream>;
+using acceptor_t = use_tuple_t::as_default_on_t<tcp::acceptor>;
+using request_t = http::request<http::string_body>;
+using response_t = http::response<http::string_body>;
+
+constexpr std::string_view opencode_version = "1.18.33";
+constexpr std::size_t max_body_bytes = 64u << 20;
+constexpr auto idle_timeout = 300s;
+// The directory of sessions created without ?directory=, standing in for the server's cwd.
+constexpr std::string_view default_directory = "/fake";
+
+// Thrown by handlers for a 4xx answer in OpenCode's error shape.
+struct request_error : std::runtime_error {
+    request_error(http::status s, std::string_view name, std::string const& message)
+        : std::runtime_error(message), status(s), error_name(name) {}
+    http::status status;
+    std::string error_name;
+};
+
+[[noreturn]] void bad_request(std::string const& message) {
+    throw request_error(http::status::bad_request, "BadRequest", message);
+}
+
+struct connection {
+    explicit connection(stream_t s) : stream(std::move(s)) {}
+    stream_t stream;
+    beast::flat_buffer buffer;
+};
+
+enum class action { respond, close, reset, hang, slow_headers };
+
+struct reply {
+    action act = action::respond;
+    response_t res;
+    std::shared_ptr<void> hold;  // keeps an in-flight gauge up until the reply is carried out
+};
+
+struct target {
+    std::vector<std::string> segments;
+    std::map<std::string, std::string> query;
+};
+
+std::string percent_decode(std::string_view in, bool plus_is_space) {
+    std::string out;
+    out.reserve(in.size());
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        if (in[i] == '%' && i + 2 < in.size()) {
+            unsigned value = 0;
+            auto [end, ec] = std::from_chars(in.data() + i + 1, in.data() + i + 3, value, 16);
+            if (ec == std::errc{} && end == in.data() + i + 3) {
+                out.push_back(static_cast<char>(value));
+                i += 2;
+                continue;
+            }
+        }
+        out.push_back(plus_is_space && in[i] == '+' ? ' ' : in[i]);
+    }
+    return out;
+}
+
+target parse_target(std::string_view raw) {
+    target t;
+    auto q = raw.find('?');
+    auto path = raw.substr(0, q);
+    std::size_t pos = 0;
+    while (pos < path.size()) {
+        auto next = path.find('/', pos);
+        if (next == std::string_view::npos) next = path.size();
+        if (next > pos) t.segments.push_back(percent_decode(path.substr(pos, next - pos), false));
+        pos = next + 1;
+    }
+    if (q == std::string_view::npos) return t;
+    auto query = raw.substr(q + 1);
+    pos = 0;
+    while (pos <= query.size()) {
+        auto next = query.find('&', pos);
+        if (next == std::string_view::npos) next = query.size();
+        auto item = query.substr(pos, next - pos);
+        if (!item.empty()) {
+            auto eq = item.find('=');
+            auto key = percent_decode(item.substr(0, eq), true);
+            auto value = eq == std::string_view::npos ? std::string()
+                                                      : percent_decode(item.substr(eq + 1), true);
+            t.query.emplace(std::move(key), std::move(value));
+        }
+        pos = next + 1;
+    }
+    return t;
+}
+
+std::string base64(std::string_view in) {
+    static constexpr char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    std::size_t i = 0;
+    for (; i + 2 < in.size(); i += 3) {
+        unsigned n = (static_cast<unsigned char>(in[i]) << 16) |
+                     (static_cast<unsigned char>(in[i + 1]) << 8) |
+                     static_cast<unsigned char>(in[i + 2]);
+        for (int shift : {18, 12, 6, 0}) out.push_back(alphabet[(n >> shift) & 63]);
+    }
+    if (auto rest = in.size() - i; rest > 0) {
+        unsigned n = static_cast<unsigned char>(in[i]) << 16;
+        if (rest == 2) n |= static_cast<unsigned char>(in[i + 1]) << 8;
+        out.push_back(alphabet[(n >> 18) & 63]);
+        out.push_back(alphabet[(n >> 12) & 63]);
+        out.push_back(rest == 2 ? alphabet[(n >> 6) & 63] : '=');
+        out.push_back('=');
+    }
+    return out;
+}
+
+reply json_reply(http::status status, json::value const& body) {
+    reply r;
+    r.res.result(status);
+    r.res.set(http::field::content_type, "application/json");
+    r.res.body() = json::serialize(body);
+    return r;
+}
+
+reply text_reply(http::status status, std::string body) {
+    reply r;
+    r.res.result(status);
+    r.res.set(http::field::content_type, "text/plain; charset=UTF-8");
+    r.res.body() = std::move(body);
+    return r;
+}
+
+reply error_reply(http::status status, std::string_view name, std::string_view message) {
+    return json_reply(status, error_body(name, message));
+}
+
+// The reply a fault directive asks for. `body` is what a healthy answer would have carried;
+// `reset` and `slow_headers` send part of it (or nothing) after honest headers.
+reply fault_reply(fault f, std::string body) {
+    switch (f) {
+        case fault::close:
+            return reply{action::close, {}, {}};
+        case fault::hang:
+            return reply{action::hang, {}, {}};
+        case fault::reset:
+        case fault::slow_headers: {
+            if (body.size() < 2) body = R"({"padding":"fake reset"})";
+            auto r = json_reply(http::status::ok, json::value(nullptr));
+            r.res.body() = std::move(body);
+            r.act = f == fault::reset ? action::reset : action::slow_headers;
+            return r;
+        }
+        case fault::http_500:
+            return error_reply(http::status::internal_server_error, "UnknownError",
+                               "fake internal error");
+        case fault::http_404:
+            return error_reply(http::status::not_found, "NotFoundError", "fake not found");
+        case fault::http_400:
+            return error_reply(http::status::bad_request, "BadRequest", "fake bad request");
+        case fault::http_503:
+            return text_reply(http::status::service_unavailable, "Service Unavailable (fake)");
+        case fault::garbage: {
+            auto r = json_reply(http::status::ok, json::value(nullptr));
+            r.res.body() = "<html>oops";
+            return r;
+        }
+        case fault::wrong_shape:
+            return json_reply(http::status::ok, json::object{{"unexpected", true}});
+        case fault::none:
+        case fault::stall:
+        case fault::error:
+            break;
+    }
+    throw std::logic_error("fault " + std::string(fault_name(f)) + " has no HTTP reply");
+}
+
+bool is_http_fault(fault f) {
+    return f != fault::none && f != fault::error && f != fault::stall;
+}
+
+json::value parse_body(request_t const& req) {
+    if (req.body().empty()) return json::object{};
+    boost::system::error_code ec;
+    auto value = json::parse(req.body(), ec);
+    if (ec) bad_request("request body is not valid JSON: " + ec.message());
+    return value;
+}
+
+json::object const& require_object(json::value const& body) {
+    if (!body.is_object()) bad_request("request body must be a JSON object");
+    return body.get_object();
+}
+
+void reject_unknown_keys(json::object const& obj, std::initializer_list<std::string_view> known) {
+    for (auto const& [key, value] : obj) {
+        if (std::find(known.begin(), known.end(), key) == known.end()) {
+            bad_request(fmt::format("Unrecognized key: \"{}\"", std::string_view(key)));
+        }
+    }
+}
+
+std::optional<std::string> optional_string(json::object const& obj, std::string_view key) {
+    auto const* v = obj.if_contains(key);
+    if (!v) return std::nullopt;
+    if (!v->is_string()) bad_request(fmt::format("\"{}\" must be a string", key));
+    return std::string(v->get_string());
+}
+
+std::string trim(std::string_view s) {
+    auto const ws = " \t\r\n";
+    auto b = s.find_first_not_of(ws);
+    if (b == std::string_view::npos) return {};
+    auto e = s.find_last_not_of(ws);
+    return std::string(s.substr(b, e - b + 1));
+}
+
+// A validated prompt body and the turn it asks for.
+struct prompt_request {
+    turn_spec spec;
+    fault requested = fault::none;
+};
+
+prompt_request parse_prompt(json::object const& obj, options const& opts) {
+    reject_unknown_keys(obj, {"parts", "agent", "model", "system"});
+    optional_string(obj, "agent");
+    optional_string(obj, "system");
+    if (auto const* model = obj.if_contains("model")) {
+        if (!model->is_object()) bad_request("\"model\" must be an object");
+        reject_unknown_keys(model->get_object(), {"providerID", "modelID"});
+        if (!optional_string(model->get_object(), "providerID") ||
+            !optional_string(model->get_object(), "modelID")) {
+            bad_request("\"model\" needs providerID and modelID");
+        }
+    }
+    auto const* parts = obj.if_contains("parts");
+    if (!parts || !parts->is_array() || parts->get_array().empty()) {
+        bad_request("\"parts\" must be a non-empty array");
+    }
+    directives d;
+    std::string prompt;
+    for (auto const& part : parts->get_array()) {
+        if (!part.is_object()) bad_request("each part must be an object");
+        auto const& p = part.get_object();
+        auto type = optional_string(p, "type");
+        auto text = optional_string(p, "text");
+        if (type != "text" || !text) bad_request("only parts of type \"text\" with a text");
+        try {
+            if (!prompt.empty()) prompt += '\n';
+            prompt += strip_directives(*text, d);
+        } catch (std::invalid_argument const& e) {
+            bad_request(e.what());
+        }
+    }
+    prompt = trim(prompt);
+
+    prompt_request out;
+    out.requested = d.prompt_fault.value_or(fault::none);
+    out.spec.latency_ms = d.latency_ms.value_or(opts.latency_ms);
+    out.spec.chunks = d.chunks.value_or(4);
+    out.spec.input_tokens = count_words(prompt);
+    if (d.output_bytes) {
+        static constexpr std::string_view pattern = "abcdefghij";
+        out.spec.output.reserve(static_cast<std::size_t>(*d.output_bytes));
+        for (std::int64_t i = 0; i < *d.output_bytes; ++i) {
+            out.spec.output.push_back(pattern[static_cast<std::size_t>(i) % pattern.size()]);
+        }
+    } else {
+        out.spec.output = "echo: " + prompt;
+    }
+    if (out.requested == fault::error || out.requested == fault::hang ||
+        out.requested == fault::stall) {
+        out.spec.mode = out.requested;
+    }
+    return out;
+}
+
+class server {
+  public:
+    server(asio::io_context& ioc, options const& opts)
+        : state_(ioc.get_executor(), opts), acceptor_(ioc) {
+        tcp::endpoint ep(asio::ip::make_address(opts.host), opts.port);
+        acceptor_.open(ep.protocol());
+        acceptor_.set_option(tcp::acceptor::reuse_address(true));
+        acceptor_.bind(ep);
+        acceptor_.listen();
+        if (opts.password) expected_auth_ = "Basic " + base64("opencode:" + *opts.password);
+    }
+
+    tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
+
+    asio::awaitable<void> accept_loop() {
+        for (;;) {
+            auto [ec, socket] = co_await acceptor_.async_accept();
+            if (ec) co_return;  // closed by stop()
+            asio::co_spawn(acceptor_.get_executor(), serve(stream_t(std::move(socket))),
+                           [](std::exception_ptr e) {
+                               if (!e) return;
+                               try {
+                                   std::rethrow_exception(e);
+                               } catch (std::exception const& x) {
+                                   fmt::print(stderr, "fake_opencode: connection error: {}\n",
+                                              x.what());
+                               }
+                           });
+        }
+    }
+
+    // Closing every socket and cancelling every timer lets all coroutines end on their own, so
+    // run() returns with nothing left half-destroyed.
+    void stop() {
+        boost::system::error_code ec;
+        acceptor_.close(ec);
+        state_.shutdown();
+        for (auto* c : connections_) c->stream.close();
+    }
+
+  private:
+    asio::awaitable<void> serve(stream_t stream) {
+        connection c(std::move(stream));
+        connections_.push_back(&c);
+        struct unregister {
+            std::vector<connection*>& list;
+            connection* self;
+            ~unregister() { std::erase(list, self); }
+        } guard{connections_, &c};
+
+        while (!state_.stopping()) {
+            http::request_parser<http::string_body> parser;
+            parser.body_limit(max_body_bytes);
+            c.stream.expires_after(idle_timeout);
+            auto [ec, n] = co_await http::async_read(c.stream, c.buffer, parser);
+            if (ec) {
+                if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
+                    ec != asio::error::operation_aborted && c.stream.socket().is_open()) {
+                    auto r = text_reply(http::status::bad_request, "Bad Request");
+                    r.res.keep_alive(false);
+                    r.res.prepare_payload();
+                    [[maybe_unused]] auto [wec, wn] = co_await http::async_write(c.stream, r.res);
+                }
+                break;
+            }
+            c.stream.expires_never();
+            auto req = parser.release();
+            reply r;
+            try {
+                r = co_await dispatch(c, req);
+            } catch (std::exception const& e) {
+                r = error_reply(http::status::internal_server_error, "UnknownError", e.what());
+            }
+            if (!co_await carry_out(c, req, r)) break;
+        }
+        boost::system::error_code ignored;
+        c.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        c.stream.close();
+    }
+
+    // Returns whether the connection stays open for another request.
+    asio::awaitable<bool> carry_out(connection& c, request_t const& req, reply& r) {
+        auto& socket = c.stream.socket();
+        boost::system::error_code ignored;
+        switch (r.act) {
+            case action::respond: {
+                r.res.version(req.version());
+                r.res.keep_alive(req.keep_alive());
+                r.res.prepare_payload();
+                auto [ec, n] = co_await http::async_write(c.stream, r.res);
+                co_return !ec && r.res.keep_alive();
+            }
+            case action::close:
+                co_return false;
+            case action::reset: {
+                r.res.prepare_payload();
+                auto const& body = r.res.body();
+                http::response_serializer<http::string_body> sr{r.res};
+                if (auto [ec, n] = co_await http::async_write_header(c.stream, sr); !ec) {
+                    [[maybe_unused]] auto [wec, wn] = co_await asio::async_write(
+                        c.stream, asio::buffer(body.data(), body.size() / 2));
+                }
+                // Linger 0 turns close() into an RST, the way a crashing upstream looks.
+                socket.set_option(tcp::socket::linger(true, 0), ignored);
+                socket.close(ignored);
+                co_return false;
+            }
+            case action::hang:
+                co_await watch_closed(c);
+                co_return false;
+            case action::slow_headers: {
+                r.res.prepare_payload();
+                http::response_serializer<http::string_body> sr{r.res};
+                if (auto [ec, n] = co_await http::async_write_header(c.stream, sr); !ec) {
+                    co_await watch_closed(c);
+                }
+                co_return false;
+            }
+        }
+        co_return false;
+    }
+
+    // Reads (keeping the bytes) until the peer closes: how a connection that owes no answer yet
+    // notices its client is gone, so no coroutine outlives its client.
+    asio::awaitable<void> watch_closed(connection& c) {
+        for (;;) {
+            auto [ec, n] = co_await c.stream.async_read_some(c.buffer.prepare(4096));
+            if (ec) co_return;
+            c.buffer.commit(n);
+            if (c.buffer.size() > max_body_bytes) c.buffer.consume(c.buffer.size());
+            if (co_await cancel_requested()) co_return;
+        }
+    }
+
+    // False when the client went away first.
+    asio::awaitable<bool> sleep_or_closed(connection& c, std::int64_t ms) {
+        if (ms <= 0) co_return true;
+        asio::steady_timer timer(c.stream.get_executor(), std::chrono::milliseconds(ms));
+        auto r = co_await (timer.async_wait(use_tuple_t{}) || watch_closed(c));
+        co_return r.index() == 0 && !state_.stopping();
+    }
+
+    std::shared_ptr<void> gauge_hold(std::string_view name) {
+        state_.counters().add(name, 1);
+        return std::shared_ptr<void>(nullptr,
+                                     [this, name](void*) { state_.counters().add(name, -1); });
+    }
+
+    asio::awaitable<reply> dispatch(connection& c, request_t const& req) {
+        auto const t = parse_target(req.target());
+        auto const& seg = t.segments;
+        auto const method = req.method();
+        bool const control = !seg.empty() && seg[0] == "_fake";
+        if (!control) {
+            state_.counters().add("requests_total", 1);
+            if (!expected_auth_.empty() && req[http::field::authorization] != expected_auth_) {
+                auto r = text_reply(http::status::unauthorized, "Unauthorized");
+                r.res.set(http::field::www_authenticate, R"(Basic realm="Secure Area")");
+                co_return r;
+            }
+        }
+        if (auto it = t.query.find("directory"); it != t.query.end()) {
+            state_.counters().record_directory(it->second);
+        }
+
+        std::optional<reply> out;
+        try {
+            if (control) {
+                out = co_await control_route(c, req, t);
+            } else if (seg.size() == 2 && seg[0] == "global" && seg[1] == "health" &&
+                       method == http::verb::get) {
+                out = json_reply(http::status::ok,
+                                 json::object{{"healthy", true}, {"version", opencode_version}});
+            } else if (seg.size() == 1 && seg[0] == "event" && method == http::verb::get) {
+                // Real OpenCode serves /event per instance (?directory=, else its cwd); the
+                // fake does so only with --scoped-events, and otherwise sends everything.
+                std::optional<std::string> directory;
+                if (state_.opts().scoped_events) {
+                    auto it = t.query.find("directory");
+                    directory = it == t.query.end() ? default_directory : it->second;
+                }
+                co_await stream_events(c, std::move(directory), false);
+                out = reply{action::close, {}, {}};
+            } else if (seg.size() == 2 && seg[0] == "global" && seg[1] == "event" &&
+                       method == http::verb::get) {
+                co_await stream_events(c, std::nullopt, true);
+                out = reply{action::close, {}, {}};
+            } else if (seg.size() == 1 && seg[0] == "session" && method == http::verb::post) {
+                out = co_await create_session(c, req, t);
+            } else if (seg.size() >= 2 && seg[0] == "session") {
+                out = co_await session_route(c, req, t);
+            }
+        } catch (request_error const& e) {
+            out = error_reply(e.status, e.error_name, e.what());
+        }
+        if (!out) {
+            out = error_reply(http::status::not_found, "NotFoundError",
+                              fmt::format("Not found: {} {}", std::string_view(req.method_string()),
+                                          std::string_view(req.target())));
+        }
+        co_return std::move(*out);
+    }
+
+    session& require_session(std::string const& id) {
+        auto* s = state_.find_session(id);
+        if (!s) {
+            throw request_error(http::status::not_found, "NotFoundError",
+                                "Session not found: " + id);
+        }
+        return *s;
+    }
+
+    asio::awaitable<std::optional<reply>> session_route(connection& c, request_t const& req,
+                                                        target const& t) {
+        auto const& seg = t.segments;
+        auto const& id = seg[1];
+        auto const method = req.method();
+        if (seg.size() == 2 && method == http::verb::get) {
+            co_return json_reply(http::status::ok, require_session(id).info);
+        }
+        if (seg.size() != 3) co_return std::nullopt;
+        auto const& verb = seg[2];
+        if (verb == "message" && method == http::verb::get) {
+            co_return json_reply(http::status::ok, require_session(id).messages);
+        }
+        if (verb == "message" && method == http::verb::post) co_return co_await prompt(c, req, id);
+        if (verb == "prompt_async" && method == http::verb::post) {
+            co_return co_await prompt_async(c, req, id);
+        }
+        if (verb == "abort" && method == http::verb::post) {
+            state_.abort(id);
+            co_return json_reply(http::status::ok, json::value(true));
+        }
+        co_return std::nullopt;
+    }
+
+    asio::awaitable<reply> create_session(connection& c, request_t const& req, target const& t) {
+        auto body = parse_body(req);
+        state_.counters().set_last_create_body(body);
+        auto const& obj = require_object(body);
+        reject_unknown_keys(obj, {"title", "parentID"});
+        auto title = optional_string(obj, "title");
+        auto parent = optional_string(obj, "parentID");
+        directives d;
+        if (title) {
+            try {
+                strip_directives(*title, d);
+            } catch (std::invalid_argument const& e) {
+                bad_request(e.what());
+            }
+        }
+        auto const create_fault = d.create_fault.value_or(fault::none);
+        if (create_fault == fault::error || create_fault == fault::stall) {
+            bad_request("create_fault=" + std::string(fault_name(create_fault)) +
+                        " exists only for prompts");
+        }
+        if (parent && !state_.find_session(*parent)) {
+            bad_request("parentID is not an existing session: " + *parent);
+        }
+        auto dir = t.query.find("directory");
+        auto directory = dir == t.query.end() ? std::string(default_directory) : dir->second;
+
+        state_.counters().add("creates_started", 1);
+        auto hold = gauge_hold("creates_in_flight");
+        if (!co_await sleep_or_closed(
+                c, d.create_latency_ms.value_or(state_.opts().create_latency_ms))) {
+            co_return reply{action::close, {}, {}};
+        }
+        if (create_fault != fault::none) {
+            auto r = fault_reply(create_fault,
+                                 json::serialize(json::object{{"id", new_id("ses")},
+                                                              {"title", title.value_or("")}}));
+            r.hold = std::move(hold);
+            co_return r;
+        }
+        auto& s = state_.create_session(std::move(title), std::move(parent), std::move(directory));
+        co_return json_reply(http::status::ok, s.info);
+    }
+
+    asio::awaitable<reply> prompt(connection& c, request_t const& req, std::string const& id) {
+        auto body = parse_body(req);
+        state_.counters().set_last_prompt_body(body);
+        auto const& obj = require_object(body);
+        auto p = parse_prompt(obj, state_.opts());
+        auto& s = require_session(id);
+        auto t = state_.start_turn(s, std::move(p.spec), obj);
+        auto r = co_await (state_.wait_done(t) || watch_closed(c));
+        if (r.index() == 1 || !t->done) co_return reply{action::close, {}, {}};
+        if (is_http_fault(p.requested) && p.requested != fault::hang) {
+            co_return fault_reply(p.requested, json::serialize(t->result));
+        }
+        co_return json_reply(http::status::ok, t->result);
+    }
+
+    asio::awaitable<reply> prompt_async(connection& c, request_t const& req,
+                                        std::string const& id) {
+        auto body = parse_body(req);
+        state_.counters().set_last_prompt_body(body);
+        auto const& obj = require_object(body);
+        auto p = parse_prompt(obj, state_.opts());
+        auto& s = require_session(id);
+        // A spoiled reply means the prompt was not accepted, so no turn starts.
+        if (is_http_fault(p.requested) && p.requested != fault::hang) {
+            if (!co_await sleep_or_closed(c, p.spec.latency_ms))
+                co_return reply{action::close, {}, {}};
+            co_return fault_reply(p.requested, "{}");
+        }
+        state_.start_turn(s, std::move(p.spec), obj);
+        if (p.requested == fault::hang) co_return reply{action::hang, {}, {}};
+        reply r;
+        r.res.result(http::status::no_content);
+        co_return r;
+    }
+
+    asio::awaitable<void> stream_events(connection& c, std::optional<std::string> directory,
+                                        bool global) {
+        auto handle = state_.bus().subscribe(c.stream.get_executor(), std::move(directory), global);
+        auto& sub = handle->get();
+        sub.on_drop = [&c] { c.stream.socket().cancel(); };
+        http::response<http::empty_body> res{http::status::ok, 11};
+        res.set(http::field::content_type, "text/event-stream");
+        res.set(http::field::cache_control, "no-cache");
+        res.keep_alive(true);
+        res.chunked(true);
+        http::response_serializer<http::empty_body> sr{res};
+        if (auto [ec, n] = co_await http::async_write_header(c.stream, sr); ec) co_return;
+        [[maybe_unused]] auto ended = co_await (pump_events(c, sub) || watch_closed(c));
+    }
+
+    // Server-level events; /global/event wraps them like the others, without a directory.
+    static std::string server_frame(event_bus::subscriber const& sub, std::string_view type) {
+        auto ev = event_bus::event(type, {});
+        return event_bus::frame(sub.global ? json::value(json::object{{"payload", ev}})
+                                           : json::value(ev));
+    }
+
+    static asio::awaitable<bool> write_chunk(connection& c, std::string const& frame) {
+        auto [ec, n] = co_await asio::async_write(c.stream, http::make_chunk(asio::buffer(frame)));
+        co_return !ec;
+    }
+
+    asio::awaitable<void> pump_events(connection& c, event_bus::subscriber& sub) {
+        auto const heartbeat =
+            std::chrono::milliseconds(std::max<std::int64_t>(1, state_.opts().heartbeat_ms));
+        if (!co_await write_chunk(c, server_frame(sub, "server.connected"))) co_return;
+        auto next_heartbeat = std::chrono::steady_clock::now() + heartbeat;
+        for (;;) {
+            while (!sub.frames.empty() && !sub.dropped) {
+                auto frame = sub.frames.front();
+                sub.frames.pop_front();
+                sub.bytes -= frame->size();
+                if (!co_await write_chunk(c, *frame)) co_return;
+            }
+            if (sub.dropped || state_.stopping()) co_return;
+            if (std::chrono::steady_clock::now() >= next_heartbeat) {
+                if (!co_await write_chunk(c, server_frame(sub, "server.heartbeat"))) co_return;
+                next_heartbeat = std::chrono::steady_clock::now() + heartbeat;
+                continue;
+            }
+            sub.wake.expires_at(next_heartbeat);
+            [[maybe_unused]] auto [ec] = co_await sub.wake.async_wait(use_tuple_t{});
+            if (co_await cancel_requested()) co_return;
+        }
+    }
+
+    asio::awaitable<std::optional<reply>> control_route(connection& c, request_t const& req,
+                                                        target const& t) {
+        auto const& seg = t.segments;
+        auto const method = req.method();
+        if (seg.size() != 2) co_return std::nullopt;
+        if (seg[1] == "stats" && method == http::verb::get) {
+            co_return json_reply(http::status::ok, state_.counters().to_json());
+        }
+        if (seg[1] == "reset" && method == http::verb::post) {
+            state_.counters().reset();
+            co_return json_reply(http::status::ok, json::object{{"ok", true}});
+        }
+        if (seg[1] == "wait" && method == http::verb::get) co_return co_await wait_counter(c, t);
+        if (seg[1] == "throw") throw std::runtime_error("fake handler failure (/_fake/throw)");
+        co_return std::nullopt;
+    }
+
+    asio::awaitable<reply> wait_counter(connection& c, target const& t) {
+        auto number = [&](std::string const& key, std::int64_t fallback) {
+            auto it = t.query.find(key);
+            if (it == t.query.end()) return fallback;
+            std::int64_t n = 0;
+            auto const& s = it->second;
+            auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+            if (ec != std::errc{} || end != s.data() + s.size()) bad_request("bad " + key);
+            return n;
+        };
+        auto name = t.query.find("counter");
+        if (name == t.query.end() || !state_.counters().get(name->second)) {
+            bad_request("counter must name a numeric counter of /_fake/stats");
+        }
+        // min alone waits for a rise; max (value <= max) waits for a gauge to come back down.
+        auto const has_max = t.query.contains("max");
+        auto const min = number("min", has_max ? std::numeric_limits<std::int64_t>::min() : 1);
+        auto const max = number("max", std::numeric_limits<std::int64_t>::max());
+        auto const timeout = std::clamp<std::int64_t>(number("timeout_ms", 5000), 0, 600'000);
+        auto r = co_await (state_.counters().wait_for(name->second, min, max,
+                                                      std::chrono::milliseconds(timeout)) ||
+                           watch_closed(c));
+        if (r.index() == 1) co_return reply{action::close, {}, {}};
+        auto [ok, value] = std::get<0>(r);
+        co_return json_reply(http::status::ok, json::object{{"ok", ok}, {"value", value}});
+    }
+
+    fake_state state_;
+    acceptor_t acceptor_;
+    std::vector<connection*> connections_;
+    std::string expected_auth_;
+};
+
+}  // namespace
+
+int run_server(options const& opts) {
+    asio::io_context ioc(1);
+    server srv(ioc, opts);
+    auto ep = srv.local_endpoint();
+    std::fprintf(stderr, "fake_opencode listening on http://%s:%u\n",
+                 ep.address().to_string().c_str(), static_cast<unsigned>(ep.port()));
+    std::fflush(stderr);
+
+    asio::signal_set signals(ioc, SIGINT, SIGTERM);
+    signals.async_wait([&](boost::system::error_code ec, int) {
+        if (!ec) srv.stop();
+    });
+    asio::co_spawn(ioc, srv.accept_loop(), [&](std::exception_ptr e) {
+        if (!e) return;
+        try {
+            std::rethrow_exception(e);
+        } catch (std::exception const& x) {
+            fmt::print(stderr, "fake_opencode: accept loop failed: {}\n", x.what());
+        }
+        signals.cancel();
+        srv.stop();
+    });
+    ioc.run();
+    return 0;
+}
+
+}  // namespace fake

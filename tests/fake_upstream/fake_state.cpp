@@ -1,0 +1,496 @@
+// Sessions, simulated LLM turns, SSE fan-out and counters of the fake OpenCode server. Turn
+// timing and event order follow `opencode serve` 1.18.33 as described in DESIGN.md §5, notably
+// the text part staying empty in stored messages until the turn finishes.
+#include "fake_state.hpp"
+
+#include <fmt/core.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <array>
+#include <random>
+
+namespace fake {
+namespace json = boost::json;
+using std::chrono::steady_clock;
+
+namespace {
+
+// g++ 12 miscompiles a discarded `co_await op(use_tuple);` (the temporary awaitable is destroyed
+// twice and crashes), so every such result below is bound to a name even when unused.
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+constexpr std::array<std::string_view, 11> counter_names{
+    "sessions_created", "creates_started",   "creates_in_flight",     "max_creates_in_flight",
+    "prompts_started",  "prompts_in_flight", "max_prompts_in_flight", "prompts_completed",
+    "aborts_total",     "requests_total",    "event_subscribers",
+};
+
+bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+json::object text_part(turn const& t, std::string_view text) {
+    return {{"id", t.text_part_id},
+            {"sessionID", t.owner->id},
+            {"messageID", t.message_id},
+            {"type", "text"},
+            {"text", text}};
+}
+
+json::object step_start_part(turn const& t) {
+    return {{"id", t.step_part_id},
+            {"sessionID", t.owner->id},
+            {"messageID", t.message_id},
+            {"type", "step-start"}};
+}
+
+}  // namespace
+
+asio::awaitable<bool> cancel_requested() {
+    auto cs = co_await asio::this_coro::cancellation_state;
+    co_return cs.cancelled() != asio::cancellation_type::none;
+}
+
+std::int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::string new_id(std::string_view prefix) {
+    static std::mt19937_64 rng{std::random_device{}()};
+    std::uniform_int_distribution<std::uint32_t> dist(0, 0xffffffu);
+    return fmt::format("{}_{:06x}{:06x}{:06x}{:06x}", prefix, dist(rng), dist(rng), dist(rng),
+                       dist(rng));
+}
+
+json::object error_body(std::string_view name, std::string_view message) {
+    return {{"name", name}, {"data", {{"message", message}}}};
+}
+
+std::vector<std::string_view> split_chunks(std::string_view text, std::int64_t n) {
+    std::vector<std::string_view> out;
+    if (n <= 0 || text.empty()) return out;
+    auto const pieces = std::min<std::size_t>(static_cast<std::size_t>(n), text.size());
+    std::size_t begin = 0;
+    for (std::size_t i = 1; i <= pieces && begin < text.size(); ++i) {
+        std::size_t end = text.size() * i / pieces;
+        while (end < text.size() && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) ++end;
+        if (end > begin) out.push_back(text.substr(begin, end - begin));
+        begin = std::max(begin, end);
+    }
+    return out;
+}
+
+std::int64_t count_words(std::string_view text) {
+    std::int64_t words = 0;
+    bool in_word = false;
+    for (char c : text) {
+        if (is_space(c)) {
+            in_word = false;
+        } else if (!in_word) {
+            in_word = true;
+            ++words;
+        }
+    }
+    return words;
+}
+
+// ---------------------------------------------------------------------------------------------
+// stats
+
+stats::stats() {
+    for (auto name : counter_names) counters_.emplace(name, 0);
+}
+
+std::optional<std::int64_t> stats::get(std::string_view name) const {
+    auto it = counters_.find(name);
+    if (it == counters_.end()) return std::nullopt;
+    return it->second;
+}
+
+void stats::add(std::string_view name, std::int64_t delta) {
+    auto it = counters_.find(name);
+    if (it == counters_.end()) throw std::logic_error("unknown counter " + std::string(name));
+    it->second += delta;
+    if (name.ends_with("_in_flight")) {
+        auto& max = counters_.find("max_" + std::string(name))->second;
+        max = std::max(max, it->second);
+    }
+    changed();
+}
+
+void stats::record_abort(std::string_view session_id) {
+    aborted_sessions_.emplace_back(session_id);
+    add("aborts_total", 1);
+}
+
+void stats::record_directory(std::string_view directory) {
+    directories_.emplace_back(directory);
+}
+
+json::object stats::to_json() const {
+    json::object out;
+    for (auto const& [name, value] : counters_) out[name] = value;
+    out["aborted_sessions"] = aborted_sessions_;
+    out["directories"] = directories_;
+    out["last_create_body"] = last_create_body_;
+    out["last_prompt_body"] = last_prompt_body_;
+    return out;
+}
+
+void stats::reset() {
+    for (auto& [name, value] : counters_) {
+        if (!name.ends_with("_in_flight") && name != "event_subscribers") value = 0;
+    }
+    for (auto& [name, value] : counters_) {
+        if (name.starts_with("max_")) value = counters_.find(name.substr(4))->second;
+    }
+    aborted_sessions_.clear();
+    directories_.clear();
+    last_create_body_ = nullptr;
+    last_prompt_body_ = nullptr;
+    changed();
+}
+
+void stats::changed() {
+    for (auto* waiter : waiters_) waiter->cancel();
+}
+
+void stats::shutdown() {
+    stopping_ = true;
+    changed();
+}
+
+asio::awaitable<std::pair<bool, std::int64_t>> stats::wait_for(std::string name, std::int64_t min,
+                                                               std::int64_t max,
+                                                               std::chrono::milliseconds timeout) {
+    asio::steady_timer deadline(co_await asio::this_coro::executor, timeout);
+    waiters_.push_back(&deadline);
+    struct unregister {
+        std::vector<asio::steady_timer*>& list;
+        asio::steady_timer* self;
+        ~unregister() { std::erase(list, self); }
+    } guard{waiters_, &deadline};
+
+    auto const satisfied = [&](std::int64_t v) { return v >= min && v <= max; };
+    for (;;) {
+        auto value = get(name).value_or(0);
+        if (satisfied(value)) co_return std::pair{true, value};
+        if (stopping_) co_return std::pair{false, value};
+        auto [ec] = co_await deadline.async_wait(use_tuple);
+        if (!ec) {
+            value = get(name).value_or(0);
+            co_return std::pair{satisfied(value), value};
+        }
+        if (co_await cancel_requested()) co_return std::pair{false, value};
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// event_bus
+
+event_bus::subscriber::subscriber(asio::any_io_executor ex) : wake(std::move(ex)) {}
+
+event_bus::subscription::subscription(event_bus& bus, std::shared_ptr<subscriber> sub)
+    : bus_(bus), sub_(std::move(sub)) {
+    bus_.subscribers_.push_back(sub_.get());
+    bus_.stats_.add("event_subscribers", 1);
+}
+
+event_bus::subscription::~subscription() {
+    std::erase(bus_.subscribers_, sub_.get());
+    bus_.stats_.add("event_subscribers", -1);
+}
+
+std::unique_ptr<event_bus::subscription> event_bus::subscribe(asio::any_io_executor ex,
+                                                              std::optional<std::string> directory,
+                                                              bool global) {
+    auto sub = std::make_shared<subscriber>(std::move(ex));
+    sub->directory = std::move(directory);
+    sub->global = global;
+    return std::make_unique<subscription>(*this, std::move(sub));
+}
+
+json::object event_bus::event(std::string_view type, json::object properties) {
+    return {{"type", type}, {"properties", std::move(properties)}};
+}
+
+std::string event_bus::frame(json::value const& data) {
+    return "data: " + json::serialize(data) + "\n\n";
+}
+
+void event_bus::publish(std::string_view directory, std::string_view type,
+                        json::object properties) {
+    if (subscribers_.empty()) return;
+    auto ev = event(type, std::move(properties));
+    std::shared_ptr<std::string const> plain;
+    std::shared_ptr<std::string const> wrapped;
+    for (auto* sub : subscribers_) {
+        if (sub->dropped) continue;
+        if (sub->directory && *sub->directory != directory) continue;
+        // Serialized once per kind of subscriber, shared by all of them.
+        auto& shared = sub->global ? wrapped : plain;
+        if (!shared) {
+            shared = std::make_shared<std::string const>(
+                sub->global ? frame(json::object{{"directory", directory}, {"payload", ev}})
+                            : frame(ev));
+        }
+        // Only a backlog counts against the bound: one frame bigger than it (a long final
+        // text) still goes to a reader that keeps up.
+        if (!sub->frames.empty() && (sub->frames.size() >= max_queued_frames ||
+                                     sub->bytes + shared->size() > max_queued_bytes_)) {
+            sub->dropped = true;
+            sub->frames.clear();
+            sub->bytes = 0;
+            if (sub->on_drop) sub->on_drop();
+        } else {
+            sub->frames.push_back(shared);
+            sub->bytes += shared->size();
+        }
+        sub->wake.cancel();
+    }
+}
+
+void event_bus::shutdown() {
+    for (auto* sub : subscribers_) {
+        sub->dropped = true;
+        sub->wake.cancel();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// turns and sessions
+
+turn::turn(asio::any_io_executor ex) : signal(ex), done_signal(ex) {
+    done_signal.expires_at(steady_clock::time_point::max());
+}
+
+fake_state::fake_state(asio::any_io_executor ex, options opts)
+    : ex_(std::move(ex)), opts_(std::move(opts)), bus_(stats_, opts_.event_queue_bytes) {}
+
+session* fake_state::find_session(std::string_view id) {
+    auto it = sessions_.find(id);
+    return it == sessions_.end() ? nullptr : it->second.get();
+}
+
+session& fake_state::create_session(std::optional<std::string> title,
+                                    std::optional<std::string> parent_id, std::string directory) {
+    auto s = std::make_unique<session>();
+    s->id = new_id("ses");
+    s->directory = directory;
+    auto now = now_ms();
+    s->info = {{"id", s->id},
+               {"title", title ? *title : std::string("New session")},
+               {"directory", std::move(directory)},
+               {"time", {{"created", now}, {"updated", now}}}};
+    if (parent_id) s->info["parentID"] = *parent_id;
+    auto& ref = *s;
+    sessions_.emplace(s->id, std::move(s));
+    stats_.add("sessions_created", 1);
+    return ref;
+}
+
+std::shared_ptr<turn> fake_state::start_turn(session& s, turn_spec spec,
+                                             json::object const& request) {
+    auto t = std::make_shared<turn>(ex_);
+    t->spec = std::move(spec);
+    t->owner = &s;
+    t->user_message_id = new_id("msg");
+    t->message_id = new_id("msg");
+    t->step_part_id = new_id("prt");
+    t->text_part_id = new_id("prt");
+
+    // The user message is stored as sent (directives included), like the real server would.
+    json::object user_info{{"id", t->user_message_id},
+                           {"sessionID", s.id},
+                           {"role", "user"},
+                           {"time", {{"created", now_ms()}}}};
+    if (auto const* agent = request.if_contains("agent")) user_info["agent"] = *agent;
+    if (auto const* model = request.if_contains("model")) user_info["model"] = *model;
+    if (auto const* system = request.if_contains("system")) user_info["system"] = *system;
+    json::array user_parts;
+    for (auto const& p : request.at("parts").as_array()) {
+        user_parts.push_back({{"id", new_id("prt")},
+                              {"sessionID", s.id},
+                              {"messageID", t->user_message_id},
+                              {"type", "text"},
+                              {"text", p.at("text")}});
+    }
+    bus_.publish(s.directory, "message.updated", {{"info", user_info}});
+    for (auto const& p : user_parts)
+        bus_.publish(s.directory, "message.part.updated", {{"part", p}});
+    s.messages.push_back({{"info", std::move(user_info)}, {"parts", std::move(user_parts)}});
+
+    s.turns.push_back(t);
+    stats_.add("prompts_started", 1);
+    stats_.add("prompts_in_flight", 1);
+    asio::co_spawn(ex_, run_turn(t), [](std::exception_ptr e) {
+        if (!e) return;
+        try {
+            std::rethrow_exception(e);
+        } catch (std::exception const& x) {
+            fmt::print(stderr, "fake_opencode: turn failed: {}\n", x.what());
+        }
+    });
+    return t;
+}
+
+void fake_state::abort(std::string_view session_id) {
+    stats_.record_abort(session_id);
+    auto* s = find_session(session_id);
+    if (!s) return;
+    for (auto& t : s->turns) {
+        if (t->done) continue;
+        t->aborted = true;
+        t->signal.cancel();
+    }
+}
+
+void fake_state::shutdown() {
+    stopping_ = true;
+    for (auto& [id, s] : sessions_) {
+        for (auto& t : s->turns) {
+            t->signal.cancel();
+            t->done_signal.cancel();
+        }
+    }
+    stats_.shutdown();
+    bus_.shutdown();
+}
+
+asio::awaitable<void> fake_state::wait_done(std::shared_ptr<turn> t) {
+    while (!t->done && !stopping_) {
+        [[maybe_unused]] auto [ec] = co_await t->done_signal.async_wait(use_tuple);
+        if (co_await cancel_requested()) co_return;
+    }
+}
+
+asio::awaitable<void> fake_state::sleep_until(turn& t, steady_clock::time_point due) {
+    t.signal.expires_at(due);
+    [[maybe_unused]] auto [ec] = co_await t.signal.async_wait(use_tuple);
+}
+
+json::object fake_state::assistant_info(turn const& t, bool completed) const {
+    json::object time{{"created", t.created_ms}};
+    if (completed) time["completed"] = now_ms();
+    bool const billed = completed && t.spec.mode != fault::error;
+    json::object info{{"id", t.message_id},           {"sessionID", t.owner->id},
+                      {"role", "assistant"},          {"time", std::move(time)},
+                      {"modelID", "fake-model"},      {"providerID", "fake"},
+                      {"cost", billed ? 0.0012 : 0.0}};
+    std::int64_t output_tokens = 0;
+    if (billed) output_tokens = count_words(t.aborted ? t.streamed : t.spec.output);
+    info["tokens"] = {{"input", completed ? t.spec.input_tokens : 0},
+                      {"output", output_tokens},
+                      {"reasoning", 0},
+                      {"cache", {{"read", 0}, {"write", 0}}}};
+    if (completed && t.aborted) {
+        info["error"] = error_body("MessageAbortedError", "The operation was aborted.");
+    } else if (completed && t.spec.mode == fault::error) {
+        info["error"] = {{"name", "APIError"},
+                         {"data", {{"message", "fake provider error"}, {"statusCode", 503}}}};
+    }
+    return info;
+}
+
+void fake_state::begin_turn(turn& t) {
+    session& s = *t.owner;
+    t.started = true;
+    t.created_ms = now_ms();
+    bool const has_text = t.spec.mode != fault::error;
+    json::array parts{step_start_part(t)};
+    if (has_text) parts.push_back(text_part(t, ""));
+    t.message_index = s.messages.size();
+    s.messages.push_back({{"info", assistant_info(t, false)}, {"parts", parts}});
+
+    bus_.publish(s.directory, "session.status",
+                 {{"sessionID", s.id}, {"status", {{"type", "busy"}}}});
+    bus_.publish(s.directory, "message.updated", {{"info", assistant_info(t, false)}});
+    for (auto const& p : parts) bus_.publish(s.directory, "message.part.updated", {{"part", p}});
+}
+
+void fake_state::finish_turn(turn& t) {
+    session& s = *t.owner;
+    if (!t.started) t.created_ms = now_ms();  // aborted while still queued
+    auto info = assistant_info(t, true);
+    json::array parts;
+    if (t.started) parts.push_back(step_start_part(t));
+    if (t.started && t.spec.mode != fault::error) {
+        parts.push_back(text_part(t, t.aborted ? std::string_view(t.streamed) : t.spec.output));
+    }
+    json::object result{{"info", info}, {"parts", parts}};
+    if (t.started) {
+        s.messages.at(t.message_index) = result;
+    } else {
+        s.messages.push_back(result);
+    }
+
+    if (parts.size() > 1)
+        bus_.publish(s.directory, "message.part.updated", {{"part", parts.back()}});
+    bus_.publish(s.directory, "message.updated", {{"info", info}});
+    if (auto const* error = info.if_contains("error")) {
+        bus_.publish(s.directory, "session.error", {{"sessionID", s.id}, {"error", *error}});
+    }
+    bus_.publish(s.directory, "session.status",
+                 {{"sessionID", s.id}, {"status", {{"type", "idle"}}}});
+    bus_.publish(s.directory, "session.idle", {{"sessionID", s.id}});
+
+    t.result = std::move(result);
+    bool const was_front = !s.turns.empty() && s.turns.front().get() == &t;
+    std::erase_if(s.turns, [&](auto const& p) { return p.get() == &t; });
+    if (was_front && !s.turns.empty()) s.turns.front()->signal.cancel();
+    stats_.add("prompts_in_flight", -1);
+    stats_.add("prompts_completed", 1);
+    t.done = true;
+    t.done_signal.cancel();
+}
+
+asio::awaitable<void> fake_state::run_turn(std::shared_ptr<turn> t) {
+    session& s = *t->owner;
+    while (!t->aborted && !stopping_ && s.turns.front() != t) {
+        co_await sleep_until(*t, steady_clock::time_point::max());
+    }
+    if (stopping_) co_return;
+
+    if (!t->aborted) {
+        begin_turn(*t);
+        auto const start = steady_clock::now();
+        bool const never_ends = t->spec.mode == fault::hang || t->spec.mode == fault::stall;
+        auto const end = never_ends ? steady_clock::time_point::max()
+                                    : start + std::chrono::milliseconds(t->spec.latency_ms);
+        // Deltas at equal steps inside the turn, the last one a step before its end, so a
+        // reader sees partial text mid-turn. Failing and stuck providers stream nothing.
+        auto const pieces = t->spec.mode == fault::none
+                                ? split_chunks(t->spec.output, t->spec.chunks)
+                                : std::vector<std::string_view>{};
+        auto const step = std::chrono::milliseconds(t->spec.latency_ms) /
+                          static_cast<std::int64_t>(pieces.size() + 1);
+        for (std::size_t i = 0; i < pieces.size(); ++i) {
+            auto const due = start + step * static_cast<std::int64_t>(i + 1);
+            while (!t->aborted && !stopping_ && steady_clock::now() < due) {
+                co_await sleep_until(*t, due);
+            }
+            if (t->aborted || stopping_) break;
+            t->streamed.append(pieces[i]);
+            bus_.publish(s.directory, "message.part.delta",
+                         {{"sessionID", s.id},
+                          {"messageID", t->message_id},
+                          {"partID", t->text_part_id},
+                          {"field", "text"},
+                          {"delta", pieces[i]}});
+        }
+        while (!t->aborted && !stopping_ && steady_clock::now() < end) {
+            co_await sleep_until(*t, end);
+        }
+        if (stopping_) co_return;
+    }
+    finish_turn(*t);
+}
+
+}  // namespace fake

@@ -1,0 +1,210 @@
+// Model behind the fake OpenCode server: sessions, queued LLM turns, the SSE event bus and the
+// counters tests read. Asio timers and coroutines but no Beast, so HTTP stays in one translation
+// unit. Everything runs on the single io_context thread, hence no locks anywhere.
+#pragma once
+
+#include "directives.hpp"
+#include "options.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace fake {
+
+namespace asio = boost::asio;
+
+// Whether the running coroutine was cancelled, e.g. as the loser of an `a || b`: its loop must
+// stop instead of waiting again (a further co_await would throw operation_aborted).
+asio::awaitable<bool> cancel_requested();
+
+std::int64_t now_ms();
+std::string new_id(std::string_view prefix);
+// The `{"name":..., "data":{"message":...}}` error shape OpenCode uses for 4xx/5xx bodies.
+boost::json::object error_body(std::string_view name, std::string_view message);
+
+// Counters and gauges for /_fake/stats. Every change wakes the /_fake/wait waiters, which is what
+// lets tests block on "prompts_in_flight >= 8" without polling.
+class stats {
+  public:
+    stats();
+    std::optional<std::int64_t> get(std::string_view name) const;
+    // Gauges named *_in_flight also raise their max_* partner.
+    void add(std::string_view name, std::int64_t delta);
+    void record_abort(std::string_view session_id);
+    void record_directory(std::string_view directory);
+    void set_last_create_body(boost::json::value body) { last_create_body_ = std::move(body); }
+    void set_last_prompt_body(boost::json::value body) { last_prompt_body_ = std::move(body); }
+    boost::json::object to_json() const;
+    // Gauges keep their live value (zeroing them would drive them negative later); max_* restart
+    // from it.
+    void reset();
+    // {true, value} as soon as min <= `name` <= max, {false, value} once `timeout` passes.
+    asio::awaitable<std::pair<bool, std::int64_t>> wait_for(std::string name, std::int64_t min,
+                                                            std::int64_t max,
+                                                            std::chrono::milliseconds timeout);
+    void shutdown();
+
+  private:
+    void changed();
+
+    std::map<std::string, std::int64_t, std::less<>> counters_;
+    boost::json::array aborted_sessions_;
+    boost::json::array directories_;
+    boost::json::value last_create_body_;
+    boost::json::value last_prompt_body_;
+    std::vector<asio::steady_timer*> waiters_;
+    bool stopping_ = false;
+};
+
+// Fan-out of SSE frames. Each subscriber has a bounded queue; one that falls too far behind is
+// dropped rather than allowed to hold memory or slow the publisher.
+class event_bus {
+  public:
+    struct subscriber {
+        explicit subscriber(asio::any_io_executor ex);
+        // Only events of sessions in this directory (an OpenCode instance); all when unset.
+        std::optional<std::string> directory;
+        // /global/event: every event, wrapped as {"directory": D, "payload": event}.
+        bool global = false;
+        std::deque<std::shared_ptr<std::string const>> frames;
+        std::size_t bytes = 0;
+        bool dropped = false;
+        // Set by the pump: frees a connection stuck writing to a reader that stopped reading.
+        std::function<void()> on_drop;
+        // The pump sleeps on it until the next heartbeat; a publish cancels it to wake the pump.
+        asio::steady_timer wake;
+    };
+
+    // Unsubscribes on destruction, so a pump coroutine that ends for any reason cleans up.
+    class subscription {
+      public:
+        subscription(event_bus& bus, std::shared_ptr<subscriber> sub);
+        subscription(subscription const&) = delete;
+        subscription& operator=(subscription const&) = delete;
+        ~subscription();
+        subscriber& get() { return *sub_; }
+
+      private:
+        event_bus& bus_;
+        std::shared_ptr<subscriber> sub_;
+    };
+
+    static constexpr std::size_t max_queued_frames = 65'536;
+
+    event_bus(stats& counters, std::size_t max_queued_bytes)
+        : stats_(counters), max_queued_bytes_(max_queued_bytes) {}
+    std::unique_ptr<subscription> subscribe(asio::any_io_executor ex,
+                                            std::optional<std::string> directory, bool global);
+    // `directory` is the one of the session the event belongs to.
+    void publish(std::string_view directory, std::string_view type, boost::json::object properties);
+    static boost::json::object event(std::string_view type, boost::json::object properties);
+    static std::string frame(boost::json::value const& data);
+    void shutdown();
+
+  private:
+    stats& stats_;
+    std::size_t max_queued_bytes_;
+    std::vector<subscriber*> subscribers_;
+};
+
+// What a turn does: `mode` none runs normally, error ends with info.error, hang/stall never end on
+// their own (only an abort ends them). HTTP-level faults are the server's business: the turn runs
+// normally and only the reply is spoiled.
+struct turn_spec {
+    std::int64_t latency_ms = 0;
+    std::int64_t chunks = 4;
+    std::string output;
+    fault mode = fault::none;
+    std::int64_t input_tokens = 0;
+};
+
+struct session;
+
+struct turn {
+    explicit turn(asio::any_io_executor ex);
+    turn_spec spec;
+    session* owner = nullptr;
+    std::string user_message_id;
+    std::string message_id;
+    std::string step_part_id;
+    std::string text_part_id;
+    std::string streamed;
+    std::int64_t created_ms = 0;
+    std::size_t message_index = 0;
+    bool started = false;
+    bool aborted = false;
+    bool done = false;
+    boost::json::object result;      // {info, parts}, set once done
+    asio::steady_timer signal;       // wakes the turn: queue advanced, abort, shutdown
+    asio::steady_timer done_signal;  // cancelled once done, waking every waiter
+};
+
+struct session {
+    std::string id;
+    std::string directory;
+    boost::json::object info;
+    boost::json::array messages;  // [{info, parts}], the assistant entry updated in place
+    std::deque<std::shared_ptr<turn>> turns;  // the front one runs, the others queue behind it
+};
+
+class fake_state {
+  public:
+    fake_state(asio::any_io_executor ex, options opts);
+    options const& opts() const { return opts_; }
+    class stats& counters() {
+        return stats_;
+    }
+    event_bus& bus() { return bus_; }
+    bool stopping() const { return stopping_; }
+
+    session* find_session(std::string_view id);
+    session& create_session(std::optional<std::string> title, std::optional<std::string> parent_id,
+                            std::string directory);
+    // Records the user message and runs the turn in the background, behind the session's earlier
+    // turns. `request` is the validated prompt body (parts, agent, model, system).
+    std::shared_ptr<turn> start_turn(session& s, turn_spec spec,
+                                     boost::json::object const& request);
+    // Ends every unfinished turn of the session, queued ones included.
+    void abort(std::string_view session_id);
+    void shutdown();
+
+    // Completes once the turn has its result (finished, failed or aborted) or on shutdown.
+    asio::awaitable<void> wait_done(std::shared_ptr<turn> t);
+
+  private:
+    asio::awaitable<void> run_turn(std::shared_ptr<turn> t);
+    asio::awaitable<void> sleep_until(turn& t, std::chrono::steady_clock::time_point due);
+    void begin_turn(turn& t);
+    void finish_turn(turn& t);
+    boost::json::object assistant_info(turn const& t, bool completed) const;
+
+    asio::any_io_executor ex_;
+    options opts_;
+    class stats stats_;
+    event_bus bus_;
+    std::map<std::string, std::unique_ptr<session>, std::less<>> sessions_;
+    bool stopping_ = false;
+};
+
+// Splits `text` into at most `n` non-empty pieces of near-equal size, never inside a UTF-8
+// sequence, so every delta is valid JSON text and the pieces concatenate to `text`.
+std::vector<std::string_view> split_chunks(std::string_view text, std::int64_t n);
+std::int64_t count_words(std::string_view text);
+
+}  // namespace fake

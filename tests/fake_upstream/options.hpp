@@ -1,0 +1,29 @@
+// Command-line settings of the fake OpenCode server, shared by main, the HTTP layer and the
+// model. Kept in its own header so main does not pull in Asio.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace fake {
+
+struct options {
+    std::string host = "127.0.0.1";
+    unsigned short port = 0;
+    std::int64_t latency_ms = 50;
+    std::int64_t create_latency_ms = 0;
+    std::int64_t heartbeat_ms = 10'000;
+    std::optional<std::string> password;  // HTTP basic auth, username "opencode"
+    // /event serves one directory's sessions (?directory=, else "/fake"), as the real server
+    // does per instance; off by default: /event then carries every session's events.
+    bool scoped_events = false;
+    // Bound of one /event subscriber's backlog; a reader that falls further behind is dropped.
+    std::size_t event_queue_bytes = 64u << 20;
+};
+
+// Serves until SIGTERM/SIGINT, then drains every connection and returns the exit status.
+int run_server(options const& opts);
+
+}  // namespace fake

@@ -1,0 +1,139 @@
+// JSON-RPC over WebSocket (/ws) against the real agentd: the upgrade's guards, calls and batches,
+// the planner's rule across messages that arrive while earlier ones still run, and the `ask`
+// approval policy's server→client `approval/request`.
+#include "agentd_fixture.hpp"
+#include "ws_client.hpp"
+
+namespace agentd::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::vector<std::pair<std::string, std::string>> auth(agentd_process& a) {
+    return {{"Authorization", "Bearer " + a.token()}};
+}
+
+std::string request(int id, std::string const& method, json::object params) {
+    return json::serialize(
+        json::object{{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}});
+}
+
+json::object next(ws_client& ws, std::chrono::milliseconds timeout = 5s) {
+    auto text = ws.receive(timeout);
+    EXPECT_TRUE(text.has_value()) << "no message within " << timeout.count() << " ms";
+    if (!text) return {};
+    return json::parse(*text).as_object();
+}
+
+json::object start_params(std::string prompt) {
+    return {{"tasks", json::array{task(std::move(prompt))}}};
+}
+
+TEST_F(agentd_test, WebSocketUpgradeIsGuarded) {
+    EXPECT_EQ(ws_upgrade_status(agentd_->port(), {}), 401);
+    auto evil = auth(*agentd_);
+    evil.emplace_back("Origin", "https://evil.example");
+    EXPECT_EQ(ws_upgrade_status(agentd_->port(), evil), 403);
+    EXPECT_EQ(ws_upgrade_status(agentd_->port(), auth(*agentd_)), 101);
+    auto plain_get = http_request(agentd_->port(), "GET", "/ws", "", auth(*agentd_));
+    EXPECT_EQ(plain_get.status, 426);
+}
+
+TEST_F(agentd_test, WebSocketCarriesCallsAndBatches) {
+    ws_client ws(agentd_->port(), auth(*agentd_));
+    ws.send(request(1, "agents_start", start_params("over ws")));
+    auto started = next(ws);
+    EXPECT_EQ(started.at("id").as_int64(), 1);
+    auto id = str(started.at("result").at("jobs").at(0), "id");
+
+    ws.send("[" + request(2, "agents_wait", {{"jobs", json::array{id}}, {"timeout_ms", 5000}}) + "," +
+            request(3, "agents_status", {{"jobs", json::array{id}}}) + "]");
+    auto batch = json::parse(*ws.receive(5s)).as_array();
+    ASSERT_EQ(batch.size(), 2u);
+    EXPECT_EQ(batch[0].at("id").as_int64(), 2);
+    EXPECT_EQ(str(batch[0].at("result").at("jobs").at(0), "output"), "echo: over ws");
+    EXPECT_EQ(batch[1].at("id").as_int64(), 3);
+
+    ws.send("{oops");
+    EXPECT_EQ(next(ws).at("error").at("code").as_int64(), -32700);
+}
+
+TEST_F(agentd_test, WebSocketReadsRunBesideALongWaitButMutationsWait) {
+    ws_client ws(agentd_->port(), auth(*agentd_));
+    ws.send(request(1, "agents_start", start_params("slow [[fake latency_ms=5000]]")));
+    auto id = str(next(ws).at("result").at("jobs").at(0), "id");
+
+    // A read-only status sent after a blocked wait is answered first: they run in parallel.
+    ws.send(request(2, "agents_wait", {{"jobs", json::array{id}}, {"timeout_ms", 800}}));
+    ws.send(request(3, "agents_status", {{"jobs", json::array{id}}}));
+    auto first = next(ws);
+    EXPECT_EQ(first.at("id").as_int64(), 3);
+    auto second = next(ws);
+    EXPECT_EQ(second.at("id").as_int64(), 2);
+    EXPECT_TRUE(second.at("result").at("timed_out").as_bool());
+
+    // A cancel is a barrier: it runs only after the wait before it, and the status after it
+    // waits for the cancel.
+    ws.send(request(4, "agents_wait", {{"jobs", json::array{id}}, {"timeout_ms", 500}}));
+    ws.send(request(5, "agents_cancel", {{"jobs", json::array{id}}}));
+    ws.send(request(6, "agents_status", {{"jobs", json::array{id}}}));
+    auto a = next(ws), b = next(ws), c = next(ws);
+    EXPECT_EQ(a.at("id").as_int64(), 4);
+    EXPECT_EQ(str(a.at("result").at("jobs").at(0), "state"), "running");
+    EXPECT_EQ(b.at("id").as_int64(), 5);
+    EXPECT_EQ(c.at("id").as_int64(), 6);
+    EXPECT_EQ(str(c.at("result").at("jobs").at(0), "state"), "cancelled");
+}
+
+TEST_F(agentd_test, AskPolicyRequestsApprovalOverWebSocket) {
+    restart_agentd({"--approval-start", "ask"});
+    ws_client ws(agentd_->port(), auth(*agentd_));
+    ws.send(request(1, "agents_start", start_params("needs a yes")));
+    auto ask = next(ws);
+    EXPECT_EQ(str(ask, "method"), "approval/request");
+    EXPECT_EQ(str(ask.at("params"), "method"), "agents_start");
+    EXPECT_EQ(str(ask.at("params").at("params").at("tasks").at(0), "prompt"), "needs a yes");
+    EXPECT_EQ(fake_->stats().at("creates_started").as_int64(), 0);  // nothing runs before a yes
+    ws.send(json::serialize(
+        json::object{{"jsonrpc", "2.0"}, {"id", ask.at("id")}, {"result", {{"approved", true}}}}));
+    auto started = next(ws);
+    EXPECT_EQ(started.at("id").as_int64(), 1);
+    EXPECT_EQ(started.at("result").at("jobs").as_array().size(), 1u);
+
+    ws.send(request(2, "agents_start", start_params("gets a no")));
+    auto ask2 = next(ws);
+    ws.send(json::serialize(
+        json::object{{"jsonrpc", "2.0"}, {"id", ask2.at("id")}, {"result", {{"approved", false}}}}));
+    auto refused = next(ws);
+    EXPECT_EQ(refused.at("id").as_int64(), 2);
+    EXPECT_EQ(refused.at("error").at("code").as_int64(), -32002);
+}
+
+TEST_F(agentd_test, ApprovalRequiredStartsRunOneAtATime) {
+    restart_agentd({"--approval-start", "ask"});
+    ws_client ws(agentd_->port(), auth(*agentd_));
+    ws.send(request(1, "agents_start", start_params("one")));
+    ws.send(request(2, "agents_start", start_params("two")));
+    auto ask1 = next(ws);
+    EXPECT_EQ(str(ask1.at("params").at("params").at("tasks").at(0), "prompt"), "one");
+    // The second start is serial behind the first: no second question while the first is open.
+    EXPECT_FALSE(ws.receive(300ms).has_value());
+    ws.send(json::serialize(
+        json::object{{"jsonrpc", "2.0"}, {"id", ask1.at("id")}, {"result", {{"approved", true}}}}));
+    EXPECT_EQ(next(ws).at("id").as_int64(), 1);
+    auto ask2 = next(ws);
+    EXPECT_EQ(str(ask2.at("params").at("params").at("tasks").at(0), "prompt"), "two");
+}
+
+TEST_F(agentd_test, AskPolicyWithoutAChannelAndDenyPolicyRefuse) {
+    restart_agentd({"--approval-start", "ask"});
+    auto err = agentd_->error("agents_start", start_params("over http"));
+    EXPECT_EQ(err.at("code").as_int64(), -32002);
+    restart_agentd({"--approval-start", "deny"});
+    auto denied = agentd_->error("agents_start", start_params("never"));
+    EXPECT_EQ(denied.at("code").as_int64(), -32002);
+    EXPECT_EQ(fake_->stats().at("creates_started").as_int64(), 0);
+}
+
+}  // namespace
+}  // namespace agentd::test

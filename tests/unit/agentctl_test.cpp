@@ -1,0 +1,353 @@
+// Unit tests of agentctl's pure parts: URL and token discovery, command-line parsing, request
+// building (tasks from PROMPTs and --tasks JSON), reply decoding, rendering and wait exit codes.
+// Discovery tests change the process environment, so each restores what it touched.
+#include "agentctl/cli.hpp"
+#include "agentctl/discover.hpp"
+#include "agentctl/exit_codes.hpp"
+#include "agentctl/render.hpp"
+#include "agentctl/rpc.hpp"
+
+#include <gtest/gtest.h>
+#include <boost/json/parse.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+
+namespace agentctl {
+namespace {
+
+namespace json = boost::json;
+namespace fs = std::filesystem;
+
+const char* const discovery_vars[] = {"AGENTD_URL",      "AGENTD_TOKEN",   "AGENTD_STATE_DIR",
+                                      "STATE_DIRECTORY", "XDG_STATE_HOME", "HOME"};
+
+// Clears the discovery variables and a fresh temp dir per test; restores both afterwards.
+class discovery : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        for (const char* name : discovery_vars) {
+            if (const char* value = std::getenv(name)) saved_[name] = value;
+            unsetenv(name);
+        }
+        char tmpl[] = "/tmp/agentctl_test.XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+    }
+    void TearDown() override {
+        for (const char* name : discovery_vars) unsetenv(name);
+        for (const auto& [name, value] : saved_) setenv(name.c_str(), value.c_str(), 1);
+        fs::remove_all(dir_);
+    }
+    fs::path write(const fs::path& relative, const std::string& text) {
+        auto path = dir_ / relative;
+        fs::create_directories(path.parent_path());
+        std::ofstream(path) << text;
+        return path;
+    }
+
+    fs::path dir_;
+    std::map<std::string, std::string> saved_;
+};
+
+TEST_F(discovery, url_precedence) {
+    global_options g;
+    EXPECT_EQ(resolve_url(g), "http://127.0.0.1:7077");
+    setenv("AGENTD_URL", "http://10.0.0.1:1", 1);
+    EXPECT_EQ(resolve_url(g), "http://10.0.0.1:1");
+    g.url = "unix:/run/a.sock";
+    EXPECT_EQ(resolve_url(g), "unix:/run/a.sock");
+}
+
+TEST_F(discovery, state_dir_precedence) {
+    global_options g;
+    EXPECT_EQ(resolve_state_dir(g), fs::path());
+    setenv("HOME", "/home/u", 1);
+    EXPECT_EQ(resolve_state_dir(g), fs::path("/home/u/.local/state/agentd"));
+    setenv("XDG_STATE_HOME", "relative/ignored", 1);
+    EXPECT_EQ(resolve_state_dir(g), fs::path("/home/u/.local/state/agentd"));
+    setenv("XDG_STATE_HOME", "/xdg", 1);
+    EXPECT_EQ(resolve_state_dir(g), fs::path("/xdg/agentd"));
+    setenv("STATE_DIRECTORY", "/var/lib/agentd:/var/lib/other", 1);
+    EXPECT_EQ(resolve_state_dir(g), fs::path("/var/lib/agentd"));
+    setenv("AGENTD_STATE_DIR", "/custom", 1);
+    EXPECT_EQ(resolve_state_dir(g), fs::path("/custom"));
+    g.state_dir = "/flag";
+    EXPECT_EQ(resolve_state_dir(g), fs::path("/flag"));
+}
+
+TEST_F(discovery, empty_variables_count_as_unset) {
+    setenv("HOME", "/home/u", 1);
+    setenv("AGENTD_STATE_DIR", "", 1);
+    setenv("STATE_DIRECTORY", "", 1);
+    EXPECT_EQ(resolve_state_dir(global_options{}), fs::path("/home/u/.local/state/agentd"));
+}
+
+TEST_F(discovery, token_from_state_dir_file_is_trimmed) {
+    auto file = write("state/token", "  abc123\n");
+    global_options g;
+    g.state_dir = (dir_ / "state").string();
+    auto creds = resolve_credentials(g);
+    EXPECT_EQ(creds.token, "abc123");
+    EXPECT_EQ(creds.source, file.string());
+}
+
+TEST_F(discovery, missing_default_token_file_sends_no_token) {
+    setenv("HOME", dir_.c_str(), 1);
+    auto creds = resolve_credentials(global_options{});
+    EXPECT_FALSE(creds.token);
+    EXPECT_NE(creds.source.find(".local/state/agentd/token"), std::string::npos);
+}
+
+TEST_F(discovery, token_precedence) {
+    write("state/token", "from_state_dir");
+    global_options g;
+    g.state_dir = (dir_ / "state").string();
+    setenv("AGENTD_TOKEN", "from_env", 1);
+    EXPECT_EQ(resolve_credentials(g).token, "from_env");
+    g.token_file = write("flag_token", "from_file\n").string();
+    EXPECT_EQ(resolve_credentials(g).token, "from_file");
+    g.token = "from_flag";
+    auto creds = resolve_credentials(g);
+    EXPECT_EQ(creds.token, "from_flag");
+    EXPECT_EQ(creds.source, "--token");
+}
+
+TEST_F(discovery, explicit_token_file_must_be_readable) {
+    global_options g;
+    g.token_file = (dir_ / "absent").string();
+    EXPECT_THROW(resolve_credentials(g), usage_error);
+}
+
+TEST_F(discovery, token_with_inner_space_is_rejected) {
+    global_options g;
+    g.token = "two words";
+    EXPECT_THROW(resolve_credentials(g), usage_error);
+}
+
+TEST(parse_url, tcp_ipv6_unix_and_prefix) {
+    auto plain = parse_url("http://127.0.0.1:7077");
+    EXPECT_EQ(plain.host, "127.0.0.1");
+    EXPECT_EQ(plain.port, "7077");
+    EXPECT_EQ(plain.target, "/rpc");
+    EXPECT_EQ(plain.host_header, "127.0.0.1:7077");
+    auto v6 = parse_url("http://[::1]:9/");
+    EXPECT_EQ(v6.host, "::1");
+    EXPECT_EQ(v6.port, "9");
+    EXPECT_EQ(v6.host_header, "[::1]:9");
+    EXPECT_EQ(v6.target, "/rpc");
+    EXPECT_EQ(parse_url("http://localhost").port, "80");
+    EXPECT_EQ(parse_url("http://h:1/agentd/").target, "/agentd/rpc");
+    auto sock = parse_url("unix:/run/agentd/agentd.sock");
+    EXPECT_TRUE(sock.is_unix());
+    EXPECT_EQ(sock.socket_path, "/run/agentd/agentd.sock");
+}
+
+TEST(parse_url, rejects_bad_urls) {
+    for (const char* url : {"https://h:1", "h:1", "http://::1:5", "http://h:0", "http://h:99999",
+                            "http://h:x", "http://:5", "http://[::1", "unix:"}) {
+        EXPECT_THROW(parse_url(url), usage_error) << url;
+    }
+}
+
+std::variant<invocation, int> parse(std::vector<const char*> args) {
+    args.insert(args.begin(), "agentctl");
+    return parse_cli(static_cast<int>(args.size()), args.data());
+}
+
+TEST(parse_cli, globals_before_or_after_the_command) {
+    auto parsed =
+        parse({"--session", "s1", "wait", "--any", "--timeout-ms", "500", "--json", "a", "b"});
+    const auto& inv = std::get<invocation>(parsed);
+    EXPECT_EQ(inv.cmd.kind, command_kind::wait);
+    EXPECT_EQ(inv.globals.session, "s1");
+    EXPECT_TRUE(inv.globals.json);
+    EXPECT_TRUE(inv.cmd.wait_any);
+    EXPECT_EQ(inv.cmd.wait_timeout_ms, 500);
+    EXPECT_EQ(inv.globals.timeout_ms, 30'000);
+    EXPECT_EQ(inv.cmd.args, (std::vector<std::string>{"a", "b"}));
+}
+
+TEST(parse_cli, usage_errors_exit_2_and_help_exits_0) {
+    EXPECT_EQ(std::get<int>(parse({})), exit_usage);
+    EXPECT_EQ(std::get<int>(parse({"cancel"})), exit_usage);
+    EXPECT_EQ(std::get<int>(parse({"peek", "a", "b"})), exit_usage);
+    EXPECT_EQ(std::get<int>(parse({"wait", "--timeout-ms", "-1"})), exit_usage);
+    EXPECT_EQ(std::get<int>(parse({"--token", "t", "--token-file", "f", "status"})), exit_usage);
+    EXPECT_EQ(std::get<int>(parse({"status", "--help"})), exit_ok);
+}
+
+invocation start(std::vector<std::string> prompts) {
+    invocation inv;
+    inv.cmd.kind = command_kind::start;
+    inv.cmd.args = std::move(prompts);
+    return inv;
+}
+
+TEST(build_tasks, options_apply_to_prompts_and_fill_json_tasks) {
+    auto inv = start({"third"});
+    inv.cmd.task.model = "p/m";
+    inv.cmd.task.timeout_ms = 5000;
+    auto tasks =
+        build_tasks(inv.cmd, R"([{"prompt":"first","model":"own/m"},{"prompt":"second"}])");
+    EXPECT_EQ(tasks, json::parse(R"([{"prompt":"first","model":"own/m","timeout_ms":5000},
+                                     {"prompt":"second","model":"p/m","timeout_ms":5000},
+                                     {"prompt":"third","model":"p/m","timeout_ms":5000}])"));
+}
+
+TEST(build_tasks, rejects_no_tasks_and_bad_documents) {
+    EXPECT_THROW(build_tasks(start({}).cmd, ""), usage_error);
+    EXPECT_THROW(build_tasks(start({}).cmd, "[]"), usage_error);
+    EXPECT_THROW(build_tasks(start({}).cmd, "{\"prompt\":\"x\"}"), usage_error);
+    EXPECT_THROW(build_tasks(start({}).cmd, "[\"x\"]"), usage_error);
+    EXPECT_THROW(build_tasks(start({}).cmd, "[{"), usage_error);
+}
+
+TEST(build_request, params_carry_only_what_was_given) {
+    invocation inv;
+    inv.cmd.kind = command_kind::status;
+    auto status = build_request(inv, "");
+    EXPECT_EQ(status.method, "agents_status");
+    EXPECT_TRUE(status.params.empty());
+
+    inv.cmd.kind = command_kind::wait;
+    inv.cmd.args = {"job_a"};
+    inv.globals.session = "s";
+    auto wait = build_request(inv, "");
+    EXPECT_EQ(json::value(wait.params),
+              json::parse(R"({"jobs":["job_a"],"mode":"all","session":"s"})"));
+
+    inv.cmd.kind = command_kind::peek;
+    EXPECT_EQ(json::value(build_request(inv, "").params),
+              json::parse(R"({"job":"job_a","session":"s"})"));
+}
+
+TEST(encode_request, is_a_jsonrpc_envelope_with_id_1) {
+    auto body = encode_request({"agents_cancel", json::object{{"jobs", json::array{"x"}}}});
+    EXPECT_EQ(json::parse(body), json::parse(R"({"jsonrpc":"2.0","id":1,"method":"agents_cancel",
+                                                 "params":{"jobs":["x"]}})"));
+}
+
+TEST(decode_response, result_error_and_garbage) {
+    auto ok = decode_response(R"({"jsonrpc":"2.0","id":1,"result":{"jobs":[]}})");
+    EXPECT_EQ(std::get<json::value>(ok), json::parse(R"({"jobs":[]})"));
+
+    auto failed = decode_response(R"({"jsonrpc":"2.0","id":1,"error":{"code":-32602,
+        "message":"invalid params","data":{"field":"tasks[0].prompt","reason":"empty"}}})");
+    const auto& error = std::get<rpc_error>(failed);
+    EXPECT_EQ(describe(error), "error -32602: invalid params (field tasks[0].prompt: empty)");
+
+    EXPECT_THROW(decode_response("<html>"), transport_error);
+    EXPECT_THROW(decode_response("[1]"), transport_error);
+}
+
+TEST(describe, limit_errors_name_the_limit) {
+    rpc_error error{-32001, "limit exceeded", json::parse(R"({"limit":"max_depth"})")};
+    EXPECT_EQ(describe(error), "error -32001: limit exceeded (limit max_depth)");
+}
+
+TEST(format_elapsed, units) {
+    EXPECT_EQ(format_elapsed(std::nullopt), "-");
+    EXPECT_EQ(format_elapsed(1234), "1.2s");
+    EXPECT_EQ(format_elapsed(59'999), "59.9s");
+    EXPECT_EQ(format_elapsed(61'500), "1m01s");
+    EXPECT_EQ(format_elapsed(7'380'000), "2h03m");
+}
+
+TEST(read_job, tolerates_missing_and_mistyped_fields) {
+    auto minimal = read_job(json::parse(R"({"id":"job_x","state":"not_found"})"));
+    EXPECT_EQ(minimal.id, "job_x");
+    EXPECT_EQ(minimal.state, "not_found");
+    EXPECT_FALSE(minimal.elapsed_ms);
+    EXPECT_TRUE(minimal.error.empty());
+
+    auto odd =
+        read_job(json::parse(R"({"id":7,"elapsed_ms":"soon","error":"boom","truncated":1})"));
+    EXPECT_TRUE(odd.id.empty());
+    EXPECT_FALSE(odd.elapsed_ms);
+    EXPECT_TRUE(odd.error.empty());
+    EXPECT_FALSE(odd.truncated);
+    EXPECT_TRUE(read_job(json::value(3)).id.empty());
+}
+
+TEST(read_job, error_summary_is_one_line) {
+    auto job = read_job(json::parse(R"({"id":"j","state":"failed","error":{"kind":"upstream",
+        "phase":"prompt","message":"rate\nlimited","http_status":429}})"));
+    EXPECT_EQ(job.error, "upstream/prompt: rate limited (HTTP 429)");
+    auto no_phase = read_job(json::parse(R"({"error":{"kind":"timeout","message":"late"}})"));
+    EXPECT_EQ(no_phase.error, "timeout: late");
+}
+
+const char* const jobs_result = R"({"jobs":[
+    {"id":"job_a","state":"completed","description":"sum","elapsed_ms":1234,"output":"hi"},
+    {"id":"job_b","state":"failed","elapsed_ms":50,"error":{"kind":"transport","phase":"create","message":"reset"}},
+    {"id":"job_c","state":"queued"}]})";
+
+TEST(render, start_lines_skip_missing_fields) {
+    auto text = render_result(command_kind::start, json::parse(jobs_result).as_object());
+    EXPECT_EQ(text.out,
+              "job_a  completed  sum\n"
+              "job_b  failed  transport/create: reset\n"
+              "job_c  queued\n");
+}
+
+TEST(render, status_table_adds_error_column_when_needed) {
+    auto text = render_result(command_kind::status, json::parse(jobs_result).as_object());
+    EXPECT_EQ(text.out,
+              "ID     STATE      ELAPSED  DESCRIPTION  ERROR\n"
+              "job_a  completed  1.2s     sum\n"
+              "job_b  failed     0.0s                  transport/create: reset\n"
+              "job_c  queued     -\n");
+    auto plain = render_result(
+        command_kind::status, json::parse(R"({"jobs":[{"id":"j","state":"queued"}]})").as_object());
+    EXPECT_EQ(plain.out, "ID  STATE   ELAPSED  DESCRIPTION\nj   queued  -\n");
+}
+
+TEST(render, wait_blocks_and_timeout_note) {
+    auto result = json::parse(R"({"done":false,"timed_out":true,"jobs":[
+        {"id":"job_a","state":"completed","description":"sum","elapsed_ms":1234,"output":"hi","truncated":true},
+        {"id":"job_b","state":"failed","error":{"kind":"timeout","message":"late"}},
+        {"id":"job_c","state":"running"}]})");
+    auto text = render_result(command_kind::wait, result.as_object());
+    EXPECT_EQ(text.out,
+              "== job_a (completed, 1.2s, truncated) sum\nhi\n"
+              "== job_b (failed)\nerror: timeout: late\n"
+              "== job_c (running)\n");
+    EXPECT_EQ(text.err, "agentctl: wait timed out; 1 job(s) not finished\n");
+}
+
+TEST(render, peek_prints_partial_output_and_state_on_stderr) {
+    auto result = json::parse(R"({"job":{"id":"job_a","state":"running","elapsed_ms":500},
+                                  "partial_output":"so far"})");
+    auto text = render_result(command_kind::peek, result.as_object());
+    EXPECT_EQ(text.out, "so far\n");
+    EXPECT_EQ(text.err, "job_a: running, 0.5s\n");
+}
+
+TEST(pretty_json, indents_and_round_trips) {
+    auto value = json::parse(R"({"jobs":[{"id":"a\"b","n":1.5,"e":{},"l":[]}],"x":null})");
+    auto text = pretty_json(value);
+    EXPECT_EQ(json::parse(text), value);
+    EXPECT_EQ(text,
+              "{\n  \"jobs\": [\n    {\n      \"id\": \"a\\\"b\",\n      \"n\": 1.5E0,\n"
+              "      \"e\": {},\n      \"l\": []\n    }\n  ],\n  \"x\": null\n}\n");
+}
+
+TEST(wait_exit_code, failure_outranks_timeout) {
+    auto code = [](const char* text) { return wait_exit_code(json::parse(text).as_object()); };
+    EXPECT_EQ(code(R"({"timed_out":false,"jobs":[{"state":"completed"}]})"), exit_ok);
+    EXPECT_EQ(code(R"({"timed_out":false,"jobs":[{"state":"completed"},{"state":"running"}]})"),
+              exit_ok);
+    EXPECT_EQ(code(R"({"timed_out":true,"jobs":[{"state":"running"}]})"), exit_timed_out);
+    EXPECT_EQ(code(R"({"timed_out":true,"jobs":[{"state":"cancelled"},{"state":"running"}]})"),
+              exit_failed);
+    for (const char* state : {"failed", "cancelled", "interrupted", "not_found"}) {
+        auto result = json::object{{"timed_out", false},
+                                   {"jobs", json::array{json::object{{"state", state}}}}};
+        EXPECT_EQ(wait_exit_code(result), exit_failed) << state;
+    }
+}
+
+}  // namespace
+}  // namespace agentctl

@@ -1,0 +1,247 @@
+// Unit tests of the request guards and the token file: Host and Origin allow-lists against
+// DNS-rebinding names, the bearer comparison, and load_or_create_token's directory and file
+// modes, reuse and failures, in a temporary directory under /tmp that each test removes.
+#include "daemon/auth.hpp"
+
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+
+namespace agentd::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(host_allowed, loopback_names_with_any_port) {
+    for (auto host : {"localhost", "LOCALHOST:7077", "LocalHost", "localhost:80", "foo.localhost",
+                      "a.b.LOCALHOST:1", "127.0.0.1", "127.1.2.3:80", "127.0.0.1:65535", "[::1]",
+                      "[::1]:7077"}) {
+        EXPECT_TRUE(host_allowed(host)) << host;
+    }
+}
+
+TEST(host_allowed, rejects_other_names) {
+    for (auto host :
+         {"evil.com", "evil.com:7077", "127.0.0.1.evil.com", "localhost.evil.com",
+          "localhost.evil.com:7077", "evillocalhost", "[::2]", "[::2]:7077", "[::1", "::1",
+          "0.0.0.0", "128.0.0.1", "10.0.0.1", "127.0.0", "127.0.0.1.2", "127.0.0.x", "", ":7077"}) {
+        EXPECT_FALSE(host_allowed(host)) << host;
+    }
+}
+
+TEST(host_allowed, rejects_malformed_ports) {
+    for (auto host :
+         {"localhost:", "localhost:abc", "localhost:80x", "localhost:123456", "localhost:-1",
+          "localhost:80:80", "[::1]:", "[::1]x", "[::1]:7o77", "127.0.0.1: 80"}) {
+        EXPECT_FALSE(host_allowed(host)) << host;
+    }
+}
+
+TEST(host_allowed, extra_names_are_exact_and_case_insensitive) {
+    std::vector<std::string> const extra{"agentd.lan", "box"};
+    EXPECT_TRUE(host_allowed("agentd.lan", extra));
+    EXPECT_TRUE(host_allowed("AGENTD.LAN:7077", extra));
+    EXPECT_TRUE(host_allowed("box", extra));
+    EXPECT_FALSE(host_allowed("x.agentd.lan", extra));
+    EXPECT_FALSE(host_allowed("agentd.lan.evil.com", extra));
+    EXPECT_FALSE(host_allowed("agentd.lan:bad", extra));
+    EXPECT_FALSE(host_allowed("agentd.lan"));
+}
+
+TEST(origin_allowed, http_and_https_loopback) {
+    for (auto origin :
+         {"http://localhost", "http://localhost:3000", "https://localhost", "HTTP://LOCALHOST:8080",
+          "http://127.0.0.1:7077", "https://[::1]:7077", "http://app.localhost"}) {
+        EXPECT_TRUE(origin_allowed(origin)) << origin;
+    }
+}
+
+TEST(origin_allowed, rejects_everything_else) {
+    for (auto origin :
+         {"null", "", "file://", "file:///etc/passwd", "http://evil.com", "https://evil.com:7077",
+          "http://localhost.evil.com", "http://127.0.0.1.evil.com", "ws://localhost", "http://",
+          "localhost", "http://localhost:abc", "http://user@localhost", "chrome-extension://abcdef",
+          "http://[::2]"}) {
+        EXPECT_FALSE(origin_allowed(origin)) << origin;
+    }
+}
+
+TEST(origin_allowed, extra_origins_match_exactly) {
+    std::vector<std::string> const extra{"https://app.example.com", "vscode-webview://x"};
+    EXPECT_TRUE(origin_allowed("https://app.example.com", extra));
+    EXPECT_TRUE(origin_allowed("vscode-webview://x", extra));
+    EXPECT_FALSE(origin_allowed("https://app.example.com:443", extra));
+    EXPECT_FALSE(origin_allowed("http://app.example.com", extra));
+    EXPECT_FALSE(origin_allowed("https://app.example.com.evil.com", extra));
+    EXPECT_TRUE(origin_allowed("http://localhost", extra));
+}
+
+TEST(bearer_matches, exact_token_only) {
+    std::string const token = "0123456789abcdef0123456789abcdef";
+    EXPECT_TRUE(bearer_matches("Bearer " + token, token));
+    EXPECT_FALSE(bearer_matches("Bearer " + token.substr(0, 31) + "0", token)) << "wrong";
+    EXPECT_FALSE(bearer_matches("Bearer " + token.substr(0, 16), token)) << "prefix";
+    EXPECT_FALSE(bearer_matches("Bearer " + token + "x", token)) << "longer";
+    EXPECT_FALSE(bearer_matches("Bearer " + token + " ", token)) << "trailing space";
+    EXPECT_FALSE(bearer_matches("Bearer  " + token, token)) << "two spaces";
+    EXPECT_FALSE(bearer_matches(token, token)) << "no scheme";
+    EXPECT_FALSE(bearer_matches("Basic " + token, token));
+    EXPECT_FALSE(bearer_matches("Bearer", token));
+    EXPECT_FALSE(bearer_matches("", token));
+}
+
+TEST(bearer_matches, scheme_is_case_insensitive_token_is_not) {
+    std::string const token = "AbCdEf0123456789AbCdEf0123456789";
+    EXPECT_TRUE(bearer_matches("bearer " + token, token));
+    EXPECT_TRUE(bearer_matches("BEARER " + token, token));
+    EXPECT_FALSE(bearer_matches("Bearer abcdef0123456789abcdef0123456789", token));
+}
+
+TEST(bearer_matches, empty_token_never_matches) {
+    EXPECT_FALSE(bearer_matches("Bearer ", ""));
+    EXPECT_FALSE(bearer_matches("", ""));
+    EXPECT_FALSE(bearer_matches("Bearer x", ""));
+}
+
+// A fresh directory under /tmp, removed with everything in it at the end of the test.
+class token_file_test : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        std::string tmpl = "/tmp/agentd_auth_test_XXXXXX";
+        ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+        root_ = tmpl;
+    }
+    void TearDown() override {
+        std::error_code ec;
+        fs::permissions(root_, fs::perms::owner_all, fs::perm_options::add, ec);
+        for (auto const& e : fs::recursive_directory_iterator(root_, ec))
+            fs::permissions(e.path(), fs::perms::owner_all, fs::perm_options::add, ec);
+        fs::remove_all(root_, ec);
+        EXPECT_FALSE(fs::exists(root_));
+    }
+
+    static unsigned mode_of(fs::path const& p) {
+        struct stat st {};
+        EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+        return st.st_mode & 07777;
+    }
+
+    static std::string read_file(fs::path const& p) {
+        std::ifstream in(p);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    }
+
+    fs::path root_;
+};
+
+TEST_F(token_file_test, creates_a_private_directory_and_file) {
+    auto dir = root_ / "state" / "agentd";
+    auto token = load_or_create_token(dir);
+    EXPECT_EQ(token.size(), 64u);
+    EXPECT_EQ(token.find_first_not_of("0123456789abcdef"), std::string::npos) << token;
+    EXPECT_EQ(mode_of(dir), 0700u);
+    auto file = dir / "token";
+    ASSERT_TRUE(fs::is_regular_file(file));
+    EXPECT_EQ(mode_of(file), 0600u);
+    EXPECT_EQ(read_file(file), token + "\n");
+}
+
+TEST_F(token_file_test, file_is_0600_whatever_the_umask) {
+    auto old = ::umask(0);
+    auto token = load_or_create_token(root_ / "s");
+    ::umask(old);
+    EXPECT_EQ(mode_of(root_ / "s"), 0700u);
+    EXPECT_EQ(mode_of(root_ / "s" / "token"), 0600u);
+    EXPECT_FALSE(token.empty());
+}
+
+TEST_F(token_file_test, second_call_returns_the_same_token) {
+    auto first = load_or_create_token(root_);
+    auto second = load_or_create_token(root_);
+    EXPECT_EQ(first, second);
+    // Another directory gets another random token.
+    auto other = load_or_create_token(root_ / "other");
+    EXPECT_NE(first, other);
+}
+
+TEST_F(token_file_test, existing_token_is_read_not_replaced) {
+    std::string const mine = "my-own-token-that-is-long-enough-0123456789";
+    {
+        std::ofstream out(root_ / "token");
+        out << mine << "\n";
+    }
+    EXPECT_EQ(load_or_create_token(root_), mine);
+    EXPECT_EQ(read_file(root_ / "token"), mine + "\n");
+}
+
+TEST_F(token_file_test, too_short_or_empty_file_is_an_error) {
+    {
+        std::ofstream out(root_ / "token");
+        out << "short\n";
+    }
+    EXPECT_THROW(load_or_create_token(root_), std::runtime_error);
+    { std::ofstream out(root_ / "token", std::ios::trunc); }
+    EXPECT_THROW(load_or_create_token(root_), std::runtime_error);
+    // The bad file is left for the operator to fix, not silently replaced.
+    EXPECT_EQ(read_file(root_ / "token"), "");
+}
+
+TEST_F(token_file_test, unusable_directory_is_an_error) {
+    // A path under a regular file can never become a directory, even for root.
+    {
+        std::ofstream out(root_ / "file");
+        out << "x";
+    }
+    try {
+        load_or_create_token(root_ / "file" / "state");
+        ADD_FAILURE() << "no exception";
+    } catch (std::runtime_error const& e) {
+        EXPECT_NE(std::string(e.what()).find((root_ / "file" / "state").string()),
+                  std::string::npos)
+            << e.what();
+    }
+    // The state directory path is itself a file.
+    EXPECT_THROW(load_or_create_token(root_ / "file"), std::runtime_error);
+}
+
+TEST_F(token_file_test, unwritable_directory_is_an_error) {
+    // An existing directory the service user cannot write to. Root writes anywhere, so when the
+    // tests run as root the call runs in a child process that has dropped to "nobody".
+    auto dir = root_ / "ro";
+    fs::create_directory(dir);
+    fs::permissions(root_, fs::perms::owner_all | fs::perms::others_exec | fs::perms::group_exec,
+                    fs::perm_options::replace);
+    fs::permissions(dir,
+                    fs::perms::owner_read | fs::perms::owner_exec | fs::perms::others_read |
+                        fs::perms::others_exec,
+                    fs::perm_options::replace);
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(3);
+        try {
+            load_or_create_token(dir);
+        } catch (std::runtime_error const&) {
+            ::_exit(0);
+        } catch (...) {
+            ::_exit(2);
+        }
+        ::_exit(1);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "1: no error, 2: another exception, 3: setuid failed";
+    EXPECT_FALSE(fs::exists(dir / "token"));
+}
+
+}  // namespace
+}  // namespace agentd::daemon

@@ -1,0 +1,1353 @@
+// Unit tests of the job manager on a real io_context with a scripted in-process backend (no
+// sockets): the launch gate and its FIFO queue, admission limits (max_queued, max_depth), owner
+// isolation, event-driven waits, cancel and job deadlines with upstream abort, failures kept per
+// job, peek, the retention reaper, and stop(). Every test ends by checking no work is left behind.
+#include "jobs/manager.hpp"
+
+#include <gtest/gtest.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <exception>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace agentd::jobs {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using protocol::error_kind;
+using protocol::error_phase;
+using protocol::job_state;
+using steady = std::chrono::steady_clock;
+using ms = std::chrono::milliseconds;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// gtest's ASSERT_* return from the function, which a coroutine cannot do.
+#define CO_ASSERT_TRUE(cond)                                \
+    do {                                                    \
+        if (!(cond)) {                                      \
+            ADD_FAILURE() << "Assertion failed: " << #cond; \
+            co_return;                                      \
+        }                                                   \
+    } while (0)
+
+// ---------------------------------------------------------------------------------------------
+// The scripted backend
+// ---------------------------------------------------------------------------------------------
+
+// How one upstream call of the fake behaves.
+struct step {
+    ms latency{0};
+    bool manual = false;  // waits until release() or a stop instead of `latency`
+    ms slow_stop{0};      // a stop completes the call only after this (a slow socket close)
+    std::optional<upstream::upstream_error> error;  // answered instead of success
+    bool throws = false;
+};
+
+// A task's script, looked up by name (tests use the task's name as prompt and description).
+struct behaviour {
+    step create;
+    step prompt;
+    std::optional<upstream::prompt_outcome> outcome;  // default: "done: <name>"
+    std::string partial;                              // what read_partial answers
+};
+
+// A manual call in flight; release() completes it successfully.
+struct gate {
+    asio::steady_timer* timer;
+    bool released = false;
+};
+
+// Everything the fake saw, shared with the test (the manager owns the backend itself).
+struct fake_state {
+    behaviour fallback;
+    std::map<std::string, behaviour> scripts;
+    std::map<std::string, gate*> gates;  // "create:<name>" / "prompt:<name>"
+    std::set<asio::steady_timer*> timers;
+    std::vector<std::string> creates;  // task names, in call order
+    std::vector<upstream::session_request> create_requests;
+    std::vector<std::string> prompts;
+    std::vector<std::string> prompt_sessions;
+    std::vector<upstream::prompt_request> prompt_requests;
+    std::map<std::string, std::string> session_of;  // task name -> session id
+    std::vector<std::pair<std::string, std::optional<std::string>>> aborts;
+    std::vector<std::string> partial_reads;       // session ids
+    std::vector<std::string> stopped_by_control;  // calls ended through call_control's hook
+    std::vector<std::string> hooks_fired;         // the hook ran (the call may still be completing)
+    ms abort_latency{0};
+    int in_flight = 0;
+    int max_in_flight = 0;
+    bool started = false;
+    bool stopped = false;
+    upstream::delta_sink sink;
+
+    behaviour const& of(std::string const& name) const {
+        auto it = scripts.find(name);
+        return it == scripts.end() ? fallback : it->second;
+    }
+    bool pending(std::string const& key) const { return gates.contains(key); }
+    bool release(std::string const& key) {
+        auto it = gates.find(key);
+        if (it == gates.end()) return false;
+        it->second->released = true;
+        it->second->timer->cancel();
+        return true;
+    }
+};
+
+class fake_backend final : public upstream::backend {
+  public:
+    fake_backend(asio::any_io_executor ex, std::shared_ptr<fake_state> st)
+        : ex_(std::move(ex)), st_(std::move(st)) {}
+
+    std::string_view name() const override { return "fake"; }
+
+    asio::awaitable<upstream::up_result<std::string>> create_session(
+        upstream::session_request const& req, upstream::call_control& ctl) override {
+        std::string name = req.title;
+        st_->creates.push_back(name);
+        st_->create_requests.push_back(req);
+        step s = st_->of(name).create;
+        busy guard(*st_);
+        std::string key = "create:" + name;
+        bool ok = co_await pause(s, key, &ctl);
+        if (!ok)
+            co_return upstream::upstream_error{error_kind::cancelled, error_phase::create,
+                                               "stopped", std::nullopt};
+        if (s.throws) throw std::runtime_error("fake create threw");
+        if (s.error) co_return *s.error;
+        std::string id = "ses_" + name;
+        st_->session_of[name] = id;
+        co_return id;
+    }
+
+    asio::awaitable<upstream::up_result<upstream::prompt_outcome>> prompt(
+        std::string const& session, upstream::prompt_request const& req,
+        upstream::call_control& ctl) override {
+        std::string name = req.prompt;
+        st_->prompts.push_back(name);
+        st_->prompt_sessions.push_back(session);
+        st_->prompt_requests.push_back(req);
+        behaviour b = st_->of(name);
+        busy guard(*st_);
+        std::string key = "prompt:" + name;
+        bool ok = co_await pause(b.prompt, key, &ctl);
+        if (!ok)
+            co_return upstream::upstream_error{error_kind::cancelled, error_phase::prompt,
+                                               "stopped", std::nullopt};
+        if (b.prompt.throws) throw std::runtime_error("fake prompt threw");
+        if (b.prompt.error) co_return *b.prompt.error;
+        co_return b.outcome.value_or(upstream::prompt_outcome{"done: " + name, false, {}});
+    }
+
+    asio::awaitable<upstream::up_result<void>> abort(
+        std::string const& session, std::optional<std::string> const& directory) override {
+        st_->aborts.emplace_back(session, directory);
+        step quick;
+        quick.latency = st_->abort_latency;
+        std::string key = "abort:" + session;
+        co_await pause(quick, key, nullptr);  // asynchronous, like a real request
+        co_return upstream::up_result<void>{};
+    }
+
+    asio::awaitable<upstream::up_result<std::string>> read_partial(
+        std::string const& session, std::optional<std::string> const&) override {
+        st_->partial_reads.push_back(session);
+        std::string text;
+        for (auto const& [name, id] : st_->session_of)
+            if (id == session) text = st_->of(name).partial;
+        step quick;
+        std::string key = "partial:" + session;
+        bool ok = co_await pause(quick, key, nullptr);
+        if (!ok)
+            co_return upstream::upstream_error{error_kind::transport, error_phase::prompt,
+                                               "stopped", std::nullopt};
+        co_return text;
+    }
+
+    void start(upstream::delta_sink sink) override {
+        st_->started = true;
+        st_->sink = std::move(sink);
+    }
+
+    // Pending calls fail promptly, like the real client closing its connections.
+    void stop() override {
+        st_->stopped = true;
+        for (auto* t : std::vector<asio::steady_timer*>(st_->timers.begin(), st_->timers.end()))
+            t->cancel();
+    }
+
+  private:
+    // Counts calls in flight (a job is in create or prompt, never between: no suspension).
+    struct busy {
+        fake_state& st;
+        explicit busy(fake_state& s) : st(s) {
+            st.max_in_flight = std::max(st.max_in_flight, ++st.in_flight);
+        }
+        ~busy() { --st.in_flight; }
+    };
+
+    // Waits out `s`; false when the call was stopped (call_control or backend stop) first. The
+    // stop hook cancels the timer, as the real client closes its socket.
+    asio::awaitable<bool> pause(step const& s, std::string const& key,
+                                upstream::call_control* ctl) {
+        if (st_->stopped || (ctl && ctl->stopped() != upstream::stop_reason::none)) co_return false;
+        asio::steady_timer timer(ex_);
+        if (s.manual)
+            timer.expires_at(asio::steady_timer::time_point::max());
+        else
+            timer.expires_after(s.latency);
+        gate g{&timer};
+        if (s.manual) st_->gates[key] = &g;
+        st_->timers.insert(&timer);
+        bool by_control = false;
+        asio::steady_timer slow_close(ex_);
+        if (ctl)
+            ctl->on_stop([&, delay = s.slow_stop] {
+                by_control = true;
+                st_->hooks_fired.push_back(key);
+                if (delay == ms{0}) {
+                    timer.cancel();
+                    return;
+                }
+                slow_close.expires_after(delay);
+                slow_close.async_wait([&timer](boost::system::error_code ec) {
+                    if (!ec) timer.cancel();
+                });
+            });
+        auto [ec] = co_await timer.async_wait(use_tuple);
+        if (ctl) ctl->clear();
+        slow_close.cancel();
+        st_->timers.erase(&timer);
+        if (s.manual) st_->gates.erase(key);
+        if (by_control) st_->stopped_by_control.push_back(key);
+        co_return (!ec && !by_control) || g.released;
+    }
+
+    asio::any_io_executor ex_;
+    std::shared_ptr<fake_state> st_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Fixture
+// ---------------------------------------------------------------------------------------------
+
+owner const alice{"alice", "chat-1"};
+
+class manager_test : public ::testing::Test {
+  protected:
+    void make(limits lim = {}) {
+        auto be = std::make_unique<fake_backend>(ioc_.get_executor(), st_);
+        mgr_ = std::make_unique<manager>(ioc_.get_executor(), lim, std::move(be));
+        mgr_->start();
+    }
+
+    // Runs the test coroutine to its end, then stops the manager and checks that nothing is left
+    // behind: the context runs out of work by itself and nothing is ready afterwards.
+    template <class F>
+    void run(F body) {
+        if (!mgr_) make();
+        bool finished = false;
+        std::exception_ptr error;
+        asio::co_spawn(ioc_, body(), [&](std::exception_ptr e) {
+            finished = true;
+            error = e;
+            mgr_->stop();
+        });
+        handlers_ = ioc_.run_for(10s);
+        EXPECT_TRUE(finished) << "the test coroutine did not finish";
+        EXPECT_TRUE(ioc_.stopped()) << "work left behind after stop()";
+        ioc_.restart();
+        EXPECT_EQ(ioc_.poll(), 0u) << "handlers left behind after stop()";
+        EXPECT_EQ(st_->in_flight, 0) << "backend calls left in flight";
+        EXPECT_TRUE(st_->timers.empty());
+        if (error) std::rethrow_exception(error);
+    }
+
+    // Bounded wait for a fact nothing notifies the test of (a call reaching the fake, a job's
+    // coroutine finishing): checks every 2 ms for at most `limit`. Pass a named lambda.
+    template <class F>
+    asio::awaitable<bool> until(F const& cond, ms limit = 2s) {
+        auto end = steady::now() + limit;
+        asio::steady_timer t(ioc_);
+        while (!cond()) {
+            if (steady::now() >= end) co_return false;
+            t.expires_after(2ms);
+            co_await t.async_wait(use_tuple);
+        }
+        co_return true;
+    }
+
+    asio::awaitable<void> sleep(ms d) {
+        asio::steady_timer t(ioc_, d);
+        co_await t.async_wait(use_tuple);
+    }
+
+    // Named task helpers: a task's name is its prompt and its description.
+    static protocol::task task(std::string const& name) {
+        protocol::task t;
+        t.prompt = name;
+        t.description = name;
+        return t;
+    }
+    static protocol::start_params tasks(std::vector<std::string> const& names) {
+        protocol::start_params p;
+        for (auto const& n : names) p.tasks.push_back(task(n));
+        return p;
+    }
+
+    std::vector<std::string> start(owner const& o, std::vector<std::string> const& names) {
+        auto r = mgr_->start_jobs(o, tasks(names));
+        EXPECT_TRUE(r.has_value());
+        std::vector<std::string> ids;
+        if (r)
+            for (auto const& e : *r) ids.push_back(e.id);
+        return ids;
+    }
+
+    std::optional<protocol::job_view> view(owner const& o, std::string const& id) const {
+        protocol::status_params p;
+        p.jobs = std::vector<std::string>{id};
+        auto s = mgr_->status(o, p);
+        return s.at(0).view;
+    }
+
+    job_state state(std::string const& id) const {
+        auto v = view(alice, id);
+        EXPECT_TRUE(v.has_value()) << id;
+        return v ? v->state : job_state::queued;
+    }
+
+    static protocol::wait_params wait_for(std::vector<std::string> const& ids, ms timeout,
+                                          protocol::wait_mode mode = protocol::wait_mode::all) {
+        protocol::wait_params p;
+        p.jobs = ids;
+        p.timeout_ms = timeout.count();
+        p.mode = mode;
+        return p;
+    }
+
+    static protocol::cancel_params cancel_of(std::vector<std::string> const& ids) {
+        protocol::cancel_params p;
+        p.jobs = ids;
+        return p;
+    }
+
+    behaviour& script(std::string const& name) { return st_->scripts[name]; }
+
+    // Cancels from a coroutine of its own (arguments by value: it outlives the caller's frame).
+    asio::awaitable<void> cancel_later(owner o, std::vector<std::string> ids) {
+        auto cp = cancel_of(ids);
+        co_await mgr_->cancel(o, cp);
+    }
+
+    asio::io_context ioc_;
+    std::shared_ptr<fake_state> st_ = std::make_shared<fake_state>();
+    std::unique_ptr<manager> mgr_;
+    std::size_t handlers_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Launch gate and admission
+// ---------------------------------------------------------------------------------------------
+
+TEST_F(manager_test, launch_gate_runs_max_running_and_drains_the_queue_fifo) {
+    limits lim;
+    lim.max_running = 2;
+    make(lim);
+    st_->fallback.prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto r = mgr_->start_jobs(alice, tasks({"a", "b", "c", "d", "e"}));
+        CO_ASSERT_TRUE(r.has_value());
+        CO_ASSERT_TRUE(r->size() == 5u);
+        std::vector<job_state> states;
+        for (auto const& e : *r) states.push_back(e.view->state);
+        EXPECT_EQ(states,
+                  (std::vector<job_state>{job_state::running, job_state::running, job_state::queued,
+                                          job_state::queued, job_state::queued}));
+        EXPECT_EQ(mgr_->stats().running, 2u);
+        EXPECT_EQ(mgr_->stats().queued, 3u);
+        std::vector<std::string> ids;
+        for (auto const& e : *r) ids.push_back(e.id);
+
+        // Each finished job admits exactly the next queued one, in order.
+        std::vector<std::string> const names{"a", "b", "c", "d", "e"};
+        for (std::size_t i = 0; i < names.size(); ++i) {
+            std::string key = "prompt:" + names[i];
+            std::size_t launched = std::min<std::size_t>(i + 2, names.size());
+            auto reached = [&] { return st_->pending(key) && st_->creates.size() >= launched; };
+            CO_ASSERT_TRUE(co_await until(reached));
+            EXPECT_EQ(st_->creates,
+                      std::vector<std::string>(names.begin(), names.begin() + launched));
+            EXPECT_LE(mgr_->stats().running, 2u);
+            EXPECT_TRUE(st_->release(key));
+            auto wp = wait_for({ids[i]}, 5s);
+            auto w = co_await mgr_->wait(alice, wp);
+            EXPECT_TRUE(w.done);
+            EXPECT_EQ(w.jobs.at(0).view->state, job_state::completed);
+            EXPECT_EQ(w.jobs.at(0).view->output, "done: " + names[i]);
+        }
+        EXPECT_EQ(st_->creates, names);
+        EXPECT_EQ(st_->prompts, names);
+        EXPECT_EQ(st_->max_in_flight, 2);
+        EXPECT_EQ(mgr_->stats().queued, 0u);
+    });
+}
+
+TEST_F(manager_test, launch_gate_with_latencies_never_exceeds_max_running) {
+    limits lim;
+    lim.max_running = 2;
+    make(lim);
+    st_->fallback.prompt.latency = 15ms;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"a", "b", "c", "d", "e", "f", "g"});
+        auto wp = wait_for(ids, 5s);
+        auto w = co_await mgr_->wait(alice, wp);
+        EXPECT_TRUE(w.done);
+        for (auto const& e : w.jobs) EXPECT_EQ(e.view->state, job_state::completed) << e.id;
+        EXPECT_EQ(st_->max_in_flight, 2);
+        EXPECT_EQ(st_->creates, (std::vector<std::string>{"a", "b", "c", "d", "e", "f", "g"}));
+    });
+}
+
+TEST_F(manager_test, max_queued_rejects_the_whole_call_and_creates_nothing) {
+    limits lim;
+    lim.max_running = 2;
+    lim.max_queued = 3;
+    make(lim);
+    st_->fallback.prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        // 6 tasks: 2 could run, 4 would queue: over max_queued, so nothing at all is admitted.
+        auto r = mgr_->start_jobs(alice, tasks({"a", "b", "c", "d", "e", "f"}));
+        CO_ASSERT_TRUE(!r.has_value());
+        EXPECT_EQ(r.error().code, protocol::error_code::limit_exceeded);
+        EXPECT_EQ(r.error().data.at("limit"), boost::json::value("max_queued"));
+        EXPECT_EQ(r.error().data.at("max"), boost::json::value(3));
+        co_await sleep(5ms);  // a launched job would have reached the fake by now
+        EXPECT_TRUE(st_->creates.empty());
+        EXPECT_TRUE(mgr_->status(alice, {}).empty());
+        EXPECT_EQ(mgr_->stats().jobs, 0u);
+
+        // Exactly full is fine: 2 running + 3 queued.
+        auto ok = mgr_->start_jobs(alice, tasks({"g", "h", "i", "j", "k"}));
+        CO_ASSERT_TRUE(ok.has_value());
+        EXPECT_EQ(mgr_->stats().queued, 3u);
+
+        // Now the queue is full: one more task is refused and nothing is added.
+        auto one = mgr_->start_jobs(alice, tasks({"l"}));
+        CO_ASSERT_TRUE(!one.has_value());
+        EXPECT_EQ(one.error().data.at("limit"), boost::json::value("max_queued"));
+        EXPECT_EQ(mgr_->stats().jobs, 5u);
+        EXPECT_EQ(mgr_->status(alice, {}).size(), 5u);
+    });
+}
+
+TEST_F(manager_test, max_queued_counts_free_slots_of_the_gate) {
+    limits lim;
+    lim.max_running = 1;
+    lim.max_queued = 1;
+    make(lim);
+    st_->fallback.prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto first = mgr_->start_jobs(alice, tasks({"a", "b"}));  // 1 running + 1 queued
+        CO_ASSERT_TRUE(first.has_value());
+        auto more = mgr_->start_jobs(alice, tasks({"c"}));
+        CO_ASSERT_TRUE(!more.has_value());
+        EXPECT_EQ(more.error().code, protocol::error_code::limit_exceeded);
+        // Cancelling the queued job frees its place in the queue.
+        auto cp = cancel_of({first->at(1).id});
+        co_await mgr_->cancel(alice, cp);
+        EXPECT_EQ(mgr_->stats().queued, 0u);
+        auto again = mgr_->start_jobs(alice, tasks({"c"}));
+        EXPECT_TRUE(again.has_value());
+    });
+}
+
+TEST_F(manager_test, max_depth_follows_upstream_sessions) {
+    limits lim;
+    lim.max_depth = 2;
+    make(lim);
+    st_->fallback.prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto top = start(alice, {"top"});
+        auto has_session = [&] { return st_->pending("prompt:top"); };
+        CO_ASSERT_TRUE(co_await until(has_session));
+        EXPECT_EQ(view(alice, top.at(0))->depth, 1);
+        std::string top_session = st_->session_of.at("top");
+
+        // A sub-agent of "top" calls with its own upstream session as the session.
+        owner child_owner{"alice", top_session};
+        auto child = mgr_->start_jobs(child_owner, tasks({"child"}));
+        CO_ASSERT_TRUE(child.has_value());
+        EXPECT_EQ(child->at(0).view->depth, 2);
+        auto child_session = [&] { return st_->pending("prompt:child"); };
+        CO_ASSERT_TRUE(co_await until(child_session));
+
+        // Its own sub-agent would be depth 3: refused, nothing created.
+        owner grandchild_owner{"alice", st_->session_of.at("child")};
+        auto deep = mgr_->start_jobs(grandchild_owner, tasks({"grandchild"}));
+        CO_ASSERT_TRUE(!deep.has_value());
+        EXPECT_EQ(deep.error().code, protocol::error_code::limit_exceeded);
+        EXPECT_EQ(deep.error().data.at("limit"), boost::json::value("max_depth"));
+        EXPECT_EQ(deep.error().data.at("max"), boost::json::value(2));
+        EXPECT_TRUE(mgr_->status(grandchild_owner, {}).empty());
+
+        // The same session name under another principal is not a child of alice's job.
+        owner other{"bob", top_session};
+        auto bobs = mgr_->start_jobs(other, tasks({"bobs"}));
+        CO_ASSERT_TRUE(bobs.has_value());
+        EXPECT_EQ(bobs->at(0).view->depth, 1);
+        EXPECT_EQ(std::count(st_->creates.begin(), st_->creates.end(), "grandchild"), 0);
+    });
+}
+
+TEST_F(manager_test, start_passes_task_fields_to_the_backend) {
+    make();
+    run([&]() -> asio::awaitable<void> {
+        protocol::start_params p;
+        auto t = task("full");
+        t.agent = "build";
+        t.model = "anthropic/claude";
+        t.system = "be brief";
+        t.directory = "/work/x";
+        p.tasks.push_back(t);
+        p.upstream_parent = "ses_parent";
+        auto r = mgr_->start_jobs(alice, p);
+        CO_ASSERT_TRUE(r.has_value());
+        EXPECT_EQ(r->at(0).id.substr(0, 4), "job_");
+        EXPECT_EQ(r->at(0).id.size(), 4u + 32u);
+        auto wp = wait_for({r->at(0).id}, 5s);
+        auto w = co_await mgr_->wait(alice, wp);
+        EXPECT_TRUE(w.done);
+        CO_ASSERT_TRUE(st_->create_requests.size() == 1u);
+        EXPECT_EQ(st_->create_requests[0].title, "full");
+        EXPECT_EQ(st_->create_requests[0].parent, "ses_parent");
+        EXPECT_EQ(st_->create_requests[0].directory, "/work/x");
+        CO_ASSERT_TRUE(st_->prompt_requests.size() == 1u);
+        auto const& pr = st_->prompt_requests[0];
+        EXPECT_EQ(pr.prompt, "full");
+        EXPECT_EQ(pr.agent, "build");
+        EXPECT_EQ(pr.model, "anthropic/claude");
+        EXPECT_EQ(pr.system, "be brief");
+        EXPECT_EQ(pr.directory, "/work/x");
+        EXPECT_EQ(st_->prompt_sessions, std::vector<std::string>{"ses_full"});
+        EXPECT_TRUE(st_->started);
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status
+// ---------------------------------------------------------------------------------------------
+
+TEST_F(manager_test, status_is_owner_scoped_newest_first_and_read_only) {
+    make();
+    st_->fallback.prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"a", "b"});
+        auto more = start(alice, {"c"});
+        ids.push_back(more.at(0));
+        auto all = mgr_->status(alice, {});
+        std::vector<std::string> listed;
+        for (auto const& e : all) listed.push_back(e.id);
+        EXPECT_EQ(listed, (std::vector<std::string>{ids[2], ids[1], ids[0]}));
+
+        // Another session of the same principal, and another principal with the same session,
+        // see nothing, and the ids answer exactly like unknown ones.
+        for (owner const& stranger : {owner{"alice", "chat-2"}, owner{"bob", "chat-1"}}) {
+            EXPECT_TRUE(mgr_->status(stranger, {}).empty());
+            protocol::status_params p;
+            p.jobs = std::vector<std::string>{ids[0], "job_unknown"};
+            auto s = mgr_->status(stranger, p);
+            CO_ASSERT_TRUE(s.size() == 2u);
+            EXPECT_EQ(s[0].id, ids[0]);
+            EXPECT_FALSE(s[0].view.has_value());
+            EXPECT_EQ(s[1].id, "job_unknown");
+            EXPECT_FALSE(s[1].view.has_value());
+        }
+
+        // Read-only: repeated status calls change nothing.
+        auto before = mgr_->stats();
+        for (int i = 0; i < 3; ++i) mgr_->status(alice, {});
+        auto after = mgr_->stats();
+        EXPECT_EQ(before.jobs, after.jobs);
+        EXPECT_EQ(before.running, after.running);
+        EXPECT_EQ(before.queued, after.queued);
+        EXPECT_EQ(view(alice, ids[0])->state, job_state::running);
+        EXPECT_TRUE(view(alice, ids[0])->started_at.has_value());
+        EXPECT_FALSE(view(alice, ids[0])->finished_at.has_value());
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wait
+// ---------------------------------------------------------------------------------------------
+
+TEST_F(manager_test, wait_zero_timeout_checks_now) {
+    make();
+    script("slow").prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"quick", "slow"});
+        auto quick_done = [&] { return state(ids[0]) == job_state::completed; };
+        CO_ASSERT_TRUE(co_await until(quick_done));
+
+        auto t0 = steady::now();
+        auto slow = wait_for({ids[1]}, 0ms);
+        auto w = co_await mgr_->wait(alice, slow);
+        EXPECT_LT(steady::now() - t0, 100ms);
+        EXPECT_FALSE(w.done);
+        EXPECT_TRUE(w.timed_out);
+        CO_ASSERT_TRUE(w.jobs.size() == 1u);
+        EXPECT_EQ(w.jobs[0].view->state, job_state::running);
+
+        auto quick = wait_for({ids[0]}, 0ms);
+        auto q = co_await mgr_->wait(alice, quick);
+        EXPECT_TRUE(q.done);
+        EXPECT_FALSE(q.timed_out);
+        EXPECT_EQ(q.jobs.at(0).view->state, job_state::completed);
+    });
+}
+
+TEST_F(manager_test, wait_times_out_without_polling) {
+    make();
+    st_->fallback.prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"a"});
+        auto t0 = steady::now();
+        auto wp = wait_for(ids, 300ms);
+        auto w = co_await mgr_->wait(alice, wp);
+        auto took = steady::now() - t0;
+        EXPECT_FALSE(w.done);
+        EXPECT_TRUE(w.timed_out);
+        EXPECT_EQ(w.jobs.at(0).view->state, job_state::running);
+        EXPECT_GE(took, 300ms);
+        EXPECT_LT(took, 1s);
+    });
+    // A 300 ms wait that polled every few ms would have run hundreds of handlers.
+    EXPECT_LT(handlers_, 60u);
+}
+
+TEST_F(manager_test, wait_is_woken_by_the_event) {
+    make();
+    script("a").prompt.latency = 30ms;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"a"});
+        auto t0 = steady::now();
+        auto wp = wait_for(ids, 10s);
+        auto w = co_await mgr_->wait(alice, wp);
+        auto took = steady::now() - t0;
+        EXPECT_TRUE(w.done);
+        EXPECT_FALSE(w.timed_out);
+        EXPECT_EQ(w.jobs.at(0).view->state, job_state::completed);
+        EXPECT_GE(took, 30ms);
+        EXPECT_LT(took, 1s);
+    });
+}
+
+TEST_F(manager_test, wait_any_returns_at_the_first_terminal_job) {
+    make();
+    script("slow").prompt.manual = true;
+    script("fast").prompt.latency = 20ms;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"slow", "fast"});
+        auto t0 = steady::now();
+        auto wp = wait_for(ids, 10s, protocol::wait_mode::any);
+        auto w = co_await mgr_->wait(alice, wp);
+        EXPECT_LT(steady::now() - t0, 1s);
+        EXPECT_TRUE(w.done);
+        EXPECT_FALSE(w.timed_out);
+        CO_ASSERT_TRUE(w.jobs.size() == 2u);
+        EXPECT_EQ(w.jobs[0].id, ids[0]);
+        EXPECT_EQ(w.jobs[0].view->state, job_state::running);
+        EXPECT_EQ(w.jobs[1].id, ids[1]);
+        EXPECT_EQ(w.jobs[1].view->state, job_state::completed);
+    });
+}
+
+TEST_F(manager_test, wait_all_waits_for_every_job) {
+    make();
+    script("a").prompt.latency = 10ms;
+    script("b").prompt.latency = 40ms;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"a", "b"});
+        auto wp = wait_for(ids, 10s);
+        auto w = co_await mgr_->wait(alice, wp);
+        EXPECT_TRUE(w.done);
+        EXPECT_FALSE(w.timed_out);
+        for (auto const& e : w.jobs) EXPECT_EQ(e.view->state, job_state::completed) << e.id;
+    });
+}
+
+TEST_F(manager_test, wait_counts_unknown_and_foreign_ids_as_resolved) {
+    make();
+    st_->fallback.prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"a"});
+        auto t0 = steady::now();
+        auto unknown = wait_for({"job_nope"}, 10s);
+        auto w = co_await mgr_->wait(alice, unknown);
+        EXPECT_TRUE(w.done);
+        EXPECT_FALSE(w.timed_out);
+        CO_ASSERT_TRUE(w.jobs.size() == 1u);
+        EXPECT_EQ(w.jobs[0].id, "job_nope");
+        EXPECT_FALSE(w.jobs[0].view.has_value());
+
+        // alice's running job seen by bob: not found, so resolved at once.
+        auto foreign = wait_for(ids, 10s);
+        owner bob{"bob", "chat-1"};
+        auto f = co_await mgr_->wait(bob, foreign);
+        EXPECT_TRUE(f.done);
+        EXPECT_FALSE(f.jobs.at(0).view.has_value());
+
+        // `any` over a running job and an unknown id is done at once.
+        auto mixed = wait_for({ids[0], "job_nope"}, 10s, protocol::wait_mode::any);
+        auto m = co_await mgr_->wait(alice, mixed);
+        EXPECT_TRUE(m.done);
+        EXPECT_EQ(m.jobs.at(0).view->state, job_state::running);
+        EXPECT_FALSE(m.jobs.at(1).view.has_value());
+        EXPECT_LT(steady::now() - t0, 1s);
+    });
+}
+
+TEST_F(manager_test, wait_without_ids_takes_the_jobs_not_terminal_at_arrival) {
+    make();
+    script("later").prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        // Nothing to wait for: done at once.
+        protocol::wait_params none;
+        none.timeout_ms = 10'000;
+        auto empty = co_await mgr_->wait(alice, none);
+        EXPECT_TRUE(empty.done);
+        EXPECT_TRUE(empty.jobs.empty());
+
+        auto early = start(alice, {"early"});
+        auto early_done = [&] { return state(early[0]) == job_state::completed; };
+        CO_ASSERT_TRUE(co_await until(early_done));
+        auto later = start(alice, {"later"});
+        auto pending = [&] { return st_->pending("prompt:later"); };
+        CO_ASSERT_TRUE(co_await until(pending));
+
+        protocol::wait_params now;
+        now.timeout_ms = 0;
+        auto w0 = co_await mgr_->wait(alice, now);
+        EXPECT_FALSE(w0.done);
+        CO_ASSERT_TRUE(w0.jobs.size() == 1u);
+        EXPECT_EQ(w0.jobs[0].id, later[0]);
+
+        asio::steady_timer release_later(ioc_, 20ms);
+        release_later.async_wait([&](boost::system::error_code) { st_->release("prompt:later"); });
+        protocol::wait_params all;
+        all.timeout_ms = 10'000;
+        auto t0 = steady::now();
+        auto w = co_await mgr_->wait(alice, all);
+        EXPECT_LT(steady::now() - t0, 1s);
+        EXPECT_TRUE(w.done);
+        CO_ASSERT_TRUE(w.jobs.size() == 1u);
+        EXPECT_EQ(w.jobs[0].id, later[0]);
+        EXPECT_EQ(w.jobs[0].view->state, job_state::completed);
+    });
+}
+
+TEST_F(manager_test, wait_is_woken_by_cancel) {
+    make();
+    st_->fallback.prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"a"});
+        asio::steady_timer later(ioc_, 20ms);
+        later.async_wait([&](boost::system::error_code) {
+            asio::co_spawn(ioc_, cancel_later(alice, ids), asio::detached);
+        });
+        auto t0 = steady::now();
+        auto wp = wait_for(ids, 10s);
+        auto w = co_await mgr_->wait(alice, wp);
+        EXPECT_LT(steady::now() - t0, 1s);
+        EXPECT_TRUE(w.done);
+        EXPECT_EQ(w.jobs.at(0).view->state, job_state::cancelled);
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cancel
+// ---------------------------------------------------------------------------------------------
+
+TEST_F(manager_test, cancel_queued_job_never_reaches_the_backend) {
+    limits lim;
+    lim.max_running = 1;
+    make(lim);
+    script("first").prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"first", "second"});
+        EXPECT_EQ(state(ids[1]), job_state::queued);
+        auto cp = cancel_of({ids[1], "job_unknown"});
+        auto out = co_await mgr_->cancel(alice, cp);
+        CO_ASSERT_TRUE(out.size() == 2u);
+        EXPECT_EQ(out[0].view->state, job_state::cancelled);
+        EXPECT_TRUE(out[0].view->finished_at.has_value());
+        EXPECT_FALSE(out[0].view->started_at.has_value());
+        EXPECT_EQ(out[1].id, "job_unknown");
+        EXPECT_FALSE(out[1].view.has_value());
+        EXPECT_EQ(mgr_->stats().queued, 0u);
+
+        auto pending = [&] { return st_->pending("prompt:first"); };
+        CO_ASSERT_TRUE(co_await until(pending));
+        st_->release("prompt:first");
+        auto idle = [&] { return mgr_->stats().running == 0; };
+        CO_ASSERT_TRUE(co_await until(idle));
+        EXPECT_EQ(state(ids[0]), job_state::completed);
+        EXPECT_EQ(state(ids[1]), job_state::cancelled);
+        EXPECT_EQ(st_->creates, std::vector<std::string>{"first"});
+        EXPECT_TRUE(st_->aborts.empty());
+    });
+}
+
+TEST_F(manager_test, cancel_running_job_stops_the_call_and_aborts_once) {
+    limits lim;
+    lim.max_running = 1;
+    make(lim);
+    script("a").prompt.manual = true;
+    protocol::start_params p;
+    auto t = task("a");
+    t.directory = "/src";
+    p.tasks = {t, task("next")};
+    run([&]() -> asio::awaitable<void> {
+        auto r = mgr_->start_jobs(alice, p);
+        CO_ASSERT_TRUE(r.has_value());
+        std::string id = r->at(0).id;
+        std::string next = r->at(1).id;
+        auto pending = [&] { return st_->pending("prompt:a"); };
+        CO_ASSERT_TRUE(co_await until(pending));
+
+        auto cp = cancel_of({id});
+        auto out = co_await mgr_->cancel(alice, cp);
+        CO_ASSERT_TRUE(out.size() == 1u && out[0].view);
+        EXPECT_EQ(out[0].view->state, job_state::cancelled);
+        CO_ASSERT_TRUE(out[0].view->error.has_value());
+        EXPECT_EQ(out[0].view->error->kind, error_kind::cancelled);
+
+        // The freed slot admits the queued job: the cancelled one has really ended.
+        auto next_done = [&] { return state(next) == job_state::completed; };
+        CO_ASSERT_TRUE(co_await until(next_done));
+        EXPECT_EQ(st_->stopped_by_control, std::vector<std::string>{"prompt:a"});
+        CO_ASSERT_TRUE(st_->aborts.size() == 1u);
+        EXPECT_EQ(st_->aborts[0].first, "ses_a");
+        EXPECT_EQ(st_->aborts[0].second, "/src");
+
+        auto v = view(alice, id);
+        EXPECT_EQ(v->state, job_state::cancelled);
+        EXPECT_EQ(v->error->kind, error_kind::cancelled);
+        EXPECT_FALSE(v->output.has_value());
+
+        // Cancelling again leaves the terminal job as it is and aborts nothing more.
+        auto again = co_await mgr_->cancel(alice, cp);
+        EXPECT_EQ(again.at(0).view->state, job_state::cancelled);
+        auto cn = cancel_of({next});
+        auto done = co_await mgr_->cancel(alice, cn);
+        EXPECT_EQ(done.at(0).view->state, job_state::completed);
+        EXPECT_EQ(st_->aborts.size(), 1u);
+    });
+}
+
+TEST_F(manager_test, cancel_racing_the_deadline_aborts_upstream_once) {
+    make();
+    // The deadline stops the prompt, but the call takes a while to complete (a slow close);
+    // the caller cancels in between. agents_cancel aborts the session; the job must not abort it
+    // a second time when its prompt finally returns.
+    script("race").prompt.manual = true;
+    script("race").prompt.slow_stop = 200ms;
+    run([&]() -> asio::awaitable<void> {
+        protocol::start_params p;
+        auto t = task("race");
+        t.timeout_ms = 30;
+        p.tasks.push_back(t);
+        auto r = mgr_->start_jobs(alice, p);
+        CO_ASSERT_TRUE(r.has_value());
+        std::string id = r->at(0).id;
+        // The hook has fired (deadline) but the prompt has not returned yet.
+        auto hooked = [&] { return st_->pending("prompt:race") && !st_->hooks_fired.empty(); };
+        CO_ASSERT_TRUE(co_await until(hooked));
+        auto cp = cancel_of({id});
+        auto out = co_await mgr_->cancel(alice, cp);
+        EXPECT_EQ(out.at(0).view->state, job_state::cancelled);
+        EXPECT_EQ(st_->aborts.size(), 1u);
+        auto idle = [&] { return mgr_->stats().running == 0; };
+        CO_ASSERT_TRUE(co_await until(idle));
+        EXPECT_EQ(state(id), job_state::cancelled);
+        EXPECT_EQ(st_->aborts.size(), 1u) << "the session was aborted twice";
+    });
+}
+
+TEST_F(manager_test, cancel_aborts_several_jobs_concurrently) {
+    make();
+    st_->fallback.prompt.manual = true;
+    st_->abort_latency = 150ms;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"a", "b", "c", "d"});
+        auto all_pending = [&] {
+            return st_->pending("prompt:a") && st_->pending("prompt:b") &&
+                   st_->pending("prompt:c") && st_->pending("prompt:d");
+        };
+        CO_ASSERT_TRUE(co_await until(all_pending));
+        auto t0 = steady::now();
+        auto cp = cancel_of(ids);
+        auto out = co_await mgr_->cancel(alice, cp);
+        auto took = steady::now() - t0;
+        for (auto const& e : out) EXPECT_EQ(e.view->state, job_state::cancelled);
+        EXPECT_EQ(st_->aborts.size(), 4u);
+        // One slow upstream abort must not be paid once per job: 4 x 150 ms in series is 600 ms.
+        EXPECT_LT(took, 400ms) << "aborts ran one after another";
+    });
+}
+
+TEST_F(manager_test, cancel_during_create_sends_no_prompt) {
+    make();
+    script("a").create.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"a"});
+        auto pending = [&] { return st_->pending("create:a"); };
+        CO_ASSERT_TRUE(co_await until(pending));
+        auto cp = cancel_of(ids);
+        auto out = co_await mgr_->cancel(alice, cp);
+        EXPECT_EQ(out.at(0).view->state, job_state::cancelled);
+        auto idle = [&] { return mgr_->stats().running == 0; };
+        CO_ASSERT_TRUE(co_await until(idle));
+        EXPECT_EQ(st_->stopped_by_control, std::vector<std::string>{"create:a"});
+        EXPECT_TRUE(st_->prompts.empty());
+        EXPECT_TRUE(st_->aborts.empty());
+        EXPECT_EQ(state(ids[0]), job_state::cancelled);
+    });
+}
+
+TEST_F(manager_test, cancel_of_a_foreign_job_does_nothing) {
+    make();
+    st_->fallback.prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"a"});
+        auto pending = [&] { return st_->pending("prompt:a"); };
+        CO_ASSERT_TRUE(co_await until(pending));
+        auto cp = cancel_of(ids);
+        owner mallory{"mallory", "chat-1"};
+        auto out = co_await mgr_->cancel(mallory, cp);
+        EXPECT_FALSE(out.at(0).view.has_value());
+        EXPECT_EQ(state(ids[0]), job_state::running);
+        EXPECT_TRUE(st_->aborts.empty());
+        EXPECT_TRUE(st_->pending("prompt:a"));
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deadlines and failures
+// ---------------------------------------------------------------------------------------------
+
+TEST_F(manager_test, job_deadline_fails_a_hanging_prompt_and_aborts_upstream) {
+    make();
+    script("hang").prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        protocol::start_params p;
+        auto t = task("hang");
+        t.timeout_ms = 50;
+        p.tasks.push_back(t);
+        auto r = mgr_->start_jobs(alice, p);
+        CO_ASSERT_TRUE(r.has_value());
+        auto t0 = steady::now();
+        auto wp = wait_for({r->at(0).id}, 10s);
+        auto w = co_await mgr_->wait(alice, wp);
+        auto took = steady::now() - t0;
+        EXPECT_TRUE(w.done);
+        EXPECT_GE(took, 50ms);
+        EXPECT_LT(took, 1s);
+        auto const& v = *w.jobs.at(0).view;
+        EXPECT_EQ(v.state, job_state::failed);
+        CO_ASSERT_TRUE(v.error.has_value());
+        EXPECT_EQ(v.error->kind, error_kind::timeout);
+        EXPECT_EQ(v.error->phase, error_phase::prompt);
+        EXPECT_NE(v.error->message.find("50 ms"), std::string::npos) << v.error->message;
+        EXPECT_EQ(st_->stopped_by_control, std::vector<std::string>{"prompt:hang"});
+        auto aborted = [&] { return !st_->aborts.empty() && mgr_->stats().running == 0; };
+        CO_ASSERT_TRUE(co_await until(aborted));
+        CO_ASSERT_TRUE(st_->aborts.size() == 1u);
+        EXPECT_EQ(st_->aborts[0].first, "ses_hang");
+    });
+}
+
+TEST_F(manager_test, default_job_timeout_comes_from_limits_and_covers_create) {
+    limits lim;
+    lim.job_timeout = 40ms;
+    make(lim);
+    script("stuck").create.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"stuck"});
+        auto wp = wait_for(ids, 10s);
+        auto w = co_await mgr_->wait(alice, wp);
+        auto const& v = *w.jobs.at(0).view;
+        EXPECT_EQ(v.state, job_state::failed);
+        CO_ASSERT_TRUE(v.error.has_value());
+        EXPECT_EQ(v.error->kind, error_kind::timeout);
+        EXPECT_EQ(v.error->phase, error_phase::create);
+        EXPECT_NE(v.error->message.find("40 ms"), std::string::npos) << v.error->message;
+        EXPECT_FALSE(v.upstream.has_value());
+        auto idle = [&] { return mgr_->stats().running == 0; };
+        CO_ASSERT_TRUE(co_await until(idle));
+        EXPECT_TRUE(st_->prompts.empty());
+        EXPECT_TRUE(st_->aborts.empty()) << "no session to abort";
+    });
+}
+
+TEST_F(manager_test, create_failure_fails_only_that_job) {
+    make();
+    script("bad").create.error =
+        upstream::upstream_error{error_kind::upstream, error_phase::create,
+                                 "upstream answered HTTP 404: Session not found", 404};
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"good1", "bad", "good2"});
+        auto wp = wait_for(ids, 5s);
+        auto w = co_await mgr_->wait(alice, wp);
+        EXPECT_TRUE(w.done);
+        EXPECT_EQ(w.jobs.at(0).view->state, job_state::completed);
+        EXPECT_EQ(w.jobs.at(2).view->state, job_state::completed);
+        auto const& bad = *w.jobs.at(1).view;
+        EXPECT_EQ(bad.state, job_state::failed);
+        CO_ASSERT_TRUE(bad.error.has_value());
+        EXPECT_EQ(bad.error->kind, error_kind::upstream);
+        EXPECT_EQ(bad.error->phase, error_phase::create);
+        EXPECT_EQ(bad.error->message, "upstream answered HTTP 404: Session not found");
+        EXPECT_EQ(bad.error->http_status, 404);
+        EXPECT_FALSE(bad.upstream.has_value());
+        EXPECT_FALSE(bad.output.has_value());
+        EXPECT_EQ(st_->prompts, (std::vector<std::string>{"good1", "good2"}));
+        EXPECT_TRUE(st_->aborts.empty());
+    });
+}
+
+TEST_F(manager_test, upstream_error_result_is_preserved_and_not_aborted) {
+    make();
+    script("llm").prompt.error = upstream::upstream_error{error_kind::upstream, error_phase::prompt,
+                                                          "APIError: Rate limit exceeded", 429};
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"llm"});
+        auto wp = wait_for(ids, 5s);
+        auto w = co_await mgr_->wait(alice, wp);
+        auto const& v = *w.jobs.at(0).view;
+        EXPECT_EQ(v.state, job_state::failed);
+        CO_ASSERT_TRUE(v.error.has_value());
+        EXPECT_EQ(v.error->kind, error_kind::upstream);
+        EXPECT_EQ(v.error->phase, error_phase::prompt);
+        EXPECT_EQ(v.error->message, "APIError: Rate limit exceeded");
+        EXPECT_EQ(v.error->http_status, 429);
+        CO_ASSERT_TRUE(v.upstream.has_value());
+        EXPECT_EQ(v.upstream->backend, "fake");
+        EXPECT_EQ(v.upstream->session, "ses_llm");
+        auto idle = [&] { return mgr_->stats().running == 0; };
+        CO_ASSERT_TRUE(co_await until(idle));
+        EXPECT_TRUE(st_->aborts.empty()) << "the upstream already ended this turn";
+    });
+}
+
+TEST_F(manager_test, transport_error_fails_the_job_and_aborts_upstream) {
+    make();
+    script("reset").prompt.error = upstream::upstream_error{
+        error_kind::transport, error_phase::prompt, "connection reset", std::nullopt};
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"reset"});
+        auto wp = wait_for(ids, 5s);
+        auto w = co_await mgr_->wait(alice, wp);
+        auto const& v = *w.jobs.at(0).view;
+        EXPECT_EQ(v.state, job_state::failed);
+        CO_ASSERT_TRUE(v.error.has_value());
+        EXPECT_EQ(v.error->kind, error_kind::transport);
+        EXPECT_EQ(v.error->phase, error_phase::prompt);
+        EXPECT_EQ(v.error->message, "connection reset");
+        EXPECT_FALSE(v.error->http_status.has_value());
+        auto aborted = [&] { return st_->aborts.size() == 1u && mgr_->stats().running == 0; };
+        CO_ASSERT_TRUE(co_await until(aborted));
+        EXPECT_EQ(st_->aborts[0].first, "ses_reset");
+    });
+}
+
+TEST_F(manager_test, a_throwing_backend_fails_the_job_and_frees_the_gate) {
+    limits lim;
+    lim.max_running = 1;
+    make(lim);
+    script("boom").prompt.throws = true;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"boom", "after"});
+        auto wp = wait_for(ids, 5s);
+        auto w = co_await mgr_->wait(alice, wp);
+        EXPECT_TRUE(w.done);
+        auto const& v = *w.jobs.at(0).view;
+        EXPECT_EQ(v.state, job_state::failed);
+        CO_ASSERT_TRUE(v.error.has_value());
+        EXPECT_EQ(v.error->kind, error_kind::protocol);
+        EXPECT_EQ(w.jobs.at(1).view->state, job_state::completed);
+    });
+}
+
+TEST_F(manager_test, completed_job_carries_output_usage_and_times) {
+    make();
+    script("a").outcome = upstream::prompt_outcome{"final answer", false, {120, 45, 0.25}};
+    script("a").prompt.latency = 20ms;
+    script("cut").outcome = upstream::prompt_outcome{"trunc", true, {}};
+    run([&]() -> asio::awaitable<void> {
+        auto before = std::chrono::system_clock::now();
+        auto ids = start(alice, {"a", "cut"});
+        auto wp = wait_for(ids, 5s);
+        auto w = co_await mgr_->wait(alice, wp);
+        auto after = std::chrono::system_clock::now();
+        auto const& v = *w.jobs.at(0).view;
+        EXPECT_EQ(v.state, job_state::completed);
+        EXPECT_EQ(v.output, "final answer");
+        EXPECT_FALSE(v.truncated);
+        CO_ASSERT_TRUE(v.usage.has_value());
+        EXPECT_EQ(v.usage->input_tokens, 120);
+        EXPECT_EQ(v.usage->output_tokens, 45);
+        EXPECT_DOUBLE_EQ(v.usage->cost, 0.25);
+        EXPECT_FALSE(v.error.has_value());
+        EXPECT_EQ(v.description, "a");
+        EXPECT_EQ(v.depth, 1);
+        CO_ASSERT_TRUE(v.started_at && v.finished_at);
+        EXPECT_LE(before, v.created_at);
+        EXPECT_LE(v.created_at, *v.started_at);
+        EXPECT_LE(*v.started_at + 15ms, *v.finished_at);
+        EXPECT_LE(*v.finished_at, after);
+
+        auto const& cut = *w.jobs.at(1).view;
+        EXPECT_EQ(cut.output, "trunc");
+        EXPECT_TRUE(cut.truncated);
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Peek
+// ---------------------------------------------------------------------------------------------
+
+TEST_F(manager_test, peek_returns_streamed_deltas) {
+    limits lim;
+    lim.max_output_bytes = 8;
+    make(lim);
+    script("a").prompt.manual = true;
+    script("a").partial = "should not be read";
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"a"});
+        auto pending = [&] { return st_->pending("prompt:a"); };
+        CO_ASSERT_TRUE(co_await until(pending));
+        CO_ASSERT_TRUE(static_cast<bool>(st_->sink));
+        st_->sink("ses_a", "Hel");
+        st_->sink("ses_other", "noise");
+        st_->sink("ses_a", "lo");
+        protocol::peek_params pp;
+        pp.job = ids[0];
+        auto p = co_await mgr_->peek(alice, pp);
+        EXPECT_EQ(p.partial_output, "Hello");
+        CO_ASSERT_TRUE(p.job.view.has_value());
+        EXPECT_EQ(p.job.view->state, job_state::running);
+        EXPECT_TRUE(st_->partial_reads.empty());
+
+        // Capped at max_output_bytes.
+        st_->sink("ses_a", ", world");
+        auto capped = co_await mgr_->peek(alice, pp);
+        EXPECT_EQ(capped.partial_output, "Hello, w");
+
+        // Another owner cannot peek.
+        owner bob{"bob", "chat-1"};
+        auto foreign = co_await mgr_->peek(bob, pp);
+        EXPECT_EQ(foreign.job.id, ids[0]);
+        EXPECT_FALSE(foreign.job.view.has_value());
+        EXPECT_EQ(foreign.partial_output, "");
+
+        // Finished: the final output, and late deltas change nothing.
+        st_->release("prompt:a");
+        auto wp = wait_for(ids, 5s);
+        co_await mgr_->wait(alice, wp);
+        st_->sink("ses_a", "late");
+        auto fin = co_await mgr_->peek(alice, pp);
+        EXPECT_EQ(fin.partial_output, "done: a");
+        EXPECT_TRUE(st_->partial_reads.empty());
+    });
+}
+
+TEST_F(manager_test, peek_cap_does_not_split_a_utf8_character) {
+    limits lim;
+    lim.max_output_bytes = 4;
+    make(lim);
+    script("a").prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"a"});
+        auto pending = [&] { return st_->pending("prompt:a"); };
+        CO_ASSERT_TRUE(co_await until(pending));
+        st_->sink("ses_a", "abc");
+        st_->sink("ses_a", "\xC3\xA9");  // U+00E9: only one of its two bytes fits the cap
+        protocol::peek_params pp;
+        pp.job = ids[0];
+        auto p = co_await mgr_->peek(alice, pp);
+        // The partial output goes into a JSON string: half a character makes the whole
+        // response invalid UTF-8, which strict clients (Boost.JSON, Python) refuse to parse.
+        EXPECT_EQ(p.partial_output, "abc");
+    });
+}
+
+TEST_F(manager_test, peek_falls_back_to_read_partial_without_deltas) {
+    limits lim;
+    lim.max_running = 1;
+    make(lim);
+    script("a").prompt.manual = true;
+    script("a").partial = "from upstream";
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"a", "queued"});
+        auto pending = [&] { return st_->pending("prompt:a"); };
+        CO_ASSERT_TRUE(co_await until(pending));
+        protocol::peek_params pp;
+        pp.job = ids[0];
+        auto p = co_await mgr_->peek(alice, pp);
+        EXPECT_EQ(p.partial_output, "from upstream");
+        EXPECT_EQ(st_->partial_reads, std::vector<std::string>{"ses_a"});
+        EXPECT_EQ(p.job.view->state, job_state::running);
+
+        // A queued job has nothing to read yet.
+        protocol::peek_params pq;
+        pq.job = ids[1];
+        auto q = co_await mgr_->peek(alice, pq);
+        EXPECT_EQ(q.partial_output, "");
+        EXPECT_EQ(q.job.view->state, job_state::queued);
+        EXPECT_EQ(st_->partial_reads.size(), 1u);
+
+        protocol::peek_params unknown;
+        unknown.job = "job_nope";
+        auto u = co_await mgr_->peek(alice, unknown);
+        EXPECT_EQ(u.job.id, "job_nope");
+        EXPECT_FALSE(u.job.view.has_value());
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retention
+// ---------------------------------------------------------------------------------------------
+
+TEST_F(manager_test, reaper_removes_finished_jobs_after_retention_from_finish) {
+    limits lim;
+    lim.retention = 50ms;
+    make(lim);
+    script("long").prompt.latency = 120ms;  // longer than the retention
+    script("held").prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"long", "held"});
+        auto wp = wait_for({ids[0]}, 5s);
+        auto w = co_await mgr_->wait(alice, wp);
+        EXPECT_TRUE(w.done);
+        auto finished = steady::now();
+        // Measured from finish, not creation: still there right after finishing.
+        auto v = view(alice, ids[0]);
+        CO_ASSERT_TRUE(v.has_value());
+        EXPECT_EQ(v->state, job_state::completed);
+
+        auto gone = [&] { return !view(alice, ids[0]).has_value(); };
+        CO_ASSERT_TRUE(co_await until(gone, 2s));
+        EXPECT_GE(steady::now() - finished, 40ms);
+        EXPECT_EQ(mgr_->stats().jobs, 1u);
+        EXPECT_TRUE(mgr_->status(alice, {}).size() == 1u);
+        // A running job is never reaped.
+        EXPECT_EQ(state(ids[1]), job_state::running);
+
+        // A second round re-arms the reaper.
+        st_->release("prompt:held");
+        auto gone2 = [&] { return mgr_->stats().jobs == 0; };
+        CO_ASSERT_TRUE(co_await until(gone2, 2s));
+        EXPECT_TRUE(mgr_->status(alice, {}).empty());
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stop
+// ---------------------------------------------------------------------------------------------
+
+TEST_F(manager_test, stop_interrupts_queued_and_running_jobs) {
+    limits lim;
+    lim.max_running = 1;
+    make(lim);
+    st_->fallback.prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"running", "queued"});
+        auto pending = [&] { return st_->pending("prompt:running"); };
+        CO_ASSERT_TRUE(co_await until(pending));
+
+        mgr_->stop();
+        EXPECT_TRUE(st_->stopped);
+        EXPECT_EQ(state(ids[1]), job_state::interrupted);
+        EXPECT_EQ(mgr_->stats().queued, 0u);
+
+        auto ended = [&] { return state(ids[0]) == job_state::interrupted; };
+        CO_ASSERT_TRUE(co_await until(ended));
+        auto v = view(alice, ids[0]);
+        CO_ASSERT_TRUE(v->error.has_value());
+        EXPECT_EQ(v->error->kind, error_kind::interrupted);
+        EXPECT_EQ(st_->stopped_by_control, std::vector<std::string>{"prompt:running"});
+        EXPECT_EQ(st_->creates, std::vector<std::string>{"running"}) << "queued job launched";
+
+        auto after = mgr_->start_jobs(alice, tasks({"late"}));
+        CO_ASSERT_TRUE(!after.has_value());
+        EXPECT_EQ(after.error().code, protocol::error_code::shutting_down);
+
+        // Waits and status still answer after stop.
+        auto t0 = steady::now();
+        auto wp = wait_for(ids, 10s);
+        auto w = co_await mgr_->wait(alice, wp);
+        EXPECT_LT(steady::now() - t0, 1s);
+        EXPECT_TRUE(w.done);
+        EXPECT_EQ(mgr_->status(alice, {}).size(), 2u);
+    });
+}
+
+TEST_F(manager_test, stop_does_not_report_a_pending_wait_as_timed_out) {
+    limits lim;
+    lim.max_running = 1;
+    make(lim);
+    st_->fallback.prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"running", "queued"});
+        auto pending = [&] { return st_->pending("prompt:running"); };
+        CO_ASSERT_TRUE(co_await until(pending));
+        asio::steady_timer later(ioc_, 20ms);
+        later.async_wait([&](boost::system::error_code) { mgr_->stop(); });
+        auto t0 = steady::now();
+        auto wp = wait_for(ids, 10s);
+        auto w = co_await mgr_->wait(alice, wp);
+        EXPECT_LT(steady::now() - t0, 1s) << "a pending wait must end promptly on stop()";
+        // 10 s have not passed: whatever else the answer says, it did not time out.
+        EXPECT_FALSE(w.timed_out);
+        // And what it reports is not stale: every job ends promptly on stop().
+        for (auto const& e : w.jobs)
+            EXPECT_TRUE(protocol::is_terminal(e.view->state)) << protocol::to_string(e.view->state);
+    });
+}
+
+TEST_F(manager_test, until_launched_returns_once_sessions_exist) {
+    make();
+    script("a").create.latency = 20ms;
+    script("a").prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"a"});
+        EXPECT_FALSE(view(alice, ids[0])->upstream.has_value());
+        auto t0 = steady::now();
+        std::vector<std::string> wanted = ids;
+        co_await mgr_->until_launched(alice, wanted);
+        EXPECT_LT(steady::now() - t0, 1s);
+        auto v = view(alice, ids[0]);
+        CO_ASSERT_TRUE(v->upstream.has_value());
+        EXPECT_EQ(v->upstream->session, "ses_a");
+        EXPECT_EQ(v->state, job_state::running);
+    });
+}
+
+}  // namespace
+}  // namespace agentd::jobs
