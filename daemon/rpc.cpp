@@ -75,7 +75,7 @@ asio::awaitable<result<json::value>> rpc_service::invoke(std::string_view method
                 co_return protocol::approval_error("agents_start was not approved");
         }
         apply_default_session(*p, params, who);
-        auto started = jobs_.start_jobs(owner_of(who, p->session), *p);
+        auto started = jobs_.start_jobs(owner_of(who, p->session), *p, who.connection);
         if (!started) co_return started.error();
         co_return json::object{{"jobs", render(*started)}};
     }
@@ -110,6 +110,12 @@ asio::awaitable<result<json::value>> rpc_service::invoke(std::string_view method
         auto out = co_await jobs_.peek(owner, *p);
         co_return json::object{{"job", render({out.job}).at(0)},
                                {"partial_output", out.partial_output}};
+    }
+    if ((method == "agents_subscribe" || method == "agents_unsubscribe") && who.subscribe) {
+        auto p = protocol::parse_subscribe(params);
+        if (!p) co_return p.error();
+        who.subscribe(*p, method == "agents_subscribe");
+        co_return json::object{{"ok", true}};
     }
     co_return protocol::method_not_found(method);
 }

@@ -28,6 +28,10 @@ struct caller {
     bool can_ask = false;  // a channel exists to ask the user for approval
     // Asks the client to approve a call (params: what would run); true when approved.
     std::function<boost::asio::awaitable<bool>(boost::json::value)> ask;
+    // Connections that push events (WebSocket): their id tags the jobs they start, and
+    // agents_subscribe/agents_unsubscribe change which sessions they follow.
+    std::uint64_t connection = 0;
+    std::function<void(protocol::subscribe_params const&, bool on)> subscribe;
 };
 
 // `planned` is agentd's dispatch. `serial` exists only as the benchmark baseline of today's
@@ -44,6 +48,8 @@ public:
     // The serialized response, or nullopt when there is nothing to answer (notifications only).
     boost::asio::awaitable<std::optional<std::string>> handle(std::string_view body,
                                                               caller const& who);
+    jobs::manager& jobs() const { return jobs_; }
+
     // Whether every call of a message may join a parallel batch (DESIGN §4); transports that
     // receive messages while earlier ones run (WebSocket) schedule messages by it.
     bool joinable(std::string_view body) const;

@@ -5,6 +5,9 @@
 // server asks the client for approval with `approval/request` (DESIGN §4, approval.start=ask).
 #include "daemon/ws_session.hpp"
 
+#include "jobs/manager.hpp"
+#include "protocol/job_view.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -19,6 +22,7 @@
 #include <deque>
 #include <iostream>
 #include <map>
+#include <set>
 
 namespace agentd::daemon {
 namespace asio = boost::asio;
@@ -36,7 +40,10 @@ constexpr auto approval_timeout = std::chrono::minutes(2);
 class ws_connection : public std::enable_shared_from_this<ws_connection> {
 public:
     ws_connection(beast::tcp_stream stream, std::shared_ptr<http_context> ctx)
-        : ws_(std::move(stream)), ctx_(std::move(ctx)), wake_writer_(ws_.get_executor()) {}
+        : ws_(std::move(stream)), ctx_(std::move(ctx)), wake_writer_(ws_.get_executor()) {
+        static std::uint64_t next_id = 0;
+        id_ = ++next_id;
+    }
 
     asio::awaitable<void> run(http::request<http::string_body> req) {
         beast::get_lowest_layer(ws_).expires_never();  // websocket timeouts take over
@@ -47,6 +54,10 @@ public:
         auto [aec] = co_await ws_.async_accept(req, use_tuple);
         if (aec) co_return;
         asio::co_spawn(ws_.get_executor(), writer(shared_from_this()), asio::detached);
+        std::weak_ptr<ws_connection> weak = shared_from_this();
+        listening_ = ctx_->rpc.jobs().listen([weak](jobs::job const& j) {
+            if (auto self = weak.lock()) self->on_job(j);
+        });
 
         beast::flat_buffer buffer;
         for (;;) {
@@ -95,9 +106,33 @@ private:
         }
     }
 
+    // --- server push: agents_event ------------------------------------------------------
+
+    void on_job(jobs::job const& j) {
+        if (closed_ || j.own.principal != principal_) return;
+        bool mine = j.origin == id_ || all_sessions_ || sessions_.contains(j.own.session);
+        if (!mine) return;
+        json::object params{{"job", protocol::to_json(j.view, std::chrono::system_clock::now())}};
+        params["session"] = j.own.session;
+        send(json::serialize(json::object{
+            {"jsonrpc", "2.0"}, {"method", "agents_event"}, {"params", std::move(params)}}));
+    }
+
+    void subscribe(protocol::subscribe_params const& p, bool on) {
+        if (p.all) all_sessions_ = on;
+        if (p.session && on) sessions_.insert(*p.session);
+        if (p.session && !on) sessions_.erase(*p.session);
+    }
+
     static asio::awaitable<void> process(std::shared_ptr<ws_connection> self, unit u) {
         caller who;
+        who.principal = self->principal_;
+        who.connection = self->id_;
         who.can_ask = true;
+        who.subscribe = [weak = std::weak_ptr<ws_connection>(self)](
+                            protocol::subscribe_params const& p, bool on) {
+            if (auto conn = weak.lock()) conn->subscribe(p, on);
+        };
         std::weak_ptr<ws_connection> weak = self;
         who.ask = [weak](json::value request) -> asio::awaitable<bool> {
             auto conn = weak.lock();
@@ -186,6 +221,7 @@ private:
     void close() {
         if (closed_) return;
         closed_ = true;
+        listening_.reset();
         outbox_.clear();
         outbox_bytes_ = 0;
         wake_writer_.cancel();
@@ -205,6 +241,11 @@ private:
     std::map<std::string, approval*> approvals_;
     std::uint64_t next_request_ = 0;
     bool closed_ = false;
+    std::uint64_t id_ = 0;
+    std::string principal_ = caller{}.principal;
+    std::shared_ptr<void> listening_;
+    std::set<std::string> sessions_;
+    bool all_sessions_ = false;
 };
 
 }  // namespace

@@ -38,7 +38,8 @@ struct job {
     std::string partial;  // text streamed so far (peek), capped at max_output_bytes
     std::unique_ptr<upstream::call_control> control;  // while running
     std::vector<waiter_hook*> waiters;
-    std::uint64_t seq = 0;  // creation order, for newest-first listings
+    std::uint64_t seq = 0;     // creation order, for newest-first listings
+    std::uint64_t origin = 0;  // the connection that started it (0: none), for push events
 };
 
 using job_ptr = std::shared_ptr<job>;

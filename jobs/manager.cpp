@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <list>
 #include <unordered_set>
 
 namespace agentd::jobs {
@@ -44,6 +45,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     std::uint64_t next_seq = 0;
     std::deque<std::pair<steady::time_point, std::string>> finished;  // retention order
     asio::steady_timer reaper;
+    std::list<job_listener> listeners;
     bool stopped = false;
 
     impl(asio::any_io_executor e, limits l, std::unique_ptr<upstream::backend> b)
@@ -51,10 +53,12 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
 
     // --- state changes -----------------------------------------------------------------
 
-    bool transition(job& j, job_event e) {
+    // Moves `j` by `e`; `fill` completes the view (output, error) before anybody is told.
+    bool transition(job& j, job_event e, std::function<void(job&)> const& fill = {}) {
         auto next = next_state(j.view.state, e);
         if (!next) return false;
         j.view.state = *next;
+        if (fill) fill(j);
         auto now = wall::now();
         if (*next == job_state::running) j.view.started_at = now;
         if (protocol::is_terminal(*next)) {
@@ -63,12 +67,26 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             if (finished.size() == 1) reaper.cancel();  // re-arm for the new front
         }
         for (auto* w : std::vector<waiter_hook*>(j.waiters)) w->wake();
+        notify(j);
         return true;
     }
 
+    void notify(job const& j) {
+        for (auto it = listeners.begin(); it != listeners.end();) (*it++)(j);
+    }
+
     void fail(job& j, upstream::upstream_error const& e) {
-        if (!transition(j, job_event::fail)) return;
-        j.view.error = protocol::job_error{e.kind, e.phase, e.message, e.http_status};
+        transition(j, job_event::fail, [&](job& f) {
+            f.view.error = protocol::job_error{e.kind, e.phase, e.message, e.http_status};
+        });
+    }
+
+    // Ends `j` as `e` (cancel, interrupt) with an error saying why.
+    bool end_with(job& j, job_event e, error_kind kind, std::optional<error_phase> phase,
+                  std::string message) {
+        return transition(j, e, [&](job& f) {
+            f.view.error = protocol::job_error{kind, phase, std::move(message), std::nullopt};
+        });
     }
 
     // --- launch gate ---------------------------------------------------------------------
@@ -135,12 +153,12 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         auto out = co_await backend->prompt(*session, preq, ctl);
         deadline.cancel();
         if (out) {
-            if (transition(*j, job_event::complete)) {
-                j->view.output = std::move(out->output);
-                j->view.truncated = out->truncated;
-                j->view.usage = out->usage;
-                j->partial.clear();
-            }
+            transition(*j, job_event::complete, [&](job& f) {
+                f.view.output = std::move(out->output);
+                f.view.truncated = out->truncated;
+                f.view.usage = out->usage;
+                f.partial.clear();
+            });
             co_return;
         }
         end_failed(*j, out.error(), error_phase::prompt);
@@ -161,9 +179,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                      std::nullopt};
                 break;
             case stop_reason::shutdown:
-                if (transition(j, job_event::interrupt))
-                    j.view.error = protocol::job_error{error_kind::interrupted, phase,
-                                                       "agentd shut down", std::nullopt};
+                end_with(j, job_event::interrupt, error_kind::interrupted, phase, "agentd shut down");
                 return;
             case stop_reason::none: e.phase = phase; break;
         }
@@ -227,11 +243,9 @@ void manager::stop() {
     if (impl_->stopped) return;
     impl_->stopped = true;
     impl_->reaper.cancel();
-    for (auto const& j : impl_->queue) {
-        if (!impl_->transition(*j, job_event::interrupt)) continue;
-        j->view.error = protocol::job_error{error_kind::interrupted, std::nullopt,
-                                            "agentd shut down before the job started", std::nullopt};
-    }
+    for (auto const& j : impl_->queue)
+        impl_->end_with(*j, job_event::interrupt, error_kind::interrupted, std::nullopt,
+                        "agentd shut down before the job started");
     impl_->queue.clear();
     impl_->queued = 0;
     // Running jobs end through their own coroutines once their sockets are closed.
@@ -241,7 +255,8 @@ void manager::stop() {
 }
 
 protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
-                                                             protocol::start_params const& p) {
+                                                             protocol::start_params const& p,
+                                                             std::uint64_t origin) {
     auto& m = *impl_;
     if (m.stopped) return protocol::shutting_down();
     int depth = 1;
@@ -265,7 +280,9 @@ protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
         j->task = t;
         j->upstream_parent = p.upstream_parent;
         j->seq = m.next_seq++;
+        j->origin = origin;
         m.jobs.insert(j);
+        m.notify(*j);
         m.queue.push_back(j);
         ++m.queued;
         created.push_back(std::move(j));
@@ -388,15 +405,13 @@ asio::awaitable<std::vector<job_entry>> manager::cancel(owner const& o,
     for (auto const& id : p.jobs) {
         auto j = self->jobs.find(o, id);
         if (j && j->view.state == job_state::queued) {
-            self->transition(*j, job_event::cancel);
-            j->view.error = protocol::job_error{error_kind::cancelled, std::nullopt,
-                                                "cancelled by the caller", std::nullopt};
+            self->end_with(*j, job_event::cancel, error_kind::cancelled, std::nullopt,
+                           "cancelled by the caller");
             std::erase(self->queue, j);
             --self->queued;
         } else if (j && j->view.state == job_state::running) {
-            self->transition(*j, job_event::cancel);
-            j->view.error = protocol::job_error{error_kind::cancelled, std::nullopt,
-                                                "cancelled by the caller", std::nullopt};
+            self->end_with(*j, job_event::cancel, error_kind::cancelled, std::nullopt,
+                           "cancelled by the caller");
             if (j->control) j->control->stop(stop_reason::cancelled);
             if (j->view.upstream) to_abort.push_back(j);
         }
@@ -424,6 +439,15 @@ asio::awaitable<peek_outcome> manager::peek(owner const& o, protocol::peek_param
         if (read) text = std::move(*read);
     }
     co_return peek_outcome{{j->view.id, j->view}, std::move(text)};
+}
+
+std::shared_ptr<void> manager::listen(job_listener listener) {
+    auto& list = impl_->listeners;
+    auto it = list.insert(list.end(), std::move(listener));
+    std::weak_ptr<impl> weak = impl_;
+    return std::shared_ptr<void>(nullptr, [weak, it](void*) {
+        if (auto self = weak.lock()) self->listeners.erase(it);
+    });
 }
 
 manager_stats manager::stats() const {

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -63,8 +64,10 @@ public:
     void start();  // event stream and reaper
     void stop();   // stops timers and the backend's background work
 
+    // `origin` tags the jobs with the connection that started them (WebSocket push).
     protocol::result<std::vector<job_entry>> start_jobs(owner const& o,
-                                                        protocol::start_params const& p);
+                                                        protocol::start_params const& p,
+                                                        std::uint64_t origin = 0);
     std::vector<job_entry> status(owner const& o, protocol::status_params const& p) const;
     boost::asio::awaitable<wait_outcome> wait(owner const& o, protocol::wait_params const& p) const;
     boost::asio::awaitable<std::vector<job_entry>> cancel(owner const& o,
@@ -74,6 +77,11 @@ public:
     // Until every listed job has its upstream session or has ended. Only the forced-serial
     // dispatch (the benchmark baseline that mimics a global launch lock) waits on this.
     boost::asio::awaitable<void> until_launched(owner const& o, std::vector<std::string> ids) const;
+
+    // Calls `listener` on every job creation and state change until the returned handle is
+    // dropped. Listeners run synchronously on the manager's executor and must not block.
+    using job_listener = std::function<void(job const&)>;
+    std::shared_ptr<void> listen(job_listener listener);
 
     manager_stats stats() const;
     limits const& config() const;

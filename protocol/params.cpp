@@ -265,4 +265,24 @@ result<peek_params> parse_peek(json::value const& params) {
     return p;
 }
 
+result<subscribe_params> parse_subscribe(json::value const& params) {
+    auto obj = as_object(params);
+    if (!obj) return obj.error();
+    reader r(**obj, "");
+    if (auto e = r.only({"session", "all"})) return *e;
+    subscribe_params p;
+    if (auto const* all = r.get("all")) {
+        if (!all->is_bool()) return invalid_params("all", "must be a boolean");
+        p.all = all->get_bool();
+    }
+    if (r.get("session")) {
+        auto session = r.session();
+        if (!session) return session.error();
+        p.session = std::move(*session);
+    }
+    if (p.all == p.session.has_value())
+        return invalid_params("session", "give either a session or all: true");
+    return p;
+}
+
 }  // namespace agentd::protocol

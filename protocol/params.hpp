@@ -59,6 +59,13 @@ struct peek_params {
     std::string job;
 };
 
+// agents_subscribe / agents_unsubscribe (WebSocket only): one session of the caller's
+// principal, or all of them (`all: true`, for dashboards).
+struct subscribe_params {
+    std::optional<std::string> session;
+    bool all = false;
+};
+
 struct param_limits {
     std::size_t max_tasks_per_call = 8;
 };
@@ -69,6 +76,7 @@ result<status_params> parse_status(boost::json::value const& params);
 result<wait_params> parse_wait(boost::json::value const& params);
 result<cancel_params> parse_cancel(boost::json::value const& params);
 result<peek_params> parse_peek(boost::json::value const& params);
+result<subscribe_params> parse_subscribe(boost::json::value const& params);
 
 bool valid_session_name(std::string_view s);
 

@@ -18,11 +18,16 @@ std::string request(int id, std::string const& method, json::object params) {
         json::object{{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}});
 }
 
+// The next message that is not an agents_event push.
 json::object next(ws_client& ws, std::chrono::milliseconds timeout = 5s) {
-    auto text = ws.receive(timeout);
-    EXPECT_TRUE(text.has_value()) << "no message within " << timeout.count() << " ms";
-    if (!text) return {};
-    return json::parse(*text).as_object();
+    for (;;) {
+        auto text = ws.receive(timeout);
+        EXPECT_TRUE(text.has_value()) << "no message within " << timeout.count() << " ms";
+        if (!text) return {};
+        auto v = json::parse(*text);
+        if (v.is_object() && str(v, "method") == "agents_event") continue;
+        return v.is_object() ? v.as_object() : json::object{{"batch", v}};
+    }
 }
 
 json::object start_params(std::string prompt) {
@@ -48,7 +53,7 @@ TEST_F(agentd_test, WebSocketCarriesCallsAndBatches) {
 
     ws.send("[" + request(2, "agents_wait", {{"jobs", json::array{id}}, {"timeout_ms", 5000}}) + "," +
             request(3, "agents_status", {{"jobs", json::array{id}}}) + "]");
-    auto batch = json::parse(*ws.receive(5s)).as_array();
+    auto batch = next(ws).at("batch").as_array();
     ASSERT_EQ(batch.size(), 2u);
     EXPECT_EQ(batch[0].at("id").as_int64(), 2);
     EXPECT_EQ(str(batch[0].at("result").at("jobs").at(0), "output"), "echo: over ws");
@@ -133,6 +138,64 @@ TEST_F(agentd_test, AskPolicyWithoutAChannelAndDenyPolicyRefuse) {
     auto denied = agentd_->error("agents_start", start_params("never"));
     EXPECT_EQ(denied.at("code").as_int64(), -32002);
     EXPECT_EQ(fake_->stats().at("creates_started").as_int64(), 0);
+}
+
+// Collects agents_event notifications for one job id until it is terminal.
+std::vector<std::string> states_of(ws_client& ws, std::string const& id) {
+    std::vector<std::string> states;
+    while (states.empty() || (states.back() != "completed" && states.back() != "failed" &&
+                              states.back() != "cancelled")) {
+        auto text = ws.receive(5s);
+        if (!text) break;
+        auto msg = json::parse(*text).as_object();
+        if (str(msg, "method") != "agents_event") continue;
+        auto const& job = msg.at("params").at("job");
+        if (str(job, "id") == id) states.push_back(str(job, "state"));
+    }
+    return states;
+}
+
+TEST_F(agentd_test, WebSocketPushesEveryStateChangeOfItsJobs) {
+    restart_agentd({"--max-running", "1"});
+    ws_client ws(agentd_->port(), auth(*agentd_));
+    ws.send(request(1, "agents_start",
+                    {{"tasks", json::array{task("first [[fake latency_ms=200]]"), task("second")}}}));
+    // Events arrive before the response; find the response, keep the rest.
+    std::string second;
+    std::vector<json::object> early;
+    while (second.empty()) {
+        auto text = ws.receive(5s);
+        ASSERT_TRUE(text.has_value());
+        auto msg = json::parse(*text).as_object();
+        if (msg.contains("id")) {
+            second = str(msg.at("result").at("jobs").at(1), "id");
+        } else {
+            early.push_back(msg);
+        }
+    }
+    std::vector<std::string> states;
+    for (auto const& e : early) {
+        auto const& job = e.at("params").at("job");
+        if (str(job, "id") == second) states.push_back(str(job, "state"));
+    }
+    for (auto const& s : states_of(ws, second)) states.push_back(s);
+    EXPECT_EQ(states, (std::vector<std::string>{"queued", "running", "completed"}));
+}
+
+TEST_F(agentd_test, WebSocketSubscriptionFollowsASessionAndOnlyThat) {
+    ws_client watcher(agentd_->port(), auth(*agentd_));
+    ws_client bystander(agentd_->port(), auth(*agentd_));
+    watcher.send(request(1, "agents_subscribe", {{"session", "alice"}}));
+    EXPECT_TRUE(next(watcher).at("result").at("ok").as_bool());
+    auto started = agentd_->call("agents_start", {{"session", "alice"}, {"tasks", json::array{task("hi")}}});
+    auto id = str(jobs_of(started)[0], "id");
+    auto states = states_of(watcher, id);
+    ASSERT_FALSE(states.empty());
+    EXPECT_EQ(states.back(), "completed");
+    agentd_->call("agents_start", {{"session", "bob"}, {"tasks", json::array{task("not for you")}}});
+    EXPECT_FALSE(bystander.receive(300ms).has_value());
+    auto bad = agentd_->rpc("agents_subscribe", {{"session", "alice"}});  // HTTP cannot push
+    EXPECT_EQ(bad.at("error").at("code").as_int64(), -32601);
 }
 
 }  // namespace
