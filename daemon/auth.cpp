@@ -99,7 +99,7 @@ bool bearer_matches(std::string_view authorization, std::string_view token) {
     return diff == 0;
 }
 
-std::string load_or_create_token(fs::path const& state_dir) {
+void ensure_state_dir(fs::path const& state_dir) {
     std::error_code ec;
     // A directory agentd creates holds the token and jobs: private to the service user.
     if (fs::create_directories(state_dir, ec) && !ec)
@@ -107,6 +107,12 @@ std::string load_or_create_token(fs::path const& state_dir) {
     if (ec)
         throw std::runtime_error("cannot create state directory " + state_dir.string() + ": " +
                                  ec.message());
+    if (::access(state_dir.c_str(), W_OK | X_OK) != 0)
+        throw std::runtime_error("state directory " + state_dir.string() + " is not writable");
+}
+
+std::string load_or_create_token(fs::path const& state_dir) {
+    ensure_state_dir(state_dir);
     auto path = state_dir / "token";
     if (std::ifstream in(path); in) {
         std::string token;

@@ -18,6 +18,9 @@ bool origin_allowed(std::string_view origin, std::vector<std::string> const& ext
 // "Bearer <token>" with a constant-time comparison.
 bool bearer_matches(std::string_view authorization, std::string_view token);
 
+// Creates the state directory (0700) when missing; throws std::runtime_error when unusable.
+void ensure_state_dir(std::filesystem::path const& state_dir);
+
 // Reads $STATE_DIR/token, creating the directory (0700) and a random token (0600) on first
 // start. Throws std::runtime_error with a clear message when the directory is unusable.
 std::string load_or_create_token(std::filesystem::path const& state_dir);

@@ -3,8 +3,12 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 namespace agentd::daemon {
 
@@ -18,6 +22,41 @@ std::string default_state_dir() {
     return std::string(home && *home ? home : ".") + "/.local/state/agentd";
 }
 
+namespace {
+
+// A bearer key goes into an HTTP header as it is: printable ASCII without spaces.
+bool valid_key(std::string const& key) {
+    return !key.empty() &&
+           std::all_of(key.begin(), key.end(), [](char ch) { return ch > 0x20 && ch < 0x7f; });
+}
+
+// The API key named by --upstream-api-key-env or --upstream-api-key-file; an error message
+// (which never quotes the key) when it cannot be had.
+std::variant<std::optional<std::string>, std::string> load_api_key(std::string const& env_var,
+                                                                   std::string const& file) {
+    std::string key;
+    if (!env_var.empty()) {
+        char const* v = std::getenv(env_var.c_str());
+        if (!v || !*v) return "--upstream-api-key-env: $" + env_var + " is not set or empty";
+        key = v;
+    } else if (!file.empty()) {
+        std::ifstream in(file);
+        if (!in) return "--upstream-api-key-file: cannot read " + file;
+        std::ostringstream text;
+        text << in.rdbuf();
+        key = text.str();
+        while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.pop_back();
+    } else {
+        return std::optional<std::string>{};
+    }
+    if (!valid_key(key))
+        return std::string(env_var.empty() ? "--upstream-api-key-file" : "--upstream-api-key-env") +
+               ": the key is empty or has spaces or control characters";
+    return std::optional<std::string>(std::move(key));
+}
+
+}  // namespace
+
 std::variant<config, int> parse_config(int argc, char** argv) {
     config c;
     CLI::App app{"agentd: runs LLM sub-agent jobs on an upstream session API"};
@@ -29,16 +68,31 @@ std::variant<config, int> parse_config(int argc, char** argv) {
     std::int64_t job_timeout_ms = c.limits.job_timeout.count();
     std::int64_t retention_ms = c.limits.retention.count();
     std::int64_t upstream_timeout_ms = c.upstream_timeout.count();
+    std::string api_key_env;
+    std::string api_key_file;
     std::int64_t read_timeout_ms = c.read_timeout.count();
+    std::int64_t shutdown_grace_ms = c.shutdown_grace.count();
 
     app.add_option("--listen", listen,
                    "Address to listen on: 127.0.0.1:7077, [::1]:7077 (port 0 picks one); repeatable");
     app.add_option("--state-dir", c.state_dir, "State directory (token, database)");
     app.add_option("--auth", auth, "token | none (none only on loopback)")
         ->check(CLI::IsMember({"token", "none"}));
-    app.add_option("--upstream-backend", c.upstream_backend, "opencode")
-        ->check(CLI::IsMember({"opencode"}));
-    app.add_option("--upstream-url", c.upstream_url, "Upstream base URL");
+    app.add_option("--upstream-backend", c.upstream_backend,
+                   "opencode (an `opencode serve`) | openai (chat completions)")
+        ->check(CLI::IsMember({"opencode", "openai"}));
+    app.add_option("--upstream-url", c.upstream_url,
+                   "Upstream base URL (openai: e.g. http://127.0.0.1:8080/v1 or https://…/v1)");
+    app.add_option("--upstream-model", c.upstream_model,
+                   "openai: model of tasks that name none (a task's model is sent verbatim)");
+    auto* key_env = app.add_option("--upstream-api-key-env", api_key_env,
+                                   "openai: environment variable holding the API key");
+    app.add_option("--upstream-api-key-file", api_key_file,
+                   "openai: file holding the API key (sent as a bearer token, never logged)")
+        ->excludes(key_env);
+    app.add_option("--upstream-ca-file", c.upstream_ca_file,
+                   "https upstream: extra CA bundle (PEM) trusted besides the system's")
+        ->check(CLI::ExistingFile);
     app.add_option("--upstream-username", c.upstream_username,
                    "Upstream basic-auth user (password from $OPENCODE_SERVER_PASSWORD)");
     app.add_option("--upstream-timeout-ms", upstream_timeout_ms,
@@ -64,6 +118,9 @@ std::variant<config, int> parse_config(int argc, char** argv) {
         ->check(CLI::Range(1, 1'000'000));
     app.add_option("--read-timeout-ms", read_timeout_ms, "Deadline to read one request")
         ->check(CLI::Range(10, 3'600'000));
+    app.add_option("--shutdown-grace-ms", shutdown_grace_ms,
+                   "On SIGTERM, how long running jobs may finish before they are interrupted")
+        ->check(CLI::Range(0LL, 3'600'000LL));
     app.add_option("--approval-start", approval, "Approval of agents_start: auto | deny | ask")
         ->check(CLI::IsMember({"auto", "deny", "ask"}));
     app.add_option("--dispatch", dispatch,
@@ -89,7 +146,14 @@ std::variant<config, int> parse_config(int argc, char** argv) {
     c.limits.retention = std::chrono::milliseconds(retention_ms);
     c.upstream_timeout = std::chrono::milliseconds(upstream_timeout_ms);
     c.read_timeout = std::chrono::milliseconds(read_timeout_ms);
+    c.shutdown_grace = std::chrono::milliseconds(shutdown_grace_ms);
     if (char const* pw = std::getenv("OPENCODE_SERVER_PASSWORD"); pw && *pw) c.upstream_password = pw;
+    auto key = load_api_key(api_key_env, api_key_file);
+    if (auto const* error = std::get_if<std::string>(&key)) {
+        std::cerr << "agentd: " << *error << "\n";
+        return 2;
+    }
+    c.upstream_api_key = std::get<std::optional<std::string>>(std::move(key));
     return c;
 }
 

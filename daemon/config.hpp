@@ -26,10 +26,14 @@ struct config {
     std::optional<std::string> upstream_username;
     std::optional<std::string> upstream_password;  // from $OPENCODE_SERVER_PASSWORD; never logged
     std::chrono::milliseconds upstream_timeout{30'000};
+    std::optional<std::string> upstream_model;    // openai: for tasks that name no model
+    std::optional<std::string> upstream_api_key;  // openai: from a file or env var; never logged
+    std::optional<std::string> upstream_ca_file;  // https: CAs trusted besides the system's
     jobs::limits limits;
     std::size_t max_body_bytes = 1 << 20;
     std::size_t max_connections = 1024;
     std::chrono::milliseconds read_timeout{30'000};  // per request, and idle keep-alive
+    std::chrono::milliseconds shutdown_grace{10'000};  // SIGTERM: running jobs may finish
     planner::policy approval;
     dispatch_mode dispatch = dispatch_mode::planned;
     std::vector<std::string> allowed_hosts;

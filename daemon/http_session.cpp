@@ -4,6 +4,7 @@
 #include "daemon/http_session.hpp"
 
 #include "daemon/auth.hpp"
+#include "daemon/mcp_session.hpp"
 #include "daemon/ws_session.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -66,12 +67,14 @@ std::optional<response> screen(http::request_parser<http::string_body> const& pa
         !origin.empty() && !origin_allowed(origin, ctx.opts.allowed_origins))
         return plain(http::status::forbidden, "forbidden origin\n", v);
     auto path = target.substr(0, target.find('?'));
-    if (path != "/rpc" && path != "/ws") return plain(http::status::not_found, "not found\n", v);
+    if (path != "/rpc" && path != "/ws" && path != "/mcp")
+        return plain(http::status::not_found, "not found\n", v);
     if (ctx.opts.token && !bearer_matches(req[http::field::authorization], *ctx.opts.token)) {
         auto res = plain(http::status::unauthorized, "missing or bad token\n", v);
         res.set(http::field::www_authenticate, "Bearer");
         return res;
     }
+    if (path == "/mcp") return screen_mcp(parser, ctx);
     if (path == "/ws") {
         if (req.method() != http::verb::get) {
             auto res = plain(http::status::method_not_allowed, "method not allowed\n", v);
@@ -131,7 +134,12 @@ asio::awaitable<void> linger(beast::tcp_stream& stream) {
 asio::awaitable<void> serve_http(asio::ip::tcp::socket socket, std::shared_ptr<http_context> ctx) {
     beast::tcp_stream stream(std::move(socket));
     // What stop() calls for this connection; the WebSocket session replaces it after upgrade.
-    std::function<void()> stop_current = [&stream] {
+    // On shutdown an idle connection closes at once; a busy one answers its request first.
+    bool busy = false;
+    bool stop_requested = false;
+    std::function<void()> stop_current = [&] {
+        stop_requested = true;
+        if (busy) return;
         beast::error_code ignored;
         stream.socket().close(ignored);
     };
@@ -154,6 +162,7 @@ asio::awaitable<void> serve_http(asio::ip::tcp::socket socket, std::shared_ptr<h
         if (hec) break;  // end_of_stream, deadline, garbage: the connection is done
 
         response res;
+        busy = true;
         bool keep_alive = parser.get().keep_alive();
         bool unread_body = false;
         if (auto refusal = screen(parser, *ctx)) {
@@ -179,6 +188,12 @@ asio::awaitable<void> serve_http(asio::ip::tcp::socket socket, std::shared_ptr<h
                 unread_body = true;
             } else if (bec) {
                 break;
+            } else if (is_mcp_target(parser.get().target())) {
+                // serve_mcp writes the response itself, possibly as an SSE stream.
+                bool reusable = co_await serve_mcp(stream, parser.get(), *ctx);
+                busy = false;
+                if (!reusable || stop_requested) break;
+                continue;
             } else {
                 stream.expires_never();  // a long agents_wait is not a slow client
                 res = co_await route(parser.get(), *ctx);
@@ -189,7 +204,8 @@ asio::awaitable<void> serve_http(asio::ip::tcp::socket socket, std::shared_ptr<h
         stream.expires_after(ctx->opts.read_timeout);
         auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
         if (!wec && unread_body) co_await linger(stream);
-        if (wec || !keep_alive) break;
+        busy = false;
+        if (wec || !keep_alive || stop_requested) break;
     }
     beast::error_code ignored;
     stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);

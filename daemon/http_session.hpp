@@ -1,7 +1,9 @@
 // One HTTP connection: the coroutine that owns the socket, reads requests under a deadline,
-// applies the Host/Origin/token guards and routes /rpc and /healthz. Included by server.cpp only.
+// applies the Host/Origin/token guards and routes /rpc, /ws, /mcp and /healthz. Included by
+// server.cpp only.
 #pragma once
 
+#include "daemon/mcp_registry.hpp"
 #include "daemon/rpc.hpp"
 #include "daemon/server.hpp"
 
@@ -19,6 +21,7 @@ struct http_context {
     rpc_service& rpc;
     // One closer per open connection: its count is the connection cap, and stop() calls them.
     std::list<std::function<void()>> connections;
+    mcp_registry mcp;  // the sessions of /mcp
 };
 
 boost::asio::awaitable<void> serve_http(boost::asio::ip::tcp::socket socket,

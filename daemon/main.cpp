@@ -5,11 +5,20 @@
 #include "daemon/rpc.hpp"
 #include "daemon/server.hpp"
 #include "jobs/manager.hpp"
+#include "jobs/store.hpp"
+#include "jobs/upstream/openai.hpp"
 #include "jobs/upstream/opencode.hpp"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <variant>
 
@@ -17,8 +26,25 @@ namespace {
 
 using namespace agentd;
 
+std::unique_ptr<jobs::upstream::backend> make_openai_backend(boost::asio::any_io_executor ex,
+                                                             daemon::config const& c) {
+    auto target = jobs::upstream::openai::base_url::parse(c.upstream_url);
+    if (!target)
+        throw std::runtime_error("bad --upstream-url '" + c.upstream_url +
+                                 "' (want http[s]://HOST[:PORT][/path], e.g. .../v1)");
+    jobs::upstream::openai_config oc;
+    oc.target = *target;
+    oc.api_key = c.upstream_api_key;
+    oc.default_model = c.upstream_model;
+    oc.ca_file = c.upstream_ca_file;
+    oc.request_timeout = c.upstream_timeout;
+    oc.max_output = c.limits.max_output_bytes;
+    return jobs::upstream::make_openai_backend(std::move(ex), std::move(oc));
+}
+
 std::unique_ptr<jobs::upstream::backend> make_backend(boost::asio::any_io_executor ex,
                                                       daemon::config const& c) {
+    if (c.upstream_backend == "openai") return make_openai_backend(std::move(ex), c);
     auto target = jobs::origin::parse(c.upstream_url);
     if (!target) throw std::runtime_error("bad --upstream-url '" + c.upstream_url + "' (want http://HOST:PORT[/path])");
     jobs::upstream::opencode_config oc;
@@ -30,15 +56,31 @@ std::unique_ptr<jobs::upstream::backend> make_backend(boost::asio::any_io_execut
     return jobs::upstream::make_opencode_backend(std::move(ex), std::move(oc));
 }
 
+// The graceful path: jobs drain (persisted as they end), connections finish their answers.
+boost::asio::awaitable<void> shutdown(boost::asio::io_context& ioc, jobs::manager& manager,
+                                      daemon::server& srv, boost::asio::signal_set& signals,
+                                      std::chrono::milliseconds grace) {
+    co_await manager.drain(grace);
+    srv.stop();
+    // The answers released by the drain (waits on ended jobs) are still being written.
+    boost::asio::steady_timer flush(ioc, std::chrono::milliseconds(100));
+    [[maybe_unused]] auto [flushed] = co_await flush.async_wait(
+        boost::asio::as_tuple(boost::asio::use_awaitable));
+    signals.cancel();
+    ioc.stop();
+}
+
 int run(daemon::config const& c) {
     boost::asio::io_context ioc(1);
     // Before the listening line: a supervisor may signal as soon as it has read it.
     boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
     daemon::server_options so{c.listen, std::nullopt, c.allowed_hosts, c.allowed_origins,
                               c.max_body_bytes, c.max_connections, c.read_timeout};
+    daemon::ensure_state_dir(c.state_dir);
     if (c.auth == daemon::auth_mode::token) so.token = daemon::load_or_create_token(c.state_dir);
+    jobs::store db(std::filesystem::path(c.state_dir) / "agentd.db");
 
-    jobs::manager manager(ioc.get_executor(), c.limits, make_backend(ioc.get_executor(), c));
+    jobs::manager manager(ioc.get_executor(), c.limits, make_backend(ioc.get_executor(), c), &db);
     daemon::rpc_service rpc(ioc.get_executor(), manager, c.approval, protocol::codec_limits{},
                             c.dispatch);
     daemon::server srv(ioc.get_executor(), so, rpc);
@@ -48,12 +90,17 @@ int run(daemon::config const& c) {
 
     signals.async_wait([&](boost::system::error_code ec, int sig) {
         if (ec) return;
-        std::cerr << "agentd: signal " << sig << ", shutting down\n";
+        std::cerr << "agentd: signal " << sig << ", draining (again to exit at once)\n";
+        // The store is consistent after every write, so a second signal may simply leave.
+        signals.async_wait([](boost::system::error_code again, int second) {
+            if (!again) std::_Exit(128 + second);
+        });
         srv.stop();
-        manager.stop();
-        ioc.stop();
+        boost::asio::co_spawn(ioc, shutdown(ioc, manager, srv, signals, c.shutdown_grace),
+                              boost::asio::detached);
     });
     ioc.run();
+    std::cerr << "agentd: stopped\n";
     return 0;
 }
 

@@ -58,7 +58,8 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     bool stopping = false;
 
     impl(asio::any_io_executor e, server_options o, rpc_service& rpc)
-        : ex(std::move(e)), opts(std::move(o)), ctx(std::make_shared<http_context>(http_context{opts, rpc, {}})) {}
+        : ex(std::move(e)), opts(std::move(o)), ctx(std::make_shared<http_context>(
+              http_context{opts, rpc, {}, mcp_registry(mcp_registry::options{})})) {}
 
     void open_one(std::string const& spec) {
         auto addr = parse_listen_address(spec);

@@ -66,12 +66,17 @@ public:
             std::string text = beast::buffers_to_string(buffer.data());
             buffer.consume(buffer.size());
             if (!ws_.got_text()) continue;
-            if (!route_response(text)) enqueue(std::move(text));
+            if (!route_response(text) && !stopping_) enqueue(std::move(text));
         }
         close();
     }
 
-    void stop() { close(); }
+    // Shutdown: take no new calls, answer the ones in flight, then close.
+    void stop() {
+        stopping_ = true;
+        pending_.clear();
+        wake_writer_.cancel();  // the writer closes once nothing runs and all is written
+    }
 
 private:
     struct unit {
@@ -148,6 +153,7 @@ private:
         --self->running_;
         if (!u.joinable) --self->running_exclusive_;
         self->schedule();
+        if (self->stopping_ && self->running_ == 0) self->wake_writer_.cancel();  // flush, close
     }
 
     // --- server → client requests -------------------------------------------------------
@@ -161,7 +167,7 @@ private:
                                           {"method", "approval/request"},
                                           {"params", std::move(params)}}));
         pending.timer.expires_after(approval_timeout);
-        co_await pending.timer.async_wait(use_tuple);
+        [[maybe_unused]] auto [waited] = co_await pending.timer.async_wait(use_tuple);
         approvals_.erase(id);
         co_return pending.approved.value_or(false);
     }
@@ -201,9 +207,13 @@ private:
 
     static asio::awaitable<void> writer(std::shared_ptr<ws_connection> self) {
         while (!self->closed_) {
+            if (self->outbox_.empty() && self->stopping_ && self->running_ == 0) {
+                self->close();
+                break;
+            }
             if (self->outbox_.empty()) {
                 self->wake_writer_.expires_at(asio::steady_timer::time_point::max());
-                co_await self->wake_writer_.async_wait(use_tuple);
+                [[maybe_unused]] auto [waited] = co_await self->wake_writer_.async_wait(use_tuple);
                 continue;
             }
             auto text = std::move(self->outbox_.front());
@@ -241,6 +251,7 @@ private:
     std::map<std::string, approval*> approvals_;
     std::uint64_t next_request_ = 0;
     bool closed_ = false;
+    bool stopping_ = false;
     std::uint64_t id_ = 0;
     std::string principal_ = caller{}.principal;
     std::shared_ptr<void> listening_;

@@ -6,6 +6,7 @@
 #include "jobs/lifecycle.hpp"
 #include "jobs/random.hpp"
 #include "jobs/registry.hpp"
+#include "jobs/store.hpp"
 #include "protocol/utf8.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -20,6 +21,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <iostream>
 #include <list>
 #include <unordered_set>
 
@@ -32,6 +34,11 @@ using upstream::stop_reason;
 using steady = std::chrono::steady_clock;
 using wall = std::chrono::system_clock;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// Job times at the precision they are shown and stored, so a restored job reads the same.
+protocol::wall_time now_ms() {
+    return std::chrono::time_point_cast<std::chrono::milliseconds>(wall::now());
+}
 
 struct manager::impl : std::enable_shared_from_this<manager::impl> {
     asio::any_io_executor ex;
@@ -46,10 +53,24 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     std::deque<std::pair<steady::time_point, std::string>> finished;  // retention order
     asio::steady_timer reaper;
     std::list<job_listener> listeners;
+    store* db = nullptr;      // null: nothing is persisted (unit tests)
+    bool draining = false;    // no new jobs; running ones may finish
+    asio::steady_timer* idle_waiter = nullptr;  // drain() waits on it for running == 0
     bool stopped = false;
 
-    impl(asio::any_io_executor e, limits l, std::unique_ptr<upstream::backend> b)
-        : ex(std::move(e)), lim(l), backend(std::move(b)), reaper(ex) {}
+    impl(asio::any_io_executor e, limits l, std::unique_ptr<upstream::backend> b, store* s)
+        : ex(std::move(e)), lim(l), backend(std::move(b)), reaper(ex), db(s) {}
+
+    // Writes the job's row before the change is acknowledged. A failed write is logged: the
+    // daemon keeps serving from memory rather than wedging the job (the disk may come back).
+    void persist(job const& j) {
+        if (!db) return;
+        try {
+            db->save(j);
+        } catch (std::exception const& e) {
+            std::cerr << "agentd: " << e.what() << "\n";
+        }
+    }
 
     // --- state changes -----------------------------------------------------------------
 
@@ -59,16 +80,21 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         if (!next) return false;
         j.view.state = *next;
         if (fill) fill(j);
-        auto now = wall::now();
+        auto now = now_ms();
         if (*next == job_state::running) j.view.started_at = now;
         if (protocol::is_terminal(*next)) {
             j.view.finished_at = now;
-            finished.emplace_back(steady::now(), j.view.id);
-            if (finished.size() == 1) reaper.cancel();  // re-arm for the new front
+            retain(j.view.id, steady::now());
         }
+        persist(j);
         for (auto* w : std::vector<waiter_hook*>(j.waiters)) w->wake();
         notify(j);
         return true;
+    }
+
+    void retain(std::string const& id, steady::time_point finished_at) {
+        finished.emplace_back(finished_at, id);
+        if (finished.size() == 1) reaper.cancel();  // re-arm for the new front
     }
 
     void notify(job const& j) {
@@ -120,7 +146,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         }
         j->control.reset();
         self->active.erase(j);
-        --self->running;
+        if (--self->running == 0 && self->idle_waiter) self->idle_waiter->cancel();
         self->pump();
     }
 
@@ -138,8 +164,10 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             end_failed(*j, session.error(), error_phase::create);
             co_return;
         }
+        if (j->view.state != job_state::running) co_return;  // cancelled meanwhile: final
         j->view.upstream = protocol::upstream_ref{std::string(backend->name()), *session};
         jobs.bind_upstream(j, *session);
+        persist(*j);
         for (auto* w : std::vector<waiter_hook*>(j->waiters)) w->wake();  // until_launched()
         if (ctl.stopped() != stop_reason::none) {
             deadline.cancel();
@@ -165,7 +193,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         // The upstream may still be working (deadline, reset, our own stop): tell it to stop.
         // A job cancelled by the caller was aborted by agents_cancel already.
         if (out.error().kind != error_kind::upstream && j->view.state != job_state::cancelled)
-            co_await backend->abort(*session, j->task.directory);
+            [[maybe_unused]] auto aborted = co_await backend->abort(*session, j->task.directory);
     }
 
     // Ends a job whose upstream call failed, attributing a stop to its real cause.
@@ -187,7 +215,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     }
 
     asio::awaitable<void> abort(job_ptr j) {
-        co_await backend->abort(j->view.upstream->session, j->task.directory);
+        [[maybe_unused]] auto aborted = co_await backend->abort(j->view.upstream->session, j->task.directory);
     }
 
     // --- reaper --------------------------------------------------------------------------
@@ -196,14 +224,61 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         while (!self->stopped) {
             auto now = steady::now();
             while (!self->finished.empty() && self->finished.front().first + self->lim.retention <= now) {
-                self->jobs.erase(self->finished.front().second);
+                auto const& id = self->finished.front().second;
+                self->jobs.erase(id);
+                if (self->db) self->db->erase(id);
                 self->finished.pop_front();
             }
             if (self->finished.empty())
                 self->reaper.expires_at(steady::time_point::max());
             else
                 self->reaper.expires_at(self->finished.front().first + self->lim.retention);
-            co_await self->reaper.async_wait(use_tuple);
+            [[maybe_unused]] auto [waited] = co_await self->reaper.async_wait(use_tuple);
+        }
+    }
+
+    // --- restart -------------------------------------------------------------------------
+
+    // Jobs from the store: finished ones as they were (retention counts from their finish),
+    // unfinished ones re-attached to their upstream session or marked interrupted.
+    void restore() {
+        if (!db) return;
+        auto wall_now = wall::now();
+        auto steady_now = steady::now();
+        for (auto& j : db->load()) {
+            next_seq = std::max(next_seq, j->seq + 1);
+            jobs.insert(j);
+            if (j->view.upstream) jobs.bind_upstream(j, j->view.upstream->session);
+            if (protocol::is_terminal(j->view.state)) {
+                auto age = wall_now - j->view.finished_at.value_or(wall_now);
+                retain(j->view.id, steady_now - std::chrono::duration_cast<steady::duration>(age));
+            } else if (j->view.state == job_state::running && j->view.upstream) {
+                asio::co_spawn(ex, reattach(shared_from_this(), j), asio::detached);
+            } else {
+                interrupt(*j, "agentd restarted before the job ran");
+            }
+        }
+    }
+
+    void interrupt(job& j, std::string why) {
+        end_with(j, job_event::interrupt, error_kind::interrupted, std::nullopt, std::move(why));
+    }
+
+    static asio::awaitable<void> reattach(std::shared_ptr<impl> self, job_ptr j) {
+        auto const& session = j->view.upstream->session;
+        auto outcome = co_await self->backend->recover(session, j->task.directory);
+        if (outcome && *outcome) {
+            self->transition(*j, job_event::complete, [&](job& f) {
+                f.view.output = std::move((*outcome)->output);
+                f.view.truncated = (*outcome)->truncated;
+                f.view.usage = (*outcome)->usage;
+            });
+        } else if (!outcome && outcome.error().kind == error_kind::upstream) {
+            self->fail(*j, outcome.error());
+        } else {
+            // Still running upstream (or unknown): nobody would collect it, so stop it there.
+            self->interrupt(*j, "agentd restarted while the job ran");
+            [[maybe_unused]] auto aborted = co_await self->backend->abort(session, j->task.directory);
         }
     }
 
@@ -224,8 +299,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     }
 };
 
-manager::manager(asio::any_io_executor ex, limits lim, std::unique_ptr<upstream::backend> be)
-    : impl_(std::make_shared<impl>(std::move(ex), lim, std::move(be))) {}
+manager::manager(asio::any_io_executor ex, limits lim, std::unique_ptr<upstream::backend> be,
+                 store* db)
+    : impl_(std::make_shared<impl>(std::move(ex), lim, std::move(be), db)) {}
 
 manager::~manager() { stop(); }
 
@@ -236,7 +312,30 @@ void manager::start() {
     impl_->backend->start([weak](std::string_view session, std::string_view delta) {
         if (auto self = weak.lock()) self->on_delta(session, delta);
     });
+    impl_->restore();
     asio::co_spawn(impl_->ex, impl::reap(impl_), asio::detached);
+}
+
+asio::awaitable<void> manager::drain(std::chrono::milliseconds grace) {
+    auto self = impl_;
+    self->draining = true;
+    for (auto const& j : self->queue) self->interrupt(*j, "agentd shut down before the job started");
+    self->queue.clear();
+    self->queued = 0;
+    // Running jobs may finish within the grace period; then they are stopped (and aborted
+    // upstream by their own coroutines) and end interrupted.
+    asio::steady_timer idle(self->ex);
+    self->idle_waiter = &idle;
+    for (auto deadline : {steady::now() + grace, steady::time_point::max()}) {
+        if (self->running > 0) {
+            idle.expires_at(deadline);
+            [[maybe_unused]] auto [waited] = co_await idle.async_wait(use_tuple);  // cancelled when the last job ends
+        }
+        for (auto const& j : std::vector<job_ptr>(self->active.begin(), self->active.end()))
+            if (j->control) j->control->stop(stop_reason::shutdown);
+    }
+    self->idle_waiter = nullptr;
+    stop();
 }
 
 void manager::stop() {
@@ -258,7 +357,7 @@ protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
                                                              protocol::start_params const& p,
                                                              std::uint64_t origin) {
     auto& m = *impl_;
-    if (m.stopped) return protocol::shutting_down();
+    if (m.stopped || m.draining) return protocol::shutting_down();
     int depth = 1;
     if (auto parent = m.jobs.find_by_upstream(o.principal, o.session)) depth = parent->view.depth + 1;
     if (depth > m.lim.max_depth) return protocol::limit_exceeded("max_depth", m.lim.max_depth);
@@ -270,22 +369,27 @@ protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
         return protocol::limit_exceeded("max_queued", static_cast<std::int64_t>(m.lim.max_queued));
 
     std::vector<job_ptr> created;
+    created.reserve(p.tasks.size());
     for (auto const& t : p.tasks) {
         auto j = std::make_shared<job>();
         j->view.id = "job_" + random_hex(16);
         j->view.description = t.description;
-        j->view.created_at = wall::now();
+        j->view.created_at = now_ms();
         j->view.depth = depth;
         j->own = o;
         j->task = t;
         j->upstream_parent = p.upstream_parent;
         j->seq = m.next_seq++;
         j->origin = origin;
+        created.push_back(std::move(j));
+    }
+    // Durable before acknowledged; a failed write rejects the call with nothing created.
+    if (m.db) m.db->save_all(created);
+    for (auto const& j : created) {
         m.jobs.insert(j);
         m.notify(*j);
         m.queue.push_back(j);
         ++m.queued;
-        created.push_back(std::move(j));
     }
     m.pump();
     std::vector<job_entry> out;
@@ -370,7 +474,7 @@ asio::awaitable<wait_outcome> manager::wait(owner const& o, protocol::wait_param
     bool done = check();
     while (!done && steady::now() < deadline) {
         w.timer().expires_at(deadline);
-        co_await w.timer().async_wait(use_tuple);
+        [[maybe_unused]] auto [waited] = co_await w.timer().async_wait(use_tuple);
         done = check();
     }
     wait_outcome out{done, !done && steady::now() >= deadline, {}};
@@ -393,7 +497,7 @@ asio::awaitable<void> manager::until_launched(owner const& o, std::vector<std::s
     waiter_registration reg(selected, &w);
     while (!launched()) {
         w.timer().expires_at(steady::time_point::max());
-        co_await w.timer().async_wait(use_tuple);
+        [[maybe_unused]] auto [waited] = co_await w.timer().async_wait(use_tuple);
     }
 }
 
@@ -422,8 +526,9 @@ asio::awaitable<std::vector<job_entry>> manager::cancel(owner const& o,
         using op = decltype(asio::co_spawn(self->ex, self->abort(to_abort[0]), asio::deferred));
         std::vector<op> ops;
         for (auto const& j : to_abort) ops.push_back(asio::co_spawn(self->ex, self->abort(j), asio::deferred));
-        co_await asio::experimental::make_parallel_group(std::move(ops))
-            .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+        [[maybe_unused]] auto done = co_await asio::experimental::make_parallel_group(std::move(ops))
+                                         .async_wait(asio::experimental::wait_for_all(),
+                                                     asio::use_awaitable);
     }
     co_return out;
 }

@@ -21,6 +21,8 @@
 
 namespace agentd::jobs {
 
+class store;
+
 struct limits {
     std::size_t max_tasks_per_call = 8;
     std::size_t max_running = 16;
@@ -56,13 +58,18 @@ struct manager_stats {
 
 class manager {
 public:
-    manager(boost::asio::any_io_executor ex, limits lim, std::unique_ptr<upstream::backend> be);
+    // `db` (may be null) persists every job and is read back by start(); it must outlive this.
+    manager(boost::asio::any_io_executor ex, limits lim, std::unique_ptr<upstream::backend> be,
+            store* db = nullptr);
     ~manager();
     manager(manager const&) = delete;
     manager& operator=(manager const&) = delete;
 
-    void start();  // event stream and reaper
+    void start();  // restores stored jobs, starts the event stream and the reaper
     void stop();   // stops timers and the backend's background work
+    // The graceful path (SIGTERM): no new jobs, queued ones end interrupted, running ones may
+    // finish within `grace`, then are stopped, aborted upstream and end interrupted; then stop().
+    boost::asio::awaitable<void> drain(std::chrono::milliseconds grace);
 
     // `origin` tags the jobs with the connection that started them (WebSocket push).
     protocol::result<std::vector<job_entry>> start_jobs(owner const& o,

@@ -12,7 +12,9 @@ namespace {
 
 bool valid_id(json::value const& id) { return id.is_string() || id.is_number() || id.is_null(); }
 
-request_or_error parse_element(json::value const& v) {
+}  // namespace
+
+request_or_error parse_request(json::value const& v) {
     if (!v.is_object()) return {invalid_request("request must be an object"), nullptr};
     auto const& obj = v.get_object();
     json::value error_id = nullptr;
@@ -38,8 +40,6 @@ request_or_error parse_element(json::value const& v) {
     return {std::move(req), error_id};
 }
 
-}  // namespace
-
 result<message> parse_message(std::string_view body, codec_limits const& limits) {
     json::parse_options opts;
     opts.max_depth = limits.max_depth;
@@ -49,7 +49,7 @@ result<message> parse_message(std::string_view body, codec_limits const& limits)
 
     message msg;
     if (!doc.is_array()) {
-        msg.elements.push_back(parse_element(doc));
+        msg.elements.push_back(parse_request(doc));
         return msg;
     }
     auto const& arr = doc.get_array();
@@ -57,7 +57,7 @@ result<message> parse_message(std::string_view body, codec_limits const& limits)
     if (arr.size() > limits.max_batch) return invalid_request("batch too long");
     msg.is_batch = true;
     msg.elements.reserve(arr.size());
-    for (auto const& v : arr) msg.elements.push_back(parse_element(v));
+    for (auto const& v : arr) msg.elements.push_back(parse_request(v));
     return msg;
 }
 

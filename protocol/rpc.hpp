@@ -40,6 +40,8 @@ struct codec_limits {
 // The whole-message failures (-32700 unparsable, -32600 empty batch or too long a batch) come
 // back as the error; a batch with some malformed elements parses, with per-element errors.
 result<message> parse_message(std::string_view body, codec_limits const& limits = {});
+// One already-parsed element, checked as a request or notification (MCP frames its own bodies).
+request_or_error parse_request(boost::json::value const& v);
 
 boost::json::value make_result(boost::json::value const& id, boost::json::value result);
 boost::json::value make_error(boost::json::value const& id, rpc_error const& error);

@@ -1,6 +1,44 @@
-// The upstream backend interface (DESIGN §5): create a session, run a prompt to its final text,
-// abort, read partial output, stream deltas for peek. opencode is the first implementation; a
-// new backend (openai, Anthropic Messages) implements these five calls and nothing else changes.
+// The upstream backend interface (DESIGN §5): how a job becomes calls on an LLM API. The
+// manager (jobs/manager.cpp) owns everything else: queue, launch gate, deadlines, cancel, waits,
+// peek buffers, persistence. Implementations: opencode.cpp (session API + event stream) and
+// openai.cpp (one streamed chat completion per job, the model for Anthropic Messages & co).
+//
+// How the manager drives a backend. Everything runs on one executor (no locks); different
+// jobs' calls interleave freely, and a cancel's abort may run while its stopped prompt unwinds.
+//   start(sink)       once, before any job: keep the sink (and start any background stream).
+//   create_session    the job's conversation id: JobView.upstream.session, the key deltas are
+//                     reported under, and what abort/read_partial/recover get. It may be minted
+//                     locally (openai: "chat_<hex>", no I/O) when the upstream keeps no sessions.
+//   prompt            runs the task to its final text and usage. Every piece of text as it
+//                     streams goes to sink(session, delta): that is what agents_peek shows. The
+//                     output is capped at the configured max output on a UTF-8 boundary
+//                     (protocol/utf8.hpp utf8_prefix) with truncated = true.
+//   abort             after agents_cancel, and after a prompt that failed with a kind other
+//                     than `upstream` (deadline, reset): make the upstream stop. A no-op success
+//                     when closing the stream already stopped it (openai).
+//   read_partial      only for peek of a running job whose sink got nothing yet; "" is fine.
+//   recover           after a restart, for jobs that were running (see below).
+//   stop()            once, at shutdown, after every running job's call_control was stopped.
+//
+// Rules every call keeps:
+//   - Never throw and never hang: failures are upstream_error values. Kinds: cannot connect,
+//     reset, closed → transport; the backend's own deadline → timeout; HTTP 4xx/5xx or an error
+//     the provider reported (also inside a 200 stream) → upstream, with the provider's message
+//     and http_status; a reply of the wrong shape (bad JSON or SSE, a stream ending early) →
+//     protocol. Messages quote a short printable excerpt of upstream text, never a credential.
+//   - The manager sets `phase` from the call (create_session → create, prompt → prompt).
+//   - call_control: before waiting on I/O or a timer, ctl.on_stop(f) with f closing the socket
+//     or cancelling the timer; ctl.clear() when done; check ctl.stopped() right after
+//     registering (an earlier stop will not call f). Cancel, the job deadline and shutdown call
+//     ctl.stop(): the call must then return promptly with any error, which the manager replaces
+//     with the real cause (cancelled, timeout, interrupted).
+//   - Deadlines of its own besides the job's: connect + response headers, and idle silence while
+//     streaming, so a wedged upstream fails before a 30-minute job deadline.
+//
+// Adding a backend: X_parse.hpp/.cpp (pure: request body, stream events, error bodies; unit
+// tests), X.cpp with make_X_backend(executor, X_config) (Beast stays in the .cpp; sse.hpp parses
+// event streams), the sources in jobs/CMakeLists.txt, the name in --upstream-backend
+// (daemon/config.cpp) and make_backend (daemon/main.cpp), and a fake server under tests/.
 #pragma once
 
 #include "jobs/upstream/call_control.hpp"
@@ -62,14 +100,24 @@ public:
     virtual boost::asio::awaitable<up_result<prompt_outcome>> prompt(std::string const& session,
                                                                      prompt_request const& req,
                                                                      call_control& ctl) = 0;
-    // Best effort, bounded by its own short deadline; never throws.
+    // Best effort, bounded by its own short deadline (there is no call_control).
     virtual boost::asio::awaitable<up_result<void>> abort(
         std::string const& session, std::optional<std::string> const& directory) = 0;
     // What the session has produced so far, read from the upstream (fallback when no deltas).
     virtual boost::asio::awaitable<up_result<std::string>> read_partial(
         std::string const& session, std::optional<std::string> const& directory) = 0;
 
-    // Starts background work (the event stream) that reports deltas to `sink`.
+    // After a restart: how the session's last turn ended, if the upstream finished it while
+    // agentd was down (an error result for a turn that failed); nullopt when it has not finished
+    // or the backend cannot tell. The default cannot tell.
+    virtual boost::asio::awaitable<up_result<std::optional<prompt_outcome>>> recover(
+        std::string const& session, std::optional<std::string> const& directory) {
+        (void)session;
+        (void)directory;
+        co_return std::optional<prompt_outcome>{};
+    }
+
+    // Keeps `sink` for prompt's deltas; starts background work (opencode's event stream).
     virtual void start(delta_sink sink) = 0;
     // Stops background work and closes pooled connections; pending calls fail promptly.
     virtual void stop() = 0;

@@ -80,6 +80,9 @@ struct event_stream {
     std::chrono::milliseconds idle_timeout;
     delta_sink sink;
     bool stopping = false;
+    // /global/event carries every directory's sessions; a plain /event only the server's own
+    // directory, which would miss jobs that pass a `directory`.
+    std::string path = "/global/event";
     beast::tcp_stream* active = nullptr;
     asio::steady_timer* backoff = nullptr;
     // Parts that are not assistant text (reasoning, tools) must not leak into peek.
@@ -111,7 +114,7 @@ struct event_stream {
         if (rec || stopping) co_return;
         auto [cec, ep] = co_await stream.async_connect(eps, use_tuple);
         if (cec || stopping) co_return;
-        http::request<http::empty_body> req{http::verb::get, target.base_path + "/event", 11};
+        http::request<http::empty_body> req{http::verb::get, target.base_path + path, 11};
         req.set(http::field::host, target.host);
         req.set(http::field::accept, "text/event-stream");
         if (auth) req.set(http::field::authorization, *auth);
@@ -122,7 +125,9 @@ struct event_stream {
         http::response_parser<http::buffer_body> parser;
         parser.body_limit(boost::none);
         auto [hec, hn] = co_await http::async_read_header(stream, buf, parser, use_tuple);
-        if (hec || parser.get().result_int() != 200) co_return;
+        if (hec) co_return;
+        if (parser.get().result_int() == 404 && path != "/event") path = "/event";  // older servers
+        if (parser.get().result_int() != 200) co_return;
 
         opencode_sse sse_reader{*this};
         char chunk[16 * 1024];
@@ -156,7 +161,7 @@ asio::awaitable<void> run_events(std::shared_ptr<event_stream> s) {
         if (clock::now() - started > std::chrono::seconds(5)) delay = std::chrono::milliseconds(100);
         asio::steady_timer t(s->ex, delay);
         s->backoff = &t;
-        co_await t.async_wait(use_tuple);
+        [[maybe_unused]] auto [waited] = co_await t.async_wait(use_tuple);
         s->backoff = nullptr;
         delay = std::min(delay * 2, std::chrono::milliseconds(5000));
     }
@@ -218,6 +223,16 @@ public:
         auto reply = co_await pool_.request(std::move(r));
         if (!reply) co_return from_failure(reply.error(), error_phase::prompt);
         co_return opencode::parse_partial(reply->status, reply->body);
+    }
+
+    asio::awaitable<up_result<std::optional<prompt_outcome>>> recover(
+        std::string const& session, std::optional<std::string> const& directory) override {
+        http_request r{"GET", with_directory("/session/" + session + "/message", directory), {},
+                       clock::now() + cfg_.request_timeout, nullptr};
+        r.max_body = 2 * cfg_.max_output + (1 << 20);
+        auto reply = co_await pool_.request(std::move(r));
+        if (!reply) co_return from_failure(reply.error(), error_phase::prompt);
+        co_return opencode::parse_recovered(reply->status, reply->body, cfg_.max_output);
     }
 
     void start(delta_sink sink) override {

@@ -5,6 +5,7 @@
 #include "protocol/utf8.hpp"
 
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <fmt/format.h>
 
@@ -152,10 +153,33 @@ up_result<std::string> parse_partial(unsigned status, std::string_view body) {
     return text;
 }
 
+up_result<std::optional<prompt_outcome>> parse_recovered(unsigned status, std::string_view body,
+                                                         std::size_t max_output) {
+    if (!ok_status(status)) return http_error(error_phase::prompt, status, body);
+    auto v = parse_json(body);
+    if (!v || !v->is_array())
+        return protocol_error(error_phase::prompt, "messages: response is not a JSON array");
+    json::value const* last = nullptr;
+    for (auto const& m : v->get_array()) {
+        auto const* mo = m.if_object();
+        auto const* info = mo ? object_at(*mo, "info") : nullptr;
+        if (info && string_at(*info, "role") == "assistant") last = &m;
+    }
+    if (!last) return std::optional<prompt_outcome>{};
+    auto const* time = object_at(*object_at(last->get_object(), "info"), "time");
+    if (!time || !time->contains("completed")) return std::optional<prompt_outcome>{};
+    // A finished turn has the shape of a prompt response: reuse that parser.
+    auto outcome = parse_prompt(200, json::serialize(*last), max_output);
+    if (!outcome) return outcome.error();
+    return std::optional<prompt_outcome>{std::move(*outcome)};
+}
+
 std::optional<event> parse_event(std::string_view data) {
     auto v = parse_json(data);
     if (!v || !v->is_object()) return std::nullopt;
-    auto const& o = v->get_object();
+    // /global/event wraps each event as {directory, payload}; /event sends it bare.
+    auto const* wrapped = object_at(v->get_object(), "payload");
+    auto const& o = wrapped ? *wrapped : v->get_object();
     auto const* props = object_at(o, "properties");
     if (!props) return std::nullopt;
     auto type = string_at(o, "type");

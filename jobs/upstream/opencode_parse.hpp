@@ -16,6 +16,10 @@ up_result<std::string> parse_session(unsigned status, std::string_view body);
 up_result<prompt_outcome> parse_prompt(unsigned status, std::string_view body,
                                        std::size_t max_output);
 up_result<std::string> parse_partial(unsigned status, std::string_view body);
+// The last assistant turn of a session's messages, if it has finished (time.completed set):
+// its outcome, or its info.error as a failure; nullopt while it still runs.
+up_result<std::optional<prompt_outcome>> parse_recovered(unsigned status, std::string_view body,
+                                                         std::size_t max_output);
 
 // A non-2xx reply as a failure of `phase`, with the upstream's own message when it gave one.
 upstream_error http_error(protocol::error_phase phase, unsigned status, std::string_view body);
@@ -27,6 +31,7 @@ struct event {
     std::string part_type;  // part_updated
     std::string delta;      // delta of field "text"
 };
+// One SSE data frame of /global/event ({directory, payload}) or /event (the payload itself).
 std::optional<event> parse_event(std::string_view data);
 
 }  // namespace agentd::jobs::upstream::opencode

@@ -14,7 +14,7 @@ namespace {
 
 constexpr std::string_view usage =
     "usage: fake_opencode [--listen HOST:PORT] [--latency-ms N] [--create-latency-ms N]\n"
-    "                     [--heartbeat-ms N] [--password P] [--scoped-events]\n"
+    "                     [--heartbeat-ms N] [--password P] [--unscoped-events]\n"
     "                     [--event-queue-bytes N]\n";
 
 std::int64_t parse_count(std::string_view flag, std::string_view value) {
@@ -47,8 +47,8 @@ fake::options parse_args(int argc, char** argv) {
         if (auto eq = arg.find('='); eq != std::string_view::npos) {
             value = arg.substr(eq + 1);
             arg = arg.substr(0, eq);
-        } else if (arg == "--scoped-events") {
-            opts.scoped_events = true;
+        } else if (arg == "--unscoped-events") {
+            opts.scoped_events = false;
             continue;
         } else if (arg == "--help" || arg == "-h") {
             std::fputs(usage.data(), stdout);

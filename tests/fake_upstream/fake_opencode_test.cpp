@@ -483,7 +483,7 @@ TEST_F(FakeOpencode, HeartbeatsAndSubscriberCleanup) {
 }
 
 TEST(FakeOpencodeScopedEvents, EventStreamsFollowTheDirectoryAndGlobalSeesAll) {
-    fake_upstream fake(FAKE_OPENCODE_PATH, {"--latency-ms", "20", "--scoped-events"});
+    fake_upstream fake(FAKE_OPENCODE_PATH, {"--latency-ms", "20"});
     sse_connection in_a(fake.port(), "/event?directory=%2Fa");
     sse_connection in_default(fake.port(), "/event");
     sse_connection global(fake.port(), "/global/event");

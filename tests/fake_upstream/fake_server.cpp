@@ -484,7 +484,7 @@ class server {
                                  json::object{{"healthy", true}, {"version", opencode_version}});
             } else if (seg.size() == 1 && seg[0] == "event" && method == http::verb::get) {
                 // Real OpenCode serves /event per instance (?directory=, else its cwd); the
-                // fake does so only with --scoped-events, and otherwise sends everything.
+                // fake does so unless --unscoped-events, which sends everything.
                 std::optional<std::string> directory;
                 if (state_.opts().scoped_events) {
                     auto it = t.query.find("directory");

@@ -17,8 +17,8 @@ struct options {
     std::int64_t heartbeat_ms = 10'000;
     std::optional<std::string> password;  // HTTP basic auth, username "opencode"
     // /event serves one directory's sessions (?directory=, else "/fake"), as the real server
-    // does per instance; off by default: /event then carries every session's events.
-    bool scoped_events = false;
+    // does per instance (/global/event carries all); --unscoped-events makes /event carry all.
+    bool scoped_events = true;
     // Bound of one /event subscriber's backlog; a reader that falls further behind is dropped.
     std::size_t event_queue_bytes = 64u << 20;
 };

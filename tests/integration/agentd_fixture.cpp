@@ -28,11 +28,23 @@ fs::path fresh_state_dir() {
 }  // namespace
 
 agentd_process::agentd_process(std::string const& upstream_url, std::vector<std::string> extra)
-    : state_dir_(fresh_state_dir()) {
-    std::vector<std::string> argv{AGENTD_PATH,     "--listen",       "127.0.0.1:0",
-                                  "--state-dir",   state_dir_.string(), "--upstream-url",
-                                  upstream_url};
-    argv.insert(argv.end(), extra.begin(), extra.end());
+    : upstream_url_(upstream_url), extra_(std::move(extra)), state_dir_(fresh_state_dir()) {
+    launch();
+}
+
+void agentd_process::kill_and_restart() {
+    proc_->signal(SIGKILL);
+    proc_->wait_exit(5s);
+    launch();
+}
+
+void agentd_process::start_again() { launch(); }
+
+void agentd_process::launch() {
+    std::vector<std::string> argv{AGENTD_PATH,   "--listen",          "127.0.0.1:0",
+                                  "--state-dir", state_dir_.string(), "--upstream-url",
+                                  upstream_url_};
+    argv.insert(argv.end(), extra_.begin(), extra_.end());
     proc_ = std::make_unique<child_process>(argv);
     auto port = proc_->wait_for_line(std::regex(R"(agentd listening on http://127\.0\.0\.1:(\d+))"),
                                      10s);

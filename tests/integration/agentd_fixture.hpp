@@ -26,6 +26,11 @@ public:
     agentd_process(std::string const& upstream_url, std::vector<std::string> extra = {});
     ~agentd_process();
 
+    // SIGKILL (no chance to clean up), then start again on the same state dir and flags.
+    void kill_and_restart();
+    // Start again on the same state dir after the process ended by itself.
+    void start_again();
+
     int port() const { return port_; }
     std::string const& token() const { return token_; }
     std::filesystem::path const& state_dir() const { return state_dir_; }
@@ -42,6 +47,10 @@ public:
     json::object error(std::string const& method, json::value params);
 
 private:
+    void launch();
+
+    std::string upstream_url_;
+    std::vector<std::string> extra_;
     std::filesystem::path state_dir_;
     std::unique_ptr<child_process> proc_;
     int port_ = 0;

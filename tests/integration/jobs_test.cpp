@@ -103,6 +103,8 @@ struct fault_case {
     std::string message_part;
 };
 
+void PrintTo(fault_case const& c, std::ostream* os) { *os << c.directive; }
+
 class upstream_fault : public agentd_test, public ::testing::WithParamInterface<fault_case> {};
 
 std::string fault_name(::testing::TestParamInfo<fault_case> const& info) {
@@ -262,6 +264,23 @@ TEST_F(agentd_test, PeekShowsStreamedTextMidTurn) {
     auto p = agentd_->call("agents_peek", json::object{{"job", id}});
     EXPECT_EQ(str(p, "partial_output"), final_text);
     EXPECT_EQ(str(p.at("job"), "output"), final_text);
+}
+
+TEST_F(agentd_test, PeekStreamsJobsOfEveryDirectory) {
+    // The real server's /event only carries one directory's sessions: agentd must follow
+    // /global/event to see a job that runs in another directory.
+    auto t = task("elsewhere please [[fake latency_ms=3000 chunks=6]]");
+    t["directory"] = "/srv/other";
+    auto started = start(*agentd_, json::array{t});
+    auto id = str(jobs_of(started)[0], "id");
+    std::string partial;
+    auto deadline = std::chrono::steady_clock::now() + 2500ms;
+    while (partial.empty() && std::chrono::steady_clock::now() < deadline) {
+        partial = str(agentd_->call("agents_peek", json::object{{"job", id}}), "partial_output");
+        if (partial.empty()) std::this_thread::sleep_for(50ms);
+    }
+    EXPECT_FALSE(partial.empty());
+    EXPECT_EQ(std::string("echo: elsewhere please").substr(0, partial.size()), partial);
 }
 
 TEST_F(agentd_test, OwnersCannotSeeEachOthersJobs) {

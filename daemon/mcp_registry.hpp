@@ -1,0 +1,70 @@
+// MCP sessions (Mcp-Session-Id): opened by initialize, ended by DELETE, by idle expiry or by
+// eviction at the cap. Each session lists its in-flight requests so that notifications/cancelled
+// and the session's end can stop them. No sockets: http_session.hpp holds one registry.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace agentd::daemon {
+
+struct mcp_session {
+    using clock = std::chrono::steady_clock;
+
+    std::string id;  // random; also the default owner session of the jobs it starts
+    clock::time_point last_used;
+    // Serialized JSON-RPC request id -> what stops that request.
+    std::multimap<std::string, std::function<void()>> in_flight;
+    bool ended = false;
+
+    // Stops the in-flight requests with this id (a client may reuse an id; all of them stop).
+    void cancel(std::string const& request_id);
+};
+
+// Registers one in-flight request of a session for its lifetime. When the session has already
+// ended, `stop` runs at once.
+class mcp_in_flight {
+  public:
+    mcp_in_flight(std::shared_ptr<mcp_session> session, std::string request_id,
+                  std::function<void()> stop);
+    ~mcp_in_flight();
+    mcp_in_flight(mcp_in_flight const&) = delete;
+    mcp_in_flight& operator=(mcp_in_flight const&) = delete;
+
+  private:
+    std::shared_ptr<mcp_session> session_;
+    std::multimap<std::string, std::function<void()>>::iterator it_;
+};
+
+class mcp_registry {
+  public:
+    struct options {
+        std::size_t max_sessions = 1024;
+        std::chrono::milliseconds idle_timeout{3'600'000};
+    };
+
+    explicit mcp_registry(options opts);
+
+    // A new session; at the cap the least recently used one ends (idle ones first).
+    std::shared_ptr<mcp_session> open();
+    // The live session with this id (and marks it used), or null when unknown, ended or expired.
+    std::shared_ptr<mcp_session> find(std::string_view id);
+    // Ends a session and stops its in-flight requests; false when there was none.
+    bool end(std::string_view id);
+
+  private:
+    bool expired(mcp_session const& s, mcp_session::clock::time_point now) const;
+    void end_session(std::shared_ptr<mcp_session> const& s);
+    void make_room();
+
+    options opts_;
+    std::unordered_map<std::string, std::shared_ptr<mcp_session>> sessions_;
+};
+
+}  // namespace agentd::daemon

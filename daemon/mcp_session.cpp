@@ -1,0 +1,504 @@
+// MCP Streamable HTTP (2025-11-25, 2025-06-18, 2025-03-26) on Beast. A POST carries one message
+// (or a 2025-03-26 batch); requests are answered with one JSON body, except agents_wait with a
+// progress token, which streams notifications/progress and then its response as SSE events.
+// notifications/cancelled (and the session's end) fires a per-request signal; a cancelled
+// request is never answered: its SSE stream just ends, a JSON exchange gets 202 and no body.
+#include "daemon/mcp_session.hpp"
+
+#include "daemon/mcp_registry.hpp"
+#include "protocol/mcp.hpp"
+#include "protocol/params.hpp"
+#include "protocol/rpc.hpp"
+
+#include <fmt/format.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/chunk_encode.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <chrono>
+#include <iostream>
+#include <vector>
+
+namespace agentd::daemon {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace json = boost::json;
+namespace mcp = protocol::mcp;
+using namespace asio::experimental::awaitable_operators;
+using protocol::result;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+using string_response = http::response<http::string_body>;
+using wait_result = std::optional<result<json::value>>;  // nullopt: cancelled
+constexpr std::string_view session_header = "Mcp-Session-Id";
+constexpr std::string_view version_header = "MCP-Protocol-Version";
+
+// --- header guards ----------------------------------------------------------------------------
+
+std::string_view media_type(std::string_view value) {
+    auto media = value.substr(0, value.find(';'));
+    while (!media.empty() && media.front() == ' ') media.remove_prefix(1);
+    while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
+    return media;
+}
+
+// Accept must list application/json and text/event-stream; wildcards count, as in HTTP.
+bool accepts_json_and_sse(std::string_view accept) {
+    bool json_ok = false;
+    bool sse_ok = false;
+    while (!accept.empty()) {
+        auto comma = accept.find(',');
+        auto media = media_type(accept.substr(0, comma));
+        bool any = media == "*/*";
+        json_ok = json_ok || any || beast::iequals(media, "application/json") ||
+                  beast::iequals(media, "application/*");
+        sse_ok = sse_ok || any || beast::iequals(media, "text/event-stream") ||
+                 beast::iequals(media, "text/*");
+        accept = comma == std::string_view::npos ? std::string_view{} : accept.substr(comma + 1);
+    }
+    return json_ok && sse_ok;
+}
+
+string_response json_response(http::status status, json::value const& body, unsigned version) {
+    string_response res{status, version};
+    res.set(http::field::server, "agentd");
+    res.set(http::field::content_type, "application/json");
+    res.set(http::field::cache_control, "no-store");
+    res.body() = json::serialize(body);
+    return res;
+}
+
+// A transport-level refusal: the HTTP status, and a JSON-RPC error without an id (spec).
+string_response refusal(http::status status, std::string_view reason, unsigned version) {
+    return json_response(status, protocol::make_error(nullptr, protocol::invalid_request(reason)),
+                         version);
+}
+
+string_response empty_response(http::status status, unsigned version) {
+    string_response res{status, version};
+    res.set(http::field::server, "agentd");
+    return res;
+}
+
+// --- one exchange -----------------------------------------------------------------------------
+
+// One /mcp request being answered on its connection.
+struct exchange {
+    beast::tcp_stream& stream;
+    http::request<http::string_body> const& req;
+    http_context& ctx;
+    std::shared_ptr<mcp_session> session;
+
+    caller who() const {
+        caller c;
+        c.default_session = session->id;  // jobs belong to the MCP session by default
+        return c;
+    }
+
+    // Writes a whole response; false when the connection must close.
+    asio::awaitable<bool> send(string_response res) {
+        if (session) res.set(session_header, session->id);
+        res.keep_alive(req.keep_alive());
+        res.prepare_payload();
+        stream.expires_after(ctx.opts.read_timeout);
+        auto [ec, n] = co_await http::async_write(stream, res, use_tuple);
+        stream.expires_never();
+        co_return !ec && res.keep_alive();
+    }
+};
+
+// A text/event-stream response in HTTP/1.1 chunks, one event per JSON-RPC message.
+class sse_stream {
+  public:
+    explicit sse_stream(exchange& x) : x_(x) {}
+
+    asio::awaitable<bool> open() {
+        http::response<http::empty_body> head{http::status::ok, x_.req.version()};
+        head.set(http::field::server, "agentd");
+        head.set(http::field::content_type, "text/event-stream");
+        head.set(http::field::cache_control, "no-store");
+        head.set(session_header, x_.session->id);
+        head.keep_alive(x_.req.keep_alive());
+        head.chunked(true);
+        http::response_serializer<http::empty_body> serializer{head};
+        x_.stream.expires_after(x_.ctx.opts.read_timeout);
+        auto [ec, n] = co_await http::async_write_header(x_.stream, serializer, use_tuple);
+        x_.stream.expires_never();
+        ok_ = !ec;
+        co_return ok_;
+    }
+
+    asio::awaitable<bool> send(json::value const& message) {
+        auto frame = fmt::format("event: message\ndata: {}\n\n", json::serialize(message));
+        auto chunk = http::make_chunk(asio::buffer(frame));
+        co_return co_await write(chunk);
+    }
+
+    // Ends the stream; false when the connection must close.
+    asio::awaitable<bool> close() {
+        auto last = http::make_chunk_last();
+        co_return co_await write(last) && x_.req.keep_alive();
+    }
+
+  private:
+    template <class Buffers>
+    asio::awaitable<bool> write(Buffers const& buffers) {
+        if (!ok_) co_return false;
+        x_.stream.expires_after(x_.ctx.opts.read_timeout);
+        auto [ec, n] = co_await asio::async_write(x_.stream, buffers, use_tuple);
+        x_.stream.expires_never();
+        ok_ = !ec;
+        co_return ok_;
+    }
+
+    exchange& x_;
+    bool ok_ = false;
+};
+
+// --- cancellation -----------------------------------------------------------------------------
+
+// Stops one request: fired by notifications/cancelled or by the end of its session.
+class cancel_signal {
+  public:
+    explicit cancel_signal(asio::any_io_executor ex)
+        : timer_(std::move(ex), asio::steady_timer::time_point::max()) {}
+
+    void fire() {
+        fired_ = true;
+        timer_.cancel();
+    }
+    bool fired() const { return fired_; }
+
+    // Completes once fired (or when the race it is part of cancels it).
+    asio::awaitable<void> wait() {
+        if (!fired_) co_await timer_.async_wait(use_tuple);
+    }
+
+  private:
+    asio::steady_timer timer_;
+    bool fired_ = false;
+};
+
+// The work's outcome, or nullopt when the signal fires first (the work is then cancelled).
+// Only for read-only work: a start or cancel stopped half-way would leave upstream work behind.
+asio::awaitable<wait_result> unless_cancelled(asio::awaitable<result<json::value>> work,
+                                              cancel_signal& signal) {
+    if (signal.fired()) co_return std::nullopt;
+    auto outcome = co_await (std::move(work) || signal.wait());
+    if (outcome.index() == 1) co_return std::nullopt;
+    co_return std::move(std::get<0>(outcome));
+}
+
+// --- tools/call --------------------------------------------------------------------------------
+
+json::value tool_response(json::value const& id, result<json::value> const& out) {
+    if (out) return protocol::make_result(id, mcp::tool_success(*out));
+    if (mcp::is_tool_failure(out.error()))
+        return protocol::make_result(id, mcp::tool_failure(out.error()));
+    return protocol::make_error(id, out.error());
+}
+
+asio::awaitable<std::optional<json::value>> call_tool(exchange& x, json::value const& id,
+                                                      json::value const& params) {
+    auto call = mcp::parse_tool_call(params);
+    if (!call) co_return protocol::make_error(id, call.error());
+    cancel_signal signal(x.stream.get_executor());
+    mcp_in_flight registration(x.session, json::serialize(id), [&signal] { signal.fire(); });
+    auto who = x.who();
+    wait_result out;
+    if (call->name == "agents_wait") {
+        auto work = x.ctx.rpc.invoke(call->name, call->arguments, who);
+        out = co_await unless_cancelled(std::move(work), signal);
+    } else {
+        out = co_await x.ctx.rpc.invoke(call->name, call->arguments, who);
+        if (signal.fired()) out.reset();
+    }
+    if (!out) co_return std::nullopt;
+    co_return tool_response(id, *out);
+}
+
+bool is_resolved(json::value const& view) {
+    auto const& state = view.at("state").as_string();
+    return state != "queued" && state != "running";
+}
+
+std::string progress_message(json::value const& view, std::size_t done, std::size_t total) {
+    auto const& o = view.as_object();
+    auto const* description = o.if_contains("description");
+    return fmt::format("{}{} {} ({} of {} done)", std::string_view(o.at("id").as_string()),
+                       description
+                           ? fmt::format(" ({})", std::string_view(description->as_string()))
+                           : std::string(),
+                       std::string_view(o.at("state").as_string()), done, total);
+}
+
+// The jobs an agents_wait with progress selected, by position: their latest views and which
+// of them have been reported finished.
+struct progress_state {
+    json::array ids;
+    json::array views;
+    std::vector<bool> reported;
+    std::size_t done = 0;
+
+    explicit progress_state(json::array snapshot) : views(std::move(snapshot)) {
+        for (auto const& v : views) ids.push_back(v.at("id"));
+        reported.assign(views.size(), false);
+    }
+
+    bool met(protocol::wait_mode mode) const {
+        return mode == protocol::wait_mode::any ? done > 0 || views.empty() : done == views.size();
+    }
+
+    json::array unreported() const {
+        json::array out;
+        for (std::size_t i = 0; i < views.size(); ++i)
+            if (!reported[i]) out.push_back(ids[i]);
+        return out;
+    }
+
+    void update(json::array const& fresh) {
+        for (auto const& v : fresh)
+            for (std::size_t i = 0; i < views.size(); ++i)
+                if (!reported[i] && ids[i] == v.at("id")) views[i] = v;
+    }
+};
+
+// One progress notification per selected job that has finished since the last report; false
+// once the client is gone.
+asio::awaitable<bool> report_finished(sse_stream& sse, json::value const& token,
+                                      progress_state& state) {
+    auto total = state.views.size();
+    for (std::size_t i = 0; i < total; ++i) {
+        if (state.reported[i] || !is_resolved(state.views[i])) continue;
+        state.reported[i] = true;
+        ++state.done;
+        auto note = mcp::progress_notification(token, state.done, total,
+                                               progress_message(state.views[i], state.done, total));
+        if (!co_await sse.send(note)) co_return false;
+    }
+    co_return true;
+}
+
+// agents_wait with progress, without new manager APIs: a snapshot of the selected jobs, then
+// event-driven waits for "any" of the unfinished ones, one notification per job that finishes,
+// until the call's condition or deadline; the response is the call itself checked once more.
+asio::awaitable<wait_result> wait_with_progress(exchange& x, sse_stream& sse,
+                                                mcp::tool_call const& call, cancel_signal& signal) {
+    auto params = protocol::parse_wait(call.arguments);
+    if (!params) co_return result<json::value>(params.error());
+    auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(params->timeout_ms);
+    auto who = x.who();
+    json::object args = call.arguments.is_object() ? call.arguments.get_object() : json::object{};
+    args["timeout_ms"] = 0;
+    json::value snapshot_params = args;
+    auto snapshot = co_await x.ctx.rpc.invoke("agents_wait", snapshot_params, who);
+    if (!snapshot) co_return snapshot;
+
+    progress_state state(snapshot->at("jobs").as_array());
+    args["jobs"] = state.ids;  // from here on exactly the snapshot's jobs, as the call chose them
+    for (;;) {
+        if (!co_await report_finished(sse, *call.progress_token, state)) co_return std::nullopt;
+        auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline -
+                                                                 std::chrono::steady_clock::now());
+        if (state.met(params->mode) || left.count() <= 0) break;
+        json::object step_args = args;
+        step_args["jobs"] = state.unreported();
+        step_args["mode"] = "any";
+        step_args["timeout_ms"] = left.count();
+        json::value step_params = std::move(step_args);
+        auto work = x.ctx.rpc.invoke("agents_wait", step_params, who);
+        auto step = co_await unless_cancelled(std::move(work), signal);
+        if (!step || !*step) co_return step;
+        state.update((*step)->at("jobs").as_array());
+    }
+    json::value final_params = args;
+    co_return co_await x.ctx.rpc.invoke("agents_wait", final_params, who);
+}
+
+asio::awaitable<bool> stream_wait(exchange& x, json::value const& id, mcp::tool_call const& call) {
+    cancel_signal signal(x.stream.get_executor());
+    mcp_in_flight registration(x.session, json::serialize(id), [&signal] { signal.fire(); });
+    sse_stream sse(x);
+    if (!co_await sse.open()) co_return false;
+    wait_result out;
+    try {
+        out = co_await wait_with_progress(x, sse, call, signal);
+    } catch (std::exception const& e) {
+        std::cerr << "agentd: internal error in MCP agents_wait: " << e.what() << "\n";
+        out = result<json::value>(protocol::internal_error());
+    }
+    if (out) {
+        auto response = tool_response(id, *out);
+        if (!co_await sse.send(response)) co_return false;
+    }
+    co_return co_await sse.close();
+}
+
+// The one kind of request answered as a stream: agents_wait with a progress token, alone in
+// its POST, over HTTP/1.1 (chunked).
+std::optional<mcp::tool_call> streaming_call(exchange const& x, mcp::body const& body) {
+    if (body.is_batch || body.calls.size() != 1 || x.req.version() < 11) return std::nullopt;
+    auto const& c = body.calls.front();
+    if (!c.req || !c.req->id || c.req->method != "tools/call") return std::nullopt;
+    auto call = mcp::parse_tool_call(c.req->params);
+    if (!call || call->name != "agents_wait" || !call->progress_token) return std::nullopt;
+    return std::move(*call);
+}
+
+// --- messages ----------------------------------------------------------------------------------
+
+asio::awaitable<std::optional<json::value>> answer(exchange& x, protocol::request const& req) {
+    auto const& id = *req.id;
+    try {
+        if (req.method == "ping") co_return protocol::make_result(id, json::object{});
+        if (req.method == "tools/list")
+            co_return protocol::make_result(id, mcp::tools_list_result());
+        if (req.method == "tools/call") co_return co_await call_tool(x, id, req.params);
+        if (req.method == "initialize")
+            co_return protocol::make_error(
+                id, protocol::invalid_request("initialize must be sent alone, not in a batch"));
+        co_return protocol::make_error(id, protocol::method_not_found(req.method));
+    } catch (std::exception const& e) {
+        std::cerr << "agentd: internal error in MCP " << req.method << ": " << e.what() << "\n";
+    }
+    co_return protocol::make_error(id, protocol::internal_error());
+}
+
+// Notifications need no answer; only cancellation does anything (initialized, progress and
+// list_changed from a client change nothing here).
+void notify(exchange& x, protocol::request const& note) {
+    if (note.method != "notifications/cancelled") return;
+    if (auto id = mcp::cancelled_request_id(note.params)) x.session->cancel(json::serialize(*id));
+}
+
+asio::awaitable<bool> handle_messages(exchange& x, mcp::body const& body) {
+    auto v = x.req.version();
+    if (auto call = streaming_call(x, body))
+        co_return co_await stream_wait(x, *body.calls.front().req->id, *call);
+    json::array responses;
+    for (auto const& c : body.calls) {
+        if (!c.req) {
+            responses.push_back(protocol::make_error(c.error_id, c.req.error()));
+        } else if (!c.req->id) {
+            notify(x, *c.req);
+        } else if (auto response = co_await answer(x, *c.req)) {
+            responses.push_back(std::move(*response));
+        }
+    }
+    string_response res;
+    if (responses.empty()) {
+        res = empty_response(http::status::accepted, v);
+    } else if (body.is_batch) {
+        res = json_response(http::status::ok, responses, v);
+    } else {
+        auto status = body.calls.front().req ? http::status::ok : http::status::bad_request;
+        res = json_response(status, responses.front(), v);
+    }
+    co_return co_await x.send(std::move(res));
+}
+
+protocol::request const* lone_initialize(mcp::body const& body) {
+    if (body.is_batch || body.calls.size() != 1) return nullptr;
+    auto const& c = body.calls.front();
+    return c.req && c.req->id && c.req->method == "initialize" ? &*c.req : nullptr;
+}
+
+asio::awaitable<bool> initialize(exchange& x, protocol::request const& req) {
+    auto v = x.req.version();
+    auto version = mcp::negotiate_version(req.params);
+    string_response res;
+    if (version) {
+        x.session = x.ctx.mcp.open();
+        res = json_response(http::status::ok,
+                            protocol::make_result(*req.id, mcp::initialize_result(*version)), v);
+    } else {
+        res = json_response(http::status::ok, protocol::make_error(*req.id, version.error()), v);
+    }
+    co_return co_await x.send(std::move(res));
+}
+
+// The session a non-initialize request names: 400 without the header, 404 when unknown/ended.
+std::optional<string_response> attach_session(exchange& x) {
+    auto v = x.req.version();
+    auto id = x.req[session_header];
+    if (id.empty())
+        return refusal(http::status::bad_request, "Mcp-Session-Id header is required", v);
+    x.session = x.ctx.mcp.find(id);
+    if (!x.session) return refusal(http::status::not_found, "unknown or ended MCP session", v);
+    return std::nullopt;
+}
+
+asio::awaitable<bool> end_session(exchange& x) {
+    auto v = x.req.version();
+    auto id = x.req[session_header];
+    string_response res;
+    if (id.empty()) {
+        res = refusal(http::status::bad_request, "Mcp-Session-Id header is required", v);
+    } else if (!x.ctx.mcp.end(id)) {
+        res = refusal(http::status::not_found, "unknown or ended MCP session", v);
+    } else {
+        res = empty_response(http::status::no_content, v);
+    }
+    co_return co_await x.send(std::move(res));
+}
+
+}  // namespace
+
+bool is_mcp_target(std::string_view target) {
+    return target.substr(0, target.find('?')) == "/mcp";
+}
+
+std::optional<string_response> screen_mcp(http::request_parser<http::string_body> const& parser,
+                                          http_context const& ctx) {
+    auto const& req = parser.get();
+    auto v = req.version();
+    if (req.method() != http::verb::post && req.method() != http::verb::delete_) {
+        // No server-initiated stream: agentd sends nothing outside a request's own response.
+        auto res =
+            refusal(http::status::method_not_allowed, "POST messages; DELETE ends a session", v);
+        res.set(http::field::allow, "POST, DELETE");
+        return res;
+    }
+    if (auto version = req[version_header]; !version.empty() && !mcp::is_supported_version(version))
+        return refusal(http::status::bad_request, "unsupported MCP-Protocol-Version", v);
+    if (req.method() == http::verb::delete_) return std::nullopt;
+    if (!accepts_json_and_sse(req[http::field::accept]))
+        return refusal(http::status::not_acceptable,
+                       "Accept must list application/json and text/event-stream", v);
+    if (!beast::iequals(media_type(req[http::field::content_type]), "application/json"))
+        return refusal(http::status::unsupported_media_type,
+                       "Content-Type must be application/json", v);
+    if (auto len = parser.content_length(); len && *len > ctx.opts.max_body_bytes)
+        return refusal(http::status::payload_too_large, "body too large", v);
+    return std::nullopt;
+}
+
+asio::awaitable<bool> serve_mcp(beast::tcp_stream& stream,
+                                http::request<http::string_body> const& req, http_context& ctx) {
+    stream.expires_never();  // a long agents_wait is not a slow client; writes set deadlines
+    exchange x{stream, req, ctx, nullptr};
+    if (req.method() == http::verb::delete_) co_return co_await end_session(x);
+    auto body = mcp::parse_body(req.body());
+    if (!body) {
+        auto res = json_response(http::status::bad_request,
+                                 protocol::make_error(nullptr, body.error()), req.version());
+        co_return co_await x.send(std::move(res));
+    }
+    if (auto const* init = lone_initialize(*body)) co_return co_await initialize(x, *init);
+    if (auto refused = attach_session(x)) co_return co_await x.send(std::move(*refused));
+    co_return co_await handle_messages(x, *body);
+}
+
+}  // namespace agentd::daemon

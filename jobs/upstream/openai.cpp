@@ -1,0 +1,375 @@
+// openai backend: each prompt is one `POST {base}/chat/completions` with `stream: true` on a
+// fresh connection (TLS, verified, for https), read incrementally so every delta reaches peek at
+// once. A 429 naming a Retry-After is retried a bounded number of times; a stop closes the socket.
+#include "jobs/upstream/openai.hpp"
+
+#include "jobs/random.hpp"
+#include "jobs/upstream/sse.hpp"
+#include "protocol/utf8.hpp"
+
+#include <fmt/format.h>
+#include <openssl/ssl.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <stdexcept>
+#include <type_traits>
+
+namespace agentd::jobs::upstream {
+namespace {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using protocol::error_kind;
+using protocol::error_phase;
+using clock = std::chrono::steady_clock;
+using tcp = asio::ip::tcp;
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+using reply_parser = http::response_parser<http::buffer_body>;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t max_error_body = 64 << 10;
+
+upstream_error stopped() {
+    return {error_kind::cancelled, error_phase::prompt, "stopped", std::nullopt};
+}
+
+upstream_error protocol_error(std::string message) {
+    return {error_kind::protocol, error_phase::prompt, std::move(message), std::nullopt};
+}
+
+// An I/O failure `during` one step of the exchange; a stop (cancel, job deadline) closed the
+// socket on purpose, so it is reported as such and the manager names the real cause.
+upstream_error io_error(beast::error_code ec, call_control const& ctl, std::string_view during) {
+    if (ctl.stopped() != stop_reason::none) return stopped();
+    if (ec == beast::error::timeout)
+        return {error_kind::timeout, error_phase::prompt,
+                fmt::format("upstream timed out {}", during), std::nullopt};
+    return {error_kind::transport, error_phase::prompt,
+            fmt::format("upstream connection failed {}: {}", during, ec.message()), std::nullopt};
+}
+
+// Points the call's stop at whatever the current step waits on; cleared when the step is done.
+class stop_hook {
+  public:
+    stop_hook(call_control& ctl, std::function<void()> f) : ctl_(ctl) {
+        ctl_.on_stop(std::move(f));
+    }
+    ~stop_hook() { ctl_.clear(); }
+    stop_hook(stop_hook const&) = delete;
+    stop_hook& operator=(stop_hook const&) = delete;
+
+  private:
+    call_control& ctl_;
+};
+
+ssl::context make_tls_context(std::optional<std::string> const& ca_file) {
+    ssl::context ctx(ssl::context::tls_client);
+    ctx.set_default_verify_paths();
+    if (ca_file) {
+        boost::system::error_code ec;
+        ctx.load_verify_file(*ca_file, ec);
+        if (ec)
+            throw std::runtime_error(
+                fmt::format("cannot load the CA file {}: {}", *ca_file, ec.message()));
+    }
+    ctx.set_verify_mode(ssl::verify_peer);
+    return ctx;
+}
+
+// Everything one prompt's attempts share.
+struct call {
+    openai_config const& cfg;
+    std::string const& session;
+    std::string const& body;
+    std::optional<std::string> const& auth;
+    delta_sink const& sink;
+    call_control& ctl;
+};
+
+// What one request produced, and for a 429 the delay it asked for.
+struct attempt {
+    up_result<prompt_outcome> result;
+    std::optional<std::chrono::seconds> retry_after;
+};
+
+http::request<http::string_body> make_request(call const& c) {
+    http::request<http::string_body> req{http::verb::post,
+                                         c.cfg.target.base_path + "/chat/completions", 11};
+    req.set(http::field::host, c.cfg.target.host_header());
+    req.set(http::field::content_type, "application/json");
+    req.set(http::field::accept, "text/event-stream");
+    req.set(http::field::user_agent, "agentd");
+    if (c.auth) req.set(http::field::authorization, *c.auth);
+    req.keep_alive(false);  // one request per connection: nothing to keep it for
+    req.body() = c.body;
+    req.prepare_payload();
+    return req;
+}
+
+// A header value, lower-cased and cut short: fit for comparing and for an error message.
+std::string header_text(std::string_view s) {
+    std::string out = protocol::utf8_clean(s.substr(0, protocol::utf8_prefix(s, 80)));
+    for (auto& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return out;
+}
+
+// Reads the body as it arrives (not waiting for a buffer to fill, unlike http::async_read) and
+// hands every piece to `on_bytes` until it returns false or the body ends. An error after the
+// last piece is returned; silence longer than the idle timeout is one.
+template <class Stream, class OnBytes>
+asio::awaitable<beast::error_code> read_body(Stream& s, beast::flat_buffer& buf, reply_parser& p,
+                                             std::chrono::milliseconds idle, OnBytes on_bytes) {
+    char chunk[16 << 10];
+    while (!p.is_done()) {
+        p.get().body().data = chunk;
+        p.get().body().size = sizeof chunk;
+        beast::get_lowest_layer(s).expires_after(idle);
+        auto [ec, n] = co_await http::async_read_some(s, buf, p, use_tuple);
+        std::string_view piece(chunk, sizeof chunk - p.get().body().size);
+        if (!piece.empty() && !on_bytes(piece)) co_return beast::error_code{};
+        if (ec && ec != http::error::need_buffer) co_return ec;
+    }
+    co_return beast::error_code{};
+}
+
+template <class Stream>
+asio::awaitable<attempt> read_error(Stream& s, beast::flat_buffer& buf, reply_parser& p,
+                                    call const& c) {
+    std::string body;
+    auto on_bytes = [&](std::string_view piece) {
+        body.append(piece.substr(0, max_error_body - std::min(max_error_body, body.size())));
+        return body.size() < max_error_body;
+    };
+    // The status alone is the answer; a body cut short only loses detail.
+    [[maybe_unused]] auto ec = co_await read_body(s, buf, p, c.cfg.idle_timeout, on_bytes);
+    auto status = p.get().result_int();
+    attempt a{openai::http_error(status, body), std::nullopt};
+    if (status == 429) a.retry_after = openai::parse_retry_after(p.get()[http::field::retry_after]);
+    co_return a;
+}
+
+// A server that ignored `stream: true` and sent one `chat.completion` body.
+template <class Stream>
+asio::awaitable<up_result<prompt_outcome>> read_whole(Stream& s, beast::flat_buffer& buf,
+                                                      reply_parser& p, call const& c) {
+    std::string body;
+    auto const limit = 2 * c.cfg.max_output + (1 << 20);
+    auto on_bytes = [&](std::string_view piece) {
+        body.append(piece);
+        return body.size() <= limit;
+    };
+    auto ec = co_await read_body(s, buf, p, c.cfg.idle_timeout, on_bytes);
+    if (body.size() > limit) co_return protocol_error("upstream response too large");
+    if (ec) co_return io_error(ec, c.ctl, "reading the response");
+    co_return openai::parse_completion(body, c.cfg.max_output);
+}
+
+template <class Stream>
+asio::awaitable<up_result<prompt_outcome>> read_stream(Stream& s, beast::flat_buffer& buf,
+                                                       reply_parser& p, call const& c) {
+    openai::stream_reader reader(c.cfg.max_output);
+    sse_parser sse;
+    std::optional<upstream_error> failed;
+    auto on_event = [&](std::string_view data) {
+        if (failed || reader.finished()) return;
+        auto added = reader.feed(data);
+        if (!added)
+            failed = added.error();
+        else if (!added->empty() && c.sink)
+            c.sink(c.session, *added);
+    };
+    auto on_bytes = [&](std::string_view piece) {
+        if (!sse.feed(piece, on_event) && !failed)
+            failed = protocol_error("stream event too large");
+        return !failed && !reader.finished();
+    };
+    auto ec = co_await read_body(s, buf, p, c.cfg.idle_timeout, on_bytes);
+    if (failed) co_return *failed;
+    // At the output cap the rest is not wanted: closing the socket stops the generation too.
+    if (reader.finished()) co_return reader.take();
+    if (ec) co_return io_error(ec, c.ctl, "mid-stream");
+    co_return protocol_error("stream ended early, without [DONE]");
+}
+
+template <class Stream>
+asio::awaitable<attempt> read_reply(Stream& s, beast::flat_buffer& buf, reply_parser& p,
+                                    call const& c) {
+    auto status = p.get().result_int();
+    if (status < 200 || status >= 300) {
+        auto failed = co_await read_error(s, buf, p, c);
+        co_return failed;
+    }
+    auto type = header_text(p.get()[http::field::content_type]);
+    if (type.starts_with("application/json")) {
+        auto whole = co_await read_whole(s, buf, p, c);
+        co_return attempt{std::move(whole), {}};
+    }
+    // Some servers send no Content-Type at all; anything else is not a chat stream.
+    if (!type.empty() && !type.starts_with("text/event-stream"))
+        co_return attempt{
+            protocol_error(
+                fmt::format("upstream answered with Content-Type '{}', not an event stream", type)),
+            {}};
+    auto streamed = co_await read_stream(s, buf, p, c);
+    co_return attempt{std::move(streamed), {}};
+}
+
+asio::awaitable<std::optional<upstream_error>> handshake(tls_stream& s, call const& c) {
+    auto const& host = c.cfg.target.host;
+    boost::system::error_code not_ip;
+    [[maybe_unused]] auto addr = asio::ip::make_address(host, not_ip);
+    // SNI carries names only (RFC 6066). OpenSSL checks the name (or IP literal) against the
+    // certificate during verification, like asio's host_name_verification, but then reports
+    // "hostname mismatch" instead of an unspecified failure.
+    auto* tls = s.native_handle();
+    bool named =
+        not_ip ? SSL_set_tlsext_host_name(tls, host.c_str()) && SSL_set1_host(tls, host.c_str())
+               : X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(tls), host.c_str());
+    if (!named) co_return protocol_error("cannot set the TLS server name");
+    auto [ec] = co_await s.async_handshake(ssl::stream_base::client, use_tuple);
+    if (!ec) co_return std::nullopt;
+    auto e = io_error(ec, c.ctl, "during the TLS handshake");
+    // OpenSSL's code says only "certificate verify failed"; the verify result says why.
+    if (auto v = SSL_get_verify_result(tls); v != X509_V_OK && e.kind == error_kind::transport)
+        e.message += fmt::format(": {}", X509_verify_cert_error_string(v));
+    co_return e;
+}
+
+// One request on a fresh connection: resolve, connect, TLS, send, then the reply as it comes.
+template <class Stream>
+asio::awaitable<attempt> exchange(Stream& s, call const& c) {
+    auto& sock = beast::get_lowest_layer(s);
+    tcp::resolver resolver(sock.get_executor());
+    stop_hook hook(c.ctl, [&] {
+        resolver.cancel();
+        sock.close();
+    });
+    if (c.ctl.stopped() != stop_reason::none) co_return attempt{stopped(), {}};
+
+    sock.expires_after(c.cfg.request_timeout);
+    auto [rec, eps] =
+        co_await resolver.async_resolve(c.cfg.target.host, c.cfg.target.port, use_tuple);
+    if (rec) co_return attempt{io_error(rec, c.ctl, "resolving the host"), {}};
+    auto [cec, ep] = co_await sock.async_connect(eps, use_tuple);
+    if (cec) co_return attempt{io_error(cec, c.ctl, "while connecting"), {}};
+    if constexpr (std::is_same_v<Stream, tls_stream>) {
+        auto refused = co_await handshake(s, c);
+        if (refused) co_return attempt{std::move(*refused), {}};
+    }
+    auto req = make_request(c);
+    auto [wec, wn] = co_await http::async_write(s, req, use_tuple);
+    if (wec) co_return attempt{io_error(wec, c.ctl, "sending the request"), {}};
+
+    beast::flat_buffer buf;
+    reply_parser parser;
+    parser.body_limit(boost::none);  // the readers bound what they keep
+    auto [hec, hn] = co_await http::async_read_header(s, buf, parser, use_tuple);
+    if (hec) co_return attempt{io_error(hec, c.ctl, "before answering"), {}};
+    auto reply = co_await read_reply(s, buf, parser, c);
+    co_return reply;
+}
+
+class openai_backend final : public backend {
+  public:
+    openai_backend(asio::any_io_executor ex, openai_config cfg)
+        : ex_(std::move(ex)), cfg_(std::move(cfg)), tls_(make_tls_context(cfg_.ca_file)) {
+        if (cfg_.api_key) auth_ = "Bearer " + *cfg_.api_key;
+    }
+
+    std::string_view name() const override { return "openai"; }
+
+    // The transcript lives in agentd (one system + user turn per job), so a session is only a
+    // local name for the job's conversation: no network.
+    asio::awaitable<up_result<std::string>> create_session(session_request const&,
+                                                           call_control&) override {
+        co_return "chat_" + random_hex(12);
+    }
+
+    asio::awaitable<up_result<prompt_outcome>> prompt(std::string const& session,
+                                                      prompt_request const& req,
+                                                      call_control& ctl) override {
+        auto const& model = req.model ? req.model : cfg_.default_model;
+        if (!model || model->empty())
+            co_return protocol_error(
+                "no model: the task names none and agentd has no --upstream-model");
+        auto body = openai::request_body(*model, req.system, req.prompt);
+        call c{cfg_, session, body, auth_, sink_, ctl};
+        for (int retry = 0;; ++retry) {
+            auto a = co_await attempt_once(c);
+            if (a.result || !a.retry_after || retry >= cfg_.max_retries)
+                co_return std::move(a.result);
+            auto delay = std::min<std::chrono::milliseconds>(*a.retry_after, cfg_.max_retry_delay);
+            if (clock::now() + delay >= ctl.deadline()) co_return std::move(a.result);
+            auto slept = co_await pause(delay, ctl);
+            if (!slept) co_return stopped();
+        }
+    }
+
+    // The stop that preceded an abort closed the stream, and a closed stream is how an
+    // OpenAI-compatible server learns to stop generating: nothing is left to tell it.
+    asio::awaitable<up_result<void>> abort(std::string const&,
+                                           std::optional<std::string> const&) override {
+        co_return up_result<void>{};
+    }
+
+    // Every streamed delta already went to the sink; the upstream keeps no session to ask.
+    asio::awaitable<up_result<std::string>> read_partial(
+        std::string const&, std::optional<std::string> const&) override {
+        co_return std::string{};
+    }
+
+    void start(delta_sink sink) override { sink_ = std::move(sink); }
+
+    // No background work: each prompt owns its socket, and the manager's stop of every job
+    // closes them.
+    void stop() override {}
+
+  private:
+    asio::awaitable<attempt> attempt_once(call const& c) {
+        if (cfg_.target.tls) {
+            tls_stream s(ex_, tls_);
+            auto a = co_await exchange(s, c);
+            co_return a;
+        }
+        beast::tcp_stream s(ex_);
+        auto a = co_await exchange(s, c);
+        co_return a;
+    }
+
+    // False when the call was stopped while waiting.
+    asio::awaitable<bool> pause(std::chrono::milliseconds delay, call_control& ctl) {
+        asio::steady_timer t(ex_, delay);
+        stop_hook hook(ctl, [&t] { t.cancel(); });
+        if (ctl.stopped() != stop_reason::none) co_return false;
+        [[maybe_unused]] auto [ec] = co_await t.async_wait(use_tuple);
+        co_return ctl.stopped() == stop_reason::none;
+    }
+
+    asio::any_io_executor ex_;
+    openai_config cfg_;
+    ssl::context tls_;
+    std::optional<std::string> auth_;  // "Bearer …"
+    delta_sink sink_;
+};
+
+}  // namespace
+
+std::unique_ptr<backend> make_openai_backend(asio::any_io_executor ex, openai_config cfg) {
+    return std::make_unique<openai_backend>(std::move(ex), std::move(cfg));
+}
+
+}  // namespace agentd::jobs::upstream

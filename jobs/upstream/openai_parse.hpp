@@ -1,0 +1,62 @@
+// Pure pieces of the OpenAI-compatible chat-completions backend (DESIGN §5): the base URL, the
+// request body, folding streamed `chat.completion.chunk` events into the outcome, error bodies
+// and Retry-After. No I/O, so each piece is unit-tested on its own.
+#pragma once
+
+#include "jobs/upstream/backend.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace agentd::jobs::upstream::openai {
+
+// `http[s]://host[:port][/path]`, e.g. `https://api.openai.com/v1`.
+struct base_url {
+    bool tls = false;
+    std::string host;  // without brackets for IPv6
+    std::string port;
+    std::string base_path;  // "" or "/prefix" (no trailing slash)
+
+    // nullopt when malformed or neither http nor https.
+    static std::optional<base_url> parse(std::string_view url);
+    std::string host_header() const;  // "host:port", IPv6 in brackets
+};
+
+// `{model, messages:[system?, user], stream:true, stream_options:{include_usage:true}}`.
+std::string request_body(std::string_view model, std::optional<std::string> const& system,
+                         std::string_view prompt);
+
+// A non-2xx reply as an `upstream` failure, with the provider's `error.message` when it gave
+// one (OpenAI `{"error":{"message"}}`, or a bare `{"message"}` as some servers send).
+upstream_error http_error(unsigned status, std::string_view body);
+
+// Retry-After in delta-seconds; nullopt for the HTTP-date form, garbage or an empty value.
+std::optional<std::chrono::seconds> parse_retry_after(std::string_view value);
+
+// A whole (non-streamed) `chat.completion` body: for a server that ignores `stream: true`.
+up_result<prompt_outcome> parse_completion(std::string_view body, std::size_t max_output);
+
+// Folds the data of a stream's SSE events into the outcome: `choices[0].delta.content` is
+// appended (capped at `max_output` on a UTF-8 boundary), `usage` is taken from the chunk that
+// carries it, `[DONE]` ends the stream, an `error` object fails it.
+class stream_reader {
+  public:
+    explicit stream_reader(std::size_t max_output) : max_output_(max_output) {}
+
+    // One event's data: the text it added to the output (often empty; valid until the next
+    // call), or why the stream failed. Data after the end is ignored.
+    up_result<std::string_view> feed(std::string_view data);
+    // `[DONE]` was seen, or the output reached its cap: nothing more is needed.
+    bool finished() const { return done_ || out_.truncated; }
+    prompt_outcome take() { return std::move(out_); }
+
+  private:
+    std::size_t max_output_;
+    prompt_outcome out_;
+    bool done_ = false;
+};
+
+}  // namespace agentd::jobs::upstream::openai

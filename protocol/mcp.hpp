@@ -1,0 +1,70 @@
+// MCP (Model Context Protocol) message mapping, transport-agnostic: protocol version
+// negotiation, the initialize result, the five agents_* tools with their JSON Schemas and
+// annotations, tools/call params and results, progress and cancellation notifications.
+#pragma once
+
+#include "protocol/errors.hpp"
+#include "protocol/rpc.hpp"
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace agentd::protocol::mcp {
+
+inline constexpr std::string_view latest_version = "2025-11-25";
+inline constexpr std::string_view server_name = "agentd";
+inline constexpr std::string_view server_version = "0.1.0";
+
+// Newest first.
+std::span<std::string_view const> supported_versions();
+bool is_supported_version(std::string_view version);
+
+// The version an `initialize` answers with: the client's when supported, else the latest.
+// -32602 when params carry no protocolVersion string.
+result<std::string> negotiate_version(boost::json::value const& initialize_params);
+
+boost::json::object initialize_result(std::string_view version);
+boost::json::object tools_list_result();
+
+// One POSTed body: the requests and notifications in it (malformed ones carry their error),
+// and how many client responses it held (accepted and ignored: agentd sends no requests).
+struct body {
+    bool is_batch = false;
+    std::vector<request_or_error> calls;
+    std::size_t responses = 0;
+};
+
+// -32700 when not JSON, -32600 for an empty or too long batch.
+result<body> parse_body(std::string_view text, codec_limits const& limits = {});
+
+// tools/call params: a known tool, its arguments (null when absent) and the progress token.
+struct tool_call {
+    std::string name;
+    boost::json::value arguments;
+    std::optional<boost::json::value> progress_token;  // a string or an integer
+};
+
+// -32602 for malformed params or an unknown tool (protocol errors, per the spec).
+result<tool_call> parse_tool_call(boost::json::value const& params);
+
+// A tool's result as MCP content: the object as structuredContent and as serialized text.
+boost::json::object tool_success(boost::json::value const& structured);
+// A tool-level failure (bad arguments, limits, approval): an isError result the model can read.
+boost::json::object tool_failure(rpc_error const& error);
+// Whether an agents_* error is a tool execution error rather than a protocol error.
+bool is_tool_failure(rpc_error const& error);
+
+boost::json::object progress_notification(boost::json::value const& token, std::int64_t progress,
+                                          std::int64_t total, std::string_view message);
+
+// The requestId of a notifications/cancelled, nullopt when params carry none.
+std::optional<boost::json::value> cancelled_request_id(boost::json::value const& params);
+
+}  // namespace agentd::protocol::mcp

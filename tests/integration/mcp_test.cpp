@@ -1,0 +1,366 @@
+// MCP on /mcp (Streamable HTTP) against the real agentd binary: sessions and the status codes
+// of the spec (400/401/403/404/405/406/415, 202 for notifications), the tool list, tools/call
+// results and tool errors, agents_wait progress over SSE, notifications/cancelled, DELETE, and
+// the isolation of jobs per Mcp-Session-Id.
+#include "agentd_fixture.hpp"
+
+#include <future>
+
+namespace agentd::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+json::object tool_call(json::value id, std::string name, json::value args,
+                       json::value progress_token = nullptr) {
+    json::object params{{"name", std::move(name)}, {"arguments", std::move(args)}};
+    if (!progress_token.is_null())
+        params["_meta"] = json::object{{"progressToken", std::move(progress_token)}};
+    return {
+        {"jsonrpc", "2.0"}, {"id", std::move(id)}, {"method", "tools/call"}, {"params", params}};
+}
+
+json::object notification(std::string method, json::value params = nullptr) {
+    json::object n{{"jsonrpc", "2.0"}, {"method", std::move(method)}};
+    if (!params.is_null()) n["params"] = std::move(params);
+    return n;
+}
+
+// The data of each event of a text/event-stream body, parsed.
+std::vector<json::value> sse_events(std::string const& body) {
+    std::vector<json::value> events;
+    std::size_t pos = 0;
+    while ((pos = body.find("data: ", pos)) != std::string::npos) {
+        auto end = body.find('\n', pos);
+        events.push_back(json::parse(body.substr(pos + 6, end - pos - 6)));
+        pos = end;
+    }
+    return events;
+}
+
+// A small MCP client over the test HTTP helpers; it sends the session header once it has one.
+class mcp_client {
+  public:
+    explicit mcp_client(agentd_process& agentd) : agentd_(agentd) {}
+
+    http_headers headers(http_headers extra = {}) const {
+        http_headers h{{"Authorization", "Bearer " + agentd_.token()},
+                       {"Accept", "application/json, text/event-stream"}};
+        if (!session_.empty()) h.emplace_back("Mcp-Session-Id", session_);
+        h.insert(h.end(), extra.begin(), extra.end());  // later entries replace earlier ones
+        return h;
+    }
+
+    http_response post(json::value const& message, http_headers extra = {},
+                       std::chrono::milliseconds timeout = default_http_timeout) const {
+        return http_request(agentd_.port(), "POST", "/mcp", json::serialize(message),
+                            headers(std::move(extra)), timeout);
+    }
+
+    json::object initialize(std::string version = "2025-11-25") {
+        json::object init{
+            {"jsonrpc", "2.0"},
+            {"id", next_id_++},
+            {"method", "initialize"},
+            {"params",
+             json::object{{"protocolVersion", version},
+                          {"capabilities", json::object{}},
+                          {"clientInfo", json::object{{"name", "it"}, {"version", "1"}}}}}};
+        auto r = post(init);
+        EXPECT_EQ(r.status, 200) << r.body;
+        session_ = r.header("mcp-session-id");
+        auto initialized = post(notification("notifications/initialized"));
+        EXPECT_EQ(initialized.status, 202);
+        return json::parse(r.body).as_object().at("result").as_object();
+    }
+
+    // One request; the whole JSON-RPC response.
+    json::object request(std::string method, json::value params = nullptr) {
+        json::object req{{"jsonrpc", "2.0"}, {"id", next_id_++}, {"method", std::move(method)}};
+        if (!params.is_null()) req["params"] = std::move(params);
+        auto r = post(req);
+        EXPECT_EQ(r.status, 200) << r.body;
+        EXPECT_EQ(r.header("content-type"), "application/json");
+        return json::parse(r.body).as_object();
+    }
+
+    // tools/call expected to answer with a result (a tool error is a result too).
+    json::object call(std::string name, json::value args) {
+        auto r = post(tool_call(next_id_++, std::move(name), std::move(args)));
+        EXPECT_EQ(r.status, 200) << r.body;
+        auto v = json::parse(r.body).as_object();
+        EXPECT_TRUE(v.contains("result")) << r.body;
+        return v.contains("result") ? v.at("result").as_object() : json::object{};
+    }
+
+    // The structuredContent of a successful tools/call.
+    json::object structured(std::string name, json::value args) {
+        auto result = call(std::move(name), std::move(args));
+        EXPECT_FALSE(result.at("isError").as_bool()) << json::serialize(result);
+        EXPECT_EQ(json::parse(result.at("content").at(0).at("text").as_string()),
+                  result.at("structuredContent"));
+        return result.at("structuredContent").as_object();
+    }
+
+    std::string const& session() const { return session_; }
+    void forget_session() { session_.clear(); }
+
+  private:
+    agentd_process& agentd_;
+    std::string session_;
+    int next_id_ = 1;
+};
+
+json::object start_args(std::vector<std::string> prompts) {
+    json::array tasks;
+    for (auto& p : prompts) tasks.push_back(task(std::move(p)));
+    return {{"tasks", std::move(tasks)}};
+}
+
+TEST_F(agentd_test, McpInitializeOpensASessionAndNegotiatesTheVersion) {
+    mcp_client c(*agentd_);
+    auto result = c.initialize("2025-06-18");
+    EXPECT_EQ(c.session().size(), 32u);
+    EXPECT_EQ(c.session().find_first_not_of("0123456789abcdef"), std::string::npos);
+    EXPECT_EQ(result.at("protocolVersion").as_string(), "2025-06-18");
+    EXPECT_EQ(result.at("capabilities"), json::parse(R"({"tools":{"listChanged":false}})"));
+    EXPECT_EQ(result.at("serverInfo"), json::parse(R"({"name":"agentd","version":"0.1.0"})"));
+
+    mcp_client other(*agentd_);
+    EXPECT_EQ(other.initialize("2024-01-01").at("protocolVersion").as_string(), "2025-11-25");
+    EXPECT_NE(other.session(), c.session());
+    EXPECT_EQ(mcp_client(*agentd_).initialize("2025-03-26").at("protocolVersion").as_string(),
+              "2025-03-26");
+
+    EXPECT_EQ(c.request("ping").at("result"), json::object{});
+    EXPECT_EQ(c.request("resources/list").at("error").at("code").as_int64(), -32601);
+}
+
+TEST_F(agentd_test, McpRefusesBadRequestsWithTheSpecStatusCodes) {
+    mcp_client c(*agentd_);
+    c.initialize();
+    json::object ping{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "ping"}};
+
+    EXPECT_EQ(c.post(ping, {{"Accept", "application/json"}}).status, 406);
+    EXPECT_EQ(c.post(ping, {{"Accept", "text/event-stream"}}).status, 406);
+    EXPECT_EQ(c.post(ping, {{"Content-Type", "text/plain"}}).status, 415);
+    EXPECT_EQ(c.post(ping, {{"MCP-Protocol-Version", "1999-01-01"}}).status, 400);
+    EXPECT_EQ(c.post(ping, {{"MCP-Protocol-Version", "2025-06-18"}}).status, 200);
+    EXPECT_EQ(c.post(ping, {{"Authorization", ""}}).status, 401);
+    EXPECT_EQ(c.post(ping, {{"Host", "evil.example.com"}}).status, 403);
+    EXPECT_EQ(c.post(ping, {{"Origin", "http://evil.example.com"}}).status, 403);
+    EXPECT_EQ(c.post(ping, {{"Origin", "http://localhost:3000"}}).status, 200);
+
+    auto bad_json = http_request(agentd_->port(), "POST", "/mcp", "{nope", c.headers());
+    EXPECT_EQ(bad_json.status, 400);
+    EXPECT_EQ(json::parse(bad_json.body).at("error").at("code").as_int64(), -32700);
+
+    auto no_session = c.post(ping, {{"Mcp-Session-Id", ""}});
+    EXPECT_EQ(no_session.status, 400);
+    auto unknown = c.post(ping, {{"Mcp-Session-Id", std::string(32, 'a')}});
+    EXPECT_EQ(unknown.status, 404);
+    EXPECT_TRUE(json::parse(unknown.body).at("id").is_null());
+
+    auto get = http_request(agentd_->port(), "GET", "/mcp", "", c.headers());
+    EXPECT_EQ(get.status, 405);
+    EXPECT_EQ(get.header("allow"), "POST, DELETE");
+}
+
+TEST_F(agentd_test, McpNotificationsAndResponsesGet202) {
+    mcp_client c(*agentd_);
+    c.initialize();
+    auto note = c.post(notification("notifications/roots/list_changed"));
+    EXPECT_EQ(note.status, 202);
+    EXPECT_TRUE(note.body.empty());
+    auto response = c.post(json::parse(R"({"jsonrpc":"2.0","id":"s1","result":{}})"));
+    EXPECT_EQ(response.status, 202);
+    auto cancel_unknown =
+        c.post(notification("notifications/cancelled", json::object{{"requestId", 99}}));
+    EXPECT_EQ(cancel_unknown.status, 202);
+}
+
+TEST_F(agentd_test, McpToolsListHasTheFiveToolsWithSchemasAndAnnotations) {
+    mcp_client c(*agentd_);
+    c.initialize();
+    auto tools = c.request("tools/list").at("result").at("tools").as_array();
+    ASSERT_EQ(tools.size(), 5u);
+    std::map<std::string, json::object> by_name;
+    for (auto const& t : tools) by_name[std::string(t.at("name").as_string())] = t.as_object();
+    for (auto name :
+         {"agents_start", "agents_status", "agents_wait", "agents_cancel", "agents_peek"}) {
+        ASSERT_TRUE(by_name.contains(name)) << name;
+        auto const& t = by_name[name];
+        EXPECT_FALSE(t.at("title").as_string().empty());
+        EXPECT_FALSE(t.at("description").as_string().empty());
+        EXPECT_EQ(t.at("inputSchema").at("type").as_string(), "object");
+        EXPECT_EQ(t.at("inputSchema").at("additionalProperties"), false) << name;
+        EXPECT_TRUE(t.at("inputSchema").at("properties").as_object().contains("session"));
+        EXPECT_EQ(t.at("outputSchema").at("type").as_string(), "object");
+        bool reads = std::string_view(name) == "agents_status" ||
+                     std::string_view(name) == "agents_wait" ||
+                     std::string_view(name) == "agents_peek";
+        EXPECT_EQ(t.at("annotations").at("readOnlyHint").as_bool(), reads) << name;
+    }
+    EXPECT_TRUE(by_name["agents_cancel"].at("annotations").at("destructiveHint").as_bool());
+    EXPECT_EQ(by_name["agents_start"].at("inputSchema").at("required"), json::array{"tasks"});
+    EXPECT_EQ(by_name["agents_cancel"].at("inputSchema").at("required"), json::array{"jobs"});
+    EXPECT_EQ(by_name["agents_peek"].at("inputSchema").at("required"), json::array{"job"});
+    auto const& wait_mode = by_name["agents_wait"].at("inputSchema").at("properties").at("mode");
+    EXPECT_EQ(wait_mode.at("enum"), json::parse(R"(["all","any"])"));
+    auto const& job =
+        by_name["agents_status"].at("outputSchema").at("properties").at("jobs").at("items");
+    EXPECT_EQ(job.at("required"), json::parse(R"(["id","state"])"));
+    auto const& states = job.at("properties").at("state").at("enum").as_array();
+    EXPECT_NE(std::find(states.begin(), states.end(), json::value("not_found")), states.end());
+    EXPECT_EQ(by_name["agents_wait"].at("outputSchema").at("required"),
+              json::parse(R"(["done","timed_out","jobs"])"));
+}
+
+TEST_F(agentd_test, McpStartAnswersStructuredJobsAndToolErrorsAreResults) {
+    mcp_client c(*agentd_);
+    c.initialize();
+    auto started = c.structured("agents_start", start_args({"one", "two"}));
+    ASSERT_EQ(jobs_of(started).size(), 2u);
+    EXPECT_TRUE(str(jobs_of(started)[0], "id").starts_with("job_"));
+
+    auto empty = c.call("agents_start", json::object{{"tasks", json::array{}}});
+    EXPECT_TRUE(empty.at("isError").as_bool());
+    EXPECT_NE(empty.at("content").at(0).at("text").as_string().find("tasks"), std::string::npos);
+    EXPECT_FALSE(empty.contains("structuredContent"));
+
+    json::array nine;
+    for (int i = 0; i < 9; ++i) nine.push_back(task("x"));
+    auto over = c.call("agents_start", json::object{{"tasks", nine}});
+    EXPECT_TRUE(over.at("isError").as_bool());
+    EXPECT_NE(over.at("content").at(0).at("text").as_string().find("max_tasks"), std::string::npos);
+
+    auto unknown = json::parse(c.post(tool_call(7, "agents_explode", json::object{})).body);
+    EXPECT_EQ(unknown.at("error").at("code").as_int64(), -32602);
+    auto bad_args = json::parse(c.post(tool_call(8, "agents_status", json::array{})).body);
+    EXPECT_EQ(bad_args.at("error").at("code").as_int64(), -32602);
+}
+
+TEST_F(agentd_test, McpWaitWithAProgressTokenStreamsProgressThenTheResult) {
+    mcp_client c(*agentd_);
+    c.initialize();
+    auto started = c.structured(
+        "agents_start", start_args({"a [[fake latency_ms=100]]", "b [[fake latency_ms=300]]"}));
+    auto ids = ids_of(jobs_of(started));
+    json::object args{{"jobs", ids}, {"timeout_ms", 10'000}};
+    auto r = c.post(tool_call(42, "agents_wait", args, "tok"));
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.header("content-type"), "text/event-stream");
+    EXPECT_EQ(r.header("mcp-session-id"), c.session());
+    auto events = sse_events(r.body);
+    ASSERT_EQ(events.size(), 3u) << r.body;
+    for (int i = 0; i < 2; ++i) {
+        EXPECT_EQ(events[i].at("method").as_string(), "notifications/progress");
+        auto const& p = events[i].at("params");
+        EXPECT_EQ(p.at("progressToken").as_string(), "tok");
+        EXPECT_EQ(p.at("progress").as_int64(), i + 1);
+        EXPECT_EQ(p.at("total").as_int64(), 2);
+    }
+    EXPECT_EQ(events[2].at("id").as_int64(), 42);
+    auto const& result = events[2].at("result");
+    EXPECT_FALSE(result.at("isError").as_bool());
+    EXPECT_TRUE(result.at("structuredContent").at("done").as_bool());
+    EXPECT_EQ(str(result.at("structuredContent").at("jobs").at(1), "state"), "completed");
+
+    // Without a token the same call is one JSON answer.
+    auto plain = c.post(tool_call(43, "agents_wait", args));
+    EXPECT_EQ(plain.header("content-type"), "application/json");
+    EXPECT_TRUE(json::parse(plain.body).at("result").at("structuredContent").at("done").as_bool());
+}
+
+TEST_F(agentd_test, McpProgressWaitEndsAtItsTimeout) {
+    mcp_client c(*agentd_);
+    c.initialize();
+    auto started = c.structured("agents_start", start_args({"slow [[fake latency_ms=30000]]"}));
+    json::object args{{"jobs", ids_of(jobs_of(started))}, {"timeout_ms", 300}};
+    auto events = sse_events(c.post(tool_call(1, "agents_wait", args, 5)).body);
+    ASSERT_EQ(events.size(), 1u);
+    auto const& out = events[0].at("result").at("structuredContent");
+    EXPECT_FALSE(out.at("done").as_bool());
+    EXPECT_TRUE(out.at("timed_out").as_bool());
+    c.structured("agents_cancel", json::object{{"jobs", ids_of(jobs_of(started))}});
+}
+
+TEST_F(agentd_test, McpCancelledNotificationEndsAWaitButNotItsJob) {
+    mcp_client c(*agentd_);
+    c.initialize();
+    auto started = c.structured("agents_start", start_args({"slow [[fake latency_ms=60000]]"}));
+    auto ids = ids_of(jobs_of(started));
+    json::object args{{"jobs", ids}, {"timeout_ms", 60'000}};
+    auto t0 = std::chrono::steady_clock::now();
+    auto streamed = std::async(std::launch::async, [&] {
+        return c.post(tool_call("w-sse", "agents_wait", args, "p"), {}, 30s);
+    });
+    auto plain = std::async(std::launch::async, [&] {
+        return c.post(tool_call("w-json", "agents_wait", args), {}, 30s);
+    });
+    // A cancellation that arrives before its request is ignored, so repeat it until both end.
+    while (streamed.wait_for(50ms) != std::future_status::ready ||
+           plain.wait_for(0ms) != std::future_status::ready) {
+        c.post(notification("notifications/cancelled", json::object{{"requestId", "w-sse"}}));
+        c.post(notification("notifications/cancelled", json::object{{"requestId", "w-json"}}));
+        ASSERT_LT(std::chrono::steady_clock::now() - t0, 10s) << "the waits were not cancelled";
+    }
+    auto sse = streamed.get();
+    EXPECT_EQ(sse.status, 200);
+    EXPECT_EQ(sse.header("content-type"), "text/event-stream");
+    EXPECT_TRUE(sse_events(sse.body).empty()) << sse.body;  // no response for a cancelled request
+    auto json_wait = plain.get();
+    EXPECT_EQ(json_wait.status, 202);
+    EXPECT_TRUE(json_wait.body.empty());
+
+    auto status = c.structured("agents_status", json::object{{"jobs", ids}});
+    EXPECT_EQ(str(jobs_of(status)[0], "state"), "running");
+    auto cancelled = c.structured("agents_cancel", json::object{{"jobs", ids}});
+    EXPECT_EQ(str(jobs_of(cancelled)[0], "state"), "cancelled");
+}
+
+TEST_F(agentd_test, McpDeleteEndsTheSession) {
+    mcp_client c(*agentd_);
+    c.initialize();
+    auto del = http_request(agentd_->port(), "DELETE", "/mcp", "", c.headers());
+    EXPECT_EQ(del.status, 204);
+    json::object ping{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "ping"}};
+    EXPECT_EQ(c.post(ping).status, 404);
+    EXPECT_EQ(http_request(agentd_->port(), "DELETE", "/mcp", "", c.headers()).status, 404);
+    c.forget_session();
+    EXPECT_EQ(http_request(agentd_->port(), "DELETE", "/mcp", "", c.headers()).status, 400);
+}
+
+TEST_F(agentd_test, McpJobsBelongToTheirMcpSession) {
+    mcp_client a(*agentd_);
+    mcp_client b(*agentd_);
+    a.initialize();
+    b.initialize();
+    auto started = a.structured("agents_start", start_args({"mine"}));
+    auto ids = ids_of(jobs_of(started));
+
+    auto foreign = b.structured("agents_status", json::object{{"jobs", ids}});
+    EXPECT_EQ(str(jobs_of(foreign)[0], "state"), "not_found");
+    EXPECT_TRUE(jobs_of(b.structured("agents_status", json::object{})).empty());
+    EXPECT_EQ(jobs_of(a.structured("agents_status", json::object{})).size(), 1u);
+    EXPECT_TRUE(jobs_of(agentd_->call("agents_status", json::object{})).empty());
+    // Naming the session explicitly reaches the jobs (same principal), over /rpc as over MCP.
+    auto named = agentd_->call("agents_status", json::object{{"session", a.session()}});
+    EXPECT_EQ(jobs_of(named).size(), 1u);
+}
+
+TEST_F(agentd_test, McpBatchesAreAnsweredForOlderClients) {
+    mcp_client c(*agentd_);
+    c.initialize("2025-03-26");
+    auto r = c.post(json::parse(R"([{"jsonrpc":"2.0","id":1,"method":"ping"},
+                                    {"jsonrpc":"2.0","method":"notifications/initialized"},
+                                    {"jsonrpc":"2.0","id":2,"method":"tools/list"}])"));
+    ASSERT_EQ(r.status, 200);
+    auto answers = json::parse(r.body).as_array();
+    ASSERT_EQ(answers.size(), 2u);
+    EXPECT_EQ(answers[0].at("id").as_int64(), 1);
+    EXPECT_EQ(answers[1].at("result").at("tools").as_array().size(), 5u);
+}
+
+}  // namespace
+}  // namespace agentd::test
