@@ -3,6 +3,7 @@
 // the ones agentd reads are ignored.
 #include "jobs/upstream/openai_parse.hpp"
 
+#include "jobs/upstream/json_read.hpp"
 #include "protocol/utf8.hpp"
 
 #include <fmt/format.h>
@@ -20,37 +21,6 @@ using protocol::error_kind;
 using protocol::error_phase;
 
 namespace {
-
-std::optional<json::value> parse_json(std::string_view body) {
-    boost::system::error_code ec;
-    json::parse_options opts;
-    opts.max_depth = 64;
-    auto v = json::parse(body, ec, {}, opts);
-    if (ec) return std::nullopt;
-    return v;
-}
-
-std::string_view string_at(json::object const& o, std::string_view key) {
-    auto const* v = o.if_contains(key);
-    return v && v->is_string() ? std::string_view(v->get_string()) : std::string_view{};
-}
-
-std::int64_t int_at(json::object const& o, std::string_view key) {
-    auto const* v = o.if_contains(key);
-    if (!v) return 0;
-    if (v->is_int64()) return v->get_int64();
-    if (v->is_uint64()) return static_cast<std::int64_t>(v->get_uint64());
-    if (v->is_double()) return static_cast<std::int64_t>(v->get_double());
-    return 0;
-}
-
-// Upstream text is shown to callers: keep it short and printable.
-std::string excerpt(std::string_view s) {
-    std::string out = protocol::utf8_clean(s.substr(0, protocol::utf8_prefix(s, 200)));
-    for (auto& c : out)
-        if (static_cast<unsigned char>(c) < 0x20) c = ' ';
-    return out;
-}
 
 upstream_error protocol_error(std::string message) {
     return {error_kind::protocol, error_phase::prompt, std::move(message), std::nullopt};
@@ -72,7 +42,7 @@ upstream_error reported_error(json::object const& o) {
     if (auto detail = error_detail(o); !detail.empty()) message += ": " + excerpt(detail);
     upstream_error e{error_kind::upstream, error_phase::prompt, std::move(message), std::nullopt};
     if (auto const* err = o.at("error").if_object()) {
-        auto code = int_at(*err, "code");
+        auto code = int_at(err, "code");
         if (code >= 100 && code < 600) e.http_status = static_cast<int>(code);
     }
     return e;
@@ -81,8 +51,8 @@ upstream_error reported_error(json::object const& o) {
 void take_usage(json::object const& o, protocol::job_usage& usage) {
     auto const* u = o.if_contains("usage");
     if (!u || !u->is_object()) return;  // null on every chunk but the last
-    usage.input_tokens = int_at(u->get_object(), "prompt_tokens");
-    usage.output_tokens = int_at(u->get_object(), "completion_tokens");
+    usage.input_tokens = int_at(&u->get_object(), "prompt_tokens");
+    usage.output_tokens = int_at(&u->get_object(), "completion_tokens");
 }
 
 // `choices[0].<field>.content` ("delta" when streamed, "message" otherwise); an empty view when

@@ -2,6 +2,7 @@
 // a `protocol` failure naming what was missing, never an exception.
 #include "jobs/upstream/opencode_parse.hpp"
 
+#include "jobs/upstream/json_read.hpp"
 #include "protocol/utf8.hpp"
 
 #include <boost/json/parse.hpp>
@@ -15,42 +16,6 @@ using protocol::error_kind;
 using protocol::error_phase;
 
 namespace {
-
-std::optional<json::value> parse_json(std::string_view body) {
-    boost::system::error_code ec;
-    json::parse_options opts;
-    opts.max_depth = 64;
-    auto v = json::parse(body, ec, {}, opts);
-    if (ec) return std::nullopt;
-    return v;
-}
-
-std::string_view string_at(json::object const& o, std::string_view key) {
-    auto const* v = o.if_contains(key);
-    return v && v->is_string() ? std::string_view(v->get_string()) : std::string_view{};
-}
-
-json::object const* object_at(json::object const& o, std::string_view key) {
-    auto const* v = o.if_contains(key);
-    return v && v->is_object() ? &v->get_object() : nullptr;
-}
-
-std::int64_t int_at(json::object const* o, std::string_view key) {
-    if (!o) return 0;
-    auto const* v = o->if_contains(key);
-    if (!v) return 0;
-    if (v->is_int64()) return v->get_int64();
-    if (v->is_double()) return static_cast<std::int64_t>(v->get_double());
-    return 0;
-}
-
-// Upstream text is shown to callers: keep it short and printable.
-std::string excerpt(std::string_view s) {
-    std::string out = protocol::utf8_clean(s.substr(0, protocol::utf8_prefix(s, 200)));
-    for (auto& c : out)
-        if (static_cast<unsigned char>(c) < 0x20) c = ' ';
-    return out;
-}
 
 upstream_error protocol_error(error_phase phase, std::string_view what) {
     return {error_kind::protocol, phase, std::string(what), std::nullopt};
