@@ -34,8 +34,10 @@ bool is_ipv4_loopback(std::string_view h) {
     if (h.substr(0, 4) != "127.") return false;
     int dots = 0;
     for (char c : h) {
-        if (c == '.') ++dots;
-        else if (c < '0' || c > '9') return false;
+        if (c == '.')
+            ++dots;
+        else if (c < '0' || c > '9')
+            return false;
     }
     return dots == 3;
 }
@@ -74,7 +76,8 @@ bool host_allowed(std::string_view host_header, std::vector<std::string> const& 
     auto host = host_part(host_header);
     if (!host || host->empty()) return false;
     if (loopback_name(*host)) return true;
-    return std::any_of(extra.begin(), extra.end(), [&](auto const& e) { return iequals(e, *host); });
+    return std::any_of(extra.begin(), extra.end(),
+                       [&](auto const& e) { return iequals(e, *host); });
 }
 
 bool origin_allowed(std::string_view origin, std::vector<std::string> const& extra) {

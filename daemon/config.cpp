@@ -73,8 +73,9 @@ std::variant<config, int> parse_config(int argc, char** argv) {
     std::int64_t read_timeout_ms = c.read_timeout.count();
     std::int64_t shutdown_grace_ms = c.shutdown_grace.count();
 
-    app.add_option("--listen", listen,
-                   "Address to listen on: 127.0.0.1:7077, [::1]:7077 (port 0 picks one); repeatable");
+    app.add_option(
+        "--listen", listen,
+        "Address to listen on: 127.0.0.1:7077, [::1]:7077 (port 0 picks one); repeatable");
     app.add_option("--state-dir", c.state_dir, "State directory (token, database)");
     app.add_option("--auth", auth, "token | none (none only on loopback)")
         ->check(CLI::IsMember({"token", "none"}));
@@ -147,7 +148,8 @@ std::variant<config, int> parse_config(int argc, char** argv) {
     c.upstream_timeout = std::chrono::milliseconds(upstream_timeout_ms);
     c.read_timeout = std::chrono::milliseconds(read_timeout_ms);
     c.shutdown_grace = std::chrono::milliseconds(shutdown_grace_ms);
-    if (char const* pw = std::getenv("OPENCODE_SERVER_PASSWORD"); pw && *pw) c.upstream_password = pw;
+    if (char const* pw = std::getenv("OPENCODE_SERVER_PASSWORD"); pw && *pw)
+        c.upstream_password = pw;
     auto key = load_api_key(api_key_env, api_key_file);
     if (auto const* error = std::get_if<std::string>(&key)) {
         std::cerr << "agentd: " << *error << "\n";

@@ -32,7 +32,7 @@ struct config {
     jobs::limits limits;
     std::size_t max_body_bytes = 1 << 20;
     std::size_t max_connections = 1024;
-    std::chrono::milliseconds read_timeout{30'000};  // per request, and idle keep-alive
+    std::chrono::milliseconds read_timeout{30'000};    // per request, and idle keep-alive
     std::chrono::milliseconds shutdown_grace{10'000};  // SIGTERM: running jobs may finish
     planner::policy approval;
     dispatch_mode dispatch = dispatch_mode::planned;

@@ -94,7 +94,8 @@ std::optional<response> screen(http::request_parser<http::string_body> const& pa
         return res;
     }
     if (!is_json(req[http::field::content_type]))
-        return plain(http::status::unsupported_media_type, "content type must be application/json\n", v);
+        return plain(http::status::unsupported_media_type,
+                     "content type must be application/json\n", v);
     if (auto len = parser.content_length(); len && *len > ctx.opts.max_body_bytes)
         return plain(http::status::payload_too_large, "body too large\n", v);
     return std::nullopt;
@@ -177,13 +178,15 @@ asio::awaitable<void> serve_http(asio::ip::tcp::socket socket, std::shared_ptr<h
             parser.body_limit(ctx->opts.max_body_bytes);
             if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
                 // curl sends this for bodies over 1 KiB and would otherwise stall for a second.
-                http::response<http::empty_body> go_on{http::status::continue_, parser.get().version()};
+                http::response<http::empty_body> go_on{http::status::continue_,
+                                                       parser.get().version()};
                 auto [cec, cn] = co_await http::async_write(stream, go_on, use_tuple);
                 if (cec) break;
             }
             auto [bec, bn] = co_await http::async_read(stream, buffer, parser, use_tuple);
             if (bec == http::error::body_limit) {
-                res = plain(http::status::payload_too_large, "body too large\n", parser.get().version());
+                res = plain(http::status::payload_too_large, "body too large\n",
+                            parser.get().version());
                 keep_alive = false;
                 unread_body = true;
             } else if (bec) {

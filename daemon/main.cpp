@@ -46,7 +46,9 @@ std::unique_ptr<jobs::upstream::backend> make_backend(boost::asio::any_io_execut
                                                       daemon::config const& c) {
     if (c.upstream_backend == "openai") return make_openai_backend(std::move(ex), c);
     auto target = jobs::origin::parse(c.upstream_url);
-    if (!target) throw std::runtime_error("bad --upstream-url '" + c.upstream_url + "' (want http://HOST:PORT[/path])");
+    if (!target)
+        throw std::runtime_error("bad --upstream-url '" + c.upstream_url +
+                                 "' (want http://HOST:PORT[/path])");
     jobs::upstream::opencode_config oc;
     oc.target = *target;
     oc.username = c.upstream_username;
@@ -64,8 +66,8 @@ boost::asio::awaitable<void> shutdown(boost::asio::io_context& ioc, jobs::manage
     srv.stop();
     // The answers released by the drain (waits on ended jobs) are still being written.
     boost::asio::steady_timer flush(ioc, std::chrono::milliseconds(100));
-    [[maybe_unused]] auto [flushed] = co_await flush.async_wait(
-        boost::asio::as_tuple(boost::asio::use_awaitable));
+    [[maybe_unused]] auto [flushed] =
+        co_await flush.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
     signals.cancel();
     ioc.stop();
 }
@@ -74,8 +76,9 @@ int run(daemon::config const& c) {
     boost::asio::io_context ioc(1);
     // Before the listening line: a supervisor may signal as soon as it has read it.
     boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
-    daemon::server_options so{c.listen, std::nullopt, c.allowed_hosts, c.allowed_origins,
-                              c.max_body_bytes, c.max_connections, c.read_timeout};
+    daemon::server_options so{c.listen,          std::nullopt,     c.allowed_hosts,
+                              c.allowed_origins, c.max_body_bytes, c.max_connections,
+                              c.read_timeout};
     daemon::ensure_state_dir(c.state_dir);
     if (c.auth == daemon::auth_mode::token) so.token = daemon::load_or_create_token(c.state_dir);
     jobs::store db(std::filesystem::path(c.state_dir) / "agentd.db");

@@ -5,10 +5,10 @@
 #include "planner/executor.hpp"
 #include "planner/plan.hpp"
 
+#include <fmt/format.h>
 #include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
@@ -69,7 +69,8 @@ asio::awaitable<result<json::value>> rpc_service::invoke(std::string_view method
         if (!p) co_return p.error();
         if (policy_.start == planner::approval_mode::ask) {
             if (!who.can_ask || !who.ask)
-                co_return protocol::approval_error("approval required, and this transport cannot ask");
+                co_return protocol::approval_error(
+                    "approval required, and this transport cannot ask");
             json::value request{{"method", method}, {"params", params}};
             if (!co_await who.ask(std::move(request)))
                 co_return protocol::approval_error("agents_start was not approved");
@@ -141,7 +142,9 @@ asio::awaitable<json::value> rpc_service::answer_serially(protocol::request cons
     co_await lock_->slot.async_send(boost::system::error_code{}, asio::use_awaitable);
     struct release {
         global_lock& lock;
-        ~release() { lock.slot.try_receive([](boost::system::error_code) {}); }
+        ~release() {
+            lock.slot.try_receive([](boost::system::error_code) {});
+        }
     } guard{*lock_};
     auto response = co_await answer(req, who);
     if (req.method == "agents_start" && response.as_object().contains("result")) {
@@ -203,7 +206,8 @@ asio::awaitable<std::optional<std::string>> rpc_service::handle(std::string_view
             } catch (...) {
                 std::cerr << "agentd: internal error in " << elements[i].req->method << "\n";
             }
-            responses.push_back(protocol::make_error(*elements[i].req->id, protocol::internal_error()));
+            responses.push_back(
+                protocol::make_error(*elements[i].req->id, protocol::internal_error()));
         }
     }
     if (responses.empty()) co_return std::nullopt;

@@ -40,7 +40,7 @@ struct caller {
 enum class dispatch_mode { planned, serial };
 
 class rpc_service {
-public:
+  public:
     rpc_service(boost::asio::any_io_executor ex, jobs::manager& jobs, planner::policy policy,
                 protocol::codec_limits codec, dispatch_mode mode = dispatch_mode::planned);
     ~rpc_service();
@@ -57,7 +57,7 @@ public:
     boost::asio::awaitable<protocol::result<boost::json::value>> invoke(
         std::string_view method, boost::json::value const& params, caller const& who);
 
-private:
+  private:
     boost::asio::awaitable<boost::json::value> answer(protocol::request const& req,
                                                       caller const& who);
 

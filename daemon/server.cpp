@@ -5,13 +5,13 @@
 
 #include "daemon/http_session.hpp"
 
+#include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <fmt/format.h>
 
 #include <charconv>
 #include <iostream>
@@ -58,7 +58,9 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     bool stopping = false;
 
     impl(asio::any_io_executor e, server_options o, rpc_service& rpc)
-        : ex(std::move(e)), opts(std::move(o)), ctx(std::make_shared<http_context>(
+        : ex(std::move(e)),
+          opts(std::move(o)),
+          ctx(std::make_shared<http_context>(
               http_context{opts, rpc, {}, mcp_registry(mcp_registry::options{})})) {}
 
     void open_one(std::string const& spec) {

@@ -26,7 +26,7 @@ struct server_options {
 };
 
 class server {
-public:
+  public:
     server(boost::asio::any_io_executor ex, server_options opts, rpc_service& rpc);
     ~server();
     server(server const&) = delete;
@@ -39,7 +39,7 @@ public:
     // Stops accepting and closes open connections.
     void stop();
 
-private:
+  private:
     struct impl;
     std::shared_ptr<impl> impl_;
 };

@@ -8,6 +8,7 @@
 #include "jobs/manager.hpp"
 #include "protocol/job_view.hpp"
 
+#include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -17,7 +18,6 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket/stream.hpp>
 #include <boost/json.hpp>
-#include <fmt/format.h>
 
 #include <deque>
 #include <iostream>
@@ -38,7 +38,7 @@ constexpr std::size_t max_outbox_bytes = 8 << 20;
 constexpr auto approval_timeout = std::chrono::minutes(2);
 
 class ws_connection : public std::enable_shared_from_this<ws_connection> {
-public:
+  public:
     ws_connection(beast::tcp_stream stream, std::shared_ptr<http_context> ctx)
         : ws_(std::move(stream)), ctx_(std::move(ctx)), wake_writer_(ws_.get_executor()) {
         static std::uint64_t next_id = 0;
@@ -78,7 +78,7 @@ public:
         wake_writer_.cancel();  // the writer closes once nothing runs and all is written
     }
 
-private:
+  private:
     struct unit {
         std::string text;
         bool joinable = false;

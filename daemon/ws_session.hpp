@@ -14,9 +14,9 @@
 
 namespace agentd::daemon {
 
-boost::asio::awaitable<void> serve_ws(boost::beast::tcp_stream stream,
-                                      boost::beast::http::request<boost::beast::http::string_body> req,
-                                      std::shared_ptr<http_context> ctx,
-                                      std::function<void()>& stop);
+boost::asio::awaitable<void> serve_ws(
+    boost::beast::tcp_stream stream,
+    boost::beast::http::request<boost::beast::http::string_body> req,
+    std::shared_ptr<http_context> ctx, std::function<void()>& stop);
 
 }  // namespace agentd::daemon

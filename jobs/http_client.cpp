@@ -3,6 +3,7 @@
 // retried once on a fresh connection, so stale keep-alive never surfaces as a job failure.
 #include "jobs/http_client.hpp"
 
+#include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -12,7 +13,6 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/throw_exception.hpp>
-#include <fmt/format.h>
 
 #include <stdexcept>
 #include <vector>
@@ -78,20 +78,26 @@ struct http_pool::impl {
 
 http_pool::http_pool(asio::any_io_executor ex, origin o, std::optional<std::string> basic_auth,
                      std::size_t max_idle)
-    : impl_(std::make_unique<impl>(impl{std::move(ex), std::move(o), std::move(basic_auth),
-                                        max_idle, {}})) {}
+    : impl_(std::make_unique<impl>(
+          impl{std::move(ex), std::move(o), std::move(basic_auth), max_idle, {}})) {}
 
 http_pool::~http_pool() = default;
 
-origin const& http_pool::target() const { return impl_->target; }
-std::string const* http_pool::authorization() const { return impl_->auth ? &*impl_->auth : nullptr; }
-void http_pool::close_idle() { impl_->idle.clear(); }
+origin const& http_pool::target() const {
+    return impl_->target;
+}
+std::string const* http_pool::authorization() const {
+    return impl_->auth ? &*impl_->auth : nullptr;
+}
+void http_pool::close_idle() {
+    impl_->idle.clear();
+}
 
 namespace {
 
 // Closes the stream when the call is stopped (cancel, job deadline) while I/O is pending.
 class stop_guard {
-public:
+  public:
     stop_guard(upstream::call_control* ctl, beast::tcp_stream& s) : ctl_(ctl) {
         if (ctl_) ctl_->on_stop([&s] { s.close(); });
     }
@@ -101,10 +107,9 @@ public:
     stop_guard(stop_guard const&) = delete;
     stop_guard& operator=(stop_guard const&) = delete;
 
-private:
+  private:
     upstream::call_control* ctl_;
 };
-
 
 http_failure classify(beast::error_code ec, upstream::call_control* ctl, bool connecting) {
     if (ctl && ctl->stopped() != upstream::stop_reason::none)
@@ -149,8 +154,8 @@ asio::awaitable<http_result> http_pool::request(http_request req) {
         stream->expires_at(req.deadline);
         if (!reused) {
             tcp::resolver resolver(p.ex);
-            auto [rec, endpoints] = co_await resolver.async_resolve(p.target.host, p.target.port,
-                                                                    use_tuple);
+            auto [rec, endpoints] =
+                co_await resolver.async_resolve(p.target.host, p.target.port, use_tuple);
             if (rec) co_return classify(rec, req.control, true);
             auto [cec, ep] = co_await stream->async_connect(endpoints, use_tuple);
             if (cec) co_return classify(cec, req.control, true);

@@ -52,7 +52,7 @@ struct http_request {
 };
 
 class http_pool {
-public:
+  public:
     http_pool(boost::asio::any_io_executor ex, origin o, std::optional<std::string> basic_auth,
               std::size_t max_idle = 64);
     ~http_pool();
@@ -65,7 +65,7 @@ public:
     std::string const* authorization() const;  // "Basic …" header value, if configured
     void close_idle();
 
-private:
+  private:
     struct impl;
     std::unique_ptr<impl> impl_;
 };

@@ -23,10 +23,10 @@ struct owner {
 
 // Wakes a blocked agents_wait; the manager calls wake() on every state change it watches.
 class waiter_hook {
-public:
+  public:
     virtual void wake() = 0;
 
-protected:
+  protected:
     ~waiter_hook() = default;
 };
 

@@ -9,6 +9,7 @@
 #include "jobs/store.hpp"
 #include "protocol/utf8.hpp"
 
+#include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
@@ -17,7 +18,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <deque>
@@ -53,8 +53,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     std::deque<std::pair<steady::time_point, std::string>> finished;  // retention order
     asio::steady_timer reaper;
     std::list<job_listener> listeners;
-    store* db = nullptr;      // null: nothing is persisted (unit tests)
-    bool draining = false;    // no new jobs; running ones may finish
+    store* db = nullptr;                        // null: nothing is persisted (unit tests)
+    bool draining = false;                      // no new jobs; running ones may finish
     asio::steady_timer* idle_waiter = nullptr;  // drain() waits on it for running == 0
     bool stopped = false;
 
@@ -127,8 +127,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     }
 
     void launch(job_ptr j) {
-        auto timeout = j->task.timeout_ms ? std::chrono::milliseconds(*j->task.timeout_ms)
-                                          : lim.job_timeout;
+        auto timeout =
+            j->task.timeout_ms ? std::chrono::milliseconds(*j->task.timeout_ms) : lim.job_timeout;
         j->control = std::make_unique<upstream::call_control>(steady::now() + timeout);
         transition(*j, job_event::admit);
         ++running;
@@ -193,13 +193,15 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         // The upstream may still be working (deadline, reset, our own stop): tell it to stop.
         // A job cancelled by the caller was aborted by agents_cancel already.
         if (out.error().kind != error_kind::upstream && j->view.state != job_state::cancelled)
-            [[maybe_unused]] auto aborted = co_await backend->abort(*session, j->task.directory);
+            [[maybe_unused]]
+            auto aborted = co_await backend->abort(*session, j->task.directory);
     }
 
     // Ends a job whose upstream call failed, attributing a stop to its real cause.
     void end_failed(job& j, upstream::upstream_error e, error_phase phase) {
         switch (j.control->stopped()) {
-            case stop_reason::cancelled: return;  // already cancelled by the caller
+            case stop_reason::cancelled:
+                return;  // already cancelled by the caller
             case stop_reason::deadline:
                 e = {error_kind::timeout, phase,
                      fmt::format("job exceeded its timeout of {} ms",
@@ -207,15 +209,19 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                      std::nullopt};
                 break;
             case stop_reason::shutdown:
-                end_with(j, job_event::interrupt, error_kind::interrupted, phase, "agentd shut down");
+                end_with(j, job_event::interrupt, error_kind::interrupted, phase,
+                         "agentd shut down");
                 return;
-            case stop_reason::none: e.phase = phase; break;
+            case stop_reason::none:
+                e.phase = phase;
+                break;
         }
         fail(j, e);
     }
 
     asio::awaitable<void> abort(job_ptr j) {
-        [[maybe_unused]] auto aborted = co_await backend->abort(j->view.upstream->session, j->task.directory);
+        [[maybe_unused]] auto aborted =
+            co_await backend->abort(j->view.upstream->session, j->task.directory);
     }
 
     // --- reaper --------------------------------------------------------------------------
@@ -223,7 +229,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     static asio::awaitable<void> reap(std::shared_ptr<impl> self) {
         while (!self->stopped) {
             auto now = steady::now();
-            while (!self->finished.empty() && self->finished.front().first + self->lim.retention <= now) {
+            while (!self->finished.empty() &&
+                   self->finished.front().first + self->lim.retention <= now) {
                 auto const& id = self->finished.front().second;
                 self->jobs.erase(id);
                 if (self->db) self->db->erase(id);
@@ -278,7 +285,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         } else {
             // Still running upstream (or unknown): nobody would collect it, so stop it there.
             self->interrupt(*j, "agentd restarted while the job ran");
-            [[maybe_unused]] auto aborted = co_await self->backend->abort(session, j->task.directory);
+            [[maybe_unused]] auto aborted =
+                co_await self->backend->abort(session, j->task.directory);
         }
     }
 
@@ -303,9 +311,13 @@ manager::manager(asio::any_io_executor ex, limits lim, std::unique_ptr<upstream:
                  store* db)
     : impl_(std::make_shared<impl>(std::move(ex), lim, std::move(be), db)) {}
 
-manager::~manager() { stop(); }
+manager::~manager() {
+    stop();
+}
 
-limits const& manager::config() const { return impl_->lim; }
+limits const& manager::config() const {
+    return impl_->lim;
+}
 
 void manager::start() {
     std::weak_ptr<impl> weak = impl_;
@@ -319,7 +331,8 @@ void manager::start() {
 asio::awaitable<void> manager::drain(std::chrono::milliseconds grace) {
     auto self = impl_;
     self->draining = true;
-    for (auto const& j : self->queue) self->interrupt(*j, "agentd shut down before the job started");
+    for (auto const& j : self->queue)
+        self->interrupt(*j, "agentd shut down before the job started");
     self->queue.clear();
     self->queued = 0;
     // Running jobs may finish within the grace period; then they are stopped (and aborted
@@ -329,7 +342,8 @@ asio::awaitable<void> manager::drain(std::chrono::milliseconds grace) {
     for (auto deadline : {steady::now() + grace, steady::time_point::max()}) {
         if (self->running > 0) {
             idle.expires_at(deadline);
-            [[maybe_unused]] auto [waited] = co_await idle.async_wait(use_tuple);  // cancelled when the last job ends
+            [[maybe_unused]] auto [waited] =
+                co_await idle.async_wait(use_tuple);  // cancelled when the last job ends
         }
         for (auto const& j : std::vector<job_ptr>(self->active.begin(), self->active.end()))
             if (j->control) j->control->stop(stop_reason::shutdown);
@@ -359,7 +373,8 @@ protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
     auto& m = *impl_;
     if (m.stopped || m.draining) return protocol::shutting_down();
     int depth = 1;
-    if (auto parent = m.jobs.find_by_upstream(o.principal, o.session)) depth = parent->view.depth + 1;
+    if (auto parent = m.jobs.find_by_upstream(o.principal, o.session))
+        depth = parent->view.depth + 1;
     if (depth > m.lim.max_depth) return protocol::limit_exceeded("max_depth", m.lim.max_depth);
 
     // Jobs that cannot launch at once wait in the queue; the call is all or nothing.
@@ -411,18 +426,18 @@ namespace {
 
 // A blocked agents_wait: a timer that job state changes cancel to wake it.
 class timer_waiter final : public waiter_hook {
-public:
+  public:
     explicit timer_waiter(asio::any_io_executor ex) : timer_(std::move(ex)) {}
     void wake() override { timer_.cancel(); }
     asio::steady_timer& timer() { return timer_; }
 
-private:
+  private:
     asio::steady_timer timer_;
 };
 
 // Registers a waiter with jobs for the duration of a wait.
 class waiter_registration {
-public:
+  public:
     waiter_registration(std::vector<job_ptr> const& jobs, waiter_hook* w) : jobs_(jobs), w_(w) {
         for (auto const& j : jobs_) j->waiters.push_back(w_);
     }
@@ -432,7 +447,7 @@ public:
     waiter_registration(waiter_registration const&) = delete;
     waiter_registration& operator=(waiter_registration const&) = delete;
 
-private:
+  private:
     std::vector<job_ptr> jobs_;
     waiter_hook* w_;
 };
@@ -525,10 +540,11 @@ asio::awaitable<std::vector<job_entry>> manager::cancel(owner const& o,
     if (!to_abort.empty()) {
         using op = decltype(asio::co_spawn(self->ex, self->abort(to_abort[0]), asio::deferred));
         std::vector<op> ops;
-        for (auto const& j : to_abort) ops.push_back(asio::co_spawn(self->ex, self->abort(j), asio::deferred));
-        [[maybe_unused]] auto done = co_await asio::experimental::make_parallel_group(std::move(ops))
-                                         .async_wait(asio::experimental::wait_for_all(),
-                                                     asio::use_awaitable);
+        for (auto const& j : to_abort)
+            ops.push_back(asio::co_spawn(self->ex, self->abort(j), asio::deferred));
+        [[maybe_unused]] auto done =
+            co_await asio::experimental::make_parallel_group(std::move(ops))
+                .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
     }
     co_return out;
 }
@@ -540,7 +556,8 @@ asio::awaitable<peek_outcome> manager::peek(owner const& o, protocol::peek_param
     std::string text = j->view.output ? *j->view.output : j->partial;
     // No streamed text yet (event stream down or a proxy in between): ask the upstream.
     if (text.empty() && j->view.state == job_state::running && j->view.upstream) {
-        auto read = co_await self->backend->read_partial(j->view.upstream->session, j->task.directory);
+        auto read =
+            co_await self->backend->read_partial(j->view.upstream->session, j->task.directory);
         if (read) text = std::move(*read);
     }
     co_return peek_outcome{{j->view.id, j->view}, std::move(text)};

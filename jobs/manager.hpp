@@ -57,7 +57,7 @@ struct manager_stats {
 };
 
 class manager {
-public:
+  public:
     // `db` (may be null) persists every job and is read back by start(); it must outlive this.
     manager(boost::asio::any_io_executor ex, limits lim, std::unique_ptr<upstream::backend> be,
             store* db = nullptr);
@@ -93,7 +93,7 @@ public:
     manager_stats stats() const;
     limits const& config() const;
 
-private:
+  private:
     struct impl;
     std::shared_ptr<impl> impl_;
 };

@@ -13,7 +13,7 @@
 namespace agentd::jobs {
 
 class registry {
-public:
+  public:
     void insert(job_ptr j);
     void erase(std::string const& id);
     // Binds the job to its upstream session once created.
@@ -26,7 +26,7 @@ public:
     job_ptr find_by_upstream(std::string const& session) const;
     std::size_t size() const { return by_id_.size(); }
 
-private:
+  private:
     static std::string key(owner const& o);
 
     std::unordered_map<std::string, job_ptr> by_id_;

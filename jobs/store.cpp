@@ -2,9 +2,9 @@
 // file is inspectable with the sqlite3 CLI) and the task as JSON.
 #include "jobs/store.hpp"
 
-#include <boost/json.hpp>
 #include <fmt/format.h>
 #include <sqlite3.h>
+#include <boost/json.hpp>
 
 #include <stdexcept>
 
@@ -61,7 +61,8 @@ protocol::task task_from(std::string_view text) {
     protocol::task t;
     auto v = json::parse(text).as_object();
     auto opt = [&](char const* key) -> std::optional<std::string> {
-        if (auto const* s = v.if_contains(key); s && s->is_string()) return std::string(s->get_string());
+        if (auto const* s = v.if_contains(key); s && s->is_string())
+            return std::string(s->get_string());
         return std::nullopt;
     };
     t.prompt = opt("prompt").value_or("");
@@ -70,13 +71,14 @@ protocol::task task_from(std::string_view text) {
     t.model = opt("model");
     t.system = opt("system");
     t.directory = opt("directory");
-    if (auto const* n = v.if_contains("timeout_ms"); n && n->is_int64()) t.timeout_ms = n->get_int64();
+    if (auto const* n = v.if_contains("timeout_ms"); n && n->is_int64())
+        t.timeout_ms = n->get_int64();
     return t;
 }
 
 // Binds one column per call, in order; nullopt binds NULL.
 class binder {
-public:
+  public:
     explicit binder(sqlite3_stmt* s) : s_(s) {}
     binder& text(std::string_view v) {
         sqlite3_bind_text(s_, ++i_, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
@@ -98,7 +100,7 @@ public:
         return *this;
     }
 
-private:
+  private:
     sqlite3_stmt* s_;
     int i_ = 0;
 };
@@ -128,7 +130,8 @@ store::store(std::filesystem::path const& file) : file_(file) {
         db_ = nullptr;
         throw std::runtime_error(msg);
     };
-    if (sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK)
+    if (sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+        SQLITE_OK)
         fail(db_ ? sqlite3_errmsg(db_) : "out of memory");
     sqlite3_busy_timeout(db_, 2000);
     try {
@@ -141,7 +144,9 @@ store::store(std::filesystem::path const& file) : file_(file) {
     }
 }
 
-store::~store() { sqlite3_close(db_); }
+store::~store() {
+    sqlite3_close(db_);
+}
 
 void store::exec(char const* sql) const {
     char* err = nullptr;
@@ -158,7 +163,10 @@ void store::write(job const& j) {
         throw std::runtime_error(fmt::format("state database: {}", sqlite3_errmsg(db_)));
     auto const& v = j.view;
     binder b(st.s);
-    b.text(v.id).text(j.own.principal).text(j.own.session).integer(static_cast<std::int64_t>(j.seq));
+    b.text(v.id)
+        .text(j.own.principal)
+        .text(j.own.session)
+        .integer(static_cast<std::int64_t>(j.seq));
     b.text(v.description).text(protocol::to_string(v.state)).integer(to_ms(v.created_at));
     b.maybe_integer(v.started_at ? std::optional(to_ms(*v.started_at)) : std::nullopt);
     b.maybe_integer(v.finished_at ? std::optional(to_ms(*v.finished_at)) : std::nullopt);
@@ -171,18 +179,23 @@ void store::write(job const& j) {
     b.maybe_text(e ? std::optional(protocol::to_string(e->kind)) : std::nullopt);
     b.maybe_text(e && e->phase ? std::optional(protocol::to_string(*e->phase)) : std::nullopt);
     b.maybe_text(e ? std::optional<std::string_view>(e->message) : std::nullopt);
-    b.maybe_integer(e && e->http_status ? std::optional<std::int64_t>(*e->http_status) : std::nullopt);
+    b.maybe_integer(e && e->http_status ? std::optional<std::int64_t>(*e->http_status)
+                                        : std::nullopt);
     auto const& u = v.usage;
     b.maybe_integer(u ? std::optional(u->input_tokens) : std::nullopt);
     b.maybe_integer(u ? std::optional(u->output_tokens) : std::nullopt);
     b.real(u ? std::optional(u->cost) : std::nullopt);
     b.text(task_json(j.task));
-    b.maybe_text(j.upstream_parent ? std::optional<std::string_view>(*j.upstream_parent) : std::nullopt);
+    b.maybe_text(j.upstream_parent ? std::optional<std::string_view>(*j.upstream_parent)
+                                   : std::nullopt);
     if (sqlite3_step(st.s) != SQLITE_DONE)
-        throw std::runtime_error(fmt::format("state database write failed: {}", sqlite3_errmsg(db_)));
+        throw std::runtime_error(
+            fmt::format("state database write failed: {}", sqlite3_errmsg(db_)));
 }
 
-void store::save(job const& j) { write(j); }
+void store::save(job const& j) {
+    write(j);
+}
 
 void store::save_all(std::span<job_ptr const> jobs) {
     exec("BEGIN");
@@ -200,7 +213,8 @@ void store::erase(std::string const& id) {
     sqlite3_prepare_v2(db_, "DELETE FROM jobs WHERE id = ?", -1, &st.s, nullptr);
     binder(st.s).text(id);
     if (sqlite3_step(st.s) != SQLITE_DONE)
-        throw std::runtime_error(fmt::format("state database delete failed: {}", sqlite3_errmsg(db_)));
+        throw std::runtime_error(
+            fmt::format("state database delete failed: {}", sqlite3_errmsg(db_)));
 }
 
 std::vector<job_ptr> store::load() const {
@@ -217,27 +231,29 @@ std::vector<job_ptr> store::load() const {
         j->own = {*column_text(s, 1), *column_text(s, 2)};
         j->seq = static_cast<std::uint64_t>(*column_int(s, 3));
         v.description = *column_text(s, 4);
-        v.state = enum_from<job_state>(*column_text(s, 5),
-                                       {job_state::queued, job_state::running, job_state::completed,
-                                        job_state::failed, job_state::cancelled, job_state::interrupted})
-                      .value_or(job_state::interrupted);
+        v.state =
+            enum_from<job_state>(*column_text(s, 5),
+                                 {job_state::queued, job_state::running, job_state::completed,
+                                  job_state::failed, job_state::cancelled, job_state::interrupted})
+                .value_or(job_state::interrupted);
         v.created_at = from_ms(*column_int(s, 6));
         if (auto t = column_int(s, 7)) v.started_at = from_ms(*t);
         if (auto t = column_int(s, 8)) v.finished_at = from_ms(*t);
         v.depth = static_cast<int>(*column_int(s, 9));
-        if (auto b = column_text(s, 10)) v.upstream = protocol::upstream_ref{*b, column_text(s, 11).value_or("")};
+        if (auto b = column_text(s, 10))
+            v.upstream = protocol::upstream_ref{*b, column_text(s, 11).value_or("")};
         v.output = column_text(s, 12);
         v.truncated = column_int(s, 13).value_or(0) != 0;
         if (auto kind = column_text(s, 14)) {
             protocol::job_error e;
-            e.kind = enum_from<error_kind>(*kind, {error_kind::transport, error_kind::timeout,
-                                                   error_kind::upstream, error_kind::protocol,
-                                                   error_kind::cancelled, error_kind::interrupted,
-                                                   error_kind::limit})
+            e.kind = enum_from<error_kind>(
+                         *kind, {error_kind::transport, error_kind::timeout, error_kind::upstream,
+                                 error_kind::protocol, error_kind::cancelled,
+                                 error_kind::interrupted, error_kind::limit})
                          .value_or(error_kind::protocol);
             if (auto p = column_text(s, 15))
-                e.phase = enum_from<error_phase>(*p, {error_phase::create, error_phase::prompt,
-                                                      error_phase::abort});
+                e.phase = enum_from<error_phase>(
+                    *p, {error_phase::create, error_phase::prompt, error_phase::abort});
             e.message = column_text(s, 16).value_or("");
             if (auto h = column_int(s, 17)) e.http_status = static_cast<int>(*h);
             v.error = e;
@@ -251,7 +267,8 @@ std::vector<job_ptr> store::load() const {
         out.push_back(std::move(j));
     }
     if (rc != SQLITE_DONE)
-        throw std::runtime_error(fmt::format("state database read failed: {}", sqlite3_errmsg(db_)));
+        throw std::runtime_error(
+            fmt::format("state database read failed: {}", sqlite3_errmsg(db_)));
     return out;
 }
 

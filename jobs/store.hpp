@@ -16,7 +16,7 @@ struct sqlite3;
 namespace agentd::jobs {
 
 class store {
-public:
+  public:
     // Opens or creates the database; throws std::runtime_error naming the file and the reason
     // (unwritable directory, not a database, corrupt) so start-up fails loudly, never silently.
     explicit store(std::filesystem::path const& file);
@@ -30,7 +30,7 @@ public:
     // Every stored job, oldest first; views, owners, tasks and sequence numbers as saved.
     std::vector<job_ptr> load() const;
 
-private:
+  private:
     void exec(char const* sql) const;
     void write(job const& j);
 

@@ -14,7 +14,8 @@ rpc_error parse_error(std::string_view detail) {
 }
 
 rpc_error invalid_request(std::string_view detail) {
-    return {error_code::invalid_request, "Invalid Request", boost::json::object{{"reason", detail}}};
+    return {error_code::invalid_request, "Invalid Request",
+            boost::json::object{{"reason", detail}}};
 }
 
 rpc_error method_not_found(std::string_view method) {
@@ -36,9 +37,13 @@ rpc_error approval_error(std::string_view reason) {
     return {error_code::approval, "Approval denied", boost::json::object{{"reason", reason}}};
 }
 
-rpc_error shutting_down() { return {error_code::shutting_down, "Shutting down", nullptr}; }
+rpc_error shutting_down() {
+    return {error_code::shutting_down, "Shutting down", nullptr};
+}
 
-rpc_error internal_error() { return {error_code::internal_error, "Internal error", nullptr}; }
+rpc_error internal_error() {
+    return {error_code::internal_error, "Internal error", nullptr};
+}
 
 void throw_exception_from_error(rpc_error const& e, boost::source_location const& loc) {
     boost::throw_exception(std::runtime_error("rpc_error: " + e.message), loc);

@@ -2,54 +2,73 @@
 // and the omission of unknown optional fields.
 #include "protocol/job_view.hpp"
 
-#include <boost/json/object.hpp>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
+#include <boost/json/object.hpp>
 
 namespace agentd::protocol {
 namespace json = boost::json;
 
 std::string_view to_string(job_state s) {
     switch (s) {
-        case job_state::queued: return "queued";
-        case job_state::running: return "running";
-        case job_state::completed: return "completed";
-        case job_state::failed: return "failed";
-        case job_state::cancelled: return "cancelled";
-        case job_state::interrupted: return "interrupted";
+        case job_state::queued:
+            return "queued";
+        case job_state::running:
+            return "running";
+        case job_state::completed:
+            return "completed";
+        case job_state::failed:
+            return "failed";
+        case job_state::cancelled:
+            return "cancelled";
+        case job_state::interrupted:
+            return "interrupted";
     }
     return "unknown";
 }
 
 std::string_view to_string(error_kind k) {
     switch (k) {
-        case error_kind::transport: return "transport";
-        case error_kind::timeout: return "timeout";
-        case error_kind::upstream: return "upstream";
-        case error_kind::protocol: return "protocol";
-        case error_kind::cancelled: return "cancelled";
-        case error_kind::interrupted: return "interrupted";
-        case error_kind::limit: return "limit";
+        case error_kind::transport:
+            return "transport";
+        case error_kind::timeout:
+            return "timeout";
+        case error_kind::upstream:
+            return "upstream";
+        case error_kind::protocol:
+            return "protocol";
+        case error_kind::cancelled:
+            return "cancelled";
+        case error_kind::interrupted:
+            return "interrupted";
+        case error_kind::limit:
+            return "limit";
     }
     return "unknown";
 }
 
 std::string_view to_string(error_phase p) {
     switch (p) {
-        case error_phase::create: return "create";
-        case error_phase::prompt: return "prompt";
-        case error_phase::abort: return "abort";
+        case error_phase::create:
+            return "create";
+        case error_phase::prompt:
+            return "prompt";
+        case error_phase::abort:
+            return "abort";
     }
     return "unknown";
 }
 
-bool is_terminal(job_state s) { return s != job_state::queued && s != job_state::running; }
+bool is_terminal(job_state s) {
+    return s != job_state::queued && s != job_state::running;
+}
 
 std::string format_time(wall_time t) {
     auto ms = std::chrono::time_point_cast<std::chrono::milliseconds>(t);
     auto secs = std::chrono::time_point_cast<std::chrono::seconds>(ms);
     auto frac = (ms - secs).count();
-    return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03}Z", fmt::gmtime(std::chrono::system_clock::to_time_t(secs)), frac);
+    return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03}Z",
+                       fmt::gmtime(std::chrono::system_clock::to_time_t(secs)), frac);
 }
 
 namespace {
@@ -79,7 +98,8 @@ json::value to_json(job_view const& v, wall_time now) {
     if (v.started_at) o["elapsed_ms"] = millis_between(*v.started_at, v.finished_at.value_or(now));
     o["depth"] = v.depth;
     if (v.upstream)
-        o["upstream"] = json::object{{"backend", v.upstream->backend}, {"session", v.upstream->session}};
+        o["upstream"] =
+            json::object{{"backend", v.upstream->backend}, {"session", v.upstream->session}};
     if (v.output) {
         o["output"] = *v.output;
         o["truncated"] = v.truncated;

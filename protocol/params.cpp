@@ -2,8 +2,8 @@
 // as -32602 with the field path. Limits that are policy (max_tasks) answer -32001 instead.
 #include "protocol/params.hpp"
 
-#include <boost/json/object.hpp>
 #include <fmt/format.h>
+#include <boost/json/object.hpp>
 
 #include <algorithm>
 #include <initializer_list>
@@ -15,7 +15,7 @@ namespace {
 
 // Reads fields of one JSON object, remembering the path for error messages.
 class reader {
-public:
+  public:
     reader(json::object const& obj, std::string path) : obj_(obj), path_(std::move(path)) {}
 
     std::string field(std::string_view key) const {
@@ -79,13 +79,14 @@ public:
         ids.reserve(arr.size());
         for (std::size_t i = 0; i < arr.size(); ++i) {
             if (!arr[i].is_string() || arr[i].get_string().size() > 256)
-                return invalid_params(fmt::format("{}[{}]", field(key), i), "must be a job id string");
+                return invalid_params(fmt::format("{}[{}]", field(key), i),
+                                      "must be a job id string");
             ids.emplace_back(arr[i].get_string());
         }
         return std::optional<std::vector<std::string>>{std::move(ids)};
     }
 
-private:
+  private:
     json::object const& obj_;
     std::string path_;
 };
@@ -121,8 +122,8 @@ constexpr std::size_t max_system_bytes = 256 * 1024;
 result<task> parse_task(json::value const& v, std::string path) {
     if (!v.is_object()) return invalid_params(path, "must be an object");
     reader r(v.get_object(), path);
-    if (auto e = r.only({"prompt", "description", "agent", "model", "system", "directory",
-                         "timeout_ms"}))
+    if (auto e = r.only(
+            {"prompt", "description", "agent", "model", "system", "directory", "timeout_ms"}))
         return *e;
     task t;
     auto prompt = r.opt_string("prompt", max_prompt_bytes, false);

@@ -10,7 +10,9 @@ namespace json = boost::json;
 
 namespace {
 
-bool valid_id(json::value const& id) { return id.is_string() || id.is_number() || id.is_null(); }
+bool valid_id(json::value const& id) {
+    return id.is_string() || id.is_number() || id.is_null();
+}
 
 }  // namespace
 

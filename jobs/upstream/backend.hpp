@@ -68,8 +68,8 @@ using up_result = boost::system::result<T, upstream_error>;
                                              boost::source_location const& loc);
 
 struct session_request {
-    std::string title;                   // empty: none sent
-    std::optional<std::string> parent;   // upstream parent session id
+    std::string title;                  // empty: none sent
+    std::optional<std::string> parent;  // upstream parent session id
     std::optional<std::string> directory;
 };
 
@@ -91,7 +91,7 @@ struct prompt_outcome {
 using delta_sink = std::function<void(std::string_view session, std::string_view delta)>;
 
 class backend {
-public:
+  public:
     virtual ~backend() = default;
     virtual std::string_view name() const = 0;
 

@@ -12,7 +12,7 @@ namespace agentd::jobs::upstream {
 enum class stop_reason { none, cancelled, deadline, shutdown };
 
 class call_control {
-public:
+  public:
     using clock = std::chrono::steady_clock;
 
     explicit call_control(clock::time_point deadline) : deadline_(deadline) {}
@@ -31,7 +31,7 @@ public:
         if (auto h = std::exchange(hook_, nullptr)) h();
     }
 
-private:
+  private:
     clock::time_point deadline_;
     stop_reason reason_ = stop_reason::none;
     std::function<void()> hook_;

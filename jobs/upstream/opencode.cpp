@@ -6,6 +6,7 @@
 #include "jobs/upstream/opencode_parse.hpp"
 #include "jobs/upstream/sse.hpp"
 
+#include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -22,7 +23,6 @@
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/throw_exception.hpp>
-#include <fmt/format.h>
 
 #include <stdexcept>
 #include <unordered_map>
@@ -67,7 +67,8 @@ upstream_error from_failure(http_failure const& f, error_phase phase) {
             return {error_kind::cancelled, phase, "stopped", {}};
         case http_failure::kind::too_large:
             return {error_kind::protocol, phase, "upstream response too large", {}};
-        case http_failure::kind::transport: break;
+        case http_failure::kind::transport:
+            break;
     }
     return {error_kind::transport, phase, "upstream connection failed: " + f.message, {}};
 }
@@ -96,7 +97,8 @@ struct event_stream {
             hidden_parts.erase(e.session);
         } else if (e.what == kind::delta && !e.delta.empty()) {
             auto it = hidden_parts.find(e.session);
-            if (it == hidden_parts.end() || !it->second.contains(e.part_id)) sink(e.session, e.delta);
+            if (it == hidden_parts.end() || !it->second.contains(e.part_id))
+                sink(e.session, e.delta);
         }
     }
 
@@ -158,7 +160,8 @@ asio::awaitable<void> run_events(std::shared_ptr<event_stream> s) {
         auto started = clock::now();
         co_await s->read_once();
         if (s->stopping) break;
-        if (clock::now() - started > std::chrono::seconds(5)) delay = std::chrono::milliseconds(100);
+        if (clock::now() - started > std::chrono::seconds(5))
+            delay = std::chrono::milliseconds(100);
         asio::steady_timer t(s->ex, delay);
         s->backoff = &t;
         [[maybe_unused]] auto [waited] = co_await t.async_wait(use_tuple);
@@ -168,7 +171,7 @@ asio::awaitable<void> run_events(std::shared_ptr<event_stream> s) {
 }
 
 class opencode_backend final : public backend {
-public:
+  public:
     opencode_backend(asio::any_io_executor ex, opencode_config cfg)
         : ex_(ex), cfg_(std::move(cfg)), pool_(ex, cfg_.target, basic_auth(cfg_)) {}
 
@@ -189,7 +192,8 @@ public:
     asio::awaitable<up_result<prompt_outcome>> prompt(std::string const& session,
                                                       prompt_request const& req,
                                                       call_control& ctl) override {
-        json::object body{{"parts", json::array{json::object{{"type", "text"}, {"text", req.prompt}}}}};
+        json::object body{
+            {"parts", json::array{json::object{{"type", "text"}, {"text", req.prompt}}}}};
         if (req.agent) body["agent"] = *req.agent;
         if (req.system) body["system"] = *req.system;
         if (req.model) {
@@ -218,8 +222,11 @@ public:
 
     asio::awaitable<up_result<std::string>> read_partial(
         std::string const& session, std::optional<std::string> const& directory) override {
-        http_request r{"GET", with_directory("/session/" + session + "/message", directory), {},
-                       clock::now() + cfg_.request_timeout, nullptr};
+        http_request r{"GET",
+                       with_directory("/session/" + session + "/message", directory),
+                       {},
+                       clock::now() + cfg_.request_timeout,
+                       nullptr};
         auto reply = co_await pool_.request(std::move(r));
         if (!reply) co_return from_failure(reply.error(), error_phase::prompt);
         co_return opencode::parse_partial(reply->status, reply->body);
@@ -227,8 +234,11 @@ public:
 
     asio::awaitable<up_result<std::optional<prompt_outcome>>> recover(
         std::string const& session, std::optional<std::string> const& directory) override {
-        http_request r{"GET", with_directory("/session/" + session + "/message", directory), {},
-                       clock::now() + cfg_.request_timeout, nullptr};
+        http_request r{"GET",
+                       with_directory("/session/" + session + "/message", directory),
+                       {},
+                       clock::now() + cfg_.request_timeout,
+                       nullptr};
         r.max_body = 2 * cfg_.max_output + (1 << 20);
         auto reply = co_await pool_.request(std::move(r));
         if (!reply) co_return from_failure(reply.error(), error_phase::prompt);
@@ -254,7 +264,7 @@ public:
         pool_.close_idle();
     }
 
-private:
+  private:
     clock::time_point short_deadline(call_control const& ctl) const {
         return std::min(ctl.deadline(), clock::now() + cfg_.request_timeout);
     }

@@ -16,7 +16,7 @@ struct opencode_config {
     origin target;
     std::optional<std::string> username;
     std::optional<std::string> password;
-    std::chrono::milliseconds request_timeout{30'000};  // create, abort, read (not the prompt)
+    std::chrono::milliseconds request_timeout{30'000};     // create, abort, read (not the prompt)
     std::chrono::milliseconds event_idle_timeout{35'000};  // > the server's 10 s heartbeat
     std::size_t max_output = 1 << 20;
 };

@@ -5,10 +5,10 @@
 #include "jobs/upstream/json_read.hpp"
 #include "protocol/utf8.hpp"
 
+#include <fmt/format.h>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
-#include <fmt/format.h>
 
 namespace agentd::jobs::upstream::opencode {
 namespace json = boost::json;
@@ -21,7 +21,9 @@ upstream_error protocol_error(error_phase phase, std::string_view what) {
     return {error_kind::protocol, phase, std::string(what), std::nullopt};
 }
 
-bool ok_status(unsigned status) { return status >= 200 && status < 300; }
+bool ok_status(unsigned status) {
+    return status >= 200 && status < 300;
+}
 
 // Concatenated `text` of the text parts.
 std::string text_of(json::array const& parts) {

@@ -10,14 +10,14 @@
 namespace agentd::jobs::upstream {
 
 class sse_parser {
-public:
+  public:
     explicit sse_parser(std::size_t max_event_bytes = 4 << 20) : max_event_(max_event_bytes) {}
 
     // Calls on_data(data) for every event completed by `chunk`. Returns false when an event
     // grew past the size bound (the stream should be dropped).
     bool feed(std::string_view chunk, std::function<void(std::string_view)> const& on_data);
 
-private:
+  private:
     void line(std::string_view l, std::function<void(std::string_view)> const& on_data);
 
     std::size_t max_event_;

@@ -8,8 +8,8 @@
 #include "support/http_client.hpp"
 #include "support/process.hpp"
 
-#include <boost/json.hpp>
 #include <fmt/format.h>
+#include <boost/json.hpp>
 
 #include <barrier>
 #include <chrono>
@@ -38,11 +38,15 @@ struct agentd_daemon {
 
     agentd_daemon(std::string const& upstream, std::vector<std::string> extra) {
         static int n = 0;
-        dir = std::filesystem::temp_directory_path() / fmt::format("agentd-bench-{}-{}", ::getpid(), n++);
+        dir = std::filesystem::temp_directory_path() /
+              fmt::format("agentd-bench-{}-{}", ::getpid(), n++);
         std::filesystem::remove_all(dir);
-        std::vector<std::string> argv{AGENTD_PATH, "--listen", "127.0.0.1:0", "--state-dir",
-                                      dir.string(), "--upstream-url", upstream,
-                                      "--max-running", "1024", "--max-tasks-per-call", "1024"};
+        std::vector<std::string> argv{AGENTD_PATH,   "--listen",
+                                      "127.0.0.1:0", "--state-dir",
+                                      dir.string(),  "--upstream-url",
+                                      upstream,      "--max-running",
+                                      "1024",        "--max-tasks-per-call",
+                                      "1024"};
         argv.insert(argv.end(), extra.begin(), extra.end());
         proc = std::make_unique<child_process>(argv);
         auto p = proc->wait_for_line(std::regex(R"(listening on http://127\.0\.0\.1:(\d+))"), 10s);
@@ -80,7 +84,8 @@ double ms_since(clock_type::time_point t0) {
 double completion_run(agentd_daemon& d, int n, int latency_ms) {
     json::array tasks;
     for (int i = 0; i < n; ++i)
-        tasks.push_back(json::object{{"prompt", fmt::format("t{} [[fake latency_ms={}]]", i, latency_ms)}});
+        tasks.push_back(
+            json::object{{"prompt", fmt::format("t{} [[fake latency_ms={}]]", i, latency_ms)}});
     auto t0 = clock_type::now();
     auto started = d.rpc({{"method", "agents_start"}, {"params", json::object{{"tasks", tasks}}}});
     json::array ids;
@@ -89,7 +94,8 @@ double completion_run(agentd_daemon& d, int n, int latency_ms) {
                        {"params", json::object{{"jobs", ids}, {"timeout_ms", 60000}}}});
     double ms = ms_since(t0);
     for (auto const& j : done.at("result").at("jobs").as_array())
-        if (j.at("state").as_string() != "completed") throw std::runtime_error("job did not complete");
+        if (j.at("state").as_string() != "completed")
+            throw std::runtime_error("job did not complete");
     return ms;
 }
 
@@ -119,7 +125,8 @@ double launch_run(agentd_daemon& d, fake_upstream& fake, int n, bool batch) {
         t0 = clock_type::now();
         for (auto& t : threads) t.join();
     }
-    if (!fake.wait_counter("prompts_started", n, 120s)) throw std::runtime_error("launch timed out");
+    if (!fake.wait_counter("prompts_started", n, 120s))
+        throw std::runtime_error("launch timed out");
     double ms = ms_since(t0);
     // Let the prompts of this run finish so runs do not overlap.
     fake.wait_counter("prompts_completed", n, 120s);
@@ -159,8 +166,8 @@ int main(int argc, char** argv) {
         double bs = launch_run(serial, fake, n, true);
         double cp = launch_run(planned, fake, n, false);
         double cs = launch_run(serial, fake, n, false);
-        fmt::print("{:>5} {:>11.1f} ms {:>11.1f} ms {:>11.1f} ms {:>11.1f} ms {:>8.1f}x\n", n, bp, bs,
-                   cp, cs, (bs + cs) / (bp + cp));
+        fmt::print("{:>5} {:>11.1f} ms {:>11.1f} ms {:>11.1f} ms {:>11.1f} ms {:>8.1f}x\n", n, bp,
+                   bs, cp, cs, (bs + cs) / (bp + cp));
     }
     return 0;
 }

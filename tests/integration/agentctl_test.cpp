@@ -68,9 +68,8 @@ TEST_F(agentd_test, AgentctlExitCodesTellScriptsWhatHappened) {
     EXPECT_NE(cancelled.out.find("cancelled"), std::string::npos) << cancelled.out;
 
     EXPECT_EQ(agentctl(*agentd_, {"frobnicate"}).exit_code, 2);
-    auto unreachable = agentctl(*agentd_, {"--url", fmt::format("http://127.0.0.1:{}", unused_port()),
-                                           "status"},
-                                false);
+    auto unreachable = agentctl(
+        *agentd_, {"--url", fmt::format("http://127.0.0.1:{}", unused_port()), "status"}, false);
     EXPECT_EQ(unreachable.exit_code, 4);
 }
 

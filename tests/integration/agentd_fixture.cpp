@@ -19,8 +19,7 @@ namespace {
 
 fs::path fresh_state_dir() {
     static int counter = 0;
-    auto dir = fs::temp_directory_path() /
-               fmt::format("agentd-it-{}-{}", ::getpid(), counter++);
+    auto dir = fs::temp_directory_path() / fmt::format("agentd-it-{}-{}", ::getpid(), counter++);
     fs::remove_all(dir);
     return dir;
 }
@@ -38,7 +37,9 @@ void agentd_process::kill_and_restart() {
     launch();
 }
 
-void agentd_process::start_again() { launch(); }
+void agentd_process::start_again() {
+    launch();
+}
 
 void agentd_process::launch() {
     std::vector<std::string> argv{AGENTD_PATH,   "--listen",          "127.0.0.1:0",
@@ -46,8 +47,8 @@ void agentd_process::launch() {
                                   upstream_url_};
     argv.insert(argv.end(), extra_.begin(), extra_.end());
     proc_ = std::make_unique<child_process>(argv);
-    auto port = proc_->wait_for_line(std::regex(R"(agentd listening on http://127\.0\.0\.1:(\d+))"),
-                                     10s);
+    auto port =
+        proc_->wait_for_line(std::regex(R"(agentd listening on http://127\.0\.0\.1:(\d+))"), 10s);
     if (!port) {
         ADD_FAILURE() << "agentd did not start: " << proc_->stderr_text();
         return;

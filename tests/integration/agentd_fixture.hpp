@@ -7,9 +7,9 @@
 #include "support/http_client.hpp"
 #include "support/process.hpp"
 
-#include <boost/json.hpp>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <boost/json.hpp>
 
 #include <filesystem>
 #include <memory>
@@ -21,7 +21,7 @@ namespace agentd::test {
 namespace json = boost::json;
 
 class agentd_process {
-public:
+  public:
     // Starts agentd against `upstream_url` with extra flags; fails the test if it does not start.
     agentd_process(std::string const& upstream_url, std::vector<std::string> extra = {});
     ~agentd_process();
@@ -46,7 +46,7 @@ public:
     // The JSON-RPC error of a request expected to fail (test fails on success).
     json::object error(std::string const& method, json::value params);
 
-private:
+  private:
     void launch();
 
     std::string upstream_url_;
@@ -60,7 +60,7 @@ private:
 
 // Fixture with one fake upstream and one agentd per test.
 class agentd_test : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override;
     // Restarts agentd with extra flags (same fake upstream).
     void restart_agentd(std::vector<std::string> extra);

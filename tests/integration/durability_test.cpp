@@ -17,12 +17,14 @@ json::object start(agentd_process& a, json::array tasks) {
 }
 
 json::object wait_for(agentd_process& a, json::value ids, std::int64_t timeout_ms = 10000) {
-    return a.call("agents_wait", json::object{{"jobs", std::move(ids)}, {"timeout_ms", timeout_ms}});
+    return a.call("agents_wait",
+                  json::object{{"jobs", std::move(ids)}, {"timeout_ms", timeout_ms}});
 }
 
 TEST_F(agentd_test, FinishedJobsAnswerExactlyTheSameAfterKill9) {
-    auto started = start(*agentd_, json::array{task("fine", "ok"), task("boom [[fake fault=500]]", "bad"),
-                                              task("slow [[fake latency_ms=5000]]", "cancel me")});
+    auto started =
+        start(*agentd_, json::array{task("fine", "ok"), task("boom [[fake fault=500]]", "bad"),
+                                    task("slow [[fake latency_ms=5000]]", "cancel me")});
     auto ids = ids_of(jobs_of(started));
     agentd_->call("agents_cancel", json::object{{"jobs", json::array{ids.as_array()[2]}}});
     wait_for(*agentd_, ids);
@@ -39,9 +41,11 @@ TEST_F(agentd_test, FinishedJobsAnswerExactlyTheSameAfterKill9) {
 TEST_F(agentd_test, KillDuringHundredRunningJobsRestoresThemInterrupted) {
     restart_agentd({"--max-running", "100", "--max-tasks-per-call", "100"});
     json::array tasks;
-    for (int i = 0; i < 100; ++i) tasks.push_back(task(fmt::format("long {} [[fake latency_ms=60000]]", i)));
+    for (int i = 0; i < 100; ++i)
+        tasks.push_back(task(fmt::format("long {} [[fake latency_ms=60000]]", i)));
     auto ids = ids_of(jobs_of(start(*agentd_, tasks)));
-    ASSERT_TRUE(fake_->wait_counter("prompts_in_flight", 100, 10s)) << json::serialize(fake_->stats());
+    ASSERT_TRUE(fake_->wait_counter("prompts_in_flight", 100, 10s))
+        << json::serialize(fake_->stats());
     agentd_->kill_and_restart();
     // Nobody will collect the upstream turns: agentd aborts them and reports the jobs interrupted.
     auto done = wait_for(*agentd_, ids);
@@ -54,7 +58,8 @@ TEST_F(agentd_test, KillDuringHundredRunningJobsRestoresThemInterrupted) {
 }
 
 TEST_F(agentd_test, JobFinishedUpstreamWhileDownIsReattached) {
-    auto ids = ids_of(jobs_of(start(*agentd_, json::array{task("finish without me [[fake latency_ms=600]]")})));
+    auto ids = ids_of(
+        jobs_of(start(*agentd_, json::array{task("finish without me [[fake latency_ms=600]]")})));
     ASSERT_TRUE(fake_->wait_counter("prompts_in_flight", 1, 5s));
     agentd_->process().signal(SIGKILL);
     agentd_->process().wait_exit(5s);
@@ -70,7 +75,8 @@ TEST_F(agentd_test, JobFinishedUpstreamWhileDownIsReattached) {
 
 TEST_F(agentd_test, QueuedJobsComeBackInterrupted) {
     restart_agentd({"--max-running", "1"});
-    auto ids = ids_of(jobs_of(start(*agentd_, json::array{task("a [[fake latency_ms=60000]]"), task("b")})));
+    auto ids = ids_of(
+        jobs_of(start(*agentd_, json::array{task("a [[fake latency_ms=60000]]"), task("b")})));
     ASSERT_TRUE(fake_->wait_counter("prompts_in_flight", 1, 5s));
     agentd_->kill_and_restart();
     auto s = agentd_->call("agents_status", json::object{{"jobs", ids}});
@@ -89,7 +95,8 @@ TEST_F(agentd_test, RetentionAppliesToRestoredJobs) {
     auto deadline = std::chrono::steady_clock::now() + 5s;
     while (state != "not_found" && std::chrono::steady_clock::now() < deadline) {
         std::this_thread::sleep_for(100ms);
-        state = str(jobs_of(agentd_->call("agents_status", json::object{{"jobs", ids}}))[0], "state");
+        state =
+            str(jobs_of(agentd_->call("agents_status", json::object{{"jobs", ids}}))[0], "state");
     }
     EXPECT_EQ(state, "not_found");
 }
@@ -113,7 +120,8 @@ TEST_F(agentd_test, CorruptDatabaseIsAClearStartupError) {
 TEST_F(agentd_test, UnusableStateDirIsAClearStartupError) {
     auto file = agentd_->state_dir() / "not-a-dir";
     std::ofstream(file) << "x";
-    child_process p({AGENTD_PATH, "--listen", "127.0.0.1:0", "--state-dir", (file / "sub").string()});
+    child_process p(
+        {AGENTD_PATH, "--listen", "127.0.0.1:0", "--state-dir", (file / "sub").string()});
     auto status = p.wait_exit(10s);
     ASSERT_TRUE(status.has_value());
     EXPECT_EQ(*status, 1);
@@ -123,14 +131,15 @@ TEST_F(agentd_test, UnusableStateDirIsAClearStartupError) {
 }
 
 TEST_F(agentd_test, SigtermLetsRunningJobsFinishAndAnswersWaiters) {
-    auto ids = ids_of(jobs_of(start(*agentd_, json::array{task("almost done [[fake latency_ms=400]]")})));
+    auto ids =
+        ids_of(jobs_of(start(*agentd_, json::array{task("almost done [[fake latency_ms=400]]")})));
     ASSERT_TRUE(fake_->wait_counter("prompts_in_flight", 1, 5s));
     // Over one WebSocket: a status sent after the wait is answered while the wait still runs
     // (reads run in parallel), which proves the wait is in flight when SIGTERM arrives.
     ws_client ws(agentd_->port(), {{"Authorization", "Bearer " + agentd_->token()}});
     auto rpc = [](int id, std::string const& method, json::object params) {
-        return json::serialize(json::object{{"jsonrpc", "2.0"}, {"id", id}, {"method", method},
-                                            {"params", std::move(params)}});
+        return json::serialize(json::object{
+            {"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", std::move(params)}});
     };
     auto next_response = [&] {
         for (;;) {
@@ -146,7 +155,8 @@ TEST_F(agentd_test, SigtermLetsRunningJobsFinishAndAnswersWaiters) {
     agentd_->process().signal(SIGTERM);
     auto answer = next_response();
     ASSERT_EQ(answer.at("id").as_int64(), 1) << json::serialize(answer);
-    EXPECT_EQ(str(answer.at("result").at("jobs").at(0), "state"), "completed") << json::serialize(answer);
+    EXPECT_EQ(str(answer.at("result").at("jobs").at(0), "state"), "completed")
+        << json::serialize(answer);
     auto status = agentd_->process().wait_exit(10s);
     ASSERT_TRUE(status.has_value());
     EXPECT_EQ(*status, 0);
@@ -157,7 +167,8 @@ TEST_F(agentd_test, SigtermLetsRunningJobsFinishAndAnswersWaiters) {
 
 TEST_F(agentd_test, SigtermInterruptsJobsPastTheGraceAndAbortsThem) {
     restart_agentd({"--shutdown-grace-ms", "200"});
-    auto ids = ids_of(jobs_of(start(*agentd_, json::array{task("too long [[fake latency_ms=60000]]")})));
+    auto ids =
+        ids_of(jobs_of(start(*agentd_, json::array{task("too long [[fake latency_ms=60000]]")})));
     ASSERT_TRUE(fake_->wait_counter("prompts_in_flight", 1, 5s));
     auto t0 = std::chrono::steady_clock::now();
     agentd_->process().signal(SIGTERM);
@@ -172,7 +183,8 @@ TEST_F(agentd_test, SigtermInterruptsJobsPastTheGraceAndAbortsThem) {
 }
 
 TEST_F(agentd_test, SecondSignalExitsAtOnce) {
-    auto ids = ids_of(jobs_of(start(*agentd_, json::array{task("long [[fake latency_ms=60000]]")})));
+    auto ids =
+        ids_of(jobs_of(start(*agentd_, json::array{task("long [[fake latency_ms=60000]]")})));
     ASSERT_TRUE(fake_->wait_counter("prompts_in_flight", 1, 5s));
     agentd_->process().signal(SIGTERM);
     ASSERT_TRUE(agentd_->process().wait_for_line(std::regex("draining"), 5s).has_value());

@@ -10,7 +10,9 @@ std::vector<std::pair<std::string, std::string>> bearer(agentd_process& a) {
     return {{"Authorization", "Bearer " + a.token()}};
 }
 
-json::value parse(http_response const& r) { return json::parse(r.body); }
+json::value parse(http_response const& r) {
+    return json::parse(r.body);
+}
 
 TEST_F(agentd_test, HealthzNeedsNoToken) {
     auto r = http_request(agentd_->port(), "GET", "/healthz");
@@ -67,8 +69,9 @@ TEST_F(agentd_test, WrongMethodPathOrContentType) {
 
 TEST_F(agentd_test, OversizedBodyIs413AndLaunchesNothing) {
     std::string prompt(2 << 20, 'x');
-    auto r = agentd_->post(R"({"jsonrpc":"2.0","id":1,"method":"agents_start","params":{"tasks":[{"prompt":")" +
-                           prompt + R"("}]}})");
+    auto r = agentd_->post(
+        R"({"jsonrpc":"2.0","id":1,"method":"agents_start","params":{"tasks":[{"prompt":")" +
+        prompt + R"("}]}})");
     EXPECT_EQ(r.status, 413);
     EXPECT_EQ(fake_->stats().at("creates_started").as_int64(), 0);
     // The daemon still serves.
@@ -127,7 +130,9 @@ struct bad_params {
     std::string field;
 };
 
-void PrintTo(bad_params const& c, std::ostream* os) { *os << c.method << " " << c.params; }
+void PrintTo(bad_params const& c, std::ostream* os) {
+    *os << c.method << " " << c.params;
+}
 
 class invalid_params : public agentd_test, public ::testing::WithParamInterface<bad_params> {};
 
@@ -153,18 +158,26 @@ INSTANTIATE_TEST_SUITE_P(
         bad_params{"agents_start", R"({"tasks":"do it"})", -32602, "tasks"},
         bad_params{"agents_start", R"({"tasks":[]})", -32602, "tasks"},
         bad_params{"agents_start", R"({"tasks":[{"prompt":""}]})", -32602, "tasks[0].prompt"},
-        bad_params{"agents_start", R"({"tasks":[{"prompt":"ok"},{"prompt":5}]})", -32602, "tasks[1].prompt"},
-        bad_params{"agents_start", R"({"tasks":[{"prompt":"ok","model":"gpt"}]})", -32602, "tasks[0].model"},
-        bad_params{"agents_start", R"({"tasks":[{"prompt":"ok","timeout_ms":-1}]})", -32602, "tasks[0].timeout_ms"},
-        bad_params{"agents_start", R"({"tasks":[{"prompt":"ok","timeout_ms":"5"}]})", -32602, "tasks[0].timeout_ms"},
-        bad_params{"agents_start", R"({"tasks":[{"prompt":"ok","promt":"typo"}]})", -32602, "tasks[0].promt"},
-        bad_params{"agents_start", R"({"tasks":[{"prompt":"ok"}],"session":""})", -32602, "session"},
+        bad_params{"agents_start", R"({"tasks":[{"prompt":"ok"},{"prompt":5}]})", -32602,
+                   "tasks[1].prompt"},
+        bad_params{"agents_start", R"({"tasks":[{"prompt":"ok","model":"gpt"}]})", -32602,
+                   "tasks[0].model"},
+        bad_params{"agents_start", R"({"tasks":[{"prompt":"ok","timeout_ms":-1}]})", -32602,
+                   "tasks[0].timeout_ms"},
+        bad_params{"agents_start", R"({"tasks":[{"prompt":"ok","timeout_ms":"5"}]})", -32602,
+                   "tasks[0].timeout_ms"},
+        bad_params{"agents_start", R"({"tasks":[{"prompt":"ok","promt":"typo"}]})", -32602,
+                   "tasks[0].promt"},
+        bad_params{"agents_start", R"({"tasks":[{"prompt":"ok"}],"session":""})", -32602,
+                   "session"},
         bad_params{"agents_start", R"({"tasks":[{"prompt":"ok"}],"session":7})", -32602, "session"},
-        bad_params{"agents_start", R"({"tasks":[{"prompt":"ok"}],"upstream_parent":"x"})", -32602, "upstream_parent"},
+        bad_params{"agents_start", R"({"tasks":[{"prompt":"ok"}],"upstream_parent":"x"})", -32602,
+                   "upstream_parent"},
         bad_params{"agents_start", R"([{"prompt":"ok"}])", -32602, "params"},
-        bad_params{"agents_start",
-                   R"({"tasks":[{"prompt":"1"},{"prompt":"2"},{"prompt":"3"},{"prompt":"4"},{"prompt":"5"},{"prompt":"6"},{"prompt":"7"},{"prompt":"8"},{"prompt":"9"}]})",
-                   -32001, ""},
+        bad_params{
+            "agents_start",
+            R"({"tasks":[{"prompt":"1"},{"prompt":"2"},{"prompt":"3"},{"prompt":"4"},{"prompt":"5"},{"prompt":"6"},{"prompt":"7"},{"prompt":"8"},{"prompt":"9"}]})",
+            -32001, ""},
         bad_params{"agents_status", R"({"jobs":"job_1"})", -32602, "jobs"},
         bad_params{"agents_status", R"({"jobs":["job_1",2]})", -32602, "jobs[1]"},
         bad_params{"agents_wait", R"({"mode":"some"})", -32602, "mode"},
@@ -189,9 +202,9 @@ TEST_F(agentd_test, TooManyTasksNamesTheLimit) {
 TEST_F(agentd_test, KeepAliveServesManyRequestsOnOneConnection) {
     http_connection conn(agentd_->port());
     for (int i = 0; i < 20; ++i) {
-        auto r = conn.request("POST", "/rpc",
-                              R"({"jsonrpc":"2.0","id":1,"method":"agents_status"})",
-                              bearer(*agentd_));
+        auto r =
+            conn.request("POST", "/rpc", R"({"jsonrpc":"2.0","id":1,"method":"agents_status"})",
+                         bearer(*agentd_));
         ASSERT_EQ(r.status, 200);
     }
     EXPECT_TRUE(conn.is_open());

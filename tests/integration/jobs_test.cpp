@@ -44,7 +44,8 @@ void expect_failed(json::object const& job, std::string_view kind, std::string_v
 TEST_F(agentd_test, FanOutOfEightRunsConcurrentlyUpstream) {
     json::array tasks;
     for (int i = 0; i < 8; ++i)
-        tasks.push_back(task(fmt::format("task {} [[fake latency_ms=400]]", i), fmt::format("t{}", i)));
+        tasks.push_back(
+            task(fmt::format("task {} [[fake latency_ms=400]]", i), fmt::format("t{}", i)));
     auto started = start(*agentd_, tasks);
     ASSERT_EQ(jobs_of(started).size(), 8u);
     for (auto const& j : jobs_of(started)) {
@@ -103,7 +104,9 @@ struct fault_case {
     std::string message_part;
 };
 
-void PrintTo(fault_case const& c, std::ostream* os) { *os << c.directive; }
+void PrintTo(fault_case const& c, std::ostream* os) {
+    *os << c.directive;
+}
 
 class upstream_fault : public agentd_test, public ::testing::WithParamInterface<fault_case> {};
 
@@ -153,7 +156,8 @@ INSTANTIATE_TEST_SUITE_P(
                       fault_case{"create_fault=500", "upstream", "create", 500, "HTTP 500"},
                       fault_case{"create_fault=400", "upstream", "create", 400, "HTTP 400"},
                       fault_case{"create_fault=garbage", "protocol", "create", {}, "not JSON"},
-                      fault_case{"create_fault=wrong_shape", "protocol", "create", {}, "no session id"}),
+                      fault_case{
+                          "create_fault=wrong_shape", "protocol", "create", {}, "no session id"}),
     fault_name);
 
 TEST_F(agentd_test, HungPromptIsAbortedUpstreamAtTheDeadline) {
@@ -212,9 +216,9 @@ TEST_F(agentd_test, CancelRunningJobAbortsUpstream) {
 TEST_F(agentd_test, WaitAnyReturnsAtTheFirstFinishedJob) {
     auto started = start(*agentd_, json::array{task("quick [[fake latency_ms=50]]"),
                                                task("slow [[fake latency_ms=5000]]")});
-    auto r = agentd_->call("agents_wait", json::object{{"jobs", ids_of(jobs_of(started))},
-                                                       {"mode", "any"},
-                                                       {"timeout_ms", 4000}});
+    auto r = agentd_->call(
+        "agents_wait",
+        json::object{{"jobs", ids_of(jobs_of(started))}, {"mode", "any"}, {"timeout_ms", 4000}});
     EXPECT_TRUE(r.at("done").as_bool());
     EXPECT_FALSE(r.at("timed_out").as_bool());
     EXPECT_EQ(str(jobs_of(r)[0], "state"), "completed");
@@ -246,7 +250,8 @@ TEST_F(agentd_test, WaitWithoutIdsCoversJobsRunningAtArrival) {
 }
 
 TEST_F(agentd_test, PeekShowsStreamedTextMidTurn) {
-    auto started = start(*agentd_, json::array{task("stream me please [[fake latency_ms=3000 chunks=6]]")});
+    auto started =
+        start(*agentd_, json::array{task("stream me please [[fake latency_ms=3000 chunks=6]]")});
     auto id = str(jobs_of(started)[0], "id");
     std::string partial;
     auto deadline = std::chrono::steady_clock::now() + 2500ms;
@@ -330,7 +335,8 @@ TEST_F(agentd_test, StatusListsNewestFirstAndNeverMutates) {
 TEST_F(agentd_test, LaunchGateQueuesBeyondMaxRunning) {
     restart_agentd({"--max-running", "2"});
     json::array tasks;
-    for (int i = 0; i < 5; ++i) tasks.push_back(task(fmt::format("q{} [[fake latency_ms=200]]", i)));
+    for (int i = 0; i < 5; ++i)
+        tasks.push_back(task(fmt::format("q{} [[fake latency_ms=200]]", i)));
     auto started = start(*agentd_, tasks);
     auto const& jobs = jobs_of(started);
     ASSERT_EQ(jobs.size(), 5u);
@@ -347,7 +353,8 @@ TEST_F(agentd_test, LaunchGateQueuesBeyondMaxRunning) {
 
 TEST_F(agentd_test, QueueLimitRejectsTheWholeCall) {
     restart_agentd({"--max-running", "1", "--max-queued", "2"});
-    auto first = start(*agentd_, json::array{task("a [[fake latency_ms=2000]]"), task("b"), task("c")});
+    auto first =
+        start(*agentd_, json::array{task("a [[fake latency_ms=2000]]"), task("b"), task("c")});
     ASSERT_EQ(jobs_of(first).size(), 3u);
     auto err = agentd_->error("agents_start", json::object{{"tasks", json::array{task("d")}}});
     EXPECT_EQ(err.at("code").as_int64(), -32001);
@@ -358,7 +365,8 @@ TEST_F(agentd_test, QueueLimitRejectsTheWholeCall) {
 
 TEST_F(agentd_test, QueuedJobCancelsWithoutReachingUpstream) {
     restart_agentd({"--max-running", "1"});
-    auto started = start(*agentd_, json::array{task("blocker [[fake latency_ms=1000]]"), task("queued")});
+    auto started =
+        start(*agentd_, json::array{task("blocker [[fake latency_ms=1000]]"), task("queued")});
     auto queued_id = str(jobs_of(started)[1], "id");
     EXPECT_EQ(str(jobs_of(started)[1], "state"), "queued");
     auto c = agentd_->call("agents_cancel", json::object{{"jobs", json::array{queued_id}}});
@@ -378,26 +386,32 @@ TEST_F(agentd_test, NestedCallsGetDepthAndAreLimited) {
     while (upstream_session.empty() && std::chrono::steady_clock::now() < deadline) {
         auto s = agentd_->call("agents_status", json::object{{"jobs", json::array{parent_id}}});
         auto const& j = jobs_of(s)[0].as_object();
-        if (j.contains("upstream")) upstream_session = str(j.at("upstream"), "session");
-        else std::this_thread::sleep_for(20ms);
+        if (j.contains("upstream"))
+            upstream_session = str(j.at("upstream"), "session");
+        else
+            std::this_thread::sleep_for(20ms);
     }
     ASSERT_FALSE(upstream_session.empty());
-    auto child = start(*agentd_, json::array{task("child [[fake latency_ms=2000]]")}, upstream_session);
+    auto child =
+        start(*agentd_, json::array{task("child [[fake latency_ms=2000]]")}, upstream_session);
     EXPECT_EQ(jobs_of(child)[0].at("depth").as_int64(), 2);
 
     std::string child_session;
     auto child_id = str(jobs_of(child)[0], "id");
     deadline = std::chrono::steady_clock::now() + 3s;
     while (child_session.empty() && std::chrono::steady_clock::now() < deadline) {
-        auto s = agentd_->call("agents_status",
-                               json::object{{"session", upstream_session}, {"jobs", json::array{child_id}}});
+        auto s = agentd_->call("agents_status", json::object{{"session", upstream_session},
+                                                             {"jobs", json::array{child_id}}});
         auto const& j = jobs_of(s)[0].as_object();
-        if (j.contains("upstream")) child_session = str(j.at("upstream"), "session");
-        else std::this_thread::sleep_for(20ms);
+        if (j.contains("upstream"))
+            child_session = str(j.at("upstream"), "session");
+        else
+            std::this_thread::sleep_for(20ms);
     }
     ASSERT_FALSE(child_session.empty());
-    auto err = agentd_->error("agents_start", json::object{{"session", child_session},
-                                                          {"tasks", json::array{task("grandchild")}}});
+    auto err = agentd_->error(
+        "agents_start",
+        json::object{{"session", child_session}, {"tasks", json::array{task("grandchild")}}});
     EXPECT_EQ(err.at("code").as_int64(), -32001);
     EXPECT_EQ(str(err.at("data"), "limit"), "max_depth");
 }
@@ -406,7 +420,7 @@ TEST_F(agentd_test, UpstreamParentBecomesParentID) {
     auto parent = run_one(*agentd_, task("parent"));
     auto parent_session = str(parent.at("upstream"), "session");
     auto started = agentd_->call("agents_start", json::object{{"tasks", json::array{task("child")}},
-                                                             {"upstream_parent", parent_session}});
+                                                              {"upstream_parent", parent_session}});
     wait_all(*agentd_, ids_of(jobs_of(started)));
     EXPECT_EQ(str(fake_->stats().at("last_create_body"), "parentID"), parent_session);
 }

@@ -40,8 +40,8 @@ TEST_F(agentd_test, BatchOfStartsAndStatusLaunchesConcurrentlyInOrder) {
 }
 
 TEST_F(agentd_test, CancelInABatchIsABarrier) {
-    auto started = agentd_->call("agents_start",
-                                 json::object{{"tasks", json::array{task("x [[fake latency_ms=5000]]")}}});
+    auto started = agentd_->call(
+        "agents_start", json::object{{"tasks", json::array{task("x [[fake latency_ms=5000]]")}}});
     auto id = str(jobs_of(started)[0], "id");
     ASSERT_TRUE(fake_->wait_counter("prompts_in_flight", 1, 5s));
     // status (before the barrier) sees it running; status after the cancel sees it cancelled.
@@ -70,9 +70,9 @@ TEST_F(agentd_test, TwentyClientsAreAdmittedBeforeAnyUpstreamSessionExists) {
         threads.emplace_back([&, i] {
             http_connection conn(port);
             sync.arrive_and_wait();
-            auto r = conn.request("POST", "/rpc",
-                                  start_req(i, "go", "[[fake create_latency_ms=1500]]"),
-                                  {{"Authorization", "Bearer " + token}});
+            auto r =
+                conn.request("POST", "/rpc", start_req(i, "go", "[[fake create_latency_ms=1500]]"),
+                             {{"Authorization", "Bearer " + token}});
             statuses[i] = r.status;
             auto v = json::parse(r.body);
             states[i] = str(v.at("result").at("jobs").at(0), "state");

@@ -75,9 +75,8 @@ void ws_client::send(std::string const& text) {
     std::promise<beast::error_code> sent;
     asio::post(impl_->ioc, [&] {
         impl_->ws.text(true);
-        impl_->ws.async_write(asio::buffer(text), [&](beast::error_code ec, std::size_t) {
-            sent.set_value(ec);
-        });
+        impl_->ws.async_write(asio::buffer(text),
+                              [&](beast::error_code ec, std::size_t) { sent.set_value(ec); });
     });
     auto future = sent.get_future();
     if (future.wait_for(std::chrono::seconds(5)) != std::future_status::ready)
@@ -94,7 +93,8 @@ std::optional<std::string> ws_client::receive(std::chrono::milliseconds timeout)
     return text;
 }
 
-int ws_upgrade_status(unsigned short port, std::vector<std::pair<std::string, std::string>> headers) {
+int ws_upgrade_status(unsigned short port,
+                      std::vector<std::pair<std::string, std::string>> headers) {
     try {
         ws_client c(port, std::move(headers));
         return 101;

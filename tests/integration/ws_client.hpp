@@ -12,7 +12,7 @@
 namespace agentd::test {
 
 class ws_client {
-public:
+  public:
     // Throws std::runtime_error when the upgrade fails; `status()` of the refusal is in the text.
     ws_client(unsigned short port, std::vector<std::pair<std::string, std::string>> headers,
               std::string target = "/ws");
@@ -24,12 +24,13 @@ public:
     // The next text message, or nullopt when none arrives in time or the server closed.
     std::optional<std::string> receive(std::chrono::milliseconds timeout);
 
-private:
+  private:
     struct impl;
     std::unique_ptr<impl> impl_;
 };
 
 // The HTTP status agentd answers an upgrade request with (101 when it upgrades).
-int ws_upgrade_status(unsigned short port, std::vector<std::pair<std::string, std::string>> headers);
+int ws_upgrade_status(unsigned short port,
+                      std::vector<std::pair<std::string, std::string>> headers);
 
 }  // namespace agentd::test

@@ -51,8 +51,8 @@ TEST_F(agentd_test, WebSocketCarriesCallsAndBatches) {
     EXPECT_EQ(started.at("id").as_int64(), 1);
     auto id = str(started.at("result").at("jobs").at(0), "id");
 
-    ws.send("[" + request(2, "agents_wait", {{"jobs", json::array{id}}, {"timeout_ms", 5000}}) + "," +
-            request(3, "agents_status", {{"jobs", json::array{id}}}) + "]");
+    ws.send("[" + request(2, "agents_wait", {{"jobs", json::array{id}}, {"timeout_ms", 5000}}) +
+            "," + request(3, "agents_status", {{"jobs", json::array{id}}}) + "]");
     auto batch = next(ws).at("batch").as_array();
     ASSERT_EQ(batch.size(), 2u);
     EXPECT_EQ(batch[0].at("id").as_int64(), 2);
@@ -107,8 +107,8 @@ TEST_F(agentd_test, AskPolicyRequestsApprovalOverWebSocket) {
 
     ws.send(request(2, "agents_start", start_params("gets a no")));
     auto ask2 = next(ws);
-    ws.send(json::serialize(
-        json::object{{"jsonrpc", "2.0"}, {"id", ask2.at("id")}, {"result", {{"approved", false}}}}));
+    ws.send(json::serialize(json::object{
+        {"jsonrpc", "2.0"}, {"id", ask2.at("id")}, {"result", {{"approved", false}}}}));
     auto refused = next(ws);
     EXPECT_EQ(refused.at("id").as_int64(), 2);
     EXPECT_EQ(refused.at("error").at("code").as_int64(), -32002);
@@ -158,8 +158,9 @@ std::vector<std::string> states_of(ws_client& ws, std::string const& id) {
 TEST_F(agentd_test, WebSocketPushesEveryStateChangeOfItsJobs) {
     restart_agentd({"--max-running", "1"});
     ws_client ws(agentd_->port(), auth(*agentd_));
-    ws.send(request(1, "agents_start",
-                    {{"tasks", json::array{task("first [[fake latency_ms=200]]"), task("second")}}}));
+    ws.send(
+        request(1, "agents_start",
+                {{"tasks", json::array{task("first [[fake latency_ms=200]]"), task("second")}}}));
     // Events arrive before the response; find the response, keep the rest.
     std::string second;
     std::vector<json::object> early;
@@ -187,12 +188,14 @@ TEST_F(agentd_test, WebSocketSubscriptionFollowsASessionAndOnlyThat) {
     ws_client bystander(agentd_->port(), auth(*agentd_));
     watcher.send(request(1, "agents_subscribe", {{"session", "alice"}}));
     EXPECT_TRUE(next(watcher).at("result").at("ok").as_bool());
-    auto started = agentd_->call("agents_start", {{"session", "alice"}, {"tasks", json::array{task("hi")}}});
+    auto started =
+        agentd_->call("agents_start", {{"session", "alice"}, {"tasks", json::array{task("hi")}}});
     auto id = str(jobs_of(started)[0], "id");
     auto states = states_of(watcher, id);
     ASSERT_FALSE(states.empty());
     EXPECT_EQ(states.back(), "completed");
-    agentd_->call("agents_start", {{"session", "bob"}, {"tasks", json::array{task("not for you")}}});
+    agentd_->call("agents_start",
+                  {{"session", "bob"}, {"tasks", json::array{task("not for you")}}});
     EXPECT_FALSE(bystander.receive(300ms).has_value());
     auto bad = agentd_->rpc("agents_subscribe", {{"session", "alice"}});  // HTTP cannot push
     EXPECT_EQ(bad.at("error").at("code").as_int64(), -32601);
