@@ -72,6 +72,7 @@ std::variant<config, int> parse_config(int argc, char** argv) {
     std::string api_key_file;
     std::int64_t read_timeout_ms = c.read_timeout.count();
     std::int64_t shutdown_grace_ms = c.shutdown_grace.count();
+    std::int64_t ws_idle_timeout_ms = c.ws_idle_timeout.count();
 
     app.add_option(
         "--listen", listen,
@@ -119,6 +120,12 @@ std::variant<config, int> parse_config(int argc, char** argv) {
         ->check(CLI::Range(1, 1'000'000));
     app.add_option("--read-timeout-ms", read_timeout_ms, "Deadline to read one request")
         ->check(CLI::Range(10, 3'600'000));
+    app.add_option("--ws-max-outbox-bytes", c.ws_max_outbox_bytes,
+                   "WebSocket: unsent bytes a slow reader may hold before it is disconnected")
+        ->check(CLI::Range(1024, 1 << 30));
+    app.add_option("--ws-idle-timeout-ms", ws_idle_timeout_ms,
+                   "WebSocket: silence before a ping (at half) and then a close")
+        ->check(CLI::Range(100, 3'600'000));
     app.add_option("--shutdown-grace-ms", shutdown_grace_ms,
                    "On SIGTERM, how long running jobs may finish before they are interrupted")
         ->check(CLI::Range(0LL, 3'600'000LL));
@@ -148,6 +155,7 @@ std::variant<config, int> parse_config(int argc, char** argv) {
     c.upstream_timeout = std::chrono::milliseconds(upstream_timeout_ms);
     c.read_timeout = std::chrono::milliseconds(read_timeout_ms);
     c.shutdown_grace = std::chrono::milliseconds(shutdown_grace_ms);
+    c.ws_idle_timeout = std::chrono::milliseconds(ws_idle_timeout_ms);
     if (char const* pw = std::getenv("OPENCODE_SERVER_PASSWORD"); pw && *pw)
         c.upstream_password = pw;
     auto key = load_api_key(api_key_env, api_key_file);

@@ -34,6 +34,8 @@ struct config {
     std::size_t max_connections = 1024;
     std::chrono::milliseconds read_timeout{30'000};    // per request, and idle keep-alive
     std::chrono::milliseconds shutdown_grace{10'000};  // SIGTERM: running jobs may finish
+    std::size_t ws_max_outbox_bytes = 8 << 20;
+    std::chrono::milliseconds ws_idle_timeout{300'000};
     planner::policy approval;
     dispatch_mode dispatch = dispatch_mode::planned;
     std::vector<std::string> allowed_hosts;

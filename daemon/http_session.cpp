@@ -130,6 +130,15 @@ asio::awaitable<void> linger(beast::tcp_stream& stream) {
     }
 }
 
+// A header over the limit gets a 431 (so the client learns why) and the connection closes.
+asio::awaitable<void> refuse_header(beast::tcp_stream& stream) {
+    auto res = plain(http::status::request_header_fields_too_large, "header too large\n", 11);
+    res.keep_alive(false);
+    res.prepare_payload();
+    auto [ec, n] = co_await http::async_write(stream, res, use_tuple);
+    if (!ec) co_await linger(stream);
+}
+
 }  // namespace
 
 asio::awaitable<void> serve_http(asio::ip::tcp::socket socket, std::shared_ptr<http_context> ctx) {
@@ -160,6 +169,10 @@ asio::awaitable<void> serve_http(asio::ip::tcp::socket socket, std::shared_ptr<h
         parser.body_limit(boost::none);
         stream.expires_after(ctx->opts.read_timeout);
         auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
+        if (hec == http::error::header_limit) {
+            co_await refuse_header(stream);
+            break;
+        }
         if (hec) break;  // end_of_stream, deadline, garbage: the connection is done
 
         response res;

@@ -76,9 +76,9 @@ int run(daemon::config const& c) {
     boost::asio::io_context ioc(1);
     // Before the listening line: a supervisor may signal as soon as it has read it.
     boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
-    daemon::server_options so{c.listen,          std::nullopt,     c.allowed_hosts,
-                              c.allowed_origins, c.max_body_bytes, c.max_connections,
-                              c.read_timeout};
+    daemon::server_options so{c.listen,          std::nullopt,          c.allowed_hosts,
+                              c.allowed_origins, c.max_body_bytes,      c.max_connections,
+                              c.read_timeout,    c.ws_max_outbox_bytes, c.ws_idle_timeout};
     daemon::ensure_state_dir(c.state_dir);
     if (c.auth == daemon::auth_mode::token) so.token = daemon::load_or_create_token(c.state_dir);
     jobs::store db(std::filesystem::path(c.state_dir) / "agentd.db");

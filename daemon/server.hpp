@@ -23,6 +23,8 @@ struct server_options {
     std::size_t max_body_bytes = 1 << 20;
     std::size_t max_connections = 1024;
     std::chrono::milliseconds read_timeout{30'000};
+    std::size_t ws_max_outbox_bytes = 8 << 20;  // unsent WebSocket bytes before disconnecting
+    std::chrono::milliseconds ws_idle_timeout{300'000};  // a ping at half, closed at the end
 };
 
 class server {

@@ -34,7 +34,6 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
-constexpr std::size_t max_outbox_bytes = 8 << 20;
 constexpr auto approval_timeout = std::chrono::minutes(2);
 
 class ws_connection : public std::enable_shared_from_this<ws_connection> {
@@ -47,7 +46,9 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
 
     asio::awaitable<void> run(http::request<http::string_body> req) {
         beast::get_lowest_layer(ws_).expires_never();  // websocket timeouts take over
-        ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+        auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
+        timeouts.idle_timeout = ctx_->opts.ws_idle_timeout;
+        ws_.set_option(timeouts);
         ws_.set_option(websocket::stream_base::decorator(
             [](websocket::response_type& res) { res.set(http::field::server, "agentd"); }));
         ws_.read_message_max(ctx_->opts.max_body_bytes);
@@ -196,8 +197,9 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
         if (closed_) return;
         outbox_bytes_ += text.size();
         outbox_.push_back(std::move(text));
-        if (outbox_bytes_ > max_outbox_bytes) {
-            // A client that does not read must not make us buffer without bound.
+        if (outbox_bytes_ > ctx_->opts.ws_max_outbox_bytes && outbox_.size() > 1) {
+            // A client that does not read must not make us buffer without bound. One message
+            // alone may exceed the cap (a large reply to a client that reads is fine).
             std::cerr << "agentd: websocket client too slow, disconnecting\n";
             close();
             return;

@@ -8,6 +8,7 @@ packages=(
   g++ make cmake git curl ca-certificates pkg-config ccache
   libboost1.81-dev libboost-json1.81-dev libfmt-dev libgtest-dev libgmock-dev libcli11-dev
   libssl-dev openssl libsqlite3-dev
+  clang libclang-rt-14-dev
 )
 
 missing=()

@@ -25,6 +25,8 @@ using tcp = asio::ip::tcp;
 
 struct ws_client::impl {
     asio::io_context ioc;
+    // Keeps the io thread alive while no read is pending (a paused client).
+    asio::executor_work_guard<asio::io_context::executor_type> work{ioc.get_executor()};
     websocket::stream<beast::tcp_stream> ws{ioc};
     beast::flat_buffer buffer;
     std::thread io;
@@ -32,6 +34,7 @@ struct ws_client::impl {
     std::condition_variable cv;
     std::deque<std::string> inbox;
     bool closed = false;
+    int pings = 0;
 
     void read_next() {
         ws.async_read(buffer, [this](beast::error_code ec, std::size_t) {
@@ -49,7 +52,7 @@ struct ws_client::impl {
 };
 
 ws_client::ws_client(unsigned short port, std::vector<std::pair<std::string, std::string>> headers,
-                     std::string target)
+                     std::string target, read_mode mode)
     : impl_(std::make_unique<impl>()) {
     auto& ws = impl_->ws;
     beast::get_lowest_layer(ws).expires_after(std::chrono::seconds(5));
@@ -62,12 +65,19 @@ ws_client::ws_client(unsigned short port, std::vector<std::pair<std::string, std
     ws.handshake(res, "127.0.0.1:" + std::to_string(port), target, ec);
     if (ec) throw std::runtime_error("upgrade refused: " + std::to_string(res.result_int()));
     beast::get_lowest_layer(ws).expires_never();
-    impl_->read_next();
+    ws.control_callback([this](websocket::frame_type kind, beast::string_view) {
+        std::lock_guard lock(impl_->mu);
+        if (kind == websocket::frame_type::ping) ++impl_->pings;
+    });
+    if (mode == read_mode::eager) impl_->read_next();
     impl_->io = std::thread([this] { impl_->ioc.run(); });
 }
 
 ws_client::~ws_client() {
-    asio::post(impl_->ioc, [this] { beast::get_lowest_layer(impl_->ws).close(); });
+    asio::post(impl_->ioc, [this] {
+        beast::get_lowest_layer(impl_->ws).close();
+        impl_->work.reset();
+    });
     impl_->io.join();
 }
 
@@ -91,6 +101,29 @@ std::optional<std::string> ws_client::receive(std::chrono::milliseconds timeout)
     auto text = std::move(impl_->inbox.front());
     impl_->inbox.pop_front();
     return text;
+}
+
+void ws_client::resume_reading() {
+    asio::post(impl_->ioc, [this] { impl_->read_next(); });
+}
+
+std::optional<std::size_t> ws_client::drain_until_closed(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::size_t n = 0;
+    std::unique_lock lock(impl_->mu);
+    for (;;) {
+        impl_->cv.wait_until(lock, deadline,
+                             [&] { return !impl_->inbox.empty() || impl_->closed; });
+        n += impl_->inbox.size();
+        impl_->inbox.clear();
+        if (impl_->closed) return n;
+        if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    }
+}
+
+int ws_client::pings() const {
+    std::lock_guard lock(impl_->mu);
+    return impl_->pings;
 }
 
 int ws_upgrade_status(unsigned short port,

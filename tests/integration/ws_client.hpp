@@ -11,11 +11,15 @@
 
 namespace agentd::test {
 
+// `paused`: the client reads nothing (and so answers no ping) until resume_reading(), like a
+// peer that stopped reading.
+enum class read_mode { eager, paused };
+
 class ws_client {
   public:
     // Throws std::runtime_error when the upgrade fails; `status()` of the refusal is in the text.
     ws_client(unsigned short port, std::vector<std::pair<std::string, std::string>> headers,
-              std::string target = "/ws");
+              std::string target = "/ws", read_mode mode = read_mode::eager);
     ~ws_client();
     ws_client(ws_client const&) = delete;
     ws_client& operator=(ws_client const&) = delete;
@@ -23,6 +27,11 @@ class ws_client {
     void send(std::string const& text);
     // The next text message, or nullopt when none arrives in time or the server closed.
     std::optional<std::string> receive(std::chrono::milliseconds timeout);
+    void resume_reading();
+    // Reads until the server closes; the number of messages read, nullopt if still open.
+    std::optional<std::size_t> drain_until_closed(std::chrono::milliseconds timeout);
+    // Pings received from the server so far (answered automatically while reading).
+    int pings() const;
 
   private:
     struct impl;

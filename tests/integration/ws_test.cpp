@@ -4,6 +4,9 @@
 #include "agentd_fixture.hpp"
 #include "ws_client.hpp"
 
+#include <regex>
+#include <thread>
+
 namespace agentd::test {
 namespace {
 
@@ -199,6 +202,51 @@ TEST_F(agentd_test, WebSocketSubscriptionFollowsASessionAndOnlyThat) {
     EXPECT_FALSE(bystander.receive(300ms).has_value());
     auto bad = agentd_->rpc("agents_subscribe", {{"session", "alice"}});  // HTTP cannot push
     EXPECT_EQ(bad.at("error").at("code").as_int64(), -32601);
+}
+
+// A client that stops reading is cut off once its unsent replies pass --ws-max-outbox-bytes;
+// the daemon keeps serving everyone else.
+TEST_F(agentd_test, WebSocketSlowReaderIsDisconnectedNotBuffered) {
+    restart_agentd({"--ws-max-outbox-bytes", "65536"});
+    auto started = agentd_->call(
+        "agents_start", {{"tasks", json::array{task("big [[fake output_bytes=200000]]")}}});
+    auto id = str(jobs_of(started)[0], "id");
+    agentd_->call("agents_wait", {{"jobs", json::array{id}}, {"timeout_ms", 10000}});
+
+    ws_client slow(agentd_->port(), auth(*agentd_), "/ws", read_mode::paused);
+    constexpr int sent = 100;  // 100 x 200 kB replies: far beyond loopback socket buffers
+    try {
+        for (int i = 0; i < sent; ++i)
+            slow.send(request(i, "agents_status", {{"jobs", json::array{id}}}));
+    } catch (std::runtime_error const&) {
+        // the server may cut the connection before the last request is written
+    }
+    EXPECT_TRUE(agentd_->process().wait_for_line(std::regex("websocket client too slow"), 10s));
+    slow.resume_reading();
+    auto received = slow.drain_until_closed(10s);
+    ASSERT_TRUE(received.has_value()) << "the slow connection was not closed";
+    EXPECT_LT(*received, std::size_t{sent});
+
+    ws_client other(agentd_->port(), auth(*agentd_));
+    other.send(request(1, "agents_status", {{"jobs", json::array{id}}}));
+    auto reply = next(other);
+    ASSERT_TRUE(reply.contains("result")) << agentd_->process().stderr_text();
+    EXPECT_EQ(str(reply.at("result").at("jobs").at(0), "state"), "completed");
+}
+
+// Keep-alive: an idle peer that reads gets pings (and its automatic pongs keep it connected);
+// one that answers nothing is closed after --ws-idle-timeout-ms.
+TEST_F(agentd_test, WebSocketPingsIdlePeersAndClosesSilentOnes) {
+    restart_agentd({"--ws-idle-timeout-ms", "600"});
+    ws_client live(agentd_->port(), auth(*agentd_));
+    ws_client mute(agentd_->port(), auth(*agentd_), "/ws", read_mode::paused);
+    // Idle on purpose: two and a half idle timeouts with nothing sent by either client.
+    std::this_thread::sleep_for(1500ms);
+    EXPECT_GE(live.pings(), 2);
+    live.send(request(1, "agents_status", {{"jobs", json::array{"job_0"}}}));
+    EXPECT_TRUE(next(live).contains("result"));
+    mute.resume_reading();
+    EXPECT_TRUE(mute.drain_until_closed(5s).has_value()) << "a silent peer stayed connected";
 }
 
 }  // namespace

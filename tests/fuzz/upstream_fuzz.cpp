@@ -1,0 +1,87 @@
+// libFuzzer target over everything agentd reads from an upstream: OpenCode session, prompt,
+// message-list and event bodies, OpenAI completions and streamed chunks through the SSE parser,
+// error bodies, Retry-After and base URLs. The first input byte picks the parser, the next two
+// the HTTP status; outputs must respect the output cap and stay valid UTF-8.
+#include "jobs/upstream/openai_parse.hpp"
+#include "jobs/upstream/opencode_parse.hpp"
+#include "jobs/upstream/sse.hpp"
+#include "protocol/utf8.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+namespace {
+
+using namespace agentd;
+using namespace agentd::jobs::upstream;
+constexpr std::size_t max_output = 256;
+
+void check_text(std::string_view s, std::size_t cap) {
+    if (s.size() > cap || protocol::utf8_clean(s) != s) std::abort();
+}
+
+void check(up_result<prompt_outcome> const& r) {
+    if (r) check_text(r->output, max_output);
+}
+
+// The body cut into chunks at positions taken from its own bytes, as a network would.
+void stream(std::string_view body) {
+    sse_parser sse(1 << 16);
+    openai::stream_reader reader(max_output);
+    std::size_t at = 0;
+    while (at < body.size()) {
+        std::size_t n = 1 + static_cast<unsigned char>(body[at]) % 64;
+        auto chunk = body.substr(at, n);
+        at += chunk.size();
+        bool ok = sse.feed(chunk, [&](std::string_view data) {
+            if (auto added = reader.feed(data)) check_text(*added, max_output);
+            opencode::parse_event(data);
+        });
+        if (!ok) return;
+    }
+    check_text(reader.take().output, max_output);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size) {
+    if (size < 3) return 0;
+    unsigned status = 100u + (data[1] << 8 | data[2]) % 500u;
+    std::string_view body(reinterpret_cast<char const*>(data) + 3, size - 3);
+    switch (data[0] % 10) {
+        case 0:
+            opencode::parse_session(status, body);
+            break;
+        case 1:
+            check(opencode::parse_prompt(status, body, max_output));
+            break;
+        case 2:
+            opencode::parse_partial(status, body);
+            break;
+        case 3:
+            if (auto r = opencode::parse_recovered(status, body, max_output); r && *r)
+                check_text((*r)->output, max_output);
+            break;
+        case 4:
+            opencode::parse_event(body);
+            break;
+        case 5:
+            check(openai::parse_completion(body, max_output));
+            break;
+        case 6:
+            stream(body);
+            break;
+        case 7:
+            openai::parse_retry_after(body);
+            break;
+        case 8:
+            if (auto url = openai::base_url::parse(body)) url->host_header();
+            break;
+        default:
+            openai::http_error(status, body);
+            opencode::http_error(protocol::error_phase::prompt, status, body);
+    }
+    return 0;
+}
