@@ -70,6 +70,30 @@ bool loopback_name(std::string_view host) {
            is_ipv4_loopback(host) || host == "[::1]";
 }
 
+// Equal length and content; the time depends on the length only.
+bool same_secret(std::string_view given, std::string_view token) {
+    if (given.size() != token.size()) return false;
+    unsigned char diff = 0;
+    for (std::size_t i = 0; i < token.size(); ++i)
+        diff |= static_cast<unsigned char>(given[i] ^ token[i]);
+    return diff == 0;
+}
+
+// Calls `f` with each element of a comma-separated header list, without blanks around it.
+template <class F>
+void for_each_subprotocol(std::string_view list, F f) {
+    while (!list.empty()) {
+        auto comma = list.find(',');
+        auto item = list.substr(0, comma);
+        while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
+            item.remove_prefix(1);
+        while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+        if (!item.empty()) f(item);
+        if (comma == std::string_view::npos) break;
+        list.remove_prefix(comma + 1);
+    }
+}
+
 }  // namespace
 
 bool host_allowed(std::string_view host_header, std::vector<std::string> const& extra) {
@@ -95,11 +119,22 @@ bool bearer_matches(std::string_view authorization, std::string_view token) {
     constexpr std::string_view prefix = "Bearer ";
     if (token.empty() || authorization.size() != prefix.size() + token.size()) return false;
     if (!iequals(authorization.substr(0, prefix.size()), prefix)) return false;
-    auto given = authorization.substr(prefix.size());
-    unsigned char diff = 0;
-    for (std::size_t i = 0; i < token.size(); ++i)
-        diff |= static_cast<unsigned char>(given[i] ^ token[i]);
-    return diff == 0;
+    return same_secret(authorization.substr(prefix.size()), token);
+}
+
+bool subprotocol_bearer_matches(std::string_view protocols, std::string_view token) {
+    bool match = false;
+    for_each_subprotocol(protocols, [&](std::string_view p) {
+        if (p.starts_with(ws_bearer_prefix))
+            match = same_secret(p.substr(ws_bearer_prefix.size()), token) || match;
+    });
+    return !token.empty() && match;
+}
+
+bool subprotocol_offered(std::string_view protocols, std::string_view name) {
+    bool offered = false;
+    for_each_subprotocol(protocols, [&](std::string_view p) { offered = offered || p == name; });
+    return offered;
 }
 
 void ensure_state_dir(fs::path const& state_dir) {

@@ -18,6 +18,15 @@ bool origin_allowed(std::string_view origin, std::vector<std::string> const& ext
 // "Bearer <token>" with a constant-time comparison.
 bool bearer_matches(std::string_view authorization, std::string_view token);
 
+// Browsers cannot set headers on a WebSocket, so /ws also takes the token as a subprotocol:
+// the client offers `agentd.v1` and `agentd.bearer.<token>`, the server selects `agentd.v1`.
+inline constexpr std::string_view ws_subprotocol = "agentd.v1";
+inline constexpr std::string_view ws_bearer_prefix = "agentd.bearer.";
+// Whether a Sec-WebSocket-Protocol list offers `agentd.bearer.<token>` (constant time).
+bool subprotocol_bearer_matches(std::string_view protocols, std::string_view token);
+// Whether the list offers `name` (the one the server then selects).
+bool subprotocol_offered(std::string_view protocols, std::string_view name);
+
 // Creates the state directory (0700) when missing; throws std::runtime_error when unusable.
 void ensure_state_dir(std::filesystem::path const& state_dir);
 

@@ -1,13 +1,22 @@
-// Flag parsing with CLI11 into `config`, with validation that names the offending flag.
+// The configuration's one table of settings: each has a TOML key, a flag, a type and a range, so
+// the file, the flags and --print-config cannot drift apart. Values are checked the same way from
+// both sources; an error names the key or flag and leaves with exit code 2.
 #include "daemon/config.hpp"
 
+#include "daemon/config_toml.hpp"
+#include "daemon/server.hpp"
+
+#include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 namespace agentd::daemon {
@@ -24,147 +33,460 @@ std::string default_state_dir() {
 
 namespace {
 
+using value = toml_value;
+
+enum class kind { integer, text, list };
+
+struct setting {
+    setting(std::string k, std::string f, std::string h, kind t)
+        : key(std::move(k)), flag(std::move(f)), help(std::move(h)), type(t) {}
+
+    std::string key;  // in the file, dotted: "limits.max_running"
+    std::string flag;
+    std::string help;
+    kind type;
+    std::int64_t min = 0;
+    std::int64_t max = 0;
+    std::vector<std::string> choices;  // text: the accepted words, or empty for any text
+    std::function<std::optional<std::string>(std::string const&)> check_item;  // text, list items
+    std::function<void(config&, value const&)> set;                            // value is checked
+    std::function<std::optional<value>(config const&)> get;                    // nullopt: unset
+};
+
+std::int64_t as_count(std::chrono::milliseconds ms) {
+    return ms.count();
+}
+template <class T>
+std::int64_t as_count(T n) {
+    return static_cast<std::int64_t>(n);
+}
+void assign(std::chrono::milliseconds& field, std::int64_t v) {
+    field = std::chrono::milliseconds(v);
+}
+template <class T>
+void assign(T& field, std::int64_t v) {
+    field = static_cast<T>(v);
+}
+
+std::optional<value> text_of(std::string const& s) {
+    return value(s);
+}
+std::optional<value> text_of(std::optional<std::string> const& s) {
+    if (!s) return std::nullopt;
+    return value(*s);
+}
+
+// `field` is a generic lambda returning a reference into the config, for both constnesses.
+template <class Field>
+setting number(std::string key, std::string flag, std::string help, std::int64_t min,
+               std::int64_t max, Field field) {
+    setting s(std::move(key), std::move(flag), std::move(help), kind::integer);
+    s.min = min;
+    s.max = max;
+    s.set = [field](config& c, value const& v) { assign(field(c), std::get<std::int64_t>(v)); };
+    s.get = [field](config const& c) -> std::optional<value> { return as_count(field(c)); };
+    return s;
+}
+
+template <class Field>
+setting text(std::string key, std::string flag, std::string help, Field field,
+             std::function<std::optional<std::string>(std::string const&)> check = {}) {
+    setting s(std::move(key), std::move(flag), std::move(help), kind::text);
+    s.check_item = std::move(check);
+    s.set = [field](config& c, value const& v) { field(c) = std::get<std::string>(v); };
+    s.get = [field](config const& c) { return text_of(field(c)); };
+    return s;
+}
+
+template <class T, class Field>
+setting choice(std::string key, std::string flag, std::string help,
+               std::vector<std::pair<std::string, T>> names, Field field) {
+    setting s(std::move(key), std::move(flag), std::move(help), kind::text);
+    for (auto const& [word, meaning] : names) s.choices.push_back(word);
+    s.set = [field, names](config& c, value const& v) {
+        for (auto const& [word, meaning] : names)
+            if (word == std::get<std::string>(v)) field(c) = meaning;
+    };
+    s.get = [field, names](config const& c) -> std::optional<value> {
+        for (auto const& [word, meaning] : names)
+            if (meaning == field(c)) return value(word);
+        return std::nullopt;
+    };
+    return s;
+}
+
+template <class Field>
+setting list(std::string key, std::string flag, std::string help, Field field,
+             std::function<std::optional<std::string>(std::string const&)> check = {}) {
+    setting s(std::move(key), std::move(flag), std::move(help), kind::list);
+    s.check_item = std::move(check);
+    s.set = [field](config& c, value const& v) {
+        field(c) = std::get<std::vector<std::string>>(v);
+    };
+    s.get = [field](config const& c) -> std::optional<value> { return field(c); };
+    return s;
+}
+
+std::optional<std::string> readable_file(std::string const& path) {
+    if (std::ifstream(path)) return std::nullopt;
+    return "cannot read " + path;
+}
+
+constexpr std::int64_t hour_ms = 3'600'000;
+
+// The two places an API key may come from exclude each other: choosing one drops the other, so
+// a flag replaces what the file chose (read_startup refuses a file that sets both).
+setting api_key_source(std::string key, std::string flag, std::string help,
+                       std::optional<std::string> config::*chosen,
+                       std::optional<std::string> config::*other) {
+    auto s = text(
+        std::move(key), std::move(flag),
+        std::move(help), [chosen](auto& c) -> auto& { return c.*chosen; });
+    s.set = [chosen, other](config& c, value const& v) {
+        c.*chosen = std::get<std::string>(v);
+        (c.*other).reset();
+    };
+    return s;
+}
+
+std::vector<setting> settings() {
+    using planner::approval_mode;
+    return {
+        list(
+            "listen", "--listen",
+            "Address to listen on: 127.0.0.1:7077, [::1]:7077 (port 0 picks one), "
+            "unix:/PATH; repeatable",
+            [](auto& c) -> auto& { return c.listen; }, listen_spec_error),
+        text(
+            "state_dir", "--state-dir", "State directory (token, database)",
+            [](auto& c) -> auto& { return c.state_dir; }),
+        choice<auth_mode>(
+            "auth", "--auth", "token | none (none only on loopback and unix:)",
+            {{"token", auth_mode::token}, {"none", auth_mode::none}},
+            [](auto& c) -> auto& { return c.auth; }),
+        number(
+            "shutdown_grace_ms", "--shutdown-grace-ms",
+            "On SIGTERM, how long running jobs may finish before they are interrupted", 0, hour_ms,
+            [](auto& c) -> auto& { return c.shutdown_grace; }),
+        choice<dispatch_mode>(
+            "dispatch", "--dispatch",
+            "planned | serial (serial: the benchmark baseline of a global launch lock)",
+            {{"planned", dispatch_mode::planned}, {"serial", dispatch_mode::serial}},
+            [](auto& c) -> auto& { return c.dispatch; }),
+        choice<std::string>(
+            "upstream.backend", "--upstream-backend",
+            "opencode (an `opencode serve`) | openai (chat completions)",
+            {{"opencode", "opencode"}, {"openai", "openai"}},
+            [](auto& c) -> auto& { return c.upstream_backend; }),
+        text(
+            "upstream.url", "--upstream-url",
+            "Upstream base URL (openai: e.g. http://127.0.0.1:8080/v1 or https://…/v1)",
+            [](auto& c) -> auto& { return c.upstream_url; }),
+        text(
+            "upstream.model", "--upstream-model",
+            "openai: model of tasks that name none (a task's model is sent verbatim)",
+            [](auto& c) -> auto& { return c.upstream_model; }),
+        api_key_source("upstream.api_key_env", "--upstream-api-key-env",
+                       "openai: environment variable holding the API key",
+                       &config::upstream_api_key_env, &config::upstream_api_key_file),
+        api_key_source("upstream.api_key_file", "--upstream-api-key-file",
+                       "openai: file holding the API key (sent as a bearer token, never logged)",
+                       &config::upstream_api_key_file, &config::upstream_api_key_env),
+        text(
+            "upstream.ca_file", "--upstream-ca-file",
+            "https upstream: extra CA bundle (PEM) trusted besides the system's",
+            [](auto& c) -> auto& { return c.upstream_ca_file; }, readable_file),
+        text(
+            "upstream.username", "--upstream-username", "Upstream basic-auth user",
+            [](auto& c) -> auto& { return c.upstream_username; }),
+        text(
+            "upstream.password_file", "--upstream-password-file",
+            "File holding the upstream basic-auth password (else $OPENCODE_SERVER_PASSWORD)",
+            [](auto& c) -> auto& { return c.upstream_password_file; }),
+        number(
+            "upstream.timeout_ms", "--upstream-timeout-ms",
+            "Deadline of session create, abort and read calls", 1, hour_ms,
+            [](auto& c) -> auto& { return c.upstream_timeout; }),
+        number(
+            "limits.max_running", "--max-running", "Concurrent upstream prompts", 1, 100'000,
+            [](auto& c) -> auto& { return c.limits.max_running; }),
+        number(
+            "limits.max_tasks_per_call", "--max-tasks-per-call", "Tasks per agents_start", 1,
+            10'000, [](auto& c) -> auto& { return c.limits.max_tasks_per_call; }),
+        number(
+            "limits.max_queued", "--max-queued", "Jobs waiting for the launch gate", 0, 10'000'000,
+            [](auto& c) -> auto& { return c.limits.max_queued; }),
+        number(
+            "limits.max_depth", "--max-depth", "Nesting depth of sub-agents", 1, 64,
+            [](auto& c) -> auto& { return c.limits.max_depth; }),
+        number(
+            "limits.job_timeout_ms", "--job-timeout-ms", "Default wall-clock deadline of a job", 1,
+            7 * 24 * hour_ms, [](auto& c) -> auto& { return c.limits.job_timeout; }),
+        number(
+            "limits.max_output_bytes", "--max-output-bytes", "Cap of a job's output", 1, 1 << 30,
+            [](auto& c) -> auto& { return c.limits.max_output_bytes; }),
+        number(
+            "limits.retention_ms", "--retention-ms", "How long finished jobs stay queryable", 1,
+            365 * 24 * hour_ms, [](auto& c) -> auto& { return c.limits.retention; }),
+        choice<approval_mode>(
+            "approval.start", "--approval-start", "Approval of agents_start: auto | deny | ask",
+            {{"auto", approval_mode::auto_approve},
+             {"deny", approval_mode::deny},
+             {"ask", approval_mode::ask}},
+            [](auto& c) -> auto& { return c.approval.start; }),
+        number(
+            "http.max_body_bytes", "--max-body-bytes", "Largest request body", 64, 1 << 30,
+            [](auto& c) -> auto& { return c.max_body_bytes; }),
+        number(
+            "http.max_connections", "--max-connections", "Open client connections", 1, 1'000'000,
+            [](auto& c) -> auto& { return c.max_connections; }),
+        number(
+            "http.read_timeout_ms", "--read-timeout-ms", "Deadline to read one request", 10,
+            hour_ms, [](auto& c) -> auto& { return c.read_timeout; }),
+        list(
+            "http.allow_hosts", "--allow-host", "Extra Host name to accept; repeatable",
+            [](auto& c) -> auto& { return c.allowed_hosts; }),
+        list(
+            "http.allow_origins", "--allow-origin", "Extra Origin to accept; repeatable",
+            [](auto& c) -> auto& { return c.allowed_origins; }),
+        number(
+            "websocket.max_outbox_bytes", "--ws-max-outbox-bytes",
+            "WebSocket: unsent bytes a slow reader may hold before it is disconnected", 1024,
+            1 << 30, [](auto& c) -> auto& { return c.ws_max_outbox_bytes; }),
+        number(
+            "websocket.idle_timeout_ms", "--ws-idle-timeout-ms",
+            "WebSocket: silence before a ping (at half) and then a close", 100, hour_ms,
+            [](auto& c) -> auto& { return c.ws_idle_timeout; }),
+    };
+}
+
+std::string type_name(value const& v) {
+    return std::visit(
+        [](auto const& x) -> std::string {
+            using type = std::decay_t<decltype(x)>;
+            if constexpr (std::is_same_v<type, bool>) return "a boolean";
+            if constexpr (std::is_same_v<type, std::int64_t>) return "an integer";
+            if constexpr (std::is_same_v<type, std::string>) return "a string";
+            if constexpr (std::is_same_v<type, std::vector<std::string>>)
+                return "an array of strings";
+            if constexpr (std::is_same_v<type, toml_other>) return x.type_name;
+        },
+        v);
+}
+
+// Why `v` does not fit `s`, or nullopt when it does.
+std::optional<std::string> check(setting const& s, value const& v) {
+    if (s.type == kind::integer) {
+        auto const* n = std::get_if<std::int64_t>(&v);
+        if (!n) return "expected an integer, got " + type_name(v);
+        if (*n < s.min || *n > s.max)
+            return fmt::format("{} is out of range [{}, {}]", *n, s.min, s.max);
+        return std::nullopt;
+    }
+    if (s.type == kind::list) {
+        auto const* items = std::get_if<std::vector<std::string>>(&v);
+        if (!items) return "expected an array of strings, got " + type_name(v);
+        for (auto const& item : *items)
+            if (auto why = s.check_item ? s.check_item(item) : std::nullopt) return why;
+        return std::nullopt;
+    }
+    auto const* t = std::get_if<std::string>(&v);
+    if (!t) return "expected a string, got " + type_name(v);
+    if (!s.choices.empty() && std::find(s.choices.begin(), s.choices.end(), *t) == s.choices.end())
+        return fmt::format("'{}' is not one of {}", *t, fmt::join(s.choices, ", "));
+    return s.check_item ? s.check_item(*t) : std::nullopt;
+}
+
+// A flag's text as the setting's type; nullopt when an integer does not parse.
+std::optional<value> from_flag(setting const& s, std::string const& text,
+                               std::vector<std::string> const& items) {
+    if (s.type == kind::list) return value(items);
+    if (s.type == kind::text) return value(text);
+    std::int64_t n = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
+    return value(n);
+}
+
+std::string help_default(value const& v) {
+    if (auto const* n = std::get_if<std::int64_t>(&v)) return std::to_string(*n);
+    if (auto const* t = std::get_if<std::string>(&v)) return *t;
+    if (auto const* items = std::get_if<std::vector<std::string>>(&v))
+        return fmt::format("{}", fmt::join(*items, " "));
+    return {};
+}
+
+// Where each key's value came from ("--max-running", "config F: limits.max_running"), so errors
+// found after merging (a missing key file) name what the operator wrote.
+using origins = std::map<std::string, std::string>;
+
+std::string origin_of(origins const& from, std::string const& key, std::string const& flag) {
+    auto it = from.find(key);
+    return it == from.end() ? flag : it->second;
+}
+
+// A secret file's content without the trailing newline editors add; nullopt when unreadable.
+std::optional<std::string> read_secret(std::string const& path) {
+    std::ifstream in(path);
+    if (!in) return std::nullopt;
+    std::ostringstream text;
+    text << in.rdbuf();
+    auto secret = text.str();
+    while (!secret.empty() && std::isspace(static_cast<unsigned char>(secret.back())))
+        secret.pop_back();
+    return secret;
+}
+
 // A bearer key goes into an HTTP header as it is: printable ASCII without spaces.
 bool valid_key(std::string const& key) {
     return !key.empty() &&
            std::all_of(key.begin(), key.end(), [](char ch) { return ch > 0x20 && ch < 0x7f; });
 }
 
-// The API key named by --upstream-api-key-env or --upstream-api-key-file; an error message
-// (which never quotes the key) when it cannot be had.
-std::variant<std::optional<std::string>, std::string> load_api_key(std::string const& env_var,
-                                                                   std::string const& file) {
-    std::string key;
-    if (!env_var.empty()) {
-        char const* v = std::getenv(env_var.c_str());
-        if (!v || !*v) return "--upstream-api-key-env: $" + env_var + " is not set or empty";
-        key = v;
-    } else if (!file.empty()) {
-        std::ifstream in(file);
-        if (!in) return "--upstream-api-key-file: cannot read " + file;
-        std::ostringstream text;
-        text << in.rdbuf();
-        key = text.str();
-        while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.pop_back();
-    } else {
-        return std::optional<std::string>{};
+// Loads the API key and the upstream password; an error message (never quoting a secret).
+std::optional<std::string> load_secrets(config& c, origins const& from) {
+    if (c.upstream_api_key_env) {
+        auto where = origin_of(from, "upstream.api_key_env", "--upstream-api-key-env");
+        char const* v = std::getenv(c.upstream_api_key_env->c_str());
+        if (!v || !*v) return where + ": $" + *c.upstream_api_key_env + " is not set or empty";
+        if (!valid_key(v)) return where + ": the key is empty or has spaces or control characters";
+        c.upstream_api_key = v;
+    } else if (c.upstream_api_key_file) {
+        auto where = origin_of(from, "upstream.api_key_file", "--upstream-api-key-file");
+        c.upstream_api_key = read_secret(*c.upstream_api_key_file);
+        if (!c.upstream_api_key) return where + ": cannot read " + *c.upstream_api_key_file;
+        if (!valid_key(*c.upstream_api_key))
+            return where + ": the key is empty or has spaces or control characters";
     }
-    if (!valid_key(key))
-        return std::string(env_var.empty() ? "--upstream-api-key-file" : "--upstream-api-key-env") +
-               ": the key is empty or has spaces or control characters";
-    return std::optional<std::string>(std::move(key));
+    if (c.upstream_password_file) {
+        c.upstream_password = read_secret(*c.upstream_password_file);
+        if (!c.upstream_password)
+            return origin_of(from, "upstream.password_file", "--upstream-password-file") +
+                   ": cannot read " + *c.upstream_password_file;
+    } else if (char const* pw = std::getenv("OPENCODE_SERVER_PASSWORD"); pw && *pw) {
+        c.upstream_password = pw;
+    }
+    return std::nullopt;
+}
+
+startup failure(std::string const& message) {
+    return {std::nullopt, 2, "agentd: " + message + "\n"};
+}
+
+// Applies the file's keys to `c`; an error message naming the file and the key.
+std::optional<std::string> apply_file(std::vector<setting> const& table, std::string const& path,
+                                      config& c, origins& from) {
+    auto where = "config " + path + ": ";
+    auto read = read_toml_file(path);
+    if (auto const* error = std::get_if<std::string>(&read)) return where + *error;
+    auto const& entries = std::get<std::vector<toml_entry>>(read);
+    auto in_file = [&](std::string_view key) {
+        return std::any_of(entries.begin(), entries.end(),
+                           [&](toml_entry const& e) { return e.key == key; });
+    };
+    if (in_file("upstream.api_key_env") && in_file("upstream.api_key_file"))
+        return where + "upstream.api_key_env and upstream.api_key_file exclude each other";
+    for (auto const& [key, v] : entries) {
+        auto s =
+            std::find_if(table.begin(), table.end(), [&](auto const& s) { return s.key == key; });
+        if (s == table.end()) return where + "unknown key " + key;
+        if (auto why = check(*s, v)) return where + key + ": " + *why;
+        s->set(c, v);
+        from[key] = where + key;
+    }
+    return std::nullopt;
+}
+
+// Every setting's flag, bound to text that apply_flags() converts and checks after parsing.
+struct flag_values {
+    std::vector<std::string> texts;
+    std::vector<std::vector<std::string>> lists;
+    std::vector<CLI::Option*> options;
+};
+
+void add_flags(CLI::App& app, std::vector<setting> const& table, flag_values& f) {
+    config const defaults;
+    f.texts.resize(table.size());
+    f.lists.resize(table.size());
+    for (std::size_t i = 0; i < table.size(); ++i) {
+        auto const& s = table[i];
+        auto* opt = s.type == kind::list ? app.add_option(s.flag, f.lists[i], s.help)
+                                         : app.add_option(s.flag, f.texts[i], s.help);
+        if (s.type == kind::integer) opt->type_name("INT");
+        if (auto v = s.get(defaults)) opt->default_str(help_default(*v));
+        f.options.push_back(opt);
+    }
+    app.get_option("--upstream-api-key-env")->excludes("--upstream-api-key-file");
+}
+
+// Applies the flags given to `c`, over what the file set; an error message naming the flag.
+std::optional<std::string> apply_flags(std::vector<setting> const& table, flag_values const& f,
+                                       config& c, origins& from) {
+    for (std::size_t i = 0; i < table.size(); ++i) {
+        auto const& s = table[i];
+        if (f.options[i]->count() == 0) continue;
+        auto v = from_flag(s, f.texts[i], f.lists[i]);
+        if (!v) return s.flag + ": '" + f.texts[i] + "' is not an integer";
+        if (auto why = check(s, *v)) return s.flag + ": " + *why;
+        s.set(c, *v);
+        from[s.key] = s.flag;
+    }
+    return std::nullopt;
 }
 
 }  // namespace
 
-std::variant<config, int> parse_config(int argc, char** argv) {
-    config c;
+startup read_startup(std::vector<std::string> const& args) {
+    auto const table = settings();
     CLI::App app{"agentd: runs LLM sub-agent jobs on an upstream session API"};
     app.set_version_flag("--version", "agentd 0.1.0");
-    std::vector<std::string> listen;
-    std::string auth = "token";
-    std::string approval = "auto";
-    std::string dispatch = "planned";
-    std::int64_t job_timeout_ms = c.limits.job_timeout.count();
-    std::int64_t retention_ms = c.limits.retention.count();
-    std::int64_t upstream_timeout_ms = c.upstream_timeout.count();
-    std::string api_key_env;
-    std::string api_key_file;
-    std::int64_t read_timeout_ms = c.read_timeout.count();
-    std::int64_t shutdown_grace_ms = c.shutdown_grace.count();
-    std::int64_t ws_idle_timeout_ms = c.ws_idle_timeout.count();
-
-    app.add_option(
-        "--listen", listen,
-        "Address to listen on: 127.0.0.1:7077, [::1]:7077 (port 0 picks one); repeatable");
-    app.add_option("--state-dir", c.state_dir, "State directory (token, database)");
-    app.add_option("--auth", auth, "token | none (none only on loopback)")
-        ->check(CLI::IsMember({"token", "none"}));
-    app.add_option("--upstream-backend", c.upstream_backend,
-                   "opencode (an `opencode serve`) | openai (chat completions)")
-        ->check(CLI::IsMember({"opencode", "openai"}));
-    app.add_option("--upstream-url", c.upstream_url,
-                   "Upstream base URL (openai: e.g. http://127.0.0.1:8080/v1 or https://…/v1)");
-    app.add_option("--upstream-model", c.upstream_model,
-                   "openai: model of tasks that name none (a task's model is sent verbatim)");
-    auto* key_env = app.add_option("--upstream-api-key-env", api_key_env,
-                                   "openai: environment variable holding the API key");
-    app.add_option("--upstream-api-key-file", api_key_file,
-                   "openai: file holding the API key (sent as a bearer token, never logged)")
-        ->excludes(key_env);
-    app.add_option("--upstream-ca-file", c.upstream_ca_file,
-                   "https upstream: extra CA bundle (PEM) trusted besides the system's")
-        ->check(CLI::ExistingFile);
-    app.add_option("--upstream-username", c.upstream_username,
-                   "Upstream basic-auth user (password from $OPENCODE_SERVER_PASSWORD)");
-    app.add_option("--upstream-timeout-ms", upstream_timeout_ms,
-                   "Deadline of session create, abort and read calls")
-        ->check(CLI::Range(1, 3'600'000));
-    app.add_option("--max-running", c.limits.max_running, "Concurrent upstream prompts")
-        ->check(CLI::Range(1, 100'000));
-    app.add_option("--max-tasks-per-call", c.limits.max_tasks_per_call, "Tasks per agents_start")
-        ->check(CLI::Range(1, 10'000));
-    app.add_option("--max-queued", c.limits.max_queued, "Jobs waiting for the launch gate")
-        ->check(CLI::Range(0, 10'000'000));
-    app.add_option("--max-depth", c.limits.max_depth, "Nesting depth of sub-agents")
-        ->check(CLI::Range(1, 64));
-    app.add_option("--job-timeout-ms", job_timeout_ms, "Default wall-clock deadline of a job")
-        ->check(CLI::Range(1LL, 7 * 24 * 3'600'000LL));
-    app.add_option("--max-output-bytes", c.limits.max_output_bytes, "Cap of a job's output")
-        ->check(CLI::Range(1, 1 << 30));
-    app.add_option("--retention-ms", retention_ms, "How long finished jobs stay queryable")
-        ->check(CLI::Range(1LL, 365 * 24 * 3'600'000LL));
-    app.add_option("--max-body-bytes", c.max_body_bytes, "Largest request body")
-        ->check(CLI::Range(64, 1 << 30));
-    app.add_option("--max-connections", c.max_connections, "Open client connections")
-        ->check(CLI::Range(1, 1'000'000));
-    app.add_option("--read-timeout-ms", read_timeout_ms, "Deadline to read one request")
-        ->check(CLI::Range(10, 3'600'000));
-    app.add_option("--ws-max-outbox-bytes", c.ws_max_outbox_bytes,
-                   "WebSocket: unsent bytes a slow reader may hold before it is disconnected")
-        ->check(CLI::Range(1024, 1 << 30));
-    app.add_option("--ws-idle-timeout-ms", ws_idle_timeout_ms,
-                   "WebSocket: silence before a ping (at half) and then a close")
-        ->check(CLI::Range(100, 3'600'000));
-    app.add_option("--shutdown-grace-ms", shutdown_grace_ms,
-                   "On SIGTERM, how long running jobs may finish before they are interrupted")
-        ->check(CLI::Range(0LL, 3'600'000LL));
-    app.add_option("--approval-start", approval, "Approval of agents_start: auto | deny | ask")
-        ->check(CLI::IsMember({"auto", "deny", "ask"}));
-    app.add_option("--dispatch", dispatch,
-                   "planned | serial (serial: the benchmark baseline of a global launch lock)")
-        ->check(CLI::IsMember({"planned", "serial"}));
-    app.add_option("--allow-host", c.allowed_hosts, "Extra Host name to accept; repeatable");
-    app.add_option("--allow-origin", c.allowed_origins, "Extra Origin to accept; repeatable");
-
+    std::optional<std::string> config_file;
+    bool print = false;
+    app.add_option("--config", config_file, "TOML configuration file (flags win over it)");
+    app.add_flag("--print-config", print, "Print the effective configuration as TOML and exit");
+    flag_values flags;
+    add_flags(app, table, flags);
+    std::vector<char const*> argv;
+    for (auto const& a : args) argv.push_back(a.c_str());
     try {
-        app.parse(argc, argv);
+        app.parse(static_cast<int>(argv.size()), argv.data());
     } catch (CLI::ParseError const& e) {
-        int code = app.exit(e);
-        return code == 0 ? 0 : 2;
+        std::ostringstream out;
+        int code = app.exit(e, out, out);
+        return {std::nullopt, code == 0 ? 0 : 2, out.str()};
     }
-    if (!listen.empty()) c.listen = listen;
+
+    config c;
+    origins from;
+    auto error = config_file ? apply_file(table, *config_file, c, from) : std::nullopt;
+    if (!error) error = apply_flags(table, flags, c, from);
     if (c.state_dir.empty()) c.state_dir = default_state_dir();
-    c.auth = auth == "none" ? auth_mode::none : auth_mode::token;
-    c.approval.start = approval == "deny"  ? planner::approval_mode::deny
-                       : approval == "ask" ? planner::approval_mode::ask
-                                           : planner::approval_mode::auto_approve;
-    c.dispatch = dispatch == "serial" ? dispatch_mode::serial : dispatch_mode::planned;
-    c.limits.job_timeout = std::chrono::milliseconds(job_timeout_ms);
-    c.limits.retention = std::chrono::milliseconds(retention_ms);
-    c.upstream_timeout = std::chrono::milliseconds(upstream_timeout_ms);
-    c.read_timeout = std::chrono::milliseconds(read_timeout_ms);
-    c.shutdown_grace = std::chrono::milliseconds(shutdown_grace_ms);
-    c.ws_idle_timeout = std::chrono::milliseconds(ws_idle_timeout_ms);
-    if (char const* pw = std::getenv("OPENCODE_SERVER_PASSWORD"); pw && *pw)
-        c.upstream_password = pw;
-    auto key = load_api_key(api_key_env, api_key_file);
-    if (auto const* error = std::get_if<std::string>(&key)) {
-        std::cerr << "agentd: " << *error << "\n";
-        return 2;
-    }
-    c.upstream_api_key = std::get<std::optional<std::string>>(std::move(key));
-    return c;
+    if (!error) error = load_secrets(c, from);
+    if (error) return failure(*error);
+    if (print) return {std::nullopt, 0, config_to_toml(c)};
+    return {std::move(c), 0, {}};
+}
+
+std::variant<config, int> parse_config(int argc, char** argv) {
+    auto s = read_startup(std::vector<std::string>(argv, argv + argc));
+    (s.exit_code == 0 ? std::cout : std::cerr) << s.output << std::flush;
+    if (s.run) return std::move(*s.run);
+    return s.exit_code;
+}
+
+std::string config_to_toml(config const& c) {
+    std::vector<toml_entry> entries;
+    for (auto const& s : settings())
+        if (auto v = s.get(c)) entries.push_back({s.key, std::move(*v)});
+    std::vector<std::string> comments{
+        "agentd --print-config: the effective configuration (defaults, --config file, flags)"};
+    if (c.upstream_api_key) comments.push_back("upstream API key: set (redacted)");
+    if (c.upstream_password)
+        comments.push_back(
+            c.upstream_password_file
+                ? "upstream password: set (redacted)"
+                : "upstream password: set from $OPENCODE_SERVER_PASSWORD (redacted)");
+    return write_toml(entries, comments);
 }
 
 }  // namespace agentd::daemon

@@ -1,5 +1,5 @@
 // The daemon's configuration (DESIGN §8): listeners, state dir, auth, upstream and limits,
-// parsed from flags. Defaults live here and nowhere else.
+// from a TOML file (--config) and flags, flags winning. Defaults live here and nowhere else.
 #pragma once
 
 #include "daemon/rpc.hpp"
@@ -24,11 +24,14 @@ struct config {
     std::string upstream_backend = "opencode";
     std::string upstream_url = "http://127.0.0.1:4096";
     std::optional<std::string> upstream_username;
-    std::optional<std::string> upstream_password;  // from $OPENCODE_SERVER_PASSWORD; never logged
+    std::optional<std::string> upstream_password_file;  // else $OPENCODE_SERVER_PASSWORD
+    std::optional<std::string> upstream_password;       // loaded; never logged or printed
     std::chrono::milliseconds upstream_timeout{30'000};
-    std::optional<std::string> upstream_model;    // openai: for tasks that name no model
-    std::optional<std::string> upstream_api_key;  // openai: from a file or env var; never logged
-    std::optional<std::string> upstream_ca_file;  // https: CAs trusted besides the system's
+    std::optional<std::string> upstream_model;         // openai: for tasks that name no model
+    std::optional<std::string> upstream_api_key_env;   // openai: where the key is: a variable
+    std::optional<std::string> upstream_api_key_file;  // or a file (the two exclude each other)
+    std::optional<std::string> upstream_api_key;       // loaded; never logged or printed
+    std::optional<std::string> upstream_ca_file;       // https: CAs trusted besides the system's
     jobs::limits limits;
     std::size_t max_body_bytes = 1 << 20;
     std::size_t max_connections = 1024;
@@ -42,9 +45,22 @@ struct config {
     std::vector<std::string> allowed_origins;
 };
 
-// The parsed config, or the exit code to leave with (0 after --help, 2 on a usage error; the
-// message has been printed).
+// What the command line asks for: run with `run`, or leave with `exit_code` after printing
+// `output` (--help, --version and --print-config: stdout, exit 0; errors: stderr, exit 2).
+struct startup {
+    std::optional<config> run;
+    int exit_code = 0;
+    std::string output;
+};
+
+// `args` as main's argv (args[0] is the program). Reads the --config file and the secrets.
+startup read_startup(std::vector<std::string> const& args);
+
+// read_startup on main's arguments, printing its output: the config, or the exit code.
 std::variant<config, int> parse_config(int argc, char** argv);
+
+// The config as TOML, in the --config format; secrets are redacted (only whether they are set).
+std::string config_to_toml(config const& c);
 
 // $STATE_DIRECTORY, else $XDG_STATE_HOME/agentd, else ~/.local/state/agentd.
 std::string default_state_dir();

@@ -5,12 +5,13 @@
 
 #include "daemon/auth.hpp"
 #include "daemon/mcp_session.hpp"
+#include "daemon/metrics.hpp"
+#include "daemon/ui_assets.hpp"
 #include "daemon/ws_session.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -47,6 +48,46 @@ bool is_json(std::string_view content_type) {
     return beast::iequals(media, "application/json");
 }
 
+// The dashboard's files need no token (it lives in the URL fragment and reaches only /ws).
+std::optional<response> screen_ui(http::request<http::string_body> const& req,
+                                  std::string_view path) {
+    auto v = req.version();
+    if (req.method() != http::verb::get) {
+        auto res = plain(http::status::method_not_allowed, "method not allowed\n", v);
+        res.set(http::field::allow, "GET");
+        return res;
+    }
+    if (!find_ui_asset(path)) return plain(http::status::not_found, "not found\n", v);
+    return std::nullopt;
+}
+
+response ui_file(ui_asset const& asset, unsigned version) {
+    response res{http::status::ok, version};
+    res.set(http::field::server, "agentd");
+    res.set(http::field::content_type, asset.content_type);
+    res.set(http::field::cache_control, "no-store");
+    res.set("Content-Security-Policy", ui_content_security_policy);
+    res.set("X-Content-Type-Options", "nosniff");
+    res.set("Referrer-Policy", "no-referrer");
+    res.body() = asset.body;
+    return res;
+}
+
+// GET /metrics: the Prometheus text format, with the gauges read now. Behind the same token as
+// /rpc: job counts and method timings are the daemon's business (Prometheus sends the token with
+// `authorization: {credentials_file: …/token}`).
+response scrape(http_context const& ctx, unsigned version) {
+    auto const* m = ctx.rpc.metrics();
+    if (!m) return plain(http::status::not_found, "not found\n", version);
+    auto stats = ctx.rpc.jobs().stats();
+    response res{http::status::ok, version};
+    res.set(http::field::server, "agentd");
+    res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    res.set(http::field::cache_control, "no-store");
+    res.body() = m->render({stats.by_state, stats.queued, ctx.connections.size()});
+    return res;
+}
+
 // The guards that apply before the body is read; nullopt when the request may proceed.
 std::optional<response> screen(http::request_parser<http::string_body> const& parser,
                                http_context const& ctx) {
@@ -67,14 +108,23 @@ std::optional<response> screen(http::request_parser<http::string_body> const& pa
         !origin.empty() && !origin_allowed(origin, ctx.opts.allowed_origins))
         return plain(http::status::forbidden, "forbidden origin\n", v);
     auto path = target.substr(0, target.find('?'));
-    if (path != "/rpc" && path != "/ws" && path != "/mcp")
+    if (is_ui_path(path)) return screen_ui(req, path);
+    if (path != "/rpc" && path != "/ws" && path != "/mcp" && path != "/metrics")
         return plain(http::status::not_found, "not found\n", v);
-    if (ctx.opts.token && !bearer_matches(req[http::field::authorization], *ctx.opts.token)) {
+    if (ctx.opts.token && !bearer_matches(req[http::field::authorization], *ctx.opts.token) &&
+        !(path == "/ws" &&
+          subprotocol_bearer_matches(req[http::field::sec_websocket_protocol], *ctx.opts.token))) {
         auto res = plain(http::status::unauthorized, "missing or bad token\n", v);
         res.set(http::field::www_authenticate, "Bearer");
         return res;
     }
     if (path == "/mcp") return screen_mcp(parser, ctx);
+    if (path == "/metrics") {
+        if (req.method() == http::verb::get) return std::nullopt;
+        auto res = plain(http::status::method_not_allowed, "method not allowed\n", v);
+        res.set(http::field::allow, "GET");
+        return res;
+    }
     if (path == "/ws") {
         if (req.method() != http::verb::get) {
             auto res = plain(http::status::method_not_allowed, "method not allowed\n", v);
@@ -104,6 +154,9 @@ std::optional<response> screen(http::request_parser<http::string_body> const& pa
 asio::awaitable<response> route(http::request<http::string_body> const& req, http_context& ctx) {
     auto v = req.version();
     if (req.target() == "/healthz") co_return plain(http::status::ok, "ok\n", v);
+    auto path = req.target().substr(0, req.target().find('?'));
+    if (auto asset = find_ui_asset(path)) co_return ui_file(*asset, v);
+    if (path == "/metrics") co_return scrape(ctx, v);
     caller who;  // named: GCC 12 mishandles temporaries that live across a co_await
     auto answer = co_await ctx.rpc.handle(req.body(), who);
     if (!answer) co_return response{http::status::no_content, v};
@@ -118,9 +171,9 @@ asio::awaitable<response> route(http::request<http::string_body> const& req, htt
 // Before closing on a request whose body we refused to read, drain what the client is still
 // sending for a moment (a "lingering close", as nginx does): closing with unread data makes the
 // kernel send RST, and the client would lose our 413/401 before it reads it.
-asio::awaitable<void> linger(beast::tcp_stream& stream) {
+asio::awaitable<void> linger(http_stream& stream) {
     beast::error_code ignored;
-    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    stream.socket().shutdown(asio::socket_base::shutdown_send, ignored);
     stream.expires_after(std::chrono::seconds(2));
     std::array<char, 16 * 1024> sink;
     for (std::size_t drained = 0; drained < (64u << 20);) {
@@ -131,7 +184,7 @@ asio::awaitable<void> linger(beast::tcp_stream& stream) {
 }
 
 // A header over the limit gets a 431 (so the client learns why) and the connection closes.
-asio::awaitable<void> refuse_header(beast::tcp_stream& stream) {
+asio::awaitable<void> refuse_header(http_stream& stream) {
     auto res = plain(http::status::request_header_fields_too_large, "header too large\n", 11);
     res.keep_alive(false);
     res.prepare_payload();
@@ -141,8 +194,8 @@ asio::awaitable<void> refuse_header(beast::tcp_stream& stream) {
 
 }  // namespace
 
-asio::awaitable<void> serve_http(asio::ip::tcp::socket socket, std::shared_ptr<http_context> ctx) {
-    beast::tcp_stream stream(std::move(socket));
+asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_context> ctx) {
+    http_stream stream(std::move(socket));
     // What stop() calls for this connection; the WebSocket session replaces it after upgrade.
     // On shutdown an idle connection closes at once; a busy one answers its request first.
     bool busy = false;
@@ -224,7 +277,7 @@ asio::awaitable<void> serve_http(asio::ip::tcp::socket socket, std::shared_ptr<h
         if (wec || !keep_alive || stop_requested) break;
     }
     beast::error_code ignored;
-    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    stream.socket().shutdown(asio::socket_base::shutdown_send, ignored);
 }
 
 }  // namespace agentd::daemon

@@ -1,6 +1,6 @@
 // One HTTP connection: the coroutine that owns the socket, reads requests under a deadline,
-// applies the Host/Origin/token guards and routes /rpc, /ws, /mcp and /healthz. Included by
-// server.cpp only.
+// applies the Host/Origin/token guards and routes /rpc, /ws, /mcp, /metrics and /healthz.
+// Included by server.cpp only.
 #pragma once
 
 #include "daemon/mcp_registry.hpp"
@@ -8,13 +8,19 @@
 #include "daemon/server.hpp"
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/beast/core/basic_stream.hpp>
 
 #include <functional>
 #include <list>
 #include <memory>
 
 namespace agentd::daemon {
+
+// TCP and unix-socket connections share one stream type (both kinds of socket convert to a
+// generic stream socket), so the sessions are compiled once rather than once per protocol.
+using http_socket = boost::asio::generic::stream_protocol::socket;
+using http_stream = boost::beast::basic_stream<boost::asio::generic::stream_protocol>;
 
 struct http_context {
     server_options opts;
@@ -24,7 +30,6 @@ struct http_context {
     mcp_registry mcp;  // the sessions of /mcp
 };
 
-boost::asio::awaitable<void> serve_http(boost::asio::ip::tcp::socket socket,
-                                        std::shared_ptr<http_context> ctx);
+boost::asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_context> ctx);
 
 }  // namespace agentd::daemon

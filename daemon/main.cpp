@@ -2,8 +2,11 @@
 // job manager, RPC service and listeners onto one io_context, and run until SIGTERM/SIGINT.
 #include "daemon/auth.hpp"
 #include "daemon/config.hpp"
+#include "daemon/metrics.hpp"
+#include "daemon/notify.hpp"
 #include "daemon/rpc.hpp"
 #include "daemon/server.hpp"
+#include "daemon/timed_backend.hpp"
 #include "jobs/manager.hpp"
 #include "jobs/store.hpp"
 #include "jobs/upstream/openai.hpp"
@@ -76,24 +79,33 @@ int run(daemon::config const& c) {
     boost::asio::io_context ioc(1);
     // Before the listening line: a supervisor may signal as soon as it has read it.
     boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
-    daemon::server_options so{c.listen,          std::nullopt,          c.allowed_hosts,
-                              c.allowed_origins, c.max_body_bytes,      c.max_connections,
-                              c.read_timeout,    c.ws_max_outbox_bytes, c.ws_idle_timeout};
+    daemon::server_options so{c.listen,          std::nullopt,
+                              c.allowed_hosts,   c.allowed_origins,
+                              c.max_body_bytes,  c.max_connections,
+                              c.read_timeout,    c.ws_max_outbox_bytes,
+                              c.ws_idle_timeout, daemon::systemd_listen_fds()};
     daemon::ensure_state_dir(c.state_dir);
     if (c.auth == daemon::auth_mode::token) so.token = daemon::load_or_create_token(c.state_dir);
     jobs::store db(std::filesystem::path(c.state_dir) / "agentd.db");
 
-    jobs::manager manager(ioc.get_executor(), c.limits, make_backend(ioc.get_executor(), c), &db);
+    daemon::metrics stats(AGENTD_VERSION, c.upstream_backend);
+    jobs::manager manager(ioc.get_executor(), c.limits,
+                          daemon::timed_backend(make_backend(ioc.get_executor(), c), stats), &db);
+    // Before start(): jobs interrupted while restoring count as finished.
+    auto counting = manager.listen([&stats](jobs::job const& j) { stats.job_changed(j.view); });
     daemon::rpc_service rpc(ioc.get_executor(), manager, c.approval, protocol::codec_limits{},
-                            c.dispatch);
+                            c.dispatch, &stats);
     daemon::server srv(ioc.get_executor(), so, rpc);
     srv.open();
     manager.start();
     srv.start();
+    daemon::notify_service_manager("READY=1");
+    daemon::watchdog alive(ioc.get_executor());
 
     signals.async_wait([&](boost::system::error_code ec, int sig) {
         if (ec) return;
         std::cerr << "agentd: signal " << sig << ", draining (again to exit at once)\n";
+        daemon::notify_service_manager("STOPPING=1");
         // The store is consistent after every write, so a second signal may simply leave.
         signals.async_wait([](boost::system::error_code again, int second) {
             if (!again) std::_Exit(128 + second);

@@ -95,7 +95,7 @@ string_response empty_response(http::status status, unsigned version) {
 
 // One /mcp request being answered on its connection.
 struct exchange {
-    beast::tcp_stream& stream;
+    http_stream& stream;
     http::request<http::string_body> const& req;
     http_context& ctx;
     std::shared_ptr<mcp_session> session;
@@ -485,8 +485,8 @@ std::optional<string_response> screen_mcp(http::request_parser<http::string_body
     return std::nullopt;
 }
 
-asio::awaitable<bool> serve_mcp(beast::tcp_stream& stream,
-                                http::request<http::string_body> const& req, http_context& ctx) {
+asio::awaitable<bool> serve_mcp(http_stream& stream, http::request<http::string_body> const& req,
+                                http_context& ctx) {
     stream.expires_never();  // a long agents_wait is not a slow client; writes set deadlines
     exchange x{stream, req, ctx, nullptr};
     if (req.method() == http::verb::delete_) co_return co_await end_session(x);

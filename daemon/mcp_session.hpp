@@ -6,7 +6,6 @@
 #include "daemon/http_session.hpp"
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -27,7 +26,7 @@ std::optional<boost::beast::http::response<boost::beast::http::string_body>> scr
 // Answers one /mcp request whose body has been read, writing the response itself. False when
 // the connection must close.
 boost::asio::awaitable<bool> serve_mcp(
-    boost::beast::tcp_stream& stream,
-    boost::beast::http::request<boost::beast::http::string_body> const& req, http_context& ctx);
+    http_stream& stream, boost::beast::http::request<boost::beast::http::string_body> const& req,
+    http_context& ctx);
 
 }  // namespace agentd::daemon

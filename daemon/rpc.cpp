@@ -2,6 +2,7 @@
 // params only; anything unexpected is caught here once and answered -32603 without detail.
 #include "daemon/rpc.hpp"
 
+#include "daemon/metrics.hpp"
 #include "planner/executor.hpp"
 #include "planner/plan.hpp"
 
@@ -30,6 +31,17 @@ json::array render(std::vector<jobs::job_entry> const& entries) {
     return out;
 }
 
+// Each job with its session, as agents_event carries them.
+json::array render(std::vector<jobs::session_job> const& listed) {
+    auto now = std::chrono::system_clock::now();
+    json::array out;
+    out.reserve(listed.size());
+    for (auto const& l : listed)
+        out.push_back(
+            json::object{{"job", protocol::to_json(l.view, now)}, {"session", l.session}});
+    return out;
+}
+
 // The caller's session applies when the params name none (MCP: the Mcp-Session-Id).
 template <class P>
 void apply_default_session(P& p, json::value const& params, caller const& who) {
@@ -41,6 +53,28 @@ jobs::owner owner_of(caller const& who, std::string const& session) {
     return {who.principal, session};
 }
 
+// Records a method call's duration when it returns (agentd_rpc_duration_seconds): a guard
+// rather than a wrapper coroutine, so timing costs no extra frame.
+class rpc_timer {
+  public:
+    rpc_timer(metrics* m, std::string_view method)
+        : m_(m),
+          method_(m ? metrics::rpc_method_index(method) : 0),
+          began_(std::chrono::steady_clock::now()) {}
+    ~rpc_timer() {
+        if (!m_) return;
+        std::chrono::duration<double> took = std::chrono::steady_clock::now() - began_;
+        m_->observe_rpc(method_, took.count());
+    }
+    rpc_timer(rpc_timer const&) = delete;
+    rpc_timer& operator=(rpc_timer const&) = delete;
+
+  private:
+    metrics* m_;
+    std::size_t method_;
+    std::chrono::steady_clock::time_point began_;
+};
+
 }  // namespace
 
 // A channel of capacity one: sending acquires, receiving releases, waiters queue FIFO.
@@ -50,18 +84,20 @@ struct rpc_service::global_lock {
 };
 
 rpc_service::rpc_service(asio::any_io_executor ex, jobs::manager& jobs, planner::policy policy,
-                         protocol::codec_limits codec, dispatch_mode mode)
+                         protocol::codec_limits codec, dispatch_mode mode, daemon::metrics* metrics)
     : jobs_(jobs),
       policy_(policy),
       codec_(codec),
       mode_(mode),
-      lock_(std::make_unique<global_lock>(std::move(ex))) {}
+      lock_(std::make_unique<global_lock>(std::move(ex))),
+      metrics_(metrics) {}
 
 rpc_service::~rpc_service() = default;
 
 asio::awaitable<result<json::value>> rpc_service::invoke(std::string_view method,
                                                          json::value const& params,
                                                          caller const& who) {
+    rpc_timer timing(metrics_, method);
     if (method == "agents_start") {
         if (policy_.start == planner::approval_mode::deny)
             co_return protocol::approval_error("agents_start is denied by policy");
@@ -115,8 +151,17 @@ asio::awaitable<result<json::value>> rpc_service::invoke(std::string_view method
     if ((method == "agents_subscribe" || method == "agents_unsubscribe") && who.subscribe) {
         auto p = protocol::parse_subscribe(params);
         if (!p) co_return p.error();
-        who.subscribe(*p, method == "agents_subscribe");
-        co_return json::object{{"ok", true}};
+        bool on = method == "agents_subscribe";
+        who.subscribe(*p, on);
+        json::object out{{"ok", true}};
+        // Taken in the same step as subscribing: every later change arrives as an event.
+        if (on && p->snapshot) {
+            auto listed = jobs_.list(who.principal, p->session, protocol::max_snapshot_jobs + 1);
+            out["truncated"] = listed.size() > protocol::max_snapshot_jobs;
+            listed.resize(std::min(listed.size(), protocol::max_snapshot_jobs));
+            out["jobs"] = render(listed);
+        }
+        co_return out;
     }
     co_return protocol::method_not_found(method);
 }

@@ -39,16 +39,21 @@ struct caller {
 // upstream sessions exist.
 enum class dispatch_mode { planned, serial };
 
+class metrics;
+
 class rpc_service {
   public:
     rpc_service(boost::asio::any_io_executor ex, jobs::manager& jobs, planner::policy policy,
-                protocol::codec_limits codec, dispatch_mode mode = dispatch_mode::planned);
+                protocol::codec_limits codec, dispatch_mode mode = dispatch_mode::planned,
+                daemon::metrics* metrics = nullptr);
     ~rpc_service();
 
     // The serialized response, or nullopt when there is nothing to answer (notifications only).
     boost::asio::awaitable<std::optional<std::string>> handle(std::string_view body,
                                                               caller const& who);
     jobs::manager& jobs() const { return jobs_; }
+    // Null when the daemon keeps no metrics (unit tests); GET /metrics renders it.
+    daemon::metrics* metrics() const { return metrics_; }
 
     // Whether every call of a message may join a parallel batch (DESIGN §4); transports that
     // receive messages while earlier ones run (WebSocket) schedule messages by it.
@@ -70,6 +75,7 @@ class rpc_service {
     dispatch_mode mode_;
     struct global_lock;
     std::unique_ptr<global_lock> lock_;
+    daemon::metrics* metrics_;
 };
 
 }  // namespace agentd::daemon

@@ -1,6 +1,7 @@
-// Listeners and connection bookkeeping: binds each --listen address, accepts in one coroutine
-// per acceptor, enforces max_connections, and spawns each connection with a handler that logs
-// and swallows, so a bug kills one connection and never the daemon.
+// Listeners and connection bookkeeping: binds each --listen address (TCP or a unix socket file)
+// or adopts the sockets systemd passed, accepts in one coroutine per listener, enforces
+// max_connections, and spawns each connection with a handler that logs and swallows, so a bug
+// kills one connection and never the daemon.
 #include "daemon/server.hpp"
 
 #include "daemon/http_session.hpp"
@@ -11,9 +12,16 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <iostream>
 #include <list>
 #include <stdexcept>
@@ -21,7 +29,11 @@
 namespace agentd::daemon {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+using local = asio::local::stream_protocol;
+// One acceptor type for TCP and unix sockets: both convert to it, and it accepts http_sockets.
+using any_acceptor = asio::basic_socket_acceptor<asio::generic::stream_protocol>;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::string_view unix_prefix = "unix:";
 
 std::optional<listen_address> parse_listen_address(std::string_view s) {
     std::string_view host;
@@ -50,11 +62,74 @@ bool is_loopback_address(std::string_view host) {
     return !ec && addr.is_loopback();
 }
 
+std::optional<std::string> listen_spec_error(std::string_view spec) {
+    auto quoted = fmt::format("'{}'", spec);
+    if (spec.starts_with(unix_prefix)) {
+        auto path = spec.substr(unix_prefix.size());
+        if (path.empty()) return quoted + ": no socket path after unix:";
+        if (path.size() >= sizeof(sockaddr_un::sun_path))
+            return fmt::format("{}: a socket path has at most {} bytes", quoted,
+                               sizeof(sockaddr_un::sun_path) - 1);
+        return std::nullopt;
+    }
+    auto addr = parse_listen_address(spec);
+    if (!addr) return quoted + " is not HOST:PORT or unix:PATH";
+    boost::system::error_code ec;
+    asio::ip::make_address(addr->host, ec);
+    if (ec) return quoted + ": " + addr->host + " is not an IP address";
+    return std::nullopt;
+}
+
+namespace {
+
+void announce(std::string const& where) {
+    std::cerr << "agentd listening on " << where << "\n" << std::flush;
+}
+
+std::string http_url(tcp::endpoint const& local) {
+    auto host = local.address().is_v6() ? "[" + local.address().to_string() + "]"
+                                        : local.address().to_string();
+    return fmt::format("http://{}:{}", host, local.port());
+}
+
+// Makes room for a new socket file at `path`: removes one whose process is gone (connecting is
+// refused), and throws when a live process listens there or the file is not a socket.
+void clear_stale_socket(asio::any_io_executor const& ex, std::string const& path) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) {
+        if (errno == ENOENT) return;
+        throw std::runtime_error("cannot listen on unix:" + path + ": " + std::strerror(errno));
+    }
+    if (!S_ISSOCK(st.st_mode))
+        throw std::runtime_error("cannot listen on unix:" + path + ": the file is not a socket");
+    local::socket probe(ex);
+    boost::system::error_code ec;
+    probe.open(local(), ec);
+    if (!ec) probe.non_blocking(true, ec);  // a live server with a full backlog: no hang
+    if (!ec) probe.connect(local::endpoint(path), ec);
+    if (!ec)
+        throw std::runtime_error("cannot listen on unix:" + path +
+                                 ": another process is listening on it");
+    if (ec != asio::error::connection_refused)
+        throw std::runtime_error("cannot listen on unix:" + path + ": " + ec.message());
+    ::unlink(path.c_str());
+}
+
+int socket_option(int fd, int name) {
+    int value = -1;
+    socklen_t len = sizeof value;
+    if (::getsockopt(fd, SOL_SOCKET, name, &value, &len) != 0) return -1;
+    return value;
+}
+
+}  // namespace
+
 struct server::impl : std::enable_shared_from_this<server::impl> {
     asio::any_io_executor ex;
     server_options opts;
     std::shared_ptr<http_context> ctx;
-    std::list<tcp::acceptor> acceptors;
+    std::list<any_acceptor> acceptors;
+    std::vector<std::string> socket_files;  // created here, removed on stop
     bool stopping = false;
 
     impl(asio::any_io_executor e, server_options o, rpc_service& rpc)
@@ -64,30 +139,79 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
               http_context{opts, rpc, {}, mcp_registry(mcp_registry::options{})})) {}
 
     void open_one(std::string const& spec) {
+        if (auto why = listen_spec_error(spec))
+            throw std::runtime_error("bad listen address " + *why);
+        if (spec.starts_with(unix_prefix))
+            open_unix(spec.substr(unix_prefix.size()));
+        else
+            open_tcp(spec);
+    }
+
+    void open_tcp(std::string const& spec) {
         auto addr = parse_listen_address(spec);
-        if (!addr) throw std::runtime_error("bad listen address '" + spec + "' (want HOST:PORT)");
-        boost::system::error_code ec;
-        auto ip = asio::ip::make_address(addr->host, ec);
-        if (ec) throw std::runtime_error("bad listen address '" + spec + "': not an IP address");
+        auto ip = asio::ip::make_address(addr->host);
         if (!opts.token && !ip.is_loopback())
             throw std::runtime_error("refusing to listen on non-loopback " + spec +
                                      " with --auth none");
         tcp::endpoint ep(ip, addr->port);
-        auto& acc = acceptors.emplace_back(ex);
+        tcp::acceptor acc(ex);
+        boost::system::error_code ec;
         acc.open(ep.protocol(), ec);
         if (!ec) acc.set_option(asio::socket_base::reuse_address(true), ec);
         if (!ec && ip.is_v6()) acc.set_option(asio::ip::v6_only(true), ec);
         if (!ec) acc.bind(ep, ec);
         if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
         if (ec) throw std::runtime_error("cannot listen on " + spec + ": " + ec.message());
-        auto local = acc.local_endpoint();
-        auto host = local.address().is_v6() ? "[" + local.address().to_string() + "]"
-                                            : local.address().to_string();
-        std::cerr << fmt::format("agentd listening on http://{}:{}\n", host, local.port())
-                  << std::flush;
+        announce(http_url(acc.local_endpoint()));
+        acceptors.emplace_back(std::move(acc));
     }
 
-    static asio::awaitable<void> accept_loop(std::shared_ptr<impl> self, tcp::acceptor& acc) {
+    // The file gets mode 0600 before listen(), so no other user can ever connect.
+    void open_unix(std::string const& path) {
+        clear_stale_socket(ex, path);
+        local::acceptor acc(ex);
+        boost::system::error_code ec;
+        acc.open(local(), ec);
+        if (!ec) acc.bind(local::endpoint(path), ec);
+        if (!ec) socket_files.push_back(path);
+        if (!ec && ::chmod(path.c_str(), 0600) != 0)
+            ec.assign(errno, boost::system::generic_category());
+        if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+        if (ec) throw std::runtime_error("cannot listen on unix:" + path + ": " + ec.message());
+        announce("unix:" + path);
+        acceptors.emplace_back(std::move(acc));
+    }
+
+    // A listening socket systemd passed (socket activation): TCP or unix, set up by its unit.
+    void adopt(int fd) {
+        if (socket_option(fd, SO_TYPE) != SOCK_STREAM || socket_option(fd, SO_ACCEPTCONN) != 1)
+            throw std::runtime_error(
+                fmt::format("socket activation: fd {} is not a listening stream socket", fd));
+        int family = socket_option(fd, SO_DOMAIN);
+        if (family == AF_UNIX) {
+            local::acceptor acc(ex, local(), fd);
+            announce("unix:" + acc.local_endpoint().path());
+            acceptors.emplace_back(std::move(acc));
+            return;
+        }
+        if (family != AF_INET && family != AF_INET6)
+            throw std::runtime_error(
+                fmt::format("socket activation: fd {} is not TCP or unix", fd));
+        tcp::acceptor acc(ex, family == AF_INET ? tcp::v4() : tcp::v6(), fd);
+        auto local_ep = acc.local_endpoint();
+        if (!opts.token && !local_ep.address().is_loopback())
+            throw std::runtime_error("refusing the non-loopback socket " + http_url(local_ep) +
+                                     " with --auth none");
+        announce(http_url(local_ep));
+        acceptors.emplace_back(std::move(acc));
+    }
+
+    void remove_socket_files() {
+        for (auto const& path : socket_files) ::unlink(path.c_str());
+        socket_files.clear();
+    }
+
+    static asio::awaitable<void> accept_loop(std::shared_ptr<impl> self, any_acceptor& acc) {
         while (!self->stopping) {
             auto [ec, socket] = co_await acc.async_accept(use_tuple);
             if (ec) {
@@ -115,9 +239,15 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
 server::server(asio::any_io_executor ex, server_options opts, rpc_service& rpc)
     : impl_(std::make_shared<impl>(std::move(ex), std::move(opts), rpc)) {}
 
-server::~server() = default;
+server::~server() {
+    impl_->remove_socket_files();
+}
 
 void server::open() {
+    if (!impl_->opts.inherited_fds.empty()) {
+        for (int fd : impl_->opts.inherited_fds) impl_->adopt(fd);
+        return;
+    }
     for (auto const& spec : impl_->opts.listen) impl_->open_one(spec);
 }
 
@@ -130,6 +260,7 @@ void server::stop() {
     impl_->stopping = true;
     boost::system::error_code ignored;
     for (auto& acc : impl_->acceptors) acc.close(ignored);
+    impl_->remove_socket_files();
     for (auto const& close : impl_->ctx->connections) close();
 }
 

@@ -1,5 +1,6 @@
-// The network front: TCP listeners and the connection registry (cap, shutdown). Each accepted
-// connection runs in its own coroutine (http_session.cpp). Asio and Beast stay out of here.
+// The network front: TCP and unix-socket listeners (or those systemd passed) and the connection
+// registry (cap, shutdown). Each accepted connection runs in its own coroutine
+// (http_session.cpp). Asio and Beast stay out of here.
 #pragma once
 
 #include "daemon/rpc.hpp"
@@ -25,6 +26,7 @@ struct server_options {
     std::chrono::milliseconds read_timeout{30'000};
     std::size_t ws_max_outbox_bytes = 8 << 20;  // unsent WebSocket bytes before disconnecting
     std::chrono::milliseconds ws_idle_timeout{300'000};  // a ping at half, closed at the end
+    std::vector<int> inherited_fds;  // systemd socket activation: used instead of `listen`
 };
 
 class server {
@@ -34,11 +36,12 @@ class server {
     server(server const&) = delete;
     server& operator=(server const&) = delete;
 
-    // Binds every listener and prints `agentd listening on http://HOST:PORT` for each. Throws
-    // std::runtime_error naming the address when one cannot be used.
+    // Binds every listener and prints `agentd listening on http://HOST:PORT` (or `unix:PATH`)
+    // for each. A unix socket file left by a dead process is replaced; one a live process listens
+    // on is an error. Throws std::runtime_error naming the address when one cannot be used.
     void open();
     void start();
-    // Stops accepting and closes open connections.
+    // Stops accepting, closes open connections and removes the unix socket files it created.
     void stop();
 
   private:
@@ -53,5 +56,7 @@ struct listen_address {
 };
 std::optional<listen_address> parse_listen_address(std::string_view s);
 bool is_loopback_address(std::string_view host);
+// Why a --listen value (HOST:PORT with an IP address, or unix:PATH) is unusable; nullopt if fine.
+std::optional<std::string> listen_spec_error(std::string_view spec);
 
 }  // namespace agentd::daemon

@@ -5,6 +5,7 @@
 // server asks the client for approval with `approval/request` (DESIGN §4, approval.start=ask).
 #include "daemon/ws_session.hpp"
 
+#include "daemon/auth.hpp"
 #include "jobs/manager.hpp"
 #include "protocol/job_view.hpp"
 
@@ -38,7 +39,7 @@ constexpr auto approval_timeout = std::chrono::minutes(2);
 
 class ws_connection : public std::enable_shared_from_this<ws_connection> {
   public:
-    ws_connection(beast::tcp_stream stream, std::shared_ptr<http_context> ctx)
+    ws_connection(http_stream stream, std::shared_ptr<http_context> ctx)
         : ws_(std::move(stream)), ctx_(std::move(ctx)), wake_writer_(ws_.get_executor()) {
         static std::uint64_t next_id = 0;
         id_ = ++next_id;
@@ -49,8 +50,12 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
         auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
         timeouts.idle_timeout = ctx_->opts.ws_idle_timeout;
         ws_.set_option(timeouts);
-        ws_.set_option(websocket::stream_base::decorator(
-            [](websocket::response_type& res) { res.set(http::field::server, "agentd"); }));
+        // A browser that offered subprotocols (the token rides in one) needs one selected.
+        bool v1 = subprotocol_offered(req[http::field::sec_websocket_protocol], ws_subprotocol);
+        ws_.set_option(websocket::stream_base::decorator([v1](websocket::response_type& res) {
+            res.set(http::field::server, "agentd");
+            if (v1) res.set(http::field::sec_websocket_protocol, ws_subprotocol);
+        }));
         ws_.read_message_max(ctx_->opts.max_body_bytes);
         auto [aec] = co_await ws_.async_accept(req, use_tuple);
         if (aec) co_return;
@@ -242,7 +247,7 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
         beast::get_lowest_layer(ws_).socket().close(ignored);
     }
 
-    websocket::stream<beast::tcp_stream> ws_;
+    websocket::stream<http_stream> ws_;
     std::shared_ptr<http_context> ctx_;
     asio::steady_timer wake_writer_;
     std::deque<std::string> outbox_;
@@ -263,7 +268,7 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
 
 }  // namespace
 
-asio::awaitable<void> serve_ws(beast::tcp_stream stream, http::request<http::string_body> req,
+asio::awaitable<void> serve_ws(http_stream stream, http::request<http::string_body> req,
                                std::shared_ptr<http_context> ctx, std::function<void()>& stop) {
     auto conn = std::make_shared<ws_connection>(std::move(stream), std::move(ctx));
     stop = [conn] { conn->stop(); };

@@ -5,7 +5,6 @@
 #include "daemon/http_session.hpp"
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
@@ -15,8 +14,7 @@
 namespace agentd::daemon {
 
 boost::asio::awaitable<void> serve_ws(
-    boost::beast::tcp_stream stream,
-    boost::beast::http::request<boost::beast::http::string_body> req,
+    http_stream stream, boost::beast::http::request<boost::beast::http::string_body> req,
     std::shared_ptr<http_context> ctx, std::function<void()>& stop);
 
 }  // namespace agentd::daemon

@@ -563,6 +563,17 @@ asio::awaitable<peek_outcome> manager::peek(owner const& o, protocol::peek_param
     co_return peek_outcome{{j->view.id, j->view}, std::move(text)};
 }
 
+std::vector<session_job> manager::list(std::string const& principal,
+                                       std::optional<std::string> const& session,
+                                       std::size_t limit) const {
+    auto jobs = session ? impl_->jobs.list(owner{principal, *session})
+                        : impl_->jobs.list_principal(principal);
+    std::vector<session_job> out;
+    for (std::size_t i = 0; i < jobs.size() && i < limit; ++i)
+        out.push_back({jobs[i]->own.session, jobs[i]->view});
+    return out;
+}
+
 std::shared_ptr<void> manager::listen(job_listener listener) {
     auto& list = impl_->listeners;
     auto it = list.insert(list.end(), std::move(listener));
@@ -573,7 +584,9 @@ std::shared_ptr<void> manager::listen(job_listener listener) {
 }
 
 manager_stats manager::stats() const {
-    return {impl_->jobs.size(), impl_->running, impl_->queued};
+    manager_stats out{impl_->jobs.size(), impl_->running, impl_->queued, {}};
+    impl_->jobs.for_each([&](job const& j) { ++out.by_state[static_cast<int>(j.view.state)]; });
+    return out;
 }
 
 }  // namespace agentd::jobs

@@ -11,6 +11,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -50,10 +51,17 @@ struct peek_outcome {
     std::string partial_output;
 };
 
+// A job with the session it belongs to, for listings that span sessions.
+struct session_job {
+    std::string session;
+    protocol::job_view view;
+};
+
 struct manager_stats {
     std::size_t jobs = 0;
     std::size_t running = 0;
     std::size_t queued = 0;
+    std::array<std::size_t, 6> by_state{};  // indexed by protocol::job_state
 };
 
 class manager {
@@ -80,6 +88,11 @@ class manager {
     boost::asio::awaitable<std::vector<job_entry>> cancel(owner const& o,
                                                           protocol::cancel_params const& p);
     boost::asio::awaitable<peek_outcome> peek(owner const& o, protocol::peek_params const& p) const;
+    // The principal's jobs (of one session when given), newest first, at most `limit`; the
+    // snapshot of agents_subscribe. Never another principal's.
+    std::vector<session_job> list(std::string const& principal,
+                                  std::optional<std::string> const& session,
+                                  std::size_t limit) const;
 
     // Until every listed job has its upstream session or has ended. Only the forced-serial
     // dispatch (the benchmark baseline that mimics a global launch lock) waits on this.

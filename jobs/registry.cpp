@@ -1,6 +1,8 @@
 // Registry implementation; see registry.hpp.
 #include "jobs/registry.hpp"
 
+#include <algorithm>
+
 namespace agentd::jobs {
 
 std::string registry::key(owner const& o) {
@@ -47,6 +49,19 @@ std::vector<job_ptr> registry::list(owner const& o) const {
     if (it == by_owner_.end()) return out;
     out.reserve(it->second.size());
     for (auto r = it->second.rbegin(); r != it->second.rend(); ++r) out.push_back(r->second);
+    return out;
+}
+
+std::vector<job_ptr> registry::list_principal(std::string const& principal) const {
+    std::string prefix = principal;
+    prefix.push_back('\0');
+    std::vector<job_ptr> out;
+    for (auto const& [k, jobs] : by_owner_) {
+        if (!k.starts_with(prefix)) continue;
+        for (auto const& [seq, j] : jobs) out.push_back(j);
+    }
+    std::sort(out.begin(), out.end(),
+              [](job_ptr const& a, job_ptr const& b) { return a->seq > b->seq; });
     return out;
 }
 

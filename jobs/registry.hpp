@@ -22,9 +22,16 @@ class registry {
     // nullptr when unknown or owned by somebody else: the two cases are indistinguishable.
     job_ptr find(owner const& o, std::string const& id) const;
     std::vector<job_ptr> list(owner const& o) const;  // newest first
+    // Every session's jobs of one principal, newest first (dashboards).
+    std::vector<job_ptr> list_principal(std::string const& principal) const;
     job_ptr find_by_upstream(std::string const& principal, std::string const& session) const;
     job_ptr find_by_upstream(std::string const& session) const;
     std::size_t size() const { return by_id_.size(); }
+    // Calls f(job const&) for every job, in no particular order (metrics count them by state).
+    template <class F>
+    void for_each(F&& f) const {
+        for (auto const& [id, j] : by_id_) f(*j);
+    }
 
   private:
     static std::string key(owner const& o);

@@ -6,7 +6,10 @@
 #include <sqlite3.h>
 #include <boost/json.hpp>
 
+#include <condition_variable>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
 
 namespace agentd::jobs {
 namespace json = boost::json;
@@ -123,6 +126,69 @@ struct statement {
 
 }  // namespace
 
+// SQLite's own auto-checkpoint would run inside the COMMIT that fills the WAL past 1000 pages,
+// on the daemon's thread. Instead the commit only signals this thread, which checkpoints
+// (PASSIVE: never blocks the writer) through a second connection to the same file.
+struct store::checkpointer {
+    static constexpr int wal_pages = 1000;  // SQLite's default auto-checkpoint threshold
+    // Under a long burst of writes the background checkpoints can lag behind; past this the
+    // daemon's connection checkpoints itself, as SQLite would, so the WAL stays bounded.
+    static constexpr int max_wal_pages = 10 * wal_pages;
+
+    sqlite3* db = nullptr;
+    std::mutex mutex;
+    std::condition_variable wake;
+    bool pending = false;
+    bool stopping = false;
+    std::thread thread;
+
+    explicit checkpointer(std::filesystem::path const& file) {
+        // The pragma makes this connection read the file, so it knows the database is in WAL
+        // mode; until it has, a checkpoint through it does nothing.
+        if (sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK ||
+            sqlite3_exec(db, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr) != SQLITE_OK) {
+            std::string why = db ? sqlite3_errmsg(db) : "out of memory";
+            sqlite3_close(db);
+            throw std::runtime_error(why);
+        }
+        thread = std::thread([this] { run(); });
+    }
+    ~checkpointer() {
+        {
+            std::lock_guard lock(mutex);
+            stopping = true;
+        }
+        wake.notify_one();
+        thread.join();
+        sqlite3_close(db);
+    }
+    // The WAL hook of the daemon's connection, called after every commit.
+    static int on_commit(void* self, sqlite3* writer, char const*, int pages) {
+        if (pages >= max_wal_pages) {
+            sqlite3_wal_checkpoint_v2(writer, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+        } else if (pages >= wal_pages) {
+            auto& c = *static_cast<checkpointer*>(self);
+            {
+                std::lock_guard lock(c.mutex);
+                c.pending = true;
+            }
+            c.wake.notify_one();
+        }
+        return SQLITE_OK;
+    }
+    void run() {
+        std::unique_lock lock(mutex);
+        for (;;) {
+            wake.wait(lock, [&] { return pending || stopping; });
+            if (stopping) return;
+            pending = false;
+            lock.unlock();
+            sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+            lock.lock();
+        }
+    }
+};
+
 store::store(std::filesystem::path const& file) : file_(file) {
     auto fail = [&](std::string const& why) {
         std::string msg = fmt::format("cannot use state database {}: {}", file_.string(), why);
@@ -142,10 +208,23 @@ store::store(std::filesystem::path const& file) : file_(file) {
     } catch (std::runtime_error const& e) {
         fail(e.what());
     }
+    if (sqlite3_prepare_v3(db_, upsert, -1, SQLITE_PREPARE_PERSISTENT, &upsert_, nullptr) !=
+        SQLITE_OK)
+        fail(sqlite3_errmsg(db_));
+    try {
+        checkpointer_ = std::make_unique<checkpointer>(file);
+    } catch (std::runtime_error const& e) {
+        sqlite3_finalize(upsert_);
+        fail(e.what());
+    }
+    // Replaces SQLite's auto-checkpoint on this connection (which is itself a WAL hook).
+    sqlite3_wal_hook(db_, &checkpointer::on_commit, checkpointer_.get());
 }
 
 store::~store() {
-    sqlite3_close(db_);
+    checkpointer_.reset();  // its thread is done before the connections close
+    sqlite3_finalize(upsert_);
+    sqlite3_close(db_);  // the last connection: SQLite checkpoints the rest here
 }
 
 void store::exec(char const* sql) const {
@@ -158,9 +237,14 @@ void store::exec(char const* sql) const {
 }
 
 void store::write(job const& j) {
-    statement st;
-    if (sqlite3_prepare_v2(db_, upsert, -1, &st.s, nullptr) != SQLITE_OK)
-        throw std::runtime_error(fmt::format("state database: {}", sqlite3_errmsg(db_)));
+    // Reset even when a bind or the step throws, so the next write starts clean.
+    struct reset {
+        sqlite3_stmt* s;
+        ~reset() {
+            sqlite3_reset(s);
+            sqlite3_clear_bindings(s);
+        }
+    } st{upsert_};
     auto const& v = j.view;
     binder b(st.s);
     b.text(v.id)

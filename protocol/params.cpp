@@ -270,11 +270,15 @@ result<subscribe_params> parse_subscribe(json::value const& params) {
     auto obj = as_object(params);
     if (!obj) return obj.error();
     reader r(**obj, "");
-    if (auto e = r.only({"session", "all"})) return *e;
+    if (auto e = r.only({"session", "all", "snapshot"})) return *e;
     subscribe_params p;
     if (auto const* all = r.get("all")) {
         if (!all->is_bool()) return invalid_params("all", "must be a boolean");
         p.all = all->get_bool();
+    }
+    if (auto const* snapshot = r.get("snapshot")) {
+        if (!snapshot->is_bool()) return invalid_params("snapshot", "must be a boolean");
+        p.snapshot = snapshot->get_bool();
     }
     if (r.get("session")) {
         auto session = r.session();

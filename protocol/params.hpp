@@ -60,10 +60,14 @@ struct peek_params {
 };
 
 // agents_subscribe / agents_unsubscribe (WebSocket only): one session of the caller's
-// principal, or all of them (`all: true`, for dashboards).
+// principal, or all of them (`all: true`, for dashboards). `snapshot: true` (subscribe only)
+// also answers the jobs followed from now on, so a client starts from a complete picture.
+inline constexpr std::size_t max_snapshot_jobs = 1000;
+
 struct subscribe_params {
     std::optional<std::string> session;
     bool all = false;
+    bool snapshot = false;
 };
 
 struct param_limits {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what agentd needs to build and test on Debian 12 (compiler, CMake, Boost 1.81, fmt,
-# GoogleTest, CLI11, SQLite, OpenSSL, ccache, Node.js for the MCP client tests). Idempotent:
+# GoogleTest, CLI11, SQLite, OpenSSL, toml++, libsystemd, ccache, dpkg-dev and lintian for the
+# .deb, Node.js for the MCP client tests, Chromium for the dashboard's browser test). Idempotent:
 # installs only what is missing; uses sudo when not root.
 set -euo pipefail
 
@@ -8,7 +9,9 @@ packages=(
   g++ make cmake git curl ca-certificates pkg-config ccache
   libboost1.81-dev libboost-json1.81-dev libfmt-dev libgtest-dev libgmock-dev libcli11-dev
   libssl-dev openssl libsqlite3-dev
+  libtomlplusplus-dev libsystemd-dev dpkg-dev lintian
   clang libclang-rt-14-dev
+  chromium
 )
 
 missing=()

@@ -5,8 +5,11 @@
 #include "client.hpp"
 #include "discover.hpp"
 #include "exit_codes.hpp"
+#include "live.hpp"
+#include "live_view.hpp"
 #include "render.hpp"
 #include "rpc.hpp"
+#include "ui.hpp"
 
 #include <fmt/core.h>
 #include <boost/json/value.hpp>
@@ -53,8 +56,18 @@ std::string http_failure(const http_reply& reply, const credentials& creds) {
                        detail);
 }
 
+std::vector<std::string> job_ids(const boost::json::object& result) {
+    std::vector<std::string> ids;
+    const auto* jobs = result.if_contains("jobs");
+    if (jobs && jobs->is_array())
+        for (const auto& job : jobs->get_array()) ids.push_back(read_job(job).id);
+    return ids;
+}
+
 int print_result(const invocation& inv, const boost::json::object& result) {
-    if (inv.globals.json) {
+    if (inv.cmd.kind == command_kind::start && inv.cmd.quiet && !inv.globals.json) {
+        for (const auto& id : job_ids(result)) fmt::print("{}\n", id);
+    } else if (inv.globals.json) {
         fmt::print("{}", pretty_json(result));
     } else {
         auto text = render_result(inv.cmd.kind, result);
@@ -64,7 +77,10 @@ int print_result(const invocation& inv, const boost::json::object& result) {
     return inv.cmd.kind == command_kind::wait ? wait_exit_code(result) : exit_ok;
 }
 
-int handle_reply(const invocation& inv, const http_reply& reply, const credentials& creds) {
+// The JSON-RPC result, or the exit code of a failure already reported on stderr.
+using outcome = std::variant<boost::json::object, int>;
+
+outcome result_of(const http_reply& reply, const credentials& creds) {
     if (reply.status < 200 || reply.status > 299) {
         fmt::print(stderr, "agentctl: {}\n", http_failure(reply, creds));
         return exit_unreachable;
@@ -76,19 +92,47 @@ int handle_reply(const invocation& inv, const http_reply& reply, const credentia
     }
     const auto* result = std::get<boost::json::value>(decoded).if_object();
     if (result == nullptr) throw transport_error("the JSON-RPC result is not an object");
-    return print_result(inv, *result);
+    return *result;
+}
+
+outcome request(const invocation& inv) {
+    auto request = build_request(inv, read_tasks(inv.cmd));
+    auto to = parse_url(resolve_url(inv.globals));
+    auto creds = resolve_credentials(inv.globals);
+    auto reply = post_json(to, {encode_request(request), creds.token}, http_deadline(inv));
+    return result_of(reply, creds);
+}
+
+// start --wait: the start's lines (text mode), then a wait for exactly the jobs it started.
+int start_and_wait(const invocation& inv) {
+    auto started = request(inv);
+    if (const auto* code = std::get_if<int>(&started)) return *code;
+    auto waiting = inv;
+    waiting.cmd.kind = command_kind::wait;
+    waiting.cmd.args = job_ids(std::get<boost::json::object>(started));
+    if (wants_live_display(waiting)) return run_live_wait(waiting, waiting.cmd.args);
+    if (!inv.globals.json) print_result(inv, std::get<boost::json::object>(started));
+    return run_request(waiting);
+}
+
+int dispatch(const invocation& inv) {
+    if (inv.cmd.kind == command_kind::watch) return run_watch(inv);
+    if (inv.cmd.kind == command_kind::start && inv.cmd.start_wait) return start_and_wait(inv);
+    if (inv.cmd.kind == command_kind::wait && wants_live_display(inv))
+        return run_live_wait(inv, inv.cmd.args);
+    return run_request(inv);
 }
 
 }  // namespace
 
 int run(const invocation& inv) {
+    if (inv.cmd.kind == command_kind::ui) return run_ui(inv);  // prints a URL, sends nothing
     auto url = resolve_url(inv.globals);
     try {
-        auto request = build_request(inv, read_tasks(inv.cmd));
-        auto to = parse_url(url);
-        auto creds = resolve_credentials(inv.globals);
-        auto reply = post_json(to, {encode_request(request), creds.token}, http_deadline(inv));
-        return handle_reply(inv, reply, creds);
+        return dispatch(inv);
+    } catch (const rpc_failure& e) {
+        fmt::print(stderr, "agentctl: {}\n", e.what());
+        return exit_failed;
     } catch (const usage_error& e) {
         fmt::print(stderr, "agentctl: {}\n", e.what());
         return exit_usage;
@@ -96,6 +140,12 @@ int run(const invocation& inv) {
         fmt::print(stderr, "agentctl: {}: {}\n", url, e.what());
         return exit_unreachable;
     }
+}
+
+int run_request(const invocation& inv) {
+    auto result = request(inv);
+    if (const auto* code = std::get_if<int>(&result)) return *code;
+    return print_result(inv, std::get<boost::json::object>(result));
 }
 
 }  // namespace agentctl

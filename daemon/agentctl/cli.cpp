@@ -6,7 +6,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <charconv>
 #include <limits>
+#include <utility>
 
 namespace agentctl {
 namespace {
@@ -64,6 +66,24 @@ CLI::App* add_command(CLI::App& app, command& cmd, command_kind kind, const char
     return sub;
 }
 
+// --timeout DURATION: how long a wait lasts, in the units people type.
+CLI::Option* add_duration(CLI::App& sub, command& cmd) {
+    CLI::Validator duration(
+        [](std::string& text) {
+            auto ms = parse_duration_ms(text);
+            return ms && *ms <= max_wait_ms ? std::string{}
+                                            : "want a duration such as 90s, 1500ms or 2m (max 1h)";
+        },
+        "DURATION");
+    return sub
+        .add_option_function<std::string>(
+            "--timeout",
+            [&cmd](const std::string& text) { cmd.wait_timeout_ms = parse_duration_ms(text); },
+            "how long to wait: 90s, 1500ms, 2m, or seconds (server default 30s, 0 = check now)")
+        ->check(duration)
+        ->option_text("DURATION");
+}
+
 void add_start(CLI::App& app, command& cmd) {
     auto* sub = add_command(app, cmd, command_kind::start, "start",
                             "start one job per PROMPT (quote each prompt) and per --tasks entry");
@@ -73,17 +93,34 @@ void add_start(CLI::App& app, command& cmd) {
                     "fields a task leaves out")
         ->option_text("FILE|-");
     sub->add_option("PROMPT", cmd.args, "prompt text, one job each");
+    auto* wait =
+        sub->add_flag("--wait", cmd.start_wait,
+                      "then wait for these jobs like `wait` (live progress on a terminal)");
+    add_duration(*sub, cmd)->needs(wait);
+    sub->add_flag("-q,--quiet", cmd.quiet, "print only the job ids, one per line")->excludes(wait);
 }
 
 void add_wait(CLI::App& app, command& cmd) {
     auto* sub = add_command(app, cmd, command_kind::wait, "wait",
                             "wait until all (or --any) of the jobs finish and print their output");
     sub->add_flag("--any", cmd.wait_any, "return as soon as one job finishes");
-    sub->add_option("--timeout-ms", cmd.wait_timeout_ms,
-                    "how long the daemon waits (server default 30000, 0 = check now)")
-        ->check(CLI::Range(std::int64_t{0}, max_wait_ms))
-        ->option_text("MS");
+    auto* ms = sub->add_option("--timeout-ms", cmd.wait_timeout_ms,
+                               "how long the daemon waits (server default 30000, 0 = check now)")
+                   ->check(CLI::Range(std::int64_t{0}, max_wait_ms))
+                   ->option_text("MS");
+    add_duration(*sub, cmd)->excludes(ms);
     sub->add_option("ID", cmd.args, "job ids (default: the session's unfinished jobs)");
+}
+
+void add_watch(CLI::App& app, command& cmd) {
+    auto* sub = add_command(app, cmd, command_kind::watch, "watch",
+                            "follow the session's jobs live over WebSocket: a table redrawn on "
+                            "every change on a terminal, else one line per change");
+    sub->add_flag("--all", cmd.watch_all, "every session of this token, not just --session");
+    auto* idle = sub->add_flag("--until-idle", cmd.until_idle,
+                               "exit once no job is queued or running (1 if one of those that "
+                               "ran did not complete)");
+    sub->add_flag("--once", cmd.watch_once, "print the table once and exit")->excludes(idle);
 }
 
 void add_commands(CLI::App& app, command& cmd) {
@@ -98,9 +135,29 @@ void add_commands(CLI::App& app, command& cmd) {
         ->add_option("ID", cmd.args, "job id")
         ->required()
         ->expected(1);
+    add_watch(app, cmd);
+    add_command(app, cmd, command_kind::ui, "ui",
+                "print the dashboard's URL (the token rides in its #fragment)")
+        ->add_flag("--open", cmd.open_browser, "also open it with xdg-open");
 }
 
 }  // namespace
+
+std::optional<std::int64_t> parse_duration_ms(std::string_view text) {
+    static const std::pair<std::string_view, double> units[] = {
+        {"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}, {"", 1000}};
+    for (auto [suffix, scale] : units) {
+        if (!text.ends_with(suffix)) continue;
+        auto number = text.substr(0, text.size() - suffix.size());
+        double value = 0;
+        auto [ptr, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
+        if (number.empty() || ec != std::errc{} || ptr != number.data() + number.size() ||
+            value < 0 || value * scale > 1e15)
+            return std::nullopt;
+        return static_cast<std::int64_t>(value * scale + 0.5);
+    }
+    return std::nullopt;
+}
 
 std::variant<invocation, int> parse_cli(int argc, const char* const* argv) {
     invocation inv;

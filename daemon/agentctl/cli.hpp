@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -20,7 +21,7 @@ struct global_options {
     std::int64_t timeout_ms = 30'000;
 };
 
-enum class command_kind { start, status, wait, cancel, peek };
+enum class command_kind { start, status, wait, cancel, peek, ui, watch };
 
 // Fields of a DESIGN §2 Task that `start` takes as options and applies to every task it sends.
 struct task_options {
@@ -39,12 +40,21 @@ struct command {
     std::optional<std::string> tasks_file;  // "-" reads stdin
     bool wait_any = false;
     std::optional<std::int64_t> wait_timeout_ms;
+    bool open_browser = false;  // ui --open
+    bool start_wait = false;    // start --wait: then wait for the jobs it started
+    bool quiet = false;         // start --quiet: only the job ids, one per line
+    bool watch_all = false;     // watch --all: every session of the caller
+    bool until_idle = false;    // watch --until-idle: stop once no job is queued or running
+    bool watch_once = false;    // watch --once: print the table once
 };
 
 struct invocation {
     global_options globals;
     command cmd;
 };
+
+// "90s", "1500ms", "2m", "1h" or plain seconds ("2.5") in milliseconds; nullopt when malformed.
+std::optional<std::int64_t> parse_duration_ms(std::string_view text);
 
 // On --help or a usage error the message is already printed and the exit code comes back instead.
 std::variant<invocation, int> parse_cli(int argc, const char* const* argv);

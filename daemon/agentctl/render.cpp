@@ -213,6 +213,9 @@ rendered render_result(command_kind kind, const json::object& result) {
             return wait_blocks(result);
         case command_kind::peek:
             return peek_text(result);
+        case command_kind::ui:
+        case command_kind::watch:
+            break;
     }
     return {};
 }

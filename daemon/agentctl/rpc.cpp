@@ -61,6 +61,9 @@ json::object command_params(const command& cmd, std::string_view tasks_json) {
         case command_kind::peek:
             params["job"] = cmd.args.at(0);
             break;
+        case command_kind::ui:     // sends no request
+        case command_kind::watch:  // speaks WebSocket (live.cpp)
+            break;
     }
     return params;
 }
@@ -77,6 +80,9 @@ const char* method_of(command_kind kind) {
             return "agents_cancel";
         case command_kind::peek:
             return "agents_peek";
+        case command_kind::ui:
+        case command_kind::watch:
+            break;
     }
     return "";
 }

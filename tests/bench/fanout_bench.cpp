@@ -1,113 +1,68 @@
 // Fan-out benchmark, measured side by side in one run against the fake OpenCode upstream:
-//  1. completion: N tasks of a fixed prompt latency, start → all completed, as a ratio to N = 1;
+//  1. completion: N tasks (20 ms session create, 500 ms prompt) in one agents_start, from the
+//     call to all completed (one agents_wait), as a ratio to N = 1; target <= 1.1 up to N = 64;
 //  2. launch: N agents_start calls (one JSON-RPC batch, or N connections at once) until the
 //     upstream has all N prompts, with agentd's planner vs a forced-serial dispatch (the global
-//     launch lock of today's tools), with a fixed session-create latency.
-// Usage: fanout_bench [--quick]   (quick: fewer and smaller runs, for CI's smoke check)
+//     launch lock of today's tools).
+// Usage: fanout_bench [--quick] [--out DIR]  (writes fanout.json, fanout.csv, fanout.md)
+#include "bench_util.hpp"
 #include "support/fake_upstream.hpp"
-#include "support/http_client.hpp"
-#include "support/process.hpp"
 
 #include <fmt/format.h>
 #include <boost/json.hpp>
 
 #include <barrier>
-#include <chrono>
-#include <filesystem>
-#include <fstream>
-#include <regex>
-#include <string>
 #include <thread>
-#include <vector>
 
 namespace {
 
 namespace json = boost::json;
 using namespace std::chrono_literals;
-using agentd::test::child_process;
+using agentd::bench::agentd_process;
+using agentd::bench::clock_type;
+using agentd::bench::ms_since;
 using agentd::test::fake_upstream;
 using agentd::test::http_connection;
-using agentd::test::http_request;
-using clock_type = std::chrono::steady_clock;
 
-struct agentd_daemon {
-    std::unique_ptr<child_process> proc;
-    int port = 0;
-    std::string token;
-    std::filesystem::path dir;
+constexpr int create_latency_ms = 20;
+constexpr int prompt_latency_ms = 500;
+constexpr int quick_prompt_latency_ms = 100;  // --quick: CI's smoke run stays short
 
-    agentd_daemon(std::string const& upstream, std::vector<std::string> extra) {
-        static int n = 0;
-        dir = std::filesystem::temp_directory_path() /
-              fmt::format("agentd-bench-{}-{}", ::getpid(), n++);
-        std::filesystem::remove_all(dir);
-        std::vector<std::string> argv{AGENTD_PATH,   "--listen",
-                                      "127.0.0.1:0", "--state-dir",
-                                      dir.string(),  "--upstream-url",
-                                      upstream,      "--max-running",
-                                      "1024",        "--max-tasks-per-call",
-                                      "1024"};
-        argv.insert(argv.end(), extra.begin(), extra.end());
-        proc = std::make_unique<child_process>(argv);
-        auto p = proc->wait_for_line(std::regex(R"(listening on http://127\.0\.0\.1:(\d+))"), 10s);
-        if (!p) throw std::runtime_error("agentd did not start: " + proc->stderr_text());
-        port = std::stoi(*p);
-        std::ifstream(dir / "token") >> token;
-    }
-    ~agentd_daemon() {
-        proc.reset();
-        std::filesystem::remove_all(dir);
-    }
-    std::vector<std::pair<std::string, std::string>> auth() const {
-        return {{"Authorization", "Bearer " + token}};
-    }
-    json::value rpc(json::object req) {
-        req["jsonrpc"] = "2.0";
-        req["id"] = 1;
-        auto r = http_request(port, "POST", "/rpc", json::serialize(req), auth());
-        return json::parse(r.body);
-    }
-};
+// Large enough that one agents_start carries every task and none waits for the gate.
+std::vector<std::string> const wide_limits{"--max-running", "1024", "--max-tasks-per-call", "1024"};
 
-json::object start_call(int id, std::string prompt) {
+json::object start_call(int id, std::string const& prompt) {
     return {{"jsonrpc", "2.0"},
             {"id", id},
             {"method", "agents_start"},
-            {"params", json::object{{"tasks", json::array{json::object{{"prompt", prompt}}}}}}};
-}
-
-double ms_since(clock_type::time_point t0) {
-    return std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
+            {"params", agentd::bench::start_params({prompt})}};
 }
 
 // Start N tasks in one agents_start, wait for all: wall time in ms.
-double completion_run(agentd_daemon& d, int n, int latency_ms) {
-    json::array tasks;
+double completion_run(agentd_process& d, int n, int prompt_ms) {
+    std::vector<std::string> prompts;
     for (int i = 0; i < n; ++i)
-        tasks.push_back(
-            json::object{{"prompt", fmt::format("t{} [[fake latency_ms={}]]", i, latency_ms)}});
+        prompts.push_back(fmt::format("t{} [[fake latency_ms={}]]", i, prompt_ms));
     auto t0 = clock_type::now();
-    auto started = d.rpc({{"method", "agents_start"}, {"params", json::object{{"tasks", tasks}}}});
-    json::array ids;
-    for (auto const& j : started.at("result").at("jobs").as_array()) ids.push_back(j.at("id"));
-    auto done = d.rpc({{"method", "agents_wait"},
-                       {"params", json::object{{"jobs", ids}, {"timeout_ms", 60000}}}});
+    auto started = d.rpc("agents_start", agentd::bench::start_params(prompts));
+    auto done = d.rpc("agents_wait",
+                      {{"jobs", agentd::bench::job_ids(started)}, {"timeout_ms", 60000}}, 70s);
     double ms = ms_since(t0);
-    for (auto const& j : done.at("result").at("jobs").as_array())
+    for (auto const& j : done.at("jobs").as_array())
         if (j.at("state").as_string() != "completed")
-            throw std::runtime_error("job did not complete");
+            throw std::runtime_error("job did not complete: " + json::serialize(j));
     return ms;
 }
 
 // Launch N agents (batch or N connections); time until the upstream has N prompts.
-double launch_run(agentd_daemon& d, fake_upstream& fake, int n, bool batch) {
+double launch_run(agentd_process& d, fake_upstream& fake, int n, bool batch, bool quick) {
     fake.reset();
-    std::string prompt = "go [[fake latency_ms=200]]";
+    std::string prompt = fmt::format("go [[fake latency_ms={}]]", quick ? 20 : 200);
     clock_type::time_point t0;
     if (batch) {
         json::array calls;
         for (int i = 0; i < n; ++i) calls.push_back(start_call(i, prompt));
-        http_connection conn(d.port);
+        http_connection conn(d.port());
         t0 = clock_type::now();
         auto r = conn.request("POST", "/rpc", json::serialize(calls), d.auth());
         if (r.status != 200) throw std::runtime_error("batch failed: " + r.body);
@@ -116,7 +71,7 @@ double launch_run(agentd_daemon& d, fake_upstream& fake, int n, bool batch) {
         std::vector<std::thread> threads;
         for (int i = 0; i < n; ++i) {
             threads.emplace_back([&, i] {
-                http_connection conn(d.port);
+                http_connection conn(d.port());
                 sync.arrive_and_wait();
                 conn.request("POST", "/rpc", json::serialize(start_call(i, prompt)), d.auth());
             });
@@ -133,41 +88,114 @@ double launch_run(agentd_daemon& d, fake_upstream& fake, int n, bool batch) {
     return ms;
 }
 
-}  // namespace
+struct completion_row {
+    int n;
+    std::vector<double> runs;
+    double median() const { return agentd::bench::percentile(runs, 50); }
+};
 
-int main(int argc, char** argv) {
-    bool quick = argc > 1 && std::string(argv[1]) == "--quick";
-    int const latency = quick ? 100 : 400;
+std::vector<completion_row> measure_completion(fake_upstream& fake, bool quick) {
+    std::vector<int> ns = quick ? std::vector<int>{1, 8} : std::vector<int>{1, 8, 32, 64, 256};
+    int const repeats = quick ? 1 : 3;
+    int const prompt_ms = quick ? quick_prompt_latency_ms : prompt_latency_ms;
+    agentd_process d(fake.url(), wide_limits);
+    completion_run(d, 1, prompt_ms);  // warm-up: first connections, SQLite statements
+    std::vector<completion_row> rows;
+    for (int n : ns) rows.push_back({n, {}});
+    // Rounds over all N, so a burst of load on this shared machine hits every N alike.
+    for (int r = 0; r < repeats; ++r)
+        for (auto& row : rows) row.runs.push_back(completion_run(d, row.n, prompt_ms));
+    return rows;
+}
+
+struct launch_row {
+    int n;
+    double batch_planned, batch_serial, conns_planned, conns_serial;
+};
+
+std::vector<launch_row> measure_launch(fake_upstream& fake, bool quick) {
     std::vector<int> ns = quick ? std::vector<int>{1, 8} : std::vector<int>{1, 8, 32, 64};
-    int const create_latency = 20;
+    auto serial_flags = wide_limits;
+    serial_flags.insert(serial_flags.end(), {"--dispatch", "serial"});
+    agentd_process planned(fake.url(), wide_limits);
+    agentd_process serial(fake.url(), serial_flags);
+    std::vector<launch_row> rows;
+    for (int n : ns) {
+        rows.push_back({n, launch_run(planned, fake, n, true, quick),
+                        launch_run(serial, fake, n, true, quick),
+                        launch_run(planned, fake, n, false, quick),
+                        launch_run(serial, fake, n, false, quick)});
+    }
+    return rows;
+}
 
-    fake_upstream fake(FAKE_OPENCODE_PATH, {"--create-latency-ms", std::to_string(create_latency)});
-    {
-        agentd_daemon d(fake.url(), {});
-        fmt::print("== completion: N tasks x {} ms prompt (+{} ms create), one agents_start\n",
-                   latency, create_latency);
-        fmt::print("{:>5} {:>10} {:>8}\n", "N", "wall ms", "ratio");
-        double base = 0;
-        for (int n : std::vector<int>{1, 8}) {
-            double ms = completion_run(d, n, latency);
-            if (n == 1) base = ms;
-            fmt::print("{:>5} {:>10.1f} {:>8.2f}\n", n, ms, ms / base);
-        }
+void report(agentd::bench::options const& opts, std::vector<completion_row> const& completion,
+            std::vector<launch_row> const& launch) {
+    double const base = completion.front().median();
+    int const prompt_ms = opts.quick ? quick_prompt_latency_ms : prompt_latency_ms;
+    std::string md = fmt::format(
+        "| N | wall ms (median of {}) | all runs, ms | ratio to N = 1 | target |\n"
+        "|---:|---:|---|---:|---|\n",
+        completion.front().runs.size());
+    std::string csv = "n,wall_ms,ratio\n";
+    json::array jc;
+    fmt::print("== completion: N tasks x {} ms prompt (+{} ms create), one agents_start\n",
+               prompt_ms, create_latency_ms);
+    fmt::print("{:>5} {:>10} {:>8}\n", "N", "wall ms", "ratio");
+    for (auto const& row : completion) {
+        double ms = row.median();
+        double ratio = ms / base;
+        fmt::print("{:>5} {:>10.1f} {:>8.3f}\n", row.n, ms, ratio);
+        md += fmt::format("| {} | {:.1f} | {:.1f} | {:.3f} | {} |\n", row.n, ms,
+                          fmt::join(row.runs, ", "), ratio,
+                          row.n > 64 ? "—" : (ratio <= 1.1 ? "≤ 1.1 ✓" : "≤ 1.1 ✗"));
+        csv += fmt::format("{},{:.1f},{:.4f}\n", row.n, ms, ratio);
+        json::array runs(row.runs.begin(), row.runs.end());
+        jc.push_back({{"n", row.n}, {"wall_ms", ms}, {"ratio", ratio}, {"runs_ms", runs}});
     }
 
+    md +=
+        "\n| N | batch, planned | batch, serial | N conns, planned | N conns, serial | "
+        "speed-up |\n|---:|---:|---:|---:|---:|---:|\n";
+    json::array jl;
     fmt::print("\n== launch: N agents until the upstream has all N prompts ({} ms create)\n",
-               create_latency);
+               create_latency_ms);
     fmt::print("{:>5} {:>14} {:>14} {:>14} {:>14} {:>9}\n", "N", "batch planned", "batch serial",
                "conns planned", "conns serial", "speed-up");
-    agentd_daemon planned(fake.url(), {});
-    agentd_daemon serial(fake.url(), {"--dispatch", "serial"});
-    for (int n : ns) {
-        double bp = launch_run(planned, fake, n, true);
-        double bs = launch_run(serial, fake, n, true);
-        double cp = launch_run(planned, fake, n, false);
-        double cs = launch_run(serial, fake, n, false);
-        fmt::print("{:>5} {:>11.1f} ms {:>11.1f} ms {:>11.1f} ms {:>11.1f} ms {:>8.1f}x\n", n, bp,
-                   bs, cp, cs, (bs + cs) / (bp + cp));
+    for (auto const& r : launch) {
+        double speedup = (r.batch_serial + r.conns_serial) / (r.batch_planned + r.conns_planned);
+        fmt::print("{:>5} {:>11.1f} ms {:>11.1f} ms {:>11.1f} ms {:>11.1f} ms {:>8.1f}x\n", r.n,
+                   r.batch_planned, r.batch_serial, r.conns_planned, r.conns_serial, speedup);
+        md +=
+            fmt::format("| {} | {:.1f} ms | {:.1f} ms | {:.1f} ms | {:.1f} ms | {:.1f}× |\n", r.n,
+                        r.batch_planned, r.batch_serial, r.conns_planned, r.conns_serial, speedup);
+        jl.push_back({{"n", r.n},
+                      {"batch_planned_ms", r.batch_planned},
+                      {"batch_serial_ms", r.batch_serial},
+                      {"conns_planned_ms", r.conns_planned},
+                      {"conns_serial_ms", r.conns_serial}});
     }
+    json::object all{{"quick", opts.quick},
+                     {"create_latency_ms", create_latency_ms},
+                     {"prompt_latency_ms", prompt_ms},
+                     {"completion", jc},
+                     {"launch", jl}};
+    agentd::bench::write_result(opts, "fanout.json", json::serialize(all) + "\n");
+    agentd::bench::write_result(opts, "fanout.csv", csv);
+    agentd::bench::write_result(opts, "fanout.md", md);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+    auto opts = agentd::bench::parse_options(argc, argv);
+    fake_upstream fake(FAKE_OPENCODE_PATH,
+                       {"--create-latency-ms", std::to_string(create_latency_ms)});
+    auto completion = measure_completion(fake, opts.quick);
+    auto launch = measure_launch(fake, opts.quick);
+    report(opts, completion, launch);
     return 0;
+} catch (std::exception const& e) {
+    fmt::print(stderr, "fanout_bench: {}\n", e.what());
+    return 1;
 }

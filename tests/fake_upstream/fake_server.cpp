@@ -600,6 +600,7 @@ class server {
         if (is_http_fault(p.requested) && p.requested != fault::hang) {
             co_return fault_reply(p.requested, json::serialize(t->result));
         }
+        state_.counters().record_answer(id);
         co_return json_reply(http::status::ok, t->result);
     }
 

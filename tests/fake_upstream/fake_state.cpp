@@ -134,11 +134,17 @@ void stats::record_directory(std::string_view directory) {
     directories_.emplace_back(directory);
 }
 
+void stats::record_answer(std::string_view session_id) {
+    auto now = std::chrono::steady_clock::now().time_since_epoch();
+    answered_us_[session_id] = std::chrono::duration_cast<std::chrono::microseconds>(now).count();
+}
+
 json::object stats::to_json() const {
     json::object out;
     for (auto const& [name, value] : counters_) out[name] = value;
     out["aborted_sessions"] = aborted_sessions_;
     out["directories"] = directories_;
+    out["answered_us"] = answered_us_;
     out["last_create_body"] = last_create_body_;
     out["last_prompt_body"] = last_prompt_body_;
     return out;
@@ -153,6 +159,7 @@ void stats::reset() {
     }
     aborted_sessions_.clear();
     directories_.clear();
+    answered_us_.clear();
     last_create_body_ = nullptr;
     last_prompt_body_ = nullptr;
     changed();

@@ -48,6 +48,9 @@ class stats {
     void add(std::string_view name, std::int64_t delta);
     void record_abort(std::string_view session_id);
     void record_directory(std::string_view directory);
+    // When the reply to a session's prompt went out (steady clock, µs; the same CLOCK_MONOTONIC
+    // a benchmark on this machine reads): the start of a measured agents_wait wake-up.
+    void record_answer(std::string_view session_id);
     void set_last_create_body(boost::json::value body) { last_create_body_ = std::move(body); }
     void set_last_prompt_body(boost::json::value body) { last_prompt_body_ = std::move(body); }
     boost::json::object to_json() const;
@@ -66,6 +69,7 @@ class stats {
     std::map<std::string, std::int64_t, std::less<>> counters_;
     boost::json::array aborted_sessions_;
     boost::json::array directories_;
+    boost::json::object answered_us_;
     boost::json::value last_create_body_;
     boost::json::value last_prompt_body_;
     std::vector<asio::steady_timer*> waiters_;

@@ -33,7 +33,11 @@ run_result agentctl(agentd_process& a, std::vector<std::string> args, bool with_
 }
 
 TEST_F(agentd_test, AgentctlStartsWaitsAndPrintsJson) {
-    auto started = agentctl(*agentd_, {"--json", "start", "--description", "cli", "alpha", "beta"});
+    // Slow enough that the wait below (which selects the jobs still running) finds them running
+    // even when agentctl starts slowly, as under the sanitizers.
+    auto started =
+        agentctl(*agentd_, {"--json", "start", "--description", "cli",
+                            "alpha [[fake latency_ms=1500]]", "beta [[fake latency_ms=1500]]"});
     ASSERT_EQ(started.exit_code, 0) << started.out;
     auto jobs = json::parse(started.out).at("jobs").as_array();
     ASSERT_EQ(jobs.size(), 2u);

@@ -308,7 +308,10 @@ int main(int argc, char** argv) {
     agentd::test::child_process agentd({AGENTD_PATH, "--listen", "127.0.0.1:0", "--state-dir",
                                         dir.string(), "--upstream-url", fake.url(), "--max-running",
                                         "512", "--max-queued", "100000", "--max-connections",
-                                        "4096", "--retention-ms", "10000"});
+                                        "4096", "--retention-ms",
+                                        // Reaping keeps RSS flat; a slow sanitizer build must
+                                        // not reap jobs before their client has looked.
+                                        opts.check_rss ? "10000" : "600000"});
     auto port = agentd.wait_for_line(std::regex(R"(listening on http://127\.0\.0\.1:(\d+))"), 10s);
     if (!port) {
         fmt::print(stderr, "agentd did not start:\n{}\n", agentd.stderr_text());

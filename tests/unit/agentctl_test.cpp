@@ -6,6 +6,7 @@
 #include "agentctl/exit_codes.hpp"
 #include "agentctl/render.hpp"
 #include "agentctl/rpc.hpp"
+#include "agentctl/ui.hpp"
 
 #include <gtest/gtest.h>
 #include <boost/json/parse.hpp>
@@ -347,6 +348,24 @@ TEST(wait_exit_code, failure_outranks_timeout) {
                                    {"jobs", json::array{json::object{{"state", state}}}}};
         EXPECT_EQ(wait_exit_code(result), exit_failed) << state;
     }
+}
+
+TEST(dashboard_url, token_in_the_fragment_never_the_query) {
+    EXPECT_EQ(dashboard_url("http://127.0.0.1:7077", std::string("abc123")),
+              "http://127.0.0.1:7077/ui#token=abc123");
+    EXPECT_EQ(dashboard_url("http://[::1]:9/proxy/", std::string("a b&c")),
+              "http://[::1]:9/proxy/ui#token=a%20b%26c");
+    EXPECT_EQ(dashboard_url("http://localhost:7077", std::nullopt), "http://localhost:7077/ui");
+    EXPECT_THROW(dashboard_url("unix:/run/agentd.sock", std::string("t")), usage_error);
+    EXPECT_THROW(dashboard_url("ftp://x", std::string("t")), usage_error);
+}
+
+TEST(parse_cli, ui_takes_open) {
+    const char* argv[] = {"agentctl", "ui", "--open"};
+    auto parsed = parse_cli(3, argv);
+    ASSERT_TRUE(std::holds_alternative<invocation>(parsed));
+    EXPECT_EQ(std::get<invocation>(parsed).cmd.kind, command_kind::ui);
+    EXPECT_TRUE(std::get<invocation>(parsed).cmd.open_browser);
 }
 
 }  // namespace

@@ -98,6 +98,25 @@ TEST(bearer_matches, exact_token_only) {
     EXPECT_FALSE(bearer_matches("", token));
 }
 
+TEST(subprotocol_bearer_matches, finds_the_token_among_offered_subprotocols) {
+    std::string const token = "0123456789abcdef0123456789abcdef";
+    EXPECT_TRUE(subprotocol_bearer_matches("agentd.v1, agentd.bearer." + token, token));
+    EXPECT_TRUE(subprotocol_bearer_matches("agentd.bearer." + token + ",agentd.v1", token));
+    EXPECT_TRUE(
+        subprotocol_bearer_matches("x, agentd.bearer.wrong, agentd.bearer." + token, token));
+    EXPECT_FALSE(subprotocol_bearer_matches("agentd.v1, agentd.bearer.wrong", token));
+    EXPECT_FALSE(subprotocol_bearer_matches("agentd.bearer." + token + "x", token)) << "longer";
+    EXPECT_FALSE(subprotocol_bearer_matches("agentd.bearer." + token.substr(1), token));
+    EXPECT_FALSE(subprotocol_bearer_matches("AGENTD.BEARER." + token, token)) << "exact prefix";
+    EXPECT_FALSE(subprotocol_bearer_matches(token, token)) << "no prefix";
+    EXPECT_FALSE(subprotocol_bearer_matches("", token));
+    EXPECT_FALSE(subprotocol_bearer_matches("agentd.bearer.", "")) << "empty token never matches";
+
+    EXPECT_TRUE(subprotocol_offered("agentd.bearer.x , agentd.v1", "agentd.v1"));
+    EXPECT_FALSE(subprotocol_offered("agentd.v10, agentd.v", "agentd.v1"));
+    EXPECT_FALSE(subprotocol_offered("", "agentd.v1"));
+}
+
 TEST(bearer_matches, scheme_is_case_insensitive_token_is_not) {
     std::string const token = "AbCdEf0123456789AbCdEf0123456789";
     EXPECT_TRUE(bearer_matches("bearer " + token, token));

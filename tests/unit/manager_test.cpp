@@ -592,6 +592,35 @@ TEST_F(manager_test, status_is_owner_scoped_newest_first_and_read_only) {
     });
 }
 
+TEST_F(manager_test, list_spans_the_principals_sessions_and_no_one_elses) {
+    make();
+    st_->fallback.prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto a1 = start(owner{"alice", "s1"}, {"a"});
+        auto bob = start(owner{"bob", "s1"}, {"b"});
+        auto a2 = start(owner{"alice", "s2"}, {"c", "d"});
+        auto listed = mgr_->list("alice", std::nullopt, 10);
+        CO_ASSERT_TRUE(listed.size() == 3u);
+        EXPECT_EQ(listed[0].view.id, a2[1]);  // newest first, across sessions
+        EXPECT_EQ(listed[0].session, "s2");
+        EXPECT_EQ(listed[1].view.id, a2[0]);
+        EXPECT_EQ(listed[2].view.id, a1[0]);
+        EXPECT_EQ(listed[2].session, "s1");
+        for (auto const& l : listed) EXPECT_NE(l.view.id, bob[0]);
+
+        auto one = mgr_->list("alice", std::string("s1"), 10);
+        CO_ASSERT_TRUE(one.size() == 1u);
+        EXPECT_EQ(one[0].view.id, a1[0]);
+        EXPECT_EQ(mgr_->list("alice", std::nullopt, 2).size(), 2u);
+        // A principal whose name is a prefix of another's sees nothing of it.
+        EXPECT_TRUE(mgr_->list("ali", std::nullopt, 10).empty());
+        EXPECT_TRUE(mgr_->list("carol", std::nullopt, 10).empty());
+        auto bobs = mgr_->list("bob", std::nullopt, 10);
+        CO_ASSERT_TRUE(bobs.size() == 1u);
+        EXPECT_EQ(bobs[0].view.id, bob[0]);
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Wait
 // ---------------------------------------------------------------------------------------------
@@ -959,9 +988,9 @@ TEST_F(manager_test, job_deadline_fails_a_hanging_prompt_and_aborts_upstream) {
         auto t = task("hang");
         t.timeout_ms = 50;
         p.tasks.push_back(t);
+        auto t0 = steady::now();  // before the launch, from which the deadline counts
         auto r = mgr_->start_jobs(alice, p);
         CO_ASSERT_TRUE(r.has_value());
-        auto t0 = steady::now();
         auto wp = wait_for({r->at(0).id}, 10s);
         auto w = co_await mgr_->wait(alice, wp);
         auto took = steady::now() - t0;

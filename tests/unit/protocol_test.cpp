@@ -650,6 +650,24 @@ TEST(params_peek, job_required) {
     expect_invalid(parse_peek(js("1")), "params");
 }
 
+TEST(params_subscribe, a_session_or_all_and_an_optional_snapshot) {
+    auto all = parse_subscribe(js(R"({"all":true,"snapshot":true})"));
+    ASSERT_TRUE(all.has_value());
+    EXPECT_TRUE(all->all);
+    EXPECT_TRUE(all->snapshot);
+    EXPECT_FALSE(all->session.has_value());
+    auto one = parse_subscribe(js(R"({"session":"s"})"));
+    ASSERT_TRUE(one.has_value());
+    EXPECT_EQ(one->session, "s");
+    EXPECT_FALSE(one->snapshot);
+
+    expect_invalid(parse_subscribe(nullptr), "session");
+    expect_invalid(parse_subscribe(js(R"({"all":true,"session":"s"})")), "session");
+    expect_invalid(parse_subscribe(js(R"({"all":true,"snapshot":1})")), "snapshot");
+    expect_invalid(parse_subscribe(js(R"({"all":"yes"})")), "all");
+    expect_invalid(parse_subscribe(js(R"({"all":true,"jobs":[]})")), "jobs");
+}
+
 // ---------------------------------------------------------------------------------------------
 // JobView
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,224 @@
+// watch and the live wait display: a ws_handler each, over one /ws connection subscribed with a
+// snapshot (agents_subscribe {snapshot: true}), so the board starts complete and every later
+// change arrives as an agents_event. A terminal gets its block redrawn in place every tick.
+#include "live.hpp"
+
+#include "app.hpp"
+#include "discover.hpp"
+#include "exit_codes.hpp"
+#include "live_view.hpp"
+#include "rpc.hpp"
+#include "ws_client.hpp"
+
+#include <fmt/core.h>
+
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+#include <sstream>
+
+namespace agentctl {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr auto tick = 100ms;  // spinner and elapsed refresh on a terminal
+constexpr std::int64_t server_default_wait_ms = 30'000;
+
+std::string subscribe_request(const invocation& inv, bool all) {
+    boost::json::object params{{"snapshot", true}};
+    if (all)
+        params["all"] = true;
+    else
+        params["session"] = inv.globals.session.value_or("default");
+    return encode_request({"agents_subscribe", std::move(params)});
+}
+
+std::vector<std::string> split_lines(const std::string& text) {
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    return lines;
+}
+
+std::size_t terminal_columns() {
+    winsize size{};
+    bool known = ::ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0;
+    return known ? size.ws_col : 80;
+}
+
+// The block drawn last on the terminal, so the next draw can go back over it.
+class terminal_block {
+  public:
+    void draw(std::vector<std::string> lines) {
+        auto columns = terminal_columns();  // asked each time: the window may be resized
+        for (auto& line : lines) line = fit_width(line, columns);
+        fmt::print("{}", redraw(drawn_, lines));
+        std::fflush(stdout);
+        drawn_ = lines.size();
+    }
+
+  private:
+    std::size_t drawn_ = 0;
+};
+
+void print_line(const std::string& line) {
+    fmt::print("{}", line);
+    std::fflush(stdout);  // a pipe reader follows changes as they happen
+}
+
+class watcher final : public ws_handler {
+  public:
+    watcher(const invocation& inv, bool tty) : inv_(inv), tty_(tty) {}
+
+    std::vector<std::string> opening() override {
+        return {subscribe_request(inv_, inv_.cmd.watch_all)};
+    }
+
+    bool on_message(std::string_view text) override {
+        auto msg = classify(text);
+        auto now = live_clock::now();
+        if (msg.what == ws_message::kind::response) {
+            board_.take_snapshot(msg.result, now);
+            snapshot_ = true;
+            if (inv_.cmd.watch_once) {
+                print_line(board_table(board_, now));
+                return false;
+            }
+            for (const auto& id : board_.ids()) note(id);
+            if (!tty_)  // oldest first, as later changes will follow
+                for (const auto& id : board_.ids()) print_line(event_line(board_.at(id, now)));
+        } else if (msg.what == ws_message::kind::event) {
+            bool changed = board_.update(msg.job, now);
+            auto id = read_job(msg.job).id;
+            note(id);
+            if (!tty_ && changed) print_line(event_line(board_.at(id, now)));
+        } else {
+            return true;
+        }
+        if (tty_) block_.draw(split_lines(board_table(board_, now)));
+        return !(inv_.cmd.until_idle && snapshot_ && board_.idle());
+    }
+
+    bool on_tick() override {
+        if (tty_ && snapshot_) block_.draw(split_lines(board_table(board_, live_clock::now())));
+        return true;
+    }
+
+    // 0 when every job that was unfinished during the watch completed.
+    int exit_code() const {
+        bool bad = std::any_of(watched_.begin(), watched_.end(), [&](const std::string& id) {
+            const auto* view = board_.find(id);
+            return view == nullptr || read_job(*view).state != "completed";
+        });
+        return bad ? exit_failed : exit_ok;
+    }
+
+  private:
+    void note(const std::string& id) {
+        if (!board_.terminal(id)) watched_.insert(id);
+    }
+
+    const invocation& inv_;
+    bool tty_;
+    job_board board_;
+    bool snapshot_ = false;
+    std::set<std::string> watched_;
+    terminal_block block_;
+};
+
+class progress final : public ws_handler {
+  public:
+    progress(const invocation& inv, std::vector<std::string> ids, live_clock::time_point deadline)
+        : inv_(inv), ids_(std::move(ids)), given_(!ids_.empty()), deadline_(deadline) {}
+
+    std::vector<std::string> opening() override { return {subscribe_request(inv_, false)}; }
+
+    bool on_message(std::string_view text) override {
+        auto msg = classify(text);
+        auto now = live_clock::now();
+        if (msg.what == ws_message::kind::response) {
+            board_.take_snapshot(msg.result, now);
+            snapshot_ = true;
+            if (!given_) unfinished_from_snapshot();
+        } else if (msg.what == ws_message::kind::event) {
+            board_.update(msg.job, now);
+        }
+        draw(now);
+        return !finished(now);
+    }
+
+    bool on_tick() override {
+        auto now = live_clock::now();
+        ++frame_;
+        draw(now);
+        return !finished(now);
+    }
+
+    const std::vector<std::string>& ids() const { return ids_; }
+
+  private:
+    // Without ids: the session's jobs not yet finished now, oldest first (as agents_wait does).
+    void unfinished_from_snapshot() {
+        for (const auto& id : board_.ids())
+            if (!board_.terminal(id)) ids_.push_back(id);
+    }
+
+    bool finished(live_clock::time_point now) const {
+        if (now >= deadline_) return true;
+        if (!snapshot_) return false;
+        auto done = [&](const std::string& id) { return board_.terminal(id); };
+        return inv_.cmd.wait_any && !ids_.empty() ? std::any_of(ids_.begin(), ids_.end(), done)
+                                                  : std::all_of(ids_.begin(), ids_.end(), done);
+    }
+
+    void draw(live_clock::time_point now) {
+        if (snapshot_) block_.draw(progress_lines(board_, ids_, now, frame_));
+    }
+
+    const invocation& inv_;
+    std::vector<std::string> ids_;
+    bool given_;
+    live_clock::time_point deadline_;
+    job_board board_;
+    bool snapshot_ = false;
+    std::size_t frame_ = 0;
+    terminal_block block_;
+};
+
+void follow(const invocation& inv, ws_handler& handler) {
+    auto to = parse_url(resolve_url(inv.globals));
+    auto creds = resolve_credentials(inv.globals);
+    run_ws(to, creds.token, std::chrono::milliseconds(inv.globals.timeout_ms), tick, handler);
+}
+
+}  // namespace
+
+bool wants_live_display(const invocation& inv) {
+    return !inv.globals.json && ::isatty(STDOUT_FILENO) == 1;
+}
+
+int run_watch(const invocation& inv) {
+    watcher w(inv, wants_live_display(inv));
+    follow(inv, w);
+    return inv.cmd.until_idle ? w.exit_code() : exit_ok;
+}
+
+int run_live_wait(const invocation& inv, std::vector<std::string> ids) {
+    auto timeout =
+        std::chrono::milliseconds(inv.cmd.wait_timeout_ms.value_or(server_default_wait_ms));
+    progress p(inv, std::move(ids), live_clock::now() + timeout);
+    follow(inv, p);
+    // The outcome as the daemon states it, printed like a plain wait: asked with timeout 0 now
+    // that the display has seen the jobs end (or the time run out).
+    if (p.ids().empty()) return exit_ok;  // nothing was unfinished: nothing to report
+    auto final_wait = inv;
+    final_wait.cmd.kind = command_kind::wait;
+    final_wait.cmd.args = p.ids();
+    final_wait.cmd.wait_timeout_ms = 0;
+    return run_request(final_wait);
+}
+
+}  // namespace agentctl

@@ -1,0 +1,87 @@
+// timed_backend: forwards each call and records its wall time, whatever its outcome. One
+// coroutine frame per upstream call is added, next to the HTTP exchange it measures.
+#include "daemon/timed_backend.hpp"
+
+#include <chrono>
+
+namespace agentd::daemon {
+namespace asio = boost::asio;
+namespace up = jobs::upstream;
+
+namespace {
+
+// Records the time from construction to destruction, i.e. until the call's co_return.
+class call_timer {
+  public:
+    call_timer(metrics& m, upstream_call call)
+        : m_(m), call_(call), began_(std::chrono::steady_clock::now()) {}
+    ~call_timer() {
+        std::chrono::duration<double> took = std::chrono::steady_clock::now() - began_;
+        m_.observe_upstream(call_, took.count());
+    }
+    call_timer(call_timer const&) = delete;
+    call_timer& operator=(call_timer const&) = delete;
+
+  private:
+    metrics& m_;
+    upstream_call call_;
+    std::chrono::steady_clock::time_point began_;
+};
+
+class timed final : public up::backend {
+  public:
+    timed(std::unique_ptr<up::backend> inner, metrics& m) : inner_(std::move(inner)), m_(m) {}
+
+    std::string_view name() const override { return inner_->name(); }
+
+    asio::awaitable<up::up_result<std::string>> create_session(up::session_request const& req,
+                                                               up::call_control& ctl) override {
+        call_timer t(m_, upstream_call::create);
+        auto out = co_await inner_->create_session(req, ctl);
+        co_return out;
+    }
+
+    asio::awaitable<up::up_result<up::prompt_outcome>> prompt(std::string const& session,
+                                                              up::prompt_request const& req,
+                                                              up::call_control& ctl) override {
+        call_timer t(m_, upstream_call::prompt);
+        auto out = co_await inner_->prompt(session, req, ctl);
+        co_return out;
+    }
+
+    asio::awaitable<up::up_result<void>> abort(
+        std::string const& session, std::optional<std::string> const& directory) override {
+        call_timer t(m_, upstream_call::abort);
+        auto out = co_await inner_->abort(session, directory);
+        co_return out;
+    }
+
+    asio::awaitable<up::up_result<std::string>> read_partial(
+        std::string const& session, std::optional<std::string> const& directory) override {
+        call_timer t(m_, upstream_call::read_partial);
+        auto out = co_await inner_->read_partial(session, directory);
+        co_return out;
+    }
+
+    asio::awaitable<up::up_result<std::optional<up::prompt_outcome>>> recover(
+        std::string const& session, std::optional<std::string> const& directory) override {
+        call_timer t(m_, upstream_call::recover);
+        auto out = co_await inner_->recover(session, directory);
+        co_return out;
+    }
+
+    void start(up::delta_sink sink) override { inner_->start(std::move(sink)); }
+    void stop() override { inner_->stop(); }
+
+  private:
+    std::unique_ptr<up::backend> inner_;
+    metrics& m_;
+};
+
+}  // namespace
+
+std::unique_ptr<up::backend> timed_backend(std::unique_ptr<up::backend> inner, metrics& m) {
+    return std::make_unique<timed>(std::move(inner), m);
+}
+
+}  // namespace agentd::daemon

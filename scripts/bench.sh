@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Runs every benchmark in tests/bench, writes their raw results to bench-results/ and regenerates
+# BENCHMARKS.md and docs/bench.png from them. Usage: scripts/bench.sh [--quick | --report-only]
+# (--report-only: regenerate BENCHMARKS.md and the plot from bench-results/ without running).
+# BUILD_DIR (default `build`) is the build used; installs wrk, nginx, gnuplot-nox and valgrind
+# with apt-get (sudo when not root) when missing, like scripts/setup.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build="${BUILD_DIR:-build}"
+out=bench-results
+md=BENCHMARKS.md
+png=docs/bench.png
+quick=()
+mode="${1:-}"
+if [ "$mode" = "--quick" ]; then
+  # A smoke run never overwrites the published data: everything goes to $build/bench-results.
+  quick=(--quick)
+  out="$build/bench-results"
+  md="$out/BENCHMARKS.md"
+  png="$out/bench.png"
+fi
+
+install_tools() {
+  scripts/setup.sh
+  local missing=()
+  for p in wrk nginx gnuplot-nox valgrind; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "bench: installing ${missing[*]}"
+  # On a machine with systemd, Debian's nginx package starts its own service on port 80; the
+  # benchmark does not use it (it starts nginx with its own config on a free loopback port).
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+run_all() {
+  scripts/build.sh "$build"
+  mkdir -p "$out"
+  for b in fanout wait scale http cpu; do
+    echo "bench: $b"
+    "$build/tests/bench/${b}_bench" "${quick[@]}" --out "$out"
+  done
+  describe_machine >"$out/machine.md"
+}
+
+# The machine, as every number depends on it.
+describe_machine() {
+  local cpu compiler build_type
+  cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+  compiler=$(grep -m1 '^CMAKE_CXX_COMPILER:' "$build/CMakeCache.txt" | cut -d= -f2-)
+  build_type=$(grep -m1 '^CMAKE_BUILD_TYPE:' "$build/CMakeCache.txt" | cut -d= -f2-)
+  echo "| | |"
+  echo "|---|---|"
+  echo "| date (UTC) | $(date -u '+%Y-%m-%d %H:%M') |"
+  echo "| CPU | $cpu, $(nproc) cores available (\`nproc\`) |"
+  echo "| memory | $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) |"
+  echo "| kernel | $(uname -sr) |"
+  echo "| OS | $(. /etc/os-release && echo "$PRETTY_NAME") |"
+  echo "| compiler | $("$compiler" --version | head -1), build type \`$build_type\` (-O2 -g1) |"
+  echo "| load average when done | $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine) |"
+  echo "| source | git $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' + uncommitted changes') |"
+}
+
+report() {
+  mkdir -p "$(dirname "$png")"
+  # BENCHMARKS.md: the template with each @name@ line replaced by $out/name.md.
+  awk -v dir="$out" '
+    /^@[a-z]+@$/ { f = dir "/" substr($0, 2, length($0) - 2) ".md"
+                   while ((getline line < f) > 0) print line; close(f); next }
+    { print }' tests/bench/BENCHMARKS.md.in >"$md"
+  # The plot: fan-out ratio vs N, and latency percentiles (wait wake-up, agentd vs nginx);
+  # latency.dat has one "label" p50 p99 row per bar pair.
+  {
+    awk -F, 'NR > 1 { v[$1] = $2 } END { printf "\"agents_wait wake-up\" %s %s\n", v["p50"], v["p99"] }' \
+      "$out/wait.csv"
+    if [ -f "$out/http.csv" ]; then
+      awk -F, 'NR > 1 { printf "\"%s, %s conn\" %s %s\n", $1, $2, $4, $5 }' "$out/http.csv"
+    fi
+  } >"$out/latency.dat"
+  gnuplot -e "dir='$out'; output='$png'" tests/bench/plot.gp
+  echo "bench: wrote $md, $png and $out/"
+}
+
+if [ "$mode" != "--report-only" ]; then
+  install_tools
+  run_all
+fi
+report
