@@ -323,28 +323,16 @@ json::object tools_list_result() {
 }
 
 result<body> parse_body(std::string_view text, codec_limits const& limits) {
-    json::parse_options opts;
-    opts.max_depth = limits.max_depth;
-    boost::system::error_code ec;
-    json::value doc = json::parse(text, ec, {}, opts);
-    if (ec) return parse_error(ec.message());
-
+    auto f = parse_frame(text, limits);
+    if (!f) return f.error();
     body out;
-    auto take = [&out](json::value const& v) {
+    out.is_batch = f->is_batch;
+    for (auto const& v : f->elements()) {
         if (is_response(v))
             ++out.responses;
         else
             out.calls.push_back(parse_request(v));
-    };
-    auto const* batch = doc.if_array();
-    if (!batch) {
-        take(doc);
-        return out;
     }
-    if (batch->empty()) return invalid_request("empty batch");
-    if (batch->size() > limits.max_batch) return invalid_request("batch too long");
-    out.is_batch = true;
-    for (auto const& v : *batch) take(v);
     return out;
 }
 

@@ -42,24 +42,32 @@ request_or_error parse_request(json::value const& v) {
     return {std::move(req), error_id};
 }
 
-result<message> parse_message(std::string_view body, codec_limits const& limits) {
+std::span<json::value const> frame::elements() const {
+    if (!is_batch) return {&doc, 1};
+    auto const& arr = doc.get_array();
+    return {arr.data(), arr.size()};
+}
+
+result<frame> parse_frame(std::string_view body, codec_limits const& limits) {
     json::parse_options opts;
     opts.max_depth = limits.max_depth;
     boost::system::error_code ec;
-    json::value doc = json::parse(body, ec, {}, opts);
+    frame out{json::parse(body, ec, {}, opts)};
     if (ec) return parse_error(ec.message());
+    auto const* arr = out.doc.if_array();
+    if (!arr) return out;
+    if (arr->empty()) return invalid_request("empty batch");
+    if (arr->size() > limits.max_batch) return invalid_request("batch too long");
+    out.is_batch = true;
+    return out;
+}
 
-    message msg;
-    if (!doc.is_array()) {
-        msg.elements.push_back(parse_request(doc));
-        return msg;
-    }
-    auto const& arr = doc.get_array();
-    if (arr.empty()) return invalid_request("empty batch");
-    if (arr.size() > limits.max_batch) return invalid_request("batch too long");
-    msg.is_batch = true;
-    msg.elements.reserve(arr.size());
-    for (auto const& v : arr) msg.elements.push_back(parse_request(v));
+result<message> parse_message(std::string_view body, codec_limits const& limits) {
+    auto f = parse_frame(body, limits);
+    if (!f) return f.error();
+    message msg{f->is_batch, {}};
+    msg.elements.reserve(f->elements().size());
+    for (auto const& v : f->elements()) msg.elements.push_back(parse_request(v));
     return msg;
 }
 

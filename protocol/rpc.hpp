@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +41,14 @@ struct codec_limits {
 // The whole-message failures (-32700 unparsable, -32600 empty batch or too long a batch) come
 // back as the error; a batch with some malformed elements parses, with per-element errors.
 result<message> parse_message(std::string_view body, codec_limits const& limits = {});
+// The framing both JSON-RPC bodies share (HTTP/WebSocket and MCP): the document parsed within
+// max_depth, and its elements — the document itself, or a batch's elements within max_batch.
+struct frame {
+    boost::json::value doc;
+    bool is_batch = false;
+    std::span<boost::json::value const> elements() const;
+};
+result<frame> parse_frame(std::string_view body, codec_limits const& limits = {});
 // One already-parsed element, checked as a request or notification (MCP frames its own bodies).
 request_or_error parse_request(boost::json::value const& v);
 
