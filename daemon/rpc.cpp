@@ -9,9 +9,11 @@
 #include <fmt/format.h>
 #include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <iostream>
 
@@ -22,23 +24,24 @@ using protocol::result;
 
 namespace {
 
-json::array render(std::vector<jobs::job_entry> const& entries) {
+json::array render(std::vector<jobs::job_entry> const& entries, json::storage_ptr const& sp) {
     auto now = std::chrono::system_clock::now();
-    json::array out;
+    json::array out(sp);
     out.reserve(entries.size());
     for (auto const& e : entries)
-        out.push_back(e.view ? protocol::to_json(*e.view, now) : protocol::not_found_json(e.id));
+        out.push_back(e.view ? protocol::to_json(*e.view, now, sp)
+                             : protocol::not_found_json(e.id, sp));
     return out;
 }
 
 // Each job with its session, as agents_event carries them.
-json::array render(std::vector<jobs::session_job> const& listed) {
+json::array render(std::vector<jobs::session_job> const& listed, json::storage_ptr const& sp) {
     auto now = std::chrono::system_clock::now();
-    json::array out;
+    json::array out(sp);
     out.reserve(listed.size());
     for (auto const& l : listed)
-        out.push_back(
-            json::object{{"job", protocol::to_json(l.view, now)}, {"session", l.session}});
+        out.push_back(json::object(
+            {{"job", protocol::to_json(l.view, now, sp)}, {"session", l.session}}, sp));
     return out;
 }
 
@@ -96,7 +99,7 @@ rpc_service::~rpc_service() = default;
 
 asio::awaitable<result<json::value>> rpc_service::invoke(std::string_view method,
                                                          json::value const& params,
-                                                         caller const& who) {
+                                                         caller const& who, json::storage_ptr sp) {
     rpc_timer timing(metrics_, method);
     if (method == "agents_start") {
         if (policy_.start == planner::approval_mode::deny)
@@ -114,13 +117,14 @@ asio::awaitable<result<json::value>> rpc_service::invoke(std::string_view method
         apply_default_session(*p, params, who);
         auto started = jobs_.start_jobs(owner_of(who, p->session), *p, who.connection);
         if (!started) co_return started.error();
-        co_return json::object{{"jobs", render(*started)}};
+        co_return json::object({{"jobs", render(*started, sp)}}, sp);
     }
     if (method == "agents_status") {
         auto p = protocol::parse_status(params);
         if (!p) co_return p.error();
         apply_default_session(*p, params, who);
-        co_return json::object{{"jobs", render(jobs_.status(owner_of(who, p->session), *p))}};
+        auto found = jobs_.status(owner_of(who, p->session), *p);
+        co_return json::object({{"jobs", render(found, sp)}}, sp);
     }
     if (method == "agents_wait") {
         auto p = protocol::parse_wait(params);
@@ -128,8 +132,8 @@ asio::awaitable<result<json::value>> rpc_service::invoke(std::string_view method
         apply_default_session(*p, params, who);
         auto owner = owner_of(who, p->session);
         auto out = co_await jobs_.wait(owner, *p);
-        co_return json::object{
-            {"done", out.done}, {"timed_out", out.timed_out}, {"jobs", render(out.jobs)}};
+        co_return json::object(
+            {{"done", out.done}, {"timed_out", out.timed_out}, {"jobs", render(out.jobs, sp)}}, sp);
     }
     if (method == "agents_cancel") {
         auto p = protocol::parse_cancel(params);
@@ -137,7 +141,7 @@ asio::awaitable<result<json::value>> rpc_service::invoke(std::string_view method
         apply_default_session(*p, params, who);
         auto owner = owner_of(who, p->session);
         auto out = co_await jobs_.cancel(owner, *p);
-        co_return json::object{{"jobs", render(out)}};
+        co_return json::object({{"jobs", render(out, sp)}}, sp);
     }
     if (method == "agents_peek") {
         auto p = protocol::parse_peek(params);
@@ -145,21 +149,21 @@ asio::awaitable<result<json::value>> rpc_service::invoke(std::string_view method
         apply_default_session(*p, params, who);
         auto owner = owner_of(who, p->session);
         auto out = co_await jobs_.peek(owner, *p);
-        co_return json::object{{"job", render({out.job}).at(0)},
-                               {"partial_output", out.partial_output}};
+        co_return json::object(
+            {{"job", render({out.job}, sp).at(0)}, {"partial_output", out.partial_output}}, sp);
     }
     if ((method == "agents_subscribe" || method == "agents_unsubscribe") && who.subscribe) {
         auto p = protocol::parse_subscribe(params);
         if (!p) co_return p.error();
         bool on = method == "agents_subscribe";
         who.subscribe(*p, on);
-        json::object out{{"ok", true}};
+        json::object out({{"ok", true}}, sp);
         // Taken in the same step as subscribing: every later change arrives as an event.
         if (on && p->snapshot) {
             auto listed = jobs_.list(who.principal, p->session, protocol::max_snapshot_jobs + 1);
             out["truncated"] = listed.size() > protocol::max_snapshot_jobs;
             listed.resize(std::min(listed.size(), protocol::max_snapshot_jobs));
-            out["jobs"] = render(listed);
+            out["jobs"] = render(listed, sp);
         }
         co_return out;
     }
@@ -175,15 +179,16 @@ bool rpc_service::joinable(std::string_view body) const {
     });
 }
 
-asio::awaitable<json::value> rpc_service::answer(protocol::request const& req, caller const& who) {
+asio::awaitable<json::value> rpc_service::answer(protocol::request const& req, caller const& who,
+                                                 json::storage_ptr sp) {
     auto const& id = req.id ? *req.id : json::value(nullptr);
-    auto out = co_await invoke(req.method, req.params, who);
+    auto out = co_await invoke(req.method, req.params, who, sp);
     co_return out ? protocol::make_result(id, std::move(*out))
-                  : protocol::make_error(id, out.error());
+                  : protocol::make_error(id, out.error(), sp);
 }
 
 asio::awaitable<json::value> rpc_service::answer_serially(protocol::request const& req,
-                                                          caller const& who) {
+                                                          caller const& who, json::storage_ptr sp) {
     co_await lock_->slot.async_send(boost::system::error_code{}, asio::use_awaitable);
     struct release {
         global_lock& lock;
@@ -191,7 +196,7 @@ asio::awaitable<json::value> rpc_service::answer_serially(protocol::request cons
             lock.slot.try_receive([](boost::system::error_code) {});
         }
     } guard{*lock_};
-    auto response = co_await answer(req, who);
+    auto response = co_await answer(req, who, sp);
     if (req.method == "agents_start" && response.as_object().contains("result")) {
         std::vector<std::string> ids;
         for (auto const& j : response.at("result").at("jobs").as_array())
@@ -206,38 +211,61 @@ asio::awaitable<json::value> rpc_service::answer_serially(protocol::request cons
     co_return response;
 }
 
-asio::awaitable<std::optional<std::string>> rpc_service::handle(std::string_view body,
-                                                                caller const& who) {
-    auto msg = protocol::parse_message(body, codec_);
-    if (!msg) co_return json::serialize(protocol::make_error(nullptr, msg.error()));
-
-    auto& elements = msg->elements;
+std::vector<planner::batch> rpc_service::plan_for(
+    std::vector<protocol::request_or_error> const& elements) const {
+    std::vector<planner::batch> plan;
+    if (mode_ == dispatch_mode::serial) {
+        for (std::size_t i = 0; i < elements.size(); ++i) plan.push_back(planner::serial_batch{i});
+        return plan;
+    }
     std::vector<planner::call_traits> traits;
     traits.reserve(elements.size());
     for (auto const& e : elements) {
         traits.push_back(e.req ? planner::traits_for(e.req->method, &e.req->params, policy_)
                                : planner::call_traits{});
     }
-    auto plan = planner::plan(traits);
-    if (mode_ == dispatch_mode::serial) {
-        plan.clear();
-        for (std::size_t i = 0; i < elements.size(); ++i) plan.push_back(planner::serial_batch{i});
-    }
-    auto outcomes = co_await planner::run_plan(
-        std::move(plan), elements.size(),
-        [&](std::size_t i) -> asio::awaitable<std::optional<json::value>> {
-            auto const& e = elements[i];
-            if (!e.req) co_return protocol::make_error(e.error_id, e.req.error());
-            json::value response;
-            if (mode_ == dispatch_mode::serial)
-                response = co_await answer_serially(*e.req, who);
-            else
-                response = co_await answer(*e.req, who);
-            if (!e.req->id) co_return std::nullopt;  // notification: run, never answer
-            co_return response;
-        });
+    return planner::plan(traits);
+}
 
-    json::array responses;
+asio::awaitable<std::optional<std::string>> rpc_service::handle(std::string_view body,
+                                                                caller const& who) {
+    // Everything JSON of one message (the parsed request, the replies, the job views) lives in
+    // one arena released at the end: Boost.JSON allocates every key and every long string, some
+    // 45 allocations for a one-job agents_status (tests/bench/http_bench). Values are moved
+    // within it, never assigned to a default-storage value (that would copy).
+    std::array<unsigned char, 4096> arena;
+    json::monotonic_resource resource(arena.data(), arena.size());
+    json::storage_ptr sp(&resource);
+    auto msg = protocol::parse_message(body, codec_, sp);
+    if (!msg) co_return json::serialize(protocol::make_error(nullptr, msg.error()));
+
+    auto& elements = msg->elements;
+    auto run = [&](std::size_t i) -> asio::awaitable<std::optional<json::value>> {
+        auto const& e = elements[i];
+        if (!e.req) co_return protocol::make_error(e.error_id, e.req.error(), sp);
+        std::optional<json::value> response;
+        if (mode_ == dispatch_mode::serial)
+            response.emplace(co_await answer_serially(*e.req, who, sp));
+        else
+            response.emplace(co_await answer(*e.req, who, sp));
+        if (!e.req->id) co_return std::nullopt;  // notification: run, never answer
+        co_return std::move(response);
+    };
+    std::vector<planner::call_outcome> outcomes;
+    if (elements.size() == 1) {
+        // One call has nothing to plan; awaiting it here spares the parallel group's spawn and
+        // bookkeeping, a tenth of a small request's instructions (tests/bench/http_bench).
+        outcomes.resize(1);
+        try {
+            outcomes[0].response = co_await run(0);
+        } catch (...) {
+            outcomes[0].error = std::current_exception();
+        }
+    } else {
+        outcomes = co_await planner::run_plan(plan_for(elements), elements.size(), run);
+    }
+
+    json::array responses(sp);
     for (std::size_t i = 0; i < outcomes.size(); ++i) {
         auto& o = outcomes[i];
         if (o.response) {
@@ -252,7 +280,7 @@ asio::awaitable<std::optional<std::string>> rpc_service::handle(std::string_view
                 std::cerr << "agentd: internal error in " << elements[i].req->method << "\n";
             }
             responses.push_back(
-                protocol::make_error(*elements[i].req->id, protocol::internal_error()));
+                protocol::make_error(*elements[i].req->id, protocol::internal_error(), sp));
         }
     }
     if (responses.empty()) co_return std::nullopt;

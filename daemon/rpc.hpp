@@ -4,6 +4,7 @@
 #pragma once
 
 #include "jobs/manager.hpp"
+#include "planner/plan.hpp"
 #include "planner/traits.hpp"
 #include "protocol/errors.hpp"
 #include "protocol/params.hpp"
@@ -58,16 +59,24 @@ class rpc_service {
     // Whether every call of a message may join a parallel batch (DESIGN §4); transports that
     // receive messages while earlier ones run (WebSocket) schedule messages by it.
     bool joinable(std::string_view body) const;
-    // One method call, for transports that frame calls themselves (MCP tools).
+    // One method call, for transports that frame calls themselves (MCP tools). The result lives
+    // in `sp`.
     boost::asio::awaitable<protocol::result<boost::json::value>> invoke(
-        std::string_view method, boost::json::value const& params, caller const& who);
+        std::string_view method, boost::json::value const& params, caller const& who,
+        boost::json::storage_ptr sp = {});
 
   private:
+    // Batches of parallel calls and serial barriers (DESIGN §4); one barrier per call in serial
+    // dispatch.
+    std::vector<planner::batch> plan_for(
+        std::vector<protocol::request_or_error> const& elements) const;
     boost::asio::awaitable<boost::json::value> answer(protocol::request const& req,
-                                                      caller const& who);
+                                                      caller const& who,
+                                                      boost::json::storage_ptr sp);
 
     boost::asio::awaitable<boost::json::value> answer_serially(protocol::request const& req,
-                                                               caller const& who);
+                                                               caller const& who,
+                                                               boost::json::storage_ptr sp);
 
     jobs::manager& jobs_;
     planner::policy policy_;

@@ -2,9 +2,9 @@
 // and the omission of unknown optional fields.
 #include "protocol/job_view.hpp"
 
-#include <fmt/chrono.h>
-#include <fmt/format.h>
 #include <boost/json/object.hpp>
+
+#include <array>
 
 namespace agentd::protocol {
 namespace json = boost::json;
@@ -63,18 +63,48 @@ bool is_terminal(job_state s) {
     return s != job_state::queued && s != job_state::running;
 }
 
+namespace {
+
+// By hand rather than with fmt's chrono formatting, which parses the format string and calls
+// gmtime on every call: a status reply carries three times per job (tests/bench/http_bench).
+// Fixed width, so no allocation either.
+struct time_text {
+    std::array<char, 24> chars;
+    std::string_view view() const { return {chars.data(), chars.size()}; }
+};
+
+time_text render_time(wall_time t) {
+    using namespace std::chrono;
+    auto ms = time_point_cast<milliseconds>(t);
+    auto day = floor<days>(ms);
+    year_month_day date{day};
+    hh_mm_ss clock{ms - day};
+    time_text out{{'0', '0', '0', '0', '-', '0', '0', '-', '0', '0', 'T', '0',
+                   '0', ':', '0', '0', ':', '0', '0', '.', '0', '0', '0', 'Z'}};
+    auto put = [&out](std::size_t at, std::size_t width, long long value) {
+        for (std::size_t i = width; i-- > 0; value /= 10)
+            out.chars[at + i] = char('0' + value % 10);
+    };
+    put(0, 4, int(date.year()));
+    put(5, 2, unsigned(date.month()));
+    put(8, 2, unsigned(date.day()));
+    put(11, 2, clock.hours().count());
+    put(14, 2, clock.minutes().count());
+    put(17, 2, clock.seconds().count());
+    put(20, 3, clock.subseconds().count());
+    return out;
+}
+
+}  // namespace
+
 std::string format_time(wall_time t) {
-    auto ms = std::chrono::time_point_cast<std::chrono::milliseconds>(t);
-    auto secs = std::chrono::time_point_cast<std::chrono::seconds>(ms);
-    auto frac = (ms - secs).count();
-    return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03}Z",
-                       fmt::gmtime(std::chrono::system_clock::to_time_t(secs)), frac);
+    return std::string(render_time(t).view());
 }
 
 namespace {
 
-json::object error_json(job_error const& e) {
-    json::object o{{"kind", to_string(e.kind)}, {"message", e.message}};
+json::object error_json(job_error const& e, json::storage_ptr const& sp) {
+    json::object o({{"kind", to_string(e.kind)}, {"message", e.message}}, sp);
     if (e.phase) o["phase"] = to_string(*e.phase);
     if (e.http_status) o["http_status"] = *e.http_status;
     return o;
@@ -87,33 +117,34 @@ std::int64_t millis_between(wall_time from, wall_time to) {
 
 }  // namespace
 
-json::value to_json(job_view const& v, wall_time now) {
-    json::object o;
+json::value to_json(job_view const& v, wall_time now, json::storage_ptr sp) {
+    json::object o(14, sp);  // room for every field: no growth while it fills
     o["id"] = v.id;
     if (!v.description.empty()) o["description"] = v.description;
     o["state"] = to_string(v.state);
-    o["created_at"] = format_time(v.created_at);
-    if (v.started_at) o["started_at"] = format_time(*v.started_at);
-    if (v.finished_at) o["finished_at"] = format_time(*v.finished_at);
+    o["created_at"] = render_time(v.created_at).view();
+    if (v.started_at) o["started_at"] = render_time(*v.started_at).view();
+    if (v.finished_at) o["finished_at"] = render_time(*v.finished_at).view();
     if (v.started_at) o["elapsed_ms"] = millis_between(*v.started_at, v.finished_at.value_or(now));
     o["depth"] = v.depth;
     if (v.upstream)
         o["upstream"] =
-            json::object{{"backend", v.upstream->backend}, {"session", v.upstream->session}};
+            json::object({{"backend", v.upstream->backend}, {"session", v.upstream->session}}, sp);
     if (v.output) {
         o["output"] = *v.output;
         o["truncated"] = v.truncated;
     }
-    if (v.error) o["error"] = error_json(*v.error);
+    if (v.error) o["error"] = error_json(*v.error, sp);
     if (v.usage)
-        o["usage"] = json::object{{"input_tokens", v.usage->input_tokens},
-                                  {"output_tokens", v.usage->output_tokens},
-                                  {"cost", v.usage->cost}};
+        o["usage"] = json::object({{"input_tokens", v.usage->input_tokens},
+                                   {"output_tokens", v.usage->output_tokens},
+                                   {"cost", v.usage->cost}},
+                                  sp);
     return o;
 }
 
-json::value not_found_json(std::string_view id) {
-    return json::object{{"id", id}, {"state", "not_found"}};
+json::value not_found_json(std::string_view id, json::storage_ptr sp) {
+    return json::object({{"id", id}, {"state", "not_found"}}, sp);
 }
 
 }  // namespace agentd::protocol

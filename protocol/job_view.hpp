@@ -56,9 +56,10 @@ struct job_view {
     std::optional<job_usage> usage;
 };
 
-// `now` fills elapsed_ms of a running job; a finished one reports finished - started.
-boost::json::value to_json(job_view const& v, wall_time now);
-boost::json::value not_found_json(std::string_view id);
+// `now` fills elapsed_ms of a running job; a finished one reports finished - started. `sp` is
+// where the value lives (a request's monotonic resource when rendering a reply).
+boost::json::value to_json(job_view const& v, wall_time now, boost::json::storage_ptr sp = {});
+boost::json::value not_found_json(std::string_view id, boost::json::storage_ptr sp = {});
 std::string format_time(wall_time t);  // 2026-11-22T05:17:51.123Z
 
 }  // namespace agentd::protocol

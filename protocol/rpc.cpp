@@ -14,13 +14,14 @@ bool valid_id(json::value const& id) {
     return id.is_string() || id.is_number() || id.is_null();
 }
 
-}  // namespace
-
-request_or_error parse_request(json::value const& v) {
+// Shared by the copying overload (MCP, whose frame outlives the call) and parse_message, which
+// owns its document and moves id and params out of it.
+template <class Value>
+request_or_error parse_request_from(Value& v) {
     if (!v.is_object()) return {invalid_request("request must be an object"), nullptr};
-    auto const& obj = v.get_object();
+    auto& obj = v.as_object();
     json::value error_id = nullptr;
-    auto const* id = obj.if_contains("id");
+    auto* id = obj.if_contains("id");
     if (id && valid_id(*id)) error_id = *id;
 
     auto const* version = obj.if_contains("jsonrpc");
@@ -31,15 +32,21 @@ request_or_error parse_request(json::value const& v) {
     auto const* method = obj.if_contains("method");
     if (!method || !method->is_string())
         return {invalid_request("method must be a string"), error_id};
-    auto const* params = obj.if_contains("params");
+    auto* params = obj.if_contains("params");
     if (params && !params->is_object() && !params->is_array())
         return {invalid_request("params must be an object or array"), error_id};
 
-    request req;
-    if (id) req.id = *id;
-    req.method = std::string(method->get_string());
-    if (params) req.params = *params;
-    return {std::move(req), error_id};
+    // Constructed in place: assigning would copy a value into the default resource.
+    return {request{id ? std::optional<json::value>(std::move(*id)) : std::nullopt,
+                    std::string(method->get_string()),
+                    params ? json::value(std::move(*params)) : json::value(nullptr)},
+            error_id};
+}
+
+}  // namespace
+
+request_or_error parse_request(json::value const& v) {
+    return parse_request_from(v);
 }
 
 std::span<json::value const> frame::elements() const {
@@ -48,11 +55,11 @@ std::span<json::value const> frame::elements() const {
     return {arr.data(), arr.size()};
 }
 
-result<frame> parse_frame(std::string_view body, codec_limits const& limits) {
+result<frame> parse_frame(std::string_view body, codec_limits const& limits, json::storage_ptr sp) {
     json::parse_options opts;
     opts.max_depth = limits.max_depth;
     boost::system::error_code ec;
-    frame out{json::parse(body, ec, {}, opts)};
+    frame out{json::parse(body, ec, std::move(sp), opts)};
     if (ec) return parse_error(ec.message());
     auto const* arr = out.doc.if_array();
     if (!arr) return out;
@@ -62,23 +69,31 @@ result<frame> parse_frame(std::string_view body, codec_limits const& limits) {
     return out;
 }
 
-result<message> parse_message(std::string_view body, codec_limits const& limits) {
-    auto f = parse_frame(body, limits);
+result<message> parse_message(std::string_view body, codec_limits const& limits,
+                              json::storage_ptr sp) {
+    auto f = parse_frame(body, limits, std::move(sp));
     if (!f) return f.error();
     message msg{f->is_batch, {}};
-    msg.elements.reserve(f->elements().size());
-    for (auto const& v : f->elements()) msg.elements.push_back(parse_request(v));
+    auto parse_all = [&msg](std::span<json::value> elements) {
+        msg.elements.reserve(elements.size());
+        for (auto& v : elements) msg.elements.push_back(parse_request_from(v));
+    };
+    if (auto* batch = f->doc.if_array())
+        parse_all({batch->data(), batch->size()});
+    else
+        parse_all({&f->doc, 1});
     return msg;
 }
 
 json::value make_result(json::value const& id, json::value result) {
-    return json::object{{"jsonrpc", "2.0"}, {"id", id}, {"result", std::move(result)}};
+    auto sp = result.storage();
+    return json::object({{"jsonrpc", "2.0"}, {"id", id}, {"result", std::move(result)}}, sp);
 }
 
-json::value make_error(json::value const& id, rpc_error const& error) {
-    json::object err{{"code", static_cast<int>(error.code)}, {"message", error.message}};
+json::value make_error(json::value const& id, rpc_error const& error, json::storage_ptr sp) {
+    json::object err({{"code", static_cast<int>(error.code)}, {"message", error.message}}, sp);
     if (!error.data.is_null()) err["data"] = error.data;
-    return json::object{{"jsonrpc", "2.0"}, {"id", id}, {"error", std::move(err)}};
+    return json::object({{"jsonrpc", "2.0"}, {"id", id}, {"error", std::move(err)}}, sp);
 }
 
 }  // namespace agentd::protocol

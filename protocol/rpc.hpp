@@ -40,7 +40,9 @@ struct codec_limits {
 
 // The whole-message failures (-32700 unparsable, -32600 empty batch or too long a batch) come
 // back as the error; a batch with some malformed elements parses, with per-element errors.
-result<message> parse_message(std::string_view body, codec_limits const& limits = {});
+// `sp` holds everything parsed (a request-scoped monotonic resource in the daemon).
+result<message> parse_message(std::string_view body, codec_limits const& limits = {},
+                              boost::json::storage_ptr sp = {});
 // The framing both JSON-RPC bodies share (HTTP/WebSocket and MCP): the document parsed within
 // max_depth, and its elements — the document itself, or a batch's elements within max_batch.
 struct frame {
@@ -48,11 +50,15 @@ struct frame {
     bool is_batch = false;
     std::span<boost::json::value const> elements() const;
 };
-result<frame> parse_frame(std::string_view body, codec_limits const& limits = {});
+result<frame> parse_frame(std::string_view body, codec_limits const& limits = {},
+                          boost::json::storage_ptr sp = {});
 // One already-parsed element, checked as a request or notification (MCP frames its own bodies).
 request_or_error parse_request(boost::json::value const& v);
 
+// The response lives in the result's storage, so a result built in a request's resource is moved,
+// not copied.
 boost::json::value make_result(boost::json::value const& id, boost::json::value result);
-boost::json::value make_error(boost::json::value const& id, rpc_error const& error);
+boost::json::value make_error(boost::json::value const& id, rpc_error const& error,
+                              boost::json::storage_ptr sp = {});
 
 }  // namespace agentd::protocol

@@ -3,13 +3,7 @@
 // leave the daemon serving; half-sent headers (slowloris) and idle connections are closed by
 // the read deadline while other clients are served.
 #include "agentd_fixture.hpp"
-
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <arpa/inet.h>
+#include "raw_socket.hpp"
 
 namespace agentd::test {
 namespace {
@@ -19,43 +13,6 @@ using namespace std::chrono_literals;
 http_headers bearer(agentd_process& a) {
     return {{"Authorization", "Bearer " + a.token()}};
 }
-
-// A plain TCP socket the test drives byte by byte: a client that sends half a request and waits.
-class raw_socket {
-  public:
-    explicit raw_socket(int port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_port = htons(static_cast<std::uint16_t>(port));
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-            throw std::runtime_error("connect failed");
-    }
-    ~raw_socket() { ::close(fd_); }
-    raw_socket(raw_socket const&) = delete;
-    raw_socket& operator=(raw_socket const&) = delete;
-
-    void send(std::string_view bytes) {
-        ASSERT_EQ(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL),
-                  static_cast<ssize_t>(bytes.size()));
-    }
-    // True once the server closed (EOF or reset) within `timeout`; bytes it sent are skipped.
-    bool closed_within(std::chrono::milliseconds timeout) {
-        auto deadline = std::chrono::steady_clock::now() + timeout;
-        for (;;) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                deadline - std::chrono::steady_clock::now());
-            if (left.count() <= 0) return false;
-            pollfd p{fd_, POLLIN, 0};
-            if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-            char buf[4096];
-            if (::recv(fd_, buf, sizeof buf, 0) <= 0) return true;
-        }
-    }
-
-  private:
-    int fd_;
-};
 
 std::string rpc_body(std::string const& method, std::string const& params) {
     return R"({"jsonrpc":"2.0","id":1,"method":")" + method + R"(","params":)" + params + "}";

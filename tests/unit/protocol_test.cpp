@@ -689,6 +689,10 @@ TEST(job_view_json, format_time_is_iso8601_utc_with_millis) {
     EXPECT_EQ(format_time(at(2026, 1, 2, 3, 4, 5, 0)), "2026-01-02T03:04:05.000Z");
     EXPECT_EQ(format_time(at(1999, 12, 31, 23, 59, 59, 9)), "1999-12-31T23:59:59.009Z");
     EXPECT_EQ(format_time(wall_time{}), "1970-01-01T00:00:00.000Z");
+    EXPECT_EQ(format_time(at(2024, 2, 29, 23, 59, 59, 999)), "2024-02-29T23:59:59.999Z");
+    EXPECT_EQ(format_time(at(2024, 2, 29, 23, 59, 59, 999) + std::chrono::milliseconds(1)),
+              "2024-03-01T00:00:00.000Z");
+    EXPECT_EQ(format_time(at(2100, 12, 31, 12, 0, 0, 10)), "2100-12-31T12:00:00.010Z");
     // Sub-millisecond parts are truncated, not rounded up into the next second.
     EXPECT_EQ(format_time(at(2026, 11, 22, 5, 17, 51, 999) + std::chrono::microseconds(900)),
               "2026-11-22T05:17:51.999Z");
