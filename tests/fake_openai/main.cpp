@@ -1,12 +1,9 @@
 // Entry point of fake_openai, a stand-in for an OpenAI-compatible chat-completions server in
 // agentd's tests. Parses the flags and hands over to the server; exits 0 on SIGTERM/SIGINT, 2 on
 // bad usage.
+#include "fake_common/fake_main.hpp"
 #include "options.hpp"
 
-#include <charconv>
-#include <cstdio>
-#include <cstdlib>
-#include <exception>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -17,73 +14,36 @@ constexpr std::string_view usage =
     "usage: fake_openai [--listen HOST:PORT] [--latency-ms N] [--api-key KEY]\n"
     "                   [--tls-cert PEM --tls-key PEM]\n";
 
-std::int64_t parse_count(std::string_view flag, std::string_view value) {
-    std::int64_t n = 0;
-    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-    if (ec != std::errc{} || end != value.data() + value.size() || n < 0)
-        throw std::invalid_argument(std::string(flag) + " wants a non-negative integer");
-    return n;
-}
-
-void parse_listen(std::string_view value, fake_openai::options& opts) {
-    auto colon = value.rfind(':');
-    if (colon == std::string_view::npos) throw std::invalid_argument("--listen wants HOST:PORT");
-    auto port = parse_count("--listen port", value.substr(colon + 1));
-    if (port > 65535) throw std::invalid_argument("--listen port out of range");
-    opts.host = std::string(value.substr(0, colon));
-    if (opts.host.size() >= 2 && opts.host.front() == '[' && opts.host.back() == ']')
-        opts.host = opts.host.substr(1, opts.host.size() - 2);
-    opts.port = static_cast<unsigned short>(port);
-}
-
 // Later flags win, so a caller can override defaults it was handed.
-fake_openai::options parse_args(int argc, char** argv) {
-    fake_openai::options opts;
-    for (int i = 1; i < argc; ++i) {
-        std::string_view arg = argv[i];
-        std::string_view value;
-        if (auto eq = arg.find('='); eq != std::string_view::npos) {
-            value = arg.substr(eq + 1);
-            arg = arg.substr(0, eq);
-        } else if (arg == "--help" || arg == "-h") {
-            std::fputs(usage.data(), stdout);
-            std::exit(0);
-        } else if (i + 1 < argc) {
-            value = argv[++i];
-        } else {
-            throw std::invalid_argument(std::string(arg) + " needs a value");
-        }
-        if (arg == "--listen")
-            parse_listen(value, opts);
-        else if (arg == "--latency-ms")
-            opts.latency_ms = parse_count(arg, value);
-        else if (arg == "--api-key")
-            opts.api_key = std::string(value);
-        else if (arg == "--tls-cert")
-            opts.tls_cert = std::string(value);
-        else if (arg == "--tls-key")
-            opts.tls_key = std::string(value);
-        else
-            throw std::invalid_argument("unknown flag " + std::string(arg));
+void apply_flag(std::string_view flag, std::string_view value, fake_openai::options& opts) {
+    if (flag == "--listen") {
+        auto at = fake_common::parse_listen(value);
+        opts.host = at.host;
+        opts.port = at.port;
+    } else if (flag == "--latency-ms") {
+        opts.latency_ms = fake_common::flag_count(flag, value);
+    } else if (flag == "--api-key") {
+        opts.api_key = std::string(value);
+    } else if (flag == "--tls-cert") {
+        opts.tls_cert = std::string(value);
+    } else if (flag == "--tls-key") {
+        opts.tls_key = std::string(value);
+    } else {
+        throw std::invalid_argument("unknown flag " + std::string(flag));
     }
-    if (opts.tls_key && !opts.tls_cert) throw std::invalid_argument("--tls-key needs --tls-cert");
-    return opts;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
     fake_openai::options opts;
-    try {
-        opts = parse_args(argc, argv);
-    } catch (std::exception const& e) {
-        std::fprintf(stderr, "fake_openai: %s\n%s", e.what(), usage.data());
-        return 2;
-    }
-    try {
-        return fake_openai::run_server(opts);
-    } catch (std::exception const& e) {
-        std::fprintf(stderr, "fake_openai: %s\n", e.what());
-        return 1;
-    }
+    return fake_common::fake_main(
+        "fake_openai", usage,
+        [&] {
+            fake_common::parse_flags(argc, argv, usage, {},
+                                     [&](auto flag, auto value) { apply_flag(flag, value, opts); });
+            if (opts.tls_key && !opts.tls_cert)
+                throw std::invalid_argument("--tls-key needs --tls-cert");
+        },
+        [&] { return fake_openai::run_server(opts); });
 }

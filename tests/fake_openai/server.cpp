@@ -5,13 +5,14 @@
 #include "options.hpp"
 #include "stats.hpp"
 
+#include "fake_common/serve.hpp"
+
 #include <fmt/core.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -627,22 +628,7 @@ int run_server(options const& opts) {
     std::fprintf(stderr, "fake_openai listening on %s\n", srv.url().c_str());
     std::fflush(stderr);
 
-    asio::signal_set signals(ioc, SIGINT, SIGTERM);
-    signals.async_wait([&](boost::system::error_code ec, int) {
-        if (!ec) srv.stop();
-    });
-    asio::co_spawn(ioc, srv.accept_loop(), [&](std::exception_ptr e) {
-        if (!e) return;
-        try {
-            std::rethrow_exception(e);
-        } catch (std::exception const& x) {
-            fmt::print(stderr, "fake_openai: accept loop failed: {}\n", x.what());
-        }
-        signals.cancel();
-        srv.stop();
-    });
-    ioc.run();
-    return 0;
+    return fake_common::serve_until_signal(ioc, srv, "fake_openai");
 }
 
 }  // namespace fake_openai

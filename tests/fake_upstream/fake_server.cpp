@@ -4,13 +4,14 @@
 #include "fake_state.hpp"
 #include "options.hpp"
 
+#include "fake_common/serve.hpp"
+
 #include <fmt/core.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
@@ -19,7 +20,6 @@
 #include <boost/json/serialize.hpp>
 
 #include <charconv>
-#include <csignal>
 #include <cstdio>
 #include <limits>
 #include <map>
@@ -735,22 +735,7 @@ int run_server(options const& opts) {
                  ep.address().to_string().c_str(), static_cast<unsigned>(ep.port()));
     std::fflush(stderr);
 
-    asio::signal_set signals(ioc, SIGINT, SIGTERM);
-    signals.async_wait([&](boost::system::error_code ec, int) {
-        if (!ec) srv.stop();
-    });
-    asio::co_spawn(ioc, srv.accept_loop(), [&](std::exception_ptr e) {
-        if (!e) return;
-        try {
-            std::rethrow_exception(e);
-        } catch (std::exception const& x) {
-            fmt::print(stderr, "fake_opencode: accept loop failed: {}\n", x.what());
-        }
-        signals.cancel();
-        srv.stop();
-    });
-    ioc.run();
-    return 0;
+    return fake_common::serve_until_signal(ioc, srv, "fake_opencode");
 }
 
 }  // namespace fake
