@@ -2,9 +2,9 @@
 // /_fake/wait waiters, so tests block on "client_disconnects >= 1" without polling.
 #pragma once
 
-#include <boost/asio/any_io_executor.hpp>
+#include "fake_common/range_waiters.hpp"
+
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
@@ -14,7 +14,6 @@
 #include <memory>
 #include <string>
 #include <utility>
-#include <vector>
 
 namespace fake_openai {
 
@@ -35,15 +34,12 @@ class stats {
     // (true, value) as soon as min <= value <= max; (false, value) after `timeout` or shutdown.
     boost::asio::awaitable<std::pair<bool, std::int64_t>> wait_for(
         std::string name, std::int64_t min, std::int64_t max, std::chrono::milliseconds timeout);
-    void shutdown();
+    void shutdown() { waiters_.shutdown(); }
 
   private:
-    void wake();
-
     std::map<std::string, std::int64_t> values_;
     boost::json::value last_body_;
-    std::vector<boost::asio::steady_timer*> waiters_;
-    bool stopping_ = false;
+    fake_common::range_waiters waiters_;
 };
 
 }  // namespace fake_openai

@@ -122,7 +122,7 @@ void stats::add(std::string_view name, std::int64_t delta) {
         auto& max = counters_.find("max_" + std::string(name))->second;
         max = std::max(max, it->second);
     }
-    changed();
+    waiters_.wake();
 }
 
 void stats::record_abort(std::string_view session_id) {
@@ -162,41 +162,13 @@ void stats::reset() {
     answered_us_.clear();
     last_create_body_ = nullptr;
     last_prompt_body_ = nullptr;
-    changed();
-}
-
-void stats::changed() {
-    for (auto* waiter : waiters_) waiter->cancel();
-}
-
-void stats::shutdown() {
-    stopping_ = true;
-    changed();
+    waiters_.wake();
 }
 
 asio::awaitable<std::pair<bool, std::int64_t>> stats::wait_for(std::string name, std::int64_t min,
                                                                std::int64_t max,
                                                                std::chrono::milliseconds timeout) {
-    asio::steady_timer deadline(co_await asio::this_coro::executor, timeout);
-    waiters_.push_back(&deadline);
-    struct unregister {
-        std::vector<asio::steady_timer*>& list;
-        asio::steady_timer* self;
-        ~unregister() { std::erase(list, self); }
-    } guard{waiters_, &deadline};
-
-    auto const satisfied = [&](std::int64_t v) { return v >= min && v <= max; };
-    for (;;) {
-        auto value = get(name).value_or(0);
-        if (satisfied(value)) co_return std::pair{true, value};
-        if (stopping_) co_return std::pair{false, value};
-        auto [ec] = co_await deadline.async_wait(use_tuple);
-        if (!ec) {
-            value = get(name).value_or(0);
-            co_return std::pair{satisfied(value), value};
-        }
-        if (co_await cancel_requested()) co_return std::pair{false, value};
-    }
+    return waiters_.wait_for([this, name] { return get(name).value_or(0); }, min, max, timeout);
 }
 
 // ---------------------------------------------------------------------------------------------

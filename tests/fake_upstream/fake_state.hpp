@@ -6,6 +6,8 @@
 #include "directives.hpp"
 #include "options.hpp"
 
+#include "fake_common/range_waiters.hpp"
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -61,19 +63,16 @@ class stats {
     asio::awaitable<std::pair<bool, std::int64_t>> wait_for(std::string name, std::int64_t min,
                                                             std::int64_t max,
                                                             std::chrono::milliseconds timeout);
-    void shutdown();
+    void shutdown() { waiters_.shutdown(); }
 
   private:
-    void changed();
-
     std::map<std::string, std::int64_t, std::less<>> counters_;
     boost::json::array aborted_sessions_;
     boost::json::array directories_;
     boost::json::object answered_us_;
     boost::json::value last_create_body_;
     boost::json::value last_prompt_body_;
-    std::vector<asio::steady_timer*> waiters_;
-    bool stopping_ = false;
+    fake_common::range_waiters waiters_;
 };
 
 // Fan-out of SSE frames. Each subscriber has a bounded queue; one that falls too far behind is
