@@ -301,9 +301,7 @@ class server {
     }
 
     std::string url() const {
-        auto ep = acceptor_.local_endpoint();
-        return fmt::format("{}://{}:{}", tls_ ? "https" : "http", ep.address().to_string(),
-                           ep.port());
+        return fake_common::endpoint_url(tls_ ? "https" : "http", acceptor_.local_endpoint());
     }
 
     asio::awaitable<void> accept_loop() {
@@ -625,10 +623,7 @@ class server {
 int run_server(options const& opts) {
     asio::io_context ioc(1);
     server srv(ioc, opts);
-    std::fprintf(stderr, "fake_openai listening on %s\n", srv.url().c_str());
-    std::fflush(stderr);
-
-    return fake_common::serve_until_signal(ioc, srv, "fake_openai");
+    return fake_common::serve_until_signal(ioc, srv, "fake_openai", srv.url());
 }
 
 }  // namespace fake_openai

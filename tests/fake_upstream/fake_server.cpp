@@ -730,12 +730,8 @@ class server {
 int run_server(options const& opts) {
     asio::io_context ioc(1);
     server srv(ioc, opts);
-    auto ep = srv.local_endpoint();
-    std::fprintf(stderr, "fake_opencode listening on http://%s:%u\n",
-                 ep.address().to_string().c_str(), static_cast<unsigned>(ep.port()));
-    std::fflush(stderr);
-
-    return fake_common::serve_until_signal(ioc, srv, "fake_opencode");
+    return fake_common::serve_until_signal(ioc, srv, "fake_opencode",
+                                           fake_common::endpoint_url("http", srv.local_endpoint()));
 }
 
 }  // namespace fake
