@@ -4,6 +4,7 @@
 
 #include <boost/json/object.hpp>
 
+#include <algorithm>
 #include <array>
 
 namespace agentd::protocol {
@@ -79,8 +80,10 @@ time_text render_time(wall_time t) {
     auto day = floor<days>(ms);
     year_month_day date{day};
     hh_mm_ss clock{ms - day};
-    time_text out{{'0', '0', '0', '0', '-', '0', '0', '-', '0', '0', 'T', '0',
-                   '0', ':', '0', '0', ':', '0', '0', '.', '0', '0', '0', 'Z'}};
+    constexpr std::string_view pattern = "0000-00-00T00:00:00.000Z";
+    time_text out;
+    static_assert(pattern.size() == out.chars.size());
+    std::copy(pattern.begin(), pattern.end(), out.chars.begin());
     auto put = [&out](std::size_t at, std::size_t width, long long value) {
         for (std::size_t i = width; i-- > 0; value /= 10)
             out.chars[at + i] = char('0' + value % 10);

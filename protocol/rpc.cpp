@@ -49,10 +49,14 @@ request_or_error parse_request(json::value const& v) {
     return parse_request_from(v);
 }
 
-std::span<json::value const> frame::elements() const {
+std::span<json::value> frame::elements() {
     if (!is_batch) return {&doc, 1};
-    auto const& arr = doc.get_array();
+    auto& arr = doc.get_array();
     return {arr.data(), arr.size()};
+}
+
+std::span<json::value const> frame::elements() const {
+    return const_cast<frame&>(*this).elements();
 }
 
 result<frame> parse_frame(std::string_view body, codec_limits const& limits, json::storage_ptr sp) {
@@ -74,14 +78,8 @@ result<message> parse_message(std::string_view body, codec_limits const& limits,
     auto f = parse_frame(body, limits, std::move(sp));
     if (!f) return f.error();
     message msg{f->is_batch, {}};
-    auto parse_all = [&msg](std::span<json::value> elements) {
-        msg.elements.reserve(elements.size());
-        for (auto& v : elements) msg.elements.push_back(parse_request_from(v));
-    };
-    if (auto* batch = f->doc.if_array())
-        parse_all({batch->data(), batch->size()});
-    else
-        parse_all({&f->doc, 1});
+    msg.elements.reserve(f->elements().size());
+    for (auto& v : f->elements()) msg.elements.push_back(parse_request_from(v));
     return msg;
 }
 

@@ -48,6 +48,7 @@ result<message> parse_message(std::string_view body, codec_limits const& limits 
 struct frame {
     boost::json::value doc;
     bool is_batch = false;
+    std::span<boost::json::value> elements();  // mutable: parse_message moves out of them
     std::span<boost::json::value const> elements() const;
 };
 result<frame> parse_frame(std::string_view body, codec_limits const& limits = {},
