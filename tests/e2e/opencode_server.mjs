@@ -101,17 +101,20 @@ function waitListening(child, output, deadlineMs) {
     const timer = setTimeout(() => finish(new Error(`no "listening" line within ${deadlineMs} ms`)), deadlineMs);
     const check = () => { const m = output.text.match(pattern); if (m) finish(null, m[1]); };
     const onExit = (code) => finish(new Error(`opencode exited (${code}) before listening`));
+    const onError = (e) => finish(new Error(`opencode could not be started: ${e.message}`));
     function finish(error, url) {
       clearTimeout(timer);
       child.stdout.off('data', check);
       child.stderr.off('data', check);
       child.off('exit', onExit);
+      child.off('error', onError);
       if (error) reject(new Error(`${error.message}\n${output.text.slice(-4000)}`));
       else resolve(url);
     }
     child.stdout.on('data', check);
     child.stderr.on('data', check);
     child.once('exit', onExit);
+    child.once('error', onError);
     check();
   });
 }
@@ -124,11 +127,17 @@ export async function startOpencode({ llmUrl, permission, configExtra, env = {},
   if (!existsSync(OPENCODE_BIN)) throw new Error(`${OPENCODE_BIN} is missing: run tests/e2e/install.sh`);
   const root = mkdtempSync(join(tmpdir(), 'agentd-e2e-'));
   const dirs = Object.fromEntries(['home', 'config', 'data', 'cache', 'state'].map((d) => [d, join(root, d)]));
-  Object.values(dirs).forEach((d) => mkdirSync(d, { recursive: true }));
-  const configDir = join(dirs.config, 'opencode');
-  seedConfigDir(configDir);
-  writeFileSync(join(configDir, 'opencode.json'), JSON.stringify(opencodeConfig({ llmUrl, permission, extra: configExtra }), null, 2));
-  const directory = makeGitRepo(join(root, 'project'));
+  let directory;
+  try {
+    Object.values(dirs).forEach((d) => mkdirSync(d, { recursive: true }));
+    const configDir = join(dirs.config, 'opencode');
+    seedConfigDir(configDir);
+    writeFileSync(join(configDir, 'opencode.json'), JSON.stringify(opencodeConfig({ llmUrl, permission, extra: configExtra }), null, 2));
+    directory = makeGitRepo(join(root, 'project'));
+  } catch (e) {
+    rmSync(root, { recursive: true, force: true });
+    throw e;
+  }
   const childEnv = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     LANG: 'C.UTF-8',
@@ -148,9 +157,13 @@ export async function startOpencode({ llmUrl, permission, configExtra, env = {},
   child.stdout.setEncoding('utf8').on('data', keepOutput);
   child.stderr.setEncoding('utf8').on('data', keepOutput);
   running.add(child.pid);
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
+  // 'error' without 'exit' when it could not be started at all (e.g. a missing `wrap` program).
+  const exited = new Promise((resolve) => {
+    child.once('exit', (code, signal) => resolve(code ?? signal));
+    child.once('error', (e) => resolve(e.code));
+  });
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
       try { process.kill(-child.pid, 'SIGTERM'); } catch { /* already gone */ }
       const timer = setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } }, 5000);
       await exited;
