@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what agentd needs to build and test on Debian 12 (compiler, CMake, Boost 1.81, fmt,
 # GoogleTest, CLI11, SQLite, OpenSSL, toml++, libsystemd, ccache, dpkg-dev and lintian for the
-# .deb, Node.js for the MCP client tests, Chromium for the dashboard's browser test). Idempotent:
-# installs only what is missing; uses sudo when not root.
+# .deb, Node.js and npm, Chromium for the dashboard's browser test). Idempotent: installs only
+# what is missing; uses sudo when not root. The Node tests run on a Node 22 that npm installs.
 set -euo pipefail
 
 packages=(
@@ -18,7 +18,8 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-# The MCP client tests (tests/mcp) need Node.js and npm: any installed ones do, else Debian's.
+# npm installs the Node the tests run on (tests/node) and their packages: any installed Node.js
+# and npm do for that, else Debian's (Node 18).
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   missing+=(nodejs npm)
 fi
@@ -28,6 +29,10 @@ fi
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then
+  if ! command -v sudo >/dev/null; then
+    echo "setup: ${missing[*]} missing and sudo is not installed: run scripts/setup.sh as root" >&2
+    exit 1
+  fi
   sudo="sudo"
 fi
 echo "setup: installing ${missing[*]}"

