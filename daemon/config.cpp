@@ -226,6 +226,14 @@ std::vector<setting> settings() {
             "limits.max_output_bytes", "--max-output-bytes", "Cap of a job's output", 1, 1 << 30,
             [](auto& c) -> auto& { return c.limits.max_output_bytes; }),
         number(
+            "limits.max_response_bytes", "--max-response-bytes",
+            "Largest response; past it jobs come back with output_omitted", 1024, 1 << 30,
+            [](auto& c) -> auto& { return c.max_response_bytes; }),
+        number(
+            "limits.max_mcp_sessions", "--max-mcp-sessions",
+            "MCP sessions per principal; only idle ones are evicted for new ones", 1, 1'000'000,
+            [](auto& c) -> auto& { return c.max_mcp_sessions; }),
+        number(
             "limits.retention_ms", "--retention-ms", "How long finished jobs stay queryable", 1,
             365 * 24 * hour_ms, [](auto& c) -> auto& { return c.limits.retention; }),
         choice<approval_mode>(

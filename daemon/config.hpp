@@ -33,6 +33,9 @@ struct config {
     std::optional<std::string> upstream_api_key;       // loaded; never logged or printed
     std::optional<std::string> upstream_ca_file;       // https: CAs trusted besides the system's
     jobs::limits limits;
+    // Limits of the transports rather than of jobs (DESIGN §3, §6).
+    std::size_t max_response_bytes = 16 << 20;
+    std::size_t max_mcp_sessions = 1024;  // per principal
     std::size_t max_body_bytes = 1 << 20;
     std::size_t max_connections = 1024;
     std::chrono::milliseconds read_timeout{30'000};    // per request, and idle keep-alive

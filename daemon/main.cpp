@@ -84,6 +84,7 @@ int run(daemon::config const& c) {
                               c.max_body_bytes,  c.max_connections,
                               c.read_timeout,    c.ws_max_outbox_bytes,
                               c.ws_idle_timeout, daemon::systemd_listen_fds()};
+    so.max_mcp_sessions = c.max_mcp_sessions;
     daemon::ensure_state_dir(c.state_dir);
     if (c.auth == daemon::auth_mode::token) so.token = daemon::load_or_create_token(c.state_dir);
     jobs::store db(std::filesystem::path(c.state_dir) / "agentd.db");
@@ -93,7 +94,8 @@ int run(daemon::config const& c) {
                           daemon::timed_backend(make_backend(ioc.get_executor(), c), stats), &db);
     // Before start(): jobs interrupted while restoring count as finished.
     auto counting = manager.listen([&stats](jobs::job const& j) { stats.job_changed(j.view); });
-    daemon::rpc_service rpc(ioc.get_executor(), manager, c.approval, protocol::codec_limits{},
+    daemon::rpc_service rpc(ioc.get_executor(), manager, c.approval,
+                            protocol::codec_limits{.max_response_bytes = c.max_response_bytes},
                             c.dispatch, &stats);
     daemon::server srv(ioc.get_executor(), so, rpc);
     srv.open();

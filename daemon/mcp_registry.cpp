@@ -1,6 +1,6 @@
 // MCP session bookkeeping: random ids from the kernel CSPRNG, idle expiry checked whenever a
 // session is looked up or created (sessions only appear through initialize, so that bounds them
-// without a timer), and LRU eviction at the cap that spares sessions with requests in flight.
+// without a timer), and eviction at a principal's cap that never touches a busy session.
 #include "daemon/mcp_registry.hpp"
 
 #include "jobs/random.hpp"
@@ -43,27 +43,36 @@ void mcp_registry::end_session(std::shared_ptr<mcp_session> const& s) {
     for (auto const& stop : stops) stop();
 }
 
-void mcp_registry::make_room() {
+bool mcp_registry::make_room(std::string const& principal) {
     auto now = mcp_session::clock::now();
     std::erase_if(sessions_, [&](auto const& kv) {
         if (!expired(*kv.second, now)) return false;
         end_session(kv.second);
         return true;
     });
-    if (sessions_.size() < opts_.max_sessions || sessions_.empty()) return;
-    auto victim =
-        std::min_element(sessions_.begin(), sessions_.end(), [](auto const& a, auto const& b) {
-            return std::tuple(!a.second->in_flight.empty(), a.second->last_used) <
-                   std::tuple(!b.second->in_flight.empty(), b.second->last_used);
-        });
+    std::size_t count = 0;
+    auto victim = sessions_.end();
+    // Never-used sessions go before used ones, each kind least recently used first.
+    auto rank = [](mcp_session const& s) { return std::tuple(s.used, s.last_used); };
+    for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
+        auto const& s = *it->second;
+        if (s.principal != principal) continue;
+        ++count;
+        if (!s.in_flight.empty()) continue;
+        if (victim == sessions_.end() || rank(s) < rank(*victim->second)) victim = it;
+    }
+    if (count < opts_.max_sessions) return true;
+    if (victim == sessions_.end()) return false;
     end_session(victim->second);
     sessions_.erase(victim);
+    return true;
 }
 
-std::shared_ptr<mcp_session> mcp_registry::open() {
-    make_room();
+std::shared_ptr<mcp_session> mcp_registry::open(std::string const& principal) {
+    if (!make_room(principal)) return nullptr;
     auto s = std::make_shared<mcp_session>();
     s->id = jobs::random_hex(16);
+    s->principal = principal;
     s->last_used = mcp_session::clock::now();
     sessions_.emplace(s->id, s);
     return s;

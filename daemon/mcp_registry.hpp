@@ -1,6 +1,7 @@
 // MCP sessions (Mcp-Session-Id): opened by initialize, ended by DELETE, by idle expiry or by
-// eviction at the cap. Each session lists its in-flight requests so that notifications/cancelled
-// and the session's end can stop them. No sockets: http_session.hpp holds one registry.
+// eviction at a principal's cap. Each session lists its in-flight requests so that
+// notifications/cancelled and the session's end can stop them. No sockets: http_session.hpp
+// holds one registry.
 #pragma once
 
 #include <chrono>
@@ -18,7 +19,11 @@ struct mcp_session {
     using clock = std::chrono::steady_clock;
 
     std::string id;  // random; also the default owner session of the jobs it starts
+    std::string principal;
     clock::time_point last_used;
+    // Called a tool since initialize: a client at work, evicted only after sessions that never
+    // did (a flood of initializes then evicts its own sessions, not its neighbours').
+    bool used = false;
     // Serialized JSON-RPC request id -> what stops that request.
     std::multimap<std::string, std::function<void()>> in_flight;
     bool ended = false;
@@ -45,14 +50,16 @@ class mcp_in_flight {
 class mcp_registry {
   public:
     struct options {
-        std::size_t max_sessions = 1024;
+        std::size_t max_sessions = 1024;  // per principal
         std::chrono::milliseconds idle_timeout{3'600'000};
     };
 
     explicit mcp_registry(options opts);
 
-    // A new session; at the cap the least recently used one ends (idle ones first).
-    std::shared_ptr<mcp_session> open();
+    // A new session of `principal`. At its cap one of its idle sessions ends: one that never
+    // called a tool first, then the least recently used. Null when all of them are busy (the
+    // caller refuses with 503): a session with a request in flight is never evicted.
+    std::shared_ptr<mcp_session> open(std::string const& principal);
     // The live session with this id (and marks it used), or null when unknown, ended or expired.
     std::shared_ptr<mcp_session> find(std::string_view id);
     // Ends a session and stops its in-flight requests; false when there was none.
@@ -61,7 +68,8 @@ class mcp_registry {
   private:
     bool expired(mcp_session const& s, mcp_session::clock::time_point now) const;
     void end_session(std::shared_ptr<mcp_session> const& s);
-    void make_room();
+    // False when the principal is at its cap with no idle session to evict.
+    bool make_room(std::string const& principal);
 
     options opts_;
     std::unordered_map<std::string, std::shared_ptr<mcp_session>> sessions_;

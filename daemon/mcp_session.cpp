@@ -102,7 +102,7 @@ struct exchange {
 
     caller who() const {
         caller c;
-        c.default_session = session->id;  // jobs belong to the MCP session by default
+        if (session) c.default_session = session->id;  // jobs belong to the MCP session
         return c;
     }
 
@@ -213,6 +213,7 @@ asio::awaitable<std::optional<json::value>> call_tool(exchange& x, json::value c
                                                       json::value const& params) {
     auto call = mcp::parse_tool_call(params);
     if (!call) co_return protocol::make_error(id, call.error());
+    x.session->used = true;
     cancel_signal signal(x.stream.get_executor());
     mcp_in_flight registration(x.session, json::serialize(id), [&signal] { signal.fire(); });
     auto who = x.who();
@@ -328,6 +329,7 @@ asio::awaitable<wait_result> wait_with_progress(exchange& x, sse_stream& sse,
 }
 
 asio::awaitable<bool> stream_wait(exchange& x, json::value const& id, mcp::tool_call const& call) {
+    x.session->used = true;
     cancel_signal signal(x.stream.get_executor());
     mcp_in_flight registration(x.session, json::serialize(id), [&signal] { signal.fire(); });
     sse_stream sse(x);
@@ -415,12 +417,21 @@ protocol::request const* lone_initialize(mcp::body const& body) {
     return c.req && c.req->id && c.req->method == "initialize" ? &*c.req : nullptr;
 }
 
+// Every MCP session of the principal has a request in flight: none may be evicted for a new one.
+string_response all_sessions_busy(unsigned version) {
+    auto res = refusal(http::status::service_unavailable,
+                       "too many MCP sessions, all busy; retry when one ends", version);
+    res.set(http::field::retry_after, "5");
+    return res;
+}
+
 asio::awaitable<bool> initialize(exchange& x, protocol::request const& req) {
     auto v = x.req.version();
     auto version = mcp::negotiate_version(req.params);
     string_response res;
     if (version) {
-        x.session = x.ctx.mcp.open();
+        x.session = x.ctx.mcp.open(x.who().principal);
+        if (!x.session) co_return co_await x.send(all_sessions_busy(v));
         res = json_response(http::status::ok,
                             protocol::make_result(*req.id, mcp::initialize_result(*version)), v);
     } else {

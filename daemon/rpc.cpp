@@ -7,10 +7,13 @@
 #include "planner/plan.hpp"
 
 #include <fmt/format.h>
+#include <boost/asio/error.hpp>
 #include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <algorithm>
 #include <array>
@@ -24,25 +27,42 @@ using protocol::result;
 
 namespace {
 
-json::array render(std::vector<jobs::job_entry> const& entries, json::storage_ptr const& sp) {
+using protocol::response_budget;
+
+json::array render(std::vector<jobs::job_entry> const& entries, json::storage_ptr const& sp,
+                   response_budget& budget) {
     auto now = std::chrono::system_clock::now();
     json::array out(sp);
     out.reserve(entries.size());
     for (auto const& e : entries)
-        out.push_back(e.view ? protocol::to_json(*e.view, now, sp)
+        out.push_back(e.view ? protocol::to_json(*e.view, now, sp, &budget)
                              : protocol::not_found_json(e.id, sp));
     return out;
 }
 
 // Each job with its session, as agents_event carries them.
-json::array render(std::vector<jobs::session_job> const& listed, json::storage_ptr const& sp) {
+json::array render(std::vector<jobs::session_job> const& listed, json::storage_ptr const& sp,
+                   response_budget& budget) {
     auto now = std::chrono::system_clock::now();
     json::array out(sp);
     out.reserve(listed.size());
     for (auto const& l : listed)
         out.push_back(json::object(
-            {{"job", protocol::to_json(l.view, now, sp)}, {"session", l.session}}, sp));
+            {{"job", protocol::to_json(l.view, now, sp, &budget)}, {"session", l.session}}, sp));
     return out;
+}
+
+// agents_peek's result; the partial output too is omitted when the response has no room left.
+json::object render_peek(jobs::peek_outcome const& out, json::storage_ptr const& sp,
+                         response_budget& budget) {
+    json::object result({{"job", render({out.job}, sp, budget).at(0)}}, sp);
+    if (budget.take(protocol::json_string_size(out.partial_output))) {
+        result["partial_output"] = out.partial_output;
+    } else {
+        result["partial_output"] = "";
+        result["output_omitted"] = true;
+    }
+    return result;
 }
 
 // The caller's session applies when the params name none (MCP: the Mcp-Session-Id).
@@ -50,6 +70,12 @@ template <class P>
 void apply_default_session(P& p, json::value const& params, caller const& who) {
     auto const* obj = params.if_object();
     if (!obj || !obj->contains("session")) p.session = who.default_session;
+}
+
+// An object with an id and no method: a client's reply to a request of ours, not a call.
+bool is_reply(protocol::frame const& f) {
+    auto const* o = f.doc.if_object();
+    return !f.is_batch && o && o->contains("id") && !o->contains("method");
 }
 
 jobs::owner owner_of(caller const& who, std::string const& session) {
@@ -99,8 +125,12 @@ rpc_service::~rpc_service() = default;
 
 asio::awaitable<result<json::value>> rpc_service::invoke(std::string_view method,
                                                          json::value const& params,
-                                                         caller const& who, json::storage_ptr sp) {
+                                                         caller const& who, json::storage_ptr sp,
+                                                         protocol::response_budget* budget) {
     rpc_timer timing(metrics_, method);
+    // A call made alone (MCP tools) has the whole response to itself.
+    std::optional<protocol::response_budget> own;
+    if (!budget) budget = &own.emplace(codec_.max_response_bytes);
     if (method == "agents_start") {
         if (policy_.start == planner::approval_mode::deny)
             co_return protocol::approval_error("agents_start is denied by policy");
@@ -117,14 +147,14 @@ asio::awaitable<result<json::value>> rpc_service::invoke(std::string_view method
         apply_default_session(*p, params, who);
         auto started = jobs_.start_jobs(owner_of(who, p->session), *p, who.connection);
         if (!started) co_return started.error();
-        co_return json::object({{"jobs", render(*started, sp)}}, sp);
+        co_return json::object({{"jobs", render(*started, sp, *budget)}}, sp);
     }
     if (method == "agents_status") {
         auto p = protocol::parse_status(params);
         if (!p) co_return p.error();
         apply_default_session(*p, params, who);
         auto found = jobs_.status(owner_of(who, p->session), *p);
-        co_return json::object({{"jobs", render(found, sp)}}, sp);
+        co_return json::object({{"jobs", render(found, sp, *budget)}}, sp);
     }
     if (method == "agents_wait") {
         auto p = protocol::parse_wait(params);
@@ -132,8 +162,10 @@ asio::awaitable<result<json::value>> rpc_service::invoke(std::string_view method
         apply_default_session(*p, params, who);
         auto owner = owner_of(who, p->session);
         auto out = co_await jobs_.wait(owner, *p);
-        co_return json::object(
-            {{"done", out.done}, {"timed_out", out.timed_out}, {"jobs", render(out.jobs, sp)}}, sp);
+        co_return json::object({{"done", out.done},
+                                {"timed_out", out.timed_out},
+                                {"jobs", render(out.jobs, sp, *budget)}},
+                               sp);
     }
     if (method == "agents_cancel") {
         auto p = protocol::parse_cancel(params);
@@ -141,7 +173,7 @@ asio::awaitable<result<json::value>> rpc_service::invoke(std::string_view method
         apply_default_session(*p, params, who);
         auto owner = owner_of(who, p->session);
         auto out = co_await jobs_.cancel(owner, *p);
-        co_return json::object({{"jobs", render(out, sp)}}, sp);
+        co_return json::object({{"jobs", render(out, sp, *budget)}}, sp);
     }
     if (method == "agents_peek") {
         auto p = protocol::parse_peek(params);
@@ -149,8 +181,7 @@ asio::awaitable<result<json::value>> rpc_service::invoke(std::string_view method
         apply_default_session(*p, params, who);
         auto owner = owner_of(who, p->session);
         auto out = co_await jobs_.peek(owner, *p);
-        co_return json::object(
-            {{"job", render({out.job}, sp).at(0)}, {"partial_output", out.partial_output}}, sp);
+        co_return render_peek(out, sp, *budget);
     }
     if ((method == "agents_subscribe" || method == "agents_unsubscribe") && who.subscribe) {
         auto p = protocol::parse_subscribe(params);
@@ -163,32 +194,25 @@ asio::awaitable<result<json::value>> rpc_service::invoke(std::string_view method
             auto listed = jobs_.list(who.principal, p->session, protocol::max_snapshot_jobs + 1);
             out["truncated"] = listed.size() > protocol::max_snapshot_jobs;
             listed.resize(std::min(listed.size(), protocol::max_snapshot_jobs));
-            out["jobs"] = render(listed, sp);
+            out["jobs"] = render(listed, sp, *budget);
         }
         co_return out;
     }
     co_return protocol::method_not_found(method);
 }
 
-bool rpc_service::joinable(std::string_view body) const {
-    auto msg = protocol::parse_message(body, codec_);
-    if (!msg) return false;
-    return std::all_of(msg->elements.begin(), msg->elements.end(), [&](auto const& e) {
-        return e.req && planner::can_join_parallel(
-                            planner::traits_for(e.req->method, &e.req->params, policy_));
-    });
-}
-
 asio::awaitable<json::value> rpc_service::answer(protocol::request const& req, caller const& who,
-                                                 json::storage_ptr sp) {
+                                                 json::storage_ptr sp,
+                                                 protocol::response_budget& budget) {
     auto const& id = req.id ? *req.id : json::value(nullptr);
-    auto out = co_await invoke(req.method, req.params, who, sp);
+    auto out = co_await invoke(req.method, req.params, who, sp, &budget);
     co_return out ? protocol::make_result(id, std::move(*out))
                   : protocol::make_error(id, out.error(), sp);
 }
 
 asio::awaitable<json::value> rpc_service::answer_serially(protocol::request const& req,
-                                                          caller const& who, json::storage_ptr sp) {
+                                                          caller const& who, json::storage_ptr sp,
+                                                          protocol::response_budget& budget) {
     co_await lock_->slot.async_send(boost::system::error_code{}, asio::use_awaitable);
     struct release {
         global_lock& lock;
@@ -196,7 +220,7 @@ asio::awaitable<json::value> rpc_service::answer_serially(protocol::request cons
             lock.slot.try_receive([](boost::system::error_code) {});
         }
     } guard{*lock_};
-    auto response = co_await answer(req, who, sp);
+    auto response = co_await answer(req, who, sp, budget);
     if (req.method == "agents_start" && response.as_object().contains("result")) {
         std::vector<std::string> ids;
         for (auto const& j : response.at("result").at("jobs").as_array())
@@ -236,18 +260,23 @@ asio::awaitable<std::optional<std::string>> rpc_service::handle(std::string_view
     std::array<unsigned char, 4096> arena;
     json::monotonic_resource resource(arena.data(), arena.size());
     json::storage_ptr sp(&resource);
-    auto msg = protocol::parse_message(body, codec_, sp);
-    if (!msg) co_return json::serialize(protocol::make_error(nullptr, msg.error()));
+    auto frame = protocol::parse_frame(body, codec_, sp);
+    if (!frame) co_return json::serialize(protocol::make_error(nullptr, frame.error()));
+    if (is_reply(*frame) && who.take_reply && who.take_reply(frame->doc.get_object()))
+        co_return std::nullopt;
+    auto msg = protocol::parse_message(std::move(*frame));
 
-    auto& elements = msg->elements;
+    auto& elements = msg.elements;
+    // Shared by every call of the message: a batch is bounded as a whole.
+    protocol::response_budget budget(codec_.max_response_bytes);
     auto run = [&](std::size_t i) -> asio::awaitable<std::optional<json::value>> {
         auto const& e = elements[i];
         if (!e.req) co_return protocol::make_error(e.error_id, e.req.error(), sp);
         std::optional<json::value> response;
         if (mode_ == dispatch_mode::serial)
-            response.emplace(co_await answer_serially(*e.req, who, sp));
+            response.emplace(co_await answer_serially(*e.req, who, sp, budget));
         else
-            response.emplace(co_await answer(*e.req, who, sp));
+            response.emplace(co_await answer(*e.req, who, sp, budget));
         if (!e.req->id) co_return std::nullopt;  // notification: run, never answer
         co_return std::move(response);
     };
@@ -264,6 +293,12 @@ asio::awaitable<std::optional<std::string>> rpc_service::handle(std::string_view
     } else {
         outcomes = co_await planner::run_plan(plan_for(elements), elements.size(), run);
     }
+
+    // A call cancelled because its client went away failed for that reason alone: no answer,
+    // and no "internal error" in the log.
+    auto cancelled = co_await asio::this_coro::cancellation_state;
+    if (cancelled.cancelled() != asio::cancellation_type::none)
+        throw boost::system::system_error(asio::error::operation_aborted);
 
     json::array responses(sp);
     for (std::size_t i = 0; i < outcomes.size(); ++i) {
@@ -284,7 +319,7 @@ asio::awaitable<std::optional<std::string>> rpc_service::handle(std::string_view
         }
     }
     if (responses.empty()) co_return std::nullopt;
-    if (!msg->is_batch) co_return json::serialize(responses.front());
+    if (!msg.is_batch) co_return json::serialize(responses.front());
     co_return json::serialize(responses);
 }
 

@@ -7,11 +7,13 @@
 #include "planner/plan.hpp"
 #include "planner/traits.hpp"
 #include "protocol/errors.hpp"
+#include "protocol/job_view.hpp"
 #include "protocol/params.hpp"
 #include "protocol/rpc.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
 #include <functional>
@@ -33,6 +35,10 @@ struct caller {
     // agents_subscribe/agents_unsubscribe change which sessions they follow.
     std::uint64_t connection = 0;
     std::function<void(protocol::subscribe_params const&, bool on)> subscribe;
+    // Transports that send requests (WebSocket approval/request) take the client's replies
+    // (an object with `id` and no `method`): true when it answered one of theirs; otherwise it
+    // is refused as an invalid request.
+    std::function<bool(boost::json::object const&)> take_reply;
 };
 
 // `planned` is agentd's dispatch. `serial` exists only as the benchmark baseline of today's
@@ -49,21 +55,21 @@ class rpc_service {
                 daemon::metrics* metrics = nullptr);
     ~rpc_service();
 
-    // The serialized response, or nullopt when there is nothing to answer (notifications only).
+    // The serialized response, or nullopt when there is nothing to answer (notifications only,
+    // or a reply the caller took). The message is parsed once, here. When the awaiting
+    // coroutine is cancelled (its client went away) this throws boost::system::system_error
+    // (operation_aborted) instead of answering: nobody reads the answer, and it is not an error.
     boost::asio::awaitable<std::optional<std::string>> handle(std::string_view body,
                                                               caller const& who);
     jobs::manager& jobs() const { return jobs_; }
     // Null when the daemon keeps no metrics (unit tests); GET /metrics renders it.
     daemon::metrics* metrics() const { return metrics_; }
 
-    // Whether every call of a message may join a parallel batch (DESIGN §4); transports that
-    // receive messages while earlier ones run (WebSocket) schedule messages by it.
-    bool joinable(std::string_view body) const;
     // One method call, for transports that frame calls themselves (MCP tools). The result lives
-    // in `sp`.
+    // in `sp`; job outputs past `budget` (by default max_response_bytes) are omitted.
     boost::asio::awaitable<protocol::result<boost::json::value>> invoke(
         std::string_view method, boost::json::value const& params, caller const& who,
-        boost::json::storage_ptr sp = {});
+        boost::json::storage_ptr sp = {}, protocol::response_budget* budget = nullptr);
 
   private:
     // Batches of parallel calls and serial barriers (DESIGN §4); one barrier per call in serial
@@ -72,11 +78,13 @@ class rpc_service {
         std::vector<protocol::request_or_error> const& elements) const;
     boost::asio::awaitable<boost::json::value> answer(protocol::request const& req,
                                                       caller const& who,
-                                                      boost::json::storage_ptr sp);
+                                                      boost::json::storage_ptr sp,
+                                                      protocol::response_budget& budget);
 
     boost::asio::awaitable<boost::json::value> answer_serially(protocol::request const& req,
                                                                caller const& who,
-                                                               boost::json::storage_ptr sp);
+                                                               boost::json::storage_ptr sp,
+                                                               protocol::response_budget& budget);
 
     jobs::manager& jobs_;
     planner::policy policy_;

@@ -135,8 +135,8 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     impl(asio::any_io_executor e, server_options o, rpc_service& rpc)
         : ex(std::move(e)),
           opts(std::move(o)),
-          ctx(std::make_shared<http_context>(
-              http_context{opts, rpc, {}, mcp_registry(mcp_registry::options{})})) {}
+          ctx(std::make_shared<http_context>(http_context{
+              opts, rpc, {}, mcp_registry({.max_sessions = opts.max_mcp_sessions})})) {}
 
     void open_one(std::string const& spec) {
         if (auto why = listen_spec_error(spec))

@@ -26,7 +26,8 @@ struct server_options {
     std::chrono::milliseconds read_timeout{30'000};
     std::size_t ws_max_outbox_bytes = 8 << 20;  // unsent WebSocket bytes before disconnecting
     std::chrono::milliseconds ws_idle_timeout{300'000};  // a ping at half, closed at the end
-    std::vector<int> inherited_fds;  // systemd socket activation: used instead of `listen`
+    std::vector<int> inherited_fds;       // systemd socket activation: used instead of `listen`
+    std::size_t max_mcp_sessions = 1024;  // per principal
 };
 
 class server {

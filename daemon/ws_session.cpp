@@ -1,8 +1,10 @@
-// WebSocket sessions: every text message is a JSON-RPC request or batch. Messages are scheduled
-// by the planner's rule across messages too: a message whose calls may all join runs alongside
-// the running ones when those may join as well; anything else waits its turn, in arrival order.
-// One writer coroutine owns all writes; a reader that does not keep up is disconnected. The
-// server asks the client for approval with `approval/request` (DESIGN §4, approval.start=ask).
+// WebSocket sessions: every text message is a JSON-RPC request or batch, and separate messages
+// are independent (DESIGN §4): each runs as soon as it is read, like a separate HTTP request,
+// so a cancel never waits behind an earlier long agents_wait. Read-ahead is bounded in messages
+// and bytes held by calls in flight; past it the reader stops reading (TCP pushes back) instead
+// of buffering. Closing cancels every call in flight. One writer coroutine owns all writes; a
+// reader that does not keep up is disconnected. The server asks the client for approval with
+// `approval/request` (DESIGN §4, approval.start=ask).
 #include "daemon/ws_session.hpp"
 
 #include "daemon/auth.hpp"
@@ -13,6 +15,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
@@ -20,6 +23,9 @@
 #include <boost/beast/websocket/stream.hpp>
 #include <boost/json.hpp>
 
+#include <poll.h>
+
+#include <charconv>
 #include <deque>
 #include <iostream>
 #include <map>
@@ -32,10 +38,15 @@ namespace http = beast::http;
 namespace websocket = beast::websocket;
 namespace json = boost::json;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
 constexpr auto approval_timeout = std::chrono::minutes(2);
+// Read-ahead bound per connection: messages whose calls are still in flight, and their bytes
+// (a message is at most max_body_bytes; each holds its text and its parsed form while it runs).
+constexpr std::size_t max_messages_in_flight = 64;
+constexpr std::size_t max_bytes_in_flight_bodies = 4;  // times max_body_bytes
 
 class ws_connection : public std::enable_shared_from_this<ws_connection> {
   public:
@@ -67,12 +78,13 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
 
         beast::flat_buffer buffer;
         for (;;) {
+            co_await wait_for_room();
+            if (closed_) break;
             auto [ec, n] = co_await ws_.async_read(buffer, use_tuple);
             if (ec) break;  // closed, timed out, too large, or dropped by the writer
             std::string text = beast::buffers_to_string(buffer.data());
             buffer.consume(buffer.size());
-            if (!ws_.got_text()) continue;
-            if (!route_response(text) && !stopping_) enqueue(std::move(text));
+            if (ws_.got_text() && !stopping_) start_call(std::move(text));
         }
         close();
     }
@@ -80,41 +92,61 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
     // Shutdown: take no new calls, answer the ones in flight, then close.
     void stop() {
         stopping_ = true;
-        pending_.clear();
         wake_writer_.cancel();  // the writer closes once nothing runs and all is written
     }
 
   private:
-    struct unit {
-        std::string text;
-        bool joinable = false;
-    };
     struct approval {
         explicit approval(asio::any_io_executor ex) : timer(std::move(ex)) {}
         asio::steady_timer timer;
         std::optional<bool> approved;
     };
 
-    // --- incoming calls, scheduled by the planner's join rule -----------------------------
+    // --- incoming calls: each message runs at once, within the read-ahead bound -----------
 
-    void enqueue(std::string text) {
-        bool joinable = ctx_->rpc.joinable(text);
-        pending_.push_back({std::move(text), joinable});
-        schedule();
+    bool has_room() const {
+        return in_flight_ < max_messages_in_flight &&
+               bytes_in_flight_ < max_bytes_in_flight_bodies * ctx_->opts.max_body_bytes;
     }
 
-    void schedule() {
-        while (!closed_ && !pending_.empty()) {
-            bool fits = running_ == 0 || (pending_.front().joinable && running_exclusive_ == 0);
-            if (!fits) return;
-            // Popped before spawning: co_spawn may run the call inline, and it re-enters here.
-            auto next = std::move(pending_.front());
-            pending_.pop_front();
-            ++running_;
-            if (!next.joinable) ++running_exclusive_;
-            asio::co_spawn(ws_.get_executor(), process(shared_from_this(), std::move(next)),
-                           asio::detached);
+    // Holds the reader while the calls in flight fill the bound; a finishing call wakes it.
+    // Not reading, the stream would not see the client go away (its close waits behind the
+    // bytes we do not read): every second meanwhile the socket is checked for a hang-up and a
+    // ping goes out, which a closed peer answers with a reset. So its calls are cancelled
+    // within seconds, as they are when reading.
+    asio::awaitable<void> wait_for_room() {
+        while (!closed_ && !has_room()) {
+            room_.expires_after(std::chrono::seconds(1));
+            [[maybe_unused]] auto [waited] = co_await room_.async_wait(use_tuple);
+            if (closed_ || has_room()) break;
+            if (peer_hung_up()) {
+                close();
+            } else if (!pinging_) {
+                pinging_ = true;
+                ws_.async_ping(
+                    {}, [self = shared_from_this()](beast::error_code) { self->pinging_ = false; });
+            }
         }
+    }
+
+    // The peer shut down its side or reset, even with unread bytes still queued here.
+    bool peer_hung_up() {
+        pollfd p{beast::get_lowest_layer(ws_).socket().native_handle(), POLLRDHUP, 0};
+        return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+    }
+
+    void start_call(std::string text) {
+        ++in_flight_;
+        bytes_in_flight_ += text.size();
+        asio::co_spawn(ws_.get_executor(), process(shared_from_this(), std::move(text)),
+                       asio::detached);
+    }
+
+    void finish_call(std::size_t bytes) {
+        --in_flight_;
+        bytes_in_flight_ -= bytes;
+        room_.cancel();
+        if (stopping_ && in_flight_ == 0) wake_writer_.cancel();  // flush, then close
     }
 
     // --- server push: agents_event ------------------------------------------------------
@@ -135,31 +167,43 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
         if (p.session && !on) sessions_.erase(*p.session);
     }
 
-    static asio::awaitable<void> process(std::shared_ptr<ws_connection> self, unit u) {
+    caller make_caller() {
         caller who;
-        who.principal = self->principal_;
-        who.connection = self->id_;
+        who.principal = principal_;
+        who.connection = id_;
         who.can_ask = true;
-        who.subscribe = [weak = std::weak_ptr<ws_connection>(self)](
-                            protocol::subscribe_params const& p, bool on) {
+        std::weak_ptr<ws_connection> weak = shared_from_this();
+        who.subscribe = [weak](protocol::subscribe_params const& p, bool on) {
             if (auto conn = weak.lock()) conn->subscribe(p, on);
         };
-        std::weak_ptr<ws_connection> weak = self;
         who.ask = [weak](json::value request) -> asio::awaitable<bool> {
             auto conn = weak.lock();
             if (!conn) co_return false;
             co_return co_await conn->ask(std::move(request));
         };
+        who.take_reply = [weak](json::object const& reply) {
+            auto conn = weak.lock();
+            return conn && conn->take_reply(reply);
+        };
+        return who;
+    }
+
+    static asio::awaitable<void> process(std::shared_ptr<ws_connection> self, std::string text) {
+        auto who = self->make_caller();
         try {
-            auto answer = co_await self->ctx_->rpc.handle(u.text, who);
-            if (answer) self->send(std::move(*answer));
+            // The close signal wins the race when the connection goes away, cancelling the call.
+            auto raced = co_await (self->ctx_->rpc.handle(text, who) || self->until_closed());
+            if (auto* answer = std::get_if<0>(&raced); answer && *answer)
+                self->send(std::move(**answer));
         } catch (std::exception const& e) {
             std::cerr << "agentd: websocket call failed: " << e.what() << "\n";
         }
-        --self->running_;
-        if (!u.joinable) --self->running_exclusive_;
-        self->schedule();
-        if (self->stopping_ && self->running_ == 0) self->wake_writer_.cancel();  // flush, close
+        self->finish_call(text.size());
+    }
+
+    asio::awaitable<void> until_closed() {
+        if (closed_) co_return;
+        [[maybe_unused]] auto [waited] = co_await closing_.async_wait(use_tuple);
     }
 
     // --- server → client requests -------------------------------------------------------
@@ -178,22 +222,32 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
         co_return pending.approved.value_or(false);
     }
 
-    // A response to one of our requests; false when `text` is not one.
-    bool route_response(std::string const& text) {
-        boost::system::error_code ec;
-        auto v = json::parse(text, ec);
-        auto const* o = v.if_object();
-        if (ec || !o || o->contains("method") || !o->contains("id")) return false;
-        auto const* id = o->if_contains("id");
-        if (!id->is_string()) return true;
-        auto it = approvals_.find(std::string(id->get_string()));
-        if (it == approvals_.end()) return true;  // late or unknown: nothing waits for it
-        auto const* result = o->if_contains("result");
+    // A reply (id, no method) to one of our requests; false when it answers nothing we asked,
+    // which the caller then refuses as an invalid request (DESIGN §6). A late answer to a
+    // request we did send (timed out meanwhile) is accepted and dropped.
+    bool take_reply(json::object const& reply) {
+        auto const* id = reply.if_contains("id");
+        if (!id || !id->is_string()) return false;
+        std::string_view text = id->get_string();
+        auto it = approvals_.find(std::string(text));
+        if (it == approvals_.end()) return sent_request(text);
+        auto const* result = reply.if_contains("result");
         auto const* obj = result ? result->if_object() : nullptr;
         auto const* yes = obj ? obj->if_contains("approved") : nullptr;
         it->second->approved = yes && yes->is_bool() && yes->get_bool();
         it->second->timer.cancel();
         return true;
+    }
+
+    // Whether `id` names a request this connection sent (approval-1 … approval-N).
+    bool sent_request(std::string_view id) const {
+        constexpr std::string_view prefix = "approval-";
+        if (!id.starts_with(prefix)) return false;
+        auto digits = id.substr(prefix.size());
+        std::uint64_t n = 0;
+        auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+        return ec == std::errc{} && end == digits.data() + digits.size() && n >= 1 &&
+               n <= next_request_ && digits.front() != '0';
     }
 
     // --- the single writer --------------------------------------------------------------
@@ -214,7 +268,7 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
 
     static asio::awaitable<void> writer(std::shared_ptr<ws_connection> self) {
         while (!self->closed_) {
-            if (self->outbox_.empty() && self->stopping_ && self->running_ == 0) {
+            if (self->outbox_.empty() && self->stopping_ && self->in_flight_ == 0) {
                 self->close();
                 break;
             }
@@ -243,6 +297,9 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
         outbox_bytes_ = 0;
         wake_writer_.cancel();
         for (auto& [id, a] : approvals_) a->timer.cancel();  // unanswered: denied
+        // Nobody will read the answers: the calls in flight end now and free what they hold.
+        closing_.cancel();
+        room_.cancel();
         beast::error_code ignored;
         beast::get_lowest_layer(ws_).socket().close(ignored);
     }
@@ -252,9 +309,13 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
     asio::steady_timer wake_writer_;
     std::deque<std::string> outbox_;
     std::size_t outbox_bytes_ = 0;
-    std::deque<unit> pending_;
-    int running_ = 0;
-    int running_exclusive_ = 0;
+    // Wakes the reader when a call ends (room under the read-ahead bound).
+    asio::steady_timer room_{ws_.get_executor()};
+    // Never expires; cancelled by close(), which ends every call still racing it.
+    asio::steady_timer closing_{ws_.get_executor(), asio::steady_timer::time_point::max()};
+    std::size_t in_flight_ = 0;  // messages whose calls run
+    bool pinging_ = false;       // a ping of wait_for_room() is being written
+    std::size_t bytes_in_flight_ = 0;
     std::map<std::string, approval*> approvals_;
     std::uint64_t next_request_ = 0;
     bool closed_ = false;

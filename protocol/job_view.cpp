@@ -120,7 +120,37 @@ std::int64_t millis_between(wall_time from, wall_time to) {
 
 }  // namespace
 
-json::value to_json(job_view const& v, wall_time now, json::storage_ptr sp) {
+bool response_budget::take(std::size_t bytes) {
+    if (bytes > left_) return false;
+    left_ -= bytes;
+    return true;
+}
+
+std::size_t json_string_size(std::string_view text) {
+    std::size_t size = 2;
+    for (unsigned char c : text) {
+        if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t')
+            size += 2;
+        else if (c < 0x20)
+            size += 6;  // \u00XX
+        else
+            ++size;
+    }
+    return size;
+}
+
+namespace {
+
+// What a view without its output takes, roughly: fixed fields plus its free texts.
+std::size_t view_overhead(job_view const& v) {
+    constexpr std::size_t fixed = 320;  // id, state, three times, depth, upstream, usage
+    return fixed + v.description.size() + (v.error ? v.error->message.size() : 0);
+}
+
+}  // namespace
+
+json::value to_json(job_view const& v, wall_time now, json::storage_ptr sp,
+                    response_budget* budget) {
     json::object o(14, sp);  // room for every field: no growth while it fills
     o["id"] = v.id;
     if (!v.description.empty()) o["description"] = v.description;
@@ -133,7 +163,11 @@ json::value to_json(job_view const& v, wall_time now, json::storage_ptr sp) {
     if (v.upstream)
         o["upstream"] =
             json::object({{"backend", v.upstream->backend}, {"session", v.upstream->session}}, sp);
-    if (v.output) {
+    if (budget) budget->spend(view_overhead(v));
+    if (v.output && budget && !budget->take(json_string_size(*v.output))) {
+        o["output_omitted"] = true;  // fetch this job alone to read it
+        o["truncated"] = v.truncated;
+    } else if (v.output) {
         o["output"] = *v.output;
         o["truncated"] = v.truncated;
     }

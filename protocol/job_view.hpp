@@ -4,7 +4,9 @@
 
 #include <boost/json/value.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -56,9 +58,29 @@ struct job_view {
     std::optional<job_usage> usage;
 };
 
+// What one response may still spend (DESIGN §2, limits.max_response_bytes), shared by every job
+// rendered into it, so the size is accounted while rendering rather than found out after. A job
+// whose output does not fit comes back with `output_omitted: true` instead of its output.
+class response_budget {
+  public:
+    explicit response_budget(std::size_t bytes) : left_(bytes) {}
+    // Spends `bytes` for text that must fit (true), or nothing when it would not (false).
+    bool take(std::size_t bytes);
+    // Spends what a response carries anyway (ids, states, times); never refuses.
+    void spend(std::size_t bytes) { left_ -= std::min(left_, bytes); }
+
+  private:
+    std::size_t left_;
+};
+
+// Bytes `text` takes as a JSON string, quotes and escapes included.
+std::size_t json_string_size(std::string_view text);
+
 // `now` fills elapsed_ms of a running job; a finished one reports finished - started. `sp` is
-// where the value lives (a request's monotonic resource when rendering a reply).
-boost::json::value to_json(job_view const& v, wall_time now, boost::json::storage_ptr sp = {});
+// where the value lives (a request's monotonic resource when rendering a reply). With a budget,
+// an output that does not fit it is omitted (`output_omitted: true`).
+boost::json::value to_json(job_view const& v, wall_time now, boost::json::storage_ptr sp = {},
+                           response_budget* budget = nullptr);
 boost::json::value not_found_json(std::string_view id, boost::json::storage_ptr sp = {});
 std::string format_time(wall_time t);  // 2026-11-22T05:17:51.123Z
 

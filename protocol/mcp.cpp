@@ -202,6 +202,10 @@ json::object job_view_schema() {
          {"upstream", std::move(upstream)},
          {"output", string_schema("Final assistant text (completed jobs only).")},
          {"truncated", described({{"type", "boolean"}}, "Whether output was capped.")},
+         {"output_omitted",
+          described({{"type", "boolean"}},
+                    "The response had no room for output (max_response_bytes): fetch this job "
+                    "alone.")},
          {"error", std::move(error)},
          {"usage", std::move(usage)}},
         {"id", "state"}, false);
@@ -223,7 +227,10 @@ json::object wait_output() {
 json::object peek_output() {
     return object_schema(
         {{"job", job_view_schema()},
-         {"partial_output", string_schema("Text the sub-agent has produced so far.")}},
+         {"partial_output", string_schema("Text the sub-agent has produced so far.")},
+         {"output_omitted",
+          described({{"type", "boolean"}},
+                    "partial_output was left out: the response had no room for it.")}},
         {"job", "partial_output"}, false);
 }
 
@@ -360,8 +367,16 @@ result<tool_call> parse_tool_call(json::value const& params) {
 }
 
 json::object tool_success(json::value const& structured) {
-    return {{"content",
-             json::array{json::object{{"type", "text"}, {"text", json::serialize(structured)}}}},
+    auto text = json::serialize(structured);
+    if (text.size() > max_text_copy_bytes) {
+        // The spec requires structuredContent (the tools declare an outputSchema); the text
+        // copy is only a SHOULD for older clients, so a large result is not sent twice.
+        text = fmt::format(
+            "The result ({} bytes) is in structuredContent; it is not repeated here. Fetch jobs "
+            "one at a time (agents_status with one id) for a smaller text result.",
+            text.size());
+    }
+    return {{"content", json::array{json::object{{"type", "text"}, {"text", std::move(text)}}}},
             {"structuredContent", structured},
             {"isError", false}};
 }

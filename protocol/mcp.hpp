@@ -54,7 +54,11 @@ struct tool_call {
 // -32602 for malformed params or an unknown tool (protocol errors, per the spec).
 result<tool_call> parse_tool_call(boost::json::value const& params);
 
-// A tool's result as MCP content: the object as structuredContent and as serialized text.
+// Past this, a tool result's text content does not repeat the structured result.
+inline constexpr std::size_t max_text_copy_bytes = 64 << 10;
+
+// A tool's result as MCP content: the object as structuredContent and as serialized text; a
+// result larger than max_text_copy_bytes is only in structuredContent (the text says so).
 boost::json::object tool_success(boost::json::value const& structured);
 // A tool-level failure (bad arguments, limits, approval): an isError result the model can read.
 boost::json::object tool_failure(rpc_error const& error);

@@ -60,8 +60,10 @@ class reader {
         return std::optional<std::int64_t>{v->get_int64()};
     }
 
+    // Unlike other optional fields, an explicit null is not "absent": a caller that sends
+    // `"session": null` must not silently land in the default session (DESIGN §2).
     result<std::string> session() const {
-        auto const* v = get("session");
+        auto const* v = obj_.if_contains("session");
         if (!v) return std::string(default_session);
         if (!v->is_string() || !valid_session_name(v->get_string()))
             return invalid_params(field("session"), "must match [A-Za-z0-9._:-]{1,128}");
@@ -280,7 +282,7 @@ result<subscribe_params> parse_subscribe(json::value const& params) {
         if (!snapshot->is_bool()) return invalid_params("snapshot", "must be a boolean");
         p.snapshot = snapshot->get_bool();
     }
-    if (r.get("session")) {
+    if ((*obj)->contains("session")) {
         auto session = r.session();
         if (!session) return session.error();
         p.session = std::move(*session);

@@ -77,9 +77,13 @@ result<message> parse_message(std::string_view body, codec_limits const& limits,
                               json::storage_ptr sp) {
     auto f = parse_frame(body, limits, std::move(sp));
     if (!f) return f.error();
-    message msg{f->is_batch, {}};
-    msg.elements.reserve(f->elements().size());
-    for (auto& v : f->elements()) msg.elements.push_back(parse_request_from(v));
+    return parse_message(std::move(*f));
+}
+
+message parse_message(frame f) {
+    message msg{f.is_batch, {}};
+    msg.elements.reserve(f.elements().size());
+    for (auto& v : f.elements()) msg.elements.push_back(parse_request_from(v));
     return msg;
 }
 

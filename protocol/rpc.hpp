@@ -36,6 +36,8 @@ struct message {
 struct codec_limits {
     std::size_t max_depth = 32;
     std::size_t max_batch = 64;
+    // One response's size (limits.max_response_bytes): past it, job outputs are omitted.
+    std::size_t max_response_bytes = 16 << 20;
 };
 
 // The whole-message failures (-32700 unparsable, -32600 empty batch or too long a batch) come
@@ -53,6 +55,9 @@ struct frame {
 };
 result<frame> parse_frame(std::string_view body, codec_limits const& limits = {},
                           boost::json::storage_ptr sp = {});
+// The elements of a frame already parsed (a transport that looked at the document first),
+// moved out of it.
+message parse_message(frame f);
 // One already-parsed element, checked as a request or notification (MCP frames its own bodies).
 request_or_error parse_request(boost::json::value const& v);
 

@@ -3,6 +3,7 @@
 // results and tool errors, agents_wait progress over SSE, notifications/cancelled, DELETE, and
 // the isolation of jobs per Mcp-Session-Id.
 #include "agentd_fixture.hpp"
+#include "raw_socket.hpp"
 
 #include <future>
 
@@ -360,6 +361,115 @@ TEST_F(agentd_test, McpBatchesAreAnsweredForOlderClients) {
     ASSERT_EQ(answers.size(), 2u);
     EXPECT_EQ(answers[0].at("id").as_int64(), 1);
     EXPECT_EQ(answers[1].at("result").at("tools").as_array().size(), 5u);
+}
+
+// A raw POST /mcp of `message` on `sock`, in `session` (no keep-alive games: one request).
+void raw_mcp_post(raw_socket& sock, agentd_process& a, std::string const& session,
+                  json::value const& message) {
+    auto body = json::serialize(message);
+    sock.send(
+        fmt::format("POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n"
+                    "Accept: application/json, text/event-stream\r\n"
+                    "Content-Type: application/json\r\nMcp-Session-Id: {}\r\n"
+                    "Content-Length: {}\r\n\r\n{}",
+                    a.token(), session, body.size(), body));
+}
+
+// An initialize flood from the same principal evicts the flood's own sessions (never used for a
+// tool), not a client's session at work.
+TEST_F(agentd_test, McpSessionSurvivesAFloodOfInitializes) {
+    restart_agentd({"--max-mcp-sessions", "8"});
+    mcp_client c(*agentd_);
+    c.initialize();
+    auto started = c.structured("agents_start", start_args({"mine"}));
+    for (int i = 0; i < 200; ++i) {
+        mcp_client flood(*agentd_);
+        json::object init{
+            {"jsonrpc", "2.0"},
+            {"id", 1},
+            {"method", "initialize"},
+            {"params",
+             json::object{{"protocolVersion", "2025-11-25"},
+                          {"capabilities", json::object{}},
+                          {"clientInfo", json::object{{"name", "f"}, {"version", "1"}}}}}};
+        ASSERT_EQ(flood.post(init).status, 200);
+    }
+    auto status = c.structured("agents_status", json::object{});
+    EXPECT_EQ(jobs_of(status).size(), 1u);
+    EXPECT_EQ(str(jobs_of(status)[0], "id"), str(jobs_of(started)[0], "id"));
+}
+
+// Busy sessions (a request in flight) are never evicted: at the cap with all busy, initialize
+// gets 503 with Retry-After; once one is idle again, a new session takes its place.
+TEST_F(agentd_test, McpAllSessionsBusyRefusesNewOnesWith503) {
+    restart_agentd({"--max-mcp-sessions", "2"});
+    mcp_client a(*agentd_);
+    mcp_client b(*agentd_);
+    a.initialize();
+    b.initialize();
+    auto started = a.structured("agents_start", start_args({"slow [[fake latency_ms=60000]]"}));
+    auto ids = ids_of(jobs_of(started));
+    json::object args{{"jobs", ids}, {"timeout_ms", 60'000}};
+    raw_socket wait_a(agentd_->port());
+    raw_socket wait_b(agentd_->port());
+    raw_mcp_post(wait_a, *agentd_, a.session(), tool_call("wa", "agents_wait", args, "pa"));
+    raw_mcp_post(wait_b, *agentd_, b.session(), tool_call("wb", "agents_wait", args, "pb"));
+    // The SSE head is written once the request is registered in flight.
+    ASSERT_TRUE(wait_a.readable_within(5s));
+    ASSERT_TRUE(wait_b.readable_within(5s));
+
+    mcp_client c(*agentd_);
+    json::object init{
+        {"jsonrpc", "2.0"},
+        {"id", 1},
+        {"method", "initialize"},
+        {"params", json::object{{"protocolVersion", "2025-11-25"},
+                                {"capabilities", json::object{}},
+                                {"clientInfo", json::object{{"name", "c"}, {"version", "1"}}}}}};
+    auto refused = c.post(init);
+    EXPECT_EQ(refused.status, 503) << refused.body;
+    EXPECT_FALSE(refused.header("retry-after").empty());
+    EXPECT_TRUE(refused.header("mcp-session-id").empty());
+    EXPECT_EQ(a.post(json::object{{"jsonrpc", "2.0"}, {"id", 9}, {"method", "ping"}}).status, 200);
+
+    // b's wait ends (cancelled by its client): b is idle, and may make room.
+    b.post(notification("notifications/cancelled", json::object{{"requestId", "wb"}}));
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    http_response accepted;
+    do {
+        accepted = c.post(init);  // the cancellation settles asynchronously: retry briefly
+    } while (accepted.status == 503 && std::chrono::steady_clock::now() < deadline);
+    EXPECT_EQ(accepted.status, 200) << accepted.body;
+    EXPECT_EQ(b.post(json::object{{"jsonrpc", "2.0"}, {"id", 9}, {"method", "ping"}}).status, 404);
+    EXPECT_EQ(a.post(json::object{{"jsonrpc", "2.0"}, {"id", 9}, {"method", "ping"}}).status, 200);
+    a.structured("agents_cancel", json::object{{"jobs", ids}});
+}
+
+// Outputs past --max-response-bytes come back as output_omitted, and a large tool result is in
+// structuredContent only (its text says so) rather than twice.
+TEST_F(agentd_test, McpLargeResultsAreBoundedAndSentOnce) {
+    restart_agentd({"--max-response-bytes", "300000"});
+    mcp_client c(*agentd_);
+    c.initialize();
+    auto started = c.structured("agents_start", start_args({"a [[fake output_bytes=200000]]",
+                                                            "b [[fake output_bytes=200000]]"}));
+    auto ids = ids_of(jobs_of(started));
+    json::object args{{"jobs", ids}, {"timeout_ms", 10'000}};
+    auto r = c.post(tool_call(5, "agents_wait", args));
+    ASSERT_EQ(r.status, 200);
+    EXPECT_LT(r.body.size(), 300'000u + 10'000u);
+    auto result = json::parse(r.body).at("result").as_object();
+    auto const& jobs = result.at("structuredContent").at("jobs").as_array();
+    ASSERT_EQ(jobs.size(), 2u);
+    EXPECT_EQ(jobs[0].at("output").as_string().size(), 200'000u);
+    EXPECT_TRUE(jobs[1].at("output_omitted").as_bool());
+    EXPECT_FALSE(jobs[1].as_object().contains("output"));
+    auto const& text = result.at("content").at(0).at("text").as_string();
+    EXPECT_NE(std::string_view(text).find("structuredContent"), std::string_view::npos);
+    // One at a time, each fits.
+    auto alone = c.call("agents_status", json::object{{"jobs", json::array{ids.as_array()[1]}}});
+    EXPECT_EQ(alone.at("structuredContent").at("jobs").at(0).at("output").as_string().size(),
+              200'000u);
 }
 
 }  // namespace

@@ -35,6 +35,24 @@ struct ws_client::impl {
     std::deque<std::string> inbox;
     bool closed = false;
     int pings = 0;
+    std::size_t flooded = 0;  // frames flood() has written
+    bool flood_failed = false;
+
+    // One frame after the other from the io thread, so the loop outlives a flood() that gave up.
+    void flood_next(std::shared_ptr<std::string const> text, std::size_t left) {
+        if (left == 0) return;
+        ws.text(true);
+        ws.async_write(asio::buffer(*text), [this, text, left](beast::error_code ec, std::size_t) {
+            std::lock_guard lock(mu);
+            if (ec) {
+                flood_failed = true;
+            } else {
+                ++flooded;
+            }
+            cv.notify_all();
+            if (!ec) flood_next(text, left - 1);
+        });
+    }
 
     void read_next() {
         ws.async_read(buffer, [this](beast::error_code ec, std::size_t) {
@@ -92,6 +110,26 @@ void ws_client::send(std::string const& text) {
     if (future.wait_for(std::chrono::seconds(5)) != std::future_status::ready)
         throw std::runtime_error("websocket write timed out");
     if (auto ec = future.get()) throw std::runtime_error("websocket write failed: " + ec.message());
+}
+
+std::size_t ws_client::flood(std::string text, std::size_t count, std::chrono::milliseconds stall) {
+    auto shared = std::make_shared<std::string const>(std::move(text));
+    std::size_t before = 0;
+    {
+        std::lock_guard lock(impl_->mu);
+        before = impl_->flooded;
+    }
+    asio::post(impl_->ioc, [this, shared, count] { impl_->flood_next(shared, count); });
+    std::unique_lock lock(impl_->mu);
+    for (;;) {
+        auto seen = impl_->flooded;
+        bool moved = impl_->cv.wait_for(lock, stall, [&] {
+            return impl_->flooded != seen || impl_->flood_failed ||
+                   impl_->flooded - before == count;
+        });
+        if (!moved || impl_->flood_failed || impl_->flooded - before == count)
+            return impl_->flooded - before;
+    }
 }
 
 std::optional<std::string> ws_client::receive(std::chrono::milliseconds timeout) {

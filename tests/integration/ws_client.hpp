@@ -25,6 +25,10 @@ class ws_client {
     ws_client& operator=(ws_client const&) = delete;
 
     void send(std::string const& text);
+    // Writes `text` `count` times, back to back, until all are written or no write completes
+    // for `stall` (the server stopped reading). The number of frames written; a write left
+    // pending ends with the client.
+    std::size_t flood(std::string text, std::size_t count, std::chrono::milliseconds stall);
     // The next text message, or nullopt when none arrives in time or the server closed.
     std::optional<std::string> receive(std::chrono::milliseconds timeout);
     void resume_reading();

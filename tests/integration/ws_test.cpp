@@ -4,6 +4,8 @@
 #include "agentd_fixture.hpp"
 #include "ws_client.hpp"
 
+#include <fstream>
+#include <map>
 #include <regex>
 #include <thread>
 
@@ -66,31 +68,56 @@ TEST_F(agentd_test, WebSocketCarriesCallsAndBatches) {
     EXPECT_EQ(next(ws).at("error").at("code").as_int64(), -32700);
 }
 
-TEST_F(agentd_test, WebSocketReadsRunBesideALongWaitButMutationsWait) {
+TEST_F(agentd_test, WebSocketMessagesRunIndependentlyOfALongWait) {
     ws_client ws(agentd_->port(), auth(*agentd_));
-    ws.send(request(1, "agents_start", start_params("slow [[fake latency_ms=5000]]")));
+    ws.send(request(1, "agents_start", start_params("slow [[fake latency_ms=20000]]")));
     auto id = str(next(ws).at("result").at("jobs").at(0), "id");
 
-    // A read-only status sent after a blocked wait is answered first: they run in parallel.
+    // A read-only status sent after a blocked wait is answered first.
     ws.send(request(2, "agents_wait", {{"jobs", json::array{id}}, {"timeout_ms", 800}}));
     ws.send(request(3, "agents_status", {{"jobs", json::array{id}}}));
-    auto first = next(ws);
-    EXPECT_EQ(first.at("id").as_int64(), 3);
+    EXPECT_EQ(next(ws).at("id").as_int64(), 3);
     auto second = next(ws);
     EXPECT_EQ(second.at("id").as_int64(), 2);
     EXPECT_TRUE(second.at("result").at("timed_out").as_bool());
 
-    // A cancel is a barrier: it runs only after the wait before it, and the status after it
-    // waits for the cancel.
-    ws.send(request(4, "agents_wait", {{"jobs", json::array{id}}, {"timeout_ms", 500}}));
+    // So is a cancel (DESIGN §4: separate messages are independent): it is answered while the
+    // wait is still pending (the job runs 20 s), and the wait then returns the cancelled job.
+    // The wait may be answered first: the cancel's own reply follows the upstream abort.
+    ws.send(request(4, "agents_wait", {{"jobs", json::array{id}}, {"timeout_ms", 8000}}));
+    auto sent = std::chrono::steady_clock::now();
     ws.send(request(5, "agents_cancel", {{"jobs", json::array{id}}}));
-    ws.send(request(6, "agents_status", {{"jobs", json::array{id}}}));
-    auto a = next(ws), b = next(ws), c = next(ws);
-    EXPECT_EQ(a.at("id").as_int64(), 4);
-    EXPECT_EQ(str(a.at("result").at("jobs").at(0), "state"), "running");
-    EXPECT_EQ(b.at("id").as_int64(), 5);
-    EXPECT_EQ(c.at("id").as_int64(), 6);
-    EXPECT_EQ(str(c.at("result").at("jobs").at(0), "state"), "cancelled");
+    std::map<std::int64_t, json::object> replies;
+    std::int64_t cancel_ms = -1;
+    while (replies.size() < 2) {
+        auto reply = next(ws);
+        ASSERT_TRUE(reply.contains("id"));
+        auto got = reply.at("id").as_int64();
+        if (got == 5)
+            cancel_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now() - sent)
+                            .count();
+        replies[got] = std::move(reply);
+    }
+    ASSERT_TRUE(replies.contains(4) && replies.contains(5));
+    EXPECT_EQ(str(replies[5].at("result").at("jobs").at(0), "state"), "cancelled");
+    EXPECT_LT(cancel_ms, 4000) << "the cancel waited behind the wait";
+    EXPECT_TRUE(replies[4].at("result").at("done").as_bool());
+    EXPECT_EQ(str(replies[4].at("result").at("jobs").at(0), "state"), "cancelled");
+    std::cerr << "cancel behind a pending 8 s wait answered in " << cancel_ms << " ms\n";
+}
+
+// The plan still orders the calls of one message: a batch's cancel runs after its wait.
+TEST_F(agentd_test, WebSocketBatchKeepsItsOrder) {
+    ws_client ws(agentd_->port(), auth(*agentd_));
+    ws.send(request(1, "agents_start", start_params("slow [[fake latency_ms=20000]]")));
+    auto id = str(next(ws).at("result").at("jobs").at(0), "id");
+    ws.send("[" + request(2, "agents_wait", {{"jobs", json::array{id}}, {"timeout_ms", 300}}) +
+            "," + request(3, "agents_cancel", {{"jobs", json::array{id}}}) + "]");
+    auto batch = next(ws).at("batch").as_array();
+    ASSERT_EQ(batch.size(), 2u);
+    EXPECT_EQ(str(batch[0].at("result").at("jobs").at(0), "state"), "running");
+    EXPECT_EQ(str(batch[1].at("result").at("jobs").at(0), "state"), "cancelled");
 }
 
 TEST_F(agentd_test, AskPolicyRequestsApprovalOverWebSocket) {
@@ -117,20 +144,56 @@ TEST_F(agentd_test, AskPolicyRequestsApprovalOverWebSocket) {
     EXPECT_EQ(refused.at("error").at("code").as_int64(), -32002);
 }
 
-TEST_F(agentd_test, ApprovalRequiredStartsRunOneAtATime) {
+// Separate messages are independent, approvals included: two starts ask at once, and each
+// answer settles its own start.
+TEST_F(agentd_test, ApprovalRequestsOfSeparateMessagesAreIndependent) {
     restart_agentd({"--approval-start", "ask"});
     ws_client ws(agentd_->port(), auth(*agentd_));
     ws.send(request(1, "agents_start", start_params("one")));
     ws.send(request(2, "agents_start", start_params("two")));
-    auto ask1 = next(ws);
-    EXPECT_EQ(str(ask1.at("params").at("params").at("tasks").at(0), "prompt"), "one");
-    // The second start is serial behind the first: no second question while the first is open.
-    EXPECT_FALSE(ws.receive(300ms).has_value());
+    std::map<std::string, json::value> asks;  // prompt -> request id
+    for (int i = 0; i < 2; ++i) {
+        auto ask = next(ws);
+        ASSERT_EQ(str(ask, "method"), "approval/request");
+        asks[str(ask.at("params").at("params").at("tasks").at(0), "prompt")] = ask.at("id");
+    }
+    ASSERT_EQ(asks.size(), 2u);
     ws.send(json::serialize(
-        json::object{{"jsonrpc", "2.0"}, {"id", ask1.at("id")}, {"result", {{"approved", true}}}}));
+        json::object{{"jsonrpc", "2.0"}, {"id", asks["two"]}, {"result", {{"approved", false}}}}));
+    auto refused = next(ws);
+    EXPECT_EQ(refused.at("id").as_int64(), 2);
+    EXPECT_EQ(refused.at("error").at("code").as_int64(), -32002);
+    ws.send(json::serialize(
+        json::object{{"jsonrpc", "2.0"}, {"id", asks["one"]}, {"result", {{"approved", true}}}}));
+    auto started = next(ws);
+    EXPECT_EQ(started.at("id").as_int64(), 1);
+    EXPECT_TRUE(started.contains("result"));
+}
+
+// An object with an id and no method answers a request; one that answers nothing the server
+// asked is an invalid request (DESIGN §6), as on /rpc. A late answer to a request the server
+// did send is dropped quietly.
+TEST_F(agentd_test, WebSocketStrayResponsesAreInvalidRequests) {
+    restart_agentd({"--approval-start", "ask"});
+    ws_client ws(agentd_->port(), auth(*agentd_));
+    ws.send(R"({"jsonrpc":"2.0","id":"nobody-asked","result":{"approved":true}})");
+    auto stray = next(ws);
+    EXPECT_EQ(stray.at("id"), "nobody-asked");
+    EXPECT_EQ(stray.at("error").at("code").as_int64(), -32600);
+    ws.send(R"({"jsonrpc":"2.0","id":7,"error":{"code":1,"message":"x"}})");
+    auto numeric = next(ws);
+    EXPECT_EQ(numeric.at("id").as_int64(), 7);
+    EXPECT_EQ(numeric.at("error").at("code").as_int64(), -32600);
+
+    ws.send(request(1, "agents_start", start_params("asks")));
+    auto ask = next(ws);
+    auto answer = json::serialize(
+        json::object{{"jsonrpc", "2.0"}, {"id", ask.at("id")}, {"result", {{"approved", true}}}});
+    ws.send(answer);
     EXPECT_EQ(next(ws).at("id").as_int64(), 1);
-    auto ask2 = next(ws);
-    EXPECT_EQ(str(ask2.at("params").at("params").at("tasks").at(0), "prompt"), "two");
+    ws.send(answer);  // late: the request was already answered
+    ws.send(request(2, "agents_status", {{"jobs", json::array{"job_0"}}}));
+    EXPECT_EQ(next(ws).at("id").as_int64(), 2);  // nothing came for the late answer
 }
 
 TEST_F(agentd_test, AskPolicyWithoutAChannelAndDenyPolicyRefuse) {
@@ -247,6 +310,105 @@ TEST_F(agentd_test, WebSocketPingsIdlePeersAndClosesSilentOnes) {
     EXPECT_TRUE(next(live).contains("result"));
     mute.resume_reading();
     EXPECT_TRUE(mute.drain_until_closed(5s).has_value()) << "a silent peer stayed connected";
+}
+
+// VmRSS of a process, in bytes.
+std::size_t rss_bytes(int pid) {
+    std::ifstream status(fmt::format("/proc/{}/status", pid));
+    std::string line;
+    while (std::getline(status, line))
+        if (line.starts_with("VmRSS:")) return std::stoull(line.substr(6)) * 1024;
+    ADD_FAILURE() << "no VmRSS for " << pid;
+    return 0;
+}
+
+// agentd_rpc_duration_seconds_count of a method: its calls that have ended.
+int ended_calls(agentd_process& a, std::string const& method) {
+    auto res = http_request(a.port(), "GET", "/metrics", "", auth(a));
+    std::smatch m;
+    std::regex count("agentd_rpc_duration_seconds_count\\{method=\"" + method + "\"\\} (\\d+)");
+    return std::regex_search(res.body, m, count) ? std::stoi(m[1]) : -1;
+}
+
+bool ended_calls_reach(agentd_process& a, std::string const& method, int n,
+                       std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (ended_calls(a, method) < n) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(20ms);  // polls a counter, under a deadline
+    }
+    return true;
+}
+
+// Read-ahead is bounded (DESIGN §4): 400 frames of ~1 MB, each a valid long agents_wait, sent
+// to a connection that already waits. The server stops reading once the calls in flight hold
+// their bound, so agentd's RSS stays flat; closing the connection ends those calls at once.
+TEST_F(agentd_test, WebSocketReadAheadIsBoundedAndDroppedOnClose) {
+    auto started = agentd_->call("agents_start", start_params("slow [[fake latency_ms=60000]]"));
+    auto id = str(jobs_of(started)[0], "id");
+    int pid = agentd_->process().pid();
+    auto baseline = rss_bytes(pid);
+    auto flood = std::make_unique<ws_client>(agentd_->port(), auth(*agentd_));
+    flood->send(request(1, "agents_wait", {{"jobs", json::array{id}}, {"timeout_ms", 60000}}));
+    auto big = json::serialize(
+        json::object{{"jsonrpc", "2.0"},
+                     {"id", std::string(1'000'000, 'x')},
+                     {"method", "agents_wait"},
+                     {"params", {{"jobs", json::array{id}}, {"timeout_ms", 60000}}}});
+    constexpr std::size_t frames = 400;
+    auto written = flood->flood(big, frames, 1500ms);
+    auto during = rss_bytes(pid);
+    std::cerr << "flood: " << written << " of " << frames << " frames written; agentd RSS "
+              << baseline / 1024 << " KiB before, " << during / 1024 << " KiB during\n";
+    EXPECT_LT(written, frames) << "the server read every frame";
+    EXPECT_LT(during, baseline + (64u << 20));
+
+    // Meanwhile another client is served at once.
+    ws_client other(agentd_->port(), auth(*agentd_));
+    other.send(request(1, "agents_status", {{"jobs", json::array{id}}}));
+    EXPECT_EQ(str(next(other, 2s).at("result").at("jobs").at(0), "state"), "running");
+
+    int before_close = ended_calls(*agentd_, "agents_wait");
+    flood.reset();  // closes: every wait the connection had in flight ends now, not in 60 s
+    EXPECT_TRUE(ended_calls_reach(*agentd_, "agents_wait", before_close + 2, 5s));
+    auto after = rss_bytes(pid);
+    std::cerr << "agentd RSS after close: " << after / 1024 << " KiB\n";
+    EXPECT_LT(after, baseline + (64u << 20));
+    EXPECT_FALSE(std::regex_search(agentd_->process().stderr_text(), std::regex("internal error")))
+        << agentd_->process().stderr_text();
+}
+
+// A call cancelled because its client went away is not an internal error (rpc.cpp).
+TEST_F(agentd_test, WebSocketCloseCancelsCallsWithoutLoggingErrors) {
+    auto started = agentd_->call("agents_start", start_params("slow [[fake latency_ms=60000]]"));
+    auto id = str(jobs_of(started)[0], "id");
+    int before = ended_calls(*agentd_, "agents_wait");
+    {
+        ws_client ws(agentd_->port(), auth(*agentd_));
+        ws.send(request(1, "agents_wait", {{"jobs", json::array{id}}, {"timeout_ms", 60000}}));
+        ws.send("[" +
+                request(2, "agents_wait", {{"jobs", json::array{id}}, {"timeout_ms", 60000}}) +
+                "," + request(3, "agents_status", {{"jobs", json::array{id}}}) + "]");
+        ws.send(request(4, "agents_status", {{"jobs", json::array{id}}}));
+        EXPECT_EQ(next(ws).at("id").as_int64(), 4);  // both waits are in flight by now
+    }
+    EXPECT_TRUE(ended_calls_reach(*agentd_, "agents_wait", before + 2, 5s));
+    auto log = agentd_->process().stderr_text();
+    EXPECT_EQ(log.find("internal error"), std::string::npos) << log;
+    EXPECT_EQ(log.find("websocket call failed"), std::string::npos) << log;
+}
+
+// "session": null is invalid params naming the field, on every transport's shared codec.
+TEST_F(agentd_test, NullSessionIsInvalidParams) {
+    for (auto method : {"agents_status", "agents_wait"}) {
+        auto err = agentd_->error(method, {{"session", nullptr}});
+        EXPECT_EQ(err.at("code").as_int64(), -32602) << method;
+        EXPECT_EQ(err.at("data").at("field"), "session") << method;
+    }
+    auto err =
+        agentd_->error("agents_start", {{"session", nullptr}, {"tasks", json::array{task("x")}}});
+    EXPECT_EQ(err.at("data").at("field"), "session");
+    EXPECT_EQ(fake_->stats().at("creates_started").as_int64(), 0);
 }
 
 }  // namespace

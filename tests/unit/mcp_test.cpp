@@ -85,6 +85,19 @@ TEST(McpProtocol, ToolResultsCarryTextAndStructuredContent) {
     EXPECT_FALSE(mcp::is_tool_failure(protocol::internal_error()));
 }
 
+// A large result is sent once: in structuredContent (required with an outputSchema), with a
+// text that says so rather than a second copy.
+TEST(McpProtocol, LargeToolResultsAreNotSentTwice) {
+    json::value out = json::object{
+        {"jobs",
+         json::array{json::object{{"id", "job_1"}, {"output", std::string(200'000, 'x')}}}}};
+    auto ok = mcp::tool_success(out);
+    EXPECT_EQ(ok.at("structuredContent"), out);
+    auto const& text = ok.at("content").at(0).at("text").as_string();
+    EXPECT_LT(text.size(), 1000u);
+    EXPECT_NE(std::string_view(text).find("structuredContent"), std::string_view::npos);
+}
+
 TEST(McpProtocol, ListsFiveToolsWhoseInputsAreClosedObjects) {
     auto tools = mcp::tools_list_result().at("tools").as_array();
     ASSERT_EQ(tools.size(), 5u);
@@ -101,8 +114,8 @@ daemon::mcp_registry registry(std::size_t max_sessions, std::chrono::millisecond
 
 TEST(McpRegistry, OpensFindsAndEndsSessions) {
     auto r = registry(8);
-    auto a = r.open();
-    auto b = r.open();
+    auto a = r.open("local");
+    auto b = r.open("local");
     EXPECT_EQ(a->id.size(), 32u);
     EXPECT_NE(a->id, b->id);
     EXPECT_EQ(r.find(a->id), a);
@@ -114,7 +127,7 @@ TEST(McpRegistry, OpensFindsAndEndsSessions) {
 
 TEST(McpRegistry, EndingASessionStopsItsRequestsAndCancelStopsOne) {
     auto r = registry(8);
-    auto s = r.open();
+    auto s = r.open("local");
     int first = 0;
     int second = 0;
     daemon::mcp_in_flight one(s, "1", [&] { ++first; });
@@ -132,8 +145,8 @@ TEST(McpRegistry, EndingASessionStopsItsRequestsAndCancelStopsOne) {
 
 TEST(McpRegistry, IdleSessionsExpireButBusyOnesDoNot) {
     auto r = registry(8, 1ms);
-    auto idle = r.open();
-    auto busy = r.open();
+    auto idle = r.open("local");
+    auto busy = r.open("local");
     daemon::mcp_in_flight request(busy, "1", [] {});
     std::this_thread::sleep_for(5ms);
     EXPECT_EQ(r.find(idle->id), nullptr);
@@ -142,23 +155,61 @@ TEST(McpRegistry, IdleSessionsExpireButBusyOnesDoNot) {
 
 TEST(McpRegistry, TheCapEvictsTheLeastRecentlyUsedIdleSession) {
     auto r = registry(2);
-    auto busy = r.open();
+    auto busy = r.open("local");
     daemon::mcp_in_flight request(busy, "1", [] {});
     std::this_thread::sleep_for(1ms);
-    auto idle = r.open();
+    auto idle = r.open("local");
     std::this_thread::sleep_for(1ms);
-    auto third = r.open();
+    auto third = r.open("local");
     EXPECT_TRUE(idle->ended);
     EXPECT_EQ(r.find(idle->id), nullptr);
     EXPECT_EQ(r.find(busy->id), busy);
     EXPECT_EQ(r.find(third->id), third);
 
     std::this_thread::sleep_for(1ms);
-    r.find(busy->id);        // busy is now the most recently used, and still busy
-    auto fourth = r.open();  // so the idle third goes
+    r.find(busy->id);               // busy is now the most recently used, and still busy
+    auto fourth = r.open("local");  // so the idle third goes
     EXPECT_TRUE(third->ended);
     EXPECT_FALSE(busy->ended);
     EXPECT_FALSE(fourth->ended);
+}
+
+// A flood of initializes evicts the flood's own sessions (never used for a tool) before a
+// session that works, even one idle for longer.
+TEST(McpRegistry, SessionsThatCalledAToolOutliveAFloodOfNewOnes) {
+    auto r = registry(4);
+    auto worker = r.open("local");
+    worker->used = true;
+    for (int i = 0; i < 100; ++i) ASSERT_NE(r.open("local"), nullptr);
+    EXPECT_FALSE(worker->ended);
+    EXPECT_EQ(r.find(worker->id), worker);
+}
+
+// Busy sessions are never evicted: at the cap with all busy, open() refuses (HTTP 503).
+TEST(McpRegistry, AllBusyAtTheCapRefusesANewSession) {
+    auto r = registry(2);
+    auto a = r.open("local");
+    auto b = r.open("local");
+    daemon::mcp_in_flight ra(a, "1", [] {});
+    {
+        daemon::mcp_in_flight rb(b, "1", [] {});
+        EXPECT_EQ(r.open("local"), nullptr);
+        EXPECT_FALSE(a->ended);
+        EXPECT_FALSE(b->ended);
+    }
+    auto c = r.open("local");  // b is idle again: it makes room
+    ASSERT_NE(c, nullptr);
+    EXPECT_TRUE(b->ended);
+    EXPECT_FALSE(a->ended);
+}
+
+// The cap counts per principal: one principal's flood does not touch another's sessions.
+TEST(McpRegistry, TheCapIsPerPrincipal) {
+    auto r = registry(2);
+    auto alice = r.open("alice");
+    for (int i = 0; i < 10; ++i) ASSERT_NE(r.open("bob"), nullptr);
+    EXPECT_FALSE(alice->ended);
+    EXPECT_EQ(r.find(alice->id), alice);
 }
 
 }  // namespace

@@ -361,10 +361,9 @@ TEST(params_start, every_field_is_read) {
 
 TEST(params_start, null_fields_count_as_absent) {
     auto p = start(
-        R"({"session":null,"upstream_parent":null,"tasks":[{"prompt":"x","agent":null,"model":null,
+        R"({"upstream_parent":null,"tasks":[{"prompt":"x","agent":null,"model":null,
             "timeout_ms":null,"description":null}]})");
     ASSERT_TRUE(p.has_value());
-    EXPECT_EQ(p->session, "default");
     EXPECT_FALSE(p->upstream_parent);
     EXPECT_FALSE(p->tasks[0].agent);
     EXPECT_FALSE(p->tasks[0].model);
@@ -510,12 +509,18 @@ TEST(params_start, session_name_rules) {
     }
     for (std::string bad : {std::string(R"("")"), std::string(R"("a b")"), std::string(R"("a/b")"),
                             std::string(R"("é")"), std::string("1"), std::string("[]"),
-                            "\"" + std::string(129, 'a') + "\""}) {
+                            std::string("null"), "\"" + std::string(129, 'a') + "\""}) {
         expect_invalid(start(R"({"session":)" + bad + R"(,"tasks":[{"prompt":"x"}]})"), "session",
                        bad);
     }
     EXPECT_TRUE(valid_session_name("x"));
     EXPECT_FALSE(valid_session_name(""));
+    // null is not "absent" for session (DESIGN §2): every method refuses it.
+    expect_invalid(parse_status(js(R"({"session":null})")), "session");
+    expect_invalid(parse_wait(js(R"({"session":null})")), "session");
+    expect_invalid(parse_cancel(js(R"({"session":null,"jobs":["j"]})")), "session");
+    expect_invalid(parse_peek(js(R"({"session":null,"job":"j"})")), "session");
+    expect_invalid(parse_subscribe(js(R"({"session":null})")), "session");
     EXPECT_FALSE(valid_session_name(std::string_view("a\0b", 3)));
 }
 
@@ -764,6 +769,34 @@ TEST(job_view_json, output_and_truncated_come_together) {
     auto empty = to_json(v, {});
     EXPECT_EQ(empty.at("output"), json::value(""));
     EXPECT_EQ(empty.at("truncated"), json::value(true));
+}
+
+TEST(job_view_json, json_string_size_counts_quotes_and_escapes) {
+    for (std::string text : {std::string(), std::string("plain"), std::string("q\"b\\n\nt\t"),
+                             std::string("\x01\x1f"), std::string("h\xc3\xa9 \x7f")}) {
+        EXPECT_EQ(json_string_size(text), json::serialize(json::value(text)).size()) << text;
+    }
+}
+
+// Outputs fill the response budget in rendering order; one that does not fit is omitted
+// (output_omitted) while smaller ones after it may still fit.
+TEST(job_view_json, outputs_past_the_response_budget_are_omitted) {
+    job_view v;
+    v.id = "job_b";
+    v.state = job_state::completed;
+    response_budget budget(3000);
+    v.output = std::string(1500, 'a');
+    auto first = to_json(v, {}, {}, &budget);
+    EXPECT_EQ(first.at("output").as_string().size(), 1500u);
+    auto second = to_json(v, {}, {}, &budget);
+    EXPECT_FALSE(second.as_object().contains("output"));
+    EXPECT_EQ(second.at("output_omitted"), json::value(true));
+    EXPECT_EQ(second.at("truncated"), json::value(false));
+    v.output = "short";
+    EXPECT_EQ(to_json(v, {}, {}, &budget).at("output"), json::value("short"));
+    // Without a budget nothing is omitted.
+    v.output = std::string(5000, 'a');
+    EXPECT_EQ(to_json(v, {}).at("output").as_string().size(), 5000u);
 }
 
 TEST(job_view_json, error_fields) {

@@ -1,0 +1,420 @@
+// Hostile-client run (issue #14): one agentd on the fake OpenCode upstream takes trailer and
+// chunk-extension floods, twice its connection cap of idle sockets, abandoned waits and
+// WebSocket read-ahead while a normal client runs small jobs; a second agentd runs jobs on an
+// evil upstream (endless trailer, endless SSE line, unknown-session part flood). Every 250 ms:
+// each agentd's VmRSS and a /healthz on a fresh connection. Passes when RSS stays under
+// baseline + 64 MiB, every /healthz answers within 100 ms, and every normal job completes.
+#include "evil_upstream.hpp"
+#include "hostile_attackers.hpp"
+#include "hostile_net.hpp"
+#include "support/fake_upstream.hpp"
+#include "support/http_client.hpp"
+#include "support/process.hpp"
+
+#include <fmt/format.h>
+#include <boost/json.hpp>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+namespace json = boost::json;
+namespace fs = std::filesystem;
+namespace hostile = agentd::test::hostile;
+using namespace std::chrono_literals;
+using hostile::clock_type;
+
+constexpr long rss_margin_kib = 64 * 1024;
+// Past this the run has failed anyway: stop early rather than let an unbounded daemon eat the
+// machine's memory.
+constexpr long rss_runaway_kib = 768 * 1024;
+constexpr auto healthz_budget = 100ms;
+
+long ms(clock_type::duration d) {
+    return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+}
+
+// True when the agentd binary knows `flag` (so the run works before and after it exists).
+bool agentd_knows(std::string const& flag) {
+    std::string cmd = std::string(AGENTD_PATH) + " --help 2>&1";
+    std::unique_ptr<FILE, int (*)(FILE*)> p(::popen(cmd.c_str(), "r"), ::pclose);
+    if (!p) return false;
+    std::string text;
+    char buf[4096];
+    while (auto n = std::fread(buf, 1, sizeof buf, p.get())) text.append(buf, n);
+    return text.find(flag) != std::string::npos;
+}
+
+// One agentd child on a fresh state dir, its port and token.
+struct daemon_under_test {
+    std::string name;
+    fs::path dir;
+    std::unique_ptr<agentd::test::child_process> proc;
+    int port = 0;
+    std::string token;
+    int next_id = 1;
+
+    daemon_under_test(std::string n, std::string const& upstream, std::vector<std::string> extra)
+        : name(std::move(n)),
+          dir(fs::temp_directory_path() / fmt::format("agentd-hostile-{}-{}", ::getpid(), name)) {
+        fs::remove_all(dir);
+        std::vector<std::string> argv{AGENTD_PATH,  "--listen",       "127.0.0.1:0", "--state-dir",
+                                      dir.string(), "--upstream-url", upstream};
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        proc = std::make_unique<agentd::test::child_process>(argv);
+        auto p = proc->wait_for_line(std::regex(R"(agentd listening on http://127\.0\.0\.1:(\d+))"),
+                                     10s);
+        if (!p) throw std::runtime_error(name + " agentd did not start: " + proc->stderr_text());
+        port = std::stoi(*p);
+        std::ifstream in(dir / "token");
+        std::getline(in, token);
+    }
+    ~daemon_under_test() {
+        proc.reset();  // SIGKILL and reap, by PID
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+    }
+
+    // One JSON-RPC call on `conn`; its result, or nullopt (with `why`) on any failure.
+    std::optional<json::object> call(agentd::test::http_connection& conn, std::string method,
+                                     json::object params, std::string& why) {
+        auto body = json::serialize(json::object{
+            {"jsonrpc", "2.0"}, {"id", next_id++}, {"method", method}, {"params", params}});
+        try {
+            auto res =
+                conn.request("POST", "/rpc", body, {{"Authorization", "Bearer " + token}}, 15s);
+            auto v = json::parse(res.body);
+            if (res.status == 200 && v.is_object() && v.as_object().contains("result") &&
+                v.as_object()["result"].is_object())
+                return v.as_object()["result"].as_object();
+            why = fmt::format("{}: HTTP {} {}", method, res.status, res.body.substr(0, 200));
+        } catch (std::exception const& e) {
+            why = fmt::format("{}: {}", method, e.what());
+        }
+        return std::nullopt;
+    }
+};
+
+std::string field(json::value const& v, std::string_view key) {
+    auto const* o = v.if_object();
+    auto const* s = o ? o->if_contains(key) : nullptr;
+    return s && s->is_string() ? std::string(s->get_string()) : std::string{};
+}
+
+// Starts `count` jobs of `task` and waits (bounded) until they end; their end states, as
+// "state" or "state/kind", or nullopt with `why` when a call failed or `give_up` was set.
+std::optional<std::vector<std::string>> run_jobs(daemon_under_test& d,
+                                                 agentd::test::http_connection& conn,
+                                                 json::object task, int count,
+                                                 std::chrono::seconds budget, std::string& why,
+                                                 std::string& first_error,
+                                                 std::atomic<bool> const* give_up = nullptr) {
+    json::array tasks;
+    for (int i = 0; i < count; ++i) tasks.push_back(task);
+    auto started = d.call(conn, "agents_start", {{"session", "normal"}, {"tasks", tasks}}, why);
+    if (!started) return std::nullopt;
+    json::array ids;
+    for (auto const& j : started->at("jobs").as_array()) ids.push_back(j.at("id"));
+    auto until = clock_type::now() + budget;
+    while (clock_type::now() < until) {
+        if (give_up && give_up->load()) {
+            why = "stopped";
+            return std::nullopt;
+        }
+        auto r = d.call(
+            conn, "agents_wait",
+            {{"session", "normal"}, {"jobs", ids}, {"mode", "all"}, {"timeout_ms", 2000}}, why);
+        if (!r) return std::nullopt;
+        std::vector<std::string> states;
+        for (auto const& j : r->at("jobs").as_array()) {
+            auto state = field(j, "state");
+            if (state == "queued" || state == "running") break;
+            auto const* err = j.as_object().if_contains("error");
+            if (err && first_error.empty()) first_error = field(*err, "message");
+            states.push_back(err ? state + "/" + field(*err, "kind") : state);
+        }
+        if (states.size() == ids.size()) return states;
+    }
+    why = "jobs did not end within " + std::to_string(budget.count()) + " s";
+    return std::nullopt;
+}
+
+struct client_stats {
+    long started = 0;
+    long completed = 0;
+    long not_completed = 0;  // ended in another state, or stuck
+    long call_failures = 0;
+    std::string first_failure;
+    std::map<std::string, long> outcomes;  // by end state (evil driver)
+    std::string first_job_error;
+};
+
+// The normal client: one small job at a time on its own keep-alive connection.
+void normal_client(daemon_under_test& d, std::atomic<bool> const& stop, client_stats& st) {
+    agentd::test::http_connection conn(static_cast<unsigned short>(d.port));
+    json::object task{{"prompt", "small [[fake latency_ms=20]]"}, {"description", "normal"}};
+    while (!stop.load()) {
+        std::string why;
+        ++st.started;
+        auto states = run_jobs(d, conn, task, 1, 20s, why, st.first_job_error);
+        if (states && states->front() == "completed") {
+            ++st.completed;
+            continue;
+        }
+        ++st.not_completed;
+        if (!states) ++st.call_failures;
+        if (st.first_failure.empty()) st.first_failure = states ? "ended " + states->front() : why;
+        hostile::wait_stop(stop, 100ms);
+    }
+}
+
+// Keeps two jobs in flight on the agentd whose upstream is evil; records how they end.
+void evil_driver(daemon_under_test& d, std::atomic<bool> const& stop, client_stats& st) {
+    agentd::test::http_connection conn(static_cast<unsigned short>(d.port));
+    json::object task{{"prompt", "evil"}, {"timeout_ms", 15000}};
+    while (!stop.load()) {
+        std::string why;
+        st.started += 2;
+        auto states = run_jobs(d, conn, task, 2, 20s, why, st.first_job_error, &stop);
+        if (stop.load()) break;  // the ends of jobs still running say nothing
+        if (states) {
+            for (auto const& s : *states) ++st.outcomes[s];
+        } else {
+            ++st.call_failures;
+            if (st.first_failure.empty()) st.first_failure = why;
+            hostile::wait_stop(stop, 200ms);
+        }
+    }
+}
+
+struct sample_stats {
+    long baseline_kib = 0;
+    long peak_kib = 0;
+    long samples = 0;
+    long healthz_slow = 0;  // over budget, failed or timed out
+    long healthz_worst_ms = 0;
+    std::string first_slow;
+};
+
+// One sample of one agentd: RSS and the latency of /healthz on a fresh connection.
+void sample(daemon_under_test& d, sample_stats& st) {
+    st.peak_kib = std::max(st.peak_kib, hostile::rss_kib(d.proc->pid()));
+    ++st.samples;
+    auto t0 = clock_type::now();
+    std::string failure;
+    try {
+        auto res = agentd::test::http_request(static_cast<unsigned short>(d.port), "GET",
+                                              "/healthz", {}, {}, 2s);
+        if (res.status != 200) failure = fmt::format("HTTP {}", res.status);
+    } catch (std::exception const& e) {
+        failure = e.what();
+    }
+    auto took = ms(clock_type::now() - t0);
+    st.healthz_worst_ms = std::max(st.healthz_worst_ms, took);
+    if (failure.empty() && took <= ms(healthz_budget)) return;
+    ++st.healthz_slow;
+    if (st.first_slow.empty())
+        st.first_slow = fmt::format("{} ms {}", took, failure.empty() ? "(slow)" : failure);
+}
+
+void print_flood(hostile::flood_stats const& f) {
+    fmt::print(
+        "  {}: {} connections, {} closed by agentd; first took {} KiB, most {} KiB; answer: {}\n",
+        f.name, f.connections, f.closed_by_daemon, f.first_bytes / 1024, f.max_bytes / 1024,
+        f.first_reply.empty() ? "(none)" : f.first_reply);
+}
+
+void print_daemon(std::string const& name, sample_stats const& s) {
+    fmt::print(
+        "{} agentd: RSS baseline {} KiB, peak {} KiB (+{} KiB); healthz {} samples, {} over "
+        "{} ms, worst {} ms{}\n",
+        name, s.baseline_kib, s.peak_kib, s.peak_kib - s.baseline_kib, s.samples, s.healthz_slow,
+        ms(healthz_budget), s.healthz_worst_ms,
+        s.first_slow.empty() ? "" : " (first: " + s.first_slow + ")");
+}
+
+struct options {
+    std::chrono::seconds duration{45};
+    std::string only;  // comma-separated attack names to run alone (to study one); empty: all
+
+    bool runs(std::string_view attack) const {
+        return only.empty() ||
+               ("," + only + ",").find(fmt::format(",{},", attack)) != std::string::npos;
+    }
+};
+
+options parse_args(int argc, char** argv) {
+    options o;
+    for (int i = 1; i + 1 < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--seconds") o.duration = std::chrono::seconds(std::atoi(argv[++i]));
+        if (a == "--only") o.only = argv[++i];
+    }
+    return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    auto opts = parse_args(argc, argv);
+    auto duration = opts.duration;
+    std::signal(SIGPIPE, SIG_IGN);
+    // Hundreds of sockets: take the hard limit (the children inherit it).
+    rlimit lim{};
+    ::getrlimit(RLIMIT_NOFILE, &lim);
+    lim.rlim_cur = lim.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+
+    std::vector<std::string> main_flags{"--max-connections", "64"};
+    bool first_request_flag = agentd_knows("--first-request-timeout-ms");
+    if (first_request_flag) {
+        main_flags.push_back("--first-request-timeout-ms");
+        main_flags.push_back("2000");
+    }
+    agentd::test::fake_upstream fake(FAKE_OPENCODE_PATH);
+    hostile::evil_upstream evil;
+    daemon_under_test normal_d("normal", fake.url(), main_flags);
+    daemon_under_test evil_d("evil", fmt::format("http://127.0.0.1:{}", evil.port()), {});
+
+    // A job that runs for the whole run: the abandoned and WebSocket waits wait on it.
+    hostile::target tgt{normal_d.port, normal_d.token, "hostile", {}};
+    {
+        agentd::test::http_connection conn(static_cast<unsigned short>(normal_d.port));
+        std::string why;
+        json::array tasks{
+            json::object{{"prompt", "hold [[fake fault=hang]]"}, {"timeout_ms", 600000}}};
+        auto r =
+            normal_d.call(conn, "agents_start", {{"session", "hostile"}, {"tasks", tasks}}, why);
+        if (!r) {
+            fmt::print(stderr, "cannot start the running job: {}\n", why);
+            return 1;
+        }
+        tgt.running_job = field(r->at("jobs").as_array().at(0), "id");
+    }
+
+    sample_stats normal_s, evil_s;
+    normal_s.baseline_kib = normal_s.peak_kib = hostile::rss_kib(normal_d.proc->pid());
+    evil_s.baseline_kib = evil_s.peak_kib = hostile::rss_kib(evil_d.proc->pid());
+
+    double normal_cpu0 = hostile::cpu_seconds(normal_d.proc->pid());
+    double evil_cpu0 = hostile::cpu_seconds(evil_d.proc->pid());
+    std::atomic<bool> stop{false};
+    hostile::flood_stats trailer_rpc, trailer_healthz, extension;
+    trailer_rpc.name = "trailer flood POST /rpc";
+    trailer_healthz.name = "trailer flood GET /healthz (no token)";
+    extension.name = "chunk-extension flood POST /rpc";
+    hostile::idle_stats idle;
+    hostile::abandon_stats abandoned;
+    hostile::ws_stats ws;
+    client_stats normal, evil_jobs;
+    std::vector<std::thread> threads;
+    // Each attack by name: --only picks some of them.
+    std::vector<std::pair<std::string, std::function<void()>>> attacks{
+        {"trailer_rpc",
+         [&] {
+             hostile::run_flood(hostile::trailer_rpc_head(tgt), hostile::trailer_unit(), stop,
+                                tgt.port, trailer_rpc);
+         }},
+        {"trailer_healthz",
+         [&] {
+             hostile::run_flood(hostile::trailer_healthz_head(tgt), hostile::trailer_unit(), stop,
+                                tgt.port, trailer_healthz);
+         }},
+        {"extension",
+         [&] {
+             hostile::run_flood(hostile::extension_head(tgt), hostile::extension_unit(), stop,
+                                tgt.port, extension);
+         }},
+        {"idle", [&] { hostile::run_idle_sockets(tgt, 128, stop, idle); }},
+        {"abandoned", [&] { hostile::run_abandoned_waits(tgt, stop, abandoned); }},
+        {"ws", [&] { hostile::run_ws_read_ahead(tgt, 400, stop, ws); }},
+        {"evil", [&] { evil_driver(evil_d, stop, evil_jobs); }},
+    };
+    for (auto& [name, run] : attacks)
+        if (opts.runs(name)) threads.emplace_back(run);
+    threads.emplace_back([&] { normal_client(normal_d, stop, normal); });
+
+    auto t0 = clock_type::now();
+    auto next = t0;
+    bool runaway = false;
+    while (clock_type::now() < t0 + duration && !runaway) {
+        sample(normal_d, normal_s);
+        sample(evil_d, evil_s);
+        runaway = normal_s.peak_kib - normal_s.baseline_kib > rss_runaway_kib ||
+                  evil_s.peak_kib - evil_s.baseline_kib > rss_runaway_kib;
+        next += 250ms;
+        std::this_thread::sleep_until(next);  // the sampling period, not a wait for an outcome
+    }
+    auto ran = ms(clock_type::now() - t0);
+    double normal_cpu = hostile::cpu_seconds(normal_d.proc->pid()) - normal_cpu0;
+    double evil_cpu = hostile::cpu_seconds(evil_d.proc->pid()) - evil_cpu0;
+    stop = true;
+    for (auto& t : threads) t.join();
+    evil.stop();
+    auto es = evil.stats();
+
+    fmt::print("hostile run: {} ms{}; --first-request-timeout-ms {}\n", ran,
+               runaway ? " (stopped early: RSS ran away)" : "",
+               first_request_flag ? "2000" : "unknown to this agentd, not passed");
+    print_daemon("normal", normal_s);
+    print_daemon("evil-upstream", evil_s);
+    fmt::print("CPU used during the run: normal agentd {:.1f} s, evil-upstream agentd {:.1f} s\n",
+               normal_cpu, evil_cpu);
+    fmt::print("attacks on the normal agentd (--max-connections 64):\n");
+    print_flood(trailer_rpc);
+    print_flood(trailer_healthz);
+    print_flood(extension);
+    fmt::print(
+        "  idle sockets (128): {} opened, {} closed by agentd ({} at once), longest held {} ms, "
+        "{} open at end, {} connect failures\n",
+        idle.opened, idle.closed_by_daemon, idle.refused_at_once, idle.longest_held_ms,
+        idle.open_at_end, idle.connect_failures);
+    fmt::print("  abandoned agents_wait (60 s): {} sent, {} connect failures\n", abandoned.sent,
+               abandoned.connect_failures);
+    fmt::print(
+        "  WebSocket read-ahead: {} connections, {} upgrade failures{}, {} MiB taken ({} whole "
+        "1 MiB frames), {} closed by agentd\n",
+        ws.connections, ws.upgrade_failures,
+        ws.first_failure.empty() ? "" : " (" + ws.first_failure + ")", ws.bytes >> 20,
+        ws.frames_sent, ws.closed_by_daemon);
+    fmt::print(
+        "evil upstream: {} sessions, {} prompts; endless trailer: most {} KiB taken, {} closed by "
+        "agentd; {} event streams: endless SSE line most {} KiB taken, {} closed by agentd; part "
+        "flood {} events ({} MiB)\n",
+        es.sessions, es.prompts, es.trailer_max_bytes / 1024, es.trailers_closed, es.event_streams,
+        es.sse_line_max_bytes / 1024, es.sse_lines_closed, es.part_events, es.part_bytes >> 20);
+    std::string outcomes;
+    for (auto const& [state, n] : evil_jobs.outcomes) outcomes += fmt::format(" {}={}", state, n);
+    fmt::print(
+        "evil jobs: {} started, ended:{}; call failures {}{}{}\n", evil_jobs.started,
+        outcomes.empty() ? " none" : outcomes, evil_jobs.call_failures,
+        evil_jobs.first_failure.empty() ? "" : " (first: " + evil_jobs.first_failure + ")",
+        evil_jobs.first_job_error.empty() ? "" : "; first error: " + evil_jobs.first_job_error);
+    fmt::print("normal client: {} jobs started, {} completed, {} not completed{}\n", normal.started,
+               normal.completed, normal.not_completed,
+               normal.first_failure.empty() ? "" : " (first: " + normal.first_failure + ")");
+
+    bool rss_ok = normal_s.peak_kib - normal_s.baseline_kib < rss_margin_kib &&
+                  evil_s.peak_kib - evil_s.baseline_kib < rss_margin_kib;
+    bool healthz_ok = normal_s.healthz_slow == 0 && evil_s.healthz_slow == 0;
+    bool jobs_ok = normal.completed > 0 && normal.not_completed == 0;
+    bool ok = rss_ok && healthz_ok && jobs_ok && !runaway;
+    fmt::print("{}: RSS {}, healthz {}, normal jobs {}\n", ok ? "PASS" : "FAIL",
+               rss_ok ? "ok" : "over baseline + 64 MiB", healthz_ok ? "ok" : "too slow",
+               jobs_ok ? "ok" : "not all completed");
+    return ok ? 0 : 1;
+}
