@@ -1,11 +1,12 @@
-// HTTP/1.1 sessions on Beast: keep-alive, a read deadline per request, header and body limits
-// checked before the body is read (an unauthenticated client cannot make us buffer 1 MiB), and
-// the status codes of DESIGN §2 (401, 403, 405, 413, 415, 204).
+// HTTP/1.1 sessions on Beast: keep-alive, a read deadline per request, a bounded read buffer
+// (headers, chunk extensions and trailers cannot grow it), admission by the route table before
+// the body is read (an unauthenticated client cannot make us buffer 1 MiB), and the status codes
+// of DESIGN §2 (400, 401, 403, 405, 413, 415, 431, 501, 204).
 #include "daemon/http_session.hpp"
 
-#include "daemon/auth.hpp"
 #include "daemon/mcp_session.hpp"
 #include "daemon/metrics.hpp"
+#include "daemon/routes.hpp"
 #include "daemon/ui_assets.hpp"
 #include "daemon/ws_session.hpp"
 
@@ -17,7 +18,6 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
-#include <boost/beast/websocket/rfc6455.hpp>
 
 #include <array>
 #include <chrono>
@@ -31,46 +31,19 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
-using response = http::response<http::string_body>;
+using response = string_response;
 
-response plain(http::status status, std::string body, unsigned version) {
-    response res{status, version};
-    res.set(http::field::server, "agentd");
-    res.set(http::field::content_type, "text/plain; charset=utf-8");
-    res.set(http::field::cache_control, "no-store");
-    res.body() = std::move(body);
-    return res;
-}
-
-bool is_json(std::string_view content_type) {
-    auto semi = content_type.find(';');
-    auto media = content_type.substr(0, semi);
-    while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
-    return beast::iequals(media, "application/json");
-}
-
-// The dashboard's files need no token (it lives in the URL fragment and reaches only /ws).
-std::optional<response> screen_ui(http::request<http::string_body> const& req,
-                                  std::string_view path) {
-    auto v = req.version();
-    if (req.method() != http::verb::get) {
-        auto res = plain(http::status::method_not_allowed, "method not allowed\n", v);
-        res.set(http::field::allow, "GET");
-        return res;
-    }
-    if (!find_ui_asset(path)) return plain(http::status::not_found, "not found\n", v);
-    return std::nullopt;
-}
+// A request head may be this long; chunk headers and trailers are bounded by the read buffer,
+// which holds twice that (Beast 1.81 caps neither: they would grow the buffer without end).
+constexpr std::size_t header_limit = 16 * 1024;
+constexpr std::size_t read_buffer_limit = 2 * header_limit;
 
 response ui_file(ui_asset const& asset, unsigned version) {
-    response res{http::status::ok, version};
-    res.set(http::field::server, "agentd");
-    res.set(http::field::content_type, asset.content_type);
-    res.set(http::field::cache_control, "no-store");
+    auto res =
+        make_response(http::status::ok, version, asset.content_type, std::string(asset.body));
     res.set("Content-Security-Policy", ui_content_security_policy);
     res.set("X-Content-Type-Options", "nosniff");
     res.set("Referrer-Policy", "no-referrer");
-    res.body() = asset.body;
     return res;
 }
 
@@ -81,108 +54,83 @@ response scrape(http_context const& ctx, unsigned version) {
     auto const* m = ctx.rpc.metrics();
     if (!m) return plain(http::status::not_found, "not found\n", version);
     auto stats = ctx.rpc.jobs().stats();
-    response res{http::status::ok, version};
-    res.set(http::field::server, "agentd");
-    res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-    res.set(http::field::cache_control, "no-store");
-    res.body() = m->render({stats.by_state, stats.queued, ctx.connections.size()});
-    return res;
+    return make_response(http::status::ok, version, "text/plain; version=0.0.4; charset=utf-8",
+                         m->render({stats.by_state, stats.queued, ctx.connections.size()}));
 }
 
-// The guards that apply before the body is read; nullopt when the request may proceed.
-std::optional<response> screen(http::request_parser<http::string_body> const& parser,
-                               http_context const& ctx) {
-    auto const& req = parser.get();
+// The answer of an admitted request other than /mcp and /ws (which write their own).
+asio::awaitable<response> dispatch(endpoint handler, http::request<http::string_body> const& req,
+                                   http_context& ctx) {
     auto v = req.version();
-    auto target = req.target();
-    if (target == "/healthz") {
-        if (req.method() != http::verb::get && req.method() != http::verb::head) {
-            auto res = plain(http::status::method_not_allowed, "method not allowed\n", v);
-            res.set(http::field::allow, "GET, HEAD");
-            return res;
-        }
-        return std::nullopt;
-    }
-    if (!host_allowed(req[http::field::host], ctx.opts.allowed_hosts))
-        return plain(http::status::forbidden, "forbidden host\n", v);
-    if (auto origin = req[http::field::origin];
-        !origin.empty() && !origin_allowed(origin, ctx.opts.allowed_origins))
-        return plain(http::status::forbidden, "forbidden origin\n", v);
-    auto path = target.substr(0, target.find('?'));
-    if (is_ui_path(path)) return screen_ui(req, path);
-    if (path != "/rpc" && path != "/ws" && path != "/mcp" && path != "/metrics")
-        return plain(http::status::not_found, "not found\n", v);
-    if (ctx.opts.token && !bearer_matches(req[http::field::authorization], *ctx.opts.token) &&
-        !(path == "/ws" &&
-          subprotocol_bearer_matches(req[http::field::sec_websocket_protocol], *ctx.opts.token))) {
-        auto res = plain(http::status::unauthorized, "missing or bad token\n", v);
-        res.set(http::field::www_authenticate, "Bearer");
-        return res;
-    }
-    if (path == "/mcp") return screen_mcp(parser, ctx);
-    if (path == "/metrics") {
-        if (req.method() == http::verb::get) return std::nullopt;
-        auto res = plain(http::status::method_not_allowed, "method not allowed\n", v);
-        res.set(http::field::allow, "GET");
-        return res;
-    }
-    if (path == "/ws") {
-        if (req.method() != http::verb::get) {
-            auto res = plain(http::status::method_not_allowed, "method not allowed\n", v);
-            res.set(http::field::allow, "GET");
-            return res;
-        }
-        if (!websocket::is_upgrade(req)) {
-            auto res = plain(http::status::upgrade_required, "websocket upgrade required\n", v);
-            res.set(http::field::upgrade, "websocket");
-            return res;
-        }
-        return std::nullopt;
-    }
-    if (req.method() != http::verb::post) {
-        auto res = plain(http::status::method_not_allowed, "method not allowed\n", v);
-        res.set(http::field::allow, "POST");
-        return res;
-    }
-    if (!is_json(req[http::field::content_type]))
-        return plain(http::status::unsupported_media_type,
-                     "content type must be application/json\n", v);
-    if (auto len = parser.content_length(); len && *len > ctx.opts.max_body_bytes)
-        return plain(http::status::payload_too_large, "body too large\n", v);
-    return std::nullopt;
-}
-
-asio::awaitable<response> route(http::request<http::string_body> const& req, http_context& ctx) {
-    auto v = req.version();
-    if (req.target() == "/healthz") co_return plain(http::status::ok, "ok\n", v);
     auto path = req.target().substr(0, req.target().find('?'));
-    if (auto asset = find_ui_asset(path)) co_return ui_file(*asset, v);
-    if (path == "/metrics") co_return scrape(ctx, v);
+    switch (handler) {
+        case endpoint::healthz:
+            co_return plain(http::status::ok, "ok\n", v);
+        case endpoint::metrics:
+            co_return scrape(ctx, v);
+        case endpoint::ui: {
+            auto asset = find_ui_asset(path);
+            if (!asset) co_return plain(http::status::not_found, "not found\n", v);
+            co_return ui_file(*asset, v);
+        }
+        default:
+            break;
+    }
     caller who;  // named: GCC 12 mishandles temporaries that live across a co_await
     auto answer = co_await ctx.rpc.handle(req.body(), who);
-    if (!answer) co_return response{http::status::no_content, v};
-    response res{http::status::ok, v};
-    res.set(http::field::server, "agentd");
-    res.set(http::field::content_type, "application/json");
-    res.set(http::field::cache_control, "no-store");
-    res.body() = std::move(*answer);
-    co_return res;
+    if (!answer) co_return make_response(http::status::no_content, v, {}, {});
+    co_return make_response(http::status::ok, v, "application/json", std::move(*answer));
+}
+
+// What a failed read tells the client before the connection closes; nullopt when the client
+// is gone or silent (end of stream, reset, deadline) and nothing can be said.
+std::optional<response> read_failure(beast::error_code ec) {
+    if (ec == http::error::header_limit || ec == http::error::buffer_overflow)
+        return plain(http::status::request_header_fields_too_large,
+                     "header, chunk extension or trailer too large\n", 11);
+    if (ec == http::error::body_limit)
+        return plain(http::status::payload_too_large, "body too large\n", 11);
+    if (ec.category() != http::make_error_code(http::error::bad_method).category() ||
+        ec == http::error::end_of_stream || ec == http::error::partial_message)
+        return std::nullopt;
+    return plain(http::status::bad_request, "malformed request\n", 11);
+}
+
+// Feeds the buffered bytes to the parser; returns how many it consumed. `need_more` is no error.
+std::size_t parse_buffered(beast::flat_buffer& buffer, request_parser& parser,
+                           beast::error_code& ec) {
+    std::size_t consumed = 0;
+    while (buffer.size() != 0 && !parser.is_done()) {
+        auto n = parser.put(buffer.data(), ec);
+        buffer.consume(n);
+        consumed += n;
+        if (ec == http::error::need_more) ec = {};
+        if (ec || n == 0) break;
+    }
+    return consumed;
 }
 
 // The body mostly arrives in the same segment as the header: it is parsed from the buffer in
 // place, and only a body still on its way costs a read (and a pass through the event loop).
+// Every byte of the chunked framing (sizes, extensions, trailers) counts against `budget`, so a
+// client cannot keep one request going forever on framing alone. (Beast's own read loops until
+// the parser has a whole element, and with a stream of chunks that is never: we read here.)
 asio::awaitable<beast::error_code> read_body(http_stream& stream, beast::flat_buffer& buffer,
-                                             http::request_parser<http::string_body>& parser) {
-    beast::error_code ec;
-    if (buffer.size() != 0 && !parser.is_done()) {
-        buffer.consume(parser.put(buffer.data(), ec));
-        if (ec == http::error::need_more) ec = {};
+                                             request_parser& parser, std::size_t budget) {
+    parser.eager(true);
+    std::size_t used = 0;
+    for (;;) {
+        beast::error_code ec;
+        used += parse_buffered(buffer, parser, ec);
+        if (ec || parser.is_done()) co_return ec;
+        if (used > budget) co_return http::error::body_limit;
+        auto space = std::min<std::size_t>(buffer.max_size() - buffer.size(), 64 * 1024);
+        if (space == 0) co_return http::error::buffer_overflow;  // a chunk header or trailer
+        auto [rec, n] = co_await stream.async_read_some(buffer.prepare(space), use_tuple);
+        if (rec == asio::error::eof) co_return http::error::partial_message;
+        if (rec) co_return rec;
+        buffer.commit(n);
     }
-    if (!ec && !parser.is_done()) {
-        auto [rec, n] = co_await http::async_read(stream, buffer, parser, use_tuple);
-        ec = rec;
-    }
-    co_return ec;
 }
 
 // The head of a response as HTTP/1.x text. Beast's serializer is built for every kind of body
@@ -221,9 +169,9 @@ asio::awaitable<void> linger(http_stream& stream) {
     }
 }
 
-// A header over the limit gets a 431 (so the client learns why) and the connection closes.
-asio::awaitable<void> refuse_header(http_stream& stream) {
-    auto res = plain(http::status::request_header_fields_too_large, "header too large\n", 11);
+// A request we will not read to its end (over a limit, malformed) gets its answer, and the
+// connection closes.
+asio::awaitable<void> refuse(http_stream& stream, response res) {
     res.keep_alive(false);
     res.prepare_payload();
     auto [ec, n] = co_await http::async_write(stream, res, use_tuple);
@@ -251,34 +199,38 @@ asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_contex
         std::list<std::function<void()>>::iterator it;
         ~unregister() { ctx.connections.erase(it); }
     } guard{*ctx, registration};
-    beast::flat_buffer buffer;
+    beast::flat_buffer buffer(read_buffer_limit);
     for (;;) {
-        http::request_parser<http::string_body> parser;
-        parser.header_limit(16 * 1024);
+        request_parser parser;
+        parser.header_limit(header_limit);
         // Beast would reject a large Content-Length while reading the header, before we could
-        // answer 413 (or 401 first); screen() checks it, and the limit is set before the body.
+        // answer 413 (or 401 first); admit() checks it, and the limit is set before the body.
         parser.body_limit(boost::none);
         stream.expires_after(ctx->opts.read_timeout);
         auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
-        if (hec == http::error::header_limit) {
-            co_await refuse_header(stream);
-            break;
+        if (hec) {
+            if (auto failure = read_failure(hec)) co_await refuse(stream, std::move(*failure));
+            break;  // end_of_stream, deadline, reset: the connection is done
         }
-        if (hec) break;  // end_of_stream, deadline, garbage: the connection is done
 
         response res;
         busy = true;
         bool keep_alive = parser.get().keep_alive();
         bool unread_body = false;
-        if (auto refusal = screen(parser, *ctx)) {
-            res = std::move(*refusal);
-            unread_body = !parser.is_done();  // it would poison the next request: close
+        auto admitted = admit(parser, ctx->opts);
+        if (!admitted.refusal && admitted.match->handler == endpoint::mcp)
+            admitted.refusal = screen_mcp(parser, *ctx);
+        if (admitted.refusal) {
+            res = std::move(*admitted.refusal);
+            // An unread body would poison the next request, and after a framing error (400,
+            // 501) we cannot tell where the next one starts: close.
+            unread_body = !parser.is_done() || res.result() == http::status::bad_request ||
+                          res.result() == http::status::not_implemented;
             keep_alive = keep_alive && !unread_body;
+        } else if (admitted.upgrade) {
+            co_await serve_ws(std::move(stream), parser.release(), ctx, stop_current);
+            co_return;
         } else {
-            if (websocket::is_upgrade(parser.get())) {
-                co_await serve_ws(std::move(stream), parser.release(), ctx, stop_current);
-                co_return;
-            }
             parser.body_limit(ctx->opts.max_body_bytes);
             if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
                 // curl sends this for bodies over 1 KiB and would otherwise stall for a second.
@@ -287,24 +239,21 @@ asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_contex
                 auto [cec, cn] = co_await http::async_write(stream, go_on, use_tuple);
                 if (cec) break;
             }
-            auto bec = co_await read_body(stream, buffer, parser);
-            if (bec == http::error::body_limit) {
-                res = plain(http::status::payload_too_large, "body too large\n",
-                            parser.get().version());
-                keep_alive = false;
-                unread_body = true;
-            } else if (bec) {
+            auto bec =
+                co_await read_body(stream, buffer, parser, header_limit + ctx->opts.max_body_bytes);
+            if (bec) {
+                if (auto failure = read_failure(bec)) co_await refuse(stream, std::move(*failure));
                 break;
-            } else if (is_mcp_target(parser.get().target())) {
+            }
+            if (admitted.match->handler == endpoint::mcp) {
                 // serve_mcp writes the response itself, possibly as an SSE stream.
                 bool reusable = co_await serve_mcp(stream, parser.get(), *ctx);
                 busy = false;
                 if (!reusable || stop_requested) break;
                 continue;
-            } else {
-                stream.expires_never();  // a long agents_wait is not a slow client
-                res = co_await route(parser.get(), *ctx);
             }
+            stream.expires_never();  // a long agents_wait is not a slow client
+            res = co_await dispatch(admitted.match->handler, parser.get(), *ctx);
         }
         res.keep_alive(keep_alive);
         res.prepare_payload();

@@ -13,8 +13,10 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -115,6 +117,41 @@ void clear_stale_socket(asio::any_io_executor const& ex, std::string const& path
     ::unlink(path.c_str());
 }
 
+// Descriptors kept free of client connections: listeners, the database, upstream connections
+// and event streams, logs.
+constexpr rlim_t reserved_fds = 128;
+
+// Raises the soft open-file limit to the hard one, and keeps max_connections below it: past
+// the limit accept() fails with EMFILE and new clients hang in the backlog.
+std::size_t clamp_to_fd_limit(std::size_t max_connections) {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return max_connections;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlimit raised{rl.rlim_max, rl.rlim_max};
+        if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY) return max_connections;
+    auto room = static_cast<std::size_t>(rl.rlim_cur > 2 * reserved_fds ? rl.rlim_cur - reserved_fds
+                                                                        : rl.rlim_cur / 2);
+    if (max_connections <= room) return max_connections;
+    std::cerr << fmt::format(
+        "agentd: warning: max_connections {} clamped to {}: the open-file limit is {} (raise "
+        "LimitNOFILE / ulimit -n)\n",
+        max_connections, room, rl.rlim_cur);
+    return room;
+}
+
+server_options clamped(server_options opts) {
+    opts.max_connections = clamp_to_fd_limit(opts.max_connections);
+    return opts;
+}
+
+// accept() failures that free descriptors or memory would cure; retrying at once would spin.
+bool out_of_resources(boost::system::error_code ec) {
+    return ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
+           ec == asio::error::no_memory || ec == boost::system::errc::too_many_files_open_in_system;
+}
+
 int socket_option(int fd, int name) {
     int value = -1;
     socklen_t len = sizeof value;
@@ -134,7 +171,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
 
     impl(asio::any_io_executor e, server_options o, rpc_service& rpc)
         : ex(std::move(e)),
-          opts(std::move(o)),
+          opts(clamped(std::move(o))),
           ctx(std::make_shared<http_context>(http_context{
               opts, rpc, {}, mcp_registry({.max_sessions = opts.max_mcp_sessions})})) {}
 
@@ -216,7 +253,12 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
             auto [ec, socket] = co_await acc.async_accept(use_tuple);
             if (ec) {
                 if (ec == asio::error::operation_aborted || self->stopping) co_return;
-                continue;  // e.g. EMFILE: keep serving the connections we have
+                if (out_of_resources(ec)) {
+                    // The client stays in the backlog; closed connections will make room.
+                    asio::steady_timer pause(self->ex, std::chrono::milliseconds(100));
+                    [[maybe_unused]] auto [waited] = co_await pause.async_wait(use_tuple);
+                }
+                continue;  // keep serving the connections we have
             }
             if (self->ctx->connections.size() >= self->opts.max_connections) {
                 boost::system::error_code ignored;

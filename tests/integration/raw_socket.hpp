@@ -12,6 +12,8 @@
 
 #include <arpa/inet.h>
 
+#include <cerrno>
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -44,6 +46,32 @@ class raw_socket {
         ASSERT_EQ(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL),
                   static_cast<ssize_t>(bytes.size()));
     }
+    // Sends what the socket takes without blocking; false once the server closed or reset it.
+    // For floods: the caller stops at the server's answer, not at a fixed size.
+    bool send_some(std::string_view bytes, std::size_t& sent) {
+        pollfd p{fd_, POLLOUT, 0};
+        if (::poll(&p, 1, 50) <= 0) return !(p.revents & (POLLERR | POLLHUP));
+        auto n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK;
+        sent += static_cast<std::size_t>(n);
+        return true;
+    }
+    // The status code of the next response head (one without Content-Length too, e.g. 101), or
+    // nullopt when none arrives within `timeout`.
+    std::optional<int> read_status(std::chrono::milliseconds timeout) {
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        while (pending_.find("\r\n\r\n") == std::string::npos) {
+            pollfd p{fd_, POLLIN, 0};
+            if (!wait(p, deadline)) return std::nullopt;
+            char buf[4096];
+            auto n = ::recv(fd_, buf, sizeof buf, 0);
+            if (n <= 0) return std::nullopt;
+            pending_.append(buf, static_cast<std::size_t>(n));
+        }
+        if (pending_.size() < 12 || !pending_.starts_with("HTTP/1.")) return std::nullopt;
+        return std::stoi(pending_.substr(9, 3));
+    }
+    int fd() const { return fd_; }
     // True once the server closed (EOF or reset) within `timeout`; bytes it sent are skipped.
     bool closed_within(std::chrono::milliseconds timeout) {
         auto deadline = std::chrono::steady_clock::now() + timeout;

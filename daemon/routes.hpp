@@ -1,0 +1,59 @@
+// The route table of the HTTP front (DESIGN §2, §6): every path agentd answers, its methods,
+// whether it needs the token and whether it may become a WebSocket; the one function that
+// decides from a request head alone what happens to it; and the helpers every response uses.
+// Included by the HTTP session code only (Beast stays out of widely included headers).
+#pragma once
+
+#include "daemon/server.hpp"
+
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/verb.hpp>
+
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace agentd::daemon {
+
+using string_response = boost::beast::http::response<boost::beast::http::string_body>;
+using request_parser = boost::beast::http::request_parser<boost::beast::http::string_body>;
+
+enum class endpoint { healthz, metrics, rpc, ws, mcp, ui };
+enum class access { open, token };
+
+struct route {
+    std::string_view path;
+    bool subtree;  // also every path under `path/`
+    std::span<boost::beast::http::verb const> methods;
+    access auth;
+    bool upgrade;  // a WebSocket endpoint: it requires the upgrade, and no other path allows one
+    bool check_host_origin;  // DNS-rebinding guard; only /healthz (no data) goes without it
+    endpoint handler;
+};
+
+std::span<route const> route_table();
+// The route serving `path` (no query), or nullptr.
+route const* find_route(std::string_view path);
+
+struct admission {
+    route const* match = nullptr;            // the route to run when there is no refusal
+    std::optional<string_response> refusal;  // 400/401/403/404/405/413/415/426/501
+    bool upgrade = false;                    // hand the connection to the WebSocket session
+};
+
+// Decides from the head alone: framing errors, Host/Origin, token, method, upgrade, and for
+// /rpc the media type and declared length. /mcp's own header rules follow in screen_mcp.
+admission admit(request_parser const& parser, server_options const& opts);
+
+// Every response starts here: status, version, and the headers all responses carry.
+string_response make_response(boost::beast::http::status status, unsigned version,
+                              std::string_view content_type, std::string body);
+string_response plain(boost::beast::http::status status, std::string body, unsigned version);
+
+// "application/json; charset=utf-8" -> "application/json" (blanks trimmed, case kept).
+std::string_view media_type(std::string_view content_type);
+
+}  // namespace agentd::daemon
