@@ -96,7 +96,7 @@ struct daemon_under_test {
             {"jsonrpc", "2.0"}, {"id", next_id++}, {"method", method}, {"params", params}});
         try {
             auto res =
-                conn.request("POST", "/rpc", body, {{"Authorization", "Bearer " + token}}, 15s);
+                conn.request("POST", "/rpc", body, {{"Authorization", "Bearer " + token}}, 5s);
             auto v = json::parse(res.body);
             if (res.status == 200 && v.is_object() && v.as_object().contains("result") &&
                 v.as_object()["result"].is_object())
@@ -163,16 +163,21 @@ struct client_stats {
     std::string first_job_error;
 };
 
-// The normal client: one small job at a time on its own keep-alive connection.
-void normal_client(daemon_under_test& d, std::atomic<bool> const& stop, client_stats& st) {
-    agentd::test::http_connection conn(static_cast<unsigned short>(d.port));
-    json::object task{{"prompt", "small [[fake latency_ms=20]]"}, {"description", "normal"}};
+json::object const normal_task{{"prompt", "small [[fake latency_ms=20]]"},
+                               {"description", "normal"}};
+
+// The normal client: one small job at a time on its keep-alive connection, opened before the
+// attacks began (it reconnects if that connection is lost).
+void normal_client(daemon_under_test& d, agentd::test::http_connection& conn,
+                   std::atomic<bool> const& stop, client_stats& st) {
+    auto const& task = normal_task;
     while (!stop.load()) {
         std::string why;
         ++st.started;
-        auto states = run_jobs(d, conn, task, 1, 20s, why, st.first_job_error);
+        auto states = run_jobs(d, conn, task, 1, 10s, why, st.first_job_error);
         if (states && states->front() == "completed") {
             ++st.completed;
+            hostile::wait_stop(stop, 50ms);  // a client's pace, not a flood
             continue;
         }
         ++st.not_completed;
@@ -196,8 +201,9 @@ void evil_driver(daemon_under_test& d, std::atomic<bool> const& stop, client_sta
         } else {
             ++st.call_failures;
             if (st.first_failure.empty()) st.first_failure = why;
-            hostile::wait_stop(stop, 200ms);
         }
+        // Paced: what matters is what one reply makes agentd hold, not how many jobs it keeps.
+        hostile::wait_stop(stop, 250ms);
     }
 }
 
@@ -306,6 +312,18 @@ int main(int argc, char** argv) {
         tgt.running_job = field(r->at("jobs").as_array().at(0), "id");
     }
 
+    // The normal client connects, and its first job completes, before any attack.
+    agentd::test::http_connection normal_conn(static_cast<unsigned short>(normal_d.port));
+    {
+        std::string why, error;
+        auto states = run_jobs(normal_d, normal_conn, normal_task, 1, 10s, why, error);
+        if (!states || states->front() != "completed") {
+            fmt::print(stderr, "a normal job did not complete before the attacks: {}{}\n",
+                       states ? "ended " + states->front() : why, error);
+            return 1;
+        }
+    }
+
     sample_stats normal_s, evil_s;
     normal_s.baseline_kib = normal_s.peak_kib = hostile::rss_kib(normal_d.proc->pid());
     evil_s.baseline_kib = evil_s.peak_kib = hostile::rss_kib(evil_d.proc->pid());
@@ -346,7 +364,7 @@ int main(int argc, char** argv) {
     };
     for (auto& [name, run] : attacks)
         if (opts.runs(name)) threads.emplace_back(run);
-    threads.emplace_back([&] { normal_client(normal_d, stop, normal); });
+    threads.emplace_back([&] { normal_client(normal_d, normal_conn, stop, normal); });
 
     auto t0 = clock_type::now();
     auto next = t0;
