@@ -49,8 +49,8 @@ long ms(clock_type::duration d) {
 }
 
 // True when the agentd binary knows `flag` (so the run works before and after it exists).
-bool agentd_knows(std::string const& flag) {
-    std::string cmd = std::string(AGENTD_PATH) + " --help 2>&1";
+bool agentd_knows(std::string const& agentd, std::string const& flag) {
+    std::string cmd = agentd + " --help 2>&1";
     std::unique_ptr<FILE, int (*)(FILE*)> p(::popen(cmd.c_str(), "r"), ::pclose);
     if (!p) return false;
     std::string text;
@@ -68,11 +68,12 @@ struct daemon_under_test {
     std::string token;
     int next_id = 1;
 
-    daemon_under_test(std::string n, std::string const& upstream, std::vector<std::string> extra)
+    daemon_under_test(std::string const& agentd, std::string n, std::string const& upstream,
+                      std::vector<std::string> extra)
         : name(std::move(n)),
           dir(fs::temp_directory_path() / fmt::format("agentd-hostile-{}-{}", ::getpid(), name)) {
         fs::remove_all(dir);
-        std::vector<std::string> argv{AGENTD_PATH,  "--listen",       "127.0.0.1:0", "--state-dir",
+        std::vector<std::string> argv{agentd,       "--listen",       "127.0.0.1:0", "--state-dir",
                                       dir.string(), "--upstream-url", upstream};
         argv.insert(argv.end(), extra.begin(), extra.end());
         proc = std::make_unique<agentd::test::child_process>(argv);
@@ -237,6 +238,23 @@ void sample(daemon_under_test& d, sample_stats& st) {
         st.first_slow = fmt::format("{} ms {}", took, failure.empty() ? "(slow)" : failure);
 }
 
+// Everything the run measured, printed at the end whatever the outcome.
+struct run_stats {
+    long ran_ms = 0;
+    bool runaway = false;
+    bool first_request_flag = false;
+    sample_stats normal_s, evil_s;
+    double normal_cpu = 0, evil_cpu = 0;
+    hostile::flood_stats trailer_rpc{"trailer flood POST /rpc"};
+    hostile::flood_stats trailer_healthz{"trailer flood GET /healthz (no token)"};
+    hostile::flood_stats extension{"chunk-extension flood POST /rpc"};
+    hostile::idle_stats idle;
+    hostile::abandon_stats abandoned;
+    hostile::ws_stats ws;
+    hostile::evil_stats evil;
+    client_stats normal, evil_jobs;
+};
+
 void print_flood(hostile::flood_stats const& f) {
     fmt::print(
         "  {}: {} connections, {} closed by agentd; first took {} KiB, most {} KiB; answer: {}\n",
@@ -244,16 +262,81 @@ void print_flood(hostile::flood_stats const& f) {
         f.first_reply.empty() ? "(none)" : f.first_reply);
 }
 
-void print_daemon(std::string const& name, sample_stats const& s) {
+void print_daemon(std::string const& name, sample_stats const& s, double cpu) {
     fmt::print(
         "{} agentd: RSS baseline {} KiB, peak {} KiB (+{} KiB); healthz {} samples, {} over "
-        "{} ms, worst {} ms{}\n",
+        "{} ms, worst {} ms{}; CPU {:.1f} s\n",
         name, s.baseline_kib, s.peak_kib, s.peak_kib - s.baseline_kib, s.samples, s.healthz_slow,
         ms(healthz_budget), s.healthz_worst_ms,
-        s.first_slow.empty() ? "" : " (first: " + s.first_slow + ")");
+        s.first_slow.empty() ? "" : " (first: " + s.first_slow + ")", cpu);
+}
+
+void print_attacks(run_stats const& r) {
+    fmt::print("attacks on the normal agentd (--max-connections 64):\n");
+    print_flood(r.trailer_rpc);
+    print_flood(r.trailer_healthz);
+    print_flood(r.extension);
+    auto const& idle = r.idle;
+    fmt::print(
+        "  idle sockets (128): {} opened, {} closed by agentd ({} at once), longest held {} ms, "
+        "{} open at end, {} connect failures\n",
+        idle.opened, idle.closed_by_daemon, idle.refused_at_once, idle.longest_held_ms,
+        idle.open_at_end, idle.connect_failures);
+    fmt::print("  abandoned agents_wait (60 s): {} sent, {} connect failures\n", r.abandoned.sent,
+               r.abandoned.connect_failures);
+    auto const& ws = r.ws;
+    fmt::print(
+        "  WebSocket read-ahead: {} connections, {} upgrade failures{}, {} MiB taken ({} whole "
+        "1 MiB frames), {} closed by agentd\n",
+        ws.connections, ws.upgrade_failures,
+        ws.first_failure.empty() ? "" : " (" + ws.first_failure + ")", ws.bytes >> 20,
+        ws.frames_sent, ws.closed_by_daemon);
+}
+
+void print_evil(run_stats const& r) {
+    auto const& es = r.evil;
+    fmt::print(
+        "evil upstream: {} sessions, {} prompts; endless trailer: most {} KiB taken, {} closed by "
+        "agentd; {} event streams: endless SSE line most {} KiB taken, {} closed by agentd; part "
+        "flood {} events ({} MiB)\n",
+        es.sessions, es.prompts, es.trailer_max_bytes / 1024, es.trailers_closed, es.event_streams,
+        es.sse_line_max_bytes / 1024, es.sse_lines_closed, es.part_events, es.part_bytes >> 20);
+    auto const& j = r.evil_jobs;
+    std::string outcomes;
+    for (auto const& [state, n] : j.outcomes) outcomes += fmt::format(" {}={}", state, n);
+    fmt::print("evil jobs: {} started, ended:{}; call failures {}{}{}\n", j.started,
+               outcomes.empty() ? " none" : outcomes, j.call_failures,
+               j.first_failure.empty() ? "" : " (first: " + j.first_failure + ")",
+               j.first_job_error.empty() ? "" : "; first error: " + j.first_job_error);
+}
+
+// Prints the figures and the verdict; true when the run passed.
+bool report(run_stats const& r) {
+    fmt::print("hostile run: {} ms{}; --first-request-timeout-ms {}\n", r.ran_ms,
+               r.runaway ? " (stopped early: RSS ran away)" : "",
+               r.first_request_flag ? "2000" : "unknown to this agentd, not passed");
+    print_daemon("normal", r.normal_s, r.normal_cpu);
+    print_daemon("evil-upstream", r.evil_s, r.evil_cpu);
+    print_attacks(r);
+    print_evil(r);
+    fmt::print("normal client: {} jobs started, {} completed, {} not completed{}\n",
+               r.normal.started, r.normal.completed, r.normal.not_completed,
+               r.normal.first_failure.empty() ? "" : " (first: " + r.normal.first_failure + ")");
+
+    auto grew = [](sample_stats const& s) { return s.peak_kib - s.baseline_kib; };
+    bool rss_ok =
+        !r.runaway && grew(r.normal_s) < rss_margin_kib && grew(r.evil_s) < rss_margin_kib;
+    bool healthz_ok = r.normal_s.healthz_slow == 0 && r.evil_s.healthz_slow == 0;
+    bool jobs_ok = r.normal.completed > 0 && r.normal.not_completed == 0;
+    bool ok = rss_ok && healthz_ok && jobs_ok;
+    fmt::print("{}: RSS {}, healthz {}, normal jobs {}\n", ok ? "PASS" : "FAIL",
+               rss_ok ? "ok" : "over baseline + 64 MiB", healthz_ok ? "ok" : "too slow",
+               jobs_ok ? "ok" : "not all completed");
+    return ok;
 }
 
 struct options {
+    std::string agentd = AGENTD_PATH;
     std::chrono::seconds duration{45};
     std::string only;  // comma-separated attack names to run alone (to study one); empty: all
 
@@ -269,170 +352,126 @@ options parse_args(int argc, char** argv) {
         std::string a = argv[i];
         if (a == "--seconds") o.duration = std::chrono::seconds(std::atoi(argv[++i]));
         if (a == "--only") o.only = argv[++i];
+        if (a == "--agentd") o.agentd = argv[++i];
     }
     return o;
+}
+
+// Starts the attack threads --only allows, the evil-upstream driver and the normal client.
+void start_attacks(options const& opts, hostile::target const& tgt, daemon_under_test& normal_d,
+                   agentd::test::http_connection& normal_conn, daemon_under_test& evil_d,
+                   std::atomic<bool> const& stop, run_stats& r, std::vector<std::thread>& threads) {
+    std::vector<std::pair<std::string, std::function<void()>>> attacks{
+        {"trailer_rpc",
+         [&] {
+             hostile::run_flood(hostile::trailer_rpc_head(tgt), hostile::trailer_unit(), stop,
+                                tgt.port, r.trailer_rpc);
+         }},
+        {"trailer_healthz",
+         [&] {
+             hostile::run_flood(hostile::trailer_healthz_head(tgt), hostile::trailer_unit(), stop,
+                                tgt.port, r.trailer_healthz);
+         }},
+        {"extension",
+         [&] {
+             hostile::run_flood(hostile::extension_head(tgt), hostile::extension_unit(), stop,
+                                tgt.port, r.extension);
+         }},
+        {"idle", [&] { hostile::run_idle_sockets(tgt, 128, stop, r.idle); }},
+        {"abandoned", [&] { hostile::run_abandoned_waits(tgt, stop, r.abandoned); }},
+        {"ws", [&] { hostile::run_ws_read_ahead(tgt, 400, stop, r.ws); }},
+        {"evil", [&] { evil_driver(evil_d, stop, r.evil_jobs); }},
+    };
+    for (auto& [name, run] : attacks)
+        if (opts.runs(name))
+            threads.emplace_back([run] {
+                hostile::lower_thread_priority();
+                run();
+            });
+    threads.emplace_back([&] { normal_client(normal_d, normal_conn, stop, r.normal); });
+}
+
+// Samples both agentd every 250 ms for `duration`, or until one's RSS runs away.
+void sample_run(std::chrono::seconds duration, daemon_under_test& normal_d,
+                daemon_under_test& evil_d, run_stats& r) {
+    auto t0 = clock_type::now();
+    auto next = t0;
+    double normal_cpu0 = hostile::cpu_seconds(normal_d.proc->pid());
+    double evil_cpu0 = hostile::cpu_seconds(evil_d.proc->pid());
+    while (clock_type::now() < t0 + duration && !r.runaway) {
+        sample(normal_d, r.normal_s);
+        sample(evil_d, r.evil_s);
+        r.runaway = r.normal_s.peak_kib - r.normal_s.baseline_kib > rss_runaway_kib ||
+                    r.evil_s.peak_kib - r.evil_s.baseline_kib > rss_runaway_kib;
+        next += 250ms;
+        std::this_thread::sleep_until(next);  // the sampling period, not a wait for an outcome
+    }
+    r.ran_ms = ms(clock_type::now() - t0);
+    r.normal_cpu = hostile::cpu_seconds(normal_d.proc->pid()) - normal_cpu0;
+    r.evil_cpu = hostile::cpu_seconds(evil_d.proc->pid()) - evil_cpu0;
+}
+
+// Takes the hard limit of open files (the children inherit it): hundreds of sockets.
+void raise_fd_limit() {
+    rlimit lim{};
+    ::getrlimit(RLIMIT_NOFILE, &lim);
+    lim.rlim_cur = lim.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+}
+
+// Starts a job that runs for the whole run (the abandoned and WebSocket waits wait on it);
+// its id, or empty with `why`.
+std::string start_running_job(daemon_under_test& d, std::string& why) {
+    agentd::test::http_connection conn(static_cast<unsigned short>(d.port));
+    json::array tasks{json::object{{"prompt", "hold [[fake fault=hang]]"}, {"timeout_ms", 600000}}};
+    auto r = d.call(conn, "agents_start", {{"session", "hostile"}, {"tasks", tasks}}, why);
+    return r ? field(r->at("jobs").as_array().at(0), "id") : std::string{};
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
     auto opts = parse_args(argc, argv);
-    auto duration = opts.duration;
     std::signal(SIGPIPE, SIG_IGN);
-    // Hundreds of sockets: take the hard limit (the children inherit it).
-    rlimit lim{};
-    ::getrlimit(RLIMIT_NOFILE, &lim);
-    lim.rlim_cur = lim.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &lim);
-
+    raise_fd_limit();
+    run_stats r;
     std::vector<std::string> main_flags{"--max-connections", "64"};
-    bool first_request_flag = agentd_knows("--first-request-timeout-ms");
-    if (first_request_flag) {
+    r.first_request_flag = agentd_knows(opts.agentd, "--first-request-timeout-ms");
+    if (r.first_request_flag) {
         main_flags.push_back("--first-request-timeout-ms");
         main_flags.push_back("2000");
     }
     agentd::test::fake_upstream fake(FAKE_OPENCODE_PATH);
     hostile::evil_upstream evil;
-    daemon_under_test normal_d("normal", fake.url(), main_flags);
-    daemon_under_test evil_d("evil", fmt::format("http://127.0.0.1:{}", evil.port()), {});
+    daemon_under_test normal_d(opts.agentd, "normal", fake.url(), main_flags);
+    daemon_under_test evil_d(opts.agentd, "evil", fmt::format("http://127.0.0.1:{}", evil.port()),
+                             {});
 
-    // A job that runs for the whole run: the abandoned and WebSocket waits wait on it.
-    hostile::target tgt{normal_d.port, normal_d.token, "hostile", {}};
-    {
-        agentd::test::http_connection conn(static_cast<unsigned short>(normal_d.port));
-        std::string why;
-        json::array tasks{
-            json::object{{"prompt", "hold [[fake fault=hang]]"}, {"timeout_ms", 600000}}};
-        auto r =
-            normal_d.call(conn, "agents_start", {{"session", "hostile"}, {"tasks", tasks}}, why);
-        if (!r) {
-            fmt::print(stderr, "cannot start the running job: {}\n", why);
-            return 1;
-        }
-        tgt.running_job = field(r->at("jobs").as_array().at(0), "id");
+    std::string why;
+    hostile::target tgt{normal_d.port, normal_d.token, "hostile", start_running_job(normal_d, why)};
+    if (tgt.running_job.empty()) {
+        fmt::print(stderr, "cannot start the running job: {}\n", why);
+        return 1;
     }
-
     // The normal client connects, and its first job completes, before any attack.
     agentd::test::http_connection normal_conn(static_cast<unsigned short>(normal_d.port));
-    {
-        std::string why, error;
-        auto states = run_jobs(normal_d, normal_conn, normal_task, 1, 10s, why, error);
-        if (!states || states->front() != "completed") {
-            fmt::print(stderr, "a normal job did not complete before the attacks: {}{}\n",
-                       states ? "ended " + states->front() : why, error);
-            return 1;
-        }
+    std::string error;
+    auto states = run_jobs(normal_d, normal_conn, normal_task, 1, 10s, why, error);
+    if (!states || states->front() != "completed") {
+        fmt::print(stderr, "a normal job did not complete before the attacks: {}{}\n",
+                   states ? "ended " + states->front() : why, error);
+        return 1;
     }
 
-    sample_stats normal_s, evil_s;
-    normal_s.baseline_kib = normal_s.peak_kib = hostile::rss_kib(normal_d.proc->pid());
-    evil_s.baseline_kib = evil_s.peak_kib = hostile::rss_kib(evil_d.proc->pid());
-
-    double normal_cpu0 = hostile::cpu_seconds(normal_d.proc->pid());
-    double evil_cpu0 = hostile::cpu_seconds(evil_d.proc->pid());
+    r.normal_s.baseline_kib = r.normal_s.peak_kib = hostile::rss_kib(normal_d.proc->pid());
+    r.evil_s.baseline_kib = r.evil_s.peak_kib = hostile::rss_kib(evil_d.proc->pid());
     std::atomic<bool> stop{false};
-    hostile::flood_stats trailer_rpc, trailer_healthz, extension;
-    trailer_rpc.name = "trailer flood POST /rpc";
-    trailer_healthz.name = "trailer flood GET /healthz (no token)";
-    extension.name = "chunk-extension flood POST /rpc";
-    hostile::idle_stats idle;
-    hostile::abandon_stats abandoned;
-    hostile::ws_stats ws;
-    client_stats normal, evil_jobs;
     std::vector<std::thread> threads;
-    // Each attack by name: --only picks some of them.
-    std::vector<std::pair<std::string, std::function<void()>>> attacks{
-        {"trailer_rpc",
-         [&] {
-             hostile::run_flood(hostile::trailer_rpc_head(tgt), hostile::trailer_unit(), stop,
-                                tgt.port, trailer_rpc);
-         }},
-        {"trailer_healthz",
-         [&] {
-             hostile::run_flood(hostile::trailer_healthz_head(tgt), hostile::trailer_unit(), stop,
-                                tgt.port, trailer_healthz);
-         }},
-        {"extension",
-         [&] {
-             hostile::run_flood(hostile::extension_head(tgt), hostile::extension_unit(), stop,
-                                tgt.port, extension);
-         }},
-        {"idle", [&] { hostile::run_idle_sockets(tgt, 128, stop, idle); }},
-        {"abandoned", [&] { hostile::run_abandoned_waits(tgt, stop, abandoned); }},
-        {"ws", [&] { hostile::run_ws_read_ahead(tgt, 400, stop, ws); }},
-        {"evil", [&] { evil_driver(evil_d, stop, evil_jobs); }},
-    };
-    for (auto& [name, run] : attacks)
-        if (opts.runs(name)) threads.emplace_back(run);
-    threads.emplace_back([&] { normal_client(normal_d, normal_conn, stop, normal); });
-
-    auto t0 = clock_type::now();
-    auto next = t0;
-    bool runaway = false;
-    while (clock_type::now() < t0 + duration && !runaway) {
-        sample(normal_d, normal_s);
-        sample(evil_d, evil_s);
-        runaway = normal_s.peak_kib - normal_s.baseline_kib > rss_runaway_kib ||
-                  evil_s.peak_kib - evil_s.baseline_kib > rss_runaway_kib;
-        next += 250ms;
-        std::this_thread::sleep_until(next);  // the sampling period, not a wait for an outcome
-    }
-    auto ran = ms(clock_type::now() - t0);
-    double normal_cpu = hostile::cpu_seconds(normal_d.proc->pid()) - normal_cpu0;
-    double evil_cpu = hostile::cpu_seconds(evil_d.proc->pid()) - evil_cpu0;
+    start_attacks(opts, tgt, normal_d, normal_conn, evil_d, stop, r, threads);
+    sample_run(opts.duration, normal_d, evil_d, r);
     stop = true;
     for (auto& t : threads) t.join();
     evil.stop();
-    auto es = evil.stats();
-
-    fmt::print("hostile run: {} ms{}; --first-request-timeout-ms {}\n", ran,
-               runaway ? " (stopped early: RSS ran away)" : "",
-               first_request_flag ? "2000" : "unknown to this agentd, not passed");
-    print_daemon("normal", normal_s);
-    print_daemon("evil-upstream", evil_s);
-    fmt::print("CPU used during the run: normal agentd {:.1f} s, evil-upstream agentd {:.1f} s\n",
-               normal_cpu, evil_cpu);
-    fmt::print("attacks on the normal agentd (--max-connections 64):\n");
-    print_flood(trailer_rpc);
-    print_flood(trailer_healthz);
-    print_flood(extension);
-    fmt::print(
-        "  idle sockets (128): {} opened, {} closed by agentd ({} at once), longest held {} ms, "
-        "{} open at end, {} connect failures\n",
-        idle.opened, idle.closed_by_daemon, idle.refused_at_once, idle.longest_held_ms,
-        idle.open_at_end, idle.connect_failures);
-    fmt::print("  abandoned agents_wait (60 s): {} sent, {} connect failures\n", abandoned.sent,
-               abandoned.connect_failures);
-    fmt::print(
-        "  WebSocket read-ahead: {} connections, {} upgrade failures{}, {} MiB taken ({} whole "
-        "1 MiB frames), {} closed by agentd\n",
-        ws.connections, ws.upgrade_failures,
-        ws.first_failure.empty() ? "" : " (" + ws.first_failure + ")", ws.bytes >> 20,
-        ws.frames_sent, ws.closed_by_daemon);
-    fmt::print(
-        "evil upstream: {} sessions, {} prompts; endless trailer: most {} KiB taken, {} closed by "
-        "agentd; {} event streams: endless SSE line most {} KiB taken, {} closed by agentd; part "
-        "flood {} events ({} MiB)\n",
-        es.sessions, es.prompts, es.trailer_max_bytes / 1024, es.trailers_closed, es.event_streams,
-        es.sse_line_max_bytes / 1024, es.sse_lines_closed, es.part_events, es.part_bytes >> 20);
-    std::string outcomes;
-    for (auto const& [state, n] : evil_jobs.outcomes) outcomes += fmt::format(" {}={}", state, n);
-    fmt::print(
-        "evil jobs: {} started, ended:{}; call failures {}{}{}\n", evil_jobs.started,
-        outcomes.empty() ? " none" : outcomes, evil_jobs.call_failures,
-        evil_jobs.first_failure.empty() ? "" : " (first: " + evil_jobs.first_failure + ")",
-        evil_jobs.first_job_error.empty() ? "" : "; first error: " + evil_jobs.first_job_error);
-    fmt::print("normal client: {} jobs started, {} completed, {} not completed{}\n", normal.started,
-               normal.completed, normal.not_completed,
-               normal.first_failure.empty() ? "" : " (first: " + normal.first_failure + ")");
-
-    bool rss_ok = normal_s.peak_kib - normal_s.baseline_kib < rss_margin_kib &&
-                  evil_s.peak_kib - evil_s.baseline_kib < rss_margin_kib;
-    bool healthz_ok = normal_s.healthz_slow == 0 && evil_s.healthz_slow == 0;
-    bool jobs_ok = normal.completed > 0 && normal.not_completed == 0;
-    bool ok = rss_ok && healthz_ok && jobs_ok && !runaway;
-    fmt::print("{}: RSS {}, healthz {}, normal jobs {}\n", ok ? "PASS" : "FAIL",
-               rss_ok ? "ok" : "over baseline + 64 MiB", healthz_ok ? "ok" : "too slow",
-               jobs_ok ? "ok" : "not all completed");
-    return ok ? 0 : 1;
+    r.evil = evil.stats();
+    return report(r) ? 0 : 1;
 }
