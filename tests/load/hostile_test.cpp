@@ -91,8 +91,11 @@ struct daemon_under_test {
     }
 
     // One JSON-RPC call on `conn`; its result, or nullopt (with `why`) on any failure.
+    // `transient`: the failure was the connection's or a 503, which a client retries.
     std::optional<json::object> call(agentd::test::http_connection& conn, std::string method,
-                                     json::object params, std::string& why) {
+                                     json::object params, std::string& why,
+                                     bool* transient = nullptr) {
+        if (transient) *transient = true;
         auto body = json::serialize(json::object{
             {"jsonrpc", "2.0"}, {"id", next_id++}, {"method", method}, {"params", params}});
         try {
@@ -103,6 +106,7 @@ struct daemon_under_test {
                 v.as_object()["result"].is_object())
                 return v.as_object()["result"].as_object();
             why = fmt::format("{}: HTTP {} {}", method, res.status, res.body.substr(0, 200));
+            if (transient) *transient = res.status == 503;
         } catch (std::exception const& e) {
             why = fmt::format("{}: {}", method, e.what());
         }
@@ -116,52 +120,80 @@ std::string field(json::value const& v, std::string_view key) {
     return s && s->is_string() ? std::string(s->get_string()) : std::string{};
 }
 
-// Starts `count` jobs of `task` and waits (bounded) until they end; their end states, as
-// "state" or "state/kind", or nullopt with `why` when a call failed or `give_up` was set.
-std::optional<std::vector<std::string>> run_jobs(daemon_under_test& d,
-                                                 agentd::test::http_connection& conn,
-                                                 json::object task, int count,
-                                                 std::chrono::seconds budget, std::string& why,
-                                                 std::string& first_error,
-                                                 std::atomic<bool> const* give_up = nullptr) {
-    json::array tasks;
-    for (int i = 0; i < count; ++i) tasks.push_back(task);
-    auto started = d.call(conn, "agents_start", {{"session", "normal"}, {"tasks", tasks}}, why);
-    if (!started) return std::nullopt;
-    json::array ids;
-    for (auto const& j : started->at("jobs").as_array()) ids.push_back(j.at("id"));
-    auto until = clock_type::now() + budget;
-    while (clock_type::now() < until) {
-        if (give_up && give_up->load()) {
-            why = "stopped";
-            return std::nullopt;
-        }
-        auto r = d.call(
-            conn, "agents_wait",
-            {{"session", "normal"}, {"jobs", ids}, {"mode", "all"}, {"timeout_ms", 2000}}, why);
-        if (!r) return std::nullopt;
-        std::vector<std::string> states;
-        for (auto const& j : r->at("jobs").as_array()) {
-            auto state = field(j, "state");
-            if (state == "queued" || state == "running") break;
-            auto const* err = j.as_object().if_contains("error");
-            if (err && first_error.empty()) first_error = field(*err, "message");
-            states.push_back(err ? state + "/" + field(*err, "kind") : state);
-        }
-        if (states.size() == ids.size()) return states;
-    }
-    why = "jobs did not end within " + std::to_string(budget.count()) + " s";
-    return std::nullopt;
-}
-
 struct client_stats {
     long started = 0;
     long completed = 0;
     long not_completed = 0;  // ended in another state, or stuck
     long call_failures = 0;
+    long retried_calls = 0;  // dropped by the daemon, then retried
     std::string first_failure;
     std::map<std::string, long> outcomes;  // by end state (evil driver)
     std::string first_job_error;
+};
+
+// A client of one agentd on one keep-alive connection: starts jobs and waits until they end.
+// Like any client it retries a call the daemon dropped or refused with 503, for up to 5 s.
+class job_client {
+  public:
+    job_client(daemon_under_test& d, client_stats& st, std::atomic<bool> const* give_up = nullptr)
+        : d_(d), conn_(static_cast<unsigned short>(d.port)), st_(st), give_up_(give_up) {}
+
+    // Starts `count` jobs of `task` and waits (bounded) until they end; their end states, as
+    // "state" or "state/kind", or nullopt with `why` when a call failed or `give_up` was set.
+    std::optional<std::vector<std::string>> run(json::object const& task, int count,
+                                                std::chrono::seconds budget, std::string& why) {
+        json::array tasks;
+        for (int i = 0; i < count; ++i) tasks.push_back(task);
+        auto started = call("agents_start", {{"session", "normal"}, {"tasks", tasks}}, why);
+        if (!started) return std::nullopt;
+        json::array ids;
+        for (auto const& j : started->at("jobs").as_array()) ids.push_back(j.at("id"));
+        auto until = clock_type::now() + budget;
+        while (clock_type::now() < until) {
+            json::object params{
+                {"session", "normal"}, {"jobs", ids}, {"mode", "all"}, {"timeout_ms", 2000}};
+            auto r = call("agents_wait", params, why);
+            if (!r) return std::nullopt;
+            if (auto states = ended(r->at("jobs").as_array())) return states;
+        }
+        why = "jobs did not end within " + std::to_string(budget.count()) + " s";
+        return std::nullopt;
+    }
+
+  private:
+    std::optional<json::object> call(std::string const& method, json::object const& params,
+                                     std::string& why) {
+        auto until = clock_type::now() + 5s;
+        for (;;) {
+            if (give_up_ && give_up_->load()) {
+                why = "stopped";
+                return std::nullopt;
+            }
+            bool transient = false;
+            auto r = d_.call(conn_, method, params, why, &transient);
+            if (r || !transient || clock_type::now() >= until) return r;
+            ++st_.retried_calls;
+            std::this_thread::sleep_for(100ms);  // a client's retry backoff
+        }
+    }
+
+    // The end states of `jobs`, or nullopt while one is still queued or running.
+    std::optional<std::vector<std::string>> ended(json::array const& jobs) {
+        std::vector<std::string> states;
+        for (auto const& j : jobs) {
+            auto state = field(j, "state");
+            if (state == "queued" || state == "running") return std::nullopt;
+            auto const* err = j.as_object().if_contains("error");
+            if (err && st_.first_job_error.empty()) st_.first_job_error = field(*err, "message");
+            states.push_back(err ? state + "/" + field(*err, "kind") : state);
+        }
+        return states;
+    }
+
+    daemon_under_test& d_;
+    agentd::test::http_connection conn_;
+    client_stats& st_;
+    std::atomic<bool> const* give_up_;
 };
 
 json::object const normal_task{{"prompt", "small [[fake latency_ms=20]]"},
@@ -169,13 +201,11 @@ json::object const normal_task{{"prompt", "small [[fake latency_ms=20]]"},
 
 // The normal client: one small job at a time on its keep-alive connection, opened before the
 // attacks began (it reconnects if that connection is lost).
-void normal_client(daemon_under_test& d, agentd::test::http_connection& conn,
-                   std::atomic<bool> const& stop, client_stats& st) {
-    auto const& task = normal_task;
+void normal_client(job_client& client, std::atomic<bool> const& stop, client_stats& st) {
     while (!stop.load()) {
         std::string why;
         ++st.started;
-        auto states = run_jobs(d, conn, task, 1, 10s, why, st.first_job_error);
+        auto states = client.run(normal_task, 1, 10s, why);
         if (states && states->front() == "completed") {
             ++st.completed;
             hostile::wait_stop(stop, 50ms);  // a client's pace, not a flood
@@ -190,12 +220,12 @@ void normal_client(daemon_under_test& d, agentd::test::http_connection& conn,
 
 // Keeps two jobs in flight on the agentd whose upstream is evil; records how they end.
 void evil_driver(daemon_under_test& d, std::atomic<bool> const& stop, client_stats& st) {
-    agentd::test::http_connection conn(static_cast<unsigned short>(d.port));
+    job_client client(d, st, &stop);
     json::object task{{"prompt", "evil"}, {"timeout_ms", 15000}};
     while (!stop.load()) {
         std::string why;
         st.started += 2;
-        auto states = run_jobs(d, conn, task, 2, 20s, why, st.first_job_error, &stop);
+        auto states = client.run(task, 2, 20s, why);
         if (stop.load()) break;  // the ends of jobs still running say nothing
         if (states) {
             for (auto const& s : *states) ++st.outcomes[s];
@@ -319,9 +349,10 @@ bool report(run_stats const& r) {
     print_daemon("evil-upstream", r.evil_s, r.evil_cpu);
     print_attacks(r);
     print_evil(r);
-    fmt::print("normal client: {} jobs started, {} completed, {} not completed{}\n",
-               r.normal.started, r.normal.completed, r.normal.not_completed,
-               r.normal.first_failure.empty() ? "" : " (first: " + r.normal.first_failure + ")");
+    fmt::print(
+        "normal client: {} jobs started, {} completed, {} not completed; {} calls retried{}\n",
+        r.normal.started, r.normal.completed, r.normal.not_completed, r.normal.retried_calls,
+        r.normal.first_failure.empty() ? "" : " (first: " + r.normal.first_failure + ")");
 
     auto grew = [](sample_stats const& s) { return s.peak_kib - s.baseline_kib; };
     bool rss_ok =
@@ -358,9 +389,9 @@ options parse_args(int argc, char** argv) {
 }
 
 // Starts the attack threads --only allows, the evil-upstream driver and the normal client.
-void start_attacks(options const& opts, hostile::target const& tgt, daemon_under_test& normal_d,
-                   agentd::test::http_connection& normal_conn, daemon_under_test& evil_d,
-                   std::atomic<bool> const& stop, run_stats& r, std::vector<std::thread>& threads) {
+void start_attacks(options const& opts, hostile::target const& tgt, job_client& normal_user,
+                   daemon_under_test& evil_d, std::atomic<bool> const& stop, run_stats& r,
+                   std::vector<std::thread>& threads) {
     std::vector<std::pair<std::string, std::function<void()>>> attacks{
         {"trailer_rpc",
          [&] {
@@ -388,7 +419,7 @@ void start_attacks(options const& opts, hostile::target const& tgt, daemon_under
                 hostile::lower_thread_priority();
                 run();
             });
-    threads.emplace_back([&] { normal_client(normal_d, normal_conn, stop, r.normal); });
+    threads.emplace_back([&] { normal_client(normal_user, stop, r.normal); });
 }
 
 // Samples both agentd every 250 ms for `duration`, or until one's RSS runs away.
@@ -454,12 +485,11 @@ int main(int argc, char** argv) {
         return 1;
     }
     // The normal client connects, and its first job completes, before any attack.
-    agentd::test::http_connection normal_conn(static_cast<unsigned short>(normal_d.port));
-    std::string error;
-    auto states = run_jobs(normal_d, normal_conn, normal_task, 1, 10s, why, error);
+    job_client normal_user(normal_d, r.normal);
+    auto states = normal_user.run(normal_task, 1, 10s, why);
     if (!states || states->front() != "completed") {
-        fmt::print(stderr, "a normal job did not complete before the attacks: {}{}\n",
-                   states ? "ended " + states->front() : why, error);
+        fmt::print(stderr, "a normal job did not complete before the attacks: {} {}\n",
+                   states ? "ended " + states->front() : why, r.normal.first_job_error);
         return 1;
     }
 
@@ -467,7 +497,7 @@ int main(int argc, char** argv) {
     r.evil_s.baseline_kib = r.evil_s.peak_kib = hostile::rss_kib(evil_d.proc->pid());
     std::atomic<bool> stop{false};
     std::vector<std::thread> threads;
-    start_attacks(opts, tgt, normal_d, normal_conn, evil_d, stop, r, threads);
+    start_attacks(opts, tgt, normal_user, evil_d, stop, r, threads);
     sample_run(opts.duration, normal_d, evil_d, r);
     stop = true;
     for (auto& t : threads) t.join();
