@@ -122,6 +122,7 @@ void evil_upstream::accept_loop() {
         std::lock_guard lock(mutex_);
         workers_.emplace_back([this, fd] {
             socket_fd owned(fd);
+            lower_thread_priority();
             serve(fd);
         });
     }

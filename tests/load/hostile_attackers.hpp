@@ -6,11 +6,13 @@
 #include <atomic>
 #include <cstddef>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace agentd::test::hostile {
 
 struct flood_stats {
+    explicit flood_stats(std::string n) : name(std::move(n)) {}
     std::string name;
     long connections = 0;
     long closed_by_daemon = 0;

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -121,6 +122,10 @@ flood_outcome flood_once(int port, std::string_view head, std::string_view unit,
     rest.bytes += out.bytes;
     if (rest.reply.empty()) rest.reply = std::move(out.reply);
     return rest;
+}
+
+void lower_thread_priority() {
+    ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
 }
 
 long rss_kib(int pid) {

@@ -60,6 +60,10 @@ flood_outcome pump(int fd, std::string_view unit, long count, std::atomic<bool> 
 flood_outcome flood_once(int port, std::string_view head, std::string_view unit,
                          std::atomic<bool> const& stop);
 
+// Lowers the calling thread's CPU priority (nice 10): load generators must not starve the
+// daemon under test or the sampler on a small machine.
+void lower_thread_priority();
+
 // VmRSS of `pid` in KiB, -1 when unreadable.
 long rss_kib(int pid);
 // User + system CPU time `pid` has used, in seconds (0 when unreadable).
