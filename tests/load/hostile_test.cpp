@@ -381,6 +381,9 @@ bool report(run_stats const& r) {
     return ok;
 }
 
+// hostile_test [--seconds N] [--agentd PATH] [--only a,b]: attack names are trailer_rpc,
+// trailer_healthz, extension, idle, abandoned, ws and evil (the evil upstream's jobs; its event
+// stream floods the second agentd in every run).
 struct options {
     std::string agentd = AGENTD_PATH;
     std::chrono::seconds duration{45};
