@@ -4,7 +4,6 @@
 #include <fmt/format.h>
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/resource.h>
@@ -42,15 +41,21 @@ void socket_fd::reset() {
 }
 
 socket_fd connect_loopback(int port) {
-    socket_fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    socket_fd s(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!s.valid()) return s;
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<std::uint16_t>(port));
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    // Blocking connect: on loopback it completes (or is refused) at once.
-    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return {};
-    ::fcntl(s.get(), F_SETFL, ::fcntl(s.get(), F_GETFL) | O_NONBLOCK);
+    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return s;
+    if (errno != EINPROGRESS) return {};
+    // Bounded: with a full accept queue the kernel would retry the SYN for minutes.
+    pollfd p{s.get(), POLLOUT, 0};
+    int error = 0;
+    socklen_t len = sizeof error;
+    if (::poll(&p, 1, 2000) != 1 || ::getsockopt(s.get(), SOL_SOCKET, SO_ERROR, &error, &len) ||
+        error != 0)
+        return {};
     return s;
 }
 

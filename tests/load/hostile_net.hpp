@@ -33,7 +33,8 @@ class socket_fd {
     int fd_ = -1;
 };
 
-// A non-blocking TCP socket connected to 127.0.0.1:port (invalid when the connect fails).
+// A non-blocking TCP socket connected to 127.0.0.1:port; invalid when the connect fails or takes
+// over 2 s.
 socket_fd connect_loopback(int port);
 
 // Writes all of `bytes`, waiting for room in slices so `stop` is honoured; false when the peer

@@ -25,6 +25,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <regex>
 #include <string>
 #include <thread>
@@ -283,6 +284,19 @@ struct run_stats {
     hostile::ws_stats ws;
     hostile::evil_stats evil;
     client_stats normal, evil_jobs;
+    std::mutex errors_mutex;
+    std::vector<std::string> thread_errors;  // a thread that threw fails the run
+
+    // `body` on this thread; an exception is recorded, never left to std::terminate (which
+    // would leave the children running).
+    void guarded(std::string const& name, std::function<void()> const& body) {
+        try {
+            body();
+        } catch (std::exception const& e) {
+            std::lock_guard lock(errors_mutex);
+            thread_errors.push_back(name + ": " + e.what());
+        }
+    }
 };
 
 void print_flood(hostile::flood_stats const& f) {
@@ -359,13 +373,17 @@ bool report(run_stats const& r) {
         !r.runaway && grew(r.normal_s) < rss_margin_kib && grew(r.evil_s) < rss_margin_kib;
     bool healthz_ok = r.normal_s.healthz_slow == 0 && r.evil_s.healthz_slow == 0;
     bool jobs_ok = r.normal.completed > 0 && r.normal.not_completed == 0;
-    bool ok = rss_ok && healthz_ok && jobs_ok;
+    for (auto const& e : r.thread_errors) fmt::print("thread failed: {}\n", e);
+    bool ok = rss_ok && healthz_ok && jobs_ok && r.thread_errors.empty();
     fmt::print("{}: RSS {}, healthz {}, normal jobs {}\n", ok ? "PASS" : "FAIL",
                rss_ok ? "ok" : "over baseline + 64 MiB", healthz_ok ? "ok" : "too slow",
                jobs_ok ? "ok" : "not all completed");
     return ok;
 }
 
+// hostile_test [--seconds N] [--agentd PATH] [--only a,b]: attack names are trailer_rpc,
+// trailer_healthz, extension, idle, abandoned, ws and evil (the evil upstream's jobs; its event
+// stream floods the second agentd in every run).
 struct options {
     std::string agentd = AGENTD_PATH;
     std::chrono::seconds duration{45};
@@ -413,13 +431,14 @@ void start_attacks(options const& opts, hostile::target const& tgt, job_client& 
         {"ws", [&] { hostile::run_ws_read_ahead(tgt, 400, stop, r.ws); }},
         {"evil", [&] { evil_driver(evil_d, stop, r.evil_jobs); }},
     };
-    for (auto& [name, run] : attacks)
+    for (auto& [name, body] : attacks)
         if (opts.runs(name))
-            threads.emplace_back([run] {
+            threads.emplace_back([&r, name, body] {
                 hostile::lower_thread_priority();
-                run();
+                r.guarded(name, body);
             });
-    threads.emplace_back([&] { normal_client(normal_user, stop, r.normal); });
+    threads.emplace_back(
+        [&] { r.guarded("normal client", [&] { normal_client(normal_user, stop, r.normal); }); });
 }
 
 // Samples both agentd every 250 ms for `duration`, or until one's RSS runs away.
@@ -459,10 +478,8 @@ std::string start_running_job(daemon_under_test& d, std::string& why) {
     return r ? field(r->at("jobs").as_array().at(0), "id") : std::string{};
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-    auto opts = parse_args(argc, argv);
+// The whole run; every child and thread it starts is gone when it returns or throws.
+int run(options const& opts) {
     std::signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
     run_stats r;
@@ -504,4 +521,15 @@ int main(int argc, char** argv) {
     evil.stop();
     r.evil = evil.stats();
     return report(r) ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(parse_args(argc, argv));
+    } catch (std::exception const& e) {  // caught so that unwinding kills the children
+        fmt::print(stderr, "hostile run could not start: {}\n", e.what());
+        return 1;
+    }
 }
