@@ -23,6 +23,13 @@ if [ ! -x "$root/usr/bin/apt-get" ]; then
   debootstrap --variant=minbase bookworm "$root"
 fi
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# The host's own CAs (a TLS-inspecting proxy's, say) come along: the network may need them.
+mkdir -p "$root/usr/local/share/ca-certificates"
+cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/" 2>/dev/null || true
+extra_env=()
+if [ -n "${NODE_EXTRA_CA_CERTS:-}" ]; then
+  extra_env+=("NODE_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS")
+fi
 
 # Mounted for the run and always unmounted after it, in reverse order; /dev/shm is Chromium's.
 mounted=()
@@ -56,8 +63,9 @@ chmod -R a-w "$src/shared"
 echo "chroot-check: running '$command' in $root/root/src/agentd ($(date -u +%H:%M:%S) UTC)"
 start=$(date +%s)
 status=0
-chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
+chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb "${extra_env[@]}" \
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  bash -c "cd /root/src/agentd && $command" || status=$?
+  bash -c "cd /root/src/agentd && { ! command -v update-ca-certificates >/dev/null ||
+    update-ca-certificates >/dev/null 2>&1; } && $command" || status=$?
 echo "chroot-check: '$command' exited $status after $(($(date +%s) - start)) s"
 exit "$status"
