@@ -2,8 +2,8 @@
 # Checks README's commands the way a new user meets them: debootstraps a Debian 12 minbase chroot,
 # copies a clean clone of this repository's HEAD and ../shared beside it, and runs the command
 # (default scripts/test.sh) inside. Not run by CI: needs root, debootstrap and an hour or more.
-# Usage: scripts/chroot-check.sh [DIR [COMMAND...]]   (DIR defaults to ../chroot-check; an
-# existing chroot there is reused, the clone is always fresh)
+# Usage: [CHROOT_CHECK_CCACHE=DIR] scripts/chroot-check.sh [DIR [COMMAND...]]   (DIR defaults to
+# ../chroot-check; an existing chroot there is reused, the clone is always fresh)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 dir=$(realpath -m "${1:-$repo/../chroot-check}")
@@ -50,6 +50,11 @@ mount_at /sys -t sysfs sys
 mount_at /dev --bind /dev
 mount_at /dev/pts --bind /dev/pts
 mount_at /dev/shm -t tmpfs -o mode=1777 shm
+# Optional: CHROOT_CHECK_CCACHE=DIR lends a warm ccache (same compiler, same binaries, much sooner).
+if [ -n "${CHROOT_CHECK_CCACHE:-}" ]; then
+  mkdir -p "$root/root/.cache/ccache"
+  mount_at /root/.cache/ccache --bind "$CHROOT_CHECK_CCACHE"
+fi
 
 # A clean clone of HEAD, with shared/ beside it read-only as CI lays it.
 src=$root/root/src
