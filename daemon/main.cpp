@@ -84,6 +84,7 @@ int run(daemon::config const& c) {
                               c.max_body_bytes,  c.max_connections,
                               c.read_timeout,    c.ws_max_outbox_bytes,
                               c.ws_idle_timeout, daemon::systemd_listen_fds()};
+    so.first_request_timeout = c.first_request_timeout;
     daemon::ensure_state_dir(c.state_dir);
     if (c.auth == daemon::auth_mode::token) so.token = daemon::load_or_create_token(c.state_dir);
     jobs::store db(std::filesystem::path(c.state_dir) / "agentd.db");
