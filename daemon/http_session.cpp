@@ -6,6 +6,7 @@
 
 #include "daemon/mcp_session.hpp"
 #include "daemon/metrics.hpp"
+#include "daemon/request_reader.hpp"
 #include "daemon/routes.hpp"
 #include "daemon/ui_assets.hpp"
 #include "daemon/ws_session.hpp"
@@ -37,11 +38,6 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 namespace {
 
 using response = string_response;
-
-// A request head may be this long; chunk headers and trailers are bounded by the read buffer,
-// which holds twice that (Beast 1.81 caps neither: they would grow the buffer without end).
-constexpr std::size_t header_limit = 16 * 1024;
-constexpr std::size_t read_buffer_limit = 2 * header_limit;
 
 response ui_file(ui_asset const& asset, unsigned version) {
     auto res =
@@ -90,29 +86,16 @@ asio::awaitable<response> dispatch(endpoint handler, http::request<http::string_
 // What a failed read tells the client before the connection closes; nullopt when the client
 // is gone or silent (end of stream, reset, deadline) and nothing can be said.
 std::optional<response> read_failure(beast::error_code ec) {
-    if (ec == http::error::header_limit || ec == http::error::buffer_overflow)
-        return plain(http::status::request_header_fields_too_large,
-                     "header, chunk extension or trailer too large\n", 11);
-    if (ec == http::error::body_limit)
-        return plain(http::status::payload_too_large, "body too large\n", 11);
-    if (ec.category() != http::make_error_code(http::error::bad_method).category() ||
-        ec == http::error::end_of_stream || ec == http::error::partial_message)
-        return std::nullopt;
-    return plain(http::status::bad_request, "malformed request\n", 11);
-}
-
-// Feeds the buffered bytes to the parser; returns how many it consumed. `need_more` is no error.
-std::size_t parse_buffered(beast::flat_buffer& buffer, request_parser& parser,
-                           beast::error_code& ec) {
-    std::size_t consumed = 0;
-    while (buffer.size() != 0 && !parser.is_done()) {
-        auto n = parser.put(buffer.data(), ec);
-        buffer.consume(n);
-        consumed += n;
-        if (ec == http::error::need_more) ec = {};
-        if (ec || n == 0) break;
+    auto status = read_failure_status(ec);
+    if (!status) return std::nullopt;
+    switch (*status) {
+        case http::status::request_header_fields_too_large:
+            return plain(*status, "header, chunk extension or trailer too large\n", 11);
+        case http::status::payload_too_large:
+            return plain(*status, "body too large\n", 11);
+        default:
+            return plain(*status, "malformed request\n", 11);
     }
-    return consumed;
 }
 
 // The body mostly arrives in the same segment as the header: it is parsed from the buffer in
@@ -245,10 +228,7 @@ asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_contex
     bool first = true;
     for (;;) {
         request_parser parser;
-        parser.header_limit(header_limit);
-        // Beast would reject a large Content-Length while reading the header, before we could
-        // answer 413 (or 401 first); admit() checks it, and the limit is set before the body.
-        parser.body_limit(boost::none);
+        prepare_parser(parser);
         stream.expires_after(first ? ctx->opts.first_request_timeout : ctx->opts.read_timeout);
         first = false;
         auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
@@ -286,8 +266,8 @@ asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_contex
                 auto [cec, cn] = co_await http::async_write(stream, go_on, use_tuple);
                 if (cec) break;
             }
-            auto bec =
-                co_await read_body(stream, buffer, parser, header_limit + ctx->opts.max_body_bytes);
+            auto bec = co_await read_body(stream, buffer, parser,
+                                          framing_budget(ctx->opts.max_body_bytes));
             if (bec) {
                 if (auto failure = read_failure(bec)) co_await refuse(stream, std::move(*failure));
                 break;
