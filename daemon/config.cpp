@@ -251,6 +251,10 @@ std::vector<setting> settings() {
         number(
             "http.read_timeout_ms", "--read-timeout-ms", "Deadline to read one request", 10,
             hour_ms, [](auto& c) -> auto& { return c.read_timeout; }),
+        number(
+            "http.first_request_timeout_ms", "--first-request-timeout-ms",
+            "Deadline for a new connection's first request head", 10, hour_ms,
+            [](auto& c) -> auto& { return c.first_request_timeout; }),
         list(
             "http.allow_hosts", "--allow-host", "Extra Host name to accept; repeatable",
             [](auto& c) -> auto& { return c.allowed_hosts; }),

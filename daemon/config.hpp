@@ -38,8 +38,9 @@ struct config {
     std::size_t max_mcp_sessions = 1024;  // per principal
     std::size_t max_body_bytes = 1 << 20;
     std::size_t max_connections = 1024;
-    std::chrono::milliseconds read_timeout{30'000};    // per request, and idle keep-alive
-    std::chrono::milliseconds shutdown_grace{10'000};  // SIGTERM: running jobs may finish
+    std::chrono::milliseconds read_timeout{30'000};          // per request, and idle keep-alive
+    std::chrono::milliseconds first_request_timeout{5'000};  // a new connection's first head
+    std::chrono::milliseconds shutdown_grace{10'000};        // SIGTERM: running jobs may finish
     std::size_t ws_max_outbox_bytes = 8 << 20;
     std::chrono::milliseconds ws_idle_timeout{300'000};
     planner::policy approval;

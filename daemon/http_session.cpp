@@ -6,11 +6,14 @@
 
 #include "daemon/mcp_session.hpp"
 #include "daemon/metrics.hpp"
+#include "daemon/request_reader.hpp"
 #include "daemon/routes.hpp"
 #include "daemon/ui_assets.hpp"
 #include "daemon/ws_session.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -19,7 +22,10 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <sys/socket.h>
+
 #include <array>
+#include <cerrno>
 #include <chrono>
 
 namespace agentd::daemon {
@@ -32,11 +38,6 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 namespace {
 
 using response = string_response;
-
-// A request head may be this long; chunk headers and trailers are bounded by the read buffer,
-// which holds twice that (Beast 1.81 caps neither: they would grow the buffer without end).
-constexpr std::size_t header_limit = 16 * 1024;
-constexpr std::size_t read_buffer_limit = 2 * header_limit;
 
 response ui_file(ui_asset const& asset, unsigned version) {
     auto res =
@@ -85,29 +86,16 @@ asio::awaitable<response> dispatch(endpoint handler, http::request<http::string_
 // What a failed read tells the client before the connection closes; nullopt when the client
 // is gone or silent (end of stream, reset, deadline) and nothing can be said.
 std::optional<response> read_failure(beast::error_code ec) {
-    if (ec == http::error::header_limit || ec == http::error::buffer_overflow)
-        return plain(http::status::request_header_fields_too_large,
-                     "header, chunk extension or trailer too large\n", 11);
-    if (ec == http::error::body_limit)
-        return plain(http::status::payload_too_large, "body too large\n", 11);
-    if (ec.category() != http::make_error_code(http::error::bad_method).category() ||
-        ec == http::error::end_of_stream || ec == http::error::partial_message)
-        return std::nullopt;
-    return plain(http::status::bad_request, "malformed request\n", 11);
-}
-
-// Feeds the buffered bytes to the parser; returns how many it consumed. `need_more` is no error.
-std::size_t parse_buffered(beast::flat_buffer& buffer, request_parser& parser,
-                           beast::error_code& ec) {
-    std::size_t consumed = 0;
-    while (buffer.size() != 0 && !parser.is_done()) {
-        auto n = parser.put(buffer.data(), ec);
-        buffer.consume(n);
-        consumed += n;
-        if (ec == http::error::need_more) ec = {};
-        if (ec || n == 0) break;
+    auto status = read_failure_status(ec);
+    if (!status) return std::nullopt;
+    switch (*status) {
+        case http::status::request_header_fields_too_large:
+            return plain(*status, "header, chunk extension or trailer too large\n", 11);
+        case http::status::payload_too_large:
+            return plain(*status, "body too large\n", 11);
+        default:
+            return plain(*status, "malformed request\n", 11);
     }
-    return consumed;
 }
 
 // The body mostly arrives in the same segment as the header: it is parsed from the buffer in
@@ -178,9 +166,46 @@ asio::awaitable<void> refuse(http_stream& stream, response res) {
     if (!ec) co_await linger(stream);
 }
 
+// Completes when the client is gone (EOF or reset) while a call is in flight. Bytes of a
+// pipelined request mean it is still there: then only the call's end stops the watch.
+asio::awaitable<void> watch_peer(http_socket& socket) {
+    for (;;) {
+        auto [ec] = co_await socket.async_wait(http_socket::wait_read, use_tuple);
+        if (ec) co_return;
+        char byte = 0;
+        auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n == 0) co_return;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) co_return;
+        if (n > 0) break;
+    }
+    asio::steady_timer forever(socket.get_executor(), asio::steady_timer::time_point::max());
+    [[maybe_unused]] auto [waited] = co_await forever.async_wait(use_tuple);
+}
+
+// Runs a call (an agents_wait may take minutes) and cancels it when its client goes away, so
+// the connection slot is freed within a moment, not at the call's timeout. nullopt: abandoned.
+template <class T>
+asio::awaitable<std::optional<T>> unless_abandoned(http_stream& stream, asio::awaitable<T> call) {
+    using namespace asio::experimental::awaitable_operators;
+    auto outcome = co_await (std::move(call) || watch_peer(stream.socket()));
+    if (outcome.index() != 0) co_return std::nullopt;
+    co_return std::move(std::get<0>(outcome));
+}
+
+bool reserve_may_serve(endpoint handler) {
+    return handler == endpoint::healthz || handler == endpoint::metrics;
+}
+
+response connection_limit(unsigned version) {
+    auto res = plain(http::status::service_unavailable, "connection limit reached\n", version);
+    res.set(http::field::retry_after, "1");
+    return res;
+}
+
 }  // namespace
 
-asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_context> ctx) {
+asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_context> ctx,
+                                 bool reserve_slot) {
     http_stream stream(std::move(socket));
     // What stop() calls for this connection; the WebSocket session replaces it after upgrade.
     // On shutdown an idle connection closes at once; a busy one answers its request first.
@@ -200,13 +225,12 @@ asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_contex
         ~unregister() { ctx.connections.erase(it); }
     } guard{*ctx, registration};
     beast::flat_buffer buffer(read_buffer_limit);
+    bool first = true;
     for (;;) {
         request_parser parser;
-        parser.header_limit(header_limit);
-        // Beast would reject a large Content-Length while reading the header, before we could
-        // answer 413 (or 401 first); admit() checks it, and the limit is set before the body.
-        parser.body_limit(boost::none);
-        stream.expires_after(ctx->opts.read_timeout);
+        prepare_parser(parser);
+        stream.expires_after(first ? ctx->opts.first_request_timeout : ctx->opts.read_timeout);
+        first = false;
         auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
         if (hec) {
             if (auto failure = read_failure(hec)) co_await refuse(stream, std::move(*failure));
@@ -218,8 +242,11 @@ asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_contex
         bool keep_alive = parser.get().keep_alive();
         bool unread_body = false;
         auto admitted = admit(parser, ctx->opts);
+        if (!admitted.refusal && reserve_slot && !reserve_may_serve(admitted.match->handler))
+            admitted.refusal = connection_limit(parser.get().version());
         if (!admitted.refusal && admitted.match->handler == endpoint::mcp)
             admitted.refusal = screen_mcp(parser, *ctx);
+        keep_alive = keep_alive && !reserve_slot;
         if (admitted.refusal) {
             res = std::move(*admitted.refusal);
             // An unread body would poison the next request, and after a framing error (400,
@@ -239,21 +266,25 @@ asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_contex
                 auto [cec, cn] = co_await http::async_write(stream, go_on, use_tuple);
                 if (cec) break;
             }
-            auto bec =
-                co_await read_body(stream, buffer, parser, header_limit + ctx->opts.max_body_bytes);
+            auto bec = co_await read_body(stream, buffer, parser,
+                                          framing_budget(ctx->opts.max_body_bytes));
             if (bec) {
                 if (auto failure = read_failure(bec)) co_await refuse(stream, std::move(*failure));
                 break;
             }
             if (admitted.match->handler == endpoint::mcp) {
                 // serve_mcp writes the response itself, possibly as an SSE stream.
-                bool reusable = co_await serve_mcp(stream, parser.get(), *ctx);
+                auto reusable =
+                    co_await unless_abandoned(stream, serve_mcp(stream, parser.get(), *ctx));
                 busy = false;
-                if (!reusable || stop_requested) break;
+                if (!reusable || !*reusable || stop_requested) break;
                 continue;
             }
             stream.expires_never();  // a long agents_wait is not a slow client
-            res = co_await dispatch(admitted.match->handler, parser.get(), *ctx);
+            auto answer = co_await unless_abandoned(
+                stream, dispatch(admitted.match->handler, parser.get(), *ctx));
+            if (!answer) break;  // the client went away; its call was cancelled
+            res = std::move(*answer);
         }
         res.keep_alive(keep_alive);
         res.prepare_payload();

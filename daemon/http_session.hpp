@@ -30,6 +30,9 @@ struct http_context {
     mcp_registry mcp;  // the sessions of /mcp
 };
 
-boost::asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_context> ctx);
+// `reserve_slot`: the connection was accepted past max_connections, into the few slots kept for
+// /healthz and /metrics; anything else gets 503, and the connection closes after one answer.
+boost::asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_context> ctx,
+                                        bool reserve_slot);
 
 }  // namespace agentd::daemon

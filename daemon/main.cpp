@@ -85,6 +85,7 @@ int run(daemon::config const& c) {
                               c.read_timeout,    c.ws_max_outbox_bytes,
                               c.ws_idle_timeout, daemon::systemd_listen_fds()};
     so.max_mcp_sessions = c.max_mcp_sessions;
+    so.first_request_timeout = c.first_request_timeout;
     daemon::ensure_state_dir(c.state_dir);
     if (c.auth == daemon::auth_mode::token) so.token = daemon::load_or_create_token(c.state_dir);
     jobs::store db(std::filesystem::path(c.state_dir) / "agentd.db");

@@ -4,6 +4,7 @@
 // Included by the HTTP session code only (Beast stays out of widely included headers).
 #pragma once
 
+#include "daemon/request_reader.hpp"
 #include "daemon/server.hpp"
 
 #include <boost/beast/http/message.hpp>
@@ -19,7 +20,6 @@
 namespace agentd::daemon {
 
 using string_response = boost::beast::http::response<boost::beast::http::string_body>;
-using request_parser = boost::beast::http::request_parser<boost::beast::http::string_body>;
 
 enum class endpoint { healthz, metrics, rpc, ws, mcp, ui };
 enum class access { open, token };

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -146,6 +147,12 @@ server_options clamped(server_options opts) {
     return opts;
 }
 
+// Connections past max_connections that only /healthz and /metrics may use, so a full server
+// can still be probed and scraped.
+std::size_t reserve_slots(std::size_t max_connections) {
+    return std::clamp<std::size_t>(max_connections / 16, 1, 16);
+}
+
 // accept() failures that free descriptors or memory would cure; retrying at once would spin.
 bool out_of_resources(boost::system::error_code ec) {
     return ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
@@ -260,12 +267,14 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
                 }
                 continue;  // keep serving the connections we have
             }
-            if (self->ctx->connections.size() >= self->opts.max_connections) {
+            auto open = self->ctx->connections.size();
+            if (open >= self->opts.max_connections + reserve_slots(self->opts.max_connections)) {
                 boost::system::error_code ignored;
                 socket.close(ignored);  // over the cap: refuse rather than queue unbounded
                 continue;
             }
-            asio::co_spawn(self->ex, serve_http(std::move(socket), self->ctx),
+            bool reserve = open >= self->opts.max_connections;
+            asio::co_spawn(self->ex, serve_http(std::move(socket), self->ctx, reserve),
                            [](std::exception_ptr e) {
                                if (!e) return;
                                try {

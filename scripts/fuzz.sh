@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bounded libFuzzer run (part of scripts/test.sh): builds the two fuzz targets with Clang and
+# Bounded libFuzzer run (part of scripts/test.sh): builds the three fuzz targets with Clang and
 # fuzzes each for FUZZ_SECONDS (default 60) in parallel from the committed seed corpus. A crash,
 # leak, timeout or OOM fails the run; the input is left in build-fuzz/artifacts/ — add it to
 # tests/fuzz/corpus/<target>/ so every build replays it from then on.
@@ -8,10 +8,11 @@ cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-60}"
 export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true
 CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAGENTD_FUZZ=ON >/dev/null
-cmake --build build-fuzz -j2 --target rpc_fuzz upstream_fuzz
+cmake --build build-fuzz -j2 --target rpc_fuzz upstream_fuzz http_fuzz
 mkdir -p build-fuzz/artifacts
 pids=()
-for target in rpc upstream; do
+targets=(rpc upstream http)
+for target in "${targets[@]}"; do
   work="build-fuzz/corpus-$target"  # new inputs go here, never into the committed corpus
   mkdir -p "$work"
   build-fuzz/tests/fuzz/${target}_fuzz "$work" "tests/fuzz/corpus/$target" \
@@ -21,8 +22,8 @@ for target in rpc upstream; do
   pids+=($!)
 done
 status=0
-for i in 0 1; do
-  target=$([ $i = 0 ] && echo rpc || echo upstream)
+for i in "${!targets[@]}"; do
+  target=${targets[$i]}
   if wait "${pids[$i]}"; then
     echo "fuzz $target: $(grep -E '^stat::number_of_executed_units' "build-fuzz/$target.log" | awk '{print $2}') runs, no failure"
   else
