@@ -28,7 +28,6 @@ struct server_options {
     std::chrono::milliseconds ws_idle_timeout{300'000};  // a ping at half, closed at the end
     std::vector<int> inherited_fds;       // systemd socket activation: used instead of `listen`
     std::size_t max_mcp_sessions = 1024;  // per principal
-    std::vector<int> inherited_fds;  // systemd socket activation: used instead of `listen`
     // A new connection's first request head must come sooner: idle sockets cannot hold slots.
     std::chrono::milliseconds first_request_timeout{5'000};
 };
