@@ -236,6 +236,11 @@ std::vector<setting> settings() {
         number(
             "limits.retention_ms", "--retention-ms", "How long finished jobs stay queryable", 1,
             365 * 24 * hour_ms, [](auto& c) -> auto& { return c.limits.retention; }),
+        // Bounds memory and the database whatever the retention (issue #14).
+        number(
+            "limits.max_retained_jobs", "--max-retained-jobs",
+            "Finished jobs kept; past it the oldest finished are reaped early", 1, 10'000'000,
+            [](auto& c) -> auto& { return c.limits.max_retained_jobs; }),
         choice<approval_mode>(
             "approval.start", "--approval-start", "Approval of agents_start: auto | deny | ask",
             {{"auto", approval_mode::auto_approve},

@@ -6,6 +6,7 @@
 #include "daemon/notify.hpp"
 #include "daemon/rpc.hpp"
 #include "daemon/server.hpp"
+#include "daemon/state_dir.hpp"
 #include "daemon/timed_backend.hpp"
 #include "jobs/manager.hpp"
 #include "jobs/store.hpp"
@@ -87,12 +88,17 @@ int run(daemon::config const& c) {
     so.max_mcp_sessions = c.max_mcp_sessions;
     so.first_request_timeout = c.first_request_timeout;
     daemon::ensure_state_dir(c.state_dir);
-    if (c.auth == daemon::auth_mode::token) so.token = daemon::load_or_create_token(c.state_dir);
+    daemon::verify_state_dir(c.state_dir);
+    if (c.auth == daemon::auth_mode::token) {
+        daemon::verify_token_file(std::filesystem::path(c.state_dir) / "token");
+        so.token = daemon::load_or_create_token(c.state_dir);
+    }
     jobs::store db(std::filesystem::path(c.state_dir) / "agentd.db");
 
     daemon::metrics stats(AGENTD_VERSION, c.upstream_backend);
     jobs::manager manager(ioc.get_executor(), c.limits,
                           daemon::timed_backend(make_backend(ioc.get_executor(), c), stats), &db);
+    stats.watch_background([&manager] { return manager.background(); });
     // Before start(): jobs interrupted while restoring count as finished.
     auto counting = manager.listen([&stats](jobs::job const& j) { stats.job_changed(j.view); });
     daemon::rpc_service rpc(ioc.get_executor(), manager, c.approval,

@@ -148,6 +148,27 @@ void metrics::observe_rpc(std::size_t method_index, double seconds) {
     rpc_.at(method_index).observe(seconds);
 }
 
+void metrics::watch_background(std::function<jobs::background_stats()> source) {
+    background_ = std::move(source);
+}
+
+void metrics::render_background(exposition& e) const {
+    if (!background_) return;
+    auto b = background_();
+    e.family("agentd_store_errors_total", "counter",
+             "Failed state database operations, by operation (failed rows are retried)");
+    for (std::size_t i = 0; i < b.store_errors.size(); ++i)
+        e.sample("agentd_store_errors_total", {{"op", jobs::store_op_names[i]}}, b.store_errors[i]);
+    e.family("agentd_store_pending_rows", "gauge",
+             "Job rows kept in memory until the state database takes them");
+    e.sample("agentd_store_pending_rows", {}, static_cast<std::uint64_t>(b.store_pending_rows));
+    e.family("agentd_reaper_errors_total", "counter", "Errors the retention reaper survived");
+    e.sample("agentd_reaper_errors_total", {}, b.reaper_errors);
+    e.family("agentd_background_errors_total", "counter",
+             "Errors of other background tasks (re-attach), logged and survived");
+    e.sample("agentd_background_errors_total", {}, b.task_errors);
+}
+
 std::string metrics::render(metrics_gauges const& g) const {
     exposition e;
     e.family("agentd_build_info", "gauge", "agentd version and upstream backend (always 1)");
@@ -187,6 +208,7 @@ std::string metrics::render(metrics_gauges const& g) const {
              "Duration of JSON-RPC method calls (HTTP, WebSocket, MCP tools), by method");
     for (std::size_t i = 0; i < rpc_methods.size(); ++i)
         e.histogram("agentd_rpc_duration_seconds", {{"method", rpc_methods[i]}}, rpc_[i]);
+    render_background(e);
     return e.text();
 }
 

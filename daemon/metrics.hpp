@@ -3,11 +3,13 @@
 // Prometheus text exposition format 0.0.4. No Asio here: the unit test drives it directly.
 #pragma once
 
+#include "jobs/health.hpp"
 #include "protocol/job_view.hpp"
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -79,6 +81,9 @@ class metrics {
     static std::size_t rpc_method_index(std::string_view method);
     void observe_rpc(std::size_t method_index, double seconds);
 
+    // Where render() reads the background tasks' health (the manager's); none: not shown.
+    void watch_background(std::function<jobs::background_stats()> source);
+
     std::string render(metrics_gauges const& gauges) const;
 
   private:
@@ -90,8 +95,11 @@ class metrics {
     // completed, cancelled, interrupted, then failed_<error kind> for each error_kind.
     static constexpr std::size_t outcome_count = 3 + 7;
 
+    void render_background(exposition& e) const;
+
     std::string version_;
     std::string backend_;
+    std::function<jobs::background_stats()> background_;
     std::uint64_t jobs_started_ = 0;
     std::array<std::uint64_t, outcome_count> jobs_finished_{};
     std::array<daemon::histogram, upstream_calls.size()> upstream_{};

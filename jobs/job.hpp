@@ -7,6 +7,7 @@
 #include "protocol/job_view.hpp"
 #include "protocol/params.hpp"
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -40,8 +41,16 @@ struct job {
     std::vector<waiter_hook*> waiters;
     std::uint64_t seq = 0;     // creation order, for newest-first listings
     std::uint64_t origin = 0;  // the connection that started it (0: none), for push events
+    // Creation + timeout (DESIGN §3: queue time counts), on the monotonic clock.
+    std::chrono::steady_clock::time_point deadline{};
 };
 
 using job_ptr = std::shared_ptr<job>;
+
+// The JobView `task` of a task: its prompt cut to 200 characters, agent, model, directory.
+protocol::task_preview preview_of(protocol::task const& t);
+// A finished job keeps only the preview of its prompt and what `continue` needs (its upstream
+// session), never the system text or partial output (DESIGN §3): memory and rows stay small.
+void compact_finished(job& j);
 
 }  // namespace agentd::jobs

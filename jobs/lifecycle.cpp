@@ -15,8 +15,10 @@ std::optional<job_state> next_state(job_state s, job_event e) {
                     return job_state::cancelled;
                 case job_event::interrupt:
                     return job_state::interrupted;
-                case job_event::complete:
                 case job_event::fail:
+                    // Its deadline counts from creation and passed in the queue (DESIGN §3).
+                    return job_state::failed;
+                case job_event::complete:
                     return std::nullopt;
             }
             break;

@@ -12,9 +12,7 @@
 #include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -52,24 +50,83 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     std::uint64_t next_seq = 0;
     std::deque<std::pair<steady::time_point, std::string>> finished;  // retention order
     asio::steady_timer reaper;
+    asio::steady_timer flusher;       // retries the store's pending rows with backoff
+    asio::steady_timer queue_expiry;  // the earliest deadline among queued jobs
+    std::size_t aborting = 0;         // upstream aborts in flight
+    std::uint64_t reaper_errors = 0;
+    std::uint64_t task_errors = 0;
     std::list<job_listener> listeners;
     store* db = nullptr;                        // null: nothing is persisted (unit tests)
     bool draining = false;                      // no new jobs; running ones may finish
-    asio::steady_timer* idle_waiter = nullptr;  // drain() waits on it for running == 0
+    asio::steady_timer* idle_waiter = nullptr;  // drain() waits on it: nothing running, aborting
     bool stopped = false;
 
     impl(asio::any_io_executor e, limits l, std::unique_ptr<upstream::backend> b, store* s)
-        : ex(std::move(e)), lim(l), backend(std::move(b)), reaper(ex), db(s) {}
+        : ex(std::move(e)),
+          lim(l),
+          backend(std::move(b)),
+          reaper(ex),
+          flusher(ex),
+          queue_expiry(ex),
+          db(s) {}
 
-    // Writes the job's row before the change is acknowledged. A failed write is logged: the
-    // daemon keeps serving from memory rather than wedging the job (the disk may come back).
+    // Writes the job's row before the change is acknowledged. A failed write stays pending in
+    // the store (write-behind) and the flusher retries it: the daemon keeps serving from memory
+    // rather than wedging the job or the event loop (the disk or the lock may come back).
     void persist(job const& j) {
         if (!db) return;
-        try {
-            db->save(j);
-        } catch (std::exception const& e) {
-            std::cerr << "agentd: " << e.what() << "\n";
+        db->save(j);
+        if (db->pending() > 0) flusher.cancel();  // wakes an idle flusher
+    }
+
+    void forget(std::string const& id) {
+        if (!db) return;
+        db->erase(id);
+        if (db->pending() > 0) flusher.cancel();
+    }
+
+    // Retries the pending rows: 100 ms, doubling up to 5 s, until they are written. Logs when
+    // the store starts failing and when it recovers, not every attempt.
+    static asio::awaitable<void> flush(std::shared_ptr<impl> self) {
+        constexpr std::chrono::milliseconds first{100}, most{5000};
+        auto backoff = first;
+        bool failing = false;
+        while (!self->stopped) {
+            auto const pending = self->db->pending();
+            if (pending > 0 && self->db->flush()) {
+                std::cerr << "agentd: state database writable again; " << pending
+                          << " pending rows written\n";
+                failing = false;
+                backoff = first;
+            } else if (pending > 0) {
+                if (!failing)
+                    std::cerr << "agentd: " << self->db->last_error() << "; " << pending
+                              << " rows kept in memory, retrying\n";
+                failing = true;
+            }
+            if (self->db->pending() > 0) {
+                self->flusher.expires_after(backoff);
+                backoff = std::min(backoff * 2, most);
+            } else {
+                self->flusher.expires_at(steady::time_point::max());
+            }
+            [[maybe_unused]] auto [waited] = co_await self->flusher.async_wait(use_tuple);
         }
+    }
+
+    // A detached background task's completion: an exception is logged and counted, never lost.
+    auto report_failure(std::string what) {
+        return [self = shared_from_this(), what = std::move(what)](std::exception_ptr e) {
+            if (!e) return;
+            ++self->task_errors;
+            try {
+                std::rethrow_exception(e);
+            } catch (std::exception const& x) {
+                std::cerr << "agentd: " << what << " failed: " << x.what() << "\n";
+            } catch (...) {
+                std::cerr << "agentd: " << what << " failed\n";
+            }
+        };
     }
 
     // --- state changes -----------------------------------------------------------------
@@ -84,6 +141,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         if (*next == job_state::running) j.view.started_at = now;
         if (protocol::is_terminal(*next)) {
             j.view.finished_at = now;
+            compact_finished(j);
             retain(j.view.id, steady::now());
         }
         persist(j);
@@ -92,9 +150,17 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         return true;
     }
 
+    // `finished` is in finish order; past max_retained_jobs the oldest go at once (memory and
+    // database stay bounded whatever the retention time).
     void retain(std::string const& id, steady::time_point finished_at) {
         finished.emplace_back(finished_at, id);
         if (finished.size() == 1) reaper.cancel();  // re-arm for the new front
+        while (finished.size() > std::max<std::size_t>(lim.max_retained_jobs, 1)) {
+            auto oldest = std::move(finished.front().second);
+            finished.pop_front();
+            jobs.erase(oldest);
+            forget(oldest);
+        }
     }
 
     void notify(job const& j) {
@@ -117,6 +183,21 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
 
     // --- launch gate ---------------------------------------------------------------------
 
+    // Queues a job for the launch gate; its deadline counts from its creation: `created` on the
+    // monotonic clock for a new job, else from created_at (a job restored after a restart keeps
+    // the time it already spent; created_at is cut to milliseconds, so not for new jobs).
+    void enqueue(job_ptr j, std::optional<steady::time_point> created = std::nullopt) {
+        auto timeout =
+            j->task.timeout_ms ? std::chrono::milliseconds(*j->task.timeout_ms) : lim.job_timeout;
+        if (!created)
+            created = steady::now() - std::chrono::duration_cast<steady::duration>(
+                                          wall::now() - j->view.created_at);
+        j->deadline = *created + timeout;
+        if (j->deadline < queue_expiry.expiry()) queue_expiry.cancel();  // re-arm earlier
+        queue.push_back(std::move(j));
+        ++queued;
+    }
+
     void pump() {
         while (!stopped && running < lim.max_running && !queue.empty()) {
             auto j = std::move(queue.front());
@@ -127,18 +208,45 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     }
 
     void launch(job_ptr j) {
-        auto timeout =
-            j->task.timeout_ms ? std::chrono::milliseconds(*j->task.timeout_ms) : lim.job_timeout;
-        j->control = std::make_unique<upstream::call_control>(steady::now() + timeout);
+        j->control = std::make_unique<upstream::call_control>(j->deadline);
         transition(*j, job_event::admit);
         ++running;
         active.insert(j);
         asio::co_spawn(ex, run(shared_from_this(), j), asio::detached);
     }
 
+    // Fails the queued jobs whose deadline passed before the gate let them in.
+    static asio::awaitable<void> expire_queued(std::shared_ptr<impl> self) {
+        while (!self->stopped) {
+            auto now = steady::now();
+            auto next = steady::time_point::max();
+            for (auto const& j : std::vector<job_ptr>(self->queue.begin(), self->queue.end())) {
+                if (j->deadline > now) {
+                    next = std::min(next, j->deadline);
+                    continue;
+                }
+                std::erase(self->queue, j);
+                --self->queued;
+                self->transition(*j, job_event::fail, [&](job& f) {
+                    f.view.error = protocol::job_error{error_kind::timeout, std::nullopt,
+                                                       self->timeout_message(f), std::nullopt};
+                });
+            }
+            self->queue_expiry.expires_at(next);
+            [[maybe_unused]] auto [waited] = co_await self->queue_expiry.async_wait(use_tuple);
+        }
+    }
+
+    std::string timeout_message(job const& j) const {
+        return fmt::format("job exceeded its timeout of {} ms",
+                           j.task.timeout_ms.value_or(lim.job_timeout.count()));
+    }
+
     static asio::awaitable<void> run(std::shared_ptr<impl> self, job_ptr j) {
+        std::optional<std::string> to_abort;
         try {
-            co_await self->run_job(j);
+            auto outcome = co_await self->run_job(j);
+            to_abort = std::move(outcome);
         } catch (...) {
             // A bug in one job must not take the daemon down, nor leave the job "running".
             self->fail(*j, {error_kind::protocol, error_phase::prompt,
@@ -146,11 +254,60 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         }
         j->control.reset();
         self->active.erase(j);
-        if (--self->running == 0 && self->idle_waiter) self->idle_waiter->cancel();
+        --self->running;
+        // The slot is free before the abort goes out: a hung upstream must not hold the gate.
+        if (to_abort) self->spawn_abort(*to_abort, j->task.directory);
+        self->wake_if_idle();
         self->pump();
     }
 
-    asio::awaitable<void> run_job(job_ptr j) {
+    // --- aborts --------------------------------------------------------------------------
+
+    // Aborts in flight, shared by the calls that wait for them (bounded) and drain().
+    struct abort_batch {
+        std::size_t left = 0;
+        asio::steady_timer done;
+        explicit abort_batch(asio::any_io_executor e) : done(std::move(e)) {}
+    };
+
+    void spawn_abort(std::string session, std::optional<std::string> directory,
+                     std::shared_ptr<abort_batch> batch = nullptr) {
+        ++aborting;
+        if (batch) ++batch->left;
+        auto call = [](std::shared_ptr<impl> self, std::string s,
+                       std::optional<std::string> d) -> asio::awaitable<void> {
+            [[maybe_unused]] auto aborted = co_await self->backend->abort(s, d);
+        };
+        asio::co_spawn(ex, call(shared_from_this(), std::move(session), std::move(directory)),
+                       [self = shared_from_this(), batch](std::exception_ptr) {
+                           --self->aborting;
+                           if (batch && --batch->left == 0) batch->done.cancel();
+                           self->wake_if_idle();
+                       });
+    }
+
+    // Sends the aborts concurrently (N hung sessions must not cost N timeouts) and waits for
+    // them at most `bound`: a caller is answered even when the upstream hangs.
+    asio::awaitable<void> abort_bounded(std::vector<job_ptr> const& jobs,
+                                        std::chrono::milliseconds bound) {
+        auto batch = std::make_shared<abort_batch>(ex);
+        for (auto const& j : jobs) spawn_abort(j->view.upstream->session, j->task.directory, batch);
+        if (batch->left == 0) co_return;
+        batch->done.expires_after(bound);
+        [[maybe_unused]] auto [waited] = co_await batch->done.async_wait(use_tuple);
+    }
+
+    // How long agents_cancel waits for its aborts, and drain() for every abort after the grace:
+    // longer than a cancel's wait, so a cancel in flight is answered before the daemon exits.
+    static constexpr std::chrono::milliseconds abort_wait_cancel{1000};
+    static constexpr std::chrono::milliseconds abort_wait_drain{1500};
+
+    void wake_if_idle() {
+        if (running == 0 && aborting == 0 && idle_waiter) idle_waiter->cancel();
+    }
+
+    // The job's upstream session to abort afterwards, if any.
+    asio::awaitable<std::optional<std::string>> run_job(job_ptr j) {
         auto& ctl = *j->control;
         asio::steady_timer deadline(ex, ctl.deadline());
         deadline.async_wait([j](boost::system::error_code ec) {
@@ -162,9 +319,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         if (!session) {
             deadline.cancel();
             end_failed(*j, session.error(), error_phase::create);
-            co_return;
+            co_return std::nullopt;
         }
-        if (j->view.state != job_state::running) co_return;  // cancelled meanwhile: final
+        if (j->view.state != job_state::running) co_return std::nullopt;  // cancelled: final
         j->view.upstream = protocol::upstream_ref{std::string(backend->name()), *session};
         jobs.bind_upstream(j, *session);
         persist(*j);
@@ -173,7 +330,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             deadline.cancel();
             end_failed(*j, {error_kind::cancelled, error_phase::create, "stopped", {}},
                        error_phase::create);
-            co_return;
+            co_return std::nullopt;
         }
 
         upstream::prompt_request preq{j->task.prompt, j->task.agent, j->task.model, j->task.system,
@@ -185,16 +342,15 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                 f.view.output = std::move(out->output);
                 f.view.truncated = out->truncated;
                 f.view.usage = out->usage;
-                f.partial.clear();
             });
-            co_return;
+            co_return std::nullopt;
         }
         end_failed(*j, out.error(), error_phase::prompt);
         // The upstream may still be working (deadline, reset, our own stop): tell it to stop.
         // A job cancelled by the caller was aborted by agents_cancel already.
         if (out.error().kind != error_kind::upstream && j->view.state != job_state::cancelled)
-            [[maybe_unused]]
-            auto aborted = co_await backend->abort(*session, j->task.directory);
+            co_return *session;
+        co_return std::nullopt;
     }
 
     // Ends a job whose upstream call failed, attributing a stop to its real cause.
@@ -203,10 +359,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             case stop_reason::cancelled:
                 return;  // already cancelled by the caller
             case stop_reason::deadline:
-                e = {error_kind::timeout, phase,
-                     fmt::format("job exceeded its timeout of {} ms",
-                                 j.task.timeout_ms.value_or(lim.job_timeout.count())),
-                     std::nullopt};
+                e = {error_kind::timeout, phase, timeout_message(j), std::nullopt};
                 break;
             case stop_reason::shutdown:
                 end_with(j, job_event::interrupt, error_kind::interrupted, phase,
@@ -219,28 +372,34 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         fail(j, e);
     }
 
-    asio::awaitable<void> abort(job_ptr j) {
-        [[maybe_unused]] auto aborted =
-            co_await backend->abort(j->view.upstream->session, j->task.directory);
-    }
-
     // --- reaper --------------------------------------------------------------------------
 
+    // Never ends before stop(): an error in one round is logged, counted and retried a second
+    // later (a reaper that died would let jobs and the database grow for good).
     static asio::awaitable<void> reap(std::shared_ptr<impl> self) {
         while (!self->stopped) {
-            auto now = steady::now();
-            while (!self->finished.empty() &&
-                   self->finished.front().first + self->lim.retention <= now) {
-                auto const& id = self->finished.front().second;
-                self->jobs.erase(id);
-                if (self->db) self->db->erase(id);
-                self->finished.pop_front();
+            try {
+                self->reap_due();
+                if (self->finished.empty())
+                    self->reaper.expires_at(steady::time_point::max());
+                else
+                    self->reaper.expires_at(self->finished.front().first + self->lim.retention);
+            } catch (std::exception const& e) {
+                ++self->reaper_errors;
+                std::cerr << "agentd: reaper: " << e.what() << "; retrying in 1 s\n";
+                self->reaper.expires_after(std::chrono::seconds(1));
             }
-            if (self->finished.empty())
-                self->reaper.expires_at(steady::time_point::max());
-            else
-                self->reaper.expires_at(self->finished.front().first + self->lim.retention);
             [[maybe_unused]] auto [waited] = co_await self->reaper.async_wait(use_tuple);
+        }
+    }
+
+    void reap_due() {
+        auto now = steady::now();
+        while (!finished.empty() && finished.front().first + lim.retention <= now) {
+            auto id = finished.front().second;
+            jobs.erase(id);
+            forget(id);
+            finished.pop_front();
         }
     }
 
@@ -252,7 +411,17 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         if (!db) return;
         auto wall_now = wall::now();
         auto steady_now = steady::now();
-        for (auto& j : db->load()) {
+        auto loaded = db->load();
+        // Finished jobs in finish order (retention and the cap follow it), then the others.
+        auto finish_key = [](job_ptr const& j) {
+            return protocol::is_terminal(j->view.state)
+                       ? j->view.finished_at.value_or(protocol::wall_time{})
+                       : protocol::wall_time::max();
+        };
+        std::stable_sort(loaded.begin(), loaded.end(), [&](job_ptr const& a, job_ptr const& b) {
+            return finish_key(a) < finish_key(b);
+        });
+        for (auto& j : loaded) {
             next_seq = std::max(next_seq, j->seq + 1);
             jobs.insert(j);
             if (j->view.upstream) jobs.bind_upstream(j, j->view.upstream->session);
@@ -260,7 +429,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                 auto age = wall_now - j->view.finished_at.value_or(wall_now);
                 retain(j->view.id, steady_now - std::chrono::duration_cast<steady::duration>(age));
             } else if (j->view.state == job_state::running && j->view.upstream) {
-                asio::co_spawn(ex, reattach(shared_from_this(), j), asio::detached);
+                asio::co_spawn(ex, reattach(shared_from_this(), j), report_failure("re-attach"));
             } else {
                 interrupt(*j, "agentd restarted before the job ran");
             }
@@ -325,7 +494,10 @@ void manager::start() {
         if (auto self = weak.lock()) self->on_delta(session, delta);
     });
     impl_->restore();
-    asio::co_spawn(impl_->ex, impl::reap(impl_), asio::detached);
+    asio::co_spawn(impl_->ex, impl::reap(impl_), impl_->report_failure("the reaper"));
+    asio::co_spawn(impl_->ex, impl::expire_queued(impl_), impl_->report_failure("queue expiry"));
+    if (impl_->db)
+        asio::co_spawn(impl_->ex, impl::flush(impl_), impl_->report_failure("the store flusher"));
 }
 
 asio::awaitable<void> manager::drain(std::chrono::milliseconds grace) {
@@ -335,15 +507,16 @@ asio::awaitable<void> manager::drain(std::chrono::milliseconds grace) {
         self->interrupt(*j, "agentd shut down before the job started");
     self->queue.clear();
     self->queued = 0;
-    // Running jobs may finish within the grace period; then they are stopped (and aborted
-    // upstream by their own coroutines) and end interrupted.
+    // Running jobs may finish within the grace period; then they are stopped and end
+    // interrupted, and their aborts get a short moment (a hung upstream must not add its request
+    // timeout to the grace), as do the aborts of agents_cancel calls, which are answered by then.
     asio::steady_timer idle(self->ex);
     self->idle_waiter = &idle;
-    for (auto deadline : {steady::now() + grace, steady::time_point::max()}) {
-        if (self->running > 0) {
+    for (auto deadline : {steady::now() + grace, steady::now() + grace + impl::abort_wait_drain}) {
+        if (self->running > 0 || self->aborting > 0) {
             idle.expires_at(deadline);
             [[maybe_unused]] auto [waited] =
-                co_await idle.async_wait(use_tuple);  // cancelled when the last job ends
+                co_await idle.async_wait(use_tuple);  // cancelled once nothing is in flight
         }
         for (auto const& j : std::vector<job_ptr>(self->active.begin(), self->active.end()))
             if (j->control) j->control->stop(stop_reason::shutdown);
@@ -356,11 +529,14 @@ void manager::stop() {
     if (impl_->stopped) return;
     impl_->stopped = true;
     impl_->reaper.cancel();
+    impl_->flusher.cancel();
+    impl_->queue_expiry.cancel();
     for (auto const& j : impl_->queue)
         impl_->end_with(*j, job_event::interrupt, error_kind::interrupted, std::nullopt,
                         "agentd shut down before the job started");
     impl_->queue.clear();
     impl_->queued = 0;
+    if (impl_->db) impl_->db->flush();  // a last try for rows a locked database held back
     // Running jobs end through their own coroutines once their sockets are closed.
     for (auto const& j : std::vector<job_ptr>(impl_->active.begin(), impl_->active.end()))
         if (j->control) j->control->stop(stop_reason::shutdown);
@@ -383,6 +559,7 @@ protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
     if (m.queued + overflow > m.lim.max_queued)
         return protocol::limit_exceeded("max_queued", static_cast<std::int64_t>(m.lim.max_queued));
 
+    auto created_at = steady::now();
     std::vector<job_ptr> created;
     created.reserve(p.tasks.size());
     for (auto const& t : p.tasks) {
@@ -393,18 +570,26 @@ protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
         j->view.depth = depth;
         j->own = o;
         j->task = t;
+        j->view.task = preview_of(t);
         j->upstream_parent = p.upstream_parent;
         j->seq = m.next_seq++;
         j->origin = origin;
         created.push_back(std::move(j));
     }
     // Durable before acknowledged; a failed write rejects the call with nothing created.
-    if (m.db) m.db->save_all(created);
+    if (m.db) {
+        try {
+            m.db->save_all(created);
+        } catch (std::exception const& e) {
+            std::cerr << "agentd: agents_start refused: " << e.what() << "\n";
+            return protocol::rpc_error{protocol::error_code::internal_error,
+                                       "the job store is unavailable", nullptr};
+        }
+    }
     for (auto const& j : created) {
         m.jobs.insert(j);
         m.notify(*j);
-        m.queue.push_back(j);
-        ++m.queued;
+        m.enqueue(j, created_at);
     }
     m.pump();
     std::vector<job_entry> out;
@@ -536,16 +721,8 @@ asio::awaitable<std::vector<job_entry>> manager::cancel(owner const& o,
         }
         out.push_back({id, j ? std::optional(j->view) : std::nullopt});
     }
-    // Aborts go out concurrently: N hung sessions must not cost N request timeouts.
-    if (!to_abort.empty()) {
-        using op = decltype(asio::co_spawn(self->ex, self->abort(to_abort[0]), asio::deferred));
-        std::vector<op> ops;
-        for (auto const& j : to_abort)
-            ops.push_back(asio::co_spawn(self->ex, self->abort(j), asio::deferred));
-        [[maybe_unused]] auto done =
-            co_await asio::experimental::make_parallel_group(std::move(ops))
-                .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
-    }
+    // Answered after the aborts, or after abort_wait_cancel when the upstream hangs.
+    if (!to_abort.empty()) co_await self->abort_bounded(to_abort, impl::abort_wait_cancel);
     co_return out;
 }
 
@@ -581,6 +758,18 @@ std::shared_ptr<void> manager::listen(job_listener listener) {
     return std::shared_ptr<void>(nullptr, [weak, it](void*) {
         if (auto self = weak.lock()) self->listeners.erase(it);
     });
+}
+
+background_stats manager::background() const {
+    background_stats out;
+    if (impl_->db) {
+        auto s = impl_->db->stats();
+        out.store_errors = s.errors;
+        out.store_pending_rows = s.pending_rows;
+    }
+    out.reaper_errors = impl_->reaper_errors;
+    out.task_errors = impl_->task_errors;
+    return out;
 }
 
 manager_stats manager::stats() const {

@@ -3,6 +3,7 @@
 // one executor, so no locks: nothing is ever held across upstream I/O.
 #pragma once
 
+#include "jobs/health.hpp"
 #include "jobs/job.hpp"
 #include "jobs/upstream/backend.hpp"
 #include "protocol/errors.hpp"
@@ -32,6 +33,7 @@ struct limits {
     std::chrono::milliseconds job_timeout{1'800'000};
     std::size_t max_output_bytes = 1 << 20;
     std::chrono::milliseconds retention{24 * 3'600'000};
+    std::size_t max_retained_jobs = 10'000;  // finished jobs kept, whatever the retention
 };
 
 // One requested job in a reply: its view, or nullopt for an id that is unknown or foreign.
@@ -104,6 +106,7 @@ class manager {
     std::shared_ptr<void> listen(job_listener listener);
 
     manager_stats stats() const;
+    background_stats background() const;
     limits const& config() const;
 
   private:

@@ -6,6 +6,11 @@
 #include <sqlite3.h>
 #include <boost/json.hpp>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <stdexcept>
@@ -124,6 +129,30 @@ struct statement {
     ~statement() { sqlite3_finalize(s); }
 };
 
+// The database holds every prompt and output: readable by the service user only. SQLite gives the
+// -wal and -shm files the mode of the database file, so creating that one 0600 covers all three;
+// files left looser by an older agentd are tightened.
+void make_private(std::filesystem::path const& file) {
+    int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return;  // sqlite3_open_v2 reports the reason
+    ::close(fd);
+    for (char const* suffix : {"", "-wal", "-shm"}) {
+        auto path = file.string() + suffix;
+        struct stat st {};
+        if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) ::chmod(path.c_str(), 0600);
+    }
+}
+
+std::shared_ptr<job const> row_of(job const& j) {
+    auto row = std::make_shared<job>();
+    row->view = j.view;
+    row->own = j.own;
+    row->task = j.task;
+    row->upstream_parent = j.upstream_parent;
+    row->seq = j.seq;
+    return row;
+}
+
 }  // namespace
 
 // SQLite's own auto-checkpoint would run inside the COMMIT that fills the WAL past 1000 pages,
@@ -140,6 +169,7 @@ struct store::checkpointer {
     std::condition_variable wake;
     bool pending = false;
     bool stopping = false;
+    std::atomic<std::uint64_t> errors{0};
     std::thread thread;
 
     explicit checkpointer(std::filesystem::path const& file) {
@@ -183,8 +213,16 @@ struct store::checkpointer {
             if (stopping) return;
             pending = false;
             lock.unlock();
-            sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+            int rc =
+                sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
             lock.lock();
+            if (rc != SQLITE_OK) {
+                // Counted and tried again in a second, not left for the next commit (which may
+                // never come) nor for the daemon's thread.
+                ++errors;
+                wake.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; });
+                pending = true;
+            }
         }
     }
 };
@@ -196,10 +234,11 @@ store::store(std::filesystem::path const& file) : file_(file) {
         db_ = nullptr;
         throw std::runtime_error(msg);
     };
+    make_private(file);
     if (sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
         SQLITE_OK)
         fail(db_ ? sqlite3_errmsg(db_) : "out of memory");
-    sqlite3_busy_timeout(db_, 2000);
+    sqlite3_busy_timeout(db_, static_cast<int>(busy_wait.count()));
     try {
         exec("PRAGMA journal_mode=WAL");
         exec("PRAGMA synchronous=NORMAL");  // with WAL: survives kill -9, fsyncs at checkpoints
@@ -277,22 +316,81 @@ void store::write(job const& j) {
             fmt::format("state database write failed: {}", sqlite3_errmsg(db_)));
 }
 
+void store::keep_pending(std::string const& id, std::shared_ptr<job const> row, store_op op,
+                         std::exception const& why) {
+    ++errors_[static_cast<std::size_t>(op)];
+    last_error_ = why.what();
+    pending_[id] = std::move(row);
+}
+
 void store::save(job const& j) {
-    write(j);
+    if (!pending_.empty()) {
+        pending_[j.view.id] = row_of(j);
+        return;
+    }
+    try {
+        write(j);
+    } catch (std::exception const& e) {
+        keep_pending(j.view.id, row_of(j), store_op::save, e);
+    }
+}
+
+void store::erase(std::string const& id) {
+    if (!pending_.empty()) {
+        pending_[id] = nullptr;
+        return;
+    }
+    try {
+        remove(id);
+    } catch (std::exception const& e) {
+        keep_pending(id, nullptr, store_op::erase, e);
+    }
+}
+
+bool store::flush() {
+    if (pending_.empty()) return true;
+    try {
+        exec("BEGIN IMMEDIATE");
+        try {
+            for (auto const& [id, row] : pending_) row ? write(*row) : remove(id);
+            exec("COMMIT");
+        } catch (...) {
+            sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+            throw;
+        }
+    } catch (std::exception const& e) {
+        ++errors_[static_cast<std::size_t>(store_op::flush)];
+        last_error_ = e.what();
+        return false;
+    }
+    pending_.clear();
+    return true;
+}
+
+store_stats store::stats() const {
+    store_stats out{errors_, pending_.size()};
+    out.errors[static_cast<std::size_t>(store_op::checkpoint)] += checkpointer_->errors.load();
+    return out;
 }
 
 void store::save_all(std::span<job_ptr const> jobs) {
-    exec("BEGIN");
+    try {
+        exec("BEGIN IMMEDIATE");
+    } catch (std::exception const&) {
+        ++errors_[static_cast<std::size_t>(store_op::start)];
+        throw;
+    }
     try {
         for (auto const& j : jobs) write(*j);
         exec("COMMIT");
     } catch (...) {
+        ++errors_[static_cast<std::size_t>(store_op::start)];
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         throw;
     }
 }
 
-void store::erase(std::string const& id) {
+void store::remove(std::string const& id) {
     statement st;
     sqlite3_prepare_v2(db_, "DELETE FROM jobs WHERE id = ?", -1, &st.s, nullptr);
     binder(st.s).text(id);
@@ -347,6 +445,8 @@ std::vector<job_ptr> store::load() const {
                                           sqlite3_column_double(s, 20)};
         }
         j->task = task_from(*column_text(s, 21));
+        j->view.task = preview_of(j->task);
+        if (protocol::is_terminal(v.state)) compact_finished(*j);  // rows of an older agentd
         j->upstream_parent = column_text(s, 22);
         out.push_back(std::move(j));
     }

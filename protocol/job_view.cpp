@@ -113,6 +113,14 @@ json::object error_json(job_error const& e, json::storage_ptr const& sp) {
     return o;
 }
 
+json::object task_json(task_preview const& t, json::storage_ptr const& sp) {
+    json::object o({{"prompt", t.prompt}}, sp);
+    if (t.agent) o["agent"] = *t.agent;
+    if (t.model) o["model"] = *t.model;
+    if (t.directory) o["directory"] = *t.directory;
+    return o;
+}
+
 std::int64_t millis_between(wall_time from, wall_time to) {
     auto d = std::chrono::duration_cast<std::chrono::milliseconds>(to - from).count();
     return d < 0 ? 0 : d;
@@ -144,17 +152,22 @@ namespace {
 // What a view without its output takes, roughly: fixed fields plus its free texts.
 std::size_t view_overhead(job_view const& v) {
     constexpr std::size_t fixed = 320;  // id, state, three times, depth, upstream, usage
-    return fixed + v.description.size() + (v.error ? v.error->message.size() : 0);
+    std::size_t task = 0;
+    if (v.task)
+        task = 64 + v.task->prompt.size() + v.task->agent.value_or("").size() +
+               v.task->model.value_or("").size() + v.task->directory.value_or("").size();
+    return fixed + task + v.description.size() + (v.error ? v.error->message.size() : 0);
 }
 
 }  // namespace
 
 json::value to_json(job_view const& v, wall_time now, json::storage_ptr sp,
                     response_budget* budget) {
-    json::object o(14, sp);  // room for every field: no growth while it fills
+    json::object o(15, sp);  // room for every field: no growth while it fills
     o["id"] = v.id;
     if (!v.description.empty()) o["description"] = v.description;
     o["state"] = to_string(v.state);
+    if (v.task) o["task"] = task_json(*v.task, sp);
     o["created_at"] = render_time(v.created_at).view();
     if (v.started_at) o["started_at"] = render_time(*v.started_at).view();
     if (v.finished_at) o["finished_at"] = render_time(*v.finished_at).view();

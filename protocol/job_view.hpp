@@ -36,6 +36,15 @@ struct job_usage {
     double cost = 0.0;
 };
 
+// What a JobView shows of the task (DESIGN §2): the prompt's first 200 characters.
+struct task_preview {
+    static constexpr std::size_t prompt_chars = 200;
+    std::string prompt;
+    std::optional<std::string> agent;
+    std::optional<std::string> model;
+    std::optional<std::string> directory;
+};
+
 struct upstream_ref {
     std::string backend;
     std::string session;
@@ -51,6 +60,7 @@ struct job_view {
     std::optional<wall_time> started_at;
     std::optional<wall_time> finished_at;
     int depth = 1;
+    std::optional<task_preview> task;
     std::optional<upstream_ref> upstream;
     std::optional<std::string> output;
     bool truncated = false;

@@ -8,6 +8,7 @@
 #include "jobs/upstream/sse.hpp"
 
 #include <gtest/gtest.h>
+#include <boost/json.hpp>
 
 #include <array>
 #include <map>
@@ -37,10 +38,10 @@ TEST(lifecycle, every_state_and_event) {
     using S = job_state;
     using E = job_event;
     std::map<std::pair<S, E>, S> const allowed{
-        {{S::queued, E::admit}, S::running},          {{S::queued, E::cancel}, S::cancelled},
-        {{S::queued, E::interrupt}, S::interrupted},  {{S::running, E::complete}, S::completed},
-        {{S::running, E::fail}, S::failed},           {{S::running, E::cancel}, S::cancelled},
-        {{S::running, E::interrupt}, S::interrupted},
+        {{S::queued, E::admit}, S::running},         {{S::queued, E::cancel}, S::cancelled},
+        {{S::queued, E::interrupt}, S::interrupted}, {{S::queued, E::fail}, S::failed},
+        {{S::running, E::complete}, S::completed},   {{S::running, E::fail}, S::failed},
+        {{S::running, E::cancel}, S::cancelled},     {{S::running, E::interrupt}, S::interrupted},
     };
     int checked = 0;
     for (auto s : all_states) {
@@ -62,11 +63,61 @@ TEST(lifecycle, every_state_and_event) {
     EXPECT_EQ(checked, 30);
 }
 
+TEST(lifecycle, a_queued_job_whose_deadline_passes_fails_without_running) {
+    EXPECT_EQ(next_state(job_state::queued, job_event::fail), job_state::failed);
+    EXPECT_FALSE(next_state(job_state::queued, job_event::complete));
+}
+
 TEST(lifecycle, terminal_states_are_final) {
     for (auto s : all_states) {
         if (!protocol::is_terminal(s)) continue;
         for (auto e : all_events) EXPECT_FALSE(next_state(s, e)) << protocol::to_string(s);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Task preview and what a finished job keeps
+// ---------------------------------------------------------------------------------------------
+
+TEST(task_preview, cuts_the_prompt_at_200_characters_not_bytes) {
+    protocol::task t;
+    std::string e_acute = "\xC3\xA9";  // one character, two bytes
+    for (int i = 0; i < 300; ++i) t.prompt += e_acute;
+    t.agent = "plan";
+    t.directory = "/src";
+    t.system = "secret system text";
+    auto p = preview_of(t);
+    EXPECT_EQ(p.prompt.size(), 400u);
+    EXPECT_EQ(p.agent, "plan");
+    EXPECT_FALSE(p.model.has_value());
+
+    protocol::job_view v;
+    v.task = p;
+    auto j = protocol::to_json(v, {}).as_object();
+    auto const& task = j.at("task").as_object();
+    EXPECT_EQ(task.at("prompt").as_string().size(), 400u);
+    EXPECT_EQ(task.at("directory"), "/src");
+    EXPECT_FALSE(task.contains("system"));
+    EXPECT_FALSE(task.contains("model"));
+
+    t.prompt = "short";
+    EXPECT_EQ(preview_of(t).prompt, "short");
+}
+
+TEST(task_preview, a_finished_job_keeps_the_preview_and_its_session_only) {
+    job j;
+    j.task.prompt = std::string(120 * 1024, 'p');
+    j.task.system = "system";
+    j.task.directory = "/src";
+    j.partial = std::string(1 << 20, 'x');
+    j.view.upstream = protocol::upstream_ref{"opencode", "ses_1"};
+    compact_finished(j);
+    EXPECT_EQ(j.task.prompt, std::string(200, 'p'));
+    EXPECT_FALSE(j.task.system.has_value());
+    EXPECT_EQ(j.task.directory, "/src");
+    EXPECT_TRUE(j.partial.empty());
+    EXPECT_EQ(j.partial.capacity(), std::string().capacity()) << "the memory is released";
+    EXPECT_EQ(j.view.upstream->session, "ses_1");  // what `continue` needs
 }
 
 // ---------------------------------------------------------------------------------------------

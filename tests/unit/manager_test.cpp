@@ -3,8 +3,11 @@
 // isolation, event-driven waits, cancel and job deadlines with upstream abort, failures kept per
 // job, peek, the retention reaper, and stop(). Every test ends by checking no work is left behind.
 #include "jobs/manager.hpp"
+#include "jobs/store.hpp"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -15,6 +18,7 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -250,9 +254,9 @@ owner const alice{"alice", "chat-1"};
 
 class manager_test : public ::testing::Test {
   protected:
-    void make(limits lim = {}) {
+    void make(limits lim = {}, store* db = nullptr) {
         auto be = std::make_unique<fake_backend>(ioc_.get_executor(), st_);
-        mgr_ = std::make_unique<manager>(ioc_.get_executor(), lim, std::move(be));
+        mgr_ = std::make_unique<manager>(ioc_.get_executor(), lim, std::move(be), db);
         mgr_->start();
     }
 
@@ -1260,6 +1264,116 @@ TEST_F(manager_test, peek_falls_back_to_read_partial_without_deltas) {
     });
 }
 
+TEST_F(manager_test, job_timeout_counts_queue_time_and_fails_a_queued_job) {
+    limits lim;
+    lim.max_running = 1;
+    make(lim);
+    script("blocker").prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto blocker = start(alice, {"blocker"});
+        auto p = tasks({"late"});
+        p.tasks[0].timeout_ms = 50;
+        auto r = mgr_->start_jobs(alice, p);
+        CO_ASSERT_TRUE(r.has_value());
+        auto id = r->at(0).id;
+        EXPECT_EQ(state(id), job_state::queued);
+        auto t0 = steady::now();
+        auto wp = wait_for({id}, 5s);
+        auto w = co_await mgr_->wait(alice, wp);
+        EXPECT_LT(steady::now() - t0, 1s);
+        auto const& v = *w.jobs.at(0).view;
+        EXPECT_EQ(v.state, job_state::failed);
+        CO_ASSERT_TRUE(v.error.has_value());
+        EXPECT_EQ(v.error->kind, error_kind::timeout);
+        EXPECT_FALSE(v.error->phase.has_value());
+        EXPECT_NE(v.error->message.find("50 ms"), std::string::npos) << v.error->message;
+        EXPECT_FALSE(v.started_at.has_value());
+        EXPECT_EQ(mgr_->stats().queued, 0u);
+        EXPECT_EQ(st_->creates, std::vector<std::string>{"blocker"}) << "it never launched";
+        // The gate still works: once the blocker ends, nothing stale is launched.
+        st_->release("prompt:blocker");
+        auto idle = [&] { return mgr_->stats().running == 0; };
+        CO_ASSERT_TRUE(co_await until(idle));
+        EXPECT_EQ(st_->creates.size(), 1u);
+    });
+}
+
+TEST_F(manager_test, a_launched_job_keeps_the_deadline_of_its_creation) {
+    limits lim;
+    lim.max_running = 1;
+    make(lim);
+    script("first").prompt.latency = 60ms;
+    script("second").prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        start(alice, {"first"});
+        auto p = tasks({"second"});
+        p.tasks[0].timeout_ms = 100;  // 60 ms of it pass in the queue
+        auto r = mgr_->start_jobs(alice, p);
+        CO_ASSERT_TRUE(r.has_value());
+        auto created = steady::now();
+        auto wp = wait_for({r->at(0).id}, 5s);
+        auto w = co_await mgr_->wait(alice, wp);
+        auto took = steady::now() - created;
+        EXPECT_EQ(w.jobs.at(0).view->state, job_state::failed);
+        EXPECT_EQ(w.jobs.at(0).view->error->kind, error_kind::timeout);
+        EXPECT_GE(took, 90ms);
+        EXPECT_LT(took, 150ms) << "the deadline restarted at launch";
+    });
+}
+
+TEST_F(manager_test, a_hung_post_failure_abort_does_not_hold_a_launch_slot) {
+    limits lim;
+    lim.max_running = 1;
+    make(lim);
+    st_->abort_latency = 5s;  // the upstream hangs on abort
+    script("reset").prompt.error = upstream::upstream_error{
+        error_kind::transport, error_phase::prompt, "connection reset", std::nullopt};
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"reset", "next"});
+        auto next_done = wait_for({ids[1]}, 3s);
+        auto w = co_await mgr_->wait(alice, next_done);
+        EXPECT_TRUE(w.done) << "the queued job waited behind the abort";
+        EXPECT_EQ(state(ids[1]), job_state::completed);
+        EXPECT_EQ(st_->aborts.size(), 1u);
+    });
+}
+
+TEST_F(manager_test, cancel_answers_within_a_second_when_the_abort_hangs) {
+    make();
+    st_->abort_latency = 5s;
+    script("held").prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"held"});
+        auto launched = [&] { return st_->pending("prompt:held"); };
+        CO_ASSERT_TRUE(co_await until(launched));
+        auto t0 = steady::now();
+        auto cp = cancel_of(ids);
+        auto out = co_await mgr_->cancel(alice, cp);
+        auto took = steady::now() - t0;
+        EXPECT_GE(took, 900ms);
+        EXPECT_LT(took, 2s);
+        EXPECT_EQ(out.at(0).view->state, job_state::cancelled);
+        EXPECT_EQ(st_->aborts.size(), 1u);
+    });
+}
+
+TEST_F(manager_test, drain_bounds_the_wait_for_hung_aborts_after_the_grace) {
+    make();
+    st_->abort_latency = 30s;
+    script("long").prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"long"});
+        auto launched = [&] { return st_->pending("prompt:long"); };
+        CO_ASSERT_TRUE(co_await until(launched));
+        auto t0 = steady::now();
+        co_await mgr_->drain(100ms);
+        auto took = steady::now() - t0;
+        EXPECT_LT(took, 3s) << "the drain waited for the upstream's abort";
+        EXPECT_EQ(state(ids[0]), job_state::interrupted);
+        EXPECT_EQ(st_->aborts.size(), 1u);
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Retention
 // ---------------------------------------------------------------------------------------------
@@ -1294,6 +1408,76 @@ TEST_F(manager_test, reaper_removes_finished_jobs_after_retention_from_finish) {
         auto gone2 = [&] { return mgr_->stats().jobs == 0; };
         CO_ASSERT_TRUE(co_await until(gone2, 2s));
         EXPECT_TRUE(mgr_->status(alice, {}).empty());
+    });
+}
+
+// A state database in a fresh temp dir, and a second connection that can hold its write lock.
+class locked_store {
+  public:
+    locked_store()
+        : dir_(std::filesystem::temp_directory_path() /
+               ("agentd-manager-" + std::to_string(::getpid()))) {
+        std::filesystem::remove_all(dir_);
+        std::filesystem::create_directories(dir_);
+        db_ = std::make_unique<store>(dir_ / "agentd.db");
+        EXPECT_EQ(sqlite3_open((dir_ / "agentd.db").c_str(), &other_), SQLITE_OK);
+    }
+    ~locked_store() {
+        unlock();
+        sqlite3_close(other_);
+        db_.reset();
+        std::filesystem::remove_all(dir_);
+    }
+    store& db() { return *db_; }
+    void lock() { EXPECT_EQ(sqlite3_exec(other_, "BEGIN IMMEDIATE", 0, 0, 0), SQLITE_OK); }
+    void unlock() { sqlite3_exec(other_, "ROLLBACK", 0, 0, 0); }
+
+  private:
+    std::filesystem::path dir_;
+    std::unique_ptr<store> db_;
+    sqlite3* other_ = nullptr;
+};
+
+TEST_F(manager_test, reaper_survives_a_locked_store_and_reaps_later) {
+    locked_store s;
+    limits lim;
+    lim.retention = 30ms;
+    make(lim, &s.db());
+    run([&]() -> asio::awaitable<void> {
+        auto first = start(alice, {"one"});
+        s.lock();  // the job's completion and its reaping cannot be written now
+        auto gone = [&] { return !view(alice, first[0]).has_value(); };
+        CO_ASSERT_TRUE(co_await until(gone, 2s));
+        EXPECT_GT(mgr_->background().store_pending_rows, 0u);
+        EXPECT_GT(mgr_->background().store_errors[static_cast<int>(store_op::save)] +
+                      mgr_->background().store_errors[static_cast<int>(store_op::erase)],
+                  0u);
+
+        s.unlock();
+        auto second = start(alice, {"two"});
+        auto gone2 = [&] { return !view(alice, second[0]).has_value(); };
+        bool reaped = co_await until(gone2, 2s);
+        CO_ASSERT_TRUE(reaped);  // else the reaper died
+        auto flushed = [&] { return mgr_->background().store_pending_rows == 0; };
+        bool written = co_await until(flushed, 3s);
+        CO_ASSERT_TRUE(written);  // else the pending rows were never retried
+    });
+    EXPECT_TRUE(s.db().load().empty()) << "reaped jobs left in the database";
+}
+
+TEST_F(manager_test, start_is_refused_whole_while_the_store_is_locked) {
+    locked_store s;
+    make({}, &s.db());
+    run([&]() -> asio::awaitable<void> {
+        s.lock();
+        auto r = mgr_->start_jobs(alice, tasks({"a", "b"}));
+        CO_ASSERT_TRUE(!r.has_value());
+        EXPECT_EQ(r.error().code, protocol::error_code::internal_error);
+        EXPECT_EQ(r.error().message, "the job store is unavailable");
+        EXPECT_EQ(mgr_->stats().jobs, 0u);
+        EXPECT_TRUE(st_->creates.empty());
+        s.unlock();
+        co_return;
     });
 }
 

@@ -1,0 +1,15 @@
+// Start-up checks of what the state dir holds (DESIGN §6): the directory must not be writable by
+// anybody else, and the token must be a regular file of ours that nobody else can read (0600, or
+// 0640 with the `agentd` group of the system service). Each failure throws a message that names
+// the path, what is wrong and how to fix it.
+#pragma once
+
+#include <filesystem>
+
+namespace agentd::daemon {
+
+void verify_state_dir(std::filesystem::path const& dir);
+// A token file that does not exist yet passes: agentd creates it 0600.
+void verify_token_file(std::filesystem::path const& file);
+
+}  // namespace agentd::daemon

@@ -1,0 +1,24 @@
+// How the jobs layer's background work fares, as /metrics shows it: store failures by operation,
+// rows waiting to be written, and errors the reaper and other background tasks survived. Plain
+// data without Asio, so the metrics code can include it.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+namespace agentd::jobs {
+
+// What failed, as the `op` label of agentd_store_errors_total.
+enum class store_op { start, save, erase, flush, checkpoint };
+inline constexpr std::array<char const*, 5> store_op_names{"start", "save", "erase", "flush",
+                                                           "checkpoint"};
+
+struct background_stats {
+    std::array<std::uint64_t, store_op_names.size()> store_errors{};  // indexed by store_op
+    std::size_t store_pending_rows = 0;
+    std::uint64_t reaper_errors = 0;
+    std::uint64_t task_errors = 0;  // re-attach and other detached tasks
+};
+
+}  // namespace agentd::jobs
