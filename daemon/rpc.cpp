@@ -56,7 +56,7 @@ json::array render(std::vector<jobs::session_job> const& listed, json::storage_p
 json::object render_peek(jobs::peek_outcome const& out, json::storage_ptr const& sp,
                          response_budget& budget) {
     json::object result({{"job", render({out.job}, sp, budget).at(0)}}, sp);
-    if (budget.take(protocol::json_string_size(out.partial_output))) {
+    if (budget.take_json_string(out.partial_output)) {
         result["partial_output"] = out.partial_output;
     } else {
         result["partial_output"] = "";

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -52,6 +53,38 @@ struct upstream_ref {
 
 using wall_time = std::chrono::system_clock::time_point;
 
+// A job's output, shared rather than copied: every copy of a view (status and wait replies,
+// events, listings) refers to one immutable text, so a batch of 64 status calls on 1 MB outputs
+// copies pointers, not 512 MB. Reads like std::optional<std::string>.
+class shared_text {
+  public:
+    shared_text() = default;
+    shared_text(std::nullopt_t) {}
+    shared_text(std::string text) : text_(std::make_shared<std::string const>(std::move(text))) {}
+    shared_text(char const* text) : shared_text(std::string(text)) {}
+    shared_text(std::optional<std::string> text) {
+        if (text) text_ = std::make_shared<std::string const>(std::move(*text));
+    }
+
+    bool has_value() const { return text_ != nullptr; }
+    explicit operator bool() const { return has_value(); }
+    std::string const& operator*() const { return *text_; }
+    std::string const* operator->() const { return text_.get(); }
+    std::string const& value() const {
+        if (!text_) throw std::bad_optional_access();
+        return *text_;
+    }
+    void reset() { text_.reset(); }
+
+    friend bool operator==(shared_text const& a, std::string_view b) {
+        return a.text_ && *a.text_ == b;
+    }
+    friend bool operator==(shared_text const& a, std::nullopt_t) { return !a.text_; }
+
+  private:
+    std::shared_ptr<std::string const> text_;
+};
+
 struct job_view {
     std::string id;
     std::string description;  // omitted when empty
@@ -62,7 +95,7 @@ struct job_view {
     int depth = 1;
     std::optional<task_preview> task;
     std::optional<upstream_ref> upstream;
-    std::optional<std::string> output;
+    shared_text output;
     bool truncated = false;
     std::optional<job_error> error;
     std::optional<job_usage> usage;
@@ -76,6 +109,8 @@ class response_budget {
     explicit response_budget(std::size_t bytes) : left_(bytes) {}
     // Spends `bytes` for text that must fit (true), or nothing when it would not (false).
     bool take(std::size_t bytes);
+    // take() for `text` as a JSON string; text that cannot fit is refused without a scan.
+    bool take_json_string(std::string_view text);
     // Spends what a response carries anyway (ids, states, times); never refuses.
     void spend(std::size_t bytes) { left_ -= std::min(left_, bytes); }
 
