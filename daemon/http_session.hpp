@@ -1,6 +1,6 @@
 // One HTTP connection: the coroutine that owns the socket, reads requests under a deadline,
-// applies the Host/Origin/token guards and routes /rpc, /ws, /mcp, /metrics and /healthz.
-// Included by server.cpp only.
+// admits each through the route table (routes.hpp) and serves /rpc, /ws, /mcp, /metrics,
+// /healthz and /ui. Included by server.cpp only.
 #pragma once
 
 #include "daemon/mcp_registry.hpp"

@@ -5,7 +5,7 @@
 #pragma once
 
 #include "daemon/request_reader.hpp"
-#include "daemon/server.hpp"
+#include "daemon/server_options.hpp"
 
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>

@@ -4,33 +4,16 @@
 #pragma once
 
 #include "daemon/rpc.hpp"
+#include "daemon/server_options.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 
-#include <chrono>
-#include <cstddef>
 #include <memory>
 #include <optional>
 #include <string>
-#include <vector>
+#include <string_view>
 
 namespace agentd::daemon {
-
-struct server_options {
-    std::vector<std::string> listen;
-    std::optional<std::string> token;  // nullopt: auth = none
-    std::vector<std::string> allowed_hosts;
-    std::vector<std::string> allowed_origins;
-    std::size_t max_body_bytes = 1 << 20;
-    std::size_t max_connections = 1024;
-    std::chrono::milliseconds read_timeout{30'000};
-    std::size_t ws_max_outbox_bytes = 8 << 20;  // unsent WebSocket bytes before disconnecting
-    std::chrono::milliseconds ws_idle_timeout{300'000};  // a ping at half, closed at the end
-    std::vector<int> inherited_fds;       // systemd socket activation: used instead of `listen`
-    std::size_t max_mcp_sessions = 1024;  // per principal
-    // A new connection's first request head must come sooner: idle sockets cannot hold slots.
-    std::chrono::milliseconds first_request_timeout{5'000};
-};
 
 class server {
   public:
