@@ -62,6 +62,16 @@ std::unique_ptr<jobs::upstream::backend> make_backend(boost::asio::any_io_execut
     return jobs::upstream::make_opencode_backend(std::move(ex), std::move(oc));
 }
 
+// DESIGN §7: restored jobs are settled before any client can see them, so the listeners accept
+// only once recovery is done (bounded, so an unreachable upstream cannot keep agentd closed).
+boost::asio::awaitable<void> serve_after_recovery(jobs::manager& manager, daemon::server& srv,
+                                                  bool const& stopping) {
+    co_await manager.recover(std::chrono::seconds(5));
+    if (stopping) co_return;
+    srv.start();
+    daemon::notify_service_manager("READY=1");
+}
+
 // The graceful path: jobs drain (persisted as they end), connections finish their answers.
 boost::asio::awaitable<void> shutdown(boost::asio::io_context& ioc, jobs::manager& manager,
                                       daemon::server& srv, boost::asio::signal_set& signals,
@@ -107,13 +117,14 @@ int run(daemon::config const& c) {
     daemon::server srv(ioc.get_executor(), so, rpc);
     srv.open();
     manager.start();
-    srv.start();
-    daemon::notify_service_manager("READY=1");
+    bool stopping = false;
+    boost::asio::co_spawn(ioc, serve_after_recovery(manager, srv, stopping), boost::asio::detached);
     daemon::watchdog alive(ioc.get_executor());
 
     signals.async_wait([&](boost::system::error_code ec, int sig) {
         if (ec) return;
         std::cerr << "agentd: signal " << sig << ", draining (again to exit at once)\n";
+        stopping = true;
         daemon::notify_service_manager("STOPPING=1");
         // The store is consistent after every write, so a second signal may simply leave.
         signals.async_wait([](boost::system::error_code again, int second) {

@@ -70,7 +70,22 @@ class timed final : public up::backend {
         co_return out;
     }
 
-    void start(up::delta_sink sink) override { inner_->start(std::move(sink)); }
+    asio::awaitable<up::up_result<std::optional<std::set<std::string>>>> busy_sessions() override {
+        call_timer t(m_, upstream_call::recover);
+        auto out = co_await inner_->busy_sessions();
+        co_return out;
+    }
+
+    asio::awaitable<up::up_result<up::prompt_outcome>> follow(
+        std::string const& session, std::optional<std::string> const& directory,
+        up::call_control& ctl) override {
+        auto out = co_await inner_->follow(session, directory, ctl);
+        co_return out;
+    }
+
+    void start(up::delta_sink sink, up::live_check live) override {
+        inner_->start(std::move(sink), std::move(live));
+    }
     void stop() override { inner_->stop(); }
 
   private:

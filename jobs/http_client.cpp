@@ -1,7 +1,11 @@
-// Implementation of the upstream HTTP pool: idle keep-alive streams are reused; a request that
-// fails on a reused stream before any response byte (the server closed it while idle) is
-// retried once on a fresh connection, so stale keep-alive never surfaces as a job failure.
+// Implementation of the upstream HTTP pool: idle keep-alive streams are reused after a check
+// (idle age, and a peek that finds no EOF or stray bytes); a request is re-sent on a fresh
+// connection only when it is a GET: a POST (session, prompt) may have reached the upstream even
+// when the connection failed at once, and re-sending it would run the prompt twice. Replies are
+// read through a bounded buffer (jobs/bounded_read.hpp).
 #include "jobs/http_client.hpp"
+
+#include "jobs/bounded_read.hpp"
 
 #include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
@@ -14,6 +18,9 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/throw_exception.hpp>
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <stdexcept>
 #include <vector>
 
@@ -68,12 +75,25 @@ std::string url_encode(std::string_view s) {
     return out;
 }
 
+// A keep-alive stream waiting for its next request, and since when.
+struct pooled {
+    std::unique_ptr<beast::tcp_stream> stream;
+    std::chrono::steady_clock::time_point since;
+};
+
+// Upstreams close idle keep-alive connections after a few seconds (Node 5 s); one older than
+// this may be closed by the server just as a request goes out on it, so it is not reused.
+constexpr auto max_idle_age = std::chrono::seconds(2);
+
 struct http_pool::impl {
     asio::any_io_executor ex;
     origin target;
     std::optional<std::string> auth;
     std::size_t max_idle;
-    std::vector<std::unique_ptr<beast::tcp_stream>> idle;
+    std::vector<pooled> idle;
+
+    // The newest idle stream that is still usable; stale ones are closed on the way.
+    std::unique_ptr<beast::tcp_stream> take_idle();
 };
 
 http_pool::http_pool(asio::any_io_executor ex, origin o, std::optional<std::string> basic_auth,
@@ -91,6 +111,28 @@ std::string const* http_pool::authorization() const {
 }
 void http_pool::close_idle() {
     impl_->idle.clear();
+}
+
+namespace {
+
+// A pooled stream is usable when the server has neither closed it (EOF, reset) nor sent bytes
+// nobody asked for: a non-blocking peek finds nothing to read.
+bool still_open(beast::tcp_stream& s) {
+    char byte;
+    auto n = ::recv(s.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+}  // namespace
+
+std::unique_ptr<beast::tcp_stream> http_pool::impl::take_idle() {
+    auto const now = std::chrono::steady_clock::now();
+    while (!idle.empty()) {
+        auto p = std::move(idle.back());
+        idle.pop_back();
+        if (now - p.since < max_idle_age && still_open(*p.stream)) return std::move(p.stream);
+    }
+    return nullptr;
 }
 
 namespace {
@@ -115,9 +157,26 @@ http_failure classify(beast::error_code ec, upstream::call_control* ctl, bool co
     if (ctl && ctl->stopped() != upstream::stop_reason::none)
         return {http_failure::kind::stopped, "stopped"};
     if (ec == beast::error::timeout) return {http_failure::kind::timeout, "deadline exceeded"};
-    if (ec == http::error::body_limit) return {http_failure::kind::too_large, "response too large"};
+    if (reply_too_large(ec)) return {http_failure::kind::too_large, "response too large"};
     if (connecting) return {http_failure::kind::connect, "connect: " + ec.message()};
     return {http_failure::kind::transport, ec.message()};
+}
+
+// Reads one whole reply through a buffer of at most read_buffer_bytes, counting its framing
+// (bounded_read.hpp); returns the error and whether any byte of the reply arrived.
+asio::awaitable<std::pair<beast::error_code, bool>> read_reply(
+    beast::tcp_stream& stream, http::response_parser<http::string_body>& parser) {
+    beast::flat_buffer buf(read_buffer_bytes);
+    framing_meter meter;
+    while (!parser.is_done()) {
+        auto const body_before = parser.is_header_done() ? parser.get().body().size() : 0;
+        auto [ec, n] = co_await http::async_read_some(stream, buf, parser, use_tuple);
+        if (ec) co_return std::pair{ec, parser.got_some() || n > 0};
+        auto const body_after = parser.is_header_done() ? parser.get().body().size() : 0;
+        if (!meter.add(n, body_after - body_before))
+            co_return std::pair{beast::error_code(http::error::buffer_overflow), true};
+    }
+    co_return std::pair{beast::error_code{}, true};
 }
 
 }  // namespace
@@ -138,18 +197,14 @@ asio::awaitable<http_result> http_pool::request(http_request req) {
     msg.keep_alive(true);
     msg.prepare_payload();
 
+    // Only a GET may be sent twice: see the comment at the top.
+    bool const may_resend = msg.method() == http::verb::get;
     for (int round = 0;; ++round) {
         if (req.control && req.control->stopped() != upstream::stop_reason::none)
             co_return http_failure{http_failure::kind::stopped, "stopped"};
-        std::unique_ptr<beast::tcp_stream> stream;
-        bool reused = false;
-        if (round == 0 && !p.idle.empty()) {
-            stream = std::move(p.idle.back());
-            p.idle.pop_back();
-            reused = true;
-        } else {
-            stream = std::make_unique<beast::tcp_stream>(p.ex);
-        }
+        auto stream = round == 0 ? p.take_idle() : nullptr;
+        bool const reused = stream != nullptr;
+        if (!stream) stream = std::make_unique<beast::tcp_stream>(p.ex);
         stop_guard guard(req.control, *stream);
         stream->expires_at(req.deadline);
         if (!reused) {
@@ -162,16 +217,15 @@ asio::awaitable<http_result> http_pool::request(http_request req) {
         }
         auto [wec, wn] = co_await http::async_write(*stream, msg, use_tuple);
         if (wec) {
-            if (reused) continue;
+            if (reused && may_resend) continue;
             co_return classify(wec, req.control, false);
         }
-        beast::flat_buffer buf;
         http::response_parser<http::string_body> parser;
         parser.body_limit(req.max_body);
-        auto [rec, rn] = co_await http::async_read(*stream, buf, parser, use_tuple);
+        auto [rec, got_some] = co_await read_reply(*stream, parser);
         if (rec) {
-            bool nothing_read = rn == 0 && !parser.got_some();
-            if (reused && nothing_read &&
+            // A server that closed the idle connection as the GET went out answers nothing.
+            if (reused && may_resend && !got_some &&
                 (rec == http::error::end_of_stream || rec == asio::error::connection_reset ||
                  rec == asio::error::eof))
                 continue;
@@ -182,7 +236,7 @@ asio::awaitable<http_result> http_pool::request(http_request req) {
                          std::move(res.body())};
         if (res.keep_alive() && p.idle.size() < p.max_idle) {
             stream->expires_never();
-            p.idle.push_back(std::move(stream));
+            p.idle.push_back({std::move(stream), std::chrono::steady_clock::now()});
         }
         co_return reply;
     }

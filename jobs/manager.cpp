@@ -60,6 +60,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     bool draining = false;                      // no new jobs; running ones may finish
     asio::steady_timer* idle_waiter = nullptr;  // drain() waits on it: nothing running, aborting
     bool stopped = false;
+    // Restored running jobs whose fate (re-attached, finished, interrupted) is not decided yet.
+    std::unordered_set<job_ptr> unsettled;
+    asio::steady_timer settled;  // recover() waits on it; cancelled once unsettled is empty
 
     impl(asio::any_io_executor e, limits l, std::unique_ptr<upstream::backend> b, store* s)
         : ex(std::move(e)),
@@ -68,7 +71,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
           reaper(ex),
           flusher(ex),
           queue_expiry(ex),
-          db(s) {}
+          db(s),
+          settled(ex) {}
 
     // Writes the job's row before the change is acknowledged. A failed write stays pending in
     // the store (write-behind) and the flusher retries it: the daemon keeps serving from memory
@@ -242,11 +246,17 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                            j.task.timeout_ms.value_or(lim.job_timeout.count()));
     }
 
-    static asio::awaitable<void> run(std::shared_ptr<impl> self, job_ptr j) {
+    // `attached`: a job restored after a restart whose upstream turn still runs (follow it).
+    static asio::awaitable<void> run(std::shared_ptr<impl> self, job_ptr j, bool attached = false) {
         std::optional<std::string> to_abort;
         try {
-            auto outcome = co_await self->run_job(j);
-            to_abort = std::move(outcome);
+            if (attached) {
+                auto outcome = co_await self->follow_job(j);
+                to_abort = std::move(outcome);
+            } else {
+                auto outcome = co_await self->run_job(j);
+                to_abort = std::move(outcome);
+            }
         } catch (...) {
             // A bug in one job must not take the daemon down, nor leave the job "running".
             self->fail(*j, {error_kind::protocol, error_phase::prompt,
@@ -337,20 +347,26 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                                       j->task.directory};
         auto out = co_await backend->prompt(*session, preq, ctl);
         deadline.cancel();
+        co_return end_turn(j, std::move(out));
+    }
+
+    // Ends a running job with its turn's outcome. A failure other than the upstream's own
+    // leaves the upstream possibly still working: the session to abort once the slot is free.
+    std::optional<std::string> end_turn(job_ptr const& j,
+                                        upstream::up_result<upstream::prompt_outcome> out) {
         if (out) {
             transition(*j, job_event::complete, [&](job& f) {
                 f.view.output = std::move(out->output);
                 f.view.truncated = out->truncated;
                 f.view.usage = out->usage;
             });
-            co_return std::nullopt;
+            return std::nullopt;
         }
         end_failed(*j, out.error(), error_phase::prompt);
-        // The upstream may still be working (deadline, reset, our own stop): tell it to stop.
         // A job cancelled by the caller was aborted by agents_cancel already.
         if (out.error().kind != error_kind::upstream && j->view.state != job_state::cancelled)
-            co_return *session;
-        co_return std::nullopt;
+            return j->view.upstream->session;
+        return std::nullopt;
     }
 
     // Ends a job whose upstream call failed, attributing a stop to its real cause.
@@ -406,7 +422,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     // --- restart -------------------------------------------------------------------------
 
     // Jobs from the store: finished ones as they were (retention counts from their finish),
-    // unfinished ones re-attached to their upstream session or marked interrupted.
+    // queued ones back in the queue, running ones left to settle() (DESIGN §7).
     void restore() {
         if (!db) return;
         auto wall_now = wall::now();
@@ -428,8 +444,10 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             if (protocol::is_terminal(j->view.state)) {
                 auto age = wall_now - j->view.finished_at.value_or(wall_now);
                 retain(j->view.id, steady_now - std::chrono::duration_cast<steady::duration>(age));
+            } else if (j->view.state == job_state::queued) {
+                enqueue(j);  // it never started: it runs after the restart
             } else if (j->view.state == job_state::running && j->view.upstream) {
-                asio::co_spawn(ex, reattach(shared_from_this(), j), report_failure("re-attach"));
+                unsettled.insert(j);
             } else {
                 interrupt(*j, "agentd restarted before the job ran");
             }
@@ -440,26 +458,80 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         end_with(j, job_event::interrupt, error_kind::interrupted, std::nullopt, std::move(why));
     }
 
-    static asio::awaitable<void> reattach(std::shared_ptr<impl> self, job_ptr j) {
-        auto const& session = j->view.upstream->session;
-        auto outcome = co_await self->backend->recover(session, j->task.directory);
-        if (outcome && *outcome) {
-            self->transition(*j, job_event::complete, [&](job& f) {
-                f.view.output = std::move((*outcome)->output);
-                f.view.truncated = (*outcome)->truncated;
-                f.view.usage = (*outcome)->usage;
-            });
-        } else if (!outcome && outcome.error().kind == error_kind::upstream) {
-            self->fail(*j, outcome.error());
-        } else {
-            // Still running upstream (or unknown): nobody would collect it, so stop it there.
-            self->interrupt(*j, "agentd restarted while the job ran");
-            [[maybe_unused]] auto aborted =
-                co_await self->backend->abort(session, j->task.directory);
+    // Decides every restored running job: still busy upstream → followed live; finished
+    // meanwhile → its result; anything else → interrupted and aborted upstream.
+    static asio::awaitable<void> settle(std::shared_ptr<impl> self) {
+        auto busy = co_await self->backend->busy_sessions();
+        for (auto const& j : std::vector<job_ptr>(self->unsettled.begin(), self->unsettled.end())) {
+            if (!self->unsettled.contains(j)) continue;  // the bound passed meanwhile
+            auto const session = j->view.upstream->session;
+            if (busy && *busy && (*busy)->contains(session)) {
+                self->settle_one(j);
+                self->attach(j);
+                continue;
+            }
+            auto outcome = co_await self->backend->recover(session, j->task.directory);
+            if (!self->unsettled.contains(j)) continue;
+            self->settle_one(j);
+            if (outcome && *outcome) {
+                self->transition(*j, job_event::complete, [&](job& f) {
+                    f.view.output = std::move((*outcome)->output);
+                    f.view.truncated = (*outcome)->truncated;
+                    f.view.usage = (*outcome)->usage;
+                });
+            } else if (!outcome && outcome.error().kind == error_kind::upstream) {
+                self->fail(*j, outcome.error());
+            } else {
+                self->interrupt_restored(j);
+            }
         }
     }
 
+    void settle_one(job_ptr const& j) {
+        unsettled.erase(j);
+        if (unsettled.empty()) settled.cancel();
+    }
+
+    // Nobody would collect the turn: stop it upstream too.
+    void interrupt_restored(job_ptr const& j) {
+        interrupt(*j, "agentd restarted while the job ran");
+        spawn_abort(j->view.upstream->session, j->task.directory);
+    }
+
+    // Runs a restored job again as a running one that follows its upstream turn; its deadline
+    // still counts from its creation (DESIGN §3).
+    void attach(job_ptr const& j) {
+        auto timeout =
+            j->task.timeout_ms ? std::chrono::milliseconds(*j->task.timeout_ms) : lim.job_timeout;
+        auto created = steady::now() - std::chrono::duration_cast<steady::duration>(
+                                           wall::now() - j->view.created_at);
+        j->deadline = created + timeout;
+        j->control = std::make_unique<upstream::call_control>(j->deadline);
+        ++running;
+        active.insert(j);
+        asio::co_spawn(ex, run(shared_from_this(), j, true), asio::detached);
+    }
+
+    // The upstream session to abort afterwards, if any (as run_job).
+    asio::awaitable<std::optional<std::string>> follow_job(job_ptr j) {
+        auto& ctl = *j->control;
+        asio::steady_timer deadline(ex, ctl.deadline());
+        deadline.async_wait([j](boost::system::error_code ec) {
+            if (!ec && j->control) j->control->stop(stop_reason::deadline);
+        });
+        auto out = co_await backend->follow(j->view.upstream->session, j->task.directory, ctl);
+        deadline.cancel();
+        co_return end_turn(j, std::move(out));
+    }
+
     // --- peek text from the event stream ------------------------------------------------
+
+    // Whether `session` is the upstream session of a running job (the event stream keeps
+    // state only for those).
+    bool is_live(std::string_view session) const {
+        auto j = jobs.find_by_upstream(std::string(session));
+        return j && j->view.state == job_state::running;
+    }
 
     void on_delta(std::string_view session, std::string_view delta) {
         auto j = jobs.find_by_upstream(std::string(session));
@@ -490,14 +562,35 @@ limits const& manager::config() const {
 
 void manager::start() {
     std::weak_ptr<impl> weak = impl_;
-    impl_->backend->start([weak](std::string_view session, std::string_view delta) {
-        if (auto self = weak.lock()) self->on_delta(session, delta);
-    });
+    impl_->backend->start(
+        [weak](std::string_view session, std::string_view delta) {
+            if (auto self = weak.lock()) self->on_delta(session, delta);
+        },
+        [weak](std::string_view session) {
+            auto self = weak.lock();
+            return self && self->is_live(session);
+        });
     impl_->restore();
     asio::co_spawn(impl_->ex, impl::reap(impl_), impl_->report_failure("the reaper"));
     asio::co_spawn(impl_->ex, impl::expire_queued(impl_), impl_->report_failure("queue expiry"));
     if (impl_->db)
         asio::co_spawn(impl_->ex, impl::flush(impl_), impl_->report_failure("the store flusher"));
+}
+
+asio::awaitable<void> manager::recover(std::chrono::milliseconds bound) {
+    auto self = impl_;
+    if (!self->unsettled.empty()) {
+        asio::co_spawn(self->ex, impl::settle(self), [self](std::exception_ptr) {
+            // A failure to settle leaves the rest to the bound below.
+            self->settled.cancel();
+        });
+        self->settled.expires_after(bound);
+        [[maybe_unused]] auto [waited] = co_await self->settled.async_wait(use_tuple);
+        for (auto const& j : std::vector<job_ptr>(self->unsettled.begin(), self->unsettled.end()))
+            self->interrupt_restored(j);
+        self->unsettled.clear();
+    }
+    self->pump();  // restored queued jobs
 }
 
 asio::awaitable<void> manager::drain(std::chrono::milliseconds grace) {

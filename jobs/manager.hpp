@@ -76,7 +76,10 @@ class manager {
     manager& operator=(manager const&) = delete;
 
     void start();  // restores stored jobs, starts the event stream and the reaper
-    void stop();   // stops timers and the backend's background work
+    // After start(): settles the restored jobs (DESIGN §7) within `bound` — running ones
+    // re-attached live, finished or interrupted; queued ones launch. Listeners accept after it.
+    boost::asio::awaitable<void> recover(std::chrono::milliseconds bound);
+    void stop();  // stops timers and the backend's background work
     // The graceful path (SIGTERM): no new jobs, queued ones end interrupted, running ones may
     // finish within `grace`, then are stopped, aborted upstream and end interrupted; then stop().
     boost::asio::awaitable<void> drain(std::chrono::milliseconds grace);

@@ -5,7 +5,7 @@
 //
 // How the manager drives a backend. Everything runs on one executor (no locks); different
 // jobs' calls interleave freely, and a cancel's abort may run while its stopped prompt unwinds.
-//   start(sink)       once, before any job: keep the sink (and start any background stream).
+//   start(sink, live) once, before any job: keep the sink (and start any background stream).
 //   create_session    the job's conversation id: JobView.upstream.session, the key deltas are
 //                     reported under, and what abort/read_partial/recover get. It may be minted
 //                     locally (openai: "chat_<hex>", no I/O) when the upstream keeps no sessions.
@@ -18,6 +18,8 @@
 //                     when closing the stream already stopped it (openai).
 //   read_partial      only for peek of a running job whose sink got nothing yet; "" is fine.
 //   recover           after a restart, for jobs that were running (see below).
+//   busy_sessions     after a restart: which sessions still run a turn; follow re-attaches
+//                     to one of them and returns its outcome like prompt.
 //   stop()            once, at shutdown, after every running job's call_control was stopped.
 //
 // Rules every call keeps:
@@ -49,6 +51,7 @@
 
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -89,6 +92,9 @@ struct prompt_outcome {
 
 // Text streamed so far by an upstream session (session id, delta); fed to peek.
 using delta_sink = std::function<void(std::string_view session, std::string_view delta)>;
+// Whether an upstream session belongs to a job of this agentd that is still running: background
+// streams keep per-session state only for those (a server's event stream carries all sessions).
+using live_check = std::function<bool(std::string_view session)>;
 
 class backend {
   public:
@@ -117,8 +123,30 @@ class backend {
         co_return std::optional<prompt_outcome>{};
     }
 
-    // Keeps `sink` for prompt's deltas; starts background work (opencode's event stream).
-    virtual void start(delta_sink sink) = 0;
+    // After a restart: the upstream sessions still running a turn (opencode's GET
+    // /session/status), to re-attach their jobs live; nullopt when the backend cannot tell.
+    virtual boost::asio::awaitable<up_result<std::optional<std::set<std::string>>>>
+    busy_sessions() {
+        co_return std::optional<std::set<std::string>>{};
+    }
+    // After a restart, for a session busy_sessions() listed: waits for its running turn to end
+    // and returns its outcome as prompt would have (deltas reach the sink meanwhile). Only
+    // called when busy_sessions() gave a set; the default cannot follow.
+    virtual boost::asio::awaitable<up_result<prompt_outcome>> follow(
+        std::string const& session, std::optional<std::string> const& directory,
+        call_control& ctl) {
+        (void)session;
+        (void)directory;
+        (void)ctl;
+        co_return upstream_error{protocol::error_kind::interrupted,
+                                 protocol::error_phase::prompt,
+                                 "this upstream cannot be followed after a restart",
+                                 {}};
+    }
+
+    // Keeps `sink` for prompt's deltas and `live` to tell which sessions are agentd's running
+    // jobs; starts background work (opencode's event stream).
+    virtual void start(delta_sink sink, live_check live) = 0;
     // Stops background work and closes pooled connections; pending calls fail promptly.
     virtual void stop() = 0;
 };

@@ -3,6 +3,7 @@
 // once. A 429 naming a Retry-After is retried a bounded number of times; a stop closes the socket.
 #include "jobs/upstream/openai.hpp"
 
+#include "jobs/bounded_read.hpp"
 #include "jobs/random.hpp"
 #include "jobs/upstream/sse.hpp"
 #include "protocol/utf8.hpp"
@@ -55,6 +56,7 @@ upstream_error protocol_error(std::string message) {
 // socket on purpose, so it is reported as such and the manager names the real cause.
 upstream_error io_error(beast::error_code ec, call_control const& ctl, std::string_view during) {
     if (ctl.stopped() != stop_reason::none) return stopped();
+    if (reply_too_large(ec)) return protocol_error("upstream response too large");
     if (ec == beast::error::timeout)
         return {error_kind::timeout, error_phase::prompt,
                 fmt::format("upstream timed out {}", during), std::nullopt};
@@ -129,11 +131,13 @@ std::string header_text(std::string_view s) {
 
 // Reads the body as it arrives (not waiting for a buffer to fill, unlike http::async_read) and
 // hands every piece to `on_bytes` until it returns false or the body ends. An error after the
-// last piece is returned; silence longer than the idle timeout is one.
+// last piece is returned; silence longer than the idle timeout is one; framing beyond the
+// bound (bounded_read.hpp: endless trailers, huge chunk extensions) is buffer_overflow.
 template <class Stream, class OnBytes>
 asio::awaitable<beast::error_code> read_body(Stream& s, beast::flat_buffer& buf, reply_parser& p,
                                              std::chrono::milliseconds idle, OnBytes on_bytes) {
     char chunk[16 << 10];
+    framing_meter meter;
     while (!p.is_done()) {
         p.get().body().data = chunk;
         p.get().body().size = sizeof chunk;
@@ -142,6 +146,7 @@ asio::awaitable<beast::error_code> read_body(Stream& s, beast::flat_buffer& buf,
         std::string_view piece(chunk, sizeof chunk - p.get().body().size);
         if (!piece.empty() && !on_bytes(piece)) co_return beast::error_code{};
         if (ec && ec != http::error::need_buffer) co_return ec;
+        if (!meter.add(n, piece.size())) co_return http::error::buffer_overflow;
     }
     co_return beast::error_code{};
 }
@@ -194,7 +199,7 @@ asio::awaitable<up_result<prompt_outcome>> read_stream(Stream& s, beast::flat_bu
     };
     auto on_bytes = [&](std::string_view piece) {
         if (!sse.feed(piece, on_event) && !failed)
-            failed = protocol_error("stream event too large");
+            failed = protocol_error("upstream response too large: a stream event without end");
         return !failed && !reader.finished();
     };
     auto ec = co_await read_body(s, buf, p, c.cfg.idle_timeout, on_bytes);
@@ -274,7 +279,7 @@ asio::awaitable<attempt> exchange(Stream& s, call const& c) {
     auto [wec, wn] = co_await http::async_write(s, req, use_tuple);
     if (wec) co_return attempt{io_error(wec, c.ctl, "sending the request"), {}};
 
-    beast::flat_buffer buf;
+    beast::flat_buffer buf(read_buffer_bytes);
     reply_parser parser;
     parser.body_limit(boost::none);  // the readers bound what they keep
     auto [hec, hn] = co_await http::async_read_header(s, buf, parser, use_tuple);
@@ -332,7 +337,7 @@ class openai_backend final : public backend {
         co_return std::string{};
     }
 
-    void start(delta_sink sink) override { sink_ = std::move(sink); }
+    void start(delta_sink sink, live_check) override { sink_ = std::move(sink); }
 
     // No background work: each prompt owns its socket, and the manager's stop of every job
     // closes them.

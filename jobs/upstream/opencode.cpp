@@ -3,6 +3,7 @@
 // feed peek, since mid-turn message reads show the text part empty.
 #include "jobs/upstream/opencode.hpp"
 
+#include "jobs/bounded_read.hpp"
 #include "jobs/upstream/opencode_parse.hpp"
 #include "jobs/upstream/sse.hpp"
 
@@ -24,6 +25,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/throw_exception.hpp>
 
+#include <set>
 #include <stdexcept>
 #include <unordered_map>
 #include <unordered_set>
@@ -43,6 +45,8 @@ using protocol::error_kind;
 using protocol::error_phase;
 using clock = std::chrono::steady_clock;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+// A created session's reply is a small object (id, title, times); more is not a session.
+constexpr std::size_t max_create_reply = 64 << 10;
 
 std::optional<std::string> basic_auth(opencode_config const& cfg) {
     if (!cfg.password) return std::nullopt;
@@ -80,26 +84,46 @@ struct event_stream {
     std::optional<std::string> auth;
     std::chrono::milliseconds idle_timeout;
     delta_sink sink;
+    live_check live;
     bool stopping = false;
     // /global/event carries every directory's sessions; a plain /event only the server's own
     // directory, which would miss jobs that pass a `directory`.
     std::string path = "/global/event";
     beast::tcp_stream* active = nullptr;
     asio::steady_timer* backoff = nullptr;
-    // Parts that are not assistant text (reasoning, tools) must not leak into peek.
+    // Parts that are not assistant text (reasoning, tools) must not leak into peek. Only live
+    // jobs' sessions have an entry: the stream carries every session of the server.
     std::unordered_map<std::string, std::unordered_set<std::string>> hidden_parts;
+    std::size_t events_since_sweep = 0;
+    // follow(): re-attached sessions waiting for their session.idle.
+    std::unordered_map<std::string, asio::steady_timer*> idle_waiters;
 
     void on_event(opencode::event const& e) {
         using kind = opencode::event::kind;
+        if (e.session.empty()) return;
+        sweep_ended();
+        if (!live(e.session)) {
+            hidden_parts.erase(e.session);
+            return;
+        }
         if (e.what == kind::part_updated && e.part_type != "text") {
             hidden_parts[e.session].insert(e.part_id);
         } else if (e.what == kind::idle) {
             hidden_parts.erase(e.session);
+            if (auto it = idle_waiters.find(e.session); it != idle_waiters.end())
+                it->second->cancel();
         } else if (e.what == kind::delta && !e.delta.empty()) {
             auto it = hidden_parts.find(e.session);
             if (it == hidden_parts.end() || !it->second.contains(e.part_id))
                 sink(e.session, e.delta);
         }
+    }
+
+    // Drops the entries of sessions whose job ended without a closing event (cancel, deadline).
+    void sweep_ended() {
+        if (++events_since_sweep < 1024) return;
+        events_since_sweep = 0;
+        std::erase_if(hidden_parts, [this](auto const& entry) { return !live(entry.first); });
     }
 
     asio::awaitable<void> read_once() {
@@ -123,7 +147,9 @@ struct event_stream {
         auto [wec, wn] = co_await http::async_write(stream, req, use_tuple);
         if (wec) co_return;
 
-        beast::flat_buffer buf;
+        // Bounded like every upstream read (bounded_read.hpp); past a bound the stream is
+        // dropped and followed again after the backoff.
+        beast::flat_buffer buf(read_buffer_bytes);
         http::response_parser<http::buffer_body> parser;
         parser.body_limit(boost::none);
         auto [hec, hn] = co_await http::async_read_header(stream, buf, parser, use_tuple);
@@ -132,6 +158,7 @@ struct event_stream {
         if (parser.get().result_int() != 200) co_return;
 
         opencode_sse sse_reader{*this};
+        framing_meter meter;
         char chunk[16 * 1024];
         while (!parser.is_done() && !stopping) {
             parser.get().body().data = chunk;
@@ -139,7 +166,8 @@ struct event_stream {
             stream.expires_after(idle_timeout);
             auto [ec, n] = co_await http::async_read_some(stream, buf, parser, use_tuple);
             if (ec && ec != http::error::need_buffer) co_return;
-            if (!sse_reader.feed({chunk, sizeof chunk - parser.get().body().size})) co_return;
+            std::string_view piece(chunk, sizeof chunk - parser.get().body().size);
+            if (!meter.add(n, piece.size()) || !sse_reader.feed(piece)) co_return;
         }
     }
 
@@ -184,6 +212,7 @@ class opencode_backend final : public backend {
         if (req.parent) body["parentID"] = *req.parent;
         http_request r{"POST", with_directory("/session", req.directory), json::serialize(body),
                        short_deadline(ctl), &ctl};
+        r.max_body = max_create_reply;
         auto reply = co_await pool_.request(std::move(r));
         if (!reply) co_return from_failure(reply.error(), error_phase::create);
         co_return opencode::parse_session(reply->status, reply->body);
@@ -245,13 +274,54 @@ class opencode_backend final : public backend {
         co_return opencode::parse_recovered(reply->status, reply->body, cfg_.max_output);
     }
 
-    void start(delta_sink sink) override {
+    asio::awaitable<up_result<std::optional<std::set<std::string>>>> busy_sessions() override {
+        http_request r{"GET", "/session/status", {}, clock::now() + cfg_.request_timeout, nullptr};
+        r.max_body = 1 << 20;
+        auto reply = co_await pool_.request(std::move(r));
+        if (!reply) co_return from_failure(reply.error(), error_phase::prompt);
+        auto busy = opencode::parse_busy(reply->status, reply->body);
+        if (!busy) co_return busy.error();
+        co_return std::optional<std::set<std::string>>(std::move(*busy));
+    }
+
+    // The turn ends with a session.idle event; the messages are read again on each one, and
+    // every couple of seconds in case the event came while the stream was reconnecting.
+    asio::awaitable<up_result<prompt_outcome>> follow(std::string const& session,
+                                                      std::optional<std::string> const& directory,
+                                                      call_control& ctl) override {
+        asio::steady_timer wake(ex_);
+        struct waiting {
+            std::shared_ptr<event_stream> events;
+            std::string const& session;
+            ~waiting() {
+                if (events) events->idle_waiters.erase(session);
+            }
+        } registered{events_, session};
+        if (events_) events_->idle_waiters[session] = &wake;
+        ctl.on_stop([&wake] { wake.cancel(); });
+        struct clear_hook {
+            call_control& ctl;
+            ~clear_hook() { ctl.clear(); }
+        } hook{ctl};
+        while (ctl.stopped() == stop_reason::none) {
+            auto done = co_await recover(session, directory);
+            if (!done) co_return done.error();
+            if (*done) co_return std::move(**done);
+            if (ctl.stopped() != stop_reason::none) break;
+            wake.expires_after(std::chrono::seconds(2));
+            [[maybe_unused]] auto [ec] = co_await wake.async_wait(use_tuple);
+        }
+        co_return upstream_error{error_kind::cancelled, error_phase::prompt, "stopped", {}};
+    }
+
+    void start(delta_sink sink, live_check live) override {
         events_ = std::make_shared<event_stream>();
         events_->ex = ex_;
         events_->target = cfg_.target;
         events_->auth = basic_auth(cfg_);
         events_->idle_timeout = cfg_.event_idle_timeout;
         events_->sink = std::move(sink);
+        events_->live = std::move(live);
         asio::co_spawn(ex_, run_events(events_), asio::detached);
     }
 

@@ -10,6 +10,9 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include <algorithm>
+#include <cctype>
+
 namespace agentd::jobs::upstream::opencode {
 namespace json = boost::json;
 using protocol::error_kind;
@@ -59,9 +62,20 @@ up_result<std::string> parse_session(unsigned status, std::string_view body) {
     if (!v->is_object())
         return protocol_error(error_phase::create, "session create: response is not an object");
     auto id = string_at(v->get_object(), "id");
-    if (id.empty() || id.size() > 256)
+    if (id.empty())
         return protocol_error(error_phase::create, "session create: response has no session id");
+    // The id goes into request paths (/session/{id}/message): nothing but an id may pass.
+    if (!valid_session_id(id))
+        return protocol_error(error_phase::create, "session create: invalid session id");
     return std::string(id);
+}
+
+bool valid_session_id(std::string_view id) {
+    constexpr std::string_view prefix = "ses";
+    if (id.size() <= prefix.size() || id.size() > 256 || !id.starts_with(prefix)) return false;
+    return std::all_of(id.begin() + prefix.size(), id.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+    });
 }
 
 up_result<prompt_outcome> parse_prompt(unsigned status, std::string_view body,
@@ -139,6 +153,21 @@ up_result<std::optional<prompt_outcome>> parse_recovered(unsigned status, std::s
     auto outcome = parse_prompt(200, json::serialize(*last), max_output);
     if (!outcome) return outcome.error();
     return std::optional<prompt_outcome>{std::move(*outcome)};
+}
+
+up_result<std::set<std::string>> parse_busy(unsigned status, std::string_view body) {
+    if (!ok_status(status)) return http_error(error_phase::prompt, status, body);
+    auto v = parse_json(body);
+    if (!v || !v->is_object())
+        return protocol_error(error_phase::prompt, "session status: response is not an object");
+    std::set<std::string> busy;
+    for (auto const& [id, st] : v->get_object()) {
+        auto const* o = st.if_object();
+        // "busy" and "retry" both mean a turn is still running; idle ones are usually omitted.
+        if (o && string_at(*o, "type") != "idle" && valid_session_id(id))
+            busy.emplace(std::string_view(id));
+    }
+    return busy;
 }
 
 std::optional<event> parse_event(std::string_view data) {

@@ -6,6 +6,7 @@
 #include "jobs/upstream/backend.hpp"
 
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -13,6 +14,8 @@ namespace agentd::jobs::upstream::opencode {
 
 // `status` and `body` of an HTTP reply from the upstream.
 up_result<std::string> parse_session(unsigned status, std::string_view body);
+// `ses` + [A-Za-z0-9_-]+ (at most 256 bytes): safe to put into a request path.
+bool valid_session_id(std::string_view id);
 up_result<prompt_outcome> parse_prompt(unsigned status, std::string_view body,
                                        std::size_t max_output);
 up_result<std::string> parse_partial(unsigned status, std::string_view body);
@@ -20,6 +23,9 @@ up_result<std::string> parse_partial(unsigned status, std::string_view body);
 // its outcome, or its info.error as a failure; nullopt while it still runs.
 up_result<std::optional<prompt_outcome>> parse_recovered(unsigned status, std::string_view body,
                                                          std::size_t max_output);
+
+// GET /session/status ({id: {type}}): the sessions still running a turn.
+up_result<std::set<std::string>> parse_busy(unsigned status, std::string_view body);
 
 // A non-2xx reply as a failure of `phase`, with the upstream's own message when it gave one.
 upstream_error http_error(protocol::error_phase phase, unsigned status, std::string_view body);

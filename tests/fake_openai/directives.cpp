@@ -12,7 +12,7 @@
 namespace fake_openai {
 namespace {
 
-constexpr std::array<std::pair<std::string_view, fault>, 12> fault_names{{
+constexpr std::array<std::pair<std::string_view, fault>, 14> fault_names{{
     {"close", fault::close},
     {"reset", fault::reset},
     {"hang", fault::hang},
@@ -24,6 +24,8 @@ constexpr std::array<std::pair<std::string_view, fault>, 12> fault_names{{
     {"no_done", fault::no_done},
     {"stream_error", fault::stream_error},
     {"mid_reset", fault::mid_reset},
+    {"endless_line", fault::endless_line},
+    {"huge_extension", fault::huge_extension},
     {"ignore_stream", fault::ignore_stream},
 }};
 

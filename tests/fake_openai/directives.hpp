@@ -17,13 +17,15 @@ enum class fault {
     hang,   // never answer
     http_500,
     http_400,
-    http_429,       // with Retry-After: retry_after (default 1)
-    garbage,        // 200 text/html
-    bad_chunk,      // streams one delta, then a data line that is not JSON
-    no_done,        // streams everything but `data: [DONE]`
-    stream_error,   // streams one delta, then an `{"error":…}` event
-    mid_reset,      // streams one delta, then RST
-    ignore_stream,  // answers one JSON body although asked to stream (as some servers do)
+    http_429,        // with Retry-After: retry_after (default 1)
+    garbage,         // 200 text/html
+    bad_chunk,       // streams one delta, then a data line that is not JSON
+    no_done,         // streams everything but `data: [DONE]`
+    stream_error,    // streams one delta, then an `{"error":…}` event
+    mid_reset,       // streams one delta, then RST
+    ignore_stream,   // answers one JSON body although asked to stream (as some servers do)
+    endless_line,    // streams one delta, then a `data:` line that never ends
+    huge_extension,  // streams one delta, then a chunk header whose extension never ends
 };
 
 struct directives {

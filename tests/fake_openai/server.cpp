@@ -567,11 +567,33 @@ class server {
             reset(c);
             co_return true;
         }
+        if (t.what == fault::endless_line || t.what == fault::huge_extension) {
+            co_await send_endless(c, t.what);
+            co_return true;
+        }
         if (frame.empty()) co_return false;
         if (co_await send(c, frame)) {
             [[maybe_unused]] auto ended = co_await end_body(c);
         }
         co_return true;
+    }
+
+    // Framing that never ends, written until the client gives up: a `data:` line in chunks,
+    // or the extension of one chunk header.
+    template <class Stream>
+    asio::awaitable<void> send_endless(connection<Stream>& c, fault what) {
+        std::string const filler(64 << 10, 'a');
+        if (what == fault::endless_line) {
+            if (!co_await send(c, "data: ")) co_return;
+            while (!stopping_ && co_await send(c, filler)) {
+            }
+            co_return;
+        }
+        auto [ec, n] = co_await asio::async_write(c.stream, asio::buffer("1;x=", 4), use_tuple);
+        while (!ec && !stopping_) {
+            auto [wec, wn] = co_await asio::async_write(c.stream, asio::buffer(filler), use_tuple);
+            ec = wec;
+        }
     }
 
     template <class Stream>

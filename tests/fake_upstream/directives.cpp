@@ -11,7 +11,7 @@
 namespace fake {
 namespace {
 
-constexpr std::array<std::pair<std::string_view, fault>, 12> fault_names{{
+constexpr std::array<std::pair<std::string_view, fault>, 17> fault_names{{
     {"close", fault::close},
     {"reset", fault::reset},
     {"hang", fault::hang},
@@ -24,6 +24,11 @@ constexpr std::array<std::pair<std::string_view, fault>, 12> fault_names{{
     {"wrong_shape", fault::wrong_shape},
     {"error", fault::error},
     {"slow_headers", fault::slow_headers},
+    {"endless_trailer", fault::endless_trailer},
+    {"huge_extension", fault::huge_extension},
+    {"early_reset", fault::early_reset},
+    {"too_big", fault::too_big},
+    {"bad_id", fault::bad_id},
 }};
 
 fault parse_fault_value(std::string_view key, std::string_view value) {

@@ -24,6 +24,14 @@ enum class fault {
     wrong_shape,
     error,
     slow_headers,
+    // Hostile replies (issue #14): a chunked body whose trailer never ends, a chunk extension
+    // that never ends, a reset right after the request was read (no response byte), a session
+    // reply of 128 KiB, a session id that is not one.
+    endless_trailer,
+    huge_extension,
+    early_reset,
+    too_big,
+    bad_id,
 };
 
 std::optional<fault> parse_fault(std::string_view name);

@@ -12,7 +12,7 @@ namespace {
 constexpr std::string_view usage =
     "usage: fake_opencode [--listen HOST:PORT] [--latency-ms N] [--create-latency-ms N]\n"
     "                     [--heartbeat-ms N] [--password P] [--unscoped-events]\n"
-    "                     [--event-queue-bytes N]\n";
+    "                     [--event-queue-bytes N] [--endless-event-line]\n";
 
 // Later flags win, so a caller can override defaults it was handed.
 void apply_flag(std::string_view flag, std::string_view value, fake::options& opts) {
@@ -33,6 +33,8 @@ void apply_flag(std::string_view flag, std::string_view value, fake::options& op
         opts.password = std::string(value);
     } else if (flag == "--unscoped-events") {
         opts.scoped_events = false;
+    } else if (flag == "--endless-event-line") {
+        opts.endless_event_line = true;
     } else {
         throw std::invalid_argument("unknown flag " + std::string(flag));
     }
@@ -45,7 +47,8 @@ int main(int argc, char** argv) {
     return fake_common::fake_main(
         "fake_opencode", usage,
         [&] {
-            fake_common::parse_flags(argc, argv, usage, {"--unscoped-events"},
+            fake_common::parse_flags(argc, argv, usage,
+                                     {"--unscoped-events", "--endless-event-line"},
                                      [&](auto flag, auto value) { apply_flag(flag, value, opts); });
         },
         [&] { return fake::run_server(opts); });

@@ -540,26 +540,31 @@ TEST(FakeOpencodeScopedEvents, EventStreamsFollowTheDirectoryAndGlobalSeesAll) {
 }
 
 TEST(FakeOpencodeSlowReader, IsDroppedWithoutHoldingUpOthers) {
-    // 16 deltas of 1 MiB and a 16 MiB final part: a reader that keeps up never has more than
-    // about 17 MiB queued, one that never reads falls ~28 MiB behind (its socket buffers hold
-    // a few MiB at most), so a 20 MiB bound separates them with room to spare.
-    constexpr std::size_t size = 16u << 20;
-    fake_upstream fake(FAKE_OPENCODE_PATH, {"--event-queue-bytes", std::to_string(20u << 20)});
+    // Every turn streams 1 MiB of deltas and a 1 MiB final part. The fast reader reads each turn
+    // to its end before the next one starts, so its backlog never exceeds one turn (~2 MiB)
+    // however loaded the machine is; the reader that never reads falls ~2 MiB further behind
+    // with every turn, so after a few turns (whatever its socket buffers absorb) it passes the
+    // 8 MiB bound and is dropped. The turn count is bounded, not timed.
+    constexpr std::size_t size = 1u << 20;
+    fake_upstream fake(FAKE_OPENCODE_PATH, {"--event-queue-bytes", std::to_string(8u << 20)});
     sse_connection slow(fake.port());
     sse_connection fast(fake.port());
     ASSERT_TRUE(fake.wait_counter("event_subscribers", 2, 5s));
     auto created = http_request(fake.port(), "POST", "/session", "{}");
     auto const sid = std::string(parse(created).at("id").as_string());
-    auto pending = std::async(std::launch::async, [&] {
-        auto directive = fmt::format("[[fake output_bytes={} chunks=16 latency_ms=800]]", size);
-        return http_request(fake.port(), "POST", "/session/" + sid + "/message",
-                            prompt_body(directive), {}, 30s);
-    });
-    auto events = events_until(fast, sid, "session.idle", 30s);
-    EXPECT_EQ(deltas_of(events).size(), size);
-    EXPECT_EQ(pending.get().status, 200);
-    EXPECT_TRUE(fake.wait_counter_at_most("event_subscribers", 1, 5s))
-        << "the reader that fell behind was dropped";
+    auto const directive = fmt::format("[[fake output_bytes={} chunks=16 latency_ms=20]]", size);
+    bool dropped = false;
+    for (int turn = 0; turn < 64 && !dropped; ++turn) {
+        auto pending = std::async(std::launch::async, [&] {
+            return http_request(fake.port(), "POST", "/session/" + sid + "/message",
+                                prompt_body(directive), {}, 30s);
+        });
+        auto events = events_until(fast, sid, "session.idle", 30s);
+        ASSERT_EQ(deltas_of(events).size(), size) << "turn " << turn;
+        ASSERT_EQ(pending.get().status, 200);
+        dropped = fake.stats().at("event_subscribers").as_int64() == 1;
+    }
+    EXPECT_TRUE(dropped) << "the reader that fell behind was dropped";
     EXPECT_THROW(
         {
             while (slow.next_data(5s)) {

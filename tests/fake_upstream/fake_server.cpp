@@ -9,6 +9,7 @@
 #include <fmt/core.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -66,7 +67,16 @@ struct connection {
     beast::flat_buffer buffer;
 };
 
-enum class action { respond, close, reset, hang, slow_headers };
+enum class action {
+    respond,
+    close,
+    reset,
+    hang,
+    slow_headers,
+    reset_now,
+    endless_trailer,
+    huge_extension
+};
 
 struct reply {
     action act = action::respond;
@@ -185,6 +195,22 @@ reply fault_reply(fault f, std::string body) {
             r.act = f == fault::reset ? action::reset : action::slow_headers;
             return r;
         }
+        case fault::early_reset:
+            return reply{action::reset_now, {}, {}};
+        case fault::endless_trailer:
+        case fault::huge_extension: {
+            auto r = json_reply(http::status::ok, json::value(nullptr));
+            r.res.body() = std::move(body);
+            r.act = f == fault::endless_trailer ? action::endless_trailer : action::huge_extension;
+            return r;
+        }
+        case fault::too_big:
+            return json_reply(
+                http::status::ok,
+                json::object{{"id", new_id("ses")}, {"title", std::string(128 << 10, 'x')}});
+        case fault::bad_id:
+            return json_reply(http::status::ok,
+                              json::object{{"id", "ses_1/../../global/health?x="}});
         case fault::http_500:
             return error_reply(http::status::internal_server_error, "UnknownError",
                                "fake internal error");
@@ -419,6 +445,14 @@ class server {
             case action::hang:
                 co_await watch_closed(c);
                 co_return false;
+            case action::reset_now:
+                socket.set_option(tcp::socket::linger(true, 0), ignored);
+                socket.close(ignored);
+                co_return false;
+            case action::endless_trailer:
+            case action::huge_extension:
+                co_await send_endless(c, r);
+                co_return false;
             case action::slow_headers: {
                 r.res.prepare_payload();
                 http::response_serializer<http::string_body> sr{r.res};
@@ -429,6 +463,28 @@ class server {
             }
         }
         co_return false;
+    }
+
+    // A chunked 200 whose framing never ends: after the body, trailer fields without end; or a
+    // first chunk whose extension has no end. Written until the client gives up.
+    asio::awaitable<void> send_endless(connection& c, reply const& r) {
+        auto const& body = r.res.body();
+        std::string head =
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: "
+            "chunked\r\n\r\n";
+        std::string filler;
+        if (r.act == action::endless_trailer) {
+            head += fmt::format("{:x}\r\n{}\r\n0\r\n", body.size(), body);
+            for (int i = 0; i < 64; ++i) filler += "X-Pad: " + std::string(1000, 'a') + "\r\n";
+        } else {
+            head += "1;pad=";
+            filler.assign(64 << 10, 'a');
+        }
+        auto [ec, n] = co_await asio::async_write(c.stream, asio::buffer(head));
+        while (!ec && !state_.stopping()) {
+            auto [wec, wn] = co_await asio::async_write(c.stream, asio::buffer(filler));
+            ec = wec;
+        }
     }
 
     // Reads (keeping the bytes) until the peer closes: how a connection that owes no answer yet
@@ -498,6 +554,9 @@ class server {
                 out = reply{action::close, {}, {}};
             } else if (seg.size() == 1 && seg[0] == "session" && method == http::verb::post) {
                 out = co_await create_session(c, req, t);
+            } else if (seg.size() == 2 && seg[0] == "session" && seg[1] == "status" &&
+                       method == http::verb::get) {
+                out = json_reply(http::status::ok, state_.busy_sessions());
             } else if (seg.size() >= 2 && seg[0] == "session") {
                 out = co_await session_route(c, req, t);
             }
@@ -595,6 +654,8 @@ class server {
         auto p = parse_prompt(obj, state_.opts());
         auto& s = require_session(id);
         auto t = state_.start_turn(s, std::move(p.spec), obj);
+        // The upstream got the prompt and runs it; only the connection dies.
+        if (p.requested == fault::early_reset) co_return reply{action::reset_now, {}, {}};
         auto r = co_await (state_.wait_done(t) || watch_closed(c));
         if (r.index() == 1 || !t->done) co_return reply{action::close, {}, {}};
         if (is_http_fault(p.requested) && p.requested != fault::hang) {
@@ -636,7 +697,19 @@ class server {
         res.chunked(true);
         http::response_serializer<http::empty_body> sr{res};
         if (auto [ec, n] = co_await http::async_write_header(c.stream, sr); ec) co_return;
+        if (state_.opts().endless_event_line) {
+            co_await send_endless_line(c);
+            co_return;
+        }
         [[maybe_unused]] auto ended = co_await (pump_events(c, sub) || watch_closed(c));
+    }
+
+    // --endless-event-line: one `data:` line, in chunks, that never ends.
+    asio::awaitable<void> send_endless_line(connection& c) {
+        if (!co_await write_chunk(c, "data: ")) co_return;
+        std::string const filler(64 << 10, 'a');
+        while (!state_.stopping() && co_await write_chunk(c, filler)) {
+        }
     }
 
     // Server-level events; /global/event wraps them like the others, without a directory.
@@ -688,6 +761,18 @@ class server {
             co_return json_reply(http::status::ok, json::object{{"ok", true}});
         }
         if (seg[1] == "wait" && method == http::verb::get) co_return co_await wait_counter(c, t);
+        if (seg[1] == "flood" && method == http::verb::post) {
+            auto it = t.query.find("events");
+            std::int64_t n = 0;
+            if (it != t.query.end()) {
+                auto const& v = it->second;
+                auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+                if (ec != std::errc{} || end != v.data() + v.size()) n = 0;
+            }
+            if (n <= 0) bad_request("flood needs events=N");
+            asio::co_spawn(c.stream.get_executor(), state_.flood_parts(n), asio::detached);
+            co_return json_reply(http::status::ok, json::object{{"ok", true}});
+        }
         if (seg[1] == "throw") throw std::runtime_error("fake handler failure (/_fake/throw)");
         co_return std::nullopt;
     }

@@ -24,10 +24,10 @@ namespace {
 // twice and crashes), so every such result below is bound to a name even when unused.
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-constexpr std::array<std::string_view, 11> counter_names{
+constexpr std::array<std::string_view, 12> counter_names{
     "sessions_created", "creates_started",   "creates_in_flight",     "max_creates_in_flight",
     "prompts_started",  "prompts_in_flight", "max_prompts_in_flight", "prompts_completed",
-    "aborts_total",     "requests_total",    "event_subscribers",
+    "aborts_total",     "requests_total",    "event_subscribers",     "flood_events",
 };
 
 bool is_space(char c) {
@@ -236,6 +236,13 @@ void event_bus::publish(std::string_view directory, std::string_view type,
     }
 }
 
+std::size_t event_bus::backlog() const {
+    std::size_t most = 0;
+    for (auto const* sub : subscribers_)
+        if (!sub->dropped) most = std::max(most, sub->frames.size());
+    return most;
+}
+
 void event_bus::shutdown() {
     for (auto* sub : subscribers_) {
         sub->dropped = true;
@@ -273,6 +280,41 @@ session& fake_state::create_session(std::optional<std::string> title,
     sessions_.emplace(s->id, std::move(s));
     stats_.add("sessions_created", 1);
     return ref;
+}
+
+json::object fake_state::busy_sessions() const {
+    json::object out;
+    for (auto const& [id, s] : sessions_) {
+        bool const running = !s->turns.empty() && s->turns.front()->started;
+        if (running) out[id] = json::object{{"type", "busy"}};
+    }
+    return out;
+}
+
+asio::awaitable<void> fake_state::flood_parts(std::int64_t count) {
+    constexpr std::int64_t batch = 256;
+    constexpr std::size_t max_backlog = 4096;
+    asio::steady_timer pause(ex_);
+    for (std::int64_t sent = 0; sent < count && !stopping_;) {
+        // Paced by the readers, so a flood never gets a subscriber dropped for falling behind.
+        if (bus_.backlog() > max_backlog) {
+            pause.expires_after(std::chrono::milliseconds(1));
+            [[maybe_unused]] auto [ec] =
+                co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+            continue;
+        }
+        for (std::int64_t i = 0; i < batch && sent < count; ++i, ++sent) {
+            auto const sid = new_id("ses");
+            bus_.publish("/elsewhere", "message.part.updated",
+                         {{"part",
+                           {{"id", new_id("prt")},
+                            {"sessionID", sid},
+                            {"messageID", new_id("msg")},
+                            {"type", "reasoning"},
+                            {"text", "thinking about something else"}}}});
+        }
+        stats_.add("flood_events", batch);
+    }
 }
 
 std::shared_ptr<turn> fake_state::start_turn(session& s, turn_spec spec,

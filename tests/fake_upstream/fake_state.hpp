@@ -118,6 +118,8 @@ class event_bus {
     void publish(std::string_view directory, std::string_view type, boost::json::object properties);
     static boost::json::object event(std::string_view type, boost::json::object properties);
     static std::string frame(boost::json::value const& data);
+    // Frames queued for the slowest subscriber that is still served.
+    std::size_t backlog() const;
     void shutdown();
 
   private:
@@ -189,6 +191,13 @@ class fake_state {
 
     // Completes once the turn has its result (finished, failed or aborted) or on shutdown.
     asio::awaitable<void> wait_done(std::shared_ptr<turn> t);
+
+    // GET /session/status: {id: {"type": "busy"}} for sessions running a turn; like the real
+    // server, idle sessions are left out.
+    boost::json::object busy_sessions() const;
+    // Publishes `count` non-text part events of sessions nobody created (a busy server's
+    // /global/event), paced so no subscriber is dropped; counts them in flood_events.
+    asio::awaitable<void> flood_parts(std::int64_t count);
 
   private:
     asio::awaitable<void> run_turn(std::shared_ptr<turn> t);

@@ -21,6 +21,8 @@ struct options {
     bool scoped_events = true;
     // Bound of one /event subscriber's backlog; a reader that falls further behind is dropped.
     std::size_t event_queue_bytes = 64u << 20;
+    // Event streams send one `data:` line that never ends (a hostile upstream).
+    bool endless_event_line = false;
 };
 
 // Serves until SIGTERM/SIGINT, then drains every connection and returns the exit status.

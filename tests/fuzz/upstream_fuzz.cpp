@@ -52,7 +52,13 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
     std::string_view body(reinterpret_cast<char const*>(data) + 3, size - 3);
     switch (data[0] % 10) {
         case 0:
-            opencode::parse_session(status, body);
+            // Whatever is accepted as a session id is safe to put into a request path.
+            if (auto id = opencode::parse_session(status, body);
+                id && !opencode::valid_session_id(*id))
+                __builtin_trap();
+            if (auto busy = opencode::parse_busy(status, body))
+                for (auto const& sid : *busy)
+                    if (!opencode::valid_session_id(sid)) __builtin_trap();
             break;
         case 1:
             check(opencode::parse_prompt(status, body, max_output));

@@ -1,6 +1,8 @@
 // Durability and shutdown of the real agentd (DESIGN §7): jobs survive kill -9 exactly as they
-// were, unfinished ones come back interrupted or re-attached from the upstream's messages,
-// retention still applies, a bad state dir is a clear start-up error, and SIGTERM drains.
+// were; after a restart queued ones stay queued, running ones are followed live while the
+// upstream still runs them or take the result it finished meanwhile, all settled before the
+// first answer; retention still applies, a bad state dir is a clear start-up error, and SIGTERM
+// drains.
 #include "agentd_fixture.hpp"
 #include "ws_client.hpp"
 
@@ -38,7 +40,7 @@ TEST_F(agentd_test, FinishedJobsAnswerExactlyTheSameAfterKill9) {
     EXPECT_TRUE(jobs_of(other).empty());
 }
 
-TEST_F(agentd_test, KillDuringHundredRunningJobsRestoresThemInterrupted) {
+TEST_F(agentd_test, KillDuringHundredRunningJobsReattachesThemAndACancelRightAfterSticks) {
     restart_agentd({"--max-running", "100", "--max-tasks-per-call", "100"});
     json::array tasks;
     for (int i = 0; i < 100; ++i)
@@ -47,14 +49,32 @@ TEST_F(agentd_test, KillDuringHundredRunningJobsRestoresThemInterrupted) {
     ASSERT_TRUE(fake_->wait_counter("prompts_in_flight", 100, 10s))
         << json::serialize(fake_->stats());
     agentd_->kill_and_restart();
-    // Nobody will collect the upstream turns: agentd aborts them and reports the jobs interrupted.
-    auto done = wait_for(*agentd_, ids);
-    EXPECT_TRUE(done.at("done").as_bool());
-    for (auto const& j : jobs_of(done)) {
-        EXPECT_EQ(str(j, "state"), "interrupted") << json::serialize(j);
-        EXPECT_EQ(str(j.at("error"), "kind"), "interrupted");
-    }
+    // The upstream still runs every turn: the jobs are followed live (DESIGN §7), and the very
+    // first answer after the restart already shows it; a cancel right away is not lost.
+    auto first = agentd_->call("agents_status", json::object{{"jobs", ids}});
+    for (auto const& j : jobs_of(first))
+        EXPECT_EQ(str(j, "state"), "running") << json::serialize(j);
+    auto cancelled = agentd_->call("agents_cancel", json::object{{"jobs", ids}});
+    for (auto const& j : jobs_of(cancelled))
+        EXPECT_EQ(str(j, "state"), "cancelled") << json::serialize(j);
     EXPECT_TRUE(fake_->wait_counter("aborts_total", 100, 10s));
+    auto done = wait_for(*agentd_, ids);
+    for (auto const& j : jobs_of(done)) EXPECT_EQ(str(j, "state"), "cancelled");
+}
+
+TEST_F(agentd_test, RunningJobIsReattachedLiveAfterKill9AndCompletesWithItsOutput) {
+    auto ids = ids_of(jobs_of(
+        start(*agentd_, json::array{task("outlive agentd [[fake latency_ms=2500 chunks=5]]")})));
+    ASSERT_TRUE(fake_->wait_counter("prompts_in_flight", 1, 5s));
+    agentd_->kill_and_restart();
+    auto first = agentd_->call("agents_status", json::object{{"jobs", ids}});
+    EXPECT_EQ(str(jobs_of(first).at(0), "state"), "running") << json::serialize(first);
+    auto done = wait_for(*agentd_, ids);
+    auto const& job = jobs_of(done).at(0);
+    EXPECT_EQ(str(job, "state"), "completed") << json::serialize(job);
+    EXPECT_EQ(str(job, "output"), "echo: outlive agentd");
+    EXPECT_EQ(fake_->stats().at("aborts_total").as_int64(), 0);
+    EXPECT_EQ(fake_->stats().at("prompts_started").as_int64(), 1) << "never prompted again";
 }
 
 TEST_F(agentd_test, JobFinishedUpstreamWhileDownIsReattached) {
@@ -65,6 +85,9 @@ TEST_F(agentd_test, JobFinishedUpstreamWhileDownIsReattached) {
     agentd_->process().wait_exit(5s);
     ASSERT_TRUE(fake_->wait_counter("prompts_completed", 1, 5s));
     agentd_->start_again();
+    // Recovery is over before the first answer: never a "running" it is about to leave.
+    auto first = agentd_->call("agents_status", json::object{{"jobs", ids}});
+    EXPECT_EQ(str(jobs_of(first).at(0), "state"), "completed") << json::serialize(first);
     auto done = wait_for(*agentd_, ids);
     auto const& job = jobs_of(done).at(0);
     EXPECT_EQ(str(job, "state"), "completed") << json::serialize(job);
@@ -73,15 +96,20 @@ TEST_F(agentd_test, JobFinishedUpstreamWhileDownIsReattached) {
     EXPECT_EQ(fake_->stats().at("aborts_total").as_int64(), 0);
 }
 
-TEST_F(agentd_test, QueuedJobsComeBackInterrupted) {
+TEST_F(agentd_test, QueuedJobStaysQueuedAndRunsAfterRestart) {
     restart_agentd({"--max-running", "1"});
     auto ids = ids_of(
         jobs_of(start(*agentd_, json::array{task("a [[fake latency_ms=60000]]"), task("b")})));
     ASSERT_TRUE(fake_->wait_counter("prompts_in_flight", 1, 5s));
     agentd_->kill_and_restart();
     auto s = agentd_->call("agents_status", json::object{{"jobs", ids}});
-    EXPECT_EQ(str(jobs_of(s)[1], "state"), "interrupted");
-    EXPECT_EQ(str(jobs_of(s)[1].at("error"), "kind"), "interrupted");
+    EXPECT_EQ(str(jobs_of(s)[0], "state"), "running") << json::serialize(s);
+    EXPECT_EQ(str(jobs_of(s)[1], "state"), "queued") << json::serialize(s);
+    // Once the re-attached job frees the launch slot, the queued one runs.
+    agentd_->call("agents_cancel", json::object{{"jobs", json::array{ids.as_array()[0]}}});
+    auto b = wait_for(*agentd_, json::array{ids.as_array()[1]});
+    EXPECT_EQ(str(jobs_of(b).at(0), "state"), "completed") << json::serialize(b);
+    EXPECT_EQ(str(jobs_of(b).at(0), "output"), "echo: b");
 }
 
 TEST_F(agentd_test, RetentionAppliesToRestoredJobs) {

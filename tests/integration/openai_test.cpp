@@ -207,6 +207,35 @@ TEST_F(openai_test, EveryFaultFailsItsJobWithAClearError) {
     }
 }
 
+// Framing that never ends (issue #14.3): the job fails at the read bound, long before its
+// deadline, and agentd's peak RSS stays near where it was.
+TEST_F(openai_test, EndlessStreamFramingFailsAtTheBoundWithBoundedMemory) {
+    auto pid = agentd_->process().pid();
+    auto kib = [pid](std::string_view field) {
+        std::ifstream in(fmt::format("/proc/{}/status", pid));
+        std::string line;
+        while (std::getline(in, line))
+            if (line.starts_with(field)) return std::stoll(line.substr(field.size() + 1));
+        return 0ll;
+    };
+    auto baseline = kib("VmRSS:");
+    json::array tasks;
+    for (auto const* fault : {"endless_line", "huge_extension"}) {
+        auto t = task(fmt::format("f [[fake fault={}]]", fault));
+        t["timeout_ms"] = 10000;
+        tasks.push_back(std::move(t));
+    }
+    auto jobs = wait_all(*agentd_, start(*agentd_, tasks));
+    ASSERT_EQ(jobs.size(), 2u);
+    for (auto const& j : jobs) expect_failed(j, "protocol", "upstream response too large");
+    auto peak = kib("VmHWM:");
+    std::cerr << "[ rss      ] openai endless line + extension: baseline " << baseline / 1024
+              << " MiB, peak " << peak / 1024 << " MiB\n";
+#ifndef __SANITIZE_ADDRESS__
+    EXPECT_LT(peak - baseline, 32 << 10);
+#endif
+}
+
 TEST_F(openai_test, RateLimitIsRetriedAfterRetryAfter) {
     auto quick = run_one(*agentd_, task("twice limited [[fake fault=429 times=2 retry_after=0]]"));
     EXPECT_EQ(str(quick, "state"), "completed") << json::serialize(quick);

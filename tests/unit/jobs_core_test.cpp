@@ -13,6 +13,7 @@
 #include <array>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -412,6 +413,27 @@ TEST(opencode_session, ok) {
     ASSERT_TRUE(r.has_value());
     EXPECT_EQ(*r, "ses_abc");
     EXPECT_TRUE(oc::parse_session(201, R"({"id":"ses_x"})").has_value());
+}
+
+TEST(opencode_session, id_must_be_safe_for_a_request_path) {
+    for (auto const* bad : {R"({"id":"ses_1/../../global/health?x="})", R"({"id":"ses"})",
+                            R"({"id":"abc"})", R"({"id":"ses x"})", R"({"id":"ses_%2F"})"}) {
+        auto r = oc::parse_session(200, bad);
+        ASSERT_FALSE(r.has_value()) << bad;
+        EXPECT_EQ(r.error().kind, error_kind::protocol) << bad;
+        EXPECT_TRUE(contains(r.error().message, "invalid session id")) << r.error().message;
+    }
+    EXPECT_TRUE(oc::valid_session_id("ses_Ab-9_z"));
+    EXPECT_FALSE(oc::valid_session_id("ses_" + std::string(300, 'a')));
+}
+
+TEST(opencode_session, busy_sessions_from_session_status) {
+    auto r = oc::parse_busy(200, R"({"ses_a":{"type":"busy"},"ses_b":{"type":"retry","attempt":2},
+                                   "ses_c":{"type":"idle"},"../x":{"type":"busy"},"ses_d":1})");
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(*r, (std::set<std::string>{"ses_a", "ses_b"}));
+    EXPECT_FALSE(oc::parse_busy(200, "[]").has_value());
+    EXPECT_EQ(oc::parse_busy(404, "").error().http_status, 404);
 }
 
 TEST(opencode_session, not_found_error_keeps_message_and_status) {

@@ -183,7 +183,7 @@ class fake_backend final : public upstream::backend {
         co_return text;
     }
 
-    void start(upstream::delta_sink sink) override {
+    void start(upstream::delta_sink sink, upstream::live_check) override {
         st_->started = true;
         st_->sink = std::move(sink);
     }
