@@ -289,7 +289,9 @@ asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_contex
         res.prepare_payload();
         stream.expires_after(ctx->opts.read_timeout);
         auto head = encode_head(res);
-        std::array<asio::const_buffer, 2> wire{asio::buffer(head), asio::buffer(res.body())};
+        // A response to HEAD has the headers of the GET, Content-Length included, and no body.
+        auto body = parser.get().method() == http::verb::head ? std::string_view{} : res.body();
+        std::array<asio::const_buffer, 2> wire{asio::buffer(head), asio::buffer(body)};
         auto [wec, wn] = co_await asio::async_write(stream, wire, use_tuple);
         if (!wec && unread_body) co_await linger(stream);
         busy = false;

@@ -242,6 +242,8 @@ store::store(std::filesystem::path const& file) : file_(file) {
     try {
         exec("PRAGMA journal_mode=WAL");
         exec("PRAGMA synchronous=NORMAL");  // with WAL: survives kill -9, fsyncs at checkpoints
+        // A burst of big prompts grows the WAL to tens of MB; once checkpointed it is cut back.
+        exec("PRAGMA journal_size_limit=4194304");
         exec(schema);
         exec("PRAGMA quick_check");
     } catch (std::runtime_error const& e) {

@@ -95,5 +95,21 @@ TEST_F(agentd_test, EveryTablePathAnswersWithoutUpgrade) {
     EXPECT_EQ(head.headers["cache-control"], "no-store");
 }
 
+// HEAD gets the GET's headers and no body: a body would be read as the next response.
+TEST_F(agentd_test, HeadHealthzHasNoBody) {
+    raw_socket s(agentd_->port());
+    s.send(
+        "HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    auto head = s.read_head(5s);
+    ASSERT_TRUE(head);
+    EXPECT_TRUE(head->starts_with("HTTP/1.1 200")) << *head;
+    EXPECT_NE(head->find("Content-Length: 3\r\n"), std::string::npos) << *head;
+    auto get = s.read_response(5s);
+    ASSERT_TRUE(get);
+    EXPECT_TRUE(get->head.starts_with("HTTP/1.1 200")) << get->head;
+    EXPECT_EQ(get->body, "ok\n");
+}
+
 }  // namespace
 }  // namespace agentd::test

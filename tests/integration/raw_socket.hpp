@@ -71,6 +71,14 @@ class raw_socket {
         if (pending_.size() < 12 || !pending_.starts_with("HTTP/1.")) return std::nullopt;
         return std::stoi(pending_.substr(9, 3));
     }
+    // The next response head alone (status line to blank line), consumed; for HEAD answers.
+    std::optional<std::string> read_head(std::chrono::milliseconds timeout) {
+        if (!read_status(timeout)) return std::nullopt;
+        auto end = pending_.find("\r\n\r\n") + 4;
+        auto head = pending_.substr(0, end);
+        pending_.erase(0, end);
+        return head;
+    }
     int fd() const { return fd_; }
     // True once the server closed (EOF or reset) within `timeout`; bytes it sent are skipped.
     bool closed_within(std::chrono::milliseconds timeout) {
