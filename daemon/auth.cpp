@@ -1,5 +1,6 @@
 // Host/Origin allow-lists and the token file; see auth.hpp.
 #include "daemon/auth.hpp"
+#include "daemon/state_dir.hpp"
 
 #include "jobs/random.hpp"
 
@@ -149,15 +150,41 @@ void ensure_state_dir(fs::path const& state_dir) {
         throw std::runtime_error("state directory " + state_dir.string() + " is not writable");
 }
 
+namespace {
+
+// The token of an existing file, checked on the descriptor it is read from (no symlink is
+// followed, no FIFO blocks), or nullopt when there is no file yet.
+std::optional<std::string> read_token(fs::path const& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) return std::nullopt;
+        throw std::runtime_error("cannot read token file " + path.string() + ": " +
+                                 (errno == ELOOP ? "it is a symbolic link" : std::strerror(errno)));
+    }
+    struct closer {
+        int fd;
+        ~closer() { ::close(fd); }
+    } guard{fd};
+    struct stat st {};
+    if (::fstat(fd, &st) != 0)
+        throw std::runtime_error("cannot read token file " + path.string() + ": " +
+                                 std::strerror(errno));
+    verify_token_stat(path, st);
+    std::string text(256, '\0');
+    auto n = ::read(fd, text.data(), text.size());
+    text.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    auto token = text.substr(0, text.find('\n'));
+    if (token.size() < 32)
+        throw std::runtime_error("token file " + path.string() + " is empty or too short");
+    return token;
+}
+
+}  // namespace
+
 std::string load_or_create_token(fs::path const& state_dir) {
     ensure_state_dir(state_dir);
     auto path = state_dir / "token";
-    if (std::ifstream in(path); in) {
-        std::string token;
-        std::getline(in, token);
-        if (token.size() >= 32) return token;
-        throw std::runtime_error("token file " + path.string() + " is empty or too short");
-    }
+    if (auto token = read_token(path)) return *token;
     std::string token = jobs::random_hex(32);
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)

@@ -223,6 +223,22 @@ asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_contex
         std::list<std::function<void()>>::iterator it;
         ~unregister() { ctx.connections.erase(it); }
     } guard{*ctx, registration};
+    bool silent = true;  // until the first request head is read (or the accept loop evicts us)
+    auto silent_entry = ctx->silent.insert(ctx->silent.end(), [&silent, &stream] {
+        silent = false;
+        beast::error_code ignored;
+        stream.socket().close(ignored);
+    });
+    struct end_silence {
+        http_context& ctx;
+        bool& silent;
+        std::list<std::function<void()>>::iterator it;
+        void operator()() {
+            if (silent) ctx.silent.erase(it);
+            silent = false;
+        }
+        ~end_silence() { (*this)(); }
+    } spoke{*ctx, silent, silent_entry};
     beast::flat_buffer buffer(read_buffer_limit);
     bool first = true;
     for (;;) {
@@ -231,6 +247,7 @@ asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_contex
         stream.expires_after(first ? ctx->opts.first_request_timeout : ctx->opts.read_timeout);
         first = false;
         auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
+        spoke();
         if (hec) {
             if (auto failure = read_failure(hec)) co_await refuse(stream, std::move(*failure));
             break;  // end_of_stream, deadline, reset: the connection is done

@@ -28,6 +28,10 @@ struct http_context {
     // One closer per open connection: its count is the connection cap, and stop() calls them.
     std::list<std::function<void()>> connections;
     mcp_registry mcp;  // the sessions of /mcp
+    // Closers of the connections that have not sent a whole request head yet, oldest first. At
+    // the cap the accept loop closes the oldest to make room: silent sockets cannot lock clients
+    // out, since a real client sends its request as soon as it connects.
+    std::list<std::function<void()>> silent;
 };
 
 // `reserve_slot`: the connection was accepted past max_connections, into the few slots kept for

@@ -180,7 +180,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         : ex(std::move(e)),
           opts(clamped(std::move(o))),
           ctx(std::make_shared<http_context>(http_context{
-              opts, rpc, {}, mcp_registry({.max_sessions = opts.max_mcp_sessions})})) {}
+              opts, rpc, {}, mcp_registry({.max_sessions = opts.max_mcp_sessions}), {}})) {}
 
     void open_one(std::string const& spec) {
         if (auto why = listen_spec_error(spec))
@@ -268,6 +268,13 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
                 continue;  // keep serving the connections we have
             }
             auto open = self->ctx->connections.size();
+            if (open >= self->opts.max_connections && !self->ctx->silent.empty()) {
+                // At the cap a connection that never spoke makes room (see http_context::silent).
+                auto evict = std::move(self->ctx->silent.front());
+                self->ctx->silent.pop_front();
+                evict();
+                --open;  // it leaves once its coroutine sees the closed socket
+            }
             if (open >= self->opts.max_connections + reserve_slots(self->opts.max_connections)) {
                 boost::system::error_code ignored;
                 socket.close(ignored);  // over the cap: refuse rather than queue unbounded

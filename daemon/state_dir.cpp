@@ -49,6 +49,10 @@ void verify_token_file(std::filesystem::path const& file) {
         throw std::runtime_error(
             fmt::format("cannot use token file {}: {}", file.string(), std::strerror(errno)));
     }
+    verify_token_stat(file, st);
+}
+
+void verify_token_stat(std::filesystem::path const& file, struct stat const& st) {
     auto refuse = [&](std::string const& why) {
         throw std::runtime_error(
             fmt::format("token file {} {}; remove it to have a new one created, or fix it",

@@ -6,10 +6,15 @@
 
 #include <filesystem>
 
+struct stat;
+
 namespace agentd::daemon {
 
 void verify_state_dir(std::filesystem::path const& dir);
 // A token file that does not exist yet passes: agentd creates it 0600.
 void verify_token_file(std::filesystem::path const& file);
+// The same rules on what an open descriptor's fstat saw (the file actually read, not a name
+// that may have been swapped since the check).
+void verify_token_stat(std::filesystem::path const& file, struct stat const& st);
 
 }  // namespace agentd::daemon

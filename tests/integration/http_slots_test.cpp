@@ -1,6 +1,7 @@
 // Connection slots against the real agentd: calls whose client went away are cancelled and free
 // their slot within about a second; at the cap the reserve still answers /healthz (others get
-// 503 + Retry-After); a connection that sends nothing is closed at the first-request deadline.
+// 503 + Retry-After); a connection that sends nothing is closed at the first-request deadline,
+// or sooner when the cap is reached and a client that speaks needs its slot.
 #include "agentd_fixture.hpp"
 #include "raw_socket.hpp"
 
@@ -100,6 +101,19 @@ TEST_F(http_slots, PipelinedRequestBehindAWaitIsNotAbandonment) {
     auto health = s.read_response(5s);
     ASSERT_TRUE(health);
     EXPECT_EQ(health->body, "ok\n");
+}
+
+TEST_F(http_slots, SilentSocketsAtTheCapMakeRoomForClientsThatSpeak) {
+    // Twice the cap of sockets that never send a byte (the first-request deadline is 5 s).
+    std::vector<std::unique_ptr<raw_socket>> silent;
+    for (int i = 0; i < 2 * cap; ++i)
+        silent.push_back(std::make_unique<raw_socket>(agentd_->port()));
+    auto start = steady::now();
+    EXPECT_EQ(status_of(rpc_status()), 200);
+    EXPECT_EQ(status_of("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), 200);
+    EXPECT_LT(steady::now() - start, 2s);  // well before any deadline would have freed a slot
+    // The oldest silent sockets made the room.
+    EXPECT_TRUE(silent.front()->closed_within(1s));
 }
 
 TEST_F(agentd_test, SilentConnectionClosesAtTheFirstRequestDeadline) {

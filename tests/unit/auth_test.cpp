@@ -197,8 +197,27 @@ TEST_F(token_file_test, existing_token_is_read_not_replaced) {
         std::ofstream out(root_ / "token");
         out << mine << "\n";
     }
+    fs::permissions(root_ / "token", fs::perms::owner_read | fs::perms::owner_write);
     EXPECT_EQ(load_or_create_token(root_), mine);
     EXPECT_EQ(read_file(root_ / "token"), mine + "\n");
+}
+
+// The checks apply to the file actually read, so a name swapped after verify_token_file (a
+// symlink planted, a looser file put in place) is refused by the read itself.
+TEST_F(token_file_test, the_token_read_is_checked_on_its_descriptor) {
+    std::string const mine = "my-own-token-that-is-long-enough-0123456789";
+    {
+        std::ofstream out(root_ / "real");
+        out << mine << "\n";
+    }
+    fs::permissions(root_ / "real", fs::perms::owner_read | fs::perms::owner_write);
+    fs::create_symlink(root_ / "real", root_ / "token");
+    EXPECT_THROW(load_or_create_token(root_), std::runtime_error);
+    fs::remove(root_ / "token");
+    fs::copy_file(root_ / "real", root_ / "token");
+    fs::permissions(root_ / "token",
+                    fs::perms::owner_read | fs::perms::owner_write | fs::perms::others_read);
+    EXPECT_THROW(load_or_create_token(root_), std::runtime_error);
 }
 
 TEST_F(token_file_test, too_short_or_empty_file_is_an_error) {
@@ -206,6 +225,7 @@ TEST_F(token_file_test, too_short_or_empty_file_is_an_error) {
         std::ofstream out(root_ / "token");
         out << "short\n";
     }
+    fs::permissions(root_ / "token", fs::perms::owner_read | fs::perms::owner_write);
     EXPECT_THROW(load_or_create_token(root_), std::runtime_error);
     { std::ofstream out(root_ / "token", std::ios::trunc); }
     EXPECT_THROW(load_or_create_token(root_), std::runtime_error);
