@@ -26,6 +26,7 @@
 
 #include <array>
 #include <cerrno>
+#include <algorithm>
 #include <chrono>
 
 namespace agentd::daemon {
@@ -244,7 +245,11 @@ asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_contex
     for (;;) {
         request_parser parser;
         prepare_parser(parser);
-        stream.expires_after(first ? ctx->opts.first_request_timeout : ctx->opts.read_timeout);
+        // The first head gets the shorter of the two: the first-request deadline only ever
+        // tightens what read_timeout allows.
+        stream.expires_after(first
+                                 ? std::min(ctx->opts.first_request_timeout, ctx->opts.read_timeout)
+                                 : ctx->opts.read_timeout);
         first = false;
         auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
         spoke();

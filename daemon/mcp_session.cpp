@@ -6,6 +6,7 @@
 #include "daemon/mcp_session.hpp"
 
 #include "daemon/mcp_registry.hpp"
+#include "daemon/routes.hpp"
 #include "protocol/mcp.hpp"
 #include "protocol/params.hpp"
 #include "protocol/rpc.hpp"
@@ -39,19 +40,11 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
-using string_response = http::response<http::string_body>;
 using wait_result = std::optional<result<json::value>>;  // nullopt: cancelled
 constexpr std::string_view session_header = "Mcp-Session-Id";
 constexpr std::string_view version_header = "MCP-Protocol-Version";
 
 // --- header guards ----------------------------------------------------------------------------
-
-std::string_view media_type(std::string_view value) {
-    auto media = value.substr(0, value.find(';'));
-    while (!media.empty() && media.front() == ' ') media.remove_prefix(1);
-    while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
-    return media;
-}
 
 // Accept must list application/json and text/event-stream; wildcards count, as in HTTP.
 bool accepts_json_and_sse(std::string_view accept) {
@@ -467,21 +460,10 @@ asio::awaitable<bool> end_session(exchange& x) {
 
 }  // namespace
 
-bool is_mcp_target(std::string_view target) {
-    return target.substr(0, target.find('?')) == "/mcp";
-}
-
 std::optional<string_response> screen_mcp(http::request_parser<http::string_body> const& parser,
                                           http_context const& ctx) {
     auto const& req = parser.get();
     auto v = req.version();
-    if (req.method() != http::verb::post && req.method() != http::verb::delete_) {
-        // No server-initiated stream: agentd sends nothing outside a request's own response.
-        auto res =
-            refusal(http::status::method_not_allowed, "POST messages; DELETE ends a session", v);
-        res.set(http::field::allow, "POST, DELETE");
-        return res;
-    }
     if (auto version = req[version_header]; !version.empty() && !mcp::is_supported_version(version))
         return refusal(http::status::bad_request, "unsupported MCP-Protocol-Version", v);
     if (req.method() == http::verb::delete_) return std::nullopt;

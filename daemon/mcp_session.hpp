@@ -15,8 +15,6 @@
 
 namespace agentd::daemon {
 
-bool is_mcp_target(std::string_view target);
-
 // The refusal of a /mcp request before its body is read (405, 400 for an unsupported
 // MCP-Protocol-Version, 406, 415, 413); nullopt when it may proceed.
 std::optional<boost::beast::http::response<boost::beast::http::string_body>> screen_mcp(

@@ -407,13 +407,18 @@ TEST_F(agentd_test, McpAllSessionsBusyRefusesNewOnesWith503) {
     mcp_client b(*agentd_);
     a.initialize();
     b.initialize();
+    // Each waits on a job of its own MCP session (another session's ids are not found, and
+    // such a wait would end at once).
     auto started = a.structured("agents_start", start_args({"slow [[fake latency_ms=60000]]"}));
+    auto started_b = b.structured("agents_start", start_args({"slow [[fake latency_ms=60000]]"}));
     auto ids = ids_of(jobs_of(started));
+    auto ids_b = ids_of(jobs_of(started_b));
     json::object args{{"jobs", ids}, {"timeout_ms", 60'000}};
+    json::object args_b{{"jobs", ids_b}, {"timeout_ms", 60'000}};
     raw_socket wait_a(agentd_->port());
     raw_socket wait_b(agentd_->port());
     raw_mcp_post(wait_a, *agentd_, a.session(), tool_call("wa", "agents_wait", args, "pa"));
-    raw_mcp_post(wait_b, *agentd_, b.session(), tool_call("wb", "agents_wait", args, "pb"));
+    raw_mcp_post(wait_b, *agentd_, b.session(), tool_call("wb", "agents_wait", args_b, "pb"));
     // The SSE head is written once the request is registered in flight.
     ASSERT_TRUE(wait_a.readable_within(5s));
     ASSERT_TRUE(wait_b.readable_within(5s));
