@@ -24,9 +24,9 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
-#include <algorithm>
 #include <chrono>
 
 namespace agentd::daemon {

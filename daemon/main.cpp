@@ -90,13 +90,18 @@ int run(daemon::config const& c) {
     boost::asio::io_context ioc(1);
     // Before the listening line: a supervisor may signal as soon as it has read it.
     boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
-    daemon::server_options so{c.listen,          std::nullopt,
-                              c.allowed_hosts,   c.allowed_origins,
-                              c.max_body_bytes,  c.max_connections,
-                              c.read_timeout,    c.ws_max_outbox_bytes,
-                              c.ws_idle_timeout, daemon::systemd_listen_fds()};
-    so.max_mcp_sessions = c.max_mcp_sessions;
-    so.first_request_timeout = c.first_request_timeout;
+    daemon::server_options so{.listen = c.listen,
+                              .token = std::nullopt,
+                              .allowed_hosts = c.allowed_hosts,
+                              .allowed_origins = c.allowed_origins,
+                              .max_body_bytes = c.max_body_bytes,
+                              .max_connections = c.max_connections,
+                              .read_timeout = c.read_timeout,
+                              .ws_max_outbox_bytes = c.ws_max_outbox_bytes,
+                              .ws_idle_timeout = c.ws_idle_timeout,
+                              .inherited_fds = daemon::systemd_listen_fds(),
+                              .max_mcp_sessions = c.max_mcp_sessions,
+                              .first_request_timeout = c.first_request_timeout};
     daemon::ensure_state_dir(c.state_dir);
     daemon::verify_state_dir(c.state_dir);
     if (c.auth == daemon::auth_mode::token) {

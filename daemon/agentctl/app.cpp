@@ -24,7 +24,7 @@ namespace {
 constexpr std::int64_t server_default_wait_ms = 30'000;  // DESIGN §2 agents_wait
 constexpr std::size_t max_detail_chars = 200;
 
-std::string read_tasks(const command& cmd) {
+std::string read_tasks(command const& cmd) {
     if (!cmd.tasks_file) return {};
     std::ostringstream text;
     if (*cmd.tasks_file == "-") {
@@ -39,14 +39,14 @@ std::string read_tasks(const command& cmd) {
 
 // The daemon may hold a wait open for the wait's whole timeout; --timeout-ms is the allowance on
 // top.
-std::chrono::milliseconds http_deadline(const invocation& inv) {
+std::chrono::milliseconds http_deadline(invocation const& inv) {
     auto ms = inv.globals.timeout_ms;
     if (inv.cmd.kind == command_kind::wait)
         ms += inv.cmd.wait_timeout_ms.value_or(server_default_wait_ms);
     return std::chrono::milliseconds(ms);
 }
 
-std::string http_failure(const http_reply& reply, const credentials& creds) {
+std::string http_failure(http_reply const& reply, credentials const& creds) {
     if (reply.status == 401) {
         return creds.token ? fmt::format("unauthorized (token from {})", creds.source)
                            : fmt::format("unauthorized ({})", creds.source);
@@ -56,17 +56,17 @@ std::string http_failure(const http_reply& reply, const credentials& creds) {
                        detail);
 }
 
-std::vector<std::string> job_ids(const boost::json::object& result) {
+std::vector<std::string> job_ids(boost::json::object const& result) {
     std::vector<std::string> ids;
-    const auto* jobs = result.if_contains("jobs");
+    auto const* jobs = result.if_contains("jobs");
     if (jobs && jobs->is_array())
-        for (const auto& job : jobs->get_array()) ids.push_back(read_job(job).id);
+        for (auto const& job : jobs->get_array()) ids.push_back(read_job(job).id);
     return ids;
 }
 
-int print_result(const invocation& inv, const boost::json::object& result) {
+int print_result(invocation const& inv, boost::json::object const& result) {
     if (inv.cmd.kind == command_kind::start && inv.cmd.quiet && !inv.globals.json) {
-        for (const auto& id : job_ids(result)) fmt::print("{}\n", id);
+        for (auto const& id : job_ids(result)) fmt::print("{}\n", id);
     } else if (inv.globals.json) {
         fmt::print("{}", pretty_json(result));
     } else {
@@ -80,22 +80,22 @@ int print_result(const invocation& inv, const boost::json::object& result) {
 // The JSON-RPC result, or the exit code of a failure already reported on stderr.
 using outcome = std::variant<boost::json::object, int>;
 
-outcome result_of(const http_reply& reply, const credentials& creds) {
+outcome result_of(http_reply const& reply, credentials const& creds) {
     if (reply.status < 200 || reply.status > 299) {
         fmt::print(stderr, "agentctl: {}\n", http_failure(reply, creds));
         return exit_unreachable;
     }
     auto decoded = decode_response(reply.body);
-    if (const auto* error = std::get_if<rpc_error>(&decoded)) {
+    if (auto const* error = std::get_if<rpc_error>(&decoded)) {
         fmt::print(stderr, "agentctl: {}\n", describe(*error));
         return exit_failed;
     }
-    const auto* result = std::get<boost::json::value>(decoded).if_object();
+    auto const* result = std::get<boost::json::value>(decoded).if_object();
     if (result == nullptr) throw transport_error("the JSON-RPC result is not an object");
     return *result;
 }
 
-outcome request(const invocation& inv) {
+outcome request(invocation const& inv) {
     auto request = build_request(inv, read_tasks(inv.cmd));
     auto to = parse_url(resolve_url(inv.globals));
     auto creds = resolve_credentials(inv.globals);
@@ -104,9 +104,9 @@ outcome request(const invocation& inv) {
 }
 
 // start --wait: the start's lines (text mode), then a wait for exactly the jobs it started.
-int start_and_wait(const invocation& inv) {
+int start_and_wait(invocation const& inv) {
     auto started = request(inv);
-    if (const auto* code = std::get_if<int>(&started)) return *code;
+    if (auto const* code = std::get_if<int>(&started)) return *code;
     auto waiting = inv;
     waiting.cmd.kind = command_kind::wait;
     waiting.cmd.args = job_ids(std::get<boost::json::object>(started));
@@ -115,7 +115,7 @@ int start_and_wait(const invocation& inv) {
     return run_request(waiting);
 }
 
-int dispatch(const invocation& inv) {
+int dispatch(invocation const& inv) {
     if (inv.cmd.kind == command_kind::watch) return run_watch(inv);
     if (inv.cmd.kind == command_kind::start && inv.cmd.start_wait) return start_and_wait(inv);
     if (inv.cmd.kind == command_kind::wait && wants_live_display(inv))
@@ -125,26 +125,26 @@ int dispatch(const invocation& inv) {
 
 }  // namespace
 
-int run(const invocation& inv) {
+int run(invocation const& inv) {
     if (inv.cmd.kind == command_kind::ui) return run_ui(inv);  // prints a URL, sends nothing
     auto url = resolve_url(inv.globals);
     try {
         return dispatch(inv);
-    } catch (const rpc_failure& e) {
+    } catch (rpc_failure const& e) {
         fmt::print(stderr, "agentctl: {}\n", e.what());
         return exit_failed;
-    } catch (const usage_error& e) {
+    } catch (usage_error const& e) {
         fmt::print(stderr, "agentctl: {}\n", e.what());
         return exit_usage;
-    } catch (const transport_error& e) {
+    } catch (transport_error const& e) {
         fmt::print(stderr, "agentctl: {}: {}\n", url, e.what());
         return exit_unreachable;
     }
 }
 
-int run_request(const invocation& inv) {
+int run_request(invocation const& inv) {
     auto result = request(inv);
-    if (const auto* code = std::get_if<int>(&result)) return *code;
+    if (auto const* code = std::get_if<int>(&result)) return *code;
     return print_result(inv, std::get<boost::json::object>(result));
 }
 

@@ -7,9 +7,9 @@
 namespace agentctl {
 
 // Returns the process exit code (exit_codes.hpp); prints results to stdout, diagnostics to stderr.
-int run(const invocation& inv);
+int run(invocation const& inv);
 
 // One HTTP request for the command and its printed result (what run() does when nothing is live).
-int run_request(const invocation& inv);
+int run_request(invocation const& inv);
 
 }  // namespace agentctl

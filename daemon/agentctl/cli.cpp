@@ -17,7 +17,7 @@ constexpr std::int64_t max_wait_ms = 3'600'000;  // DESIGN §2 agents_wait
 
 const CLI::Range positive_ms{std::int64_t{1}, std::numeric_limits<std::int64_t>::max()};
 
-constexpr const char* footer =
+constexpr char const* footer =
     R"(Environment: AGENTD_URL, AGENTD_TOKEN, AGENTD_STATE_DIR, STATE_DIRECTORY,
 XDG_STATE_HOME, HOME. The token is read from --token, --token-file, $AGENTD_TOKEN, then
 STATE_DIR/token; without one no Authorization header is sent.
@@ -59,8 +59,8 @@ void add_task_options(CLI::App& sub, task_options& t) {
         ->option_text("MS");
 }
 
-CLI::App* add_command(CLI::App& app, command& cmd, command_kind kind, const char* name,
-                      const char* help) {
+CLI::App* add_command(CLI::App& app, command& cmd, command_kind kind, char const* name,
+                      char const* help) {
     auto* sub = app.add_subcommand(name, help);
     sub->callback([&cmd, kind] { cmd.kind = kind; });
     return sub;
@@ -78,7 +78,7 @@ CLI::Option* add_duration(CLI::App& sub, command& cmd) {
     return sub
         .add_option_function<std::string>(
             "--timeout",
-            [&cmd](const std::string& text) { cmd.wait_timeout_ms = parse_duration_ms(text); },
+            [&cmd](std::string const& text) { cmd.wait_timeout_ms = parse_duration_ms(text); },
             "how long to wait: 90s, 1500ms, 2m, or seconds (server default 30s, 0 = check now)")
         ->check(duration)
         ->option_text("DURATION");
@@ -159,7 +159,7 @@ std::optional<std::int64_t> parse_duration_ms(std::string_view text) {
     return std::nullopt;
 }
 
-std::variant<invocation, int> parse_cli(int argc, const char* const* argv) {
+std::variant<invocation, int> parse_cli(int argc, char const* const* argv) {
     invocation inv;
     CLI::App app{"agentctl: command-line client of agentd", "agentctl"};
     app.footer(footer);
@@ -169,7 +169,7 @@ std::variant<invocation, int> parse_cli(int argc, const char* const* argv) {
     add_commands(app, inv.cmd);
     try {
         app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
+    } catch (CLI::ParseError const& e) {
         // CLI11 would exit with its own codes (105, 106, …); scripts are promised 2.
         return app.exit(e) == 0 ? exit_ok : exit_usage;
     }

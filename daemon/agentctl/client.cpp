@@ -31,7 +31,7 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // than one job's worth, but not unbounded memory.
 constexpr std::uint64_t max_reply_bytes = std::uint64_t{1} << 30;
 
-request make_request(const endpoint& to, const http_post& post) {
+request make_request(endpoint const& to, http_post const& post) {
     request req{http::verb::post, to.target, 11};
     req.set(http::field::host, to.host_header);
     req.set(http::field::user_agent, "agentctl");
@@ -44,7 +44,7 @@ request make_request(const endpoint& to, const http_post& post) {
     return req;
 }
 
-void check(beast::error_code ec, const char* step, std::chrono::milliseconds deadline) {
+void check(beast::error_code ec, char const* step, std::chrono::milliseconds deadline) {
     if (!ec) return;
     if (ec == beast::error::timeout) {
         throw transport_error(
@@ -82,17 +82,17 @@ http_reply run(asio::io_context& io, Destination destination, request req,
 }
 
 // The path length limit of sockaddr_un makes a long path a usage error, not a failed connection.
-asio::local::stream_protocol::endpoint socket_endpoint(const std::string& path) {
+asio::local::stream_protocol::endpoint socket_endpoint(std::string const& path) {
     try {
         return asio::local::stream_protocol::endpoint(path);
-    } catch (const boost::system::system_error& e) {
+    } catch (boost::system::system_error const& e) {
         throw usage_error(fmt::format("bad socket path {}: {}", path, e.code().message()));
     }
 }
 
 }  // namespace
 
-http_reply post_json(const endpoint& to, const http_post& post,
+http_reply post_json(endpoint const& to, http_post const& post,
                      std::chrono::milliseconds deadline) {
     asio::io_context io(1);
     auto req = make_request(to, post);

@@ -22,6 +22,6 @@ struct http_reply {
 };
 
 // Throws transport_error when the exchange fails or the deadline passes.
-http_reply post_json(const endpoint& to, const http_post& post, std::chrono::milliseconds deadline);
+http_reply post_json(endpoint const& to, http_post const& post, std::chrono::milliseconds deadline);
 
 }  // namespace agentctl

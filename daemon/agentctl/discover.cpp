@@ -20,8 +20,8 @@ constexpr std::string_view default_url = "http://127.0.0.1:7077";
 constexpr std::string_view http_scheme = "http://";
 constexpr std::string_view unix_scheme = "unix:";
 
-std::optional<std::string> env(const char* name) {
-    const char* value = std::getenv(name);
+std::optional<std::string> env(char const* name) {
+    char const* value = std::getenv(name);
     if (value == nullptr || *value == '\0') return std::nullopt;
     return value;
 }
@@ -80,7 +80,7 @@ std::string checked_token(std::string_view raw, std::string_view source) {
     return std::string(token);
 }
 
-credentials token_from_file(const std::filesystem::path& path, bool required) {
+credentials token_from_file(std::filesystem::path const& path, bool required) {
     std::ifstream in(path);
     if (!in) {
         // libstdc++ opens with open(2), so errno tells a missing file from a forbidden one.
@@ -98,7 +98,7 @@ credentials token_from_file(const std::filesystem::path& path, bool required) {
 
 }  // namespace
 
-std::string resolve_url(const global_options& globals) {
+std::string resolve_url(global_options const& globals) {
     if (globals.url) return *globals.url;
     return env("AGENTD_URL").value_or(std::string(default_url));
 }
@@ -120,7 +120,7 @@ endpoint parse_url(std::string_view url) {
     return {host, port, "", rpc_target(prefix), std::string(authority)};
 }
 
-std::filesystem::path resolve_state_dir(const global_options& globals) {
+std::filesystem::path resolve_state_dir(global_options const& globals) {
     if (globals.state_dir) return *globals.state_dir;
     if (auto dir = env("AGENTD_STATE_DIR")) return *dir;
     // systemd joins several StateDirectory= entries with ':'; the daemon's own is the first.
@@ -132,7 +132,7 @@ std::filesystem::path resolve_state_dir(const global_options& globals) {
     return {};
 }
 
-credentials resolve_credentials(const global_options& globals) {
+credentials resolve_credentials(global_options const& globals) {
     if (globals.token) return {checked_token(*globals.token, "--token"), "--token"};
     if (globals.token_file) return token_from_file(*globals.token_file, true);
     if (auto token = env("AGENTD_TOKEN"))

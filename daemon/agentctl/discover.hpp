@@ -26,16 +26,16 @@ struct credentials {
 };
 
 // --url, else $AGENTD_URL, else the daemon's default listener.
-std::string resolve_url(const global_options& globals);
+std::string resolve_url(global_options const& globals);
 
 // Accepts http://HOST[:PORT][/PREFIX], http://[IPV6][:PORT][/PREFIX] and unix:PATH.
 endpoint parse_url(std::string_view url);
 
 // --state-dir, $AGENTD_STATE_DIR, $STATE_DIRECTORY, $XDG_STATE_HOME/agentd, ~/.local/state/agentd;
 // empty when none applies.
-std::filesystem::path resolve_state_dir(const global_options& globals);
+std::filesystem::path resolve_state_dir(global_options const& globals);
 
 // --token, --token-file, $AGENTD_TOKEN, then STATE_DIR/token; a missing default file means none.
-credentials resolve_credentials(const global_options& globals);
+credentials resolve_credentials(global_options const& globals);
 
 }  // namespace agentctl

@@ -27,7 +27,7 @@ using namespace std::chrono_literals;
 constexpr auto tick = 100ms;  // spinner and elapsed refresh on a terminal
 constexpr std::int64_t server_default_wait_ms = 30'000;
 
-std::string subscribe_request(const invocation& inv, bool all) {
+std::string subscribe_request(invocation const& inv, bool all) {
     boost::json::object params{{"snapshot", true}};
     if (all)
         params["all"] = true;
@@ -36,7 +36,7 @@ std::string subscribe_request(const invocation& inv, bool all) {
     return encode_request({"agents_subscribe", std::move(params)});
 }
 
-std::vector<std::string> split_lines(const std::string& text) {
+std::vector<std::string> split_lines(std::string const& text) {
     std::vector<std::string> lines;
     std::istringstream in(text);
     for (std::string line; std::getline(in, line);) lines.push_back(line);
@@ -64,14 +64,14 @@ class terminal_block {
     std::size_t drawn_ = 0;
 };
 
-void print_line(const std::string& line) {
+void print_line(std::string const& line) {
     fmt::print("{}", line);
     std::fflush(stdout);  // a pipe reader follows changes as they happen
 }
 
 class watcher final : public ws_handler {
   public:
-    watcher(const invocation& inv, bool tty) : inv_(inv), tty_(tty) {}
+    watcher(invocation const& inv, bool tty) : inv_(inv), tty_(tty) {}
 
     std::vector<std::string> opening() override {
         return {subscribe_request(inv_, inv_.cmd.watch_all)};
@@ -87,9 +87,9 @@ class watcher final : public ws_handler {
                 print_line(board_table(board_, now));
                 return false;
             }
-            for (const auto& id : board_.ids()) note(id);
+            for (auto const& id : board_.ids()) note(id);
             if (!tty_)  // oldest first, as later changes will follow
-                for (const auto& id : board_.ids()) print_line(event_line(board_.at(id, now)));
+                for (auto const& id : board_.ids()) print_line(event_line(board_.at(id, now)));
         } else if (msg.what == ws_message::kind::event) {
             bool changed = board_.update(msg.job, now);
             auto id = read_job(msg.job).id;
@@ -109,7 +109,7 @@ class watcher final : public ws_handler {
 
     // 0 when every job that was unfinished during the watch completed.
     int exit_code() const {
-        bool bad = std::any_of(watched_.begin(), watched_.end(), [&](const std::string& id) {
+        bool bad = std::any_of(watched_.begin(), watched_.end(), [&](std::string const& id) {
             const auto* view = board_.find(id);
             return view == nullptr || read_job(*view).state != "completed";
         });
@@ -117,11 +117,11 @@ class watcher final : public ws_handler {
     }
 
   private:
-    void note(const std::string& id) {
+    void note(std::string const& id) {
         if (!board_.terminal(id)) watched_.insert(id);
     }
 
-    const invocation& inv_;
+    invocation const& inv_;
     bool tty_;
     job_board board_;
     bool snapshot_ = false;
@@ -131,7 +131,7 @@ class watcher final : public ws_handler {
 
 class progress final : public ws_handler {
   public:
-    progress(const invocation& inv, std::vector<std::string> ids, live_clock::time_point deadline)
+    progress(invocation const& inv, std::vector<std::string> ids, live_clock::time_point deadline)
         : inv_(inv), ids_(std::move(ids)), given_(!ids_.empty()), deadline_(deadline) {}
 
     std::vector<std::string> opening() override { return {subscribe_request(inv_, false)}; }
@@ -157,19 +157,19 @@ class progress final : public ws_handler {
         return !finished(now);
     }
 
-    const std::vector<std::string>& ids() const { return ids_; }
+    std::vector<std::string> const& ids() const { return ids_; }
 
   private:
     // Without ids: the session's jobs not yet finished now, oldest first (as agents_wait does).
     void unfinished_from_snapshot() {
-        for (const auto& id : board_.ids())
+        for (auto const& id : board_.ids())
             if (!board_.terminal(id)) ids_.push_back(id);
     }
 
     bool finished(live_clock::time_point now) const {
         if (now >= deadline_) return true;
         if (!snapshot_) return false;
-        auto done = [&](const std::string& id) { return board_.terminal(id); };
+        auto done = [&](std::string const& id) { return board_.terminal(id); };
         return inv_.cmd.wait_any && !ids_.empty() ? std::any_of(ids_.begin(), ids_.end(), done)
                                                   : std::all_of(ids_.begin(), ids_.end(), done);
     }
@@ -178,7 +178,7 @@ class progress final : public ws_handler {
         if (snapshot_) block_.draw(progress_lines(board_, ids_, now, frame_));
     }
 
-    const invocation& inv_;
+    invocation const& inv_;
     std::vector<std::string> ids_;
     bool given_;
     live_clock::time_point deadline_;
@@ -188,7 +188,7 @@ class progress final : public ws_handler {
     terminal_block block_;
 };
 
-void follow(const invocation& inv, ws_handler& handler) {
+void follow(invocation const& inv, ws_handler& handler) {
     auto to = parse_url(resolve_url(inv.globals));
     auto creds = resolve_credentials(inv.globals);
     run_ws(to, creds.token, std::chrono::milliseconds(inv.globals.timeout_ms), tick, handler);
@@ -196,17 +196,17 @@ void follow(const invocation& inv, ws_handler& handler) {
 
 }  // namespace
 
-bool wants_live_display(const invocation& inv) {
+bool wants_live_display(invocation const& inv) {
     return !inv.globals.json && ::isatty(STDOUT_FILENO) == 1;
 }
 
-int run_watch(const invocation& inv) {
+int run_watch(invocation const& inv) {
     watcher w(inv, wants_live_display(inv));
     follow(inv, w);
     return inv.cmd.until_idle ? w.exit_code() : exit_ok;
 }
 
-int run_live_wait(const invocation& inv, std::vector<std::string> ids) {
+int run_live_wait(invocation const& inv, std::vector<std::string> ids) {
     auto timeout =
         std::chrono::milliseconds(inv.cmd.wait_timeout_ms.value_or(server_default_wait_ms));
     progress p(inv, std::move(ids), live_clock::now() + timeout);

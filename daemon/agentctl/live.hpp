@@ -11,12 +11,12 @@
 namespace agentctl {
 
 // Whether wait should draw live progress: stdout is a terminal and --json is off.
-bool wants_live_display(const invocation& inv);
+bool wants_live_display(invocation const& inv);
 
 // Both return the process exit code (exit_codes.hpp) and map failures like run() does.
-int run_watch(const invocation& inv);
+int run_watch(invocation const& inv);
 // Waits for `ids` (empty: the session's unfinished jobs) with a live per-job display, then
 // prints the result like `wait` does.
-int run_live_wait(const invocation& inv, std::vector<std::string> ids);
+int run_live_wait(invocation const& inv, std::vector<std::string> ids);
 
 }  // namespace agentctl

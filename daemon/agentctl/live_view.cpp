@@ -17,8 +17,8 @@ namespace {
 
 constexpr std::array<char, 4> spinner{'|', '/', '-', '\\'};
 
-std::string state_of(const json::object& view) {
-    const auto* state = view.if_contains("state");
+std::string state_of(json::object const& view) {
+    auto const* state = view.if_contains("state");
     return state && state->is_string() ? std::string(state->get_string()) : std::string{};
 }
 
@@ -28,12 +28,12 @@ bool is_terminal_state(std::string_view state) {
     return state != "queued" && state != "running";
 }
 
-bool job_board::update(const json::value& job, live_clock::time_point now) {
-    const auto* view = job.if_object();
-    const auto* id = view ? view->if_contains("id") : nullptr;
+bool job_board::update(json::value const& job, live_clock::time_point now) {
+    auto const* view = job.if_object();
+    auto const* id = view ? view->if_contains("id") : nullptr;
     if (id == nullptr || !id->is_string()) return false;
     std::string key(id->get_string());
-    auto it = std::find_if(jobs_.begin(), jobs_.end(), [&](const entry& e) { return e.id == key; });
+    auto it = std::find_if(jobs_.begin(), jobs_.end(), [&](entry const& e) { return e.id == key; });
     if (it == jobs_.end()) {
         jobs_.push_back({key, *view, now});
         order_.push_back(key);
@@ -45,30 +45,30 @@ bool job_board::update(const json::value& job, live_clock::time_point now) {
     return changed;
 }
 
-void job_board::take_snapshot(const json::object& result, live_clock::time_point now) {
-    const auto* jobs = result.if_contains("jobs");
+void job_board::take_snapshot(json::object const& result, live_clock::time_point now) {
+    auto const* jobs = result.if_contains("jobs");
     if (jobs == nullptr || !jobs->is_array()) return;
-    const auto& items = jobs->get_array();
+    auto const& items = jobs->get_array();
     for (auto it = items.rbegin(); it != items.rend(); ++it) {  // newest first: oldest in first
-        const auto& item = *it;
-        const auto* entry = item.if_object();
-        const auto* job = entry ? entry->if_contains("job") : nullptr;
-        const auto& view = job ? *job : item;
-        const auto* id = view.is_object() ? view.get_object().if_contains("id") : nullptr;
+        auto const& item = *it;
+        auto const* entry = item.if_object();
+        auto const* job = entry ? entry->if_contains("job") : nullptr;
+        auto const& view = job ? *job : item;
+        auto const* id = view.is_object() ? view.get_object().if_contains("id") : nullptr;
         if (id && id->is_string() && find(id->get_string()) == nullptr) update(view, now);
     }
 }
 
-const json::object* job_board::find(std::string_view id) const {
-    auto it = std::find_if(jobs_.begin(), jobs_.end(), [&](const entry& e) { return e.id == id; });
+json::object const* job_board::find(std::string_view id) const {
+    auto it = std::find_if(jobs_.begin(), jobs_.end(), [&](entry const& e) { return e.id == id; });
     return it == jobs_.end() ? nullptr : &it->view;
 }
 
 json::object job_board::at(std::string_view id, live_clock::time_point now) const {
-    auto it = std::find_if(jobs_.begin(), jobs_.end(), [&](const entry& e) { return e.id == id; });
+    auto it = std::find_if(jobs_.begin(), jobs_.end(), [&](entry const& e) { return e.id == id; });
     if (it == jobs_.end()) return json::object{{"id", id}, {"state", "not_found"}};
     auto view = it->view;
-    const auto* elapsed = view.if_contains("elapsed_ms");
+    auto const* elapsed = view.if_contains("elapsed_ms");
     if (!is_terminal_state(state_of(view)) && elapsed && elapsed->is_int64()) {
         auto since = std::chrono::duration_cast<std::chrono::milliseconds>(now - it->seen);
         view["elapsed_ms"] = elapsed->get_int64() + since.count();
@@ -77,43 +77,43 @@ json::object job_board::at(std::string_view id, live_clock::time_point now) cons
 }
 
 bool job_board::terminal(std::string_view id) const {
-    const auto* view = find(id);
+    auto const* view = find(id);
     return view == nullptr || is_terminal_state(state_of(*view));
 }
 
 bool job_board::idle() const {
     return std::all_of(jobs_.begin(), jobs_.end(),
-                       [](const entry& e) { return is_terminal_state(state_of(e.view)); });
+                       [](entry const& e) { return is_terminal_state(state_of(e.view)); });
 }
 
-std::string board_table(const job_board& board, live_clock::time_point now) {
+std::string board_table(job_board const& board, live_clock::time_point now) {
     json::array jobs;
-    const auto& ids = board.ids();
+    auto const& ids = board.ids();
     for (auto it = ids.rbegin(); it != ids.rend(); ++it) jobs.push_back(board.at(*it, now));
     return render_result(command_kind::status, json::object{{"jobs", std::move(jobs)}}).out;
 }
 
-std::vector<std::string> progress_lines(const job_board& board, const std::vector<std::string>& ids,
+std::vector<std::string> progress_lines(job_board const& board, std::vector<std::string> const& ids,
                                         live_clock::time_point now, std::size_t frame) {
     std::vector<std::string> lines;
-    for (const auto& id : ids) {
+    for (auto const& id : ids) {
         auto job = read_job(board.at(id, now));
         char mark = !is_terminal_state(job.state) ? spinner[frame % spinner.size()]
                     : job.state == "completed"    ? '+'
                                                   : 'x';
         auto line = fmt::format("{} {}  {:<11} {:>7}", mark, job.id, job.state,
                                 format_elapsed(job.elapsed_ms));
-        for (const auto* part : {&job.description, &job.error})
+        for (auto const* part : {&job.description, &job.error})
             if (!part->empty()) line += "  " + *part;
         lines.push_back(std::move(line));
     }
     return lines;
 }
 
-std::string event_line(const json::object& view) {
+std::string event_line(json::object const& view) {
     auto job = read_job(view);
     auto line = fmt::format("{}  {}  {}", job.id, job.state, format_elapsed(job.elapsed_ms));
-    for (const auto* part : {&job.description, &job.error})
+    for (auto const* part : {&job.description, &job.error})
         if (!part->empty()) line += "  " + *part;
     return line + "\n";
 }
@@ -127,10 +127,10 @@ std::string fit_width(std::string_view line, std::size_t columns) {
     return std::string(line);
 }
 
-std::string redraw(std::size_t previous, const std::vector<std::string>& lines) {
+std::string redraw(std::size_t previous, std::vector<std::string> const& lines) {
     // ESC[nF: to the start of the line n lines up; ESC[2K: erase the line; ESC[J: erase below.
     std::string out = previous > 0 ? fmt::format("\x1b[{}F", previous) : std::string{};
-    for (const auto& line : lines) out += "\x1b[2K" + line + "\n";
+    for (auto const& line : lines) out += "\x1b[2K" + line + "\n";
     if (lines.size() < previous) out += "\x1b[J";
     return out;
 }
@@ -138,12 +138,12 @@ std::string redraw(std::size_t previous, const std::vector<std::string>& lines) 
 ws_message classify(std::string_view text) {
     boost::system::error_code ec;
     auto doc = json::parse(text, ec);
-    const auto* msg = ec ? nullptr : doc.if_object();
+    auto const* msg = ec ? nullptr : doc.if_object();
     if (msg == nullptr) throw transport_error("a WebSocket message is not JSON-RPC");
     ws_message out;
-    if (const auto* method = msg->if_contains("method")) {
-        const auto* params = msg->if_contains("params");
-        const auto* job =
+    if (auto const* method = msg->if_contains("method")) {
+        auto const* params = msg->if_contains("params");
+        auto const* job =
             params && params->is_object() ? params->get_object().if_contains("job") : nullptr;
         if (*method == "agents_event" && job && job->is_object()) {
             out.what = ws_message::kind::event;
@@ -152,9 +152,9 @@ ws_message classify(std::string_view text) {
         return out;  // other requests (approval/request) are not for a watcher
     }
     auto decoded = decode_response(text);
-    if (const auto* error = std::get_if<rpc_error>(&decoded)) throw rpc_failure(describe(*error));
-    const auto* id = msg->if_contains("id");
-    const auto* result = std::get<json::value>(decoded).if_object();
+    if (auto const* error = std::get_if<rpc_error>(&decoded)) throw rpc_failure(describe(*error));
+    auto const* id = msg->if_contains("id");
+    auto const* result = std::get<json::value>(decoded).if_object();
     out.what = ws_message::kind::response;
     out.id = id && id->is_int64() ? id->get_int64() : 0;
     if (result) out.result = *result;

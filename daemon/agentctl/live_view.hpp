@@ -25,14 +25,14 @@ class job_board {
   public:
     // Takes a JobView as the daemon sent it at `now`; true when the board shows something new
     // (a job it did not have, or another state). A view with no id is ignored.
-    bool update(const boost::json::value& job, live_clock::time_point now);
+    bool update(boost::json::value const& job, live_clock::time_point now);
     // The answer of agents_subscribe {snapshot: true}: result.jobs, each {job, session} (or a bare
     // JobView). A job already on the board is kept: an event that came first is newer.
-    void take_snapshot(const boost::json::object& result, live_clock::time_point now);
+    void take_snapshot(boost::json::object const& result, live_clock::time_point now);
 
     // Ids oldest first: in the order they were first seen, a snapshot's from its oldest.
-    const std::vector<std::string>& ids() const { return order_; }
-    const boost::json::object* find(std::string_view id) const;
+    std::vector<std::string> const& ids() const { return order_; }
+    boost::json::object const* find(std::string_view id) const;
     // The view with elapsed_ms advanced to `now` for jobs still queued or running.
     boost::json::object at(std::string_view id, live_clock::time_point now) const;
     bool terminal(std::string_view id) const;  // unknown ids count as resolved (not_found)
@@ -51,15 +51,15 @@ class job_board {
 bool is_terminal_state(std::string_view state);
 
 // The status table (ID STATE ELAPSED DESCRIPTION [ERROR]) of the board's jobs, newest first.
-std::string board_table(const job_board& board, live_clock::time_point now);
+std::string board_table(job_board const& board, live_clock::time_point now);
 
 // "| job_…  running      3.2s  description": a spinner frame for queued and running jobs,
 // "+" for completed, "x" for the other ends; one line per id, in the given order.
-std::vector<std::string> progress_lines(const job_board& board, const std::vector<std::string>& ids,
+std::vector<std::string> progress_lines(job_board const& board, std::vector<std::string> const& ids,
                                         live_clock::time_point now, std::size_t frame);
 
 // One plain line for a change, for a watch whose output is not a terminal.
-std::string event_line(const boost::json::object& view);
+std::string event_line(boost::json::object const& view);
 
 // The line cut to fewer than `columns` characters (UTF-8 aware): a line that wrapped would take
 // two rows, and redraw() would go back over too few.
@@ -67,7 +67,7 @@ std::string fit_width(std::string_view line, std::size_t columns);
 
 // Moves the cursor up over the `previous` lines drawn last time, then writes `lines`, each
 // cleared to the end first; lines left over from a longer previous block are erased.
-std::string redraw(std::size_t previous, const std::vector<std::string>& lines);
+std::string redraw(std::size_t previous, std::vector<std::string> const& lines);
 
 // A message the daemon sent over /ws: an agents_event push, or the response to request `id`.
 struct ws_message {

@@ -4,6 +4,6 @@
 
 int main(int argc, char** argv) {
     auto parsed = agentctl::parse_cli(argc, argv);
-    if (const auto* code = std::get_if<int>(&parsed)) return *code;
+    if (auto const* code = std::get_if<int>(&parsed)) return *code;
     return agentctl::run(std::get<agentctl::invocation>(parsed));
 }

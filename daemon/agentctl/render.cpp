@@ -19,18 +19,18 @@ constexpr std::array bad_states{"failed", "cancelled", "interrupted", "not_found
 
 using row = std::vector<std::string>;
 
-std::string text_of(const json::object& obj, std::string_view key) {
-    const auto* value = obj.if_contains(key);
+std::string text_of(json::object const& obj, std::string_view key) {
+    auto const* value = obj.if_contains(key);
     return value && value->is_string() ? std::string(value->get_string()) : std::string{};
 }
 
-bool flag_of(const json::object& obj, std::string_view key) {
-    const auto* value = obj.if_contains(key);
+bool flag_of(json::object const& obj, std::string_view key) {
+    auto const* value = obj.if_contains(key);
     return value && value->is_bool() && value->get_bool();
 }
 
-std::optional<std::int64_t> integer_of(const json::object& obj, std::string_view key) {
-    const auto* value = obj.if_contains(key);
+std::optional<std::int64_t> integer_of(json::object const& obj, std::string_view key) {
+    auto const* value = obj.if_contains(key);
     if (value == nullptr || !value->is_number()) return std::nullopt;
     boost::system::error_code ec;
     auto n = value->to_number<std::int64_t>(ec);
@@ -44,8 +44,8 @@ std::string one_line(std::string_view text) {
     return line;
 }
 
-std::string error_summary(const json::value* error) {
-    const auto* e = error ? error->if_object() : nullptr;
+std::string error_summary(json::value const* error) {
+    auto const* e = error ? error->if_object() : nullptr;
     if (e == nullptr) return {};
     auto text = text_of(*e, "kind");
     if (auto phase = text_of(*e, "phase"); !phase.empty()) text += "/" + phase;
@@ -56,9 +56,9 @@ std::string error_summary(const json::value* error) {
     return one_line(text);
 }
 
-std::string join_nonempty(const row& parts) {
+std::string join_nonempty(row const& parts) {
     std::string line;
-    for (const auto& part : parts) {
+    for (auto const& part : parts) {
         if (part.empty()) continue;
         if (!line.empty()) line += "  ";
         line += part;
@@ -66,13 +66,13 @@ std::string join_nonempty(const row& parts) {
     return line;
 }
 
-std::string table(const std::vector<row>& rows) {
+std::string table(std::vector<row> const& rows) {
     std::vector<std::size_t> widths(rows.front().size(), 0);
-    for (const auto& r : rows) {
+    for (auto const& r : rows) {
         for (std::size_t i = 0; i < r.size(); ++i) widths[i] = std::max(widths[i], r[i].size());
     }
     std::string out;
-    for (const auto& r : rows) {
+    for (auto const& r : rows) {
         std::string line;
         for (std::size_t i = 0; i + 1 < r.size(); ++i)
             line += fmt::format("{:<{}}  ", r[i], widths[i]);
@@ -83,29 +83,29 @@ std::string table(const std::vector<row>& rows) {
     return out;
 }
 
-const json::array& jobs_of(const json::object& result) {
+json::array const& jobs_of(json::object const& result) {
     static const json::array none;
-    const auto* jobs = result.if_contains("jobs");
+    auto const* jobs = result.if_contains("jobs");
     return jobs && jobs->is_array() ? jobs->get_array() : none;
 }
 
-std::string job_lines(const json::object& result) {
+std::string job_lines(json::object const& result) {
     std::string out;
-    for (const auto& value : jobs_of(result)) {
+    for (auto const& value : jobs_of(result)) {
         auto job = read_job(value);
         out += join_nonempty({job.id, job.state, job.description, job.error}) + "\n";
     }
     return out;
 }
 
-std::string status_table(const json::object& result) {
+std::string status_table(json::object const& result) {
     std::vector<job_view> jobs;
-    for (const auto& value : jobs_of(result)) jobs.push_back(read_job(value));
+    for (auto const& value : jobs_of(result)) jobs.push_back(read_job(value));
     bool errors =
-        std::any_of(jobs.begin(), jobs.end(), [](const auto& j) { return !j.error.empty(); });
+        std::any_of(jobs.begin(), jobs.end(), [](auto const& j) { return !j.error.empty(); });
     std::vector<row> rows{{"ID", "STATE", "ELAPSED", "DESCRIPTION"}};
     if (errors) rows.front().push_back("ERROR");
-    for (const auto& j : jobs) {
+    for (auto const& j : jobs) {
         rows.push_back({j.id, j.state, format_elapsed(j.elapsed_ms), j.description});
         if (errors) rows.back().push_back(j.error);
     }
@@ -117,17 +117,17 @@ void ensure_newline(std::string& text) {
 }
 
 // "completed, 1.2s, truncated"; parts the daemon did not send are left out.
-std::string facts(const job_view& job) {
+std::string facts(job_view const& job) {
     auto text = job.state;
     if (job.elapsed_ms) text += ", " + format_elapsed(job.elapsed_ms);
     if (job.truncated) text += ", truncated";
     return text;
 }
 
-rendered wait_blocks(const json::object& result) {
+rendered wait_blocks(json::object const& result) {
     rendered r;
     std::size_t unfinished = 0;
-    for (const auto& value : jobs_of(result)) {
+    for (auto const& value : jobs_of(result)) {
         auto job = read_job(value);
         auto header = fmt::format("== {} ({}) {}", job.id, facts(job), job.description);
         header.erase(header.find_last_not_of(' ') + 1);
@@ -141,10 +141,10 @@ rendered wait_blocks(const json::object& result) {
     return r;
 }
 
-rendered peek_text(const json::object& result) {
+rendered peek_text(json::object const& result) {
     rendered r{text_of(result, "partial_output"), {}};
     ensure_newline(r.out);
-    const auto* value = result.if_contains("job");
+    auto const* value = result.if_contains("job");
     auto job = read_job(value ? *value : json::value{});
     r.err = fmt::format("{}: {}", job.id, facts(job));
     r.err += job.error.empty() ? "\n" : "; " + job.error + "\n";
@@ -152,11 +152,11 @@ rendered peek_text(const json::object& result) {
 }
 
 template <class Range, class Emit>
-void pretty_block(std::string& out, char open, char close, const Range& items, int indent,
+void pretty_block(std::string& out, char open, char close, Range const& items, int indent,
                   Emit emit) {
     out += open;
-    const char* separator = "\n";
-    for (const auto& item : items) {
+    char const* separator = "\n";
+    for (auto const& item : items) {
         out += separator;
         out.append(indent + 2, ' ');
         emit(item);
@@ -167,15 +167,15 @@ void pretty_block(std::string& out, char open, char close, const Range& items, i
     out += close;
 }
 
-void pretty_into(std::string& out, const json::value& value, int indent) {
-    if (const auto* obj = value.if_object(); obj && !obj->empty()) {
-        pretty_block(out, '{', '}', *obj, indent, [&](const json::key_value_pair& kv) {
+void pretty_into(std::string& out, json::value const& value, int indent) {
+    if (auto const* obj = value.if_object(); obj && !obj->empty()) {
+        pretty_block(out, '{', '}', *obj, indent, [&](json::key_value_pair const& kv) {
             out += json::serialize(json::string(kv.key())) + ": ";
             pretty_into(out, kv.value(), indent + 2);
         });
-    } else if (const auto* arr = value.if_array(); arr && !arr->empty()) {
+    } else if (auto const* arr = value.if_array(); arr && !arr->empty()) {
         pretty_block(out, '[', ']', *arr, indent,
-                     [&](const json::value& item) { pretty_into(out, item, indent + 2); });
+                     [&](json::value const& item) { pretty_into(out, item, indent + 2); });
     } else {
         out += json::serialize(value);
     }
@@ -183,8 +183,8 @@ void pretty_into(std::string& out, const json::value& value, int indent) {
 
 }  // namespace
 
-job_view read_job(const json::value& value) {
-    const auto* obj = value.if_object();
+job_view read_job(json::value const& value) {
+    auto const* obj = value.if_object();
     if (obj == nullptr) return {};
     return {one_line(text_of(*obj, "id")),
             one_line(text_of(*obj, "state")),
@@ -202,7 +202,7 @@ std::string format_elapsed(std::optional<std::int64_t> ms) {
     return fmt::format("{}h{:02}m", *ms / 3'600'000, *ms / 60'000 % 60);
 }
 
-rendered render_result(command_kind kind, const json::object& result) {
+rendered render_result(command_kind kind, json::object const& result) {
     switch (kind) {
         case command_kind::start:
         case command_kind::cancel:
@@ -220,14 +220,14 @@ rendered render_result(command_kind kind, const json::object& result) {
     return {};
 }
 
-std::string pretty_json(const json::value& value) {
+std::string pretty_json(json::value const& value) {
     std::string out;
     pretty_into(out, value, 0);
     return out + "\n";
 }
 
-int wait_exit_code(const json::object& result) {
-    for (const auto& value : jobs_of(result)) {
+int wait_exit_code(json::object const& result) {
+    for (auto const& value : jobs_of(result)) {
         auto state = read_job(value).state;
         if (std::find(bad_states.begin(), bad_states.end(), state) != bad_states.end())
             return exit_failed;

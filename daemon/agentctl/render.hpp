@@ -25,7 +25,7 @@ struct job_view {
     std::string error;  // "kind/phase: message", empty without an error
 };
 
-job_view read_job(const boost::json::value& value);
+job_view read_job(boost::json::value const& value);
 
 // "1.2s", "12m05s", "2h03m"; "-" when unknown.
 std::string format_elapsed(std::optional<std::int64_t> ms);
@@ -35,13 +35,13 @@ struct rendered {
     std::string err;
 };
 
-rendered render_result(command_kind kind, const boost::json::object& result);
+rendered render_result(command_kind kind, boost::json::object const& result);
 
 // Boost.JSON 1.81 has no pretty printer; two-space indent, one document.
-std::string pretty_json(const boost::json::value& value);
+std::string pretty_json(boost::json::value const& value);
 
 // exit_ok when every returned terminal job completed; a failure outranks a timeout, because
 // waiting again cannot fix it. Jobs still running in an `any` result do not count.
-int wait_exit_code(const boost::json::object& result);
+int wait_exit_code(boost::json::object const& result);
 
 }  // namespace agentctl

@@ -12,11 +12,11 @@ namespace agentctl {
 namespace json = boost::json;
 namespace {
 
-void set_if(json::object& obj, std::string_view key, const std::optional<std::string>& value) {
+void set_if(json::object& obj, std::string_view key, std::optional<std::string> const& value) {
     if (value && !obj.contains(key)) obj[key] = *value;
 }
 
-void apply_options(json::object& task, const task_options& options) {
+void apply_options(json::object& task, task_options const& options) {
     set_if(task, "description", options.description);
     set_if(task, "agent", options.agent);
     set_if(task, "model", options.model);
@@ -31,17 +31,17 @@ json::array tasks_from_document(std::string_view text) {
     auto doc = json::parse(text, ec);
     if (ec) throw usage_error(fmt::format("--tasks: not JSON: {}", ec.message()));
     if (!doc.is_array()) throw usage_error("--tasks: expected a JSON array of Task objects");
-    for (const auto& task : doc.get_array()) {
+    for (auto const& task : doc.get_array()) {
         if (!task.is_object()) throw usage_error("--tasks: every element must be a Task object");
     }
     return std::move(doc.get_array());
 }
 
-json::array id_array(const std::vector<std::string>& ids) {
+json::array id_array(std::vector<std::string> const& ids) {
     return json::array(ids.begin(), ids.end());
 }
 
-json::object command_params(const command& cmd, std::string_view tasks_json) {
+json::object command_params(command const& cmd, std::string_view tasks_json) {
     json::object params;
     switch (cmd.kind) {
         case command_kind::start:
@@ -68,7 +68,7 @@ json::object command_params(const command& cmd, std::string_view tasks_json) {
     return params;
 }
 
-const char* method_of(command_kind kind) {
+char const* method_of(command_kind kind) {
     switch (kind) {
         case command_kind::start:
             return "agents_start";
@@ -87,29 +87,29 @@ const char* method_of(command_kind kind) {
     return "";
 }
 
-std::string string_member(const json::object& obj, std::string_view key) {
-    const auto* value = obj.if_contains(key);
+std::string string_member(json::object const& obj, std::string_view key) {
+    auto const* value = obj.if_contains(key);
     if (value == nullptr) return {};
     return value->is_string() ? std::string(value->get_string()) : json::serialize(*value);
 }
 
 }  // namespace
 
-json::array build_tasks(const command& cmd, std::string_view tasks_json) {
+json::array build_tasks(command const& cmd, std::string_view tasks_json) {
     json::array tasks = tasks_json.empty() ? json::array{} : tasks_from_document(tasks_json);
-    for (const auto& prompt : cmd.args) tasks.push_back(json::object{{"prompt", prompt}});
+    for (auto const& prompt : cmd.args) tasks.push_back(json::object{{"prompt", prompt}});
     if (tasks.empty()) throw usage_error("start needs a PROMPT or --tasks with at least one task");
     for (auto& task : tasks) apply_options(task.get_object(), cmd.task);
     return tasks;
 }
 
-rpc_request build_request(const invocation& inv, std::string_view tasks_json) {
+rpc_request build_request(invocation const& inv, std::string_view tasks_json) {
     rpc_request request{method_of(inv.cmd.kind), command_params(inv.cmd, tasks_json)};
     if (inv.globals.session) request.params["session"] = *inv.globals.session;
     return request;
 }
 
-std::string encode_request(const rpc_request& request) {
+std::string encode_request(rpc_request const& request) {
     return json::serialize(json::object{
         {"jsonrpc", "2.0"}, {"id", 1}, {"method", request.method}, {"params", request.params}});
 }
@@ -117,13 +117,13 @@ std::string encode_request(const rpc_request& request) {
 std::variant<json::value, rpc_error> decode_response(std::string_view body) {
     boost::system::error_code ec;
     auto doc = json::parse(body, ec);
-    const auto* reply = ec ? nullptr : doc.if_object();
+    auto const* reply = ec ? nullptr : doc.if_object();
     if (reply != nullptr) {
-        if (const auto* result = reply->if_contains("result")) return *result;
-        if (const auto* error = reply->if_contains("error"); error && error->is_object()) {
-            const auto& e = error->get_object();
-            const auto* code = e.if_contains("code");
-            const auto* data = e.if_contains("data");
+        if (auto const* result = reply->if_contains("result")) return *result;
+        if (auto const* error = reply->if_contains("error"); error && error->is_object()) {
+            auto const& e = error->get_object();
+            auto const* code = e.if_contains("code");
+            auto const* data = e.if_contains("data");
             return rpc_error{code && code->is_int64() ? code->get_int64() : 0,
                              string_member(e, "message"), data ? *data : json::value{}};
         }
@@ -131,9 +131,9 @@ std::variant<json::value, rpc_error> decode_response(std::string_view body) {
     throw transport_error("the reply is not a JSON-RPC response (is this agentd?)");
 }
 
-std::string describe(const rpc_error& error) {
+std::string describe(rpc_error const& error) {
     auto text = fmt::format("error {}: {}", error.code, error.message);
-    if (const auto* data = error.data.if_object()) {
+    if (auto const* data = error.data.if_object()) {
         if (data->contains("field")) {
             text += fmt::format(" (field {}: {})", string_member(*data, "field"),
                                 string_member(*data, "reason"));

@@ -29,16 +29,16 @@ struct rpc_error {
 
 // The --tasks document's tasks (options fill the fields they lack), then one task per PROMPT.
 // tasks_json is empty when there is no --tasks. Throws usage_error.
-boost::json::array build_tasks(const command& cmd, std::string_view tasks_json);
+boost::json::array build_tasks(command const& cmd, std::string_view tasks_json);
 
-rpc_request build_request(const invocation& inv, std::string_view tasks_json);
+rpc_request build_request(invocation const& inv, std::string_view tasks_json);
 
-std::string encode_request(const rpc_request& request);
+std::string encode_request(rpc_request const& request);
 
 // Throws transport_error when the body is not a JSON-RPC response: the URL reached something else.
 std::variant<boost::json::value, rpc_error> decode_response(std::string_view body);
 
 // "error CODE: MESSAGE (field F: REASON)".
-std::string describe(const rpc_error& error);
+std::string describe(rpc_error const& error);
 
 }  // namespace agentctl

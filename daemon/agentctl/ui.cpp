@@ -37,8 +37,8 @@ std::string percent_encode(std::string_view s) {
 
 // Runs xdg-open without a shell (the URL is never parsed as a command) and waits for it: it
 // hands the URL to the browser and returns.
-bool open_in_browser(const std::string& url) {
-    const char* argv[] = {"xdg-open", url.c_str(), nullptr};
+bool open_in_browser(std::string const& url) {
+    char const* argv[] = {"xdg-open", url.c_str(), nullptr};
     pid_t pid = 0;
     int err =
         ::posix_spawnp(&pid, "xdg-open", nullptr, nullptr, const_cast<char* const*>(argv), environ);
@@ -56,7 +56,7 @@ bool open_in_browser(const std::string& url) {
 
 }  // namespace
 
-std::string dashboard_url(std::string_view url, const std::optional<std::string>& token) {
+std::string dashboard_url(std::string_view url, std::optional<std::string> const& token) {
     auto to = parse_url(url);  // validates; a unix socket has no URL a browser could open
     if (to.is_unix())
         throw usage_error("the dashboard needs an HTTP listener: give --url http://HOST:PORT");
@@ -67,7 +67,7 @@ std::string dashboard_url(std::string_view url, const std::optional<std::string>
     return base;
 }
 
-int run_ui(const invocation& inv) {
+int run_ui(invocation const& inv) {
     auto url = resolve_url(inv.globals);
     try {
         auto creds = resolve_credentials(inv.globals);
@@ -78,7 +78,7 @@ int run_ui(const invocation& inv) {
         std::fflush(stdout);
         if (inv.cmd.open_browser) open_in_browser(page);
         return exit_ok;
-    } catch (const usage_error& e) {
+    } catch (usage_error const& e) {
         fmt::print(stderr, "agentctl: {}\n", e.what());
         return exit_usage;
     }

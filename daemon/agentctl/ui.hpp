@@ -11,9 +11,9 @@
 namespace agentctl {
 
 // http://HOST:PORT[/PREFIX]/ui, plus #token=<percent-encoded token> when there is one.
-std::string dashboard_url(std::string_view url, const std::optional<std::string>& token);
+std::string dashboard_url(std::string_view url, std::optional<std::string> const& token);
 
 // Prints the URL; with --open also starts xdg-open on it. Returns the exit code.
-int run_ui(const invocation& inv);
+int run_ui(invocation const& inv);
 
 }  // namespace agentctl

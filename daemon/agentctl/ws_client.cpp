@@ -28,7 +28,7 @@ namespace websocket = beast::websocket;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 // "/rpc" -> "/ws", keeping a reverse proxy's prefix.
-std::string ws_target(const endpoint& to) {
+std::string ws_target(endpoint const& to) {
     auto base = to.target.substr(0, to.target.rfind('/'));
     return base + "/ws";
 }
@@ -58,8 +58,8 @@ struct session {
         finish();
     }
 
-    asio::awaitable<void> send_all(const std::vector<std::string>& messages) {
-        for (const auto& m : messages) {
+    asio::awaitable<void> send_all(std::vector<std::string> const& messages) {
+        for (auto const& m : messages) {
             auto [ec, n] = co_await ws.async_write(asio::buffer(m), use_tuple);
             if (ec && !done) throw transport_error("cannot send: " + ec.message());
         }
@@ -75,7 +75,7 @@ struct session {
 };
 
 template <class Protocol, class Destination>
-asio::awaitable<void> connect(session<Protocol>& s, Destination destination, const endpoint& to,
+asio::awaitable<void> connect(session<Protocol>& s, Destination destination, endpoint const& to,
                               std::optional<std::string> bearer,
                               std::chrono::milliseconds deadline) {
     auto& lowest = beast::get_lowest_layer(s.ws);
@@ -98,7 +98,7 @@ asio::awaitable<void> connect(session<Protocol>& s, Destination destination, con
 }
 
 template <class Protocol, class Destination>
-asio::awaitable<void> reader(session<Protocol>& s, Destination destination, const endpoint& to,
+asio::awaitable<void> reader(session<Protocol>& s, Destination destination, endpoint const& to,
                              std::optional<std::string> bearer,
                              std::chrono::milliseconds deadline) {
     co_await connect(s, std::move(destination), to, std::move(bearer), deadline);
@@ -117,7 +117,7 @@ asio::awaitable<void> reader(session<Protocol>& s, Destination destination, cons
 }
 
 template <class Protocol, class Destination>
-void run(Destination destination, const endpoint& to, const std::optional<std::string>& bearer,
+void run(Destination destination, endpoint const& to, std::optional<std::string> const& bearer,
          std::chrono::milliseconds deadline, std::chrono::milliseconds tick, ws_handler& handler,
          asio::io_context& io) {
     session<Protocol> s(io, handler, tick);
@@ -129,7 +129,7 @@ void run(Destination destination, const endpoint& to, const std::optional<std::s
 
 }  // namespace
 
-void run_ws(const endpoint& to, const std::optional<std::string>& bearer,
+void run_ws(endpoint const& to, std::optional<std::string> const& bearer,
             std::chrono::milliseconds connect_deadline, std::chrono::milliseconds tick,
             ws_handler& handler) {
     asio::io_context io(1);

@@ -28,7 +28,7 @@ class ws_handler {
 // Connects (within `connect_deadline`) and runs until the handler stops it. Throws
 // transport_error when the connection fails or the daemon closes it, and rethrows what the
 // handler throws.
-void run_ws(const endpoint& to, const std::optional<std::string>& bearer,
+void run_ws(endpoint const& to, std::optional<std::string> const& bearer,
             std::chrono::milliseconds connect_deadline, std::chrono::milliseconds tick,
             ws_handler& handler);
 

@@ -135,7 +135,7 @@ TEST(live_cli, durations) {
         EXPECT_EQ(parse_duration_ms(bad), std::nullopt) << bad;
 }
 
-std::variant<invocation, int> parse(std::vector<const char*> args) {
+std::variant<invocation, int> parse(std::vector<char const*> args) {
     args.insert(args.begin(), "agentctl");
     return parse_cli(static_cast<int>(args.size()), args.data());
 }

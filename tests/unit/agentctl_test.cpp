@@ -21,15 +21,15 @@ namespace {
 namespace json = boost::json;
 namespace fs = std::filesystem;
 
-const char* const discovery_vars[] = {"AGENTD_URL",      "AGENTD_TOKEN",   "AGENTD_STATE_DIR",
+char const* const discovery_vars[] = {"AGENTD_URL",      "AGENTD_TOKEN",   "AGENTD_STATE_DIR",
                                       "STATE_DIRECTORY", "XDG_STATE_HOME", "HOME"};
 
 // Clears the discovery variables and a fresh temp dir per test; restores both afterwards.
 class discovery : public ::testing::Test {
   protected:
     void SetUp() override {
-        for (const char* name : discovery_vars) {
-            if (const char* value = std::getenv(name)) saved_[name] = value;
+        for (char const* name : discovery_vars) {
+            if (char const* value = std::getenv(name)) saved_[name] = value;
             unsetenv(name);
         }
         char tmpl[] = "/tmp/agentctl_test.XXXXXX";
@@ -37,11 +37,11 @@ class discovery : public ::testing::Test {
         dir_ = tmpl;
     }
     void TearDown() override {
-        for (const char* name : discovery_vars) unsetenv(name);
-        for (const auto& [name, value] : saved_) setenv(name.c_str(), value.c_str(), 1);
+        for (char const* name : discovery_vars) unsetenv(name);
+        for (auto const& [name, value] : saved_) setenv(name.c_str(), value.c_str(), 1);
         fs::remove_all(dir_);
     }
-    fs::path write(const fs::path& relative, const std::string& text) {
+    fs::path write(fs::path const& relative, std::string const& text) {
         auto path = dir_ / relative;
         fs::create_directories(path.parent_path());
         std::ofstream(path) << text;
@@ -146,13 +146,13 @@ TEST(parse_url, tcp_ipv6_unix_and_prefix) {
 }
 
 TEST(parse_url, rejects_bad_urls) {
-    for (const char* url : {"https://h:1", "h:1", "http://::1:5", "http://h:0", "http://h:99999",
+    for (char const* url : {"https://h:1", "h:1", "http://::1:5", "http://h:0", "http://h:99999",
                             "http://h:x", "http://:5", "http://[::1", "unix:"}) {
         EXPECT_THROW(parse_url(url), usage_error) << url;
     }
 }
 
-std::variant<invocation, int> parse(std::vector<const char*> args) {
+std::variant<invocation, int> parse(std::vector<char const*> args) {
     args.insert(args.begin(), "agentctl");
     return parse_cli(static_cast<int>(args.size()), args.data());
 }
@@ -160,7 +160,7 @@ std::variant<invocation, int> parse(std::vector<const char*> args) {
 TEST(parse_cli, globals_before_or_after_the_command) {
     auto parsed =
         parse({"--session", "s1", "wait", "--any", "--timeout-ms", "500", "--json", "a", "b"});
-    const auto& inv = std::get<invocation>(parsed);
+    auto const& inv = std::get<invocation>(parsed);
     EXPECT_EQ(inv.cmd.kind, command_kind::wait);
     EXPECT_EQ(inv.globals.session, "s1");
     EXPECT_TRUE(inv.globals.json);
@@ -236,7 +236,7 @@ TEST(decode_response, result_error_and_garbage) {
 
     auto failed = decode_response(R"({"jsonrpc":"2.0","id":1,"error":{"code":-32602,
         "message":"invalid params","data":{"field":"tasks[0].prompt","reason":"empty"}}})");
-    const auto& error = std::get<rpc_error>(failed);
+    auto const& error = std::get<rpc_error>(failed);
     EXPECT_EQ(describe(error), "error -32602: invalid params (field tasks[0].prompt: empty)");
 
     EXPECT_THROW(decode_response("<html>"), transport_error);
@@ -280,7 +280,7 @@ TEST(read_job, error_summary_is_one_line) {
     EXPECT_EQ(no_phase.error, "timeout: late");
 }
 
-const char* const jobs_result = R"({"jobs":[
+char const* const jobs_result = R"({"jobs":[
     {"id":"job_a","state":"completed","description":"sum","elapsed_ms":1234,"output":"hi"},
     {"id":"job_b","state":"failed","elapsed_ms":50,"error":{"kind":"transport","phase":"create","message":"reset"}},
     {"id":"job_c","state":"queued"}]})";
@@ -336,14 +336,14 @@ TEST(pretty_json, indents_and_round_trips) {
 }
 
 TEST(wait_exit_code, failure_outranks_timeout) {
-    auto code = [](const char* text) { return wait_exit_code(json::parse(text).as_object()); };
+    auto code = [](char const* text) { return wait_exit_code(json::parse(text).as_object()); };
     EXPECT_EQ(code(R"({"timed_out":false,"jobs":[{"state":"completed"}]})"), exit_ok);
     EXPECT_EQ(code(R"({"timed_out":false,"jobs":[{"state":"completed"},{"state":"running"}]})"),
               exit_ok);
     EXPECT_EQ(code(R"({"timed_out":true,"jobs":[{"state":"running"}]})"), exit_timed_out);
     EXPECT_EQ(code(R"({"timed_out":true,"jobs":[{"state":"cancelled"},{"state":"running"}]})"),
               exit_failed);
-    for (const char* state : {"failed", "cancelled", "interrupted", "not_found"}) {
+    for (char const* state : {"failed", "cancelled", "interrupted", "not_found"}) {
         auto result = json::object{{"timed_out", false},
                                    {"jobs", json::array{json::object{{"state", state}}}}};
         EXPECT_EQ(wait_exit_code(result), exit_failed) << state;
@@ -361,7 +361,7 @@ TEST(dashboard_url, token_in_the_fragment_never_the_query) {
 }
 
 TEST(parse_cli, ui_takes_open) {
-    const char* argv[] = {"agentctl", "ui", "--open"};
+    char const* argv[] = {"agentctl", "ui", "--open"};
     auto parsed = parse_cli(3, argv);
     ASSERT_TRUE(std::holds_alternative<invocation>(parsed));
     EXPECT_EQ(std::get<invocation>(parsed).cmd.kind, command_kind::ui);
