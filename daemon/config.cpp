@@ -5,6 +5,7 @@
 
 #include "daemon/config_toml.hpp"
 #include "daemon/server.hpp"
+#include "protocol/version.hpp"
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
@@ -456,7 +457,7 @@ std::optional<std::string> apply_flags(std::vector<setting> const& table, flag_v
 startup read_startup(std::vector<std::string> const& args) {
     auto const table = settings();
     CLI::App app{"agentd: runs LLM sub-agent jobs on an upstream session API"};
-    app.set_version_flag("--version", "agentd 0.1.0");
+    app.set_version_flag("--version", fmt::format("agentd {}", agentd::version));
     std::optional<std::string> config_file;
     bool print = false;
     app.add_option("--config", config_file, "TOML configuration file (flags win over it)");

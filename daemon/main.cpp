@@ -12,6 +12,7 @@
 #include "jobs/store.hpp"
 #include "jobs/upstream/openai.hpp"
 #include "jobs/upstream/opencode.hpp"
+#include "protocol/version.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -110,7 +111,7 @@ int run(daemon::config const& c) {
     }
     jobs::store db(std::filesystem::path(c.state_dir) / "agentd.db");
 
-    daemon::metrics stats(AGENTD_VERSION, c.upstream_backend);
+    daemon::metrics stats(std::string(agentd::version), c.upstream_backend);
     jobs::manager manager(ioc.get_executor(), c.limits,
                           daemon::timed_backend(make_backend(ioc.get_executor(), c), stats), &db);
     stats.watch_background([&manager] { return manager.background(); });

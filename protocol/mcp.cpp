@@ -4,6 +4,7 @@
 #include "protocol/mcp.hpp"
 
 #include "protocol/params.hpp"
+#include "protocol/version.hpp"
 
 #include <fmt/format.h>
 #include <boost/json/array.hpp>
@@ -315,7 +316,7 @@ result<std::string> negotiate_version(json::value const& initialize_params) {
 json::object initialize_result(std::string_view version) {
     return {{"protocolVersion", version},
             {"capabilities", json::object{{"tools", json::object{{"listChanged", false}}}}},
-            {"serverInfo", json::object{{"name", server_name}, {"version", server_version}}},
+            {"serverInfo", json::object{{"name", server_name}, {"version", agentd::version}}},
             {"instructions",
              "agentd runs LLM sub-agent jobs concurrently. agents_start launches several tasks "
              "at once and returns job ids at once; agents_wait blocks until they finish (with "

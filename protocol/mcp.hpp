@@ -20,7 +20,6 @@ namespace agentd::protocol::mcp {
 
 inline constexpr std::string_view latest_version = "2025-11-25";
 inline constexpr std::string_view server_name = "agentd";
-inline constexpr std::string_view server_version = "0.1.0";
 
 // Newest first.
 std::span<std::string_view const> supported_versions();

@@ -3,6 +3,7 @@
 // results and tool errors, agents_wait progress over SSE, notifications/cancelled, DELETE, and
 // the isolation of jobs per Mcp-Session-Id.
 #include "agentd_fixture.hpp"
+#include "protocol/version.hpp"
 #include "raw_socket.hpp"
 
 #include <future>
@@ -125,7 +126,8 @@ TEST_F(agentd_test, McpInitializeOpensASessionAndNegotiatesTheVersion) {
     EXPECT_EQ(c.session().find_first_not_of("0123456789abcdef"), std::string::npos);
     EXPECT_EQ(result.at("protocolVersion").as_string(), "2025-06-18");
     EXPECT_EQ(result.at("capabilities"), json::parse(R"({"tools":{"listChanged":false}})"));
-    EXPECT_EQ(result.at("serverInfo"), json::parse(R"({"name":"agentd","version":"0.1.0"})"));
+    EXPECT_EQ(result.at("serverInfo"),
+              (json::object{{"name", "agentd"}, {"version", agentd::version}}));
 
     mcp_client other(*agentd_);
     EXPECT_EQ(other.initialize("2024-01-01").at("protocolVersion").as_string(), "2025-11-25");

@@ -3,6 +3,7 @@
 // escapes, one TYPE per family before its samples, no duplicate series, cumulative buckets
 // ending in +Inf == _count), then the values are checked against what the test did.
 #include "agentd_fixture.hpp"
+#include "protocol/version.hpp"
 
 #include <charconv>
 #include <cmath>
@@ -227,7 +228,9 @@ TEST_F(agentd_test, MetricsCountJobsOutcomesAndLatencies) {
     EXPECT_EQ(e.types.at("agentd_jobs_started_total"), "counter");
     EXPECT_EQ(e.types.at("agentd_upstream_request_duration_seconds"), "histogram");
     EXPECT_EQ(e.types.at("agentd_rpc_duration_seconds"), "histogram");
-    EXPECT_EQ(e.at("agentd_build_info", {{"version", "0.1.0"}, {"backend", "opencode"}}), 1);
+    EXPECT_EQ(e.at("agentd_build_info",
+                   {{"version", std::string(agentd::version)}, {"backend", "opencode"}}),
+              1);
 
     EXPECT_EQ(e.at("agentd_jobs", {{"state", "completed"}}), 2);
     EXPECT_EQ(e.at("agentd_jobs", {{"state", "failed"}}), 1);

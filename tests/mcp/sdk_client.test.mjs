@@ -37,7 +37,7 @@ async function call(name, args, options) {
 }
 
 test('negotiates the latest protocol and names the server', () => {
-  assert.deepEqual(client.getServerVersion(), { name: 'agentd', version: '0.1.0' });
+  assert.deepEqual(client.getServerVersion(), { name: 'agentd', version: process.env.AGENTD_VERSION });
   assert.deepEqual(client.getServerCapabilities().tools, { listChanged: false });
   assert.match(transport.sessionId, /^[0-9a-f]{32}$/);
 });
