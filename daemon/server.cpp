@@ -59,12 +59,6 @@ std::optional<listen_address> parse_listen_address(std::string_view s) {
     return listen_address{std::string(host), static_cast<unsigned short>(value)};
 }
 
-bool is_loopback_address(std::string_view host) {
-    boost::system::error_code ec;
-    auto addr = asio::ip::make_address(std::string(host), ec);
-    return !ec && addr.is_loopback();
-}
-
 std::optional<std::string> listen_spec_error(std::string_view spec) {
     auto quoted = fmt::format("'{}'", spec);
     if (spec.starts_with(unix_prefix)) {

@@ -41,7 +41,6 @@ struct listen_address {
     unsigned short port = 0;
 };
 std::optional<listen_address> parse_listen_address(std::string_view s);
-bool is_loopback_address(std::string_view host);
 // Why a --listen value (HOST:PORT with an IP address, or unix:PATH) is unusable; nullopt if fine.
 std::optional<std::string> listen_spec_error(std::string_view spec);
 

@@ -106,9 +106,6 @@ http_pool::~http_pool() = default;
 origin const& http_pool::target() const {
     return impl_->target;
 }
-std::string const* http_pool::authorization() const {
-    return impl_->auth ? &*impl_->auth : nullptr;
-}
 void http_pool::close_idle() {
     impl_->idle.clear();
 }

@@ -62,7 +62,6 @@ class http_pool {
     boost::asio::awaitable<http_result> request(http_request req);
 
     origin const& target() const;
-    std::string const* authorization() const;  // "Basic …" header value, if configured
     void close_idle();
 
   private:

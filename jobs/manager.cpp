@@ -44,7 +44,6 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     std::unique_ptr<upstream::backend> backend;
     registry jobs;
     std::deque<job_ptr> queue;  // FIFO of jobs waiting for the launch gate
-    std::size_t queued = 0;     // queued jobs not yet cancelled
     std::size_t running = 0;
     std::unordered_set<job_ptr> active;  // launched and not yet ended
     std::uint64_t next_seq = 0;
@@ -199,14 +198,12 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         j->deadline = *created + timeout;
         if (j->deadline < queue_expiry.expiry()) queue_expiry.cancel();  // re-arm earlier
         queue.push_back(std::move(j));
-        ++queued;
     }
 
     void pump() {
         while (!stopped && running < lim.max_running && !queue.empty()) {
             auto j = std::move(queue.front());
             queue.pop_front();
-            --queued;
             launch(std::move(j));
         }
     }
@@ -230,7 +227,6 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                     continue;
                 }
                 std::erase(self->queue, j);
-                --self->queued;
                 self->transition(*j, job_event::fail, [&](job& f) {
                     f.view.error = protocol::job_error{error_kind::timeout, std::nullopt,
                                                        self->timeout_message(f), std::nullopt};
@@ -599,7 +595,6 @@ asio::awaitable<void> manager::drain(std::chrono::milliseconds grace) {
     for (auto const& j : self->queue)
         self->interrupt(*j, "agentd shut down before the job started");
     self->queue.clear();
-    self->queued = 0;
     // Running jobs may finish within the grace period; then they are stopped and end
     // interrupted, and their aborts get a short moment (a hung upstream must not add its request
     // timeout to the grace), as do the aborts of agents_cancel calls, which are answered by then.
@@ -628,7 +623,6 @@ void manager::stop() {
         impl_->end_with(*j, job_event::interrupt, error_kind::interrupted, std::nullopt,
                         "agentd shut down before the job started");
     impl_->queue.clear();
-    impl_->queued = 0;
     if (impl_->db) impl_->db->flush();  // a last try for rows a locked database held back
     // Running jobs end through their own coroutines once their sockets are closed.
     for (auto const& j : std::vector<job_ptr>(impl_->active.begin(), impl_->active.end()))
@@ -648,8 +642,9 @@ protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
 
     // Jobs that cannot launch at once wait in the queue; the call is all or nothing.
     auto free = m.lim.max_running - std::min(m.lim.max_running, m.running);
-    auto overflow = m.queued > 0 ? p.tasks.size() : p.tasks.size() - std::min(free, p.tasks.size());
-    if (m.queued + overflow > m.lim.max_queued)
+    auto overflow =
+        !m.queue.empty() ? p.tasks.size() : p.tasks.size() - std::min(free, p.tasks.size());
+    if (m.queue.size() + overflow > m.lim.max_queued)
         return protocol::limit_exceeded("max_queued", static_cast<std::int64_t>(m.lim.max_queued));
 
     auto created_at = steady::now();
@@ -805,7 +800,6 @@ asio::awaitable<std::vector<job_entry>> manager::cancel(owner const& o,
             self->end_with(*j, job_event::cancel, error_kind::cancelled, std::nullopt,
                            "cancelled by the caller");
             std::erase(self->queue, j);
-            --self->queued;
         } else if (j && j->view.state == job_state::running) {
             self->end_with(*j, job_event::cancel, error_kind::cancelled, std::nullopt,
                            "cancelled by the caller");
@@ -866,7 +860,7 @@ background_stats manager::background() const {
 }
 
 manager_stats manager::stats() const {
-    manager_stats out{impl_->jobs.size(), impl_->running, impl_->queued, {}};
+    manager_stats out{impl_->jobs.size(), impl_->running, impl_->queue.size(), {}};
     impl_->jobs.for_each([&](job const& j) { ++out.by_state[static_cast<int>(j.view.state)]; });
     return out;
 }

@@ -98,14 +98,6 @@ time_text render_time(wall_time t) {
     return out;
 }
 
-}  // namespace
-
-std::string format_time(wall_time t) {
-    return std::string(render_time(t).view());
-}
-
-namespace {
-
 json::object error_json(job_error const& e, json::storage_ptr const& sp) {
     json::object o({{"kind", to_string(e.kind)}, {"message", e.message}}, sp);
     if (e.phase) o["phase"] = to_string(*e.phase);

@@ -127,6 +127,5 @@ std::size_t json_string_size(std::string_view text);
 boost::json::value to_json(job_view const& v, wall_time now, boost::json::storage_ptr sp = {},
                            response_budget* budget = nullptr);
 boost::json::value not_found_json(std::string_view id, boost::json::storage_ptr sp = {});
-std::string format_time(wall_time t);  // 2026-11-22T05:17:51.123Z
 
 }  // namespace agentd::protocol

@@ -689,6 +689,13 @@ std::set<std::string> keys_of(json::value const& v) {
     return out;
 }
 
+// A view's times as they go on the wire (created_at is rendered like every other time).
+std::string format_time(wall_time t) {
+    job_view v;
+    v.created_at = t;
+    return std::string(to_json(v, t).at("created_at").as_string());
+}
+
 TEST(job_view_json, format_time_is_iso8601_utc_with_millis) {
     EXPECT_EQ(format_time(at(2026, 11, 22, 5, 17, 51, 123)), "2026-11-22T05:17:51.123Z");
     EXPECT_EQ(format_time(at(2026, 1, 2, 3, 4, 5, 0)), "2026-01-02T03:04:05.000Z");
