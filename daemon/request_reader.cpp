@@ -3,6 +3,8 @@
 
 #include <boost/beast/http/error.hpp>
 
+#include <string_view>
+
 namespace agentd::daemon {
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -12,17 +14,34 @@ void prepare_parser(request_parser& parser) {
     parser.body_limit(boost::none);
 }
 
-// Beast 1.81 asserts (in builds with assertions) that a chunked body's last chunk, once seen,
-// is parsed again with at least 5 bytes; its parse is right without the assertion. Fewer than 5
-// unconsumed bytes of a chunked body can never end it ("0\r\n\r\n" is never consumed in part),
-// so waiting for more bytes costs nothing and keeps a trickling client from tripping it.
+namespace {
+
+// Beast 1.81 asserts (in builds with assertions) that a last chunk ("0" [ext] CRLF trailers
+// CRLF), once seen, is parsed again with at least 5 bytes; its parse is right without the
+// assertion. A last chunk is never consumed in part and is never shorter than 5 bytes, so when
+// the unconsumed bytes may be one and are fewer, waiting for more costs nothing (anything else,
+// malformed input included, goes to the parser at once).
 constexpr std::size_t min_chunked_put = 5;
+
+bool short_last_chunk(std::string_view unconsumed) {
+    if (unconsumed.size() >= min_chunked_put) return false;
+    if (unconsumed.starts_with("\r\n")) unconsumed.remove_prefix(2);  // the previous chunk's end
+    auto after_zeros = unconsumed.find_first_not_of('0');
+    if (after_zeros == 0) return false;
+    return after_zeros == std::string_view::npos || unconsumed[after_zeros] == ';' ||
+           unconsumed[after_zeros] == '\r';
+}
+
+}  // namespace
 
 std::size_t parse_buffered(beast::flat_buffer& buffer, request_parser& parser,
                            beast::error_code& ec) {
     std::size_t consumed = 0;
     while (buffer.size() != 0 && !parser.is_done()) {
-        if (parser.is_header_done() && parser.chunked() && buffer.size() < min_chunked_put) break;
+        auto data = buffer.data();
+        if (parser.is_header_done() && parser.chunked() &&
+            short_last_chunk({static_cast<char const*>(data.data()), data.size()}))
+            break;
         auto n = parser.put(buffer.data(), ec);
         buffer.consume(n);
         consumed += n;
