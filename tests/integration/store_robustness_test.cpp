@@ -20,6 +20,8 @@ class held_write_lock {
   public:
     explicit held_write_lock(std::filesystem::path const& db) {
         EXPECT_EQ(sqlite3_open(db.c_str(), &db_), SQLITE_OK);
+        // agentd may be mid-write (or checkpointing) at this moment: wait for its lock to pass.
+        sqlite3_busy_timeout(db_, 10'000);
         EXPECT_EQ(sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
     }
     ~held_write_lock() {

@@ -1421,6 +1421,7 @@ class locked_store {
         std::filesystem::create_directories(dir_);
         db_ = std::make_unique<store>(dir_ / "agentd.db");
         EXPECT_EQ(sqlite3_open((dir_ / "agentd.db").c_str(), &other_), SQLITE_OK);
+        sqlite3_busy_timeout(other_, 10'000);  // the store's checkpoint may hold the lock a moment
     }
     ~locked_store() {
         unlock();

@@ -23,6 +23,7 @@ class write_lock {
   public:
     explicit write_lock(fs::path const& file) {
         EXPECT_EQ(sqlite3_open(file.c_str(), &db_), SQLITE_OK);
+        sqlite3_busy_timeout(db_, 10'000);  // the store's checkpoint may hold the lock a moment
         EXPECT_EQ(sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
     }
     ~write_lock() {
