@@ -2,6 +2,7 @@
 #include "daemon/auth.hpp"
 #include "daemon/state_dir.hpp"
 
+#include "common/state_dir.hpp"
 #include "jobs/random.hpp"
 
 #include <fcntl.h>
@@ -183,7 +184,7 @@ std::optional<std::string> read_token(fs::path const& path) {
 
 std::string load_or_create_token(fs::path const& state_dir) {
     ensure_state_dir(state_dir);
-    auto path = state_dir / "token";
+    auto path = common::token_path(state_dir);
     if (auto token = read_token(path)) return *token;
     std::string token = jobs::random_hex(32);
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);

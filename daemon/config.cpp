@@ -3,6 +3,7 @@
 // both sources; an error names the key or flag and leaves with exit code 2.
 #include "daemon/config.hpp"
 
+#include "common/state_dir.hpp"
 #include "daemon/config_toml.hpp"
 #include "daemon/server.hpp"
 #include "protocol/version.hpp"
@@ -23,13 +24,9 @@
 namespace agentd::daemon {
 
 std::string default_state_dir() {
-    if (char const* d = std::getenv("STATE_DIRECTORY"); d && *d) {
-        std::string s(d);
-        return s.substr(0, s.find(':'));  // systemd may list several
-    }
-    if (char const* x = std::getenv("XDG_STATE_HOME"); x && *x) return std::string(x) + "/agentd";
-    char const* home = std::getenv("HOME");
-    return std::string(home && *home ? home : ".") + "/.local/state/agentd";
+    auto dir = common::default_state_dir();
+    // Without HOME agentd still starts, under its working directory.
+    return dir.empty() ? "./.local/state/agentd" : dir.string();
 }
 
 namespace {

@@ -66,7 +66,7 @@ std::variant<config, int> parse_config(int argc, char** argv);
 // The config as TOML, in the --config format; secrets are redacted (only whether they are set).
 std::string config_to_toml(config const& c);
 
-// $STATE_DIRECTORY, else $XDG_STATE_HOME/agentd, else ~/.local/state/agentd.
+// common::default_state_dir() (the one agentctl looks in), else ./.local/state/agentd.
 std::string default_state_dir();
 
 }  // namespace agentd::daemon

@@ -1,5 +1,7 @@
 // agentd's entry point: parse flags, open the state dir and token, wire the upstream backend,
 // job manager, RPC service and listeners onto one io_context, and run until SIGTERM/SIGINT.
+#include "common/state_dir.hpp"
+#include "common/url.hpp"
 #include "daemon/auth.hpp"
 #include "daemon/config.hpp"
 #include "daemon/metrics.hpp"
@@ -33,8 +35,8 @@ using namespace agentd;
 
 std::unique_ptr<jobs::upstream::backend> make_openai_backend(boost::asio::any_io_executor ex,
                                                              daemon::config const& c) {
-    auto target = jobs::upstream::openai::base_url::parse(c.upstream_url);
-    if (!target)
+    auto target = common::parse_url(c.upstream_url).value;
+    if (!target || target->scheme == common::url_scheme::unix_socket)
         throw std::runtime_error("bad --upstream-url '" + c.upstream_url +
                                  "' (want http[s]://HOST[:PORT][/path], e.g. .../v1)");
     jobs::upstream::openai_config oc;
@@ -50,8 +52,8 @@ std::unique_ptr<jobs::upstream::backend> make_openai_backend(boost::asio::any_io
 std::unique_ptr<jobs::upstream::backend> make_backend(boost::asio::any_io_executor ex,
                                                       daemon::config const& c) {
     if (c.upstream_backend == "openai") return make_openai_backend(std::move(ex), c);
-    auto target = jobs::origin::parse(c.upstream_url);
-    if (!target)
+    auto target = common::parse_url(c.upstream_url).value;
+    if (!target || target->scheme != common::url_scheme::http)
         throw std::runtime_error("bad --upstream-url '" + c.upstream_url +
                                  "' (want http://HOST:PORT[/path])");
     jobs::upstream::opencode_config oc;
@@ -106,7 +108,7 @@ int run(daemon::config const& c) {
     daemon::ensure_state_dir(c.state_dir);
     daemon::verify_state_dir(c.state_dir);
     if (c.auth == daemon::auth_mode::token) {
-        daemon::verify_token_file(std::filesystem::path(c.state_dir) / "token");
+        daemon::verify_token_file(common::token_path(c.state_dir));
         so.token = daemon::load_or_create_token(c.state_dir);
     }
     jobs::store db(std::filesystem::path(c.state_dir) / "agentd.db");

@@ -35,35 +35,6 @@ void throw_exception_from_error(http_failure const& e, boost::source_location co
     boost::throw_exception(std::runtime_error("http failure: " + e.message), loc);
 }
 
-std::optional<origin> origin::parse(std::string_view url) {
-    constexpr std::string_view scheme = "http://";
-    if (url.substr(0, scheme.size()) != scheme) return std::nullopt;
-    url.remove_prefix(scheme.size());
-    auto slash = url.find('/');
-    std::string_view authority = url.substr(0, slash);
-    std::string_view path = slash == std::string_view::npos ? "" : url.substr(slash);
-    while (!path.empty() && path.back() == '/') path.remove_suffix(1);
-    origin o;
-    o.base_path = std::string(path);
-    if (authority.empty()) return std::nullopt;
-    if (authority.front() == '[') {
-        auto close = authority.find(']');
-        if (close == std::string_view::npos) return std::nullopt;
-        o.host = std::string(authority.substr(1, close - 1));
-        authority.remove_prefix(close + 1);
-        if (!authority.empty() && authority.front() != ':') return std::nullopt;
-    } else {
-        auto colon = authority.find(':');
-        o.host = std::string(authority.substr(0, colon));
-        authority.remove_prefix(colon == std::string_view::npos ? authority.size() : colon);
-    }
-    o.port = authority.empty() ? "80" : std::string(authority.substr(1));
-    if (o.host.empty() || o.port.empty() ||
-        o.port.find_first_not_of("0123456789") != std::string::npos)
-        return std::nullopt;
-    return o;
-}
-
 std::string url_encode(std::string_view s) {
     std::string out;
     for (unsigned char c : s) {
@@ -87,7 +58,7 @@ constexpr auto max_idle_age = std::chrono::seconds(2);
 
 struct http_pool::impl {
     asio::any_io_executor ex;
-    origin target;
+    common::url target;
     std::optional<std::string> auth;
     std::size_t max_idle;
     std::vector<pooled> idle;
@@ -96,14 +67,14 @@ struct http_pool::impl {
     std::unique_ptr<beast::tcp_stream> take_idle();
 };
 
-http_pool::http_pool(asio::any_io_executor ex, origin o, std::optional<std::string> basic_auth,
+http_pool::http_pool(asio::any_io_executor ex, common::url o, std::optional<std::string> basic_auth,
                      std::size_t max_idle)
     : impl_(std::make_unique<impl>(
           impl{std::move(ex), std::move(o), std::move(basic_auth), max_idle, {}})) {}
 
 http_pool::~http_pool() = default;
 
-origin const& http_pool::target() const {
+common::url const& http_pool::target() const {
     return impl_->target;
 }
 void http_pool::close_idle() {
@@ -182,9 +153,7 @@ asio::awaitable<http_result> http_pool::request(http_request req) {
     auto& p = *impl_;
     http::request<http::string_body> msg{http::string_to_verb(req.method),
                                          p.target.base_path + req.target, 11};
-    msg.set(http::field::host, p.target.host.find(':') == std::string::npos
-                                   ? p.target.host + ":" + p.target.port
-                                   : "[" + p.target.host + "]:" + p.target.port);
+    msg.set(http::field::host, p.target.host_header());
     msg.set(http::field::accept, "application/json");
     if (p.auth) msg.set(http::field::authorization, *p.auth);
     if (!req.body.empty() || msg.method() == http::verb::post) {

@@ -3,6 +3,7 @@
 // failures as values. Beast stays in http_client.cpp.
 #pragma once
 
+#include "common/url.hpp"
 #include "jobs/upstream/call_control.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -17,15 +18,6 @@
 #include <string_view>
 
 namespace agentd::jobs {
-
-struct origin {
-    std::string host;  // without brackets for IPv6
-    std::string port;
-    std::string base_path;  // "" or "/prefix" (no trailing slash)
-
-    // http://host[:port][/path]; nullopt when malformed or not http.
-    static std::optional<origin> parse(std::string_view url);
-};
 
 struct http_reply {
     unsigned status = 0;
@@ -53,7 +45,8 @@ struct http_request {
 
 class http_pool {
   public:
-    http_pool(boost::asio::any_io_executor ex, origin o, std::optional<std::string> basic_auth,
+    // `o` is an http:// URL (the pool speaks plain HTTP); its base path prefixes every target.
+    http_pool(boost::asio::any_io_executor ex, common::url o, std::optional<std::string> basic_auth,
               std::size_t max_idle = 64);
     ~http_pool();
     http_pool(http_pool const&) = delete;
@@ -61,7 +54,7 @@ class http_pool {
 
     boost::asio::awaitable<http_result> request(http_request req);
 
-    origin const& target() const;
+    common::url const& target() const;
     void close_idle();
 
   private:

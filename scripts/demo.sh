@@ -36,7 +36,7 @@ pids+=($!)
 agentd_port="$(wait_port "$work/agentd.log")"
 echo "fake upstream on :$fake_port, agentd on :$agentd_port"
 
-ctl=(build/daemon/agentctl/agentctl --url "http://127.0.0.1:$agentd_port" --state-dir "$work/state")
+ctl=(build/agentctl/agentctl --url "http://127.0.0.1:$agentd_port" --state-dir "$work/state")
 echo
 echo "\$ agentctl start 'Summarise README.md' 'List the TODOs' 'Explain main.cpp' 'Draft a changelog'"
 "${ctl[@]}" start --description demo 'Summarise README.md' 'List the TODOs' 'Explain main.cpp' 'Draft a changelog'

@@ -5,6 +5,7 @@
 
 #include "jobs/bounded_read.hpp"
 #include "jobs/random.hpp"
+#include "jobs/upstream/openai_parse.hpp"
 #include "jobs/upstream/sse.hpp"
 #include "protocol/utf8.hpp"
 
@@ -345,7 +346,7 @@ class openai_backend final : public backend {
 
   private:
     asio::awaitable<attempt> attempt_once(call const& c) {
-        if (cfg_.target.tls) {
+        if (cfg_.target.tls()) {
             tls_stream s(ex_, tls_);
             auto a = co_await exchange(s, c);
             co_return a;

@@ -3,8 +3,8 @@
 // APIs), over http or https, with the streamed text feeding peek.
 #pragma once
 
+#include "common/url.hpp"
 #include "jobs/upstream/backend.hpp"
-#include "jobs/upstream/openai_parse.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 
@@ -17,7 +17,7 @@
 namespace agentd::jobs::upstream {
 
 struct openai_config {
-    openai::base_url target;
+    common::url target;  // http[s]://HOST[:PORT][/PATH], e.g. `https://api.openai.com/v1`
     std::optional<std::string> api_key;        // sent as `Authorization: Bearer`; never logged
     std::optional<std::string> default_model;  // for tasks that name no model
     std::optional<std::string> ca_file;        // extra CAs besides the system's (https)

@@ -75,47 +75,6 @@ std::optional<std::string_view> content_of(json::object const& o, std::string_vi
 
 }  // namespace
 
-std::optional<base_url> base_url::parse(std::string_view url) {
-    base_url u;
-    if (url.starts_with("https://")) {
-        u.tls = true;
-        url.remove_prefix(8);
-    } else if (url.starts_with("http://")) {
-        url.remove_prefix(7);
-    } else {
-        return std::nullopt;
-    }
-    auto slash = url.find('/');
-    std::string_view authority = url.substr(0, slash);
-    std::string_view path = slash == std::string_view::npos ? "" : url.substr(slash);
-    while (!path.empty() && path.back() == '/') path.remove_suffix(1);
-    u.base_path = std::string(path);
-    if (authority.empty()) return std::nullopt;
-    if (authority.front() == '[') {
-        auto close = authority.find(']');
-        if (close == std::string_view::npos) return std::nullopt;
-        u.host = std::string(authority.substr(1, close - 1));
-        authority.remove_prefix(close + 1);
-        if (!authority.empty() && authority.front() != ':') return std::nullopt;
-    } else {
-        auto colon = authority.find(':');
-        u.host = std::string(authority.substr(0, colon));
-        authority.remove_prefix(colon == std::string_view::npos ? authority.size() : colon);
-    }
-    if (authority.empty())
-        u.port = u.tls ? "443" : "80";
-    else
-        u.port = std::string(authority.substr(1));
-    if (u.host.empty() || u.port.empty() || u.port.size() > 5 ||
-        u.port.find_first_not_of("0123456789") != std::string::npos)
-        return std::nullopt;
-    return u;
-}
-
-std::string base_url::host_header() const {
-    return host.find(':') == std::string::npos ? host + ":" + port : "[" + host + "]:" + port;
-}
-
 std::string request_body(std::string_view model, std::optional<std::string> const& system,
                          std::string_view prompt) {
     json::array messages;

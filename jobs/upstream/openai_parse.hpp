@@ -1,6 +1,6 @@
-// Pure pieces of the OpenAI-compatible chat-completions backend (DESIGN §5): the base URL, the
-// request body, folding streamed `chat.completion.chunk` events into the outcome, error bodies
-// and Retry-After. No I/O, so each piece is unit-tested on its own.
+// Pure pieces of the OpenAI-compatible chat-completions backend (DESIGN §5): the request body,
+// folding streamed `chat.completion.chunk` events into the outcome, error bodies and Retry-After.
+// No I/O, so each piece is unit-tested on its own (its base URL is a common::url).
 #pragma once
 
 #include "jobs/upstream/backend.hpp"
@@ -12,18 +12,6 @@
 #include <string_view>
 
 namespace agentd::jobs::upstream::openai {
-
-// `http[s]://host[:port][/path]`, e.g. `https://api.openai.com/v1`.
-struct base_url {
-    bool tls = false;
-    std::string host;  // without brackets for IPv6
-    std::string port;
-    std::string base_path;  // "" or "/prefix" (no trailing slash)
-
-    // nullopt when malformed or neither http nor https.
-    static std::optional<base_url> parse(std::string_view url);
-    std::string host_header() const;  // "host:port", IPv6 in brackets
-};
 
 // `{model, messages:[system?, user], stream:true, stream_options:{include_usage:true}}`.
 std::string request_body(std::string_view model, std::optional<std::string> const& system,

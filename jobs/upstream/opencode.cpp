@@ -80,7 +80,7 @@ upstream_error from_failure(http_failure const& f, error_phase phase) {
 // State shared with the event-stream coroutine, which may outlive a call to stop().
 struct event_stream {
     asio::any_io_executor ex;
-    origin target;
+    common::url target;
     std::optional<std::string> auth;
     std::chrono::milliseconds idle_timeout;
     delta_sink sink;

@@ -13,7 +13,7 @@
 namespace agentd::jobs::upstream {
 
 struct opencode_config {
-    origin target;
+    common::url target;  // http://
     std::optional<std::string> username;
     std::optional<std::string> password;
     std::chrono::milliseconds request_timeout{30'000};     // create, abort, read (not the prompt)

@@ -4,20 +4,22 @@
 //
 // agentd is found like agentctl finds it: $AGENTD_URL (default http://127.0.0.1:7077) and
 // $AGENTD_TOKEN, else the token file in agentd's state dir ($AGENTD_STATE_DIR, $STATE_DIRECTORY,
-// $XDG_STATE_HOME/agentd, ~/.local/state/agentd). Only erasable TypeScript is used, and the one
-// export is the plugin (OpenCode calls every export as a plugin), so Node >= 22 can load this file
-// as is (tests/plugin).
+// an absolute $XDG_STATE_HOME/agentd, ~/.local/state/agentd). Only erasable TypeScript is used,
+// and the one export is the plugin (OpenCode calls every export as a plugin), so Node >= 22 can
+// load this file as is (tests/plugin).
 import { type Plugin, tool } from "@opencode-ai/plugin"
 import { readFileSync } from "node:fs"
 import { homedir } from "node:os"
-import { join } from "node:path"
+import { isAbsolute, join } from "node:path"
 
 type Env = Record<string, string | undefined>
 
 function stateDir(env: Env): string | undefined {
   if (env.AGENTD_STATE_DIR) return env.AGENTD_STATE_DIR
   if (env.STATE_DIRECTORY) return env.STATE_DIRECTORY
-  if (env.XDG_STATE_HOME) return join(env.XDG_STATE_HOME, "agentd")
+  // A relative one is ignored, as the XDG spec says and as agentd does (common/state_dir.cpp).
+  const xdg = env.XDG_STATE_HOME
+  if (xdg && isAbsolute(xdg)) return join(xdg, "agentd")
   const home = env.HOME ?? homedir()
   return home ? join(home, ".local", "state", "agentd") : undefined
 }

@@ -2,6 +2,7 @@
 // message-list and event bodies, OpenAI completions and streamed chunks through the SSE parser,
 // error bodies, Retry-After and base URLs. The first input byte picks the parser, the next two
 // the HTTP status; outputs must respect the output cap and stay valid UTF-8.
+#include "common/url.hpp"
 #include "jobs/upstream/openai_parse.hpp"
 #include "jobs/upstream/opencode_parse.hpp"
 #include "jobs/upstream/sse.hpp"
@@ -83,7 +84,7 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
             openai::parse_retry_after(body);
             break;
         case 8:
-            if (auto url = openai::base_url::parse(body)) url->host_header();
+            if (auto url = common::parse_url(body).value) url->host_header();
             break;
         default:
             openai::http_error(status, body);

@@ -7,13 +7,12 @@
 #include "agentctl/render.hpp"
 #include "agentctl/rpc.hpp"
 #include "agentctl/ui.hpp"
+#include "discovery_env.hpp"
 
 #include <gtest/gtest.h>
 #include <boost/json/parse.hpp>
 
 #include <cstdlib>
-#include <fstream>
-#include <map>
 
 namespace agentctl {
 namespace {
@@ -21,36 +20,8 @@ namespace {
 namespace json = boost::json;
 namespace fs = std::filesystem;
 
-char const* const discovery_vars[] = {"AGENTD_URL",      "AGENTD_TOKEN",   "AGENTD_STATE_DIR",
-                                      "STATE_DIRECTORY", "XDG_STATE_HOME", "HOME"};
-
-// Clears the discovery variables and a fresh temp dir per test; restores both afterwards.
-class discovery : public ::testing::Test {
-  protected:
-    void SetUp() override {
-        for (char const* name : discovery_vars) {
-            if (char const* value = std::getenv(name)) saved_[name] = value;
-            unsetenv(name);
-        }
-        char tmpl[] = "/tmp/agentctl_test.XXXXXX";
-        ASSERT_NE(mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
-    }
-    void TearDown() override {
-        for (char const* name : discovery_vars) unsetenv(name);
-        for (auto const& [name, value] : saved_) setenv(name.c_str(), value.c_str(), 1);
-        fs::remove_all(dir_);
-    }
-    fs::path write(fs::path const& relative, std::string const& text) {
-        auto path = dir_ / relative;
-        fs::create_directories(path.parent_path());
-        std::ofstream(path) << text;
-        return path;
-    }
-
-    fs::path dir_;
-    std::map<std::string, std::string> saved_;
-};
+// The discovery variables are cleared for each test and restored after it.
+class discovery : public agentd::test_support::discovery_env {};
 
 TEST_F(discovery, url_precedence) {
     global_options g;

@@ -1,6 +1,6 @@
-// Unit tests of the openai backend's pure parts: base URLs, the request body, streamed chunks
-// folded into the outcome (text, usage, [DONE], in-stream errors, malformed chunks, UTF-8-safe
-// truncation), whole completions, HTTP error bodies and Retry-After.
+// Unit tests of the openai backend's pure parts: the request body, streamed chunks folded into
+// the outcome (text, usage, [DONE], in-stream errors, malformed chunks, UTF-8-safe truncation),
+// whole completions, HTTP error bodies and Retry-After. Its base URL is common_test's.
 #include "jobs/upstream/openai_parse.hpp"
 
 #include <gtest/gtest.h>
@@ -44,36 +44,6 @@ up_result<std::vector<std::string>> feed_all(stream_reader& r,
         added.emplace_back(*a);
     }
     return added;
-}
-
-// --- base URL ---------------------------------------------------------------------------------
-
-TEST(openai_base_url, http_and_https_with_default_ports) {
-    auto u = base_url::parse("http://127.0.0.1:8080/v1/");
-    ASSERT_TRUE(u);
-    EXPECT_FALSE(u->tls);
-    EXPECT_EQ(u->host, "127.0.0.1");
-    EXPECT_EQ(u->port, "8080");
-    EXPECT_EQ(u->base_path, "/v1");
-    EXPECT_EQ(u->host_header(), "127.0.0.1:8080");
-
-    u = base_url::parse("https://api.example.com/v1");
-    ASSERT_TRUE(u);
-    EXPECT_TRUE(u->tls);
-    EXPECT_EQ(u->port, "443");
-    EXPECT_EQ(base_url::parse("http://h")->port, "80");
-    EXPECT_EQ(base_url::parse("http://h")->base_path, "");
-
-    u = base_url::parse("https://[::1]:9443/x");
-    ASSERT_TRUE(u);
-    EXPECT_EQ(u->host, "::1");
-    EXPECT_EQ(u->host_header(), "[::1]:9443");
-}
-
-TEST(openai_base_url, rejects_malformed) {
-    for (auto bad : {"", "ftp://h/v1", "http://", "http://:80", "http://h:", "http://h:8x",
-                     "http://[::1", "http://[::1]x", "https://h:123456", "h:80/v1"})
-        EXPECT_FALSE(base_url::parse(bad)) << bad;
 }
 
 // --- request body -----------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-// Where agentctl finds agentd and its token: URL parsing and the state-directory precedence.
-// Mirrors the daemon's own defaults (DESIGN §6, §8) so a client beside it needs no configuration.
+// Where agentctl finds agentd and its token: the URL and state-directory precedence over the
+// daemon's own defaults and URL syntax (common/), so a client beside it needs no configuration.
 #pragma once
 
 #include "cli.hpp"
@@ -28,11 +28,12 @@ struct credentials {
 // --url, else $AGENTD_URL, else the daemon's default listener.
 std::string resolve_url(global_options const& globals);
 
-// Accepts http://HOST[:PORT][/PREFIX], http://[IPV6][:PORT][/PREFIX] and unix:PATH.
+// Accepts http://HOST[:PORT][/PREFIX], http://[IPV6][:PORT][/PREFIX] and unix:PATH (common::
+// parse_url's syntax; agentctl speaks no TLS, so not https://). Throws usage_error.
 endpoint parse_url(std::string_view url);
 
-// --state-dir, $AGENTD_STATE_DIR, $STATE_DIRECTORY, $XDG_STATE_HOME/agentd, ~/.local/state/agentd;
-// empty when none applies.
+// --state-dir, $AGENTD_STATE_DIR, then the daemon's default (common::default_state_dir: an
+// absolute $XDG_STATE_HOME only); empty when none applies.
 std::filesystem::path resolve_state_dir(global_options const& globals);
 
 // --token, --token-file, $AGENTD_TOKEN, then STATE_DIR/token; a missing default file means none.
