@@ -105,22 +105,6 @@ std::unique_ptr<beast::tcp_stream> http_pool::impl::take_idle() {
 
 namespace {
 
-// Closes the stream when the call is stopped (cancel, job deadline) while I/O is pending.
-class stop_guard {
-  public:
-    stop_guard(upstream::call_control* ctl, beast::tcp_stream& s) : ctl_(ctl) {
-        if (ctl_) ctl_->on_stop([&s] { s.close(); });
-    }
-    ~stop_guard() {
-        if (ctl_) ctl_->clear();
-    }
-    stop_guard(stop_guard const&) = delete;
-    stop_guard& operator=(stop_guard const&) = delete;
-
-  private:
-    upstream::call_control* ctl_;
-};
-
 http_failure classify(beast::error_code ec, upstream::call_control* ctl, bool connecting) {
     if (ctl && ctl->stopped() != upstream::stop_reason::none)
         return {http_failure::kind::stopped, "stopped"};
@@ -171,7 +155,9 @@ asio::awaitable<http_result> http_pool::request(http_request req) {
         auto stream = round == 0 ? p.take_idle() : nullptr;
         bool const reused = stream != nullptr;
         if (!stream) stream = std::make_unique<beast::tcp_stream>(p.ex);
-        stop_guard guard(req.control, *stream);
+        // Closes the stream when the call is stopped (cancel, job deadline) while I/O is pending.
+        std::stop_callback guard(req.control ? req.control->stop_token() : std::stop_token{},
+                                 [&s = *stream] { s.close(); });
         stream->expires_at(req.deadline);
         if (!reused) {
             tcp::resolver resolver(p.ex);

@@ -1,16 +1,16 @@
 // Job manager implementation. Every job runs as one coroutine (create session, prompt) raced
 // against its deadline and cancel through call_control; state changes wake waiters through
-// their timers, so waiting costs nothing while idle.
+// their wake_signals, so waiting costs nothing while idle.
 #include "jobs/manager.hpp"
 
 #include "jobs/lifecycle.hpp"
 #include "jobs/random.hpp"
 #include "jobs/registry.hpp"
 #include "jobs/store.hpp"
+#include "jobs/wake_signal.hpp"
 #include "protocol/utf8.hpp"
 
 #include <fmt/format.h>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -31,7 +31,6 @@ using protocol::job_state;
 using upstream::stop_reason;
 using steady = std::chrono::steady_clock;
 using wall = std::chrono::system_clock;
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 // Job times at the precision they are shown and stored, so a restored job reads the same.
 protocol::wall_time now_ms() {
@@ -48,20 +47,21 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     std::unordered_set<job_ptr> active;  // launched and not yet ended
     std::uint64_t next_seq = 0;
     std::deque<std::pair<steady::time_point, std::string>> finished;  // retention order
-    asio::steady_timer reaper;
-    asio::steady_timer flusher;       // retries the store's pending rows with backoff
-    asio::steady_timer queue_expiry;  // the earliest deadline among queued jobs
-    std::size_t aborting = 0;         // upstream aborts in flight
+    wake_signal reaper;
+    wake_signal flusher;       // retries the store's pending rows with backoff
+    wake_signal queue_expiry;  // wakes expire_queued() for a deadline earlier than it waits for
+    steady::time_point next_queue_expiry = steady::time_point::max();
+    std::size_t aborting = 0;  // upstream aborts in flight
     std::uint64_t reaper_errors = 0;
     std::uint64_t task_errors = 0;
     std::list<job_listener> listeners;
-    store* db = nullptr;                        // null: nothing is persisted (unit tests)
-    bool draining = false;                      // no new jobs; running ones may finish
-    asio::steady_timer* idle_waiter = nullptr;  // drain() waits on it: nothing running, aborting
+    store* db = nullptr;    // null: nothing is persisted (unit tests)
+    bool draining = false;  // no new jobs; running ones may finish
+    wake_signal idle;       // drain() waits on it: nothing running, nothing aborting
     bool stopped = false;
     // Restored running jobs whose fate (re-attached, finished, interrupted) is not decided yet.
     std::unordered_set<job_ptr> unsettled;
-    asio::steady_timer settled;  // recover() waits on it; cancelled once unsettled is empty
+    wake_signal settled;  // recover() waits on it; fired once unsettled is empty
 
     impl(asio::any_io_executor e, limits l, std::unique_ptr<upstream::backend> b, store* s)
         : ex(std::move(e)),
@@ -71,6 +71,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
           flusher(ex),
           queue_expiry(ex),
           db(s),
+          idle(ex),
           settled(ex) {}
 
     // Writes the job's row before the change is acknowledged. A failed write stays pending in
@@ -79,13 +80,13 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     void persist(job const& j) {
         if (!db) return;
         db->save(j);
-        if (db->pending() > 0) flusher.cancel();  // wakes an idle flusher
+        if (db->pending() > 0) flusher.notify();  // wakes an idle flusher
     }
 
     void forget(std::string const& id) {
         if (!db) return;
         db->erase(id);
-        if (db->pending() > 0) flusher.cancel();
+        if (db->pending() > 0) flusher.notify();
     }
 
     // Retries the pending rows: 100 ms, doubling up to 5 s, until they are written. Logs when
@@ -108,12 +109,12 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                 failing = true;
             }
             if (self->db->pending() > 0) {
-                self->flusher.expires_after(backoff);
+                auto const pause = backoff;
                 backoff = std::min(backoff * 2, most);
+                [[maybe_unused]] auto woken = co_await self->flusher.wait_for(pause);
             } else {
-                self->flusher.expires_at(steady::time_point::max());
+                co_await self->flusher.wait();
             }
-            [[maybe_unused]] auto [waited] = co_await self->flusher.async_wait(use_tuple);
         }
     }
 
@@ -157,7 +158,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     // database stay bounded whatever the retention time).
     void retain(std::string const& id, steady::time_point finished_at) {
         finished.emplace_back(finished_at, id);
-        if (finished.size() == 1) reaper.cancel();  // re-arm for the new front
+        if (finished.size() == 1) reaper.notify();  // re-arm for the new front
         while (finished.size() > std::max<std::size_t>(lim.max_retained_jobs, 1)) {
             auto oldest = std::move(finished.front().second);
             finished.pop_front();
@@ -196,7 +197,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             created = steady::now() - std::chrono::duration_cast<steady::duration>(
                                           wall::now() - j->view.created_at);
         j->deadline = *created + timeout;
-        if (j->deadline < queue_expiry.expiry()) queue_expiry.cancel();  // re-arm earlier
+        if (j->deadline < next_queue_expiry) queue_expiry.notify();  // re-arm earlier
         queue.push_back(std::move(j));
     }
 
@@ -232,8 +233,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                                                        self->timeout_message(f), std::nullopt};
                 });
             }
-            self->queue_expiry.expires_at(next);
-            [[maybe_unused]] auto [waited] = co_await self->queue_expiry.async_wait(use_tuple);
+            self->next_queue_expiry = next;
+            [[maybe_unused]] auto woken = co_await self->queue_expiry.wait_until(next);
         }
     }
 
@@ -272,7 +273,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     // Aborts in flight, shared by the calls that wait for them (bounded) and drain().
     struct abort_batch {
         std::size_t left = 0;
-        asio::steady_timer done;
+        wake_signal done;
         explicit abort_batch(asio::any_io_executor e) : done(std::move(e)) {}
     };
 
@@ -287,7 +288,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         asio::co_spawn(ex, call(shared_from_this(), std::move(session), std::move(directory)),
                        [self = shared_from_this(), batch](std::exception_ptr) {
                            --self->aborting;
-                           if (batch && --batch->left == 0) batch->done.cancel();
+                           if (batch && --batch->left == 0) batch->done.fire();
                            self->wake_if_idle();
                        });
     }
@@ -299,8 +300,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         auto batch = std::make_shared<abort_batch>(ex);
         for (auto const& j : jobs) spawn_abort(j->view.upstream->session, j->task.directory, batch);
         if (batch->left == 0) co_return;
-        batch->done.expires_after(bound);
-        [[maybe_unused]] auto [waited] = co_await batch->done.async_wait(use_tuple);
+        [[maybe_unused]] auto woken = co_await batch->done.wait_for(bound);
     }
 
     // How long agents_cancel waits for its aborts, and drain() for every abort after the grace:
@@ -309,7 +309,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     static constexpr std::chrono::milliseconds abort_wait_drain{1500};
 
     void wake_if_idle() {
-        if (running == 0 && aborting == 0 && idle_waiter) idle_waiter->cancel();
+        if (running == 0 && aborting == 0) idle.notify();
     }
 
     // The job's upstream session to abort afterwards, if any.
@@ -390,18 +390,17 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     // later (a reaper that died would let jobs and the database grow for good).
     static asio::awaitable<void> reap(std::shared_ptr<impl> self) {
         while (!self->stopped) {
+            auto next = steady::time_point::max();
             try {
                 self->reap_due();
-                if (self->finished.empty())
-                    self->reaper.expires_at(steady::time_point::max());
-                else
-                    self->reaper.expires_at(self->finished.front().first + self->lim.retention);
+                if (!self->finished.empty())
+                    next = self->finished.front().first + self->lim.retention;
             } catch (std::exception const& e) {
                 ++self->reaper_errors;
                 std::cerr << "agentd: reaper: " << e.what() << "; retrying in 1 s\n";
-                self->reaper.expires_after(std::chrono::seconds(1));
+                next = steady::now() + std::chrono::seconds(1);
             }
-            [[maybe_unused]] auto [waited] = co_await self->reaper.async_wait(use_tuple);
+            [[maybe_unused]] auto woken = co_await self->reaper.wait_until(next);
         }
     }
 
@@ -454,6 +453,19 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         end_with(j, job_event::interrupt, error_kind::interrupted, std::nullopt, std::move(why));
     }
 
+    // --- shutdown (drain() and stop()) ---------------------------------------------------
+
+    void interrupt_queued() {
+        for (auto const& j : queue) interrupt(*j, "agentd shut down before the job started");
+        queue.clear();
+    }
+
+    // Stops every running job's upstream call; each ends interrupted through its own coroutine.
+    void stop_running() {
+        for (auto const& j : std::vector<job_ptr>(active.begin(), active.end()))
+            if (j->control) j->control->stop(stop_reason::shutdown);
+    }
+
     // Decides every restored running job: still busy upstream → followed live; finished
     // meanwhile → its result; anything else → interrupted and aborted upstream.
     static asio::awaitable<void> settle(std::shared_ptr<impl> self) {
@@ -485,7 +497,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
 
     void settle_one(job_ptr const& j) {
         unsettled.erase(j);
-        if (unsettled.empty()) settled.cancel();
+        if (unsettled.empty()) settled.fire();
     }
 
     // Nobody would collect the turn: stop it upstream too.
@@ -578,10 +590,9 @@ asio::awaitable<void> manager::recover(std::chrono::milliseconds bound) {
     if (!self->unsettled.empty()) {
         asio::co_spawn(self->ex, impl::settle(self), [self](std::exception_ptr) {
             // A failure to settle leaves the rest to the bound below.
-            self->settled.cancel();
+            self->settled.fire();
         });
-        self->settled.expires_after(bound);
-        [[maybe_unused]] auto [waited] = co_await self->settled.async_wait(use_tuple);
+        [[maybe_unused]] auto woken = co_await self->settled.wait_for(bound);
         for (auto const& j : std::vector<job_ptr>(self->unsettled.begin(), self->unsettled.end()))
             self->interrupt_restored(j);
         self->unsettled.clear();
@@ -592,41 +603,29 @@ asio::awaitable<void> manager::recover(std::chrono::milliseconds bound) {
 asio::awaitable<void> manager::drain(std::chrono::milliseconds grace) {
     auto self = impl_;
     self->draining = true;
-    for (auto const& j : self->queue)
-        self->interrupt(*j, "agentd shut down before the job started");
-    self->queue.clear();
+    self->interrupt_queued();
     // Running jobs may finish within the grace period; then they are stopped and end
     // interrupted, and their aborts get a short moment (a hung upstream must not add its request
     // timeout to the grace), as do the aborts of agents_cancel calls, which are answered by then.
-    asio::steady_timer idle(self->ex);
-    self->idle_waiter = &idle;
     for (auto deadline : {steady::now() + grace, steady::now() + grace + impl::abort_wait_drain}) {
-        if (self->running > 0 || self->aborting > 0) {
-            idle.expires_at(deadline);
-            [[maybe_unused]] auto [waited] =
-                co_await idle.async_wait(use_tuple);  // cancelled once nothing is in flight
+        while ((self->running > 0 || self->aborting > 0) && steady::now() < deadline) {
+            [[maybe_unused]] auto woken = co_await self->idle.wait_until(deadline);
         }
-        for (auto const& j : std::vector<job_ptr>(self->active.begin(), self->active.end()))
-            if (j->control) j->control->stop(stop_reason::shutdown);
+        self->stop_running();
     }
-    self->idle_waiter = nullptr;
     stop();
 }
 
 void manager::stop() {
     if (impl_->stopped) return;
     impl_->stopped = true;
-    impl_->reaper.cancel();
-    impl_->flusher.cancel();
-    impl_->queue_expiry.cancel();
-    for (auto const& j : impl_->queue)
-        impl_->end_with(*j, job_event::interrupt, error_kind::interrupted, std::nullopt,
-                        "agentd shut down before the job started");
-    impl_->queue.clear();
+    impl_->reaper.fire();
+    impl_->flusher.fire();
+    impl_->queue_expiry.fire();
+    impl_->interrupt_queued();
     if (impl_->db) impl_->db->flush();  // a last try for rows a locked database held back
     // Running jobs end through their own coroutines once their sockets are closed.
-    for (auto const& j : std::vector<job_ptr>(impl_->active.begin(), impl_->active.end()))
-        if (j->control) j->control->stop(stop_reason::shutdown);
+    impl_->stop_running();
     impl_->backend->stop();
 }
 
@@ -697,15 +696,15 @@ std::vector<job_entry> manager::status(owner const& o, protocol::status_params c
 
 namespace {
 
-// A blocked agents_wait: a timer that job state changes cancel to wake it.
-class timer_waiter final : public waiter_hook {
+// A blocked agents_wait: job state changes notify its signal to wake it.
+class signal_waiter final : public waiter_hook {
   public:
-    explicit timer_waiter(asio::any_io_executor ex) : timer_(std::move(ex)) {}
-    void wake() override { timer_.cancel(); }
-    asio::steady_timer& timer() { return timer_; }
+    explicit signal_waiter(asio::any_io_executor ex) : signal_(std::move(ex)) {}
+    void wake() override { signal_.notify(); }
+    wake_signal& signal() { return signal_; }
 
   private:
-    asio::steady_timer timer_;
+    wake_signal signal_;
 };
 
 // Registers a waiter with jobs for the duration of a wait.
@@ -755,14 +754,13 @@ asio::awaitable<wait_outcome> manager::wait(owner const& o, protocol::wait_param
                    : std::any_of(selected.begin(), selected.end(), is_done);
     };
 
-    timer_waiter w(self->ex);
+    signal_waiter w(self->ex);
     waiter_registration reg(live, &w);
     auto deadline = steady::now() + std::chrono::milliseconds(p.timeout_ms);
     // stop() ends every job promptly (interrupted), so shutdown needs no special case here.
     bool done = check();
     while (!done && steady::now() < deadline) {
-        w.timer().expires_at(deadline);
-        [[maybe_unused]] auto [waited] = co_await w.timer().async_wait(use_tuple);
+        [[maybe_unused]] auto woken = co_await w.signal().wait_until(deadline);
         done = check();
     }
     wait_outcome out{done, !done && steady::now() >= deadline, {}};
@@ -781,11 +779,10 @@ asio::awaitable<void> manager::until_launched(owner const& o, std::vector<std::s
             return j->view.upstream || protocol::is_terminal(j->view.state);
         });
     };
-    timer_waiter w(self->ex);
+    signal_waiter w(self->ex);
     waiter_registration reg(selected, &w);
     while (!launched()) {
-        w.timer().expires_at(steady::time_point::max());
-        [[maybe_unused]] auto [waited] = co_await w.timer().async_wait(use_tuple);
+        co_await w.signal().wait();
     }
 }
 

@@ -29,9 +29,9 @@
 //     and http_status; a reply of the wrong shape (bad JSON or SSE, a stream ending early) →
 //     protocol. Messages quote a short printable excerpt of upstream text, never a credential.
 //   - The manager sets `phase` from the call (create_session → create, prompt → prompt).
-//   - call_control: before waiting on I/O or a timer, ctl.on_stop(f) with f closing the socket
-//     or cancelling the timer; ctl.clear() when done; check ctl.stopped() right after
-//     registering (an earlier stop will not call f). Cancel, the job deadline and shutdown call
+//   - call_control: while waiting on I/O or a timer, hold a std::stop_callback on
+//     ctl.stop_token() whose function closes the socket or wakes the wait; check ctl.stopped()
+//     right after registering and return. Cancel, the job deadline and shutdown call
 //     ctl.stop(): the call must then return promptly with any error, which the manager replaces
 //     with the real cause (cancelled, timeout, interrupted).
 //   - Deadlines of its own besides the job's: connect + response headers, and idle silence while

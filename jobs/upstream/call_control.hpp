@@ -1,11 +1,10 @@
-// Per-job control of upstream calls in flight: the job's deadline, and a way for cancel or the
-// deadline timer to abort the socket a backend is waiting on (closing it completes the pending
-// operation at once, which Beast's own per-operation cancellation cannot promise here).
+// Per-job control of upstream calls in flight: the job's deadline, and a stop token through which
+// cancel or the deadline timer aborts the socket a backend is waiting on (closing it completes the
+// pending operation at once, which Beast's own per-operation cancellation cannot promise here).
 #pragma once
 
 #include <chrono>
-#include <functional>
-#include <utility>
+#include <stop_token>
 
 namespace agentd::jobs::upstream {
 
@@ -20,21 +19,21 @@ class call_control {
     clock::time_point deadline() const { return deadline_; }
     stop_reason stopped() const { return reason_; }
 
-    // A backend registers how to abort the I/O it is about to wait on; cleared when done.
-    void on_stop(std::function<void()> f) { hook_ = std::move(f); }
-    void clear() { hook_ = nullptr; }
+    // A backend aborts the I/O it waits on from a std::stop_callback on this token, which
+    // unregisters itself when the wait is over (and runs at once if the call was stopped already).
+    std::stop_token stop_token() const { return source_.get_token(); }
 
     // First reason wins: a cancel that races the deadline is still reported as one cause.
     void stop(stop_reason r) {
         if (reason_ != stop_reason::none) return;
         reason_ = r;
-        if (auto h = std::exchange(hook_, nullptr)) h();
+        source_.request_stop();
     }
 
   private:
     clock::time_point deadline_;
     stop_reason reason_ = stop_reason::none;
-    std::function<void()> hook_;
+    std::stop_source source_;
 };
 
 }  // namespace agentd::jobs::upstream

@@ -7,6 +7,7 @@
 #include "jobs/random.hpp"
 #include "jobs/upstream/openai_parse.hpp"
 #include "jobs/upstream/sse.hpp"
+#include "jobs/wake_signal.hpp"
 #include "protocol/utf8.hpp"
 
 #include <fmt/format.h>
@@ -64,20 +65,6 @@ upstream_error io_error(beast::error_code ec, call_control const& ctl, std::stri
     return {error_kind::transport, error_phase::prompt,
             fmt::format("upstream connection failed {}: {}", during, ec.message()), std::nullopt};
 }
-
-// Points the call's stop at whatever the current step waits on; cleared when the step is done.
-class stop_hook {
-  public:
-    stop_hook(call_control& ctl, std::function<void()> f) : ctl_(ctl) {
-        ctl_.on_stop(std::move(f));
-    }
-    ~stop_hook() { ctl_.clear(); }
-    stop_hook(stop_hook const&) = delete;
-    stop_hook& operator=(stop_hook const&) = delete;
-
-  private:
-    call_control& ctl_;
-};
 
 ssl::context make_tls_context(std::optional<std::string> const& ca_file) {
     ssl::context ctx(ssl::context::tls_client);
@@ -260,7 +247,7 @@ template <class Stream>
 asio::awaitable<attempt> exchange(Stream& s, call const& c) {
     auto& sock = beast::get_lowest_layer(s);
     tcp::resolver resolver(sock.get_executor());
-    stop_hook hook(c.ctl, [&] {
+    std::stop_callback hook(c.ctl.stop_token(), [&] {
         resolver.cancel();
         sock.close();
     });
@@ -358,10 +345,10 @@ class openai_backend final : public backend {
 
     // False when the call was stopped while waiting.
     asio::awaitable<bool> pause(std::chrono::milliseconds delay, call_control& ctl) {
-        asio::steady_timer t(ex_, delay);
-        stop_hook hook(ctl, [&t] { t.cancel(); });
+        jobs::wake_signal stopping(ex_);
+        std::stop_callback hook(ctl.stop_token(), [&stopping] { stopping.fire(); });
         if (ctl.stopped() != stop_reason::none) co_return false;
-        [[maybe_unused]] auto [ec] = co_await t.async_wait(use_tuple);
+        [[maybe_unused]] auto early = co_await stopping.wait_for(delay);
         co_return ctl.stopped() == stop_reason::none;
     }
 

@@ -6,6 +6,7 @@
 #include "jobs/bounded_read.hpp"
 #include "jobs/upstream/opencode_parse.hpp"
 #include "jobs/upstream/sse.hpp"
+#include "jobs/wake_signal.hpp"
 
 #include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
@@ -96,7 +97,7 @@ struct event_stream {
     std::unordered_map<std::string, std::unordered_set<std::string>> hidden_parts;
     std::size_t events_since_sweep = 0;
     // follow(): re-attached sessions waiting for their session.idle.
-    std::unordered_map<std::string, asio::steady_timer*> idle_waiters;
+    std::unordered_map<std::string, wake_signal*> idle_waiters;
 
     void on_event(opencode::event const& e) {
         using kind = opencode::event::kind;
@@ -111,7 +112,7 @@ struct event_stream {
         } else if (e.what == kind::idle) {
             hidden_parts.erase(e.session);
             if (auto it = idle_waiters.find(e.session); it != idle_waiters.end())
-                it->second->cancel();
+                it->second->notify();
         } else if (e.what == kind::delta && !e.delta.empty()) {
             auto it = hidden_parts.find(e.session);
             if (it == hidden_parts.end() || !it->second.contains(e.part_id))
@@ -289,7 +290,7 @@ class opencode_backend final : public backend {
     asio::awaitable<up_result<prompt_outcome>> follow(std::string const& session,
                                                       std::optional<std::string> const& directory,
                                                       call_control& ctl) override {
-        asio::steady_timer wake(ex_);
+        wake_signal wake(ex_);
         struct waiting {
             std::shared_ptr<event_stream> events;
             std::string const& session;
@@ -298,18 +299,13 @@ class opencode_backend final : public backend {
             }
         } registered{events_, session};
         if (events_) events_->idle_waiters[session] = &wake;
-        ctl.on_stop([&wake] { wake.cancel(); });
-        struct clear_hook {
-            call_control& ctl;
-            ~clear_hook() { ctl.clear(); }
-        } hook{ctl};
+        std::stop_callback hook(ctl.stop_token(), [&wake] { wake.notify(); });
         while (ctl.stopped() == stop_reason::none) {
             auto done = co_await recover(session, directory);
             if (!done) co_return done.error();
             if (*done) co_return std::move(**done);
             if (ctl.stopped() != stop_reason::none) break;
-            wake.expires_after(std::chrono::seconds(2));
-            [[maybe_unused]] auto [ec] = co_await wake.async_wait(use_tuple);
+            [[maybe_unused]] auto woken = co_await wake.wait_for(std::chrono::seconds(2));
         }
         co_return upstream_error{error_kind::cancelled, error_phase::prompt, "stopped", {}};
     }

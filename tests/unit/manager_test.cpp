@@ -220,21 +220,20 @@ class fake_backend final : public upstream::backend {
         st_->timers.insert(&timer);
         bool by_control = false;
         asio::steady_timer slow_close(ex_);
-        if (ctl)
-            ctl->on_stop([&, delay = s.slow_stop] {
-                by_control = true;
-                st_->hooks_fired.push_back(key);
-                if (delay == ms{0}) {
-                    timer.cancel();
-                    return;
-                }
-                slow_close.expires_after(delay);
-                slow_close.async_wait([&timer](boost::system::error_code ec) {
-                    if (!ec) timer.cancel();
-                });
-            });
+        std::stop_callback hook(ctl ? ctl->stop_token() : std::stop_token{},
+                                [&, delay = s.slow_stop] {
+                                    by_control = true;
+                                    st_->hooks_fired.push_back(key);
+                                    if (delay == ms{0}) {
+                                        timer.cancel();
+                                        return;
+                                    }
+                                    slow_close.expires_after(delay);
+                                    slow_close.async_wait([&timer](boost::system::error_code ec) {
+                                        if (!ec) timer.cancel();
+                                    });
+                                });
         auto [ec] = co_await timer.async_wait(use_tuple);
-        if (ctl) ctl->clear();
         slow_close.cancel();
         st_->timers.erase(&timer);
         if (s.manual) st_->gates.erase(key);
