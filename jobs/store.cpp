@@ -48,13 +48,6 @@ protocol::wall_time from_ms(std::int64_t ms) {
     return protocol::wall_time(std::chrono::milliseconds(ms));
 }
 
-template <class E>
-std::optional<E> enum_from(std::string_view s, std::initializer_list<E> all) {
-    for (auto e : all)
-        if (protocol::to_string(e) == s) return e;
-    return std::nullopt;
-}
-
 std::string task_json(protocol::task const& t) {
     json::object o{{"prompt", t.prompt}, {"description", t.description}};
     if (t.agent) o["agent"] = *t.agent;
@@ -416,10 +409,7 @@ std::vector<job_ptr> store::load() const {
         j->seq = static_cast<std::uint64_t>(*column_int(s, 3));
         v.description = *column_text(s, 4);
         v.state =
-            enum_from<job_state>(*column_text(s, 5),
-                                 {job_state::queued, job_state::running, job_state::completed,
-                                  job_state::failed, job_state::cancelled, job_state::interrupted})
-                .value_or(job_state::interrupted);
+            protocol::from_string<job_state>(*column_text(s, 5)).value_or(job_state::interrupted);
         v.created_at = from_ms(*column_int(s, 6));
         if (auto t = column_int(s, 7)) v.started_at = from_ms(*t);
         if (auto t = column_int(s, 8)) v.finished_at = from_ms(*t);
@@ -430,14 +420,8 @@ std::vector<job_ptr> store::load() const {
         v.truncated = column_int(s, 13).value_or(0) != 0;
         if (auto kind = column_text(s, 14)) {
             protocol::job_error e;
-            e.kind = enum_from<error_kind>(
-                         *kind, {error_kind::transport, error_kind::timeout, error_kind::upstream,
-                                 error_kind::protocol, error_kind::cancelled,
-                                 error_kind::interrupted, error_kind::limit})
-                         .value_or(error_kind::protocol);
-            if (auto p = column_text(s, 15))
-                e.phase = enum_from<error_phase>(
-                    *p, {error_phase::create, error_phase::prompt, error_phase::abort});
+            e.kind = protocol::from_string<error_kind>(*kind).value_or(error_kind::protocol);
+            if (auto p = column_text(s, 15)) e.phase = protocol::from_string<error_phase>(*p);
             e.message = column_text(s, 16).value_or("");
             if (auto h = column_int(s, 17)) e.http_status = static_cast<int>(*h);
             v.error = e;
