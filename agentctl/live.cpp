@@ -111,7 +111,7 @@ class watcher final : public ws_handler {
     int exit_code() const {
         bool bad = std::any_of(watched_.begin(), watched_.end(), [&](std::string const& id) {
             const auto* view = board_.find(id);
-            return view == nullptr || read_job(*view).state != "completed";
+            return view == nullptr || !is_completed(read_job(*view).state);
         });
         return bad ? exit_failed : exit_ok;
     }

@@ -5,6 +5,8 @@
 #include "exit_codes.hpp"
 #include "rpc.hpp"
 
+#include "protocol/job_view.hpp"
+
 #include <fmt/core.h>
 #include <boost/json/parse.hpp>
 
@@ -13,6 +15,7 @@
 
 namespace agentctl {
 namespace json = boost::json;
+namespace protocol = agentd::protocol;
 namespace {
 
 constexpr std::array<char, 4> spinner{'|', '/', '-', '\\'};
@@ -23,10 +26,6 @@ std::string state_of(json::object const& view) {
 }
 
 }  // namespace
-
-bool is_terminal_state(std::string_view state) {
-    return state != "queued" && state != "running";
-}
 
 bool job_board::update(json::value const& job, live_clock::time_point now) {
     auto const* view = job.if_object();
@@ -66,10 +65,10 @@ json::object const* job_board::find(std::string_view id) const {
 
 json::object job_board::at(std::string_view id, live_clock::time_point now) const {
     auto it = std::find_if(jobs_.begin(), jobs_.end(), [&](entry const& e) { return e.id == id; });
-    if (it == jobs_.end()) return json::object{{"id", id}, {"state", "not_found"}};
+    if (it == jobs_.end()) return json::object{{"id", id}, {"state", protocol::not_found_state}};
     auto view = it->view;
     auto const* elapsed = view.if_contains("elapsed_ms");
-    if (!is_terminal_state(state_of(view)) && elapsed && elapsed->is_int64()) {
+    if (!protocol::is_terminal(state_of(view)) && elapsed && elapsed->is_int64()) {
         auto since = std::chrono::duration_cast<std::chrono::milliseconds>(now - it->seen);
         view["elapsed_ms"] = elapsed->get_int64() + since.count();
     }
@@ -78,12 +77,12 @@ json::object job_board::at(std::string_view id, live_clock::time_point now) cons
 
 bool job_board::terminal(std::string_view id) const {
     auto const* view = find(id);
-    return view == nullptr || is_terminal_state(state_of(*view));
+    return view == nullptr || protocol::is_terminal(state_of(*view));
 }
 
 bool job_board::idle() const {
     return std::all_of(jobs_.begin(), jobs_.end(),
-                       [](entry const& e) { return is_terminal_state(state_of(e.view)); });
+                       [](entry const& e) { return protocol::is_terminal(state_of(e.view)); });
 }
 
 std::string board_table(job_board const& board, live_clock::time_point now) {
@@ -98,9 +97,9 @@ std::vector<std::string> progress_lines(job_board const& board, std::vector<std:
     std::vector<std::string> lines;
     for (auto const& id : ids) {
         auto job = read_job(board.at(id, now));
-        char mark = !is_terminal_state(job.state) ? spinner[frame % spinner.size()]
-                    : job.state == "completed"    ? '+'
-                                                  : 'x';
+        char mark = !protocol::is_terminal(job.state) ? spinner[frame % spinner.size()]
+                    : is_completed(job.state)         ? '+'
+                                                      : 'x';
         auto line = fmt::format("{} {}  {:<11} {:>7}", mark, job.id, job.state,
                                 format_elapsed(job.elapsed_ms));
         for (auto const* part : {&job.description, &job.error})

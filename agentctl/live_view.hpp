@@ -48,8 +48,6 @@ class job_board {
     std::vector<std::string> order_;
 };
 
-bool is_terminal_state(std::string_view state);
-
 // The status table (ID STATE ELAPSED DESCRIPTION [ERROR]) of the board's jobs, newest first.
 std::string board_table(job_board const& board, live_clock::time_point now);
 

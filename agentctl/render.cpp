@@ -4,6 +4,8 @@
 
 #include "exit_codes.hpp"
 
+#include "protocol/job_view.hpp"
+
 #include <fmt/core.h>
 #include <boost/json/serialize.hpp>
 
@@ -13,9 +15,15 @@
 
 namespace agentctl {
 namespace json = boost::json;
+namespace protocol = agentd::protocol;
 namespace {
 
-constexpr std::array bad_states{"failed", "cancelled", "interrupted", "not_found"};
+// Failed, cancelled, interrupted or not found: the wait did not get what it waited for.
+bool is_failed_outcome(std::string_view state) {
+    auto known = protocol::from_string<protocol::job_state>(state);
+    if (!known) return state == protocol::not_found_state;
+    return protocol::is_terminal(*known) && *known != protocol::job_state::completed;
+}
 
 using row = std::vector<std::string>;
 
@@ -133,7 +141,7 @@ rendered wait_blocks(json::object const& result) {
         header.erase(header.find_last_not_of(' ') + 1);
         r.out += header + "\n" + (job.error.empty() ? job.output : "error: " + job.error);
         ensure_newline(r.out);
-        unfinished += job.state == "queued" || job.state == "running";
+        unfinished += !protocol::is_terminal(job.state);
     }
     if (flag_of(result, "timed_out")) {
         r.err = fmt::format("agentctl: wait timed out; {} job(s) not finished\n", unfinished);
@@ -195,6 +203,10 @@ job_view read_job(json::value const& value) {
             error_summary(obj->if_contains("error"))};
 }
 
+bool is_completed(std::string_view state) {
+    return protocol::from_string<protocol::job_state>(state) == protocol::job_state::completed;
+}
+
 std::string format_elapsed(std::optional<std::int64_t> ms) {
     if (!ms || *ms < 0) return "-";
     if (*ms < 60'000) return fmt::format("{}.{}s", *ms / 1000, *ms / 100 % 10);
@@ -228,9 +240,7 @@ std::string pretty_json(json::value const& value) {
 
 int wait_exit_code(json::object const& result) {
     for (auto const& value : jobs_of(result)) {
-        auto state = read_job(value).state;
-        if (std::find(bad_states.begin(), bad_states.end(), state) != bad_states.end())
-            return exit_failed;
+        if (is_failed_outcome(read_job(value).state)) return exit_failed;
     }
     return flag_of(result, "timed_out") ? exit_timed_out : exit_ok;
 }

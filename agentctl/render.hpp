@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace agentctl {
 
@@ -26,6 +27,9 @@ struct job_view {
 };
 
 job_view read_job(boost::json::value const& value);
+
+// A JobView's `state` read through the daemon's names of states (protocol/job_view.hpp).
+bool is_completed(std::string_view state);
 
 // "1.2s", "12m05s", "2h03m"; "-" when unknown.
 std::string format_elapsed(std::optional<std::int64_t> ms);

@@ -6,6 +6,7 @@
 #include "common/state_dir.hpp"
 #include "daemon/config_toml.hpp"
 #include "daemon/server.hpp"
+#include "protocol/enum_names.hpp"
 #include "protocol/version.hpp"
 
 #include <fmt/format.h>
@@ -96,19 +97,16 @@ setting text(std::string key, std::string flag, std::string help, Field field,
     return s;
 }
 
-template <class T, class Field>
-setting choice(std::string key, std::string flag, std::string help,
-               std::vector<std::pair<std::string, T>> names, Field field) {
+// The accepted words are the enum's wire names (protocol/enum_names.hpp), in declaration order.
+template <class E, class Field>
+setting choice(std::string key, std::string flag, std::string help, Field field) {
     setting s(std::move(key), std::move(flag), std::move(help), kind::text);
-    for (auto const& [word, meaning] : names) s.choices.push_back(word);
-    s.set = [field, names](config& c, value const& v) {
-        for (auto const& [word, meaning] : names)
-            if (word == std::get<std::string>(v)) field(c) = meaning;
+    for (auto word : protocol::enum_names<E>) s.choices.emplace_back(word);
+    s.set = [field](config& c, value const& v) {
+        if (auto e = protocol::from_string<E>(std::get<std::string>(v))) field(c) = *e;
     };
-    s.get = [field, names](config const& c) -> std::optional<value> {
-        for (auto const& [word, meaning] : names)
-            if (meaning == field(c)) return value(word);
-        return std::nullopt;
+    s.get = [field](config const& c) -> std::optional<value> {
+        return value(std::string(protocol::to_string(field(c))));
     };
     return s;
 }
@@ -160,7 +158,6 @@ std::vector<setting> settings() {
             [](auto& c) -> auto& { return c.state_dir; }),
         choice<auth_mode>(
             "auth", "--auth", "token | none (none only on loopback and unix:)",
-            {{"token", auth_mode::token}, {"none", auth_mode::none}},
             [](auto& c) -> auto& { return c.auth; }),
         number(
             "shutdown_grace_ms", "--shutdown-grace-ms",
@@ -169,12 +166,10 @@ std::vector<setting> settings() {
         choice<dispatch_mode>(
             "dispatch", "--dispatch",
             "planned | serial (serial: the benchmark baseline of a global launch lock)",
-            {{"planned", dispatch_mode::planned}, {"serial", dispatch_mode::serial}},
             [](auto& c) -> auto& { return c.dispatch; }),
-        choice<std::string>(
+        choice<jobs::upstream::backend_kind>(
             "upstream.backend", "--upstream-backend",
             "opencode (an `opencode serve`) | openai (chat completions)",
-            {{"opencode", "opencode"}, {"openai", "openai"}},
             [](auto& c) -> auto& { return c.upstream_backend; }),
         text(
             "upstream.url", "--upstream-url",
@@ -241,9 +236,6 @@ std::vector<setting> settings() {
             [](auto& c) -> auto& { return c.limits.max_retained_jobs; }),
         choice<approval_mode>(
             "approval.start", "--approval-start", "Approval of agents_start: auto | deny | ask",
-            {{"auto", approval_mode::auto_approve},
-             {"deny", approval_mode::deny},
-             {"ask", approval_mode::ask}},
             [](auto& c) -> auto& { return c.approval.start; }),
         number(
             "http.max_body_bytes", "--max-body-bytes", "Largest request body", 64, 1 << 30,

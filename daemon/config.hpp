@@ -4,6 +4,7 @@
 
 #include "daemon/rpc.hpp"
 #include "jobs/manager.hpp"
+#include "jobs/upstream/backend.hpp"
 #include "planner/traits.hpp"
 
 #include <chrono>
@@ -16,12 +17,13 @@
 namespace agentd::daemon {
 
 enum class auth_mode { token, none };
+BOOST_DESCRIBE_ENUM(auth_mode, token, none)
 
 struct config {
     std::vector<std::string> listen{"127.0.0.1:7077"};
     std::string state_dir;  // resolved default when empty after parsing
     auth_mode auth = auth_mode::token;
-    std::string upstream_backend = "opencode";
+    jobs::upstream::backend_kind upstream_backend = jobs::upstream::backend_kind::opencode;
     std::string upstream_url = "http://127.0.0.1:4096";
     std::optional<std::string> upstream_username;
     std::optional<std::string> upstream_password_file;  // else $OPENCODE_SERVER_PASSWORD

@@ -51,7 +51,8 @@ std::unique_ptr<jobs::upstream::backend> make_openai_backend(boost::asio::any_io
 
 std::unique_ptr<jobs::upstream::backend> make_backend(boost::asio::any_io_executor ex,
                                                       daemon::config const& c) {
-    if (c.upstream_backend == "openai") return make_openai_backend(std::move(ex), c);
+    if (c.upstream_backend == jobs::upstream::backend_kind::openai)
+        return make_openai_backend(std::move(ex), c);
     auto target = common::parse_url(c.upstream_url).value;
     if (!target || target->scheme != common::url_scheme::http)
         throw std::runtime_error("bad --upstream-url '" + c.upstream_url +
@@ -113,7 +114,8 @@ int run(daemon::config const& c) {
     }
     jobs::store db(std::filesystem::path(c.state_dir) / "agentd.db");
 
-    daemon::metrics stats(std::string(agentd::version), c.upstream_backend);
+    daemon::metrics stats(std::string(agentd::version),
+                          std::string(protocol::to_string(c.upstream_backend)));
     jobs::manager manager(ioc.get_executor(), c.limits,
                           daemon::timed_backend(make_backend(ioc.get_executor(), c), stats), &db);
     stats.watch_background([&manager] { return manager.background(); });

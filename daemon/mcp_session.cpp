@@ -7,6 +7,7 @@
 
 #include "daemon/mcp_registry.hpp"
 #include "daemon/routes.hpp"
+#include "protocol/job_view.hpp"
 #include "protocol/mcp.hpp"
 #include "protocol/params.hpp"
 #include "protocol/rpc.hpp"
@@ -223,8 +224,7 @@ asio::awaitable<std::optional<json::value>> call_tool(exchange& x, json::value c
 }
 
 bool is_resolved(json::value const& view) {
-    auto const& state = view.at("state").as_string();
-    return state != "queued" && state != "running";
+    return protocol::is_terminal(std::string_view(view.at("state").as_string()));
 }
 
 std::string progress_message(json::value const& view, std::size_t done, std::size_t total) {

@@ -14,7 +14,8 @@ using protocol::job_state;
 namespace {
 
 // The outcomes of agentd_jobs_finished_total before the failed_<kind> ones, as in jobs_finished_.
-constexpr std::array<std::string_view, 3> ended_states{"completed", "cancelled", "interrupted"};
+constexpr std::array ended_states{job_state::completed, job_state::cancelled,
+                                  job_state::interrupted};
 
 void escape_into(std::string& out, std::string_view text, bool quotes) {
     for (char c : text) {
@@ -187,7 +188,7 @@ std::string metrics::render(metrics_gauges const& g) const {
     for (std::size_t i = 0; i < outcome_count; ++i) {
         auto outcome =
             i < ended_states.size()
-                ? std::string(ended_states[i])
+                ? std::string(protocol::to_string(ended_states[i]))
                 : fmt::format("failed_{}", protocol::to_string(static_cast<protocol::error_kind>(
                                                i - ended_states.size())));
         e.sample("agentd_jobs_finished_total", {{"outcome", outcome}}, jobs_finished_[i]);

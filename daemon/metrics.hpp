@@ -61,10 +61,12 @@ class exposition {
 // What each upstream backend call is, as the `phase` label (create and prompt are the phases of a
 // job's error; the others are the backend's remaining calls, backend.hpp).
 enum class upstream_call { create, prompt, abort, read_partial, recover };
+BOOST_DESCRIBE_ENUM(upstream_call, create, prompt, abort, read_partial, recover)
 
 // Values read from the daemon at scrape time rather than counted.
 struct metrics_gauges {
-    std::array<std::size_t, 6> jobs_by_state{};  // indexed by protocol::job_state
+    std::array<std::size_t, protocol::enum_names<protocol::job_state>.size()>
+        jobs_by_state{};  // indexed by protocol::job_state
     std::size_t queue_depth = 0;
     std::size_t connections_open = 0;
 };
@@ -90,10 +92,10 @@ class metrics {
     static constexpr std::array<std::string_view, 8> rpc_methods{
         "agents_start", "agents_status",    "agents_wait",        "agents_cancel",
         "agents_peek",  "agents_subscribe", "agents_unsubscribe", "other"};
-    static constexpr std::array<std::string_view, 5> upstream_calls{"create", "prompt", "abort",
-                                                                    "read_partial", "recover"};
+    static constexpr auto upstream_calls = protocol::enum_names<upstream_call>;
     // completed, cancelled, interrupted, then failed_<error kind> for each error_kind.
-    static constexpr std::size_t outcome_count = 3 + 7;
+    static constexpr std::size_t outcome_count =
+        3 + protocol::enum_names<protocol::error_kind>.size();
 
     void render_background(exposition& e) const;
 

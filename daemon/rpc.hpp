@@ -45,6 +45,7 @@ struct caller {
 // agent tools: every call runs alone behind one daemon-wide lock, and a start holds it until its
 // upstream sessions exist.
 enum class dispatch_mode { planned, serial };
+BOOST_DESCRIBE_ENUM(dispatch_mode, planned, serial)
 
 class metrics;
 

@@ -3,6 +3,8 @@
 // data without Asio, so the metrics code can include it.
 #pragma once
 
+#include "protocol/enum_names.hpp"
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -11,8 +13,8 @@ namespace agentd::jobs {
 
 // What failed, as the `op` label of agentd_store_errors_total.
 enum class store_op { start, save, erase, flush, checkpoint };
-inline constexpr std::array<char const*, 5> store_op_names{"start", "save", "erase", "flush",
-                                                           "checkpoint"};
+BOOST_DESCRIBE_ENUM(store_op, start, save, erase, flush, checkpoint)
+inline constexpr auto store_op_names = protocol::enum_names<store_op>;
 
 struct background_stats {
     std::array<std::uint64_t, store_op_names.size()> store_errors{};  // indexed by store_op

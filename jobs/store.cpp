@@ -1,9 +1,13 @@
-// SQLite job store; see store.hpp. One row per job with the JobView fields in columns (so the
-// file is inspectable with the sqlite3 CLI) and the task as JSON.
+// SQLite job store; see store.hpp. One row per job with the JobView fields in named columns (so
+// the file is inspectable with the sqlite3 CLI) and the task as JSON; the schema has a version
+// (PRAGMA user_version) and numbered migrations (DESIGN §7).
 #include "jobs/store.hpp"
+
+#include "protocol/enum_names.hpp"
 
 #include <fmt/format.h>
 #include <sqlite3.h>
+#include <boost/describe/enum.hpp>
 #include <boost/json.hpp>
 
 #include <fcntl.h>
@@ -24,8 +28,12 @@ using protocol::job_state;
 
 namespace {
 
-constexpr char const* schema = R"(
-CREATE TABLE IF NOT EXISTS jobs (
+// Numbered migrations: migrations[n] takes the schema from version n to n + 1. Shipped ones are
+// never edited, since a database may be at any version; a new column is a new entry here
+// (ALTER TABLE jobs ADD COLUMN …) and its name in `column`. Version 1 is the schema of the first
+// agentd, which set no user_version.
+constexpr std::array<char const*, 1> migrations{R"(
+CREATE TABLE jobs (
   id TEXT PRIMARY KEY, principal TEXT NOT NULL, session TEXT NOT NULL, seq INTEGER NOT NULL,
   description TEXT NOT NULL, state TEXT NOT NULL, created_ms INTEGER NOT NULL,
   started_ms INTEGER, finished_ms INTEGER, depth INTEGER NOT NULL,
@@ -34,11 +42,28 @@ CREATE TABLE IF NOT EXISTS jobs (
   input_tokens INTEGER, output_tokens INTEGER, cost REAL,
   task TEXT NOT NULL, upstream_parent TEXT
 ) STRICT;
-)";
+)"};
+constexpr std::int64_t latest_version = migrations.size();
 
-constexpr char const* upsert = R"(
-INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-)";
+// The columns of the latest schema, by their SQL names (Boost.Describe gives the names): the one
+// list that the INSERT binds and the SELECT reads, each value by its column, never by position.
+BOOST_DEFINE_ENUM_CLASS(column, id, principal, session, seq, description, state, created_ms,
+                        started_ms, finished_ms, depth, backend, upstream_session, output,
+                        truncated, error_kind, error_phase, error_message, error_http_status,
+                        input_tokens, output_tokens, cost, task, upstream_parent)
+
+std::string upsert_sql() {
+    constexpr auto& names = protocol::enum_names<column>;
+    std::string marks;
+    for (std::size_t i = 0; i < names.size(); ++i) marks += i == 0 ? "?" : ", ?";
+    return fmt::format("INSERT OR REPLACE INTO jobs ({}) VALUES ({})", fmt::join(names, ", "),
+                       marks);
+}
+
+std::string select_sql() {
+    return fmt::format("SELECT {} FROM jobs ORDER BY seq",
+                       fmt::join(protocol::enum_names<column>, ", "));
+}
 
 std::int64_t to_ms(protocol::wall_time t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
@@ -46,13 +71,6 @@ std::int64_t to_ms(protocol::wall_time t) {
 
 protocol::wall_time from_ms(std::int64_t ms) {
     return protocol::wall_time(std::chrono::milliseconds(ms));
-}
-
-template <class E>
-std::optional<E> enum_from(std::string_view s, std::initializer_list<E> all) {
-    for (auto e : all)
-        if (protocol::to_string(e) == s) return e;
-    return std::nullopt;
 }
 
 std::string task_json(protocol::task const& t) {
@@ -84,50 +102,78 @@ protocol::task task_from(std::string_view text) {
     return t;
 }
 
-// Binds one column per call, in order; nullopt binds NULL.
-class binder {
+// Parameter `i` (from 1) of a statement; nullopt binds NULL.
+void bind_text(sqlite3_stmt* s, int i, std::optional<std::string_view> v) {
+    if (!v) {
+        sqlite3_bind_null(s, i);
+        return;
+    }
+    sqlite3_bind_text(s, i, v->data(), static_cast<int>(v->size()), SQLITE_TRANSIENT);
+}
+
+// Binds the upsert's parameters by column: parameter n + 1 is column n (upsert_sql's order).
+class row_binder {
   public:
-    explicit binder(sqlite3_stmt* s) : s_(s) {}
-    binder& text(std::string_view v) {
-        sqlite3_bind_text(s_, ++i_, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-        return *this;
+    explicit row_binder(sqlite3_stmt* s) : s_(s) {}
+    void text(column c, std::optional<std::string_view> v) { bind_text(s_, at(c), v); }
+    void integer(column c, std::optional<std::int64_t> v) {
+        if (v)
+            sqlite3_bind_int64(s_, at(c), *v);
+        else
+            sqlite3_bind_null(s_, at(c));
     }
-    binder& maybe_text(std::optional<std::string_view> v) { return v ? text(*v) : null(); }
-    binder& integer(std::int64_t v) {
-        sqlite3_bind_int64(s_, ++i_, v);
-        return *this;
-    }
-    binder& maybe_integer(std::optional<std::int64_t> v) { return v ? integer(*v) : null(); }
-    binder& real(std::optional<double> v) {
-        if (!v) return null();
-        sqlite3_bind_double(s_, ++i_, *v);
-        return *this;
-    }
-    binder& null() {
-        sqlite3_bind_null(s_, ++i_);
-        return *this;
+    void real(column c, std::optional<double> v) {
+        if (v)
+            sqlite3_bind_double(s_, at(c), *v);
+        else
+            sqlite3_bind_null(s_, at(c));
     }
 
   private:
+    static int at(column c) { return static_cast<int>(c) + 1; }
     sqlite3_stmt* s_;
-    int i_ = 0;
 };
 
-std::optional<std::string> column_text(sqlite3_stmt* s, int i) {
-    if (sqlite3_column_type(s, i) == SQLITE_NULL) return std::nullopt;
-    auto const* p = reinterpret_cast<char const*>(sqlite3_column_text(s, i));
-    return std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s, i)));
-}
+// Reads the current row of select_sql() by column (result column n is column n); NULL reads as
+// nullopt.
+class row_reader {
+  public:
+    explicit row_reader(sqlite3_stmt* s) : s_(s) {}
+    std::optional<std::string> text(column c) const {
+        if (null(c)) return std::nullopt;
+        auto const* p = reinterpret_cast<char const*>(sqlite3_column_text(s_, at(c)));
+        return std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s_, at(c))));
+    }
+    std::optional<std::int64_t> integer(column c) const {
+        if (null(c)) return std::nullopt;
+        return sqlite3_column_int64(s_, at(c));
+    }
+    std::optional<double> real(column c) const {
+        if (null(c)) return std::nullopt;
+        return sqlite3_column_double(s_, at(c));
+    }
 
-std::optional<std::int64_t> column_int(sqlite3_stmt* s, int i) {
-    if (sqlite3_column_type(s, i) == SQLITE_NULL) return std::nullopt;
-    return sqlite3_column_int64(s, i);
-}
+  private:
+    static int at(column c) { return static_cast<int>(c); }
+    bool null(column c) const { return sqlite3_column_type(s_, at(c)) == SQLITE_NULL; }
+    sqlite3_stmt* s_;
+};
 
 struct statement {
     sqlite3_stmt* s = nullptr;
     ~statement() { sqlite3_finalize(s); }
 };
+
+// The first column of the first row `sql` returns (0 when none): a pragma's value, a count.
+std::int64_t query_int(sqlite3* db, char const* sql) {
+    statement st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st.s, nullptr) != SQLITE_OK)
+        throw std::runtime_error(sqlite3_errmsg(db));
+    int rc = sqlite3_step(st.s);
+    if (rc == SQLITE_ROW) return sqlite3_column_int64(st.s, 0);
+    if (rc != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(db));
+    return 0;
+}
 
 // The database holds every prompt and output: readable by the service user only. SQLite gives the
 // -wal and -shm files the mode of the database file, so creating that one 0600 covers all three;
@@ -244,13 +290,13 @@ store::store(std::filesystem::path const& file) : file_(file) {
         exec("PRAGMA synchronous=NORMAL");  // with WAL: survives kill -9, fsyncs at checkpoints
         // A burst of big prompts grows the WAL to tens of MB; once checkpointed it is cut back.
         exec("PRAGMA journal_size_limit=4194304");
-        exec(schema);
+        migrate();
         exec("PRAGMA quick_check");
     } catch (std::runtime_error const& e) {
         fail(e.what());
     }
-    if (sqlite3_prepare_v3(db_, upsert, -1, SQLITE_PREPARE_PERSISTENT, &upsert_, nullptr) !=
-        SQLITE_OK)
+    if (sqlite3_prepare_v3(db_, upsert_sql().c_str(), -1, SQLITE_PREPARE_PERSISTENT, &upsert_,
+                           nullptr) != SQLITE_OK)
         fail(sqlite3_errmsg(db_));
     try {
         checkpointer_ = std::make_unique<checkpointer>(file);
@@ -277,6 +323,35 @@ void store::exec(char const* sql) const {
     }
 }
 
+std::int64_t store::schema_version() {
+    return latest_version;
+}
+
+void store::migrate() {
+    if (query_int(db_, "PRAGMA user_version") == latest_version) return;  // no lock taken
+    exec("BEGIN IMMEDIATE");
+    try {
+        // Read again under the lock: another agentd on the same file may have migrated it.
+        auto version = query_int(db_, "PRAGMA user_version");
+        if (version == 0 &&
+            query_int(db_,
+                      "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = "
+                      "'jobs'") == 1)
+            version = 1;  // written by an agentd from before schema versions: version 1's schema
+        if (version > latest_version)
+            throw std::runtime_error(fmt::format(
+                "its schema is version {}, newer than the {} this agentd knows: it was written by "
+                "a newer agentd (run that one, or use another state directory)",
+                version, latest_version));
+        for (auto v = version; v < latest_version; ++v) exec(migrations[v]);
+        exec(fmt::format("PRAGMA user_version = {}", latest_version).c_str());
+        exec("COMMIT");
+    } catch (...) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+    }
+}
+
 void store::write(job const& j) {
     // Reset even when a bind or the step throws, so the next write starts clean.
     struct reset {
@@ -287,32 +362,42 @@ void store::write(job const& j) {
         }
     } st{upsert_};
     auto const& v = j.view;
-    binder b(st.s);
-    b.text(v.id)
-        .text(j.own.principal)
-        .text(j.own.session)
-        .integer(static_cast<std::int64_t>(j.seq));
-    b.text(v.description).text(protocol::to_string(v.state)).integer(to_ms(v.created_at));
-    b.maybe_integer(v.started_at ? std::optional(to_ms(*v.started_at)) : std::nullopt);
-    b.maybe_integer(v.finished_at ? std::optional(to_ms(*v.finished_at)) : std::nullopt);
-    b.integer(v.depth);
-    b.maybe_text(v.upstream ? std::optional<std::string_view>(v.upstream->backend) : std::nullopt);
-    b.maybe_text(v.upstream ? std::optional<std::string_view>(v.upstream->session) : std::nullopt);
-    b.maybe_text(v.output ? std::optional<std::string_view>(*v.output) : std::nullopt);
-    b.integer(v.truncated ? 1 : 0);
     auto const& e = v.error;
-    b.maybe_text(e ? std::optional(protocol::to_string(e->kind)) : std::nullopt);
-    b.maybe_text(e && e->phase ? std::optional(protocol::to_string(*e->phase)) : std::nullopt);
-    b.maybe_text(e ? std::optional<std::string_view>(e->message) : std::nullopt);
-    b.maybe_integer(e && e->http_status ? std::optional<std::int64_t>(*e->http_status)
-                                        : std::nullopt);
     auto const& u = v.usage;
-    b.maybe_integer(u ? std::optional(u->input_tokens) : std::nullopt);
-    b.maybe_integer(u ? std::optional(u->output_tokens) : std::nullopt);
-    b.real(u ? std::optional(u->cost) : std::nullopt);
-    b.text(task_json(j.task));
-    b.maybe_text(j.upstream_parent ? std::optional<std::string_view>(*j.upstream_parent)
-                                   : std::nullopt);
+    auto ms = [](std::optional<protocol::wall_time> t) {
+        return t ? std::optional(to_ms(*t)) : std::nullopt;
+    };
+    row_binder b(st.s);
+    b.text(column::id, v.id);
+    b.text(column::principal, j.own.principal);
+    b.text(column::session, j.own.session);
+    b.integer(column::seq, static_cast<std::int64_t>(j.seq));
+    b.text(column::description, v.description);
+    b.text(column::state, protocol::to_string(v.state));
+    b.integer(column::created_ms, to_ms(v.created_at));
+    b.integer(column::started_ms, ms(v.started_at));
+    b.integer(column::finished_ms, ms(v.finished_at));
+    b.integer(column::depth, v.depth);
+    if (v.upstream) {
+        b.text(column::backend, v.upstream->backend);
+        b.text(column::upstream_session, v.upstream->session);
+    } else {
+        b.text(column::backend, std::nullopt);
+        b.text(column::upstream_session, std::nullopt);
+    }
+    b.text(column::output, v.output ? std::optional<std::string_view>(*v.output) : std::nullopt);
+    b.integer(column::truncated, v.truncated ? 1 : 0);
+    b.text(column::error_kind, e ? std::optional(protocol::to_string(e->kind)) : std::nullopt);
+    b.text(column::error_phase,
+           e && e->phase ? std::optional(protocol::to_string(*e->phase)) : std::nullopt);
+    b.text(column::error_message, e ? std::optional<std::string_view>(e->message) : std::nullopt);
+    b.integer(column::error_http_status,
+              e && e->http_status ? std::optional<std::int64_t>(*e->http_status) : std::nullopt);
+    b.integer(column::input_tokens, u ? std::optional(u->input_tokens) : std::nullopt);
+    b.integer(column::output_tokens, u ? std::optional(u->output_tokens) : std::nullopt);
+    b.real(column::cost, u ? std::optional(u->cost) : std::nullopt);
+    b.text(column::task, task_json(j.task));
+    b.text(column::upstream_parent, j.upstream_parent);
     if (sqlite3_step(st.s) != SQLITE_DONE)
         throw std::runtime_error(
             fmt::format("state database write failed: {}", sqlite3_errmsg(db_)));
@@ -395,7 +480,7 @@ void store::save_all(std::span<job_ptr const> jobs) {
 void store::remove(std::string const& id) {
     statement st;
     sqlite3_prepare_v2(db_, "DELETE FROM jobs WHERE id = ?", -1, &st.s, nullptr);
-    binder(st.s).text(id);
+    bind_text(st.s, 1, id);
     if (sqlite3_step(st.s) != SQLITE_DONE)
         throw std::runtime_error(
             fmt::format("state database delete failed: {}", sqlite3_errmsg(db_)));
@@ -403,53 +488,45 @@ void store::remove(std::string const& id) {
 
 std::vector<job_ptr> store::load() const {
     statement st;
-    if (sqlite3_prepare_v2(db_, "SELECT * FROM jobs ORDER BY seq", -1, &st.s, nullptr) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db_, select_sql().c_str(), -1, &st.s, nullptr) != SQLITE_OK)
         throw std::runtime_error(fmt::format("state database: {}", sqlite3_errmsg(db_)));
     std::vector<job_ptr> out;
     int rc = 0;
     while ((rc = sqlite3_step(st.s)) == SQLITE_ROW) {
         auto j = std::make_shared<job>();
         auto& v = j->view;
-        auto s = st.s;
-        v.id = *column_text(s, 0);
-        j->own = {*column_text(s, 1), *column_text(s, 2)};
-        j->seq = static_cast<std::uint64_t>(*column_int(s, 3));
-        v.description = *column_text(s, 4);
-        v.state =
-            enum_from<job_state>(*column_text(s, 5),
-                                 {job_state::queued, job_state::running, job_state::completed,
-                                  job_state::failed, job_state::cancelled, job_state::interrupted})
-                .value_or(job_state::interrupted);
-        v.created_at = from_ms(*column_int(s, 6));
-        if (auto t = column_int(s, 7)) v.started_at = from_ms(*t);
-        if (auto t = column_int(s, 8)) v.finished_at = from_ms(*t);
-        v.depth = static_cast<int>(*column_int(s, 9));
-        if (auto b = column_text(s, 10))
-            v.upstream = protocol::upstream_ref{*b, column_text(s, 11).value_or("")};
-        v.output = column_text(s, 12);
-        v.truncated = column_int(s, 13).value_or(0) != 0;
-        if (auto kind = column_text(s, 14)) {
+        row_reader r(st.s);
+        v.id = *r.text(column::id);
+        j->own = {*r.text(column::principal), *r.text(column::session)};
+        j->seq = static_cast<std::uint64_t>(*r.integer(column::seq));
+        v.description = *r.text(column::description);
+        v.state = protocol::from_string<job_state>(*r.text(column::state))
+                      .value_or(job_state::interrupted);
+        v.created_at = from_ms(*r.integer(column::created_ms));
+        if (auto t = r.integer(column::started_ms)) v.started_at = from_ms(*t);
+        if (auto t = r.integer(column::finished_ms)) v.finished_at = from_ms(*t);
+        v.depth = static_cast<int>(*r.integer(column::depth));
+        if (auto b = r.text(column::backend))
+            v.upstream = protocol::upstream_ref{*b, r.text(column::upstream_session).value_or("")};
+        v.output = r.text(column::output);
+        v.truncated = r.integer(column::truncated).value_or(0) != 0;
+        if (auto kind = r.text(column::error_kind)) {
             protocol::job_error e;
-            e.kind = enum_from<error_kind>(
-                         *kind, {error_kind::transport, error_kind::timeout, error_kind::upstream,
-                                 error_kind::protocol, error_kind::cancelled,
-                                 error_kind::interrupted, error_kind::limit})
-                         .value_or(error_kind::protocol);
-            if (auto p = column_text(s, 15))
-                e.phase = enum_from<error_phase>(
-                    *p, {error_phase::create, error_phase::prompt, error_phase::abort});
-            e.message = column_text(s, 16).value_or("");
-            if (auto h = column_int(s, 17)) e.http_status = static_cast<int>(*h);
+            e.kind = protocol::from_string<error_kind>(*kind).value_or(error_kind::protocol);
+            if (auto p = r.text(column::error_phase))
+                e.phase = protocol::from_string<error_phase>(*p);
+            e.message = r.text(column::error_message).value_or("");
+            if (auto h = r.integer(column::error_http_status)) e.http_status = static_cast<int>(*h);
             v.error = e;
         }
-        if (auto in = column_int(s, 18)) {
-            v.usage = protocol::job_usage{*in, column_int(s, 19).value_or(0),
-                                          sqlite3_column_double(s, 20)};
+        if (auto in = r.integer(column::input_tokens)) {
+            v.usage = protocol::job_usage{*in, r.integer(column::output_tokens).value_or(0),
+                                          r.real(column::cost).value_or(0.0)};
         }
-        j->task = task_from(*column_text(s, 21));
+        j->task = task_from(*r.text(column::task));
         j->view.task = preview_of(j->task);
         if (protocol::is_terminal(v.state)) compact_finished(*j);  // rows of an older agentd
-        j->upstream_parent = column_text(s, 22);
+        j->upstream_parent = r.text(column::upstream_parent);
         out.push_back(std::move(j));
     }
     if (rc != SQLITE_DONE)

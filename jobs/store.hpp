@@ -33,9 +33,12 @@ class store {
     // the daemon's event loop waits with it.
     static constexpr std::chrono::milliseconds busy_wait{50};
 
-    // Opens or creates the database; throws std::runtime_error naming the file and the reason
-    // (unwritable directory, not a database, corrupt) so start-up fails loudly, never silently.
+    // Opens or creates the database and migrates its schema to the latest version; throws
+    // std::runtime_error naming the file and the reason (unwritable directory, not a database,
+    // corrupt, written by a newer agentd) so start-up fails loudly, never silently.
     explicit store(std::filesystem::path const& file);
+    // The schema version this agentd writes (PRAGMA user_version): its number of migrations.
+    static std::int64_t schema_version();
     ~store();
     store(store const&) = delete;
     store& operator=(store const&) = delete;
@@ -59,6 +62,9 @@ class store {
     struct checkpointer;
 
     void exec(char const* sql) const;
+    // Brings the schema to the latest version in one transaction (DESIGN §7); throws when the
+    // database is newer than this agentd.
+    void migrate();
     void write(job const& j);
     void remove(std::string const& id);
     void keep_pending(std::string const& id, std::shared_ptr<job const> row, store_op op,

@@ -2,8 +2,10 @@
 // its method and its params under the approval policy. Pure logic, no Asio.
 #pragma once
 
+#include <boost/describe/enum.hpp>
 #include <boost/json/fwd.hpp>
 
+#include <optional>
 #include <string_view>
 
 namespace agentd::planner {
@@ -16,6 +18,12 @@ struct call_traits {
 };
 
 enum class approval_mode { auto_approve, deny, ask };
+BOOST_DESCRIBE_ENUM(approval_mode, auto_approve, deny, ask)
+// The config word of auto_approve is `auto`, a C++ keyword (protocol/enum_names.hpp reads this).
+constexpr std::optional<std::string_view> wire_name(approval_mode m) {
+    if (m == approval_mode::auto_approve) return "auto";
+    return std::nullopt;
+}
 
 // Config `approval.start`. `ask` only makes sense where the caller can be asked (WebSocket/MCP);
 // choosing the mode per transport is the caller's business.

@@ -1,5 +1,5 @@
-// JobView serialisation: names of states and error kinds, ISO-8601 UTC times with milliseconds,
-// and the omission of unknown optional fields.
+// JobView serialisation: ISO-8601 UTC times with milliseconds and the omission of unknown optional
+// fields; the names of states and error kinds come from their enums (enum_names.hpp).
 #include "protocol/job_view.hpp"
 
 #include <boost/json/object.hpp>
@@ -10,58 +10,13 @@
 namespace agentd::protocol {
 namespace json = boost::json;
 
-std::string_view to_string(job_state s) {
-    switch (s) {
-        case job_state::queued:
-            return "queued";
-        case job_state::running:
-            return "running";
-        case job_state::completed:
-            return "completed";
-        case job_state::failed:
-            return "failed";
-        case job_state::cancelled:
-            return "cancelled";
-        case job_state::interrupted:
-            return "interrupted";
-    }
-    return "unknown";
-}
-
-std::string_view to_string(error_kind k) {
-    switch (k) {
-        case error_kind::transport:
-            return "transport";
-        case error_kind::timeout:
-            return "timeout";
-        case error_kind::upstream:
-            return "upstream";
-        case error_kind::protocol:
-            return "protocol";
-        case error_kind::cancelled:
-            return "cancelled";
-        case error_kind::interrupted:
-            return "interrupted";
-        case error_kind::limit:
-            return "limit";
-    }
-    return "unknown";
-}
-
-std::string_view to_string(error_phase p) {
-    switch (p) {
-        case error_phase::create:
-            return "create";
-        case error_phase::prompt:
-            return "prompt";
-        case error_phase::abort:
-            return "abort";
-    }
-    return "unknown";
-}
-
 bool is_terminal(job_state s) {
     return s != job_state::queued && s != job_state::running;
+}
+
+bool is_terminal(std::string_view state) {
+    auto s = from_string<job_state>(state);
+    return !s || is_terminal(*s);
 }
 
 namespace {
@@ -192,7 +147,7 @@ json::value to_json(job_view const& v, wall_time now, json::storage_ptr sp,
 }
 
 json::value not_found_json(std::string_view id, json::storage_ptr sp) {
-    return json::object({{"id", id}, {"state", "not_found"}}, sp);
+    return json::object({{"id", id}, {"state", not_found_state}}, sp);
 }
 
 }  // namespace agentd::protocol

@@ -2,6 +2,8 @@
 // it serialises to. The jobs layer fills it; every transport shows exactly this.
 #pragma once
 
+#include "protocol/enum_names.hpp"
+
 #include <boost/json/value.hpp>
 
 #include <algorithm>
@@ -18,11 +20,19 @@ namespace agentd::protocol {
 enum class job_state { queued, running, completed, failed, cancelled, interrupted };
 enum class error_kind { transport, timeout, upstream, protocol, cancelled, interrupted, limit };
 enum class error_phase { create, prompt, abort };
+// Their wire names (to_string, from_string) are the enumerators' names; DESIGN §2 lists them.
+BOOST_DESCRIBE_ENUM(job_state, queued, running, completed, failed, cancelled, interrupted)
+BOOST_DESCRIBE_ENUM(error_kind, transport, timeout, upstream, protocol, cancelled, interrupted,
+                    limit)
+BOOST_DESCRIBE_ENUM(error_phase, create, prompt, abort)
 
-std::string_view to_string(job_state s);
-std::string_view to_string(error_kind k);
-std::string_view to_string(error_phase p);
+// The `state` a caller sees for an unknown id or another owner's job: a wire word, not a state.
+inline constexpr std::string_view not_found_state = "not_found";
+
 bool is_terminal(job_state s);
+// For a `state` read back from JSON (agentctl, MCP progress): anything but queued and running,
+// not_found included, is final.
+bool is_terminal(std::string_view state);
 
 struct job_error {
     error_kind kind = error_kind::upstream;

@@ -3,6 +3,7 @@
 // version negotiation, and the shapes of tools/call results and notifications.
 #include "protocol/mcp.hpp"
 
+#include "protocol/job_view.hpp"
 #include "protocol/params.hpp"
 #include "protocol/version.hpp"
 
@@ -15,6 +16,7 @@
 #include <algorithm>
 #include <array>
 #include <initializer_list>
+#include <span>
 
 namespace agentd::protocol::mcp {
 namespace json = boost::json;
@@ -34,10 +36,13 @@ json::object string_schema(std::string_view description) {
     return {{"type", "string"}, {"description", description}};
 }
 
-json::object enum_schema(std::initializer_list<std::string_view> values,
-                         std::string_view description) {
+// `values` are an enum's wire names (enum_names), so the schema lists what the parser accepts;
+// `extra` is a word the wire adds to them (a JobView's not_found state).
+json::object enum_schema(std::span<std::string_view const> values, std::string_view description,
+                         std::optional<std::string_view> extra = std::nullopt) {
     json::array items;
     for (auto v : values) items.emplace_back(v);
+    if (extra) items.emplace_back(*extra);
     return {{"type", "string"}, {"enum", std::move(items)}, {"description", description}};
 }
 
@@ -138,7 +143,7 @@ json::object status_input() {
 }
 
 json::object wait_input() {
-    json::object mode = enum_schema({"all", "any"},
+    json::object mode = enum_schema(enum_names<wait_mode>,
                                     "all: until every selected job is terminal; any: until at "
                                     "least one is (all that are are reported).");
     mode["default"] = "all";
@@ -173,10 +178,8 @@ json::object time_schema(std::string_view description) {
 
 json::object job_view_schema() {
     json::object error = object_schema(
-        {{"kind", enum_schema({"transport", "timeout", "upstream", "protocol", "cancelled",
-                               "interrupted", "limit"},
-                              "Why the job failed.")},
-         {"phase", enum_schema({"create", "prompt", "abort"}, "Upstream call that failed.")},
+        {{"kind", enum_schema(enum_names<error_kind>, "Why the job failed.")},
+         {"phase", enum_schema(enum_names<error_phase>, "Upstream call that failed.")},
          {"message", string_schema("What went wrong.")},
          {"http_status", integer_schema("Upstream HTTP status, when there was one.")}},
         {"kind", "message"}, false);
@@ -191,9 +194,8 @@ json::object job_view_schema() {
     return object_schema(
         {{"id", string_schema("Job id.")},
          {"description", string_schema("The task's description.")},
-         {"state", enum_schema({"queued", "running", "completed", "failed", "cancelled",
-                                "interrupted", "not_found"},
-                               "not_found: unknown, or another owner's job.")},
+         {"state", enum_schema(enum_names<job_state>, "not_found: unknown, or another owner's job.",
+                               not_found_state)},
          {"created_at", time_schema("When the job was admitted (UTC).")},
          {"started_at", time_schema("When it started running.")},
          {"finished_at", time_schema("When it became terminal.")},

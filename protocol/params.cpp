@@ -225,10 +225,10 @@ result<wait_params> parse_wait(json::value const& params) {
     p.jobs = std::move(*ids);
     auto mode = r.opt_string("mode", 8);
     if (!mode) return mode.error();
-    if (*mode && **mode == "any") {
-        p.mode = wait_mode::any;
-    } else if (*mode && **mode != "all") {
-        return invalid_params("mode", "must be \"all\" or \"any\"");
+    if (*mode) {
+        auto known = from_string<wait_mode>(**mode);
+        if (!known) return invalid_params("mode", "must be \"all\" or \"any\"");
+        p.mode = *known;
     }
     auto timeout = r.opt_int("timeout_ms", 0, max_wait_timeout_ms);
     if (!timeout) return timeout.error();

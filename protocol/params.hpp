@@ -2,6 +2,7 @@
 // handlers never touch raw JSON. Every rejection names the exact field (`tasks[2].prompt`).
 #pragma once
 
+#include "protocol/enum_names.hpp"
 #include "protocol/errors.hpp"
 
 #include <boost/json/value.hpp>
@@ -41,6 +42,7 @@ struct status_params {
 };
 
 enum class wait_mode { all, any };
+BOOST_DESCRIBE_ENUM(wait_mode, all, any)
 
 struct wait_params {
     std::string session{default_session};

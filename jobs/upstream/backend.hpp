@@ -39,8 +39,8 @@
 //
 // Adding a backend: X_parse.hpp/.cpp (pure: request body, stream events, error bodies; unit
 // tests), X.cpp with make_X_backend(executor, X_config) (Beast stays in the .cpp; sse.hpp parses
-// event streams), the sources in jobs/CMakeLists.txt, the name in --upstream-backend
-// (daemon/config.cpp) and make_backend (daemon/main.cpp), and a fake server under tests/.
+// event streams), the sources in jobs/CMakeLists.txt, its name in backend_kind (below) and
+// make_backend (daemon/main.cpp), and a fake server under tests/.
 #pragma once
 
 #include "jobs/upstream/call_control.hpp"
@@ -95,6 +95,11 @@ using delta_sink = std::function<void(std::string_view session, std::string_view
 // Whether an upstream session belongs to a job of this agentd that is still running: background
 // streams keep per-session state only for those (a server's event stream carries all sessions).
 using live_check = std::function<bool(std::string_view session)>;
+
+// The backends agentd ships: config's upstream.backend and each backend's name(), as
+// JobView.upstream.backend shows it (tests plug in others with names of their own).
+enum class backend_kind { opencode, openai };
+BOOST_DESCRIBE_ENUM(backend_kind, opencode, openai)
 
 class backend {
   public:

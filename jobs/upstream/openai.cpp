@@ -283,7 +283,7 @@ class openai_backend final : public backend {
         if (cfg_.api_key) auth_ = "Bearer " + *cfg_.api_key;
     }
 
-    std::string_view name() const override { return "openai"; }
+    std::string_view name() const override { return protocol::to_string(backend_kind::openai); }
 
     // The transcript lives in agentd (one system + user turn per job), so a session is only a
     // local name for the job's conversation: no network.

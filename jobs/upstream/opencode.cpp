@@ -204,7 +204,7 @@ class opencode_backend final : public backend {
     opencode_backend(asio::any_io_executor ex, opencode_config cfg)
         : ex_(ex), cfg_(std::move(cfg)), pool_(ex, cfg_.target, basic_auth(cfg_)) {}
 
-    std::string_view name() const override { return "opencode"; }
+    std::string_view name() const override { return protocol::to_string(backend_kind::opencode); }
 
     asio::awaitable<up_result<std::string>> create_session(session_request const& req,
                                                            call_control& ctl) override {

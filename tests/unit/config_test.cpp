@@ -101,7 +101,7 @@ TEST_F(config_test, every_section_of_a_good_file_is_read) {
     EXPECT_EQ(c.auth, auth_mode::none);
     EXPECT_EQ(c.shutdown_grace, 2500ms);
     EXPECT_EQ(c.dispatch, dispatch_mode::serial);
-    EXPECT_EQ(c.upstream_backend, "openai");
+    EXPECT_EQ(c.upstream_backend, jobs::upstream::backend_kind::openai);
     EXPECT_EQ(c.upstream_url, "http://127.0.0.1:8080/v1");
     EXPECT_EQ(c.upstream_model, "qwen");
     EXPECT_EQ(c.upstream_username, "bob");

@@ -1,8 +1,10 @@
 // Unit tests of the SQLite job store against a real file: a write lock held by another connection
 // costs at most busy_wait and leaves rows pending (write-behind) until flush() succeeds, a start
-// under the lock is refused whole, and the database files are private to the user.
+// under the lock is refused whole, the database files are private to the user, every column reads
+// back as written, and the schema version: old databases upgraded, newer ones refused.
 #include "jobs/store.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -143,6 +145,153 @@ TEST_F(store_test, a_database_left_readable_by_others_is_tightened) {
     struct stat st {};
     ASSERT_EQ(::stat(file_.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+// A second connection for setting a database up as another agentd (or none) left it.
+class raw_db {
+  public:
+    explicit raw_db(fs::path const& file) {
+        EXPECT_EQ(sqlite3_open(file.c_str(), &db_), SQLITE_OK);
+    }
+    ~raw_db() { sqlite3_close(db_); }
+    void exec(char const* sql) {
+        char* err = nullptr;
+        EXPECT_EQ(sqlite3_exec(db_, sql, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+        sqlite3_free(err);
+    }
+    std::int64_t user_version() {
+        sqlite3_stmt* s = nullptr;
+        EXPECT_EQ(sqlite3_prepare_v2(db_, "PRAGMA user_version", -1, &s, nullptr), SQLITE_OK);
+        EXPECT_EQ(sqlite3_step(s), SQLITE_ROW);
+        auto v = sqlite3_column_int64(s, 0);
+        sqlite3_finalize(s);
+        return v;
+    }
+
+  private:
+    sqlite3* db_ = nullptr;
+};
+
+TEST_F(store_test, every_field_of_a_job_reads_back_as_saved) {
+    auto j = make_job("job_a", protocol::job_state::failed);
+    j->seq = 7;
+    j->view.description = "d";
+    j->view.created_at = protocol::wall_time(std::chrono::milliseconds(1'000));
+    j->view.started_at = protocol::wall_time(std::chrono::milliseconds(2'000));
+    j->view.finished_at = protocol::wall_time(std::chrono::milliseconds(3'000));
+    j->view.depth = 2;
+    j->view.upstream = protocol::upstream_ref{"opencode", "ses_1"};
+    j->view.output = "out";
+    j->view.truncated = true;
+    j->view.error = protocol::job_error{protocol::error_kind::upstream,
+                                        protocol::error_phase::prompt, "bad gateway", 502};
+    j->view.usage = protocol::job_usage{10, 20, 0.5};
+    j->task.agent = "build";
+    j->task.timeout_ms = 60'000;
+    j->upstream_parent = "ses_0";
+    {
+        store db(file_);
+        db.save(*j);
+    }
+    store db(file_);
+    auto rows = db.load();
+    ASSERT_EQ(rows.size(), 1u);
+    auto const& r = *rows[0];
+    EXPECT_EQ(r.view.id, "job_a");
+    EXPECT_EQ(r.own, j->own);
+    EXPECT_EQ(r.seq, 7u);
+    EXPECT_EQ(r.view.description, "d");
+    EXPECT_EQ(r.view.state, protocol::job_state::failed);
+    EXPECT_EQ(r.view.created_at, j->view.created_at);
+    EXPECT_EQ(r.view.started_at, j->view.started_at);
+    EXPECT_EQ(r.view.finished_at, j->view.finished_at);
+    EXPECT_EQ(r.view.depth, 2);
+    ASSERT_TRUE(r.view.upstream);
+    EXPECT_EQ(r.view.upstream->backend, "opencode");
+    EXPECT_EQ(r.view.upstream->session, "ses_1");
+    EXPECT_EQ(r.view.output, "out");
+    EXPECT_TRUE(r.view.truncated);
+    ASSERT_TRUE(r.view.error);
+    EXPECT_EQ(r.view.error->kind, protocol::error_kind::upstream);
+    EXPECT_EQ(r.view.error->phase, protocol::error_phase::prompt);
+    EXPECT_EQ(r.view.error->message, "bad gateway");
+    EXPECT_EQ(r.view.error->http_status, 502);
+    ASSERT_TRUE(r.view.usage);
+    EXPECT_EQ(r.view.usage->input_tokens, 10);
+    EXPECT_EQ(r.view.usage->output_tokens, 20);
+    EXPECT_EQ(r.view.usage->cost, 0.5);
+    EXPECT_EQ(r.task.prompt, "p");
+    EXPECT_EQ(r.task.agent, "build");
+    EXPECT_EQ(r.task.timeout_ms, 60'000);
+    EXPECT_EQ(r.upstream_parent, "ses_0");
+}
+
+TEST_F(store_test, a_new_database_gets_the_latest_schema_version) {
+    { store db(file_); }
+    EXPECT_EQ(raw_db(file_).user_version(), store::schema_version());
+}
+
+// The first agentd set no user_version: its database (version 0 with a jobs table) is version 1,
+// upgraded in place with its jobs. The table is created with that agentd's own text, a frozen
+// copy on purpose: migration 1 in store.cpp must keep reading what it wrote.
+TEST_F(store_test, a_database_from_before_schema_versions_is_upgraded_with_its_jobs) {
+    {
+        raw_db old(file_);
+        old.exec(R"(
+CREATE TABLE IF NOT EXISTS jobs (
+  id TEXT PRIMARY KEY, principal TEXT NOT NULL, session TEXT NOT NULL, seq INTEGER NOT NULL,
+  description TEXT NOT NULL, state TEXT NOT NULL, created_ms INTEGER NOT NULL,
+  started_ms INTEGER, finished_ms INTEGER, depth INTEGER NOT NULL,
+  backend TEXT, upstream_session TEXT, output TEXT, truncated INTEGER NOT NULL,
+  error_kind TEXT, error_phase TEXT, error_message TEXT, error_http_status INTEGER,
+  input_tokens INTEGER, output_tokens INTEGER, cost REAL,
+  task TEXT NOT NULL, upstream_parent TEXT
+) STRICT;
+INSERT INTO jobs VALUES ('job_old', 'alice', 'chat', 3, 'old job', 'completed', 1000, 2000, 3000,
+  1, 'opencode', 'ses_9', 'the answer', 0, NULL, NULL, NULL, NULL, 5, 6, 0.25,
+  '{"prompt":"question","description":"old job"}', NULL);
+)");
+        EXPECT_EQ(old.user_version(), 0);
+    }
+    {
+        store db(file_);
+        auto rows = db.load();
+        ASSERT_EQ(rows.size(), 1u);
+        auto const& r = *rows[0];
+        EXPECT_EQ(r.view.id, "job_old");
+        EXPECT_EQ(r.own, (owner{"alice", "chat"}));
+        EXPECT_EQ(r.seq, 3u);
+        EXPECT_EQ(r.view.state, protocol::job_state::completed);
+        EXPECT_EQ(r.view.output, "the answer");
+        ASSERT_TRUE(r.view.upstream);
+        EXPECT_EQ(r.view.upstream->session, "ses_9");
+        ASSERT_TRUE(r.view.usage);
+        EXPECT_EQ(r.view.usage->output_tokens, 6);
+        EXPECT_EQ(r.task.prompt, "question");
+        db.save(*make_job("job_new", protocol::job_state::queued));
+    }
+    EXPECT_EQ(raw_db(file_).user_version(), store::schema_version());
+    store db(file_);
+    EXPECT_EQ(db.load().size(), 2u);
+}
+
+TEST_F(store_test, a_database_of_a_newer_agentd_is_refused_untouched) {
+    {
+        store db(file_);
+        db.save(*make_job("job_a", protocol::job_state::queued));
+    }
+    auto newer = store::schema_version() + 1;
+    raw_db(file_).exec(fmt::format("PRAGMA user_version = {}", newer).c_str());
+    try {
+        store db(file_);
+        ADD_FAILURE() << "a newer database was opened";
+    } catch (std::runtime_error const& e) {
+        std::string what = e.what();
+        EXPECT_NE(what.find(file_.string()), std::string::npos) << what;
+        EXPECT_NE(what.find(fmt::format("version {}", newer)), std::string::npos) << what;
+        EXPECT_NE(what.find("newer agentd"), std::string::npos) << what;
+    }
+    EXPECT_EQ(raw_db(file_).user_version(), newer);
 }
 
 }  // namespace
