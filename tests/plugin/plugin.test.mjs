@@ -5,7 +5,9 @@
 // Also connects to agentd's /mcp with the MCP configuration snippets of packaging/mcp/.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -121,6 +123,29 @@ test('reports agentd errors and a bad token as tool failures', async () => {
     await assert.rejects(tools.agents_status.execute({}, context('ses_x')), /HTTP 401/);
   } finally {
     delete process.env.AGENTD_TOKEN;
+  }
+});
+
+// agentd ignores a relative $XDG_STATE_HOME (the XDG spec says so; common/state_dir.cpp), so the
+// plugin must too, or it looks for the token where agentd never writes it.
+test('finds the token under $HOME when $XDG_STATE_HOME is relative, as agentd does', async () => {
+  const names = ['AGENTD_STATE_DIR', 'STATE_DIRECTORY', 'HOME', 'XDG_STATE_HOME'];
+  const saved = Object.fromEntries(names.map((name) => [name, process.env[name]]));
+  const home = join(pluginDir, 'home');
+  mkdirSync(join(home, '.local/state/agentd'), { recursive: true });
+  writeFileSync(join(home, '.local/state/agentd/token'), `${stack.token}\n`);
+  delete process.env.AGENTD_STATE_DIR;
+  delete process.env.STATE_DIRECTORY;
+  process.env.HOME = home;
+  process.env.XDG_STATE_HOME = 'relative-state';
+  try {
+    const status = JSON.parse(await tools.agents_status.execute({}, context('ses_xdg')));
+    assert.deepEqual(status.jobs, []);
+  } finally {
+    for (const name of names) {
+      if (saved[name] === undefined) delete process.env[name];
+      else process.env[name] = saved[name];
+    }
   }
 });
 
