@@ -27,6 +27,7 @@ namespace agentd::daemon {
 // Who is calling, and over what.
 struct caller {
     std::string principal = "local";
+    // The owner session of calls that name none: the MCP session's id over MCP.
     std::string default_session{protocol::default_session};
     bool can_ask = false;  // a channel exists to ask the user for approval
     // Asks the client to approve a call (params: what would run); true when approved.
@@ -39,6 +40,12 @@ struct caller {
     // (an object with `id` and no `method`): true when it answered one of theirs; otherwise it
     // is refused as an invalid request.
     std::function<bool(boost::json::object const&)> take_reply;
+
+    // The owner of a call's jobs: the session the call names, else this caller's default. The
+    // one place the default applies (params keep an absent session absent).
+    jobs::owner owner(std::optional<std::string> const& session) const {
+        return {principal, session.value_or(default_session)};
+    }
 };
 
 // `planned` is agentd's dispatch. `serial` exists only as the benchmark baseline of today's
@@ -70,8 +77,30 @@ class rpc_service {
     boost::asio::awaitable<protocol::result<boost::json::value>> invoke(
         std::string_view method, boost::json::value const& params, caller const& who,
         boost::json::storage_ptr sp = {}, protocol::response_budget* budget = nullptr);
+    // agents_wait with params already typed (the MCP progress loop's last check), answered as
+    // invoke() answers it.
+    boost::asio::awaitable<protocol::result<boost::json::value>> wait(
+        protocol::wait_params const& p, caller const& who);
 
   private:
+    struct call_context;
+    // One agents_* method on the manager: its params parsed (a deny policy applied first), the
+    // owner resolved once, then run(). invoke()'s method table lists one instance per method.
+    template <auto Parse>
+    boost::asio::awaitable<protocol::result<boost::json::value>> method(
+        boost::json::value const& params, call_context& c);
+    template <class Parse>
+    auto parse(Parse parser, boost::json::value const& params) const;
+    boost::asio::awaitable<protocol::result<boost::json::value>> run(
+        protocol::start_params const& p, call_context& c);
+    protocol::result<boost::json::value> run(protocol::status_params const& p, call_context& c);
+    boost::asio::awaitable<protocol::result<boost::json::value>> run(protocol::wait_params const& p,
+                                                                     call_context& c);
+    boost::asio::awaitable<protocol::result<boost::json::value>> run(
+        protocol::cancel_params const& p, call_context& c);
+    boost::asio::awaitable<protocol::result<boost::json::value>> run(protocol::peek_params const& p,
+                                                                     call_context& c);
+
     // Batches of parallel calls and serial barriers (DESIGN §4); one barrier per call in serial
     // dispatch.
     std::vector<planner::batch> plan_for(
