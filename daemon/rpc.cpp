@@ -8,9 +8,7 @@
 
 #include <fmt/format.h>
 #include <boost/asio/error.hpp>
-#include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/system/system_error.hpp>
@@ -97,22 +95,9 @@ class rpc_timer {
 
 }  // namespace
 
-// A channel of capacity one: sending acquires, receiving releases, waiters queue FIFO.
-struct rpc_service::global_lock {
-    explicit global_lock(asio::any_io_executor ex) : slot(std::move(ex), 1) {}
-    asio::experimental::channel<void(boost::system::error_code)> slot;  // not movable in 1.81
-};
-
-rpc_service::rpc_service(asio::any_io_executor ex, jobs::manager& jobs, planner::policy policy,
-                         protocol::codec_limits codec, dispatch_mode mode, daemon::metrics* metrics)
-    : jobs_(jobs),
-      policy_(policy),
-      codec_(codec),
-      mode_(mode),
-      lock_(std::make_unique<global_lock>(std::move(ex))),
-      metrics_(metrics) {}
-
-rpc_service::~rpc_service() = default;
+rpc_service::rpc_service(jobs::manager& jobs, planner::policy policy, protocol::codec_limits codec,
+                         daemon::metrics* metrics)
+    : jobs_(jobs), policy_(policy), codec_(codec), metrics_(metrics) {}
 
 // What one agents_* call on the manager runs with.
 struct rpc_service::call_context {
@@ -252,38 +237,8 @@ asio::awaitable<json::value> rpc_service::answer(protocol::request const& req, c
                   : protocol::make_error(id, out.error(), sp);
 }
 
-asio::awaitable<json::value> rpc_service::answer_serially(protocol::request const& req,
-                                                          caller const& who, json::storage_ptr sp,
-                                                          protocol::response_budget& budget) {
-    co_await lock_->slot.async_send(boost::system::error_code{}, asio::use_awaitable);
-    struct release {
-        global_lock& lock;
-        ~release() {
-            lock.slot.try_receive([](boost::system::error_code) {});
-        }
-    } guard{*lock_};
-    auto response = co_await answer(req, who, sp, budget);
-    if (req.method == "agents_start" && response.as_object().contains("result")) {
-        std::vector<std::string> ids;
-        for (auto const& j : response.at("result").at("jobs").as_array())
-            ids.emplace_back(j.at("id").as_string());
-        auto const* params = req.params.if_object();
-        auto const* session = params ? params->if_contains("session") : nullptr;
-        jobs::owner owner{who.principal, session && session->is_string()
-                                             ? std::string(session->get_string())
-                                             : who.default_session};
-        co_await jobs_.until_launched(owner, ids);
-    }
-    co_return response;
-}
-
 std::vector<planner::batch> rpc_service::plan_for(
     std::vector<protocol::request_or_error> const& elements) const {
-    std::vector<planner::batch> plan;
-    if (mode_ == dispatch_mode::serial) {
-        for (std::size_t i = 0; i < elements.size(); ++i) plan.push_back(planner::serial_batch{i});
-        return plan;
-    }
     std::vector<planner::call_traits> traits;
     traits.reserve(elements.size());
     for (auto const& e : elements) {
@@ -314,11 +269,7 @@ asio::awaitable<std::optional<std::string>> rpc_service::handle(std::string_view
     auto run = [&](std::size_t i) -> asio::awaitable<std::optional<json::value>> {
         auto const& e = elements[i];
         if (!e.req) co_return protocol::make_error(e.error_id, e.req.error(), sp);
-        std::optional<json::value> response;
-        if (mode_ == dispatch_mode::serial)
-            response.emplace(co_await answer_serially(*e.req, who, sp, budget));
-        else
-            response.emplace(co_await answer(*e.req, who, sp, budget));
+        auto response = co_await answer(*e.req, who, sp, budget);
         if (!e.req->id) co_return std::nullopt;  // notification: run, never answer
         co_return std::move(response);
     };

@@ -11,13 +11,11 @@
 #include "protocol/params.hpp"
 #include "protocol/rpc.hpp"
 
-#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
 #include <functional>
-#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,19 +46,12 @@ struct caller {
     }
 };
 
-// `planned` is agentd's dispatch. `serial` exists only as the benchmark baseline of today's
-// agent tools: every call runs alone behind one daemon-wide lock, and a start holds it until its
-// upstream sessions exist.
-enum class dispatch_mode { planned, serial };
-
 class metrics;
 
 class rpc_service {
   public:
-    rpc_service(boost::asio::any_io_executor ex, jobs::manager& jobs, planner::policy policy,
-                protocol::codec_limits codec, dispatch_mode mode = dispatch_mode::planned,
+    rpc_service(jobs::manager& jobs, planner::policy policy, protocol::codec_limits codec,
                 daemon::metrics* metrics = nullptr);
-    ~rpc_service();
 
     // The serialized response, or nullopt when there is nothing to answer (notifications only,
     // or a reply the caller took). The message is parsed once, here. When the awaiting
@@ -101,8 +92,7 @@ class rpc_service {
     boost::asio::awaitable<protocol::result<boost::json::value>> run(protocol::peek_params const& p,
                                                                      call_context& c);
 
-    // Batches of parallel calls and serial barriers (DESIGN §4); one barrier per call in serial
-    // dispatch.
+    // Batches of parallel calls and serial barriers (DESIGN §4).
     std::vector<planner::batch> plan_for(
         std::vector<protocol::request_or_error> const& elements) const;
     boost::asio::awaitable<boost::json::value> answer(protocol::request const& req,
@@ -110,17 +100,9 @@ class rpc_service {
                                                       boost::json::storage_ptr sp,
                                                       protocol::response_budget& budget);
 
-    boost::asio::awaitable<boost::json::value> answer_serially(protocol::request const& req,
-                                                               caller const& who,
-                                                               boost::json::storage_ptr sp,
-                                                               protocol::response_budget& budget);
-
     jobs::manager& jobs_;
     planner::policy policy_;
     protocol::codec_limits codec_;
-    dispatch_mode mode_;
-    struct global_lock;
-    std::unique_ptr<global_lock> lock_;
     daemon::metrics* metrics_;
 };
 
