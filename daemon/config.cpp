@@ -163,10 +163,6 @@ std::vector<setting> settings() {
             "shutdown_grace_ms", "--shutdown-grace-ms",
             "On SIGTERM, how long running jobs may finish before they are interrupted", 0, hour_ms,
             [](auto& c) -> auto& { return c.shutdown_grace; }),
-        choice<dispatch_mode>(
-            "dispatch", "--dispatch",
-            "planned | serial (serial: the benchmark baseline of a global launch lock)",
-            [](auto& c) -> auto& { return c.dispatch; }),
         choice<jobs::upstream::backend_kind>(
             "upstream.backend", "--upstream-backend",
             "opencode (an `opencode serve`) | openai (chat completions)",

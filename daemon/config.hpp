@@ -2,7 +2,6 @@
 // from a TOML file (--config) and flags, flags winning. Defaults live here and nowhere else.
 #pragma once
 
-#include "daemon/rpc.hpp"
 #include "jobs/manager.hpp"
 #include "jobs/upstream/backend.hpp"
 #include "planner/traits.hpp"
@@ -46,7 +45,6 @@ struct config {
     std::size_t ws_max_outbox_bytes = 8 << 20;
     std::chrono::milliseconds ws_idle_timeout{300'000};
     planner::policy approval;
-    dispatch_mode dispatch = dispatch_mode::planned;
     std::vector<std::string> allowed_hosts;
     std::vector<std::string> allowed_origins;
 };

@@ -121,9 +121,9 @@ int run(daemon::config const& c) {
     stats.watch_background([&manager] { return manager.background(); });
     // Before start(): jobs interrupted while restoring count as finished.
     auto counting = manager.listen([&stats](jobs::job const& j) { stats.job_changed(j.view); });
-    daemon::rpc_service rpc(ioc.get_executor(), manager, c.approval,
+    daemon::rpc_service rpc(manager, c.approval,
                             protocol::codec_limits{.max_response_bytes = c.max_response_bytes},
-                            c.dispatch, &stats);
+                            &stats);
     daemon::server srv(ioc.get_executor(), so, rpc);
     srv.open();
     manager.start();

@@ -186,8 +186,8 @@ class cancel_signal {
 
 // The work's outcome, or nullopt when the signal fires first (the work is then cancelled).
 // Only for read-only work: a start or cancel stopped half-way would leave upstream work behind.
-asio::awaitable<wait_result> unless_cancelled(asio::awaitable<result<json::value>> work,
-                                              cancel_signal& signal) {
+template <class T>
+asio::awaitable<std::optional<T>> unless_cancelled(asio::awaitable<T> work, cancel_signal& signal) {
     if (signal.fired()) co_return std::nullopt;
     auto outcome = co_await (std::move(work) || signal.wait());
     if (outcome.index() == 1) co_return std::nullopt;
@@ -223,48 +223,49 @@ asio::awaitable<std::optional<json::value>> call_tool(exchange& x, json::value c
     co_return tool_response(id, *out);
 }
 
-bool is_resolved(json::value const& view) {
-    return protocol::is_terminal(std::string_view(view.at("state").as_string()));
+// A selected job's state as the response shows it: an unknown or foreign id is "not_found".
+std::string_view state_name(jobs::job_entry const& e) {
+    return e.view ? protocol::to_string(e.view->state) : "not_found";
 }
 
-std::string progress_message(json::value const& view, std::size_t done, std::size_t total) {
-    auto const& o = view.as_object();
-    auto const* description = o.if_contains("description");
-    return fmt::format("{}{} {} ({} of {} done)", std::string_view(o.at("id").as_string()),
-                       description
-                           ? fmt::format(" ({})", std::string_view(description->as_string()))
-                           : std::string(),
-                       std::string_view(o.at("state").as_string()), done, total);
+bool is_resolved(jobs::job_entry const& e) {
+    return !e.view || protocol::is_terminal(e.view->state);
 }
 
-// The jobs an agents_wait with progress selected, by position: their latest views and which
+std::string progress_message(jobs::job_entry const& e, std::size_t done, std::size_t total) {
+    auto const* description =
+        e.view && !e.view->description.empty() ? &e.view->description : nullptr;
+    return fmt::format("{}{} {} ({} of {} done)", e.id,
+                       description ? fmt::format(" ({})", *description) : std::string(),
+                       state_name(e), done, total);
+}
+
+// The jobs an agents_wait with progress selected, by position: their latest entries and which
 // of them have been reported finished.
 struct progress_state {
-    json::array ids;
-    json::array views;
+    std::vector<jobs::job_entry> entries;
     std::vector<bool> reported;
     std::size_t done = 0;
 
-    explicit progress_state(json::array snapshot) : views(std::move(snapshot)) {
-        for (auto const& v : views) ids.push_back(v.at("id"));
-        reported.assign(views.size(), false);
-    }
+    explicit progress_state(std::vector<jobs::job_entry> snapshot)
+        : entries(std::move(snapshot)), reported(entries.size(), false) {}
 
     bool met(protocol::wait_mode mode) const {
-        return mode == protocol::wait_mode::any ? done > 0 || views.empty() : done == views.size();
+        return mode == protocol::wait_mode::any ? done > 0 || entries.empty()
+                                                : done == entries.size();
     }
 
-    json::array unreported() const {
-        json::array out;
-        for (std::size_t i = 0; i < views.size(); ++i)
-            if (!reported[i]) out.push_back(ids[i]);
+    std::vector<std::string> ids(bool unreported_only) const {
+        std::vector<std::string> out;
+        for (std::size_t i = 0; i < entries.size(); ++i)
+            if (!unreported_only || !reported[i]) out.push_back(entries[i].id);
         return out;
     }
 
-    void update(json::array const& fresh) {
-        for (auto const& v : fresh)
-            for (std::size_t i = 0; i < views.size(); ++i)
-                if (!reported[i] && ids[i] == v.at("id")) views[i] = v;
+    void update(std::vector<jobs::job_entry> const& fresh) {
+        for (auto const& f : fresh)
+            for (std::size_t i = 0; i < entries.size(); ++i)
+                if (!reported[i] && entries[i].id == f.id) entries[i] = f;
     }
 };
 
@@ -272,19 +273,19 @@ struct progress_state {
 // once the client is gone.
 asio::awaitable<bool> report_finished(sse_stream& sse, json::value const& token,
                                       progress_state& state) {
-    auto total = state.views.size();
+    auto total = state.entries.size();
     for (std::size_t i = 0; i < total; ++i) {
-        if (state.reported[i] || !is_resolved(state.views[i])) continue;
+        if (state.reported[i] || !is_resolved(state.entries[i])) continue;
         state.reported[i] = true;
         ++state.done;
-        auto note = mcp::progress_notification(token, state.done, total,
-                                               progress_message(state.views[i], state.done, total));
+        auto note = mcp::progress_notification(
+            token, state.done, total, progress_message(state.entries[i], state.done, total));
         if (!co_await sse.send(note)) co_return false;
     }
     co_return true;
 }
 
-// agents_wait with progress, without new manager APIs: a snapshot of the selected jobs, then
+// agents_wait with progress, on the manager's typed wait: a snapshot of the selected jobs, then
 // event-driven waits for "any" of the unfinished ones, one notification per job that finishes,
 // until the call's condition or deadline; the response is the call itself checked once more.
 asio::awaitable<wait_result> wait_with_progress(exchange& x, sse_stream& sse,
@@ -294,31 +295,30 @@ asio::awaitable<wait_result> wait_with_progress(exchange& x, sse_stream& sse,
     auto deadline =
         std::chrono::steady_clock::now() + std::chrono::milliseconds(params->timeout_ms);
     auto who = x.who();
-    json::object args = call.arguments.is_object() ? call.arguments.get_object() : json::object{};
-    args["timeout_ms"] = 0;
-    json::value snapshot_params = args;
-    auto snapshot = co_await x.ctx.rpc.invoke("agents_wait", snapshot_params, who);
-    if (!snapshot) co_return snapshot;
+    auto owner = who.owner(params->session);
+    auto& manager = x.ctx.rpc.jobs();
+    protocol::wait_params selection = *params;
+    selection.timeout_ms = 0;
+    auto snapshot = co_await manager.wait(owner, selection);
 
-    progress_state state(snapshot->at("jobs").as_array());
-    args["jobs"] = state.ids;  // from here on exactly the snapshot's jobs, as the call chose them
+    progress_state state(std::move(snapshot.jobs));
+    selection.jobs = state.ids(false);  // from here on exactly the snapshot's jobs
     for (;;) {
         if (!co_await report_finished(sse, *call.progress_token, state)) co_return std::nullopt;
         auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline -
                                                                  std::chrono::steady_clock::now());
         if (state.met(params->mode) || left.count() <= 0) break;
-        json::object step_args = args;
-        step_args["jobs"] = state.unreported();
-        step_args["mode"] = "any";
-        step_args["timeout_ms"] = left.count();
-        json::value step_params = std::move(step_args);
-        auto work = x.ctx.rpc.invoke("agents_wait", step_params, who);
-        auto step = co_await unless_cancelled(std::move(work), signal);
-        if (!step || !*step) co_return step;
-        state.update((*step)->at("jobs").as_array());
+        protocol::wait_params step;
+        step.jobs = state.ids(true);
+        step.mode = protocol::wait_mode::any;
+        step.timeout_ms = left.count();
+        auto work = manager.wait(owner, step);
+        auto outcome = co_await unless_cancelled(std::move(work), signal);
+        if (!outcome) co_return std::nullopt;
+        state.update(outcome->jobs);
     }
-    json::value final_params = args;
-    co_return co_await x.ctx.rpc.invoke("agents_wait", final_params, who);
+    auto out = co_await x.ctx.rpc.wait(selection, who);
+    co_return out;
 }
 
 asio::awaitable<bool> stream_wait(exchange& x, json::value const& id, mcp::tool_call const& call) {

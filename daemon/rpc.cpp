@@ -8,9 +8,7 @@
 
 #include <fmt/format.h>
 #include <boost/asio/error.hpp>
-#include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/system/system_error.hpp>
@@ -19,6 +17,8 @@
 #include <array>
 #include <chrono>
 #include <iostream>
+#include <type_traits>
+#include <utility>
 
 namespace agentd::daemon {
 namespace json = boost::json;
@@ -65,21 +65,10 @@ json::object render_peek(jobs::peek_outcome const& out, json::storage_ptr const&
     return result;
 }
 
-// The caller's session applies when the params name none (MCP: the Mcp-Session-Id).
-template <class P>
-void apply_default_session(P& p, json::value const& params, caller const& who) {
-    auto const* obj = params.if_object();
-    if (!obj || !obj->contains("session")) p.session = who.default_session;
-}
-
 // An object with an id and no method: a client's reply to a request of ours, not a call.
 bool is_reply(protocol::frame const& f) {
     auto const* o = f.doc.if_object();
     return !f.is_batch && o && o->contains("id") && !o->contains("method");
-}
-
-jobs::owner owner_of(caller const& who, std::string const& session) {
-    return {who.principal, session};
 }
 
 // Records a method call's duration when it returns (agentd_rpc_duration_seconds): a guard
@@ -106,82 +95,110 @@ class rpc_timer {
 
 }  // namespace
 
-// A channel of capacity one: sending acquires, receiving releases, waiters queue FIFO.
-struct rpc_service::global_lock {
-    explicit global_lock(asio::any_io_executor ex) : slot(std::move(ex), 1) {}
-    asio::experimental::channel<void(boost::system::error_code)> slot;  // not movable in 1.81
+rpc_service::rpc_service(jobs::manager& jobs, planner::policy policy, protocol::codec_limits codec,
+                         daemon::metrics* metrics)
+    : jobs_(jobs), policy_(policy), codec_(codec), metrics_(metrics) {}
+
+// What one agents_* call on the manager runs with.
+struct rpc_service::call_context {
+    caller const& who;
+    json::value const& params;  // as sent: what an approval request shows the user
+    json::storage_ptr sp;
+    response_budget& budget;
+    jobs::owner owner;  // set by method<>() from the params' session
 };
 
-rpc_service::rpc_service(asio::any_io_executor ex, jobs::manager& jobs, planner::policy policy,
-                         protocol::codec_limits codec, dispatch_mode mode, daemon::metrics* metrics)
-    : jobs_(jobs),
-      policy_(policy),
-      codec_(codec),
-      mode_(mode),
-      lock_(std::make_unique<global_lock>(std::move(ex))),
-      metrics_(metrics) {}
+// agents_start is refused before its params are read when the policy denies it, and its parser
+// takes the manager's task limit; every other method's parser takes the params alone.
+template <class Parse>
+auto rpc_service::parse(Parse parser, json::value const& params) const {
+    if constexpr (std::is_invocable_v<Parse, json::value const&>) {
+        return parser(params);
+    } else {
+        using parsed = decltype(parser(params, protocol::param_limits{}));
+        if (policy_.start == planner::approval_mode::deny)
+            return parsed(protocol::approval_error("agents_start is denied by policy"));
+        return parser(params, protocol::param_limits{jobs_.config().max_tasks_per_call});
+    }
+}
 
-rpc_service::~rpc_service() = default;
+template <auto Parse>
+asio::awaitable<result<json::value>> rpc_service::method(json::value const& params,
+                                                         call_context& c) {
+    auto p = parse(Parse, params);
+    if (!p) co_return p.error();
+    c.owner = c.who.owner(p->session);
+    // agents_status answers at once: the hottest call costs no second coroutine frame.
+    if constexpr (std::is_same_v<decltype(run(*p, c)), result<json::value>>) {
+        co_return run(*p, c);
+    } else {
+        auto out = co_await run(*p, c);
+        co_return out;
+    }
+}
+
+asio::awaitable<result<json::value>> rpc_service::run(protocol::start_params const& p,
+                                                      call_context& c) {
+    if (policy_.start == planner::approval_mode::ask) {
+        if (!c.who.can_ask || !c.who.ask)
+            co_return protocol::approval_error("approval required, and this transport cannot ask");
+        json::value request{{"method", "agents_start"}, {"params", c.params}};
+        bool approved = co_await c.who.ask(std::move(request));
+        if (!approved) co_return protocol::approval_error("agents_start was not approved");
+    }
+    auto started = jobs_.start_jobs(c.owner, p, c.who.connection);
+    if (!started) co_return started.error();
+    co_return json::object({{"jobs", render(*started, c.sp, c.budget)}}, c.sp);
+}
+
+result<json::value> rpc_service::run(protocol::status_params const& p, call_context& c) {
+    auto found = jobs_.status(c.owner, p);
+    return json::object({{"jobs", render(found, c.sp, c.budget)}}, c.sp);
+}
+
+asio::awaitable<result<json::value>> rpc_service::run(protocol::wait_params const& p,
+                                                      call_context& c) {
+    auto out = co_await jobs_.wait(c.owner, p);
+    co_return json::object({{"done", out.done},
+                            {"timed_out", out.timed_out},
+                            {"jobs", render(out.jobs, c.sp, c.budget)}},
+                           c.sp);
+}
+
+asio::awaitable<result<json::value>> rpc_service::run(protocol::cancel_params const& p,
+                                                      call_context& c) {
+    auto out = co_await jobs_.cancel(c.owner, p);
+    co_return json::object({{"jobs", render(out, c.sp, c.budget)}}, c.sp);
+}
+
+asio::awaitable<result<json::value>> rpc_service::run(protocol::peek_params const& p,
+                                                      call_context& c) {
+    auto out = co_await jobs_.peek(c.owner, p);
+    co_return render_peek(out, c.sp, c.budget);
+}
 
 asio::awaitable<result<json::value>> rpc_service::invoke(std::string_view method,
                                                          json::value const& params,
                                                          caller const& who, json::storage_ptr sp,
                                                          protocol::response_budget* budget) {
+    using handler =
+        asio::awaitable<result<json::value>> (rpc_service::*)(json::value const&, call_context&);
+    static constexpr std::pair<std::string_view, handler> methods[] = {
+        {"agents_start", &rpc_service::method<&protocol::parse_start>},
+        {"agents_status", &rpc_service::method<&protocol::parse_status>},
+        {"agents_wait", &rpc_service::method<&protocol::parse_wait>},
+        {"agents_cancel", &rpc_service::method<&protocol::parse_cancel>},
+        {"agents_peek", &rpc_service::method<&protocol::parse_peek>},
+    };
     rpc_timer timing(metrics_, method);
     // A call made alone (MCP tools) has the whole response to itself.
     std::optional<protocol::response_budget> own;
     if (!budget) budget = &own.emplace(codec_.max_response_bytes);
-    if (method == "agents_start") {
-        if (policy_.start == planner::approval_mode::deny)
-            co_return protocol::approval_error("agents_start is denied by policy");
-        auto p = protocol::parse_start(params, {jobs_.config().max_tasks_per_call});
-        if (!p) co_return p.error();
-        if (policy_.start == planner::approval_mode::ask) {
-            if (!who.can_ask || !who.ask)
-                co_return protocol::approval_error(
-                    "approval required, and this transport cannot ask");
-            json::value request{{"method", method}, {"params", params}};
-            if (!co_await who.ask(std::move(request)))
-                co_return protocol::approval_error("agents_start was not approved");
-        }
-        apply_default_session(*p, params, who);
-        auto started = jobs_.start_jobs(owner_of(who, p->session), *p, who.connection);
-        if (!started) co_return started.error();
-        co_return json::object({{"jobs", render(*started, sp, *budget)}}, sp);
-    }
-    if (method == "agents_status") {
-        auto p = protocol::parse_status(params);
-        if (!p) co_return p.error();
-        apply_default_session(*p, params, who);
-        auto found = jobs_.status(owner_of(who, p->session), *p);
-        co_return json::object({{"jobs", render(found, sp, *budget)}}, sp);
-    }
-    if (method == "agents_wait") {
-        auto p = protocol::parse_wait(params);
-        if (!p) co_return p.error();
-        apply_default_session(*p, params, who);
-        auto owner = owner_of(who, p->session);
-        auto out = co_await jobs_.wait(owner, *p);
-        co_return json::object({{"done", out.done},
-                                {"timed_out", out.timed_out},
-                                {"jobs", render(out.jobs, sp, *budget)}},
-                               sp);
-    }
-    if (method == "agents_cancel") {
-        auto p = protocol::parse_cancel(params);
-        if (!p) co_return p.error();
-        apply_default_session(*p, params, who);
-        auto owner = owner_of(who, p->session);
-        auto out = co_await jobs_.cancel(owner, *p);
-        co_return json::object({{"jobs", render(out, sp, *budget)}}, sp);
-    }
-    if (method == "agents_peek") {
-        auto p = protocol::parse_peek(params);
-        if (!p) co_return p.error();
-        apply_default_session(*p, params, who);
-        auto owner = owner_of(who, p->session);
-        auto out = co_await jobs_.peek(owner, *p);
-        co_return render_peek(out, sp, *budget);
+    for (auto const& [name, run_method] : methods) {
+        if (name != method) continue;
+        call_context c{who, params, sp, *budget, {}};
+        auto out = co_await (this->*run_method)(params, c);
+        co_return out;
     }
     if ((method == "agents_subscribe" || method == "agents_unsubscribe") && who.subscribe) {
         auto p = protocol::parse_subscribe(params);
@@ -201,6 +218,16 @@ asio::awaitable<result<json::value>> rpc_service::invoke(std::string_view method
     co_return protocol::method_not_found(method);
 }
 
+asio::awaitable<result<json::value>> rpc_service::wait(protocol::wait_params const& p,
+                                                       caller const& who) {
+    rpc_timer timing(metrics_, "agents_wait");
+    protocol::response_budget budget(codec_.max_response_bytes);
+    json::value const none;
+    call_context c{who, none, {}, budget, who.owner(p.session)};
+    auto out = co_await run(p, c);
+    co_return out;
+}
+
 asio::awaitable<json::value> rpc_service::answer(protocol::request const& req, caller const& who,
                                                  json::storage_ptr sp,
                                                  protocol::response_budget& budget) {
@@ -210,38 +237,8 @@ asio::awaitable<json::value> rpc_service::answer(protocol::request const& req, c
                   : protocol::make_error(id, out.error(), sp);
 }
 
-asio::awaitable<json::value> rpc_service::answer_serially(protocol::request const& req,
-                                                          caller const& who, json::storage_ptr sp,
-                                                          protocol::response_budget& budget) {
-    co_await lock_->slot.async_send(boost::system::error_code{}, asio::use_awaitable);
-    struct release {
-        global_lock& lock;
-        ~release() {
-            lock.slot.try_receive([](boost::system::error_code) {});
-        }
-    } guard{*lock_};
-    auto response = co_await answer(req, who, sp, budget);
-    if (req.method == "agents_start" && response.as_object().contains("result")) {
-        std::vector<std::string> ids;
-        for (auto const& j : response.at("result").at("jobs").as_array())
-            ids.emplace_back(j.at("id").as_string());
-        auto const* params = req.params.if_object();
-        auto const* session = params ? params->if_contains("session") : nullptr;
-        jobs::owner owner{who.principal, session && session->is_string()
-                                             ? std::string(session->get_string())
-                                             : who.default_session};
-        co_await jobs_.until_launched(owner, ids);
-    }
-    co_return response;
-}
-
 std::vector<planner::batch> rpc_service::plan_for(
     std::vector<protocol::request_or_error> const& elements) const {
-    std::vector<planner::batch> plan;
-    if (mode_ == dispatch_mode::serial) {
-        for (std::size_t i = 0; i < elements.size(); ++i) plan.push_back(planner::serial_batch{i});
-        return plan;
-    }
     std::vector<planner::call_traits> traits;
     traits.reserve(elements.size());
     for (auto const& e : elements) {
@@ -272,11 +269,7 @@ asio::awaitable<std::optional<std::string>> rpc_service::handle(std::string_view
     auto run = [&](std::size_t i) -> asio::awaitable<std::optional<json::value>> {
         auto const& e = elements[i];
         if (!e.req) co_return protocol::make_error(e.error_id, e.req.error(), sp);
-        std::optional<json::value> response;
-        if (mode_ == dispatch_mode::serial)
-            response.emplace(co_await answer_serially(*e.req, who, sp, budget));
-        else
-            response.emplace(co_await answer(*e.req, who, sp, budget));
+        auto response = co_await answer(*e.req, who, sp, budget);
         if (!e.req->id) co_return std::nullopt;  // notification: run, never answer
         co_return std::move(response);
     };

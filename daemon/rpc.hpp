@@ -11,13 +11,11 @@
 #include "protocol/params.hpp"
 #include "protocol/rpc.hpp"
 
-#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
 #include <functional>
-#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,6 +25,7 @@ namespace agentd::daemon {
 // Who is calling, and over what.
 struct caller {
     std::string principal = "local";
+    // The owner session of calls that name none: the MCP session's id over MCP.
     std::string default_session{protocol::default_session};
     bool can_ask = false;  // a channel exists to ask the user for approval
     // Asks the client to approve a call (params: what would run); true when approved.
@@ -39,22 +38,20 @@ struct caller {
     // (an object with `id` and no `method`): true when it answered one of theirs; otherwise it
     // is refused as an invalid request.
     std::function<bool(boost::json::object const&)> take_reply;
-};
 
-// `planned` is agentd's dispatch. `serial` exists only as the benchmark baseline of today's
-// agent tools: every call runs alone behind one daemon-wide lock, and a start holds it until its
-// upstream sessions exist.
-enum class dispatch_mode { planned, serial };
-BOOST_DESCRIBE_ENUM(dispatch_mode, planned, serial)
+    // The owner of a call's jobs: the session the call names, else this caller's default. The
+    // one place the default applies (params keep an absent session absent).
+    jobs::owner owner(std::optional<std::string> const& session) const {
+        return {principal, session.value_or(default_session)};
+    }
+};
 
 class metrics;
 
 class rpc_service {
   public:
-    rpc_service(boost::asio::any_io_executor ex, jobs::manager& jobs, planner::policy policy,
-                protocol::codec_limits codec, dispatch_mode mode = dispatch_mode::planned,
+    rpc_service(jobs::manager& jobs, planner::policy policy, protocol::codec_limits codec,
                 daemon::metrics* metrics = nullptr);
-    ~rpc_service();
 
     // The serialized response, or nullopt when there is nothing to answer (notifications only,
     // or a reply the caller took). The message is parsed once, here. When the awaiting
@@ -71,10 +68,31 @@ class rpc_service {
     boost::asio::awaitable<protocol::result<boost::json::value>> invoke(
         std::string_view method, boost::json::value const& params, caller const& who,
         boost::json::storage_ptr sp = {}, protocol::response_budget* budget = nullptr);
+    // agents_wait with params already typed (the MCP progress loop's last check), answered as
+    // invoke() answers it.
+    boost::asio::awaitable<protocol::result<boost::json::value>> wait(
+        protocol::wait_params const& p, caller const& who);
 
   private:
-    // Batches of parallel calls and serial barriers (DESIGN §4); one barrier per call in serial
-    // dispatch.
+    struct call_context;
+    // One agents_* method on the manager: its params parsed (a deny policy applied first), the
+    // owner resolved once, then run(). invoke()'s method table lists one instance per method.
+    template <auto Parse>
+    boost::asio::awaitable<protocol::result<boost::json::value>> method(
+        boost::json::value const& params, call_context& c);
+    template <class Parse>
+    auto parse(Parse parser, boost::json::value const& params) const;
+    boost::asio::awaitable<protocol::result<boost::json::value>> run(
+        protocol::start_params const& p, call_context& c);
+    protocol::result<boost::json::value> run(protocol::status_params const& p, call_context& c);
+    boost::asio::awaitable<protocol::result<boost::json::value>> run(protocol::wait_params const& p,
+                                                                     call_context& c);
+    boost::asio::awaitable<protocol::result<boost::json::value>> run(
+        protocol::cancel_params const& p, call_context& c);
+    boost::asio::awaitable<protocol::result<boost::json::value>> run(protocol::peek_params const& p,
+                                                                     call_context& c);
+
+    // Batches of parallel calls and serial barriers (DESIGN §4).
     std::vector<planner::batch> plan_for(
         std::vector<protocol::request_or_error> const& elements) const;
     boost::asio::awaitable<boost::json::value> answer(protocol::request const& req,
@@ -82,17 +100,9 @@ class rpc_service {
                                                       boost::json::storage_ptr sp,
                                                       protocol::response_budget& budget);
 
-    boost::asio::awaitable<boost::json::value> answer_serially(protocol::request const& req,
-                                                               caller const& who,
-                                                               boost::json::storage_ptr sp,
-                                                               protocol::response_budget& budget);
-
     jobs::manager& jobs_;
     planner::policy policy_;
     protocol::codec_limits codec_;
-    dispatch_mode mode_;
-    struct global_lock;
-    std::unique_ptr<global_lock> lock_;
     daemon::metrics* metrics_;
 };
 

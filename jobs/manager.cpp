@@ -331,7 +331,6 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         j->view.upstream = protocol::upstream_ref{std::string(backend->name()), *session};
         jobs.bind_upstream(j, *session);
         persist(*j);
-        for (auto* w : std::vector<waiter_hook*>(j->waiters)) w->wake();  // until_launched()
         if (ctl.stopped() != stop_reason::none) {
             deadline.cancel();
             end_failed(*j, {error_kind::cancelled, error_phase::create, "stopped", {}},
@@ -767,23 +766,6 @@ asio::awaitable<wait_outcome> manager::wait(owner const& o, protocol::wait_param
     for (std::size_t i = 0; i < ids.size(); ++i)
         out.jobs.push_back({ids[i], selected[i] ? std::optional(selected[i]->view) : std::nullopt});
     co_return out;
-}
-
-asio::awaitable<void> manager::until_launched(owner const& o, std::vector<std::string> ids) const {
-    std::shared_ptr<impl const> self = impl_;
-    std::vector<job_ptr> selected;
-    for (auto const& id : ids)
-        if (auto j = self->jobs.find(o, id)) selected.push_back(std::move(j));
-    auto launched = [&] {
-        return std::all_of(selected.begin(), selected.end(), [](job_ptr const& j) {
-            return j->view.upstream || protocol::is_terminal(j->view.state);
-        });
-    };
-    signal_waiter w(self->ex);
-    waiter_registration reg(selected, &w);
-    while (!launched()) {
-        co_await w.signal().wait();
-    }
 }
 
 asio::awaitable<std::vector<job_entry>> manager::cancel(owner const& o,

@@ -99,10 +99,6 @@ class manager {
                                   std::optional<std::string> const& session,
                                   std::size_t limit) const;
 
-    // Until every listed job has its upstream session or has ended. Only the forced-serial
-    // dispatch (the benchmark baseline that mimics a global launch lock) waits on this.
-    boost::asio::awaitable<void> until_launched(owner const& o, std::vector<std::string> ids) const;
-
     // Calls `listener` on every job creation and state change until the returned handle is
     // dropped. Listeners run synchronously on the manager's executor and must not block.
     using job_listener = std::function<void(job const&)>;

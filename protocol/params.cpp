@@ -62,12 +62,13 @@ class reader {
 
     // Unlike other optional fields, an explicit null is not "absent": a caller that sends
     // `"session": null` must not silently land in the default session (DESIGN §2).
-    result<std::string> session() const {
+    // Absent stays absent: which default applies depends on the transport (caller::owner()).
+    result<std::optional<std::string>> session() const {
         auto const* v = obj_.if_contains("session");
-        if (!v) return std::string(default_session);
+        if (!v) return std::optional<std::string>{};
         if (!v->is_string() || !valid_session_name(v->get_string()))
             return invalid_params(field("session"), "must match [A-Za-z0-9._:-]{1,128}");
-        return std::string(v->get_string());
+        return std::optional<std::string>{std::string(v->get_string())};
     }
 
     result<std::optional<std::vector<std::string>>> opt_ids(std::string_view key) const {
@@ -103,6 +104,23 @@ result<json::object const*> as_object(json::value const& params) {
     if (params.is_null()) return &empty_object();
     if (!params.is_object()) return invalid_params("params", "must be an object");
     return &params.get_object();
+}
+
+// The prologue every method shares: params an object (or absent), no unknown keys, the owner
+// session; then `rest` reads the method's own fields into `p` (an error, or nullopt).
+template <class P, class Rest>
+result<P> parse_object(json::value const& params, std::initializer_list<std::string_view> known,
+                       Rest rest) {
+    auto obj = as_object(params);
+    if (!obj) return obj.error();
+    reader r(**obj, "");
+    if (auto e = r.only(known)) return *e;
+    P p;
+    auto session = r.session();
+    if (!session) return session.error();
+    p.session = std::move(*session);
+    if (auto e = rest(r, p)) return *e;
+    return p;
 }
 
 bool valid_model(std::string_view m) {
@@ -166,130 +184,104 @@ bool valid_session_name(std::string_view s) {
 }
 
 result<start_params> parse_start(json::value const& params, param_limits const& limits) {
-    auto obj = as_object(params);
-    if (!obj) return obj.error();
-    reader r(**obj, "");
-    if (auto e = r.only({"session", "tasks", "upstream_parent"})) return *e;
-    start_params p;
-    auto session = r.session();
-    if (!session) return session.error();
-    p.session = std::move(*session);
+    return parse_object<start_params>(
+        params, {"session", "tasks", "upstream_parent"},
+        [&](reader const& r, start_params& p) -> std::optional<rpc_error> {
+            auto const* tasks = r.get("tasks");
+            if (!tasks) return invalid_params("tasks", "is required");
+            if (!tasks->is_array()) return invalid_params("tasks", "must be an array of tasks");
+            auto const& arr = tasks->get_array();
+            if (arr.empty()) return invalid_params("tasks", "must not be empty");
+            if (arr.size() > limits.max_tasks_per_call)
+                return limit_exceeded("max_tasks",
+                                      static_cast<std::int64_t>(limits.max_tasks_per_call));
+            for (std::size_t i = 0; i < arr.size(); ++i) {
+                auto t = parse_task(arr[i], fmt::format("tasks[{}]", i));
+                if (!t) return t.error();
+                p.tasks.push_back(std::move(*t));
+            }
 
-    auto const* tasks = r.get("tasks");
-    if (!tasks) return invalid_params("tasks", "is required");
-    if (!tasks->is_array()) return invalid_params("tasks", "must be an array of tasks");
-    auto const& arr = tasks->get_array();
-    if (arr.empty()) return invalid_params("tasks", "must not be empty");
-    if (arr.size() > limits.max_tasks_per_call)
-        return limit_exceeded("max_tasks", static_cast<std::int64_t>(limits.max_tasks_per_call));
-    for (std::size_t i = 0; i < arr.size(); ++i) {
-        auto t = parse_task(arr[i], fmt::format("tasks[{}]", i));
-        if (!t) return t.error();
-        p.tasks.push_back(std::move(*t));
-    }
-
-    auto parent = r.opt_string("upstream_parent", 128, false);
-    if (!parent) return parent.error();
-    if (*parent && !valid_upstream_session(**parent))
-        return invalid_params("upstream_parent", "must be an upstream session id (ses…)");
-    p.upstream_parent = std::move(*parent);
-    return p;
+            auto parent = r.opt_string("upstream_parent", 128, false);
+            if (!parent) return parent.error();
+            if (*parent && !valid_upstream_session(**parent))
+                return invalid_params("upstream_parent", "must be an upstream session id (ses…)");
+            p.upstream_parent = std::move(*parent);
+            return std::nullopt;
+        });
 }
 
 result<status_params> parse_status(json::value const& params) {
-    auto obj = as_object(params);
-    if (!obj) return obj.error();
-    reader r(**obj, "");
-    if (auto e = r.only({"session", "jobs"})) return *e;
-    status_params p;
-    auto session = r.session();
-    if (!session) return session.error();
-    p.session = std::move(*session);
-    auto ids = r.opt_ids("jobs");
-    if (!ids) return ids.error();
-    p.jobs = std::move(*ids);
-    return p;
+    return parse_object<status_params>(
+        params, {"session", "jobs"},
+        [](reader const& r, status_params& p) -> std::optional<rpc_error> {
+            auto ids = r.opt_ids("jobs");
+            if (!ids) return ids.error();
+            p.jobs = std::move(*ids);
+            return std::nullopt;
+        });
 }
 
 result<wait_params> parse_wait(json::value const& params) {
-    auto obj = as_object(params);
-    if (!obj) return obj.error();
-    reader r(**obj, "");
-    if (auto e = r.only({"session", "jobs", "mode", "timeout_ms"})) return *e;
-    wait_params p;
-    auto session = r.session();
-    if (!session) return session.error();
-    p.session = std::move(*session);
-    auto ids = r.opt_ids("jobs");
-    if (!ids) return ids.error();
-    p.jobs = std::move(*ids);
-    auto mode = r.opt_string("mode", 8);
-    if (!mode) return mode.error();
-    if (*mode) {
-        auto known = from_string<wait_mode>(**mode);
-        if (!known) return invalid_params("mode", "must be \"all\" or \"any\"");
-        p.mode = *known;
-    }
-    auto timeout = r.opt_int("timeout_ms", 0, max_wait_timeout_ms);
-    if (!timeout) return timeout.error();
-    p.timeout_ms = timeout->value_or(default_wait_timeout_ms);
-    return p;
+    return parse_object<wait_params>(
+        params, {"session", "jobs", "mode", "timeout_ms"},
+        [](reader const& r, wait_params& p) -> std::optional<rpc_error> {
+            auto ids = r.opt_ids("jobs");
+            if (!ids) return ids.error();
+            p.jobs = std::move(*ids);
+            auto mode = r.opt_string("mode", 8);
+            if (!mode) return mode.error();
+            if (*mode) {
+                auto known = from_string<wait_mode>(**mode);
+                if (!known) return invalid_params("mode", "must be \"all\" or \"any\"");
+                p.mode = *known;
+            }
+            auto timeout = r.opt_int("timeout_ms", 0, max_wait_timeout_ms);
+            if (!timeout) return timeout.error();
+            p.timeout_ms = timeout->value_or(default_wait_timeout_ms);
+            return std::nullopt;
+        });
 }
 
 result<cancel_params> parse_cancel(json::value const& params) {
-    auto obj = as_object(params);
-    if (!obj) return obj.error();
-    reader r(**obj, "");
-    if (auto e = r.only({"session", "jobs"})) return *e;
-    cancel_params p;
-    auto session = r.session();
-    if (!session) return session.error();
-    p.session = std::move(*session);
-    auto ids = r.opt_ids("jobs");
-    if (!ids) return ids.error();
-    if (!*ids) return invalid_params("jobs", "is required");
-    p.jobs = std::move(**ids);
-    return p;
+    return parse_object<cancel_params>(
+        params, {"session", "jobs"},
+        [](reader const& r, cancel_params& p) -> std::optional<rpc_error> {
+            auto ids = r.opt_ids("jobs");
+            if (!ids) return ids.error();
+            if (!*ids) return invalid_params("jobs", "is required");
+            p.jobs = std::move(**ids);
+            return std::nullopt;
+        });
 }
 
 result<peek_params> parse_peek(json::value const& params) {
-    auto obj = as_object(params);
-    if (!obj) return obj.error();
-    reader r(**obj, "");
-    if (auto e = r.only({"session", "job"})) return *e;
-    peek_params p;
-    auto session = r.session();
-    if (!session) return session.error();
-    p.session = std::move(*session);
-    auto job = r.opt_string("job", 256, false);
-    if (!job) return job.error();
-    if (!*job) return invalid_params("job", "is required");
-    p.job = std::move(**job);
-    return p;
+    return parse_object<peek_params>(
+        params, {"session", "job"},
+        [](reader const& r, peek_params& p) -> std::optional<rpc_error> {
+            auto job = r.opt_string("job", 256, false);
+            if (!job) return job.error();
+            if (!*job) return invalid_params("job", "is required");
+            p.job = std::move(**job);
+            return std::nullopt;
+        });
 }
 
 result<subscribe_params> parse_subscribe(json::value const& params) {
-    auto obj = as_object(params);
-    if (!obj) return obj.error();
-    reader r(**obj, "");
-    if (auto e = r.only({"session", "all", "snapshot"})) return *e;
-    subscribe_params p;
-    if (auto const* all = r.get("all")) {
-        if (!all->is_bool()) return invalid_params("all", "must be a boolean");
-        p.all = all->get_bool();
-    }
-    if (auto const* snapshot = r.get("snapshot")) {
-        if (!snapshot->is_bool()) return invalid_params("snapshot", "must be a boolean");
-        p.snapshot = snapshot->get_bool();
-    }
-    if ((*obj)->contains("session")) {
-        auto session = r.session();
-        if (!session) return session.error();
-        p.session = std::move(*session);
-    }
-    if (p.all == p.session.has_value())
-        return invalid_params("session", "give either a session or all: true");
-    return p;
+    return parse_object<subscribe_params>(
+        params, {"session", "all", "snapshot"},
+        [](reader const& r, subscribe_params& p) -> std::optional<rpc_error> {
+            if (auto const* all = r.get("all")) {
+                if (!all->is_bool()) return invalid_params("all", "must be a boolean");
+                p.all = all->get_bool();
+            }
+            if (auto const* snapshot = r.get("snapshot")) {
+                if (!snapshot->is_bool()) return invalid_params("snapshot", "must be a boolean");
+                p.snapshot = snapshot->get_bool();
+            }
+            if (p.all == p.session.has_value())
+                return invalid_params("session", "give either a session or all: true");
+            return std::nullopt;
+        });
 }
 
 }  // namespace agentd::protocol

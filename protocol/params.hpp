@@ -14,6 +14,8 @@
 
 namespace agentd::protocol {
 
+// The owner session of a call that names none and comes from no MCP session (DESIGN §2). The
+// params keep `session` absent; daemon::caller::owner() applies the defaults, in one place.
 inline constexpr std::string_view default_session = "default";
 inline constexpr std::int64_t default_wait_timeout_ms = 30'000;
 inline constexpr std::int64_t max_wait_timeout_ms = 3'600'000;
@@ -31,13 +33,13 @@ struct task {
 };
 
 struct start_params {
-    std::string session{default_session};
+    std::optional<std::string> session;
     std::vector<task> tasks;
     std::optional<std::string> upstream_parent;
 };
 
 struct status_params {
-    std::string session{default_session};
+    std::optional<std::string> session;
     std::optional<std::vector<std::string>> jobs;
 };
 
@@ -45,19 +47,19 @@ enum class wait_mode { all, any };
 BOOST_DESCRIBE_ENUM(wait_mode, all, any)
 
 struct wait_params {
-    std::string session{default_session};
+    std::optional<std::string> session;
     std::optional<std::vector<std::string>> jobs;
     wait_mode mode = wait_mode::all;
     std::int64_t timeout_ms = default_wait_timeout_ms;
 };
 
 struct cancel_params {
-    std::string session{default_session};
+    std::optional<std::string> session;
     std::vector<std::string> jobs;
 };
 
 struct peek_params {
-    std::string session{default_session};
+    std::optional<std::string> session;
     std::string job;
 };
 

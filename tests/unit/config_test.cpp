@@ -59,7 +59,6 @@ listen = ["127.0.0.1:0", "unix:/tmp/agentd-test.sock"]
 state_dir = "/var/lib/agentd-test"
 auth = "none"
 shutdown_grace_ms = 2500
-dispatch = "serial"
 
 [upstream]
 backend = "openai"
@@ -100,7 +99,6 @@ TEST_F(config_test, every_section_of_a_good_file_is_read) {
     EXPECT_EQ(c.state_dir, "/var/lib/agentd-test");
     EXPECT_EQ(c.auth, auth_mode::none);
     EXPECT_EQ(c.shutdown_grace, 2500ms);
-    EXPECT_EQ(c.dispatch, dispatch_mode::serial);
     EXPECT_EQ(c.upstream_backend, jobs::upstream::backend_kind::openai);
     EXPECT_EQ(c.upstream_url, "http://127.0.0.1:8080/v1");
     EXPECT_EQ(c.upstream_model, "qwen");

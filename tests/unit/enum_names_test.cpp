@@ -43,7 +43,6 @@ TEST(enum_names, job_view_words) {
 
 TEST(enum_names, config_words) {
     expect_names<daemon::auth_mode>({"token", "none"});
-    expect_names<daemon::dispatch_mode>({"planned", "serial"});
     expect_names<jobs::upstream::backend_kind>({"opencode", "openai"});
     expect_names<planner::approval_mode>({"auto", "deny", "ask"});
 }

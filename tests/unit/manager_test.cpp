@@ -1545,23 +1545,5 @@ TEST_F(manager_test, stop_does_not_report_a_pending_wait_as_timed_out) {
     });
 }
 
-TEST_F(manager_test, until_launched_returns_once_sessions_exist) {
-    make();
-    script("a").create.latency = 20ms;
-    script("a").prompt.manual = true;
-    run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"a"});
-        EXPECT_FALSE(view(alice, ids[0])->upstream.has_value());
-        auto t0 = steady::now();
-        std::vector<std::string> wanted = ids;
-        co_await mgr_->until_launched(alice, wanted);
-        EXPECT_LT(steady::now() - t0, 1s);
-        auto v = view(alice, ids[0]);
-        CO_ASSERT_TRUE(v->upstream.has_value());
-        EXPECT_EQ(v->upstream->session, "ses_a");
-        EXPECT_EQ(v->state, job_state::running);
-    });
-}
-
 }  // namespace
 }  // namespace agentd::jobs

@@ -326,7 +326,7 @@ result<start_params> start_task(std::string_view task_fields) {
 TEST(params_start, minimal_task_gets_defaults) {
     auto p = start(R"({"tasks":[{"prompt":"hello"}]})");
     ASSERT_TRUE(p.has_value());
-    EXPECT_EQ(p->session, "default");
+    EXPECT_EQ(p->session, std::nullopt);  // absent: the caller's default applies later
     ASSERT_EQ(p->tasks.size(), 1u);
     auto const& t = p->tasks[0];
     EXPECT_EQ(t.prompt, "hello");
@@ -543,7 +543,7 @@ TEST(params_start, upstream_parent_must_look_like_an_upstream_session) {
 TEST(params_status, defaults_and_ids) {
     auto none = parse_status(nullptr);
     ASSERT_TRUE(none.has_value());
-    EXPECT_EQ(none->session, "default");
+    EXPECT_EQ(none->session, std::nullopt);
     EXPECT_FALSE(none->jobs.has_value());
 
     auto empty_obj = parse_status(js("{}"));
@@ -585,7 +585,7 @@ TEST(params_wait, defaults) {
     for (auto const& params : {json::value(nullptr), js("{}")}) {
         auto p = parse_wait(params);
         ASSERT_TRUE(p.has_value());
-        EXPECT_EQ(p->session, "default");
+        EXPECT_EQ(p->session, std::nullopt);
         EXPECT_FALSE(p->jobs.has_value());
         EXPECT_EQ(p->mode, wait_mode::all);
         EXPECT_EQ(p->timeout_ms, 30'000);
@@ -626,7 +626,7 @@ TEST(params_cancel, jobs_required) {
     EXPECT_EQ(p->jobs, (std::vector<std::string>{"a", "b"}));
     auto d = parse_cancel(js(R"({"jobs":["a"]})"));
     ASSERT_TRUE(d.has_value());
-    EXPECT_EQ(d->session, "default");
+    EXPECT_EQ(d->session, std::nullopt);
 
     expect_invalid(parse_cancel(nullptr), "jobs");
     expect_invalid(parse_cancel(js("{}")), "jobs");
@@ -643,7 +643,7 @@ TEST(params_peek, job_required) {
     ASSERT_TRUE(p.has_value());
     EXPECT_EQ(p->session, "s");
     EXPECT_EQ(p->job, "job_1");
-    EXPECT_EQ(parse_peek(js(R"({"job":"j"})"))->session, "default");
+    EXPECT_EQ(parse_peek(js(R"({"job":"j"})"))->session, std::nullopt);
 
     expect_invalid(parse_peek(nullptr), "job");
     expect_invalid(parse_peek(js(R"({"job":""})")), "job");
