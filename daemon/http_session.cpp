@@ -10,10 +10,10 @@
 #include "daemon/routes.hpp"
 #include "daemon/ui_assets.hpp"
 #include "daemon/ws_session.hpp"
+#include "jobs/wake_signal.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -178,8 +178,8 @@ asio::awaitable<void> watch_peer(http_socket& socket) {
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) co_return;
         if (n > 0) break;
     }
-    asio::steady_timer forever(socket.get_executor(), asio::steady_timer::time_point::max());
-    [[maybe_unused]] auto [waited] = co_await forever.async_wait(use_tuple);
+    jobs::wake_signal never(socket.get_executor());  // parks until the call's end cancels us
+    co_await never.wait();
 }
 
 // Runs a call (an agents_wait may take minutes) and cancels it when its client goes away, so
@@ -207,8 +207,9 @@ response connection_limit(unsigned version) {
 asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_context> ctx,
                                  bool reserve_slot) {
     http_stream stream(std::move(socket));
-    // What stop() calls for this connection; the WebSocket session replaces it after upgrade.
-    // On shutdown an idle connection closes at once; a busy one answers its request first.
+    // How this connection stops when its group does; the WebSocket session replaces it after
+    // upgrade. On shutdown an idle connection closes at once; a busy one answers its request
+    // first.
     bool busy = false;
     bool stop_requested = false;
     std::function<void()> stop_current = [&] {
@@ -217,13 +218,7 @@ asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_contex
         beast::error_code ignored;
         stream.socket().close(ignored);
     };
-    auto registration =
-        ctx->connections.insert(ctx->connections.end(), [&stop_current] { stop_current(); });
-    struct unregister {
-        http_context& ctx;
-        std::list<std::function<void()>>::iterator it;
-        ~unregister() { ctx.connections.erase(it); }
-    } guard{*ctx, registration};
+    std::stop_callback on_stop(ctx->connections.stop_token(), [&stop_current] { stop_current(); });
     bool silent = true;  // until the first request head is read (or the accept loop evicts us)
     auto silent_entry = ctx->silent.insert(ctx->silent.end(), [&silent, &stream] {
         silent = false;

@@ -6,6 +6,7 @@
 #include "daemon/mcp_registry.hpp"
 #include "daemon/rpc.hpp"
 #include "daemon/server.hpp"
+#include "daemon/task_group.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
@@ -25,8 +26,9 @@ using http_stream = boost::beast::basic_stream<boost::asio::generic::stream_prot
 struct http_context {
     server_options opts;
     rpc_service& rpc;
-    // One closer per open connection: its count is the connection cap, and stop() calls them.
-    std::list<std::function<void()>> connections;
+    // The open connections' coroutines: their count is the connection cap, and shutdown stops,
+    // joins and cancels them.
+    task_group connections;
     mcp_registry mcp;  // the sessions of /mcp
     // Closers of the connections that have not sent a whole request head yet, oldest first. At
     // the cap the accept loop closes the oldest to make room: silent sockets cannot lock clients

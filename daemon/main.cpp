@@ -16,13 +16,10 @@
 #include "jobs/upstream/opencode.hpp"
 #include "protocol/version.hpp"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <cstdlib>
 #include <filesystem>
@@ -76,16 +73,14 @@ boost::asio::awaitable<void> serve_after_recovery(jobs::manager& manager, daemon
     daemon::notify_service_manager("READY=1");
 }
 
-// The graceful path: jobs drain (persisted as they end), connections finish their answers.
+// The graceful path: jobs drain (persisted as they end), connections finish their answers
+// (the ones released by the drain, waits on ended jobs, are still being written).
 boost::asio::awaitable<void> shutdown(boost::asio::io_context& ioc, jobs::manager& manager,
                                       daemon::server& srv, boost::asio::signal_set& signals,
                                       std::chrono::milliseconds grace) {
     co_await manager.drain(grace);
     srv.stop();
-    // The answers released by the drain (waits on ended jobs) are still being written.
-    boost::asio::steady_timer flush(ioc, std::chrono::milliseconds(100));
-    [[maybe_unused]] auto [flushed] =
-        co_await flush.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    co_await srv.join(std::chrono::milliseconds(100));
     signals.cancel();
     ioc.stop();
 }

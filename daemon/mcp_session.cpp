@@ -7,6 +7,7 @@
 
 #include "daemon/mcp_registry.hpp"
 #include "daemon/routes.hpp"
+#include "jobs/wake_signal.hpp"
 #include "protocol/job_view.hpp"
 #include "protocol/mcp.hpp"
 #include "protocol/params.hpp"
@@ -15,7 +16,6 @@
 #include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/chunk_encode.hpp>
@@ -162,27 +162,8 @@ class sse_stream {
 
 // --- cancellation -----------------------------------------------------------------------------
 
-// Stops one request: fired by notifications/cancelled or by the end of its session.
-class cancel_signal {
-  public:
-    explicit cancel_signal(asio::any_io_executor ex)
-        : timer_(std::move(ex), asio::steady_timer::time_point::max()) {}
-
-    void fire() {
-        fired_ = true;
-        timer_.cancel();
-    }
-    bool fired() const { return fired_; }
-
-    // Completes once fired (or when the race it is part of cancels it).
-    asio::awaitable<void> wait() {
-        if (!fired_) co_await timer_.async_wait(use_tuple);
-    }
-
-  private:
-    asio::steady_timer timer_;
-    bool fired_ = false;
-};
+// A request's cancel_signal is fired by notifications/cancelled or by the end of its session.
+using cancel_signal = jobs::wake_signal;
 
 // The work's outcome, or nullopt when the signal fires first (the work is then cancelled).
 // Only for read-only work: a start or cancel stopped half-way would leave upstream work behind.

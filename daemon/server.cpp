@@ -168,13 +168,16 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     std::shared_ptr<http_context> ctx;
     std::list<any_acceptor> acceptors;
     std::vector<std::string> socket_files;  // created here, removed on stop
-    bool stopping = false;
 
     impl(asio::any_io_executor e, server_options o, rpc_service& rpc)
         : ex(std::move(e)),
           opts(clamped(std::move(o))),
-          ctx(std::make_shared<http_context>(http_context{
-              opts, rpc, {}, mcp_registry({.max_sessions = opts.max_mcp_sessions}), {}})) {}
+          ctx(std::make_shared<http_context>(
+              http_context{opts,
+                           rpc,
+                           task_group(ex, "connection"),
+                           mcp_registry({.max_sessions = opts.max_mcp_sessions}),
+                           {}})) {}
 
     void open_one(std::string const& spec) {
         if (auto why = listen_spec_error(spec))
@@ -250,10 +253,11 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     }
 
     static asio::awaitable<void> accept_loop(std::shared_ptr<impl> self, any_acceptor& acc) {
-        while (!self->stopping) {
+        auto const& connections = self->ctx->connections;
+        while (!connections.stop_requested()) {
             auto [ec, socket] = co_await acc.async_accept(use_tuple);
             if (ec) {
-                if (ec == asio::error::operation_aborted || self->stopping) co_return;
+                if (ec == asio::error::operation_aborted || connections.stop_requested()) co_return;
                 if (out_of_resources(ec)) {
                     // The client stays in the backlog; closed connections will make room.
                     asio::steady_timer pause(self->ex, std::chrono::milliseconds(100));
@@ -275,15 +279,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
                 continue;
             }
             bool reserve = open >= self->opts.max_connections;
-            asio::co_spawn(self->ex, serve_http(std::move(socket), self->ctx, reserve),
-                           [](std::exception_ptr e) {
-                               if (!e) return;
-                               try {
-                                   std::rethrow_exception(e);
-                               } catch (std::exception const& x) {
-                                   std::cerr << "agentd: connection error: " << x.what() << "\n";
-                               }
-                           });
+            self->ctx->connections.spawn(serve_http(std::move(socket), self->ctx, reserve));
         }
     }
 };
@@ -309,11 +305,15 @@ void server::start() {
 }
 
 void server::stop() {
-    impl_->stopping = true;
     boost::system::error_code ignored;
     for (auto& acc : impl_->acceptors) acc.close(ignored);
     impl_->remove_socket_files();
-    for (auto const& close : impl_->ctx->connections) close();
+    impl_->ctx->connections.request_stop();
+}
+
+asio::awaitable<void> server::join(std::chrono::milliseconds bound) {
+    auto self = impl_;
+    co_await self->ctx->connections.join(bound);
 }
 
 }  // namespace agentd::daemon

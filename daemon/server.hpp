@@ -7,7 +7,9 @@
 #include "daemon/server_options.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,8 +29,11 @@ class server {
     // on is an error. Throws std::runtime_error naming the address when one cannot be used.
     void open();
     void start();
-    // Stops accepting, closes open connections and removes the unix socket files it created.
+    // Stops accepting, asks the open connections to stop (idle ones close, busy ones answer
+    // first) and removes the unix socket files it created.
     void stop();
+    // After stop(): until every connection has ended, at most `bound`; the rest are cancelled.
+    boost::asio::awaitable<void> join(std::chrono::milliseconds bound);
 
   private:
     struct impl;

@@ -9,6 +9,7 @@
 
 #include "daemon/auth.hpp"
 #include "jobs/manager.hpp"
+#include "jobs/wake_signal.hpp"
 #include "protocol/job_view.hpp"
 
 #include <fmt/format.h>
@@ -16,7 +17,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -89,16 +89,18 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
         close();
     }
 
+    http_context& ctx() { return *ctx_; }
+
     // Shutdown: take no new calls, answer the ones in flight, then close.
     void stop() {
         stopping_ = true;
-        wake_writer_.cancel();  // the writer closes once nothing runs and all is written
+        wake_writer_.notify();  // the writer closes once nothing runs and all is written
     }
 
   private:
     struct approval {
-        explicit approval(asio::any_io_executor ex) : timer(std::move(ex)) {}
-        asio::steady_timer timer;
+        explicit approval(asio::any_io_executor ex) : answered(std::move(ex)) {}
+        jobs::wake_signal answered;
         std::optional<bool> approved;
     };
 
@@ -116,8 +118,7 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
     // within seconds, as they are when reading.
     asio::awaitable<void> wait_for_room() {
         while (!closed_ && !has_room()) {
-            room_.expires_after(std::chrono::seconds(1));
-            [[maybe_unused]] auto [waited] = co_await room_.async_wait(use_tuple);
+            [[maybe_unused]] auto woken = co_await room_.wait_for(std::chrono::seconds(1));
             if (closed_ || has_room()) break;
             if (peer_hung_up()) {
                 close();
@@ -145,8 +146,8 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
     void finish_call(std::size_t bytes) {
         --in_flight_;
         bytes_in_flight_ -= bytes;
-        room_.cancel();
-        if (stopping_ && in_flight_ == 0) wake_writer_.cancel();  // flush, then close
+        room_.notify();
+        if (stopping_ && in_flight_ == 0) wake_writer_.notify();  // flush, then close
     }
 
     // --- server push: agents_event ------------------------------------------------------
@@ -201,10 +202,7 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
         self->finish_call(text.size());
     }
 
-    asio::awaitable<void> until_closed() {
-        if (closed_) co_return;
-        [[maybe_unused]] auto [waited] = co_await closing_.async_wait(use_tuple);
-    }
+    asio::awaitable<void> until_closed() { co_await closing_.wait(); }
 
     // --- server → client requests -------------------------------------------------------
 
@@ -216,8 +214,7 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
                                           {"id", id},
                                           {"method", "approval/request"},
                                           {"params", std::move(params)}}));
-        pending.timer.expires_after(approval_timeout);
-        [[maybe_unused]] auto [waited] = co_await pending.timer.async_wait(use_tuple);
+        [[maybe_unused]] auto in_time = co_await pending.answered.wait_for(approval_timeout);
         approvals_.erase(id);
         co_return pending.approved.value_or(false);
     }
@@ -235,7 +232,7 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
         auto const* obj = result ? result->if_object() : nullptr;
         auto const* yes = obj ? obj->if_contains("approved") : nullptr;
         it->second->approved = yes && yes->is_bool() && yes->get_bool();
-        it->second->timer.cancel();
+        it->second->answered.fire();
         return true;
     }
 
@@ -263,7 +260,7 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
             close();
             return;
         }
-        wake_writer_.cancel();
+        wake_writer_.notify();
     }
 
     static asio::awaitable<void> writer(std::shared_ptr<ws_connection> self) {
@@ -273,8 +270,7 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
                 break;
             }
             if (self->outbox_.empty()) {
-                self->wake_writer_.expires_at(asio::steady_timer::time_point::max());
-                [[maybe_unused]] auto [waited] = co_await self->wake_writer_.async_wait(use_tuple);
+                co_await self->wake_writer_.wait();
                 continue;
             }
             auto text = std::move(self->outbox_.front());
@@ -295,24 +291,24 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
         listening_.reset();
         outbox_.clear();
         outbox_bytes_ = 0;
-        wake_writer_.cancel();
-        for (auto& [id, a] : approvals_) a->timer.cancel();  // unanswered: denied
+        wake_writer_.notify();
+        for (auto& [id, a] : approvals_) a->answered.fire();  // unanswered: denied
         // Nobody will read the answers: the calls in flight end now and free what they hold.
-        closing_.cancel();
-        room_.cancel();
+        closing_.fire();
+        room_.notify();
         beast::error_code ignored;
         beast::get_lowest_layer(ws_).socket().close(ignored);
     }
 
     websocket::stream<http_stream> ws_;
     std::shared_ptr<http_context> ctx_;
-    asio::steady_timer wake_writer_;
+    jobs::wake_signal wake_writer_;
     std::deque<std::string> outbox_;
     std::size_t outbox_bytes_ = 0;
     // Wakes the reader when a call ends (room under the read-ahead bound).
-    asio::steady_timer room_{ws_.get_executor()};
-    // Never expires; cancelled by close(), which ends every call still racing it.
-    asio::steady_timer closing_{ws_.get_executor(), asio::steady_timer::time_point::max()};
+    jobs::wake_signal room_{ws_.get_executor()};
+    // Fired by close(), which ends every call still racing it.
+    jobs::wake_signal closing_{ws_.get_executor()};
     std::size_t in_flight_ = 0;  // messages whose calls run
     bool pinging_ = false;       // a ping of wait_for_room() is being written
     std::size_t bytes_in_flight_ = 0;
@@ -333,6 +329,7 @@ asio::awaitable<void> serve_ws(http_stream stream, http::request<http::string_bo
                                std::shared_ptr<http_context> ctx, std::function<void()>& stop) {
     auto conn = std::make_shared<ws_connection>(std::move(stream), std::move(ctx));
     stop = [conn] { conn->stop(); };
+    if (conn->ctx().connections.stop_requested()) conn->stop();  // upgraded during shutdown
     co_await conn->run(std::move(req));
 }
 

@@ -4,6 +4,8 @@
 #include "planner/executor.hpp"
 #include "planner/plan.hpp"
 
+#include "tests/unit/io_fixture.hpp"
+
 #include <fmt/core.h>
 #include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
@@ -32,27 +34,8 @@ using namespace asio::experimental::awaitable_operators;
 using response = std::optional<json::value>;
 using ms = std::chrono::milliseconds;
 
-class executor_test : public ::testing::Test {
+class executor_test : public test::io_fixture {
   protected:
-    // Runs `work` to completion, then checks that it left nothing behind: run_for returning with
-    // the context stopped means no outstanding work, and nothing is ready afterwards either.
-    template <class T>
-    T run(asio::awaitable<T> work) {
-        std::optional<T> result;
-        std::exception_ptr error;
-        asio::co_spawn(ioc_, std::move(work), [&](std::exception_ptr e, T r) {
-            error = e;
-            result = std::move(r);
-        });
-        ioc_.run_for(10s);
-        EXPECT_TRUE(ioc_.stopped()) << "work left behind";
-        ioc_.restart();
-        EXPECT_EQ(ioc_.poll(), 0u);
-        if (error) std::rethrow_exception(error);
-        EXPECT_TRUE(result.has_value());
-        return std::move(result).value_or(T{});
-    }
-
     // A call that takes `delay` and answers with its own index, recording when it starts and ends.
     asio::awaitable<response> answer_after(std::size_t call, ms delay) {
         events_.push_back(fmt::format("start {}", call));
@@ -77,7 +60,6 @@ class executor_test : public ::testing::Test {
         return static_cast<std::size_t>(it - events_.begin());
     }
 
-    asio::io_context ioc_;
     std::vector<std::string> events_;
 };
 

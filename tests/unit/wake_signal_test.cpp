@@ -2,6 +2,7 @@
 // remembered, fire wakes every wait for good, timed waits end at their deadline or earlier when
 // woken, a losing branch of `||` is cancelled, and no work is ever left behind.
 #include "jobs/wake_signal.hpp"
+#include "tests/unit/io_fixture.hpp"
 
 #include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
@@ -23,27 +24,8 @@ using namespace std::chrono_literals;
 using namespace asio::experimental::awaitable_operators;
 using steady = std::chrono::steady_clock;
 
-class wake_signal_test : public ::testing::Test {
+class wake_signal_test : public test::io_fixture {
   protected:
-    // Runs `work` to completion, then checks that it left nothing behind: run_for returning with
-    // the context stopped means no outstanding work, and nothing is ready afterwards either.
-    template <class T>
-    T run(asio::awaitable<T> work) {
-        std::optional<T> result;
-        std::exception_ptr error;
-        asio::co_spawn(ioc_, std::move(work), [&](std::exception_ptr e, T r) {
-            error = e;
-            result = std::move(r);
-        });
-        ioc_.run_for(10s);
-        EXPECT_TRUE(ioc_.stopped()) << "work left behind";
-        ioc_.restart();
-        EXPECT_EQ(ioc_.poll(), 0u);
-        if (error) std::rethrow_exception(error);
-        EXPECT_TRUE(result.has_value());
-        return std::move(result).value_or(T{});
-    }
-
     // Calls `f` after `delay`, from a coroutine of its own.
     void after(std::chrono::milliseconds delay, std::function<void()> f) {
         auto later = [](asio::io_context& ioc, std::chrono::milliseconds d,
@@ -63,7 +45,6 @@ class wake_signal_test : public ::testing::Test {
             .count();
     }
 
-    asio::io_context ioc_;
     wake_signal signal_{ioc_.get_executor()};
 };
 
