@@ -321,9 +321,9 @@ std::string help_default(value const& v) {
 
 // Where each key's value came from ("--max-running", "config F: limits.max_running"), so errors
 // found after merging (a missing key file) name what the operator wrote.
-using origins = std::map<std::string, std::string>;
+using value_sources = std::map<std::string, std::string>;
 
-std::string origin_of(origins const& from, std::string const& key, std::string const& flag) {
+std::string source_of(value_sources const& from, std::string const& key, std::string const& flag) {
     auto it = from.find(key);
     return it == from.end() ? flag : it->second;
 }
@@ -347,15 +347,15 @@ bool valid_key(std::string const& key) {
 }
 
 // Loads the API key and the upstream password; an error message (never quoting a secret).
-std::optional<std::string> load_secrets(config& c, origins const& from) {
+std::optional<std::string> load_secrets(config& c, value_sources const& from) {
     if (c.upstream_api_key_env) {
-        auto where = origin_of(from, "upstream.api_key_env", "--upstream-api-key-env");
+        auto where = source_of(from, "upstream.api_key_env", "--upstream-api-key-env");
         char const* v = std::getenv(c.upstream_api_key_env->c_str());
         if (!v || !*v) return where + ": $" + *c.upstream_api_key_env + " is not set or empty";
         if (!valid_key(v)) return where + ": the key is empty or has spaces or control characters";
         c.upstream_api_key = v;
     } else if (c.upstream_api_key_file) {
-        auto where = origin_of(from, "upstream.api_key_file", "--upstream-api-key-file");
+        auto where = source_of(from, "upstream.api_key_file", "--upstream-api-key-file");
         c.upstream_api_key = read_secret(*c.upstream_api_key_file);
         if (!c.upstream_api_key) return where + ": cannot read " + *c.upstream_api_key_file;
         if (!valid_key(*c.upstream_api_key))
@@ -364,7 +364,7 @@ std::optional<std::string> load_secrets(config& c, origins const& from) {
     if (c.upstream_password_file) {
         c.upstream_password = read_secret(*c.upstream_password_file);
         if (!c.upstream_password)
-            return origin_of(from, "upstream.password_file", "--upstream-password-file") +
+            return source_of(from, "upstream.password_file", "--upstream-password-file") +
                    ": cannot read " + *c.upstream_password_file;
     } else if (char const* pw = std::getenv("OPENCODE_SERVER_PASSWORD"); pw && *pw) {
         c.upstream_password = pw;
@@ -378,7 +378,7 @@ startup failure(std::string const& message) {
 
 // Applies the file's keys to `c`; an error message naming the file and the key.
 std::optional<std::string> apply_file(std::vector<setting> const& table, std::string const& path,
-                                      config& c, origins& from) {
+                                      config& c, value_sources& from) {
     auto where = "config " + path + ": ";
     auto read = read_toml_file(path);
     if (auto const* error = std::get_if<std::string>(&read)) return where + *error;
@@ -424,7 +424,7 @@ void add_flags(CLI::App& app, std::vector<setting> const& table, flag_values& f)
 
 // Applies the flags given to `c`, over what the file set; an error message naming the flag.
 std::optional<std::string> apply_flags(std::vector<setting> const& table, flag_values const& f,
-                                       config& c, origins& from) {
+                                       config& c, value_sources& from) {
     for (std::size_t i = 0; i < table.size(); ++i) {
         auto const& s = table[i];
         if (f.options[i]->count() == 0) continue;
@@ -460,7 +460,7 @@ startup read_startup(std::vector<std::string> const& args) {
     }
 
     config c;
-    origins from;
+    value_sources from;
     auto error = config_file ? apply_file(table, *config_file, c, from) : std::nullopt;
     if (!error) error = apply_flags(table, flags, c, from);
     if (c.state_dir.empty()) c.state_dir = default_state_dir();

@@ -4,7 +4,7 @@
 // kills one connection and never the daemon.
 #include "daemon/server.hpp"
 
-#include "daemon/http_session.hpp"
+#include "daemon/http_connection.hpp"
 
 #include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
@@ -176,7 +176,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
               http_context{opts,
                            rpc,
                            task_group(ex, "connection"),
-                           mcp_registry({.max_sessions = opts.max_mcp_sessions}),
+                           mcp_sessions({.max_sessions = opts.max_mcp_sessions}),
                            {}})) {}
 
     void open_one(std::string const& spec) {

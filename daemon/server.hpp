@@ -1,6 +1,6 @@
 // The network front: TCP and unix-socket listeners (or those systemd passed) and the connection
 // registry (cap, shutdown). Each accepted connection runs in its own coroutine
-// (http_session.cpp). Asio and Beast stay out of here.
+// (http_connection.cpp). Asio and Beast stay out of here.
 #pragma once
 
 #include "daemon/rpc.hpp"

@@ -34,10 +34,10 @@ class timed final : public up::backend {
 
     std::string_view name() const override { return inner_->name(); }
 
-    asio::awaitable<up::up_result<std::string>> create_session(up::session_request const& req,
-                                                               up::call_control& ctl) override {
+    asio::awaitable<up::up_result<std::string>> create_upstream_session(
+        up::upstream_session_request const& req, up::call_control& ctl) override {
         call_timer t(m_, upstream_call::create);
-        auto out = co_await inner_->create_session(req, ctl);
+        auto out = co_await inner_->create_upstream_session(req, ctl);
         co_return out;
     }
 
@@ -70,9 +70,10 @@ class timed final : public up::backend {
         co_return out;
     }
 
-    asio::awaitable<up::up_result<std::optional<std::set<std::string>>>> busy_sessions() override {
+    asio::awaitable<up::up_result<std::optional<std::set<std::string>>>> busy_upstream_sessions()
+        override {
         call_timer t(m_, upstream_call::recover);
-        auto out = co_await inner_->busy_sessions();
+        auto out = co_await inner_->busy_upstream_sessions();
         co_return out;
     }
 

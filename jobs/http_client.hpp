@@ -1,4 +1,4 @@
-// A keep-alive HTTP/1.1 client pool for one upstream origin, on Beast coroutines. Every call has
+// A keep-alive HTTP/1.1 client pool for one upstream server, on Beast coroutines. Every call has
 // a deadline covering connect, write and read, can be stopped through call_control, and reports
 // failures as values. Beast stays in http_client.cpp.
 #pragma once
@@ -36,7 +36,7 @@ using http_result = boost::system::result<http_reply, http_failure>;
 
 struct http_request {
     std::string_view method;  // "GET", "POST"
-    std::string target;       // path + query, without the origin's base path
+    std::string target;       // path + query, without the URL's base path
     std::string body;         // sent as application/json when non-empty or method is POST
     std::chrono::steady_clock::time_point deadline;
     upstream::call_control* control = nullptr;  // may be null

@@ -39,8 +39,8 @@ struct job {
     std::string partial;  // text streamed so far (peek), capped at max_output_bytes
     std::unique_ptr<upstream::call_control> control;  // while running
     std::vector<waiter_hook*> waiters;
-    std::uint64_t seq = 0;     // creation order, for newest-first listings
-    std::uint64_t origin = 0;  // the connection that started it (0: none), for push events
+    std::uint64_t seq = 0;            // creation order, for newest-first listings
+    std::uint64_t connection_id = 0;  // the connection that started it (0: none), for push events
     // Creation + timeout (DESIGN §3: queue time counts), on the monotonic clock.
     std::chrono::steady_clock::time_point deadline{};
 };

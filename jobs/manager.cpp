@@ -320,8 +320,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             if (!ec && j->control) j->control->stop(stop_reason::deadline);
         });
 
-        upstream::session_request sreq{j->view.description, j->upstream_parent, j->task.directory};
-        auto session = co_await backend->create_session(sreq, ctl);
+        upstream::upstream_session_request sreq{j->view.description, j->upstream_parent,
+                                                j->task.directory};
+        auto session = co_await backend->create_upstream_session(sreq, ctl);
         if (!session) {
             deadline.cancel();
             end_failed(*j, session.error(), error_phase::create);
@@ -468,7 +469,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     // Decides every restored running job: still busy upstream → followed live; finished
     // meanwhile → its result; anything else → interrupted and aborted upstream.
     static asio::awaitable<void> settle(std::shared_ptr<impl> self) {
-        auto busy = co_await self->backend->busy_sessions();
+        auto busy = co_await self->backend->busy_upstream_sessions();
         for (auto const& j : std::vector<job_ptr>(self->unsettled.begin(), self->unsettled.end())) {
             if (!self->unsettled.contains(j)) continue;  // the bound passed meanwhile
             auto const session = j->view.upstream->session;
@@ -630,7 +631,7 @@ void manager::stop() {
 
 protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
                                                              protocol::start_params const& p,
-                                                             std::uint64_t origin) {
+                                                             std::uint64_t connection_id) {
     auto& m = *impl_;
     if (m.stopped || m.draining) return protocol::shutting_down();
     int depth = 1;
@@ -659,7 +660,7 @@ protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
         j->view.task = preview_of(t);
         j->upstream_parent = p.upstream_parent;
         j->seq = m.next_seq++;
-        j->origin = origin;
+        j->connection_id = connection_id;
         created.push_back(std::move(j));
     }
     // Durable before acknowledged; a failed write rejects the call with nothing created.

@@ -84,10 +84,10 @@ class manager {
     // finish within `grace`, then are stopped, aborted upstream and end interrupted; then stop().
     boost::asio::awaitable<void> drain(std::chrono::milliseconds grace);
 
-    // `origin` tags the jobs with the connection that started them (WebSocket push).
+    // `connection_id` tags the jobs with the connection that started them (WebSocket push).
     protocol::result<std::vector<job_entry>> start_jobs(owner const& o,
                                                         protocol::start_params const& p,
-                                                        std::uint64_t origin = 0);
+                                                        std::uint64_t connection_id = 0);
     std::vector<job_entry> status(owner const& o, protocol::status_params const& p) const;
     boost::asio::awaitable<wait_outcome> wait(owner const& o, protocol::wait_params const& p) const;
     boost::asio::awaitable<std::vector<job_entry>> cancel(owner const& o,

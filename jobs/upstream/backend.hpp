@@ -6,7 +6,8 @@
 // How the manager drives a backend. Everything runs on one executor (no locks); different
 // jobs' calls interleave freely, and a cancel's abort may run while its stopped prompt unwinds.
 //   start(sink, live) once, before any job: keep the sink (and start any background stream).
-//   create_session    the job's conversation id: JobView.upstream.session, the key deltas are
+//   create_upstream_session
+//                     the job's conversation id: JobView.upstream.session, the key deltas are
 //                     reported under, and what abort/read_partial/recover get. It may be minted
 //                     locally (openai: "chat_<hex>", no I/O) when the upstream keeps no sessions.
 //   prompt            runs the task to its final text and usage. Every piece of text as it
@@ -18,8 +19,9 @@
 //                     when closing the stream already stopped it (openai).
 //   read_partial      only for peek of a running job whose sink got nothing yet; "" is fine.
 //   recover           after a restart, for jobs that were running (see below).
-//   busy_sessions     after a restart: which sessions still run a turn; follow re-attaches
-//                     to one of them and returns its outcome like prompt.
+//   busy_upstream_sessions
+//                     after a restart: which upstream sessions still run a turn; follow
+//                     re-attaches to one of them and returns its outcome like prompt.
 //   stop()            once, at shutdown, after every running job's call_control was stopped.
 //
 // Rules every call keeps:
@@ -28,7 +30,7 @@
 //     the provider reported (also inside a 200 stream) → upstream, with the provider's message
 //     and http_status; a reply of the wrong shape (bad JSON or SSE, a stream ending early) →
 //     protocol. Messages quote a short printable excerpt of upstream text, never a credential.
-//   - The manager sets `phase` from the call (create_session → create, prompt → prompt).
+//   - The manager sets `phase` from the call (create_upstream_session → create, prompt → prompt).
 //   - call_control: while waiting on I/O or a timer, hold a std::stop_callback on
 //     ctl.stop_token() whose function closes the socket or wakes the wait; check ctl.stopped()
 //     right after registering and return. Cancel, the job deadline and shutdown call
@@ -70,7 +72,7 @@ using up_result = boost::system::result<T, upstream_error>;
 [[noreturn]] void throw_exception_from_error(upstream_error const& e,
                                              boost::source_location const& loc);
 
-struct session_request {
+struct upstream_session_request {
     std::string title;                  // empty: none sent
     std::optional<std::string> parent;  // upstream parent session id
     std::optional<std::string> directory;
@@ -106,8 +108,8 @@ class backend {
     virtual ~backend() = default;
     virtual std::string_view name() const = 0;
 
-    virtual boost::asio::awaitable<up_result<std::string>> create_session(
-        session_request const& req, call_control& ctl) = 0;
+    virtual boost::asio::awaitable<up_result<std::string>> create_upstream_session(
+        upstream_session_request const& req, call_control& ctl) = 0;
     virtual boost::asio::awaitable<up_result<prompt_outcome>> prompt(std::string const& session,
                                                                      prompt_request const& req,
                                                                      call_control& ctl) = 0;
@@ -131,12 +133,13 @@ class backend {
     // After a restart: the upstream sessions still running a turn (opencode's GET
     // /session/status), to re-attach their jobs live; nullopt when the backend cannot tell.
     virtual boost::asio::awaitable<up_result<std::optional<std::set<std::string>>>>
-    busy_sessions() {
+    busy_upstream_sessions() {
         co_return std::optional<std::set<std::string>>{};
     }
-    // After a restart, for a session busy_sessions() listed: waits for its running turn to end
-    // and returns its outcome as prompt would have (deltas reach the sink meanwhile). Only
-    // called when busy_sessions() gave a set; the default cannot follow.
+    // After a restart, for a session busy_upstream_sessions() listed: waits for its running
+    // turn to end and returns its outcome as prompt would have (deltas reach the sink
+    // meanwhile). Only called when busy_upstream_sessions() gave a set; the default cannot
+    // follow.
     virtual boost::asio::awaitable<up_result<prompt_outcome>> follow(
         std::string const& session, std::optional<std::string> const& directory,
         call_control& ctl) {

@@ -287,8 +287,8 @@ class openai_backend final : public backend {
 
     // The transcript lives in agentd (one system + user turn per job), so a session is only a
     // local name for the job's conversation: no network.
-    asio::awaitable<up_result<std::string>> create_session(session_request const&,
-                                                           call_control&) override {
+    asio::awaitable<up_result<std::string>> create_upstream_session(upstream_session_request const&,
+                                                                    call_control&) override {
         co_return "chat_" + random_hex(12);
     }
 

@@ -206,8 +206,8 @@ class opencode_backend final : public backend {
 
     std::string_view name() const override { return protocol::to_string(backend_kind::opencode); }
 
-    asio::awaitable<up_result<std::string>> create_session(session_request const& req,
-                                                           call_control& ctl) override {
+    asio::awaitable<up_result<std::string>> create_upstream_session(
+        upstream_session_request const& req, call_control& ctl) override {
         json::object body;
         if (!req.title.empty()) body["title"] = req.title;
         if (req.parent) body["parentID"] = *req.parent;
@@ -275,7 +275,8 @@ class opencode_backend final : public backend {
         co_return opencode::parse_recovered(reply->status, reply->body, cfg_.max_output);
     }
 
-    asio::awaitable<up_result<std::optional<std::set<std::string>>>> busy_sessions() override {
+    asio::awaitable<up_result<std::optional<std::set<std::string>>>> busy_upstream_sessions()
+        override {
         http_request r{"GET", "/session/status", {}, clock::now() + cfg_.request_timeout, nullptr};
         r.max_body = 1 << 20;
         auto reply = co_await pool_.request(std::move(r));

@@ -65,12 +65,12 @@ up_result<std::string> parse_session(unsigned status, std::string_view body) {
     if (id.empty())
         return protocol_error(error_phase::create, "session create: response has no session id");
     // The id goes into request paths (/session/{id}/message): nothing but an id may pass.
-    if (!valid_session_id(id))
+    if (!valid_upstream_session_id(id))
         return protocol_error(error_phase::create, "session create: invalid session id");
     return std::string(id);
 }
 
-bool valid_session_id(std::string_view id) {
+bool valid_upstream_session_id(std::string_view id) {
     constexpr std::string_view prefix = "ses";
     if (id.size() <= prefix.size() || id.size() > 256 || !id.starts_with(prefix)) return false;
     return std::all_of(id.begin() + prefix.size(), id.end(), [](char c) {
@@ -164,7 +164,7 @@ up_result<std::set<std::string>> parse_busy(unsigned status, std::string_view bo
     for (auto const& [id, st] : v->get_object()) {
         auto const* o = st.if_object();
         // "busy" and "retry" both mean a turn is still running; idle ones are usually omitted.
-        if (o && string_at(*o, "type") != "idle" && valid_session_id(id))
+        if (o && string_at(*o, "type") != "idle" && valid_upstream_session_id(id))
             busy.emplace(std::string_view(id));
     }
     return busy;

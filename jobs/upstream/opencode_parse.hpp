@@ -15,7 +15,7 @@ namespace agentd::jobs::upstream::opencode {
 // `status` and `body` of an HTTP reply from the upstream.
 up_result<std::string> parse_session(unsigned status, std::string_view body);
 // `ses` + [A-Za-z0-9_-]+ (at most 256 bytes): safe to put into a request path.
-bool valid_session_id(std::string_view id);
+bool valid_upstream_session_id(std::string_view id);
 up_result<prompt_outcome> parse_prompt(unsigned status, std::string_view body,
                                        std::size_t max_output);
 up_result<std::string> parse_partial(unsigned status, std::string_view body);

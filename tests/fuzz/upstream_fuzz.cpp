@@ -55,11 +55,11 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
         case 0:
             // Whatever is accepted as a session id is safe to put into a request path.
             if (auto id = opencode::parse_session(status, body);
-                id && !opencode::valid_session_id(*id))
+                id && !opencode::valid_upstream_session_id(*id))
                 __builtin_trap();
             if (auto busy = opencode::parse_busy(status, body))
                 for (auto const& sid : *busy)
-                    if (!opencode::valid_session_id(sid)) __builtin_trap();
+                    if (!opencode::valid_upstream_session_id(sid)) __builtin_trap();
             break;
         case 1:
             check(opencode::parse_prompt(status, body, max_output));

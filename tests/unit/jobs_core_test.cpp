@@ -423,8 +423,8 @@ TEST(opencode_session, id_must_be_safe_for_a_request_path) {
         EXPECT_EQ(r.error().kind, error_kind::protocol) << bad;
         EXPECT_TRUE(contains(r.error().message, "invalid session id")) << r.error().message;
     }
-    EXPECT_TRUE(oc::valid_session_id("ses_Ab-9_z"));
-    EXPECT_FALSE(oc::valid_session_id("ses_" + std::string(300, 'a')));
+    EXPECT_TRUE(oc::valid_upstream_session_id("ses_Ab-9_z"));
+    EXPECT_FALSE(oc::valid_upstream_session_id("ses_" + std::string(300, 'a')));
 }
 
 TEST(opencode_session, busy_sessions_from_session_status) {

@@ -83,7 +83,7 @@ struct fake_state {
     std::map<std::string, gate*> gates;  // "create:<name>" / "prompt:<name>"
     std::set<asio::steady_timer*> timers;
     std::vector<std::string> creates;  // task names, in call order
-    std::vector<upstream::session_request> create_requests;
+    std::vector<upstream::upstream_session_request> create_requests;
     std::vector<std::string> prompts;
     std::vector<std::string> prompt_sessions;
     std::vector<upstream::prompt_request> prompt_requests;
@@ -120,8 +120,8 @@ class fake_backend final : public upstream::backend {
 
     std::string_view name() const override { return "fake"; }
 
-    asio::awaitable<upstream::up_result<std::string>> create_session(
-        upstream::session_request const& req, upstream::call_control& ctl) override {
+    asio::awaitable<upstream::up_result<std::string>> create_upstream_session(
+        upstream::upstream_session_request const& req, upstream::call_control& ctl) override {
         std::string name = req.title;
         st_->creates.push_back(name);
         st_->create_requests.push_back(req);

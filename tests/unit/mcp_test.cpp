@@ -2,7 +2,7 @@
 // results) and the MCP session registry (ids, idle expiry, the cap's LRU eviction that spares
 // busy sessions, stopping in-flight requests), without sockets.
 #include "protocol/mcp.hpp"
-#include "daemon/mcp_registry.hpp"
+#include "daemon/mcp_sessions.hpp"
 
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
@@ -108,8 +108,8 @@ TEST(McpProtocol, ListsFiveToolsWhoseInputsAreClosedObjects) {
     }
 }
 
-daemon::mcp_registry registry(std::size_t max_sessions, std::chrono::milliseconds idle = 1h) {
-    return daemon::mcp_registry({max_sessions, idle});
+daemon::mcp_sessions registry(std::size_t max_sessions, std::chrono::milliseconds idle = 1h) {
+    return daemon::mcp_sessions({max_sessions, idle});
 }
 
 TEST(McpRegistry, OpensFindsAndEndsSessions) {

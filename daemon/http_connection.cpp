@@ -2,14 +2,14 @@
 // (headers, chunk extensions and trailers cannot grow it), admission by the route table before
 // the body is read (an unauthenticated client cannot make us buffer 1 MiB), and the status codes
 // of DESIGN §2 (400, 401, 403, 405, 413, 415, 431, 501, 204).
-#include "daemon/http_session.hpp"
+#include "daemon/http_connection.hpp"
 
-#include "daemon/mcp_session.hpp"
+#include "daemon/mcp_endpoint.hpp"
 #include "daemon/metrics.hpp"
 #include "daemon/request_reader.hpp"
 #include "daemon/routes.hpp"
 #include "daemon/ui_assets.hpp"
-#include "daemon/ws_session.hpp"
+#include "daemon/ws_connection.hpp"
 #include "jobs/wake_signal.hpp"
 
 #include <boost/asio/as_tuple.hpp>

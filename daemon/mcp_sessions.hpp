@@ -1,6 +1,6 @@
 // MCP sessions (Mcp-Session-Id): opened by initialize, ended by DELETE, by idle expiry or by
 // eviction at a principal's cap. Each session lists its in-flight requests so that
-// notifications/cancelled and the session's end can stop them. No sockets: http_session.hpp
+// notifications/cancelled and the session's end can stop them. No sockets: http_connection.hpp
 // holds one registry.
 #pragma once
 
@@ -47,14 +47,14 @@ class mcp_in_flight {
     std::multimap<std::string, std::function<void()>>::iterator it_;
 };
 
-class mcp_registry {
+class mcp_sessions {
   public:
     struct options {
         std::size_t max_sessions = 1024;  // per principal
         std::chrono::milliseconds idle_timeout{3'600'000};
     };
 
-    explicit mcp_registry(options opts);
+    explicit mcp_sessions(options opts);
 
     // A new session of `principal`. At its cap one of its idle sessions ends: one that never
     // called a tool first, then the least recently used. Null when all of them are busy (the

@@ -1,7 +1,7 @@
 // MCP session bookkeeping: random ids from the kernel CSPRNG, idle expiry checked whenever a
 // session is looked up or created (sessions only appear through initialize, so that bounds them
 // without a timer), and eviction at a principal's cap that never touches a busy session.
-#include "daemon/mcp_registry.hpp"
+#include "daemon/mcp_sessions.hpp"
 
 #include "jobs/random.hpp"
 
@@ -30,20 +30,20 @@ mcp_in_flight::~mcp_in_flight() {
     session_->last_used = mcp_session::clock::now();
 }
 
-mcp_registry::mcp_registry(options opts) : opts_(opts) {}
+mcp_sessions::mcp_sessions(options opts) : opts_(opts) {}
 
-bool mcp_registry::expired(mcp_session const& s, mcp_session::clock::time_point now) const {
+bool mcp_sessions::expired(mcp_session const& s, mcp_session::clock::time_point now) const {
     return s.in_flight.empty() && now - s.last_used > opts_.idle_timeout;
 }
 
-void mcp_registry::end_session(std::shared_ptr<mcp_session> const& s) {
+void mcp_sessions::end_session(std::shared_ptr<mcp_session> const& s) {
     s->ended = true;
     std::vector<std::function<void()>> stops;
     for (auto const& [id, stop] : s->in_flight) stops.push_back(stop);
     for (auto const& stop : stops) stop();
 }
 
-bool mcp_registry::make_room(std::string const& principal) {
+bool mcp_sessions::make_room(std::string const& principal) {
     auto now = mcp_session::clock::now();
     std::erase_if(sessions_, [&](auto const& kv) {
         if (!expired(*kv.second, now)) return false;
@@ -68,7 +68,7 @@ bool mcp_registry::make_room(std::string const& principal) {
     return true;
 }
 
-std::shared_ptr<mcp_session> mcp_registry::open(std::string const& principal) {
+std::shared_ptr<mcp_session> mcp_sessions::open(std::string const& principal) {
     if (!make_room(principal)) return nullptr;
     auto s = std::make_shared<mcp_session>();
     s->id = jobs::random_hex(16);
@@ -78,7 +78,7 @@ std::shared_ptr<mcp_session> mcp_registry::open(std::string const& principal) {
     return s;
 }
 
-std::shared_ptr<mcp_session> mcp_registry::find(std::string_view id) {
+std::shared_ptr<mcp_session> mcp_sessions::find(std::string_view id) {
     auto it = sessions_.find(std::string(id));
     if (it == sessions_.end()) return nullptr;
     auto now = mcp_session::clock::now();
@@ -91,7 +91,7 @@ std::shared_ptr<mcp_session> mcp_registry::find(std::string_view id) {
     return it->second;
 }
 
-bool mcp_registry::end(std::string_view id) {
+bool mcp_sessions::end(std::string_view id) {
     auto it = sessions_.find(std::string(id));
     if (it == sessions_.end()) return false;
     end_session(it->second);

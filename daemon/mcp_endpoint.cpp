@@ -3,9 +3,9 @@
 // progress token, which streams notifications/progress and then its response as SSE events.
 // notifications/cancelled (and the session's end) fires a per-request signal; a cancelled
 // request is never answered: its SSE stream just ends, a JSON exchange gets 202 and no body.
-#include "daemon/mcp_session.hpp"
+#include "daemon/mcp_endpoint.hpp"
 
-#include "daemon/mcp_registry.hpp"
+#include "daemon/mcp_sessions.hpp"
 #include "daemon/routes.hpp"
 #include "jobs/wake_signal.hpp"
 #include "protocol/job_view.hpp"

@@ -1,8 +1,8 @@
 // One WebSocket connection on /ws: JSON-RPC both ways over the upgraded stream. Included only by
-// http_session.cpp, which hands the stream over after the upgrade request passed its guards.
+// http_connection.cpp, which hands the stream over after the upgrade request passed its guards.
 #pragma once
 
-#include "daemon/http_session.hpp"
+#include "daemon/http_connection.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/http/message.hpp>

@@ -5,7 +5,7 @@
 // of buffering. Closing cancels every call in flight. One writer coroutine owns all writes; a
 // reader that does not keep up is disconnected. The server asks the client for approval with
 // `approval/request` (DESIGN §4, approval.start=ask).
-#include "daemon/ws_session.hpp"
+#include "daemon/ws_connection.hpp"
 
 #include "daemon/auth.hpp"
 #include "jobs/manager.hpp"
@@ -154,7 +154,7 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
 
     void on_job(jobs::job const& j) {
         if (closed_ || j.own.principal != principal_) return;
-        bool mine = j.origin == id_ || all_sessions_ || sessions_.contains(j.own.session);
+        bool mine = j.connection_id == id_ || all_sessions_ || sessions_.contains(j.own.session);
         if (!mine) return;
         json::object params{{"job", protocol::to_json(j.view, std::chrono::system_clock::now())}};
         params["session"] = j.own.session;

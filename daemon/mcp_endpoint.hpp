@@ -1,9 +1,9 @@
 // The MCP endpoint `/mcp` (Streamable HTTP): header guards before the body is read, then one
 // POST or DELETE answered as JSON or, for agents_wait with a progress token, as an SSE stream.
-// Included by http_session.cpp only, after its Host/Origin and token guards.
+// Included by http_connection.cpp only, after its Host/Origin and token guards.
 #pragma once
 
-#include "daemon/http_session.hpp"
+#include "daemon/http_connection.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/http/message.hpp>

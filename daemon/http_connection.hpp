@@ -3,7 +3,7 @@
 // /healthz and /ui. Included by server.cpp only.
 #pragma once
 
-#include "daemon/mcp_registry.hpp"
+#include "daemon/mcp_sessions.hpp"
 #include "daemon/rpc.hpp"
 #include "daemon/server.hpp"
 #include "daemon/task_group.hpp"
@@ -29,7 +29,7 @@ struct http_context {
     // The open connections' coroutines: their count is the connection cap, and shutdown stops,
     // joins and cancels them.
     task_group connections;
-    mcp_registry mcp;  // the sessions of /mcp
+    mcp_sessions mcp;  // the sessions of /mcp
     // Closers of the connections that have not sent a whole request head yet, oldest first. At
     // the cap the accept loop closes the oldest to make room: silent sockets cannot lock clients
     // out, since a real client sends its request as soon as it connects.
