@@ -65,12 +65,7 @@ bool accepts_json_and_sse(std::string_view accept) {
 }
 
 string_response json_response(http::status status, json::value const& body, unsigned version) {
-    string_response res{status, version};
-    res.set(http::field::server, "agentd");
-    res.set(http::field::content_type, "application/json");
-    res.set(http::field::cache_control, "no-store");
-    res.body() = json::serialize(body);
-    return res;
+    return make_response(status, version, "application/json", json::serialize(body));
 }
 
 // A transport-level refusal: the HTTP status, and a JSON-RPC error without an id (spec).
@@ -80,9 +75,7 @@ string_response refusal(http::status status, std::string_view reason, unsigned v
 }
 
 string_response empty_response(http::status status, unsigned version) {
-    string_response res{status, version};
-    res.set(http::field::server, "agentd");
-    return res;
+    return make_response(status, version, {}, {});
 }
 
 // --- one exchange -----------------------------------------------------------------------------
@@ -119,9 +112,7 @@ class sse_stream {
 
     asio::awaitable<bool> open() {
         http::response<http::empty_body> head{http::status::ok, x_.req.version()};
-        head.set(http::field::server, "agentd");
-        head.set(http::field::content_type, "text/event-stream");
-        head.set(http::field::cache_control, "no-store");
+        set_common_headers(head, "text/event-stream");
         head.set(session_header, x_.session->id);
         head.keep_alive(x_.req.keep_alive());
         head.chunked(true);

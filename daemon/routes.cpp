@@ -155,12 +155,16 @@ admission admit(request_parser const& parser, server_options const& opts) {
     return {r, std::nullopt, r->upgrade};
 }
 
+void set_common_headers(http::fields& headers, std::string_view content_type) {
+    headers.set(http::field::server, "agentd");
+    if (!content_type.empty()) headers.set(http::field::content_type, content_type);
+    headers.set(http::field::cache_control, "no-store");
+}
+
 string_response make_response(http::status status, unsigned version, std::string_view content_type,
                               std::string body) {
     string_response res{status, version};
-    res.set(http::field::server, "agentd");
-    if (!content_type.empty()) res.set(http::field::content_type, content_type);
-    res.set(http::field::cache_control, "no-store");
+    set_common_headers(res, content_type);
     res.body() = std::move(body);
     return res;
 }

@@ -48,6 +48,9 @@ struct admission {
 // /rpc the media type and declared length. /mcp's own header rules follow in screen_mcp.
 admission admit(request_parser const& parser, server_options const& opts);
 
+// The headers every response carries (Server, Cache-Control, and Content-Type when given); also
+// for the heads that are not a string_response (the MCP event stream, the WebSocket 101).
+void set_common_headers(boost::beast::http::fields& headers, std::string_view content_type = {});
 // Every response starts here: status, version, and the headers all responses carry.
 string_response make_response(boost::beast::http::status status, unsigned version,
                               std::string_view content_type, std::string body);

@@ -8,6 +8,7 @@
 #include "daemon/ws_connection.hpp"
 
 #include "daemon/auth.hpp"
+#include "daemon/routes.hpp"
 #include "jobs/manager.hpp"
 #include "jobs/wake_signal.hpp"
 #include "protocol/job_view.hpp"
@@ -64,7 +65,7 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
         // A browser that offered subprotocols (the token rides in one) needs one selected.
         bool v1 = subprotocol_offered(req[http::field::sec_websocket_protocol], ws_subprotocol);
         ws_.set_option(websocket::stream_base::decorator([v1](websocket::response_type& res) {
-            res.set(http::field::server, "agentd");
+            set_common_headers(res);
             if (v1) res.set(http::field::sec_websocket_protocol, ws_subprotocol);
         }));
         ws_.read_message_max(ctx_->opts.max_body_bytes);
