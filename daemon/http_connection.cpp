@@ -219,6 +219,13 @@ asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_contex
         stream.socket().close(ignored);
     };
     std::stop_callback on_stop(ctx->connections.stop_token(), [&stop_current] { stop_current(); });
+    // Past the shutdown's bound: close now, even mid-request (the WebSocket replaces it too).
+    std::function<void()> abort_current = [&stream] {
+        beast::error_code ignored;
+        stream.socket().close(ignored);
+    };
+    std::stop_callback on_abort(ctx->connections.abort_token(),
+                                [&abort_current] { abort_current(); });
     bool silent = true;  // until the first request head is read (or the accept loop evicts us)
     auto silent_entry = ctx->silent.insert(ctx->silent.end(), [&silent, &stream] {
         silent = false;
@@ -271,7 +278,8 @@ asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_contex
                           res.result() == http::status::not_implemented;
             keep_alive = keep_alive && !unread_body;
         } else if (admitted.upgrade) {
-            co_await serve_ws(std::move(stream), parser.release(), ctx, stop_current);
+            co_await serve_ws(std::move(stream), parser.release(), ctx, stop_current,
+                              abort_current);
             co_return;
         } else {
             parser.body_limit(ctx->opts.max_body_bytes);

@@ -1,16 +1,13 @@
-// task_group on Asio's per-operation cancellation: every child is spawned bound to a
-// cancellation_signal of its own, kept in a list until the child's completion handler removes
-// it (just after: see spawn()). A child leaves the count as its frame ends, as it did when each
-// connection unregistered itself, and join() is woken once none is left.
+// task_group: a count of running children, two stop sources (stop, abort) they register on, and
+// a wake_signal for join(). Not Asio's per-operation cancellation: a cancellation slot bound to
+// co_spawn's handler outlived its signal in Boost 1.81 (UBSan saw a member call on a destroyed
+// cancellation handler when connections ended in a flood), so children stop by closing their
+// own sockets, which every pending operation of theirs observes.
 #include "daemon/task_group.hpp"
 
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/post.hpp>
 
 #include <iostream>
-#include <list>
 
 namespace agentd::daemon {
 namespace asio = boost::asio;
@@ -18,10 +15,9 @@ namespace asio = boost::asio;
 struct task_group::state {
     asio::any_io_executor ex;
     std::string what;
-    std::list<asio::cancellation_signal> children;
-    std::list<asio::cancellation_signal> ended;  // signals of ended children, until erased
-    std::size_t running = 0;                     // children whose coroutine has not ended
+    std::size_t running = 0;  // children whose coroutine has not ended
     std::stop_source stopping;
+    std::stop_source aborting;
     jobs::wake_signal emptied;
 
     state(asio::any_io_executor e, std::string w)
@@ -43,27 +39,29 @@ asio::awaitable<void> run_child(std::shared_ptr<task_group::state> s, asio::awai
     co_await std::move(child);
 }
 
+// Waits until no child runs or `deadline` passes.
+asio::awaitable<void> until_empty(std::shared_ptr<task_group::state> s,
+                                  std::chrono::steady_clock::time_point deadline) {
+    while (s->running > 0 && std::chrono::steady_clock::now() < deadline) {
+        [[maybe_unused]] auto woken = co_await s->emptied.wait_until(deadline);
+    }
+}
+
 }  // namespace
 
 void task_group::spawn(asio::awaitable<void> child) {
-    auto it = state_->children.emplace(state_->children.end());
     ++state_->running;
-    auto done = [s = state_, it](std::exception_ptr e) {
-        // Co_spawn calls this from inside the child's coroutine machinery, which still uses the
-        // child's cancellation signal: the signal goes once that has unwound.
-        s->ended.splice(s->ended.end(), s->children, it);
-        asio::post(s->ex, [s, it] { s->ended.erase(it); });
-        if (!e) return;
-        try {
-            std::rethrow_exception(e);
-        } catch (std::exception const& x) {
-            std::cerr << "agentd: " << s->what << " error: " << x.what() << "\n";
-        } catch (...) {
-            std::cerr << "agentd: " << s->what << " error\n";
-        }
-    };
     asio::co_spawn(state_->ex, run_child(state_, std::move(child)),
-                   asio::bind_cancellation_slot(it->slot(), std::move(done)));
+                   [s = state_](std::exception_ptr e) {
+                       if (!e) return;
+                       try {
+                           std::rethrow_exception(e);
+                       } catch (std::exception const& x) {
+                           std::cerr << "agentd: " << s->what << " error: " << x.what() << "\n";
+                       } catch (...) {
+                           std::cerr << "agentd: " << s->what << " error\n";
+                       }
+                   });
 }
 
 std::size_t task_group::size() const {
@@ -82,13 +80,16 @@ bool task_group::stop_requested() const {
     return state_->stopping.stop_requested();
 }
 
+std::stop_token task_group::abort_token() const {
+    return state_->aborting.get_token();
+}
+
 asio::awaitable<void> task_group::join(std::chrono::milliseconds bound) {
     auto s = state_;
-    auto const deadline = std::chrono::steady_clock::now() + bound;
-    while (s->running > 0 && std::chrono::steady_clock::now() < deadline) {
-        [[maybe_unused]] auto woken = co_await s->emptied.wait_until(deadline);
-    }
-    for (auto& child : s->children) child.emit(asio::cancellation_type::terminal);
+    co_await until_empty(s, std::chrono::steady_clock::now() + bound);
+    if (s->running == 0) co_return;
+    s->aborting.request_stop();
+    co_await until_empty(s, std::chrono::steady_clock::now() + bound);
 }
 
 }  // namespace agentd::daemon

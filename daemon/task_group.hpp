@@ -1,6 +1,7 @@
 // task_group: the coroutines of the open connections, owned as one group. Shutdown asks them to
 // stop (each registers how on stop_token(): an idle connection closes, a busy one answers first),
-// waits for them to end, and cancels the ones still running (as Beast's advanced server does).
+// waits for them to end, and aborts the ones still running (each registers on abort_token():
+// its socket closes at once, whatever it was doing).
 #pragma once
 
 #include "jobs/wake_signal.hpp"
@@ -29,8 +30,12 @@ class task_group {
     void request_stop();
     bool stop_requested() const;
 
-    // Until every child has ended, or at most `bound`; then the ones left get a terminal
-    // cancellation (their pending operation completes with operation_aborted).
+    // Children register how they abort (close their socket: every pending operation then
+    // completes with an error); join() runs them for the children left at its bound.
+    std::stop_token abort_token() const;
+
+    // Until every child has ended, or at most `bound`; then the ones left are aborted and
+    // waited for, again at most `bound`.
     boost::asio::awaitable<void> join(std::chrono::milliseconds bound);
 
     struct state;  // public only for the coroutine that runs a child (task_group.cpp)

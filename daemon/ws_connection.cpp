@@ -98,6 +98,22 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
         wake_writer_.notify();  // the writer closes once nothing runs and all is written
     }
 
+    // Closes now: pending answers are dropped, the calls in flight end.
+    void close() {
+        if (closed_) return;
+        closed_ = true;
+        listening_.reset();
+        outbox_.clear();
+        outbox_bytes_ = 0;
+        wake_writer_.notify();
+        for (auto& [id, a] : approvals_) a->answered.fire();  // unanswered: denied
+        // Nobody will read the answers: the calls in flight end now and free what they hold.
+        closing_.fire();
+        room_.notify();
+        beast::error_code ignored;
+        beast::get_lowest_layer(ws_).socket().close(ignored);
+    }
+
   private:
     struct approval {
         explicit approval(asio::any_io_executor ex) : answered(std::move(ex)) {}
@@ -286,21 +302,6 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
         }
     }
 
-    void close() {
-        if (closed_) return;
-        closed_ = true;
-        listening_.reset();
-        outbox_.clear();
-        outbox_bytes_ = 0;
-        wake_writer_.notify();
-        for (auto& [id, a] : approvals_) a->answered.fire();  // unanswered: denied
-        // Nobody will read the answers: the calls in flight end now and free what they hold.
-        closing_.fire();
-        room_.notify();
-        beast::error_code ignored;
-        beast::get_lowest_layer(ws_).socket().close(ignored);
-    }
-
     websocket::stream<http_stream> ws_;
     std::shared_ptr<http_context> ctx_;
     jobs::wake_signal wake_writer_;
@@ -327,9 +328,11 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
 }  // namespace
 
 asio::awaitable<void> serve_ws(http_stream stream, http::request<http::string_body> req,
-                               std::shared_ptr<http_context> ctx, std::function<void()>& stop) {
+                               std::shared_ptr<http_context> ctx, std::function<void()>& stop,
+                               std::function<void()>& abort) {
     auto conn = std::make_shared<ws_connection>(std::move(stream), std::move(ctx));
     stop = [conn] { conn->stop(); };
+    abort = [conn] { conn->close(); };
     if (conn->ctx().connections.stop_requested()) conn->stop();  // upgraded during shutdown
     co_await conn->run(std::move(req));
 }

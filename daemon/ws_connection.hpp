@@ -15,6 +15,6 @@ namespace agentd::daemon {
 
 boost::asio::awaitable<void> serve_ws(
     http_stream stream, boost::beast::http::request<boost::beast::http::string_body> req,
-    std::shared_ptr<http_context> ctx, std::function<void()>& stop);
+    std::shared_ptr<http_context> ctx, std::function<void()>& stop, std::function<void()>& abort);
 
 }  // namespace agentd::daemon
