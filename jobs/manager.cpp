@@ -277,7 +277,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         explicit abort_batch(asio::any_io_executor e) : done(std::move(e)) {}
     };
 
-    void spawn_abort(std::string session, std::optional<std::string> directory,
+    void spawn_abort(std::string upstream_session, std::optional<std::string> directory,
                      std::shared_ptr<abort_batch> batch = nullptr) {
         ++aborting;
         if (batch) ++batch->left;
@@ -285,7 +285,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                        std::optional<std::string> d) -> asio::awaitable<void> {
             [[maybe_unused]] auto aborted = co_await self->backend->abort(s, d);
         };
-        asio::co_spawn(ex, call(shared_from_this(), std::move(session), std::move(directory)),
+        asio::co_spawn(ex,
+                       call(shared_from_this(), std::move(upstream_session), std::move(directory)),
                        [self = shared_from_this(), batch](std::exception_ptr) {
                            --self->aborting;
                            if (batch && --batch->left == 0) batch->done.fire();
@@ -322,15 +323,15 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
 
         upstream::upstream_session_request sreq{j->view.description, j->upstream_parent,
                                                 j->task.directory};
-        auto session = co_await backend->create_upstream_session(sreq, ctl);
-        if (!session) {
+        auto upstream_session = co_await backend->create_upstream_session(sreq, ctl);
+        if (!upstream_session) {
             deadline.cancel();
-            end_failed(*j, session.error(), error_phase::create);
+            end_failed(*j, upstream_session.error(), error_phase::create);
             co_return std::nullopt;
         }
         if (j->view.state != job_state::running) co_return std::nullopt;  // cancelled: final
-        j->view.upstream = protocol::upstream_ref{std::string(backend->name()), *session};
-        jobs.bind_upstream(j, *session);
+        j->view.upstream = protocol::upstream_ref{std::string(backend->name()), *upstream_session};
+        jobs.bind_upstream(j, *upstream_session);
         persist(*j);
         if (ctl.stopped() != stop_reason::none) {
             deadline.cancel();
@@ -341,13 +342,14 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
 
         upstream::prompt_request preq{j->task.prompt, j->task.agent, j->task.model, j->task.system,
                                       j->task.directory};
-        auto out = co_await backend->prompt(*session, preq, ctl);
+        auto out = co_await backend->prompt(*upstream_session, preq, ctl);
         deadline.cancel();
         co_return end_turn(j, std::move(out));
     }
 
     // Ends a running job with its turn's outcome. A failure other than the upstream's own
-    // leaves the upstream possibly still working: the session to abort once the slot is free.
+    // leaves the upstream possibly still working: the upstream session to abort once the slot is
+    // free.
     std::optional<std::string> end_turn(job_ptr const& j,
                                         upstream::up_result<upstream::prompt_outcome> out) {
         if (out) {
@@ -472,13 +474,13 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         auto busy = co_await self->backend->busy_upstream_sessions();
         for (auto const& j : std::vector<job_ptr>(self->unsettled.begin(), self->unsettled.end())) {
             if (!self->unsettled.contains(j)) continue;  // the bound passed meanwhile
-            auto const session = j->view.upstream->session;
-            if (busy && *busy && (*busy)->contains(session)) {
+            auto const upstream_session = j->view.upstream->session;
+            if (busy && *busy && (*busy)->contains(upstream_session)) {
                 self->settle_one(j);
                 self->attach(j);
                 continue;
             }
-            auto outcome = co_await self->backend->recover(session, j->task.directory);
+            auto outcome = co_await self->backend->recover(upstream_session, j->task.directory);
             if (!self->unsettled.contains(j)) continue;
             self->settle_one(j);
             if (outcome && *outcome) {
@@ -534,15 +536,15 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
 
     // --- peek text from the event stream ------------------------------------------------
 
-    // Whether `session` is the upstream session of a running job (the event stream keeps
+    // Whether `upstream_session` is the upstream session of a running job (the event stream keeps
     // state only for those).
-    bool is_live(std::string_view session) const {
-        auto j = jobs.find_by_upstream(std::string(session));
+    bool is_live(std::string_view upstream_session) const {
+        auto j = jobs.find_by_upstream(std::string(upstream_session));
         return j && j->view.state == job_state::running;
     }
 
-    void on_delta(std::string_view session, std::string_view delta) {
-        auto j = jobs.find_by_upstream(std::string(session));
+    void on_delta(std::string_view upstream_session, std::string_view delta) {
+        auto j = jobs.find_by_upstream(std::string(upstream_session));
         if (!j || j->view.state != job_state::running) return;
         auto room = lim.max_output_bytes - std::min(lim.max_output_bytes, j->partial.size());
         j->partial.append(delta.substr(0, protocol::utf8_prefix(delta, room)));
@@ -571,12 +573,12 @@ limits const& manager::config() const {
 void manager::start() {
     std::weak_ptr<impl> weak = impl_;
     impl_->backend->start(
-        [weak](std::string_view session, std::string_view delta) {
-            if (auto self = weak.lock()) self->on_delta(session, delta);
+        [weak](std::string_view upstream_session, std::string_view delta) {
+            if (auto self = weak.lock()) self->on_delta(upstream_session, delta);
         },
-        [weak](std::string_view session) {
+        [weak](std::string_view upstream_session) {
             auto self = weak.lock();
-            return self && self->is_live(session);
+            return self && self->is_live(upstream_session);
         });
     impl_->restore();
     asio::co_spawn(impl_->ex, impl::reap(impl_), impl_->report_failure("the reaper"));
