@@ -5,6 +5,8 @@
 // own sockets, which every pending operation of theirs observes.
 #include "daemon/task_group.hpp"
 
+#include "jobs/wake_signal.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 
 #include <iostream>

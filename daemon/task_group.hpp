@@ -4,8 +4,6 @@
 // its socket closes at once, whatever it was doing).
 #pragma once
 
-#include "jobs/wake_signal.hpp"
-
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 

@@ -2,6 +2,8 @@
 // they run, request_stop() runs the stop callbacks they registered, join() returns as soon as
 // the last child ends, and aborts the ones still running at its bound; nothing is left behind.
 #include "daemon/task_group.hpp"
+
+#include "jobs/wake_signal.hpp"
 #include "tests/unit/io_fixture.hpp"
 
 #include <gtest/gtest.h>
