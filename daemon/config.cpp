@@ -192,6 +192,10 @@ std::vector<setting> settings() {
             "upstream.password_file", "--upstream-password-file",
             "File holding the upstream basic-auth password (else $OPENCODE_SERVER_PASSWORD)",
             [](auto& c) -> auto& { return c.upstream_password_file; }),
+        choice<protocol::permission_policy>(
+            "upstream.permissions", "--upstream-permissions",
+            "Sub-agents' permission and question requests: ask (the caller answers) | allow | deny",
+            [](auto& c) -> auto& { return c.limits.permissions; }),
         number(
             "upstream.timeout_ms", "--upstream-timeout-ms",
             "Deadline of session create, abort and read calls", 1, hour_ms,
@@ -211,6 +215,14 @@ std::vector<setting> settings() {
         number(
             "limits.job_timeout_ms", "--job-timeout-ms", "Default wall-clock deadline of a job", 1,
             7 * 24 * hour_ms, [](auto& c) -> auto& { return c.limits.job_timeout; }),
+        number(
+            "limits.idle_timeout_ms", "--idle-timeout-ms",
+            "A running job with no upstream progress this long fails (0: off)", 0, 7 * 24 * hour_ms,
+            [](auto& c) -> auto& { return c.limits.idle_timeout; }),
+        number(
+            "limits.input_timeout_ms", "--input-timeout-ms",
+            "A permission or question unanswered this long is rejected (0: never)", 0,
+            7 * 24 * hour_ms, [](auto& c) -> auto& { return c.limits.input_timeout; }),
         number(
             "limits.max_output_bytes", "--max-output-bytes", "Cap of a job's output", 1, 1 << 30,
             [](auto& c) -> auto& { return c.limits.max_output_bytes; }),

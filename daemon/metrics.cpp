@@ -118,6 +118,7 @@ void metrics::job_changed(protocol::job_view const& view) {
             ++jobs_started_;
             break;
         case job_state::running:
+        case job_state::waiting:  // also activity and request changes: not counted here
             break;
         case job_state::completed:
             ++jobs_finished_[0];

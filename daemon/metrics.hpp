@@ -60,8 +60,8 @@ class exposition {
 
 // What each upstream backend call is, as the `phase` label (create and prompt are the phases of a
 // job's error; the others are the backend's remaining calls, backend.hpp).
-enum class upstream_call { create, prompt, abort, read_partial, recover };
-BOOST_DESCRIBE_ENUM(upstream_call, create, prompt, abort, read_partial, recover)
+enum class upstream_call { create, prompt, abort, read_partial, recover, respond };
+BOOST_DESCRIBE_ENUM(upstream_call, create, prompt, abort, read_partial, recover, respond)
 
 // Values read from the daemon at scrape time rather than counted.
 struct metrics_gauges {
@@ -89,9 +89,9 @@ class metrics {
     std::string render(metrics_gauges const& gauges) const;
 
   private:
-    static constexpr std::array<std::string_view, 8> rpc_methods{
-        "agents_start", "agents_status",    "agents_wait",        "agents_cancel",
-        "agents_peek",  "agents_subscribe", "agents_unsubscribe", "other"};
+    static constexpr std::array<std::string_view, 9> rpc_methods{
+        "agents_start",   "agents_status",    "agents_wait",        "agents_cancel", "agents_peek",
+        "agents_respond", "agents_subscribe", "agents_unsubscribe", "other"};
     static constexpr auto upstream_calls = protocol::enum_names<upstream_call>;
     // completed, cancelled, interrupted, then failed_<error kind> for each error_kind.
     static constexpr std::size_t outcome_count =

@@ -56,6 +56,13 @@ json::array render(std::vector<jobs::session_job> const& listed, json::storage_p
 json::object render_peek(jobs::peek_outcome const& out, json::storage_ptr const& sp,
                          response_budget& budget) {
     json::object result({{"job", render({out.job}, sp, budget).at(0)}}, sp);
+    json::array steps(sp);
+    steps.reserve(out.steps.size());
+    for (auto const& s : out.steps) {
+        budget.spend(96 + s.title.size() + s.output_tail.size());
+        steps.push_back(protocol::to_json(s, sp));
+    }
+    result["steps"] = std::move(steps);
     if (budget.take_json_string(out.partial_output)) {
         result["partial_output"] = out.partial_output;
     } else {
@@ -159,9 +166,12 @@ result<json::value> rpc_service::run(protocol::status_params const& p, call_cont
 asio::awaitable<result<json::value>> rpc_service::run(protocol::wait_params const& p,
                                                       call_context& c) {
     auto out = co_await jobs_.wait(c.owner, p);
+    json::array needs_input(c.sp);
+    for (auto const& id : out.needs_input) needs_input.push_back(json::string(id, c.sp));
     co_return json::object({{"done", out.done},
                             {"timed_out", out.timed_out},
-                            {"jobs", render(out.jobs, c.sp, c.budget)}},
+                            {"jobs", render(out.jobs, c.sp, c.budget)},
+                            {"needs_input", std::move(needs_input)}},
                            c.sp);
 }
 
@@ -177,6 +187,13 @@ asio::awaitable<result<json::value>> rpc_service::run(protocol::peek_params cons
     co_return render_peek(out, c.sp, c.budget);
 }
 
+asio::awaitable<result<json::value>> rpc_service::run(protocol::respond_params const& p,
+                                                      call_context& c) {
+    auto out = co_await jobs_.respond(c.owner, p);
+    if (!out) co_return out.error();
+    co_return json::object({{"job", render({*out}, c.sp, c.budget).at(0)}}, c.sp);
+}
+
 asio::awaitable<result<json::value>> rpc_service::invoke(std::string_view method,
                                                          json::value const& params,
                                                          caller const& who, json::storage_ptr sp,
@@ -189,6 +206,7 @@ asio::awaitable<result<json::value>> rpc_service::invoke(std::string_view method
         {"agents_wait", &rpc_service::method<&protocol::parse_wait>},
         {"agents_cancel", &rpc_service::method<&protocol::parse_cancel>},
         {"agents_peek", &rpc_service::method<&protocol::parse_peek>},
+        {"agents_respond", &rpc_service::method<&protocol::parse_respond>},
     };
     rpc_timer timing(metrics_, method);
     // A call made alone (MCP tools) has the whole response to itself.

@@ -91,6 +91,8 @@ class rpc_service {
         protocol::cancel_params const& p, call_context& c);
     boost::asio::awaitable<protocol::result<boost::json::value>> run(protocol::peek_params const& p,
                                                                      call_context& c);
+    boost::asio::awaitable<protocol::result<boost::json::value>> run(
+        protocol::respond_params const& p, call_context& c);
 
     // Batches of parallel calls and serial barriers (DESIGN §4).
     std::vector<planner::batch> plan_for(

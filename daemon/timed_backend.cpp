@@ -84,9 +84,22 @@ class timed final : public up::backend {
         co_return out;
     }
 
-    void start(up::delta_sink sink, up::live_check live) override {
-        inner_->start(std::move(sink), std::move(live));
+    asio::awaitable<up::up_result<void>> respond(std::string const& session,
+                                                 std::optional<std::string> const& directory,
+                                                 up::request_reply const& reply) override {
+        call_timer t(m_, upstream_call::respond);
+        auto out = co_await inner_->respond(session, directory, reply);
+        co_return out;
     }
+
+    asio::awaitable<up::up_result<std::vector<protocol::pending_request>>> pending_requests(
+        std::string const& session, std::optional<std::string> const& directory) override {
+        call_timer t(m_, upstream_call::recover);
+        auto out = co_await inner_->pending_requests(session, directory);
+        co_return out;
+    }
+
+    void start(std::shared_ptr<up::event_sink> sink) override { inner_->start(std::move(sink)); }
     void stop() override { inner_->stop(); }
 
   private:

@@ -8,6 +8,8 @@
 #include "protocol/params.hpp"
 
 #include <chrono>
+#include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,6 +45,18 @@ struct job {
     std::uint64_t connection_id = 0;  // the connection that started it (0: none), for push events
     // Creation + timeout (DESIGN §3: queue time counts), on the monotonic clock.
     std::chrono::steady_clock::time_point deadline{};
+
+    // Agentic state (DESIGN §2): tool steps (the last steps_kept, oldest first), when the
+    // upstream last showed progress (idle_timeout_ms), when each pending request was asked
+    // (input_timeout_ms), the requests whose answer is on its way upstream, and the throttle of
+    // activity events (a change within activity_gap of the last push is merged into one later).
+    static constexpr std::size_t steps_kept = 100;
+    std::deque<protocol::step> steps;
+    std::chrono::steady_clock::time_point last_progress{};
+    std::map<std::string, std::chrono::steady_clock::time_point, std::less<>> asked;
+    std::map<std::string, protocol::answered_by, std::less<>> answering;
+    std::chrono::steady_clock::time_point activity_pushed{};
+    bool activity_due = false;  // a change not pushed yet
 };
 
 using job_ptr = std::shared_ptr<job>;

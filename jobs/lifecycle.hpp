@@ -8,7 +8,9 @@
 
 namespace agentd::jobs {
 
-enum class job_event { admit, complete, fail, cancel, interrupt };
+// ask: a permission or question needs an answer (running → waiting); resume: the last pending
+// request was settled (waiting → running).
+enum class job_event { admit, ask, resume, complete, fail, cancel, interrupt };
 
 // The state after `e`, or nullopt when `e` is not allowed in `s` (terminal states are final).
 std::optional<protocol::job_state> next_state(protocol::job_state s, job_event e);

@@ -62,6 +62,11 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     // Restored running jobs whose fate (re-attached, finished, interrupted) is not decided yet.
     std::unordered_set<job_ptr> unsettled;
     wake_signal settled;  // recover() waits on it; fired once unsettled is empty
+    // watch(): idle jobs, unanswered requests and merged activity events, woken for a time
+    // earlier than the one it sleeps until.
+    wake_signal watcher;
+    steady::time_point watch_next = steady::time_point::max();
+    static constexpr std::chrono::milliseconds activity_gap{250};
 
     impl(asio::any_io_executor e, limits l, std::unique_ptr<upstream::backend> b, store* s)
         : ex(std::move(e)),
@@ -72,7 +77,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
           queue_expiry(ex),
           db(s),
           idle(ex),
-          settled(ex) {}
+          settled(ex),
+          watcher(ex) {}
 
     // Writes the job's row before the change is acknowledged. A failed write stays pending in
     // the store (write-behind) and the flusher retries it: the daemon keeps serving from memory
@@ -142,7 +148,11 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         j.view.state = *next;
         if (fill) fill(j);
         auto now = now_ms();
-        if (*next == job_state::running) j.view.started_at = now;
+        if (*next == job_state::running && !j.view.started_at) j.view.started_at = now;
+        if (*next == job_state::running) {
+            j.last_progress = steady::now();  // admitted or resumed: the idle clock starts over
+            if (lim.idle_timeout.count() > 0) arm(j.last_progress + lim.idle_timeout);
+        }
         if (protocol::is_terminal(*next)) {
             j.view.finished_at = now;
             compact_finished(j);
@@ -206,6 +216,14 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             auto j = std::move(queue.front());
             queue.pop_front();
             launch(std::move(j));
+        }
+    }
+
+    // Wakes watch() for `t` when it sleeps longer.
+    void arm(steady::time_point t) {
+        if (t < watch_next) {
+            watch_next = t;
+            watcher.notify();
         }
     }
 
@@ -375,6 +393,14 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             case stop_reason::deadline:
                 e = {error_kind::timeout, phase, timeout_message(j), std::nullopt};
                 break;
+            case stop_reason::idle:
+                e = {
+                    error_kind::timeout, phase,
+                    fmt::format(
+                        "no progress from the upstream for {} s",
+                        std::chrono::duration_cast<std::chrono::seconds>(lim.idle_timeout).count()),
+                    std::nullopt};
+                break;
             case stop_reason::shutdown:
                 end_with(j, job_event::interrupt, error_kind::interrupted, phase,
                          "agentd shut down");
@@ -443,7 +469,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                 retain(j->view.id, steady_now - std::chrono::duration_cast<steady::duration>(age));
             } else if (j->view.state == job_state::queued) {
                 enqueue(j);  // it never started: it runs after the restart
-            } else if (j->view.state == job_state::running && j->view.upstream) {
+            } else if (protocol::is_active(j->view.state) && j->view.upstream) {
                 unsettled.insert(j);
             } else {
                 interrupt(*j, "agentd restarted before the job ran");
@@ -478,6 +504,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             if (busy && *busy && (*busy)->contains(upstream_session)) {
                 self->settle_one(j);
                 self->attach(j);
+                co_await self->restore_requests(j);
                 continue;
             }
             auto outcome = co_await self->backend->recover(upstream_session, j->task.directory);
@@ -539,15 +566,271 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     // Whether `upstream_session` is the upstream session of a running job (the event stream keeps
     // state only for those).
     bool is_live(std::string_view upstream_session) const {
+        return active_job(upstream_session) != nullptr;
+    }
+
+    job_ptr active_job(std::string_view upstream_session) const {
         auto j = jobs.find_by_upstream(std::string(upstream_session));
-        return j && j->view.state == job_state::running;
+        return j && protocol::is_active(j->view.state) ? j : nullptr;
     }
 
     void on_delta(std::string_view upstream_session, std::string_view delta) {
-        auto j = jobs.find_by_upstream(std::string(upstream_session));
-        if (!j || j->view.state != job_state::running) return;
+        auto j = active_job(upstream_session);
+        if (!j) return;
+        j->last_progress = steady::now();
         auto room = lim.max_output_bytes - std::min(lim.max_output_bytes, j->partial.size());
         j->partial.append(delta.substr(0, protocol::utf8_prefix(delta, room)));
+    }
+
+    // --- tool steps and requests (DESIGN §2) --------------------------------------------
+
+    void on_progress(std::string_view upstream_session) {
+        if (auto j = active_job(upstream_session)) j->last_progress = steady::now();
+    }
+
+    void on_tool(std::string_view upstream_session, upstream::tool_update const& u) {
+        auto j = active_job(upstream_session);
+        if (!j) return;
+        j->last_progress = steady::now();
+        auto it = std::find_if(j->steps.rbegin(), j->steps.rend(),
+                               [&](protocol::step const& s) { return s.call_id == u.call_id; });
+        bool const is_new = it == j->steps.rend();
+        protocol::step* s = nullptr;
+        if (!is_new) {
+            s = &*it;
+        } else {
+            j->steps.push_back({u.call_id, u.tool, u.status, {}, {}, {}, {}});
+            if (j->steps.size() > job::steps_kept) j->steps.pop_front();
+            s = &j->steps.back();
+        }
+        s->status = u.status;
+        if (!u.title.empty()) s->title = u.title;
+        if (u.started_at) s->started_at = u.started_at;
+        if (u.finished_at) s->finished_at = u.finished_at;
+        if (!u.output_tail.empty()) s->output_tail = u.output_tail;
+
+        protocol::activity_view a;
+        a.steps = (j->view.activity ? j->view.activity->steps : 0) + (is_new ? 1 : 0);
+        a.tool = s->tool;
+        a.title = s->title;
+        a.since = s->started_at.value_or(now_ms());
+        if (j->view.activity && *j->view.activity == a) return;
+        j->view.activity = std::move(a);
+        activity_changed(*j);
+    }
+
+    // Pushes the new activity at once when the last push is older than activity_gap, else once
+    // at last push + activity_gap with whatever it is then (≤ 4 events/s per job, DESIGN §6).
+    void activity_changed(job& j) {
+        auto now = steady::now();
+        if (now - j.activity_pushed >= activity_gap) {
+            j.activity_pushed = now;
+            j.activity_due = false;
+            notify(j);
+        } else if (!j.activity_due) {
+            j.activity_due = true;
+            arm(j.activity_pushed + activity_gap);
+        }
+    }
+
+    void on_request(std::string_view upstream_session, protocol::pending_request r) {
+        auto j = active_job(upstream_session);
+        if (!j) return;
+        j->last_progress = steady::now();
+        auto known = [&](auto const& list) {
+            return std::any_of(list.begin(), list.end(),
+                               [&](auto const& x) { return x.id == r.id; });
+        };
+        if (known(j->view.requests) || known(j->view.answered) || j->answering.contains(r.id))
+            return;  // told twice (event and restore)
+        r.asked_at = now_ms();
+        auto policy = j->task.permissions.value_or(lim.permissions);
+        if (policy != protocol::permission_policy::ask) {
+            spawn_answer(j, policy_reply(r, policy), protocol::answered_by::policy);
+            return;
+        }
+        j->asked[r.id] = steady::now();
+        if (lim.input_timeout.count() > 0) arm(steady::now() + lim.input_timeout);
+        j->view.requests.push_back(std::move(r));
+        requests_changed(*j);
+    }
+
+    // A request the upstream settled: by us (send_answer records it), or elsewhere.
+    void on_settled(std::string_view upstream_session, upstream::request_settled const& s) {
+        auto j = active_job(upstream_session);
+        if (!j || j->answering.contains(s.request_id)) return;
+        auto it = std::find_if(j->view.requests.begin(), j->view.requests.end(),
+                               [&](auto const& r) { return r.id == s.request_id; });
+        if (it == j->view.requests.end()) return;
+        auto kind = it->kind;
+        drop_request(*j, s.request_id);
+        record(*j, s.request_id, kind, s.how, protocol::answered_by::upstream);
+    }
+
+    // Waiting while anything is pending, running otherwise; every change is pushed and wakes
+    // waits (agents_wait returns on `waiting`).
+    void requests_changed(job& j) {
+        if (!j.view.requests.empty() && j.view.state == job_state::running) {
+            transition(j, job_event::ask);
+        } else if (j.view.requests.empty() && j.view.state == job_state::waiting) {
+            transition(j, job_event::resume);
+        } else {
+            for (auto* w : std::vector<waiter_hook*>(j.waiters)) w->wake();
+            notify(j);
+        }
+    }
+
+    void drop_request(job& j, std::string const& id) {
+        j.asked.erase(id);
+        auto before = j.view.requests.size();
+        std::erase_if(j.view.requests, [&](auto const& r) { return r.id == id; });
+        if (j.view.requests.size() != before) requests_changed(j);
+    }
+
+    void record(job& j, std::string const& id, protocol::request_kind kind, protocol::decision how,
+                protocol::answered_by by) {
+        j.view.answered.push_back({id, kind, how, by, now_ms()});
+        if (j.view.answered.size() > protocol::answered_request::kept)
+            j.view.answered.erase(j.view.answered.begin());
+        std::cerr << "agentd: job=" << j.view.id << " request=" << id
+                  << " kind=" << protocol::to_string(kind)
+                  << " decision=" << protocol::to_string(how) << " by=" << protocol::to_string(by)
+                  << "\n";
+        persist(j);
+        // A terminal job's end was announced once already (listeners count terminal states).
+        if (protocol::is_active(j.view.state)) notify(j);
+    }
+
+    // What policy `allow`/`deny` answers (DESIGN §2): a permission once or rejected; a question
+    // with "decide yourself" where free text is allowed, else rejected.
+    static upstream::request_reply policy_reply(protocol::pending_request const& r,
+                                                protocol::permission_policy policy) {
+        upstream::request_reply reply{r.id, r.kind, protocol::decision::deny, std::nullopt, {}};
+        if (r.kind == protocol::request_kind::permission) {
+            if (policy == protocol::permission_policy::allow)
+                reply.how = protocol::decision::allow;
+            else
+                reply.message = "denied by agentd policy";
+            return reply;
+        }
+        bool free_text = std::all_of(r.questions.begin(), r.questions.end(),
+                                     [](auto const& q) { return q.custom; });
+        if (free_text && !r.questions.empty()) {
+            reply.how = protocol::decision::answer;
+            for (std::size_t i = 0; i < r.questions.size(); ++i)
+                reply.answers.push_back({"No user is available; decide yourself."});
+        }
+        return reply;
+    }
+
+    // Sends an answer upstream and settles the request: recorded on success, dropped when the
+    // upstream no longer has it (404), left pending on any other failure.
+    asio::awaitable<upstream::up_result<void>> send_answer(job_ptr j, upstream::request_reply reply,
+                                                           protocol::answered_by by) {
+        if (!j->view.upstream)
+            co_return upstream::upstream_error{error_kind::protocol, error_phase::prompt,
+                                               "the job has no upstream session", std::nullopt};
+        j->answering[reply.request_id] = by;
+        auto out = co_await backend->respond(j->view.upstream->session, j->task.directory, reply);
+        j->answering.erase(reply.request_id);
+        if (out) {
+            drop_request(*j, reply.request_id);
+            record(*j, reply.request_id, reply.kind, reply.how, by);
+        } else if (out.error().http_status == 404) {
+            drop_request(*j, reply.request_id);
+        } else {
+            std::cerr << "agentd: job=" << j->view.id << " request=" << reply.request_id
+                      << " answer by " << protocol::to_string(by)
+                      << " failed: " << out.error().message << "\n";
+        }
+        co_return out;
+    }
+
+    void spawn_answer(job_ptr j, upstream::request_reply reply, protocol::answered_by by) {
+        auto call = [](std::shared_ptr<impl> self, job_ptr j, upstream::request_reply r,
+                       protocol::answered_by by) -> asio::awaitable<void> {
+            auto id = r.request_id;
+            auto sent = co_await self->send_answer(j, std::move(r), by);
+            // Not taken (upstream down): try again after another input timeout.
+            if (!sent && j->asked.contains(id)) {
+                j->asked[id] = steady::now();
+                self->arm(steady::now() +
+                          std::max(self->lim.input_timeout, std::chrono::milliseconds(1000)));
+            }
+        };
+        asio::co_spawn(ex, call(shared_from_this(), std::move(j), std::move(reply), by),
+                       report_failure("answering a request"));
+    }
+
+    // After a re-attach: the requests the upstream still waits on come back (DESIGN §7).
+    asio::awaitable<void> restore_requests(job_ptr j) {
+        auto pending =
+            co_await backend->pending_requests(j->view.upstream->session, j->task.directory);
+        if (pending)
+            for (auto& r : *pending) on_request(j->view.upstream->session, std::move(r));
+        if (j->view.state == job_state::waiting && j->view.requests.empty())
+            transition(*j, job_event::resume);
+    }
+
+    // Idle jobs fail, unanswered requests are rejected, merged activity is pushed; then sleeps
+    // until the earliest of the next ones (arm() wakes it for an earlier one).
+    static asio::awaitable<void> watch(std::shared_ptr<impl> self) {
+        while (!self->stopped) {
+            self->watch_next = steady::time_point::max();
+            auto next = self->watch_round(steady::now());
+            self->watch_next = std::min(self->watch_next, next);
+            [[maybe_unused]] auto woken = co_await self->watcher.wait_until(self->watch_next);
+        }
+    }
+
+    steady::time_point watch_round(steady::time_point now) {
+        auto next = steady::time_point::max();
+        auto const idle_on = lim.idle_timeout.count() > 0;
+        auto const input_on = lim.input_timeout.count() > 0;
+        for (auto const& j : std::vector<job_ptr>(active.begin(), active.end())) {
+            if (idle_on && j->view.state == job_state::running && j->control &&
+                j->control->stopped() == stop_reason::none) {
+                auto due = j->last_progress + lim.idle_timeout;
+                if (due <= now)
+                    j->control->stop(stop_reason::idle);
+                else
+                    next = std::min(next, due);
+            }
+            if (input_on && j->view.state == job_state::waiting) {
+                for (auto const& [id, asked] : std::map(j->asked)) {
+                    auto due = asked + lim.input_timeout;
+                    if (due > now) {
+                        next = std::min(next, due);
+                    } else if (!j->answering.contains(id)) {
+                        j->asked[id] = steady::time_point::max();  // until the answer settles
+                        timeout_request(j, id);
+                    }
+                }
+            }
+            if (j->activity_due) {
+                auto due = j->activity_pushed + activity_gap;
+                if (due <= now) {
+                    j->activity_due = false;
+                    j->activity_pushed = now;
+                    notify(*j);
+                } else {
+                    next = std::min(next, due);
+                }
+            }
+        }
+        return next;
+    }
+
+    void timeout_request(job_ptr const& j, std::string const& id) {
+        auto it = std::find_if(j->view.requests.begin(), j->view.requests.end(),
+                               [&](auto const& r) { return r.id == id; });
+        if (it == j->view.requests.end()) return;
+        upstream::request_reply reply{id, it->kind, protocol::decision::deny, std::nullopt, {}};
+        if (it->kind == protocol::request_kind::permission)
+            reply.message = fmt::format(
+                "no answer within {} s",
+                std::chrono::duration_cast<std::chrono::seconds>(lim.input_timeout).count());
+        spawn_answer(j, std::move(reply), protocol::answered_by::timeout);
     }
 
     // --- views ---------------------------------------------------------------------------
@@ -556,6 +839,35 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         auto j = jobs.find(o, id);
         return {id, j ? std::optional(j->view) : std::nullopt};
     }
+
+    // What the backend reports, applied to the manager while it lives (a background stream may
+    // outlast it by a moment).
+    class sink_adapter final : public upstream::event_sink {
+      public:
+        explicit sink_adapter(std::weak_ptr<impl> m) : m_(std::move(m)) {}
+        bool live(std::string_view s) const override {
+            auto m = m_.lock();
+            return m && m->is_live(s);
+        }
+        void on_text(std::string_view s, std::string_view delta) override {
+            if (auto m = m_.lock()) m->on_delta(s, delta);
+        }
+        void on_tool(std::string_view s, upstream::tool_update const& u) override {
+            if (auto m = m_.lock()) m->on_tool(s, u);
+        }
+        void on_request(std::string_view s, protocol::pending_request r) override {
+            if (auto m = m_.lock()) m->on_request(s, std::move(r));
+        }
+        void on_settled(std::string_view s, upstream::request_settled const& settled) override {
+            if (auto m = m_.lock()) m->on_settled(s, settled);
+        }
+        void on_progress(std::string_view s) override {
+            if (auto m = m_.lock()) m->on_progress(s);
+        }
+
+      private:
+        std::weak_ptr<impl> m_;
+    };
 };
 
 manager::manager(asio::any_io_executor ex, limits lim, std::unique_ptr<upstream::backend> be,
@@ -571,16 +883,9 @@ limits const& manager::config() const {
 }
 
 void manager::start() {
-    std::weak_ptr<impl> weak = impl_;
-    impl_->backend->start(
-        [weak](std::string_view upstream_session, std::string_view delta) {
-            if (auto self = weak.lock()) self->on_delta(upstream_session, delta);
-        },
-        [weak](std::string_view upstream_session) {
-            auto self = weak.lock();
-            return self && self->is_live(upstream_session);
-        });
+    impl_->backend->start(std::make_shared<impl::sink_adapter>(impl_));
     impl_->restore();
+    asio::co_spawn(impl_->ex, impl::watch(impl_), impl_->report_failure("the job watcher"));
     asio::co_spawn(impl_->ex, impl::reap(impl_), impl_->report_failure("the reaper"));
     asio::co_spawn(impl_->ex, impl::expire_queued(impl_), impl_->report_failure("queue expiry"));
     if (impl_->db)
@@ -624,6 +929,7 @@ void manager::stop() {
     impl_->reaper.fire();
     impl_->flusher.fire();
     impl_->queue_expiry.fire();
+    impl_->watcher.fire();
     impl_->interrupt_queued();
     if (impl_->db) impl_->db->flush();  // a last try for rows a locked database held back
     // Running jobs end through their own coroutines once their sockets are closed.
@@ -658,6 +964,7 @@ protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
         j->view.created_at = now_ms();
         j->view.depth = depth;
         j->own = o;
+        j->view.session = o.session;
         j->task = t;
         j->view.task = preview_of(t);
         j->upstream_parent = p.upstream_parent;
@@ -755,19 +1062,28 @@ asio::awaitable<wait_outcome> manager::wait(owner const& o, protocol::wait_param
                    ? std::all_of(selected.begin(), selected.end(), is_done)
                    : std::any_of(selected.begin(), selected.end(), is_done);
     };
+    // A job blocked on the caller ends the wait (DESIGN §2), unless it said on_input: ignore.
+    auto needs_input = [&] {
+        return !p.ignore_input && std::any_of(selected.begin(), selected.end(), [](auto const& j) {
+            return j && j->view.state == job_state::waiting;
+        });
+    };
 
     signal_waiter w(self->ex);
     waiter_registration reg(live, &w);
     auto deadline = steady::now() + std::chrono::milliseconds(p.timeout_ms);
     // stop() ends every job promptly (interrupted), so shutdown needs no special case here.
     bool done = check();
-    while (!done && steady::now() < deadline) {
+    while (!done && !needs_input() && steady::now() < deadline) {
         [[maybe_unused]] auto woken = co_await w.signal().wait_until(deadline);
         done = check();
     }
-    wait_outcome out{done, !done && steady::now() >= deadline, {}};
-    for (std::size_t i = 0; i < ids.size(); ++i)
+    wait_outcome out{done, !done && !needs_input() && steady::now() >= deadline, {}, {}};
+    for (std::size_t i = 0; i < ids.size(); ++i) {
         out.jobs.push_back({ids[i], selected[i] ? std::optional(selected[i]->view) : std::nullopt});
+        if (selected[i] && selected[i]->view.state == job_state::waiting)
+            out.needs_input.push_back(ids[i]);
+    }
     co_return out;
 }
 
@@ -782,7 +1098,7 @@ asio::awaitable<std::vector<job_entry>> manager::cancel(owner const& o,
             self->end_with(*j, job_event::cancel, error_kind::cancelled, std::nullopt,
                            "cancelled by the caller");
             std::erase(self->queue, j);
-        } else if (j && j->view.state == job_state::running) {
+        } else if (j && protocol::is_active(j->view.state)) {
             self->end_with(*j, job_event::cancel, error_kind::cancelled, std::nullopt,
                            "cancelled by the caller");
             if (j->control) j->control->stop(stop_reason::cancelled);
@@ -798,15 +1114,87 @@ asio::awaitable<std::vector<job_entry>> manager::cancel(owner const& o,
 asio::awaitable<peek_outcome> manager::peek(owner const& o, protocol::peek_params const& p) const {
     std::shared_ptr<impl const> self = impl_;
     auto j = self->jobs.find(o, p.job);
-    if (!j) co_return peek_outcome{{p.job, std::nullopt}, {}};
+    if (!j) co_return peek_outcome{{p.job, std::nullopt}, {}, {}};
     std::string text = j->view.output ? *j->view.output : j->partial;
     // No streamed text yet (event stream down or a proxy in between): ask the upstream.
-    if (text.empty() && j->view.state == job_state::running && j->view.upstream) {
+    if (text.empty() && protocol::is_active(j->view.state) && j->view.upstream) {
         auto read =
             co_await self->backend->read_partial(j->view.upstream->session, j->task.directory);
         if (read) text = std::move(*read);
     }
-    co_return peek_outcome{{j->view.id, j->view}, std::move(text)};
+    std::vector<protocol::step> steps(j->steps.begin(), j->steps.end());
+    co_return peek_outcome{{j->view.id, j->view}, std::move(text), std::move(steps)};
+}
+
+namespace {
+
+// The reply agents_respond's params give for request `r`, or the field that does not fit it.
+protocol::result<upstream::request_reply> reply_for(protocol::pending_request const& r,
+                                                    protocol::respond_params const& p) {
+    using protocol::respond_decision;
+    upstream::request_reply reply{r.id, r.kind, protocol::decision::deny, p.message, {}};
+    if (r.kind == protocol::request_kind::permission) {
+        if (!p.decision)
+            return protocol::invalid_params("decision",
+                                            "a permission takes allow, allow_always or deny");
+        reply.how = *p.decision == respond_decision::allow ? protocol::decision::allow
+                    : *p.decision == respond_decision::allow_always
+                        ? protocol::decision::allow_always
+                        : protocol::decision::deny;
+        return reply;
+    }
+    if (p.decision) {
+        if (*p.decision != respond_decision::deny)
+            return protocol::invalid_params("decision", "a question takes answers or deny");
+        if (p.message)
+            return protocol::invalid_params("message", "a question's deny carries no message");
+        return reply;
+    }
+    if (p.answers->size() != r.questions.size())
+        return protocol::invalid_params(
+            "answers", fmt::format("give one array per question ({})", r.questions.size()));
+    for (std::size_t i = 0; i < r.questions.size(); ++i) {
+        auto const& q = r.questions[i];
+        auto const& labels = (*p.answers)[i];
+        if (labels.empty() || (!q.multiple && labels.size() > 1))
+            return protocol::invalid_params(
+                "answers", fmt::format("question {} takes {}", i + 1,
+                                       q.multiple ? "one or more labels" : "exactly one label"));
+        for (auto const& label : labels) {
+            bool listed = std::any_of(q.options.begin(), q.options.end(),
+                                      [&](auto const& o) { return o.label == label; });
+            if (!listed && !q.custom)
+                return protocol::invalid_params(
+                    "answers", fmt::format("\"{}\" is not an option of question {}", label, i + 1));
+        }
+    }
+    reply.how = protocol::decision::answer;
+    reply.answers = *p.answers;
+    return reply;
+}
+
+}  // namespace
+
+asio::awaitable<protocol::result<job_entry>> manager::respond(owner const& o,
+                                                              protocol::respond_params const& p) {
+    auto self = impl_;
+    auto j = self->jobs.find(o, p.job);
+    if (!j) co_return protocol::invalid_params("job", "no such job");
+    auto it = std::find_if(j->view.requests.begin(), j->view.requests.end(),
+                           [&](auto const& r) { return r.id == p.request; });
+    if (it == j->view.requests.end() || j->answering.contains(p.request))
+        co_return protocol::invalid_params(
+            "request", "is not pending (answered, timed out or answered in OpenCode's own UI)");
+    auto reply = reply_for(*it, p);
+    if (!reply) co_return reply.error();
+    auto sent = co_await self->send_answer(j, std::move(*reply), protocol::answered_by::caller);
+    if (!sent && sent.error().http_status == 404)
+        co_return protocol::invalid_params("request", "is no longer pending upstream");
+    if (!sent)
+        co_return protocol::rpc_error{
+            protocol::error_code::internal_error,
+            "the upstream did not take the answer: " + sent.error().message, nullptr};
+    co_return job_entry{j->view.id, j->view};
 }
 
 std::vector<session_job> manager::list(std::string const& principal,

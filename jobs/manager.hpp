@@ -34,6 +34,11 @@ struct limits {
     std::size_t max_output_bytes = 1 << 20;
     std::chrono::milliseconds retention{24 * 3'600'000};
     std::size_t max_retained_jobs = 10'000;  // finished jobs kept, whatever the retention
+    // DESIGN §3: a running job without upstream progress this long fails (0: off); a request
+    // unanswered this long is rejected. DESIGN §2: what happens to requests by default.
+    std::chrono::milliseconds idle_timeout{600'000};
+    std::chrono::milliseconds input_timeout{600'000};
+    protocol::permission_policy permissions = protocol::permission_policy::ask;
 };
 
 // One requested job in a reply: its view, or nullopt for an id that is unknown or foreign.
@@ -46,11 +51,13 @@ struct wait_outcome {
     bool done = false;
     bool timed_out = false;
     std::vector<job_entry> jobs;
+    std::vector<std::string> needs_input;  // the selected jobs that are waiting
 };
 
 struct peek_outcome {
     job_entry job;
     std::string partial_output;
+    std::vector<protocol::step> steps;
 };
 
 // A job with the session it belongs to, for listings that span sessions.
@@ -63,7 +70,8 @@ struct manager_stats {
     std::size_t jobs = 0;
     std::size_t running = 0;
     std::size_t queued = 0;
-    std::array<std::size_t, 6> by_state{};  // indexed by protocol::job_state
+    std::array<std::size_t, protocol::enum_names<protocol::job_state>.size()>
+        by_state{};  // indexed by protocol::job_state
 };
 
 class manager {
@@ -93,6 +101,10 @@ class manager {
     boost::asio::awaitable<std::vector<job_entry>> cancel(owner const& o,
                                                           protocol::cancel_params const& p);
     boost::asio::awaitable<peek_outcome> peek(owner const& o, protocol::peek_params const& p) const;
+    // Answers a pending request of a waiting job upstream (agents_respond); the job's view
+    // after the answer, or -32602 on the field that does not fit.
+    boost::asio::awaitable<protocol::result<job_entry>> respond(owner const& o,
+                                                                protocol::respond_params const& p);
     // The principal's jobs (of one session when given), newest first, at most `limit`; the
     // snapshot of agents_subscribe. Never another principal's.
     std::vector<session_job> list(std::string const& principal,

@@ -32,7 +32,7 @@ namespace {
 // never edited, since a database may be at any version; a new column is a new entry here
 // (ALTER TABLE jobs ADD COLUMN …) and its name in `column`. Version 1 is the schema of the first
 // agentd, which set no user_version.
-constexpr std::array<char const*, 1> migrations{R"(
+constexpr std::array<char const*, 2> migrations{R"(
 CREATE TABLE jobs (
   id TEXT PRIMARY KEY, principal TEXT NOT NULL, session TEXT NOT NULL, seq INTEGER NOT NULL,
   description TEXT NOT NULL, state TEXT NOT NULL, created_ms INTEGER NOT NULL,
@@ -42,7 +42,9 @@ CREATE TABLE jobs (
   input_tokens INTEGER, output_tokens INTEGER, cost REAL,
   task TEXT NOT NULL, upstream_parent TEXT
 ) STRICT;
-)"};
+)",
+                                                // v2: JobView `answered` (issue #16), as JSON.
+                                                "ALTER TABLE jobs ADD COLUMN answered TEXT"};
 constexpr std::int64_t latest_version = migrations.size();
 
 // The columns of the latest schema, by their SQL names (Boost.Describe gives the names): the one
@@ -50,7 +52,7 @@ constexpr std::int64_t latest_version = migrations.size();
 BOOST_DEFINE_ENUM_CLASS(column, id, principal, session, seq, description, state, created_ms,
                         started_ms, finished_ms, depth, backend, upstream_session, output,
                         truncated, error_kind, error_phase, error_message, error_http_status,
-                        input_tokens, output_tokens, cost, task, upstream_parent)
+                        input_tokens, output_tokens, cost, task, upstream_parent, answered)
 
 std::string upsert_sql() {
     constexpr auto& names = protocol::enum_names<column>;
@@ -80,7 +82,43 @@ std::string task_json(protocol::task const& t) {
     if (t.system) o["system"] = *t.system;
     if (t.directory) o["directory"] = *t.directory;
     if (t.timeout_ms) o["timeout_ms"] = *t.timeout_ms;
+    if (t.permissions) o["permissions"] = protocol::to_string(*t.permissions);
     return json::serialize(o);
+}
+
+std::optional<std::string> answered_json(std::vector<protocol::answered_request> const& list) {
+    if (list.empty()) return std::nullopt;
+    json::array out;
+    for (auto const& a : list)
+        out.push_back(json::object{{"id", a.id},
+                                   {"kind", protocol::to_string(a.kind)},
+                                   {"decision", protocol::to_string(a.how)},
+                                   {"by", protocol::to_string(a.by)},
+                                   {"at_ms", to_ms(a.at)}});
+    return json::serialize(out);
+}
+
+// Rows written by this agentd; anything unreadable in one entry drops that entry only.
+std::vector<protocol::answered_request> answered_from(std::string_view text) {
+    std::vector<protocol::answered_request> out;
+    boost::system::error_code ec;
+    auto v = json::parse(text, ec);
+    if (ec || !v.is_array()) return out;
+    for (auto const& e : v.get_array()) {
+        auto const* o = e.if_object();
+        if (!o) continue;
+        auto str = [&](char const* key) -> std::string_view {
+            auto const* s = o->if_contains(key);
+            return s && s->is_string() ? std::string_view(s->get_string()) : std::string_view{};
+        };
+        auto kind = protocol::from_string<protocol::request_kind>(str("kind"));
+        auto how = protocol::from_string<protocol::decision>(str("decision"));
+        auto by = protocol::from_string<protocol::answered_by>(str("by"));
+        auto const* at = o->if_contains("at_ms");
+        if (!kind || !how || !by || !at || !at->is_int64()) continue;
+        out.push_back({std::string(str("id")), *kind, *how, *by, from_ms(at->get_int64())});
+    }
+    return out;
 }
 
 protocol::task task_from(std::string_view text) {
@@ -99,6 +137,8 @@ protocol::task task_from(std::string_view text) {
     t.directory = opt("directory");
     if (auto const* n = v.if_contains("timeout_ms"); n && n->is_int64())
         t.timeout_ms = n->get_int64();
+    if (auto p = opt("permissions"))
+        t.permissions = protocol::from_string<protocol::permission_policy>(*p);
     return t;
 }
 
@@ -398,6 +438,7 @@ void store::write(job const& j) {
     b.real(column::cost, u ? std::optional(u->cost) : std::nullopt);
     b.text(column::task, task_json(j.task));
     b.text(column::upstream_parent, j.upstream_parent);
+    b.text(column::answered, answered_json(v.answered));
     if (sqlite3_step(st.s) != SQLITE_DONE)
         throw std::runtime_error(
             fmt::format("state database write failed: {}", sqlite3_errmsg(db_)));
@@ -498,6 +539,7 @@ std::vector<job_ptr> store::load() const {
         row_reader r(st.s);
         v.id = *r.text(column::id);
         j->own = {*r.text(column::principal), *r.text(column::session)};
+        v.session = j->own.session;
         j->seq = static_cast<std::uint64_t>(*r.integer(column::seq));
         v.description = *r.text(column::description);
         v.state = protocol::from_string<job_state>(*r.text(column::state))
@@ -527,6 +569,7 @@ std::vector<job_ptr> store::load() const {
         j->view.task = preview_of(j->task);
         if (protocol::is_terminal(v.state)) compact_finished(*j);  // rows of an older agentd
         j->upstream_parent = r.text(column::upstream_parent);
+        if (auto a = r.text(column::answered)) v.answered = answered_from(*a);
         out.push_back(std::move(j));
     }
     if (rc != SQLITE_DONE)

@@ -2,6 +2,7 @@
 // fields; the names of states and error kinds come from their enums (enum_names.hpp).
 #include "protocol/job_view.hpp"
 
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 
 #include <algorithm>
@@ -11,7 +12,7 @@ namespace agentd::protocol {
 namespace json = boost::json;
 
 bool is_terminal(job_state s) {
-    return s != job_state::queued && s != job_state::running;
+    return s != job_state::queued && !is_active(s);
 }
 
 bool is_terminal(std::string_view state) {
@@ -68,6 +69,41 @@ json::object task_json(task_preview const& t, json::storage_ptr const& sp) {
     return o;
 }
 
+json::object activity_json(activity_view const& a, json::storage_ptr const& sp) {
+    json::object o({{"steps", a.steps}, {"tool", a.tool}}, sp);
+    if (!a.title.empty()) o["title"] = a.title;
+    o["since"] = render_time(a.since).view();
+    return o;
+}
+
+json::array answered_json(std::vector<answered_request> const& list, json::storage_ptr const& sp) {
+    json::array out(sp);
+    out.reserve(list.size());
+    for (auto const& a : list)
+        out.push_back(json::object({{"id", a.id},
+                                    {"kind", to_string(a.kind)},
+                                    {"decision", to_string(a.how)},
+                                    {"by", to_string(a.by)},
+                                    {"at", render_time(a.at).view()}},
+                                   sp));
+    return out;
+}
+
+json::object question_json(question_item const& q, json::storage_ptr const& sp) {
+    json::array options(sp);
+    for (auto const& opt : q.options) {
+        json::object o({{"label", opt.label}}, sp);
+        if (!opt.description.empty()) o["description"] = opt.description;
+        options.push_back(std::move(o));
+    }
+    json::object o({{"question", q.question}}, sp);
+    if (!q.header.empty()) o["header"] = q.header;
+    o["options"] = std::move(options);
+    if (q.multiple) o["multiple"] = true;
+    o["custom"] = q.custom;
+    return o;
+}
+
 std::int64_t millis_between(wall_time from, wall_time to) {
     auto d = std::chrono::duration_cast<std::chrono::milliseconds>(to - from).count();
     return d < 0 ? 0 : d;
@@ -109,15 +145,18 @@ std::size_t view_overhead(job_view const& v) {
     if (v.task)
         task = 64 + v.task->prompt.size() + v.task->agent.value_or("").size() +
                v.task->model.value_or("").size() + v.task->directory.value_or("").size();
-    return fixed + task + v.description.size() + (v.error ? v.error->message.size() : 0);
+    std::size_t agentic = (v.activity ? 96 + v.activity->title.size() : 0) +
+                          v.answered.size() * 120 + v.requests.size() * 512;
+    return fixed + task + agentic + v.description.size() + (v.error ? v.error->message.size() : 0);
 }
 
 }  // namespace
 
 json::value to_json(job_view const& v, wall_time now, json::storage_ptr sp,
                     response_budget* budget) {
-    json::object o(15, sp);  // room for every field: no growth while it fills
+    json::object o(20, sp);  // room for every field: no growth while it fills
     o["id"] = v.id;
+    if (!v.session.empty()) o["session"] = v.session;
     if (!v.description.empty()) o["description"] = v.description;
     o["state"] = to_string(v.state);
     if (v.task) o["task"] = task_json(*v.task, sp);
@@ -129,6 +168,13 @@ json::value to_json(job_view const& v, wall_time now, json::storage_ptr sp,
     if (v.upstream)
         o["upstream"] =
             json::object({{"backend", v.upstream->backend}, {"session", v.upstream->session}}, sp);
+    if (v.activity) o["activity"] = activity_json(*v.activity, sp);
+    if (!v.requests.empty()) {
+        json::array requests(sp);
+        for (auto const& r : v.requests) requests.push_back(to_json(r, sp));
+        o["requests"] = std::move(requests);
+    }
+    if (!v.answered.empty()) o["answered"] = answered_json(v.answered, sp);
     if (budget) budget->spend(view_overhead(v));
     if (v.output && budget && !budget->take_json_string(*v.output)) {
         o["output_omitted"] = true;  // fetch this job alone to read it
@@ -143,6 +189,30 @@ json::value to_json(job_view const& v, wall_time now, json::storage_ptr sp,
                                    {"output_tokens", v.usage->output_tokens},
                                    {"cost", v.usage->cost}},
                                   sp);
+    return o;
+}
+
+json::value to_json(pending_request const& r, json::storage_ptr sp) {
+    json::object o({{"id", r.id}, {"kind", to_string(r.kind)}}, sp);
+    if (r.kind == request_kind::permission) {
+        o["permission"] = r.permission;
+        json::array patterns(sp);
+        for (auto const& p : r.patterns) patterns.push_back(json::string(p, sp));
+        o["patterns"] = std::move(patterns);
+    } else {
+        json::array questions(sp);
+        for (auto const& q : r.questions) questions.push_back(question_json(q, sp));
+        o["questions"] = std::move(questions);
+    }
+    o["asked_at"] = render_time(r.asked_at).view();
+    return o;
+}
+
+json::value to_json(step const& s, json::storage_ptr sp) {
+    json::object o({{"tool", s.tool}, {"status", to_string(s.status)}, {"title", s.title}}, sp);
+    if (s.started_at) o["started_at"] = render_time(*s.started_at).view();
+    if (s.finished_at) o["finished_at"] = render_time(*s.finished_at).view();
+    if (!s.output_tail.empty()) o["output_tail"] = s.output_tail;
     return o;
 }
 

@@ -14,14 +14,16 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace agentd::protocol {
 
-enum class job_state { queued, running, completed, failed, cancelled, interrupted };
+// `waiting`: a permission or question of the sub-agent needs an answer (DESIGN §2 requests).
+enum class job_state { queued, running, waiting, completed, failed, cancelled, interrupted };
 enum class error_kind { transport, timeout, upstream, protocol, cancelled, interrupted, limit };
 enum class error_phase { create, prompt, abort };
 // Their wire names (to_string, from_string) are the enumerators' names; DESIGN §2 lists them.
-BOOST_DESCRIBE_ENUM(job_state, queued, running, completed, failed, cancelled, interrupted)
+BOOST_DESCRIBE_ENUM(job_state, queued, running, waiting, completed, failed, cancelled, interrupted)
 BOOST_DESCRIBE_ENUM(error_kind, transport, timeout, upstream, protocol, cancelled, interrupted,
                     limit)
 BOOST_DESCRIBE_ENUM(error_phase, create, prompt, abort)
@@ -30,9 +32,13 @@ BOOST_DESCRIBE_ENUM(error_phase, create, prompt, abort)
 inline constexpr std::string_view not_found_state = "not_found";
 
 bool is_terminal(job_state s);
-// For a `state` read back from JSON (agentctl, MCP progress): anything but queued and running,
-// not_found included, is final.
+// For a `state` read back from JSON (agentctl, MCP progress): anything but queued, running and
+// waiting, not_found included, is final.
 bool is_terminal(std::string_view state);
+// Launched and not ended: running, or waiting for an answer.
+inline bool is_active(job_state s) {
+    return s == job_state::running || s == job_state::waiting;
+}
 
 struct job_error {
     error_kind kind = error_kind::upstream;
@@ -56,12 +62,78 @@ struct task_preview {
     std::optional<std::string> directory;
 };
 
+// Tool steps and requests of an agentic sub-agent (DESIGN §2 agents_peek, Requests).
+enum class step_status { pending, running, completed, error };
+BOOST_DESCRIBE_ENUM(step_status, pending, running, completed, error)
+enum class request_kind { permission, question };
+BOOST_DESCRIBE_ENUM(request_kind, permission, question)
+// How a request was settled: a permission's decision, or a question's `answer` (or `deny`).
+enum class decision { allow, allow_always, deny, answer };
+BOOST_DESCRIBE_ENUM(decision, allow, allow_always, deny, answer)
+enum class answered_by { caller, policy, timeout, upstream };
+BOOST_DESCRIBE_ENUM(answered_by, caller, policy, timeout, upstream)
+
+using wall_time = std::chrono::system_clock::time_point;
+
+// One tool call of the sub-agent, as agents_peek shows it.
+struct step {
+    static constexpr std::size_t title_chars = 160;
+    static constexpr std::size_t output_tail_bytes = 2048;
+    std::string call_id;  // the upstream's, to follow one call's updates (not shown)
+    std::string tool;
+    step_status status = step_status::pending;
+    std::string title;
+    std::optional<wall_time> started_at;
+    std::optional<wall_time> finished_at;
+    std::string output_tail;
+};
+
+// JobView `activity`: the current or last tool step and how many there were.
+struct activity_view {
+    std::int64_t steps = 0;
+    std::string tool;
+    std::string title;
+    wall_time since;
+    bool operator==(activity_view const&) const = default;
+};
+
+struct question_option {
+    std::string label;
+    std::string description;  // omitted when empty
+};
+
+struct question_item {
+    std::string question;
+    std::string header;  // omitted when empty
+    std::vector<question_option> options;
+    bool multiple = false;
+    bool custom = true;  // free text allowed (opencode's default; its tool never says otherwise)
+};
+
+// JobView `requests`: what a `waiting` job needs answered.
+struct pending_request {
+    std::string id;
+    request_kind kind = request_kind::permission;
+    std::string permission;             // permission
+    std::vector<std::string> patterns;  // permission
+    std::vector<question_item> questions;
+    wall_time asked_at;
+};
+
+// JobView `answered` (the last 20).
+struct answered_request {
+    static constexpr std::size_t kept = 20;
+    std::string id;
+    request_kind kind = request_kind::permission;
+    decision how = decision::allow;
+    answered_by by = answered_by::caller;
+    wall_time at;
+};
+
 struct upstream_ref {
     std::string backend;
     std::string session;
 };
-
-using wall_time = std::chrono::system_clock::time_point;
 
 // A job's output, shared rather than copied: every copy of a view (status and wait replies,
 // events, listings) refers to one immutable text, so a batch of 64 status calls on 1 MB outputs
@@ -97,6 +169,7 @@ class shared_text {
 
 struct job_view {
     std::string id;
+    std::string session;      // the owner session; omitted when empty
     std::string description;  // omitted when empty
     job_state state = job_state::queued;
     wall_time created_at;
@@ -105,6 +178,9 @@ struct job_view {
     int depth = 1;
     std::optional<task_preview> task;
     std::optional<upstream_ref> upstream;
+    std::optional<activity_view> activity;  // active jobs with tool steps
+    std::vector<pending_request> requests;  // while waiting
+    std::vector<answered_request> answered;
     shared_text output;
     bool truncated = false;
     std::optional<job_error> error;
@@ -136,6 +212,8 @@ std::size_t json_string_size(std::string_view text);
 // an output that does not fit it is omitted (`output_omitted: true`).
 boost::json::value to_json(job_view const& v, wall_time now, boost::json::storage_ptr sp = {},
                            response_budget* budget = nullptr);
+boost::json::value to_json(step const& s, boost::json::storage_ptr sp = {});
+boost::json::value to_json(pending_request const& r, boost::json::storage_ptr sp = {});
 boost::json::value not_found_json(std::string_view id, boost::json::storage_ptr sp = {});
 
 }  // namespace agentd::protocol

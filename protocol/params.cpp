@@ -142,8 +142,8 @@ constexpr std::size_t max_system_bytes = 256 * 1024;
 result<task> parse_task(json::value const& v, std::string path) {
     if (!v.is_object()) return invalid_params(path, "must be an object");
     reader r(v.get_object(), path);
-    if (auto e = r.only(
-            {"prompt", "description", "agent", "model", "system", "directory", "timeout_ms"}))
+    if (auto e = r.only({"prompt", "description", "agent", "model", "system", "directory",
+                         "timeout_ms", "permissions"}))
         return *e;
     task t;
     auto prompt = r.opt_string("prompt", max_prompt_bytes, false);
@@ -171,6 +171,13 @@ result<task> parse_task(json::value const& v, std::string path) {
     auto timeout = r.opt_int("timeout_ms", 1, max_task_timeout_ms);
     if (!timeout) return timeout.error();
     t.timeout_ms = *timeout;
+    auto permissions = r.opt_string("permissions", 8);
+    if (!permissions) return permissions.error();
+    if (*permissions) {
+        t.permissions = from_string<permission_policy>(**permissions);
+        if (!t.permissions)
+            return invalid_params(r.field("permissions"), "must be \"ask\", \"allow\" or \"deny\"");
+    }
     return t;
 }
 
@@ -223,7 +230,7 @@ result<status_params> parse_status(json::value const& params) {
 
 result<wait_params> parse_wait(json::value const& params) {
     return parse_object<wait_params>(
-        params, {"session", "jobs", "mode", "timeout_ms"},
+        params, {"session", "jobs", "mode", "timeout_ms", "on_input"},
         [](reader const& r, wait_params& p) -> std::optional<rpc_error> {
             auto ids = r.opt_ids("jobs");
             if (!ids) return ids.error();
@@ -238,6 +245,11 @@ result<wait_params> parse_wait(json::value const& params) {
             auto timeout = r.opt_int("timeout_ms", 0, max_wait_timeout_ms);
             if (!timeout) return timeout.error();
             p.timeout_ms = timeout->value_or(default_wait_timeout_ms);
+            auto on_input = r.opt_string("on_input", 8);
+            if (!on_input) return on_input.error();
+            if (*on_input && **on_input != "return" && **on_input != "ignore")
+                return invalid_params("on_input", "must be \"return\" or \"ignore\"");
+            p.ignore_input = *on_input && **on_input == "ignore";
             return std::nullopt;
         });
 }
@@ -262,6 +274,69 @@ result<peek_params> parse_peek(json::value const& params) {
             if (!job) return job.error();
             if (!*job) return invalid_params("job", "is required");
             p.job = std::move(**job);
+            return std::nullopt;
+        });
+}
+
+namespace {
+
+// agents_respond's `answers`: arrays of non-empty strings, bounded.
+result<std::vector<std::vector<std::string>>> parse_answers(json::value const& v) {
+    if (!v.is_array() || v.get_array().empty() || v.get_array().size() > max_answers)
+        return invalid_params("answers", "must be a non-empty array of arrays of strings");
+    std::vector<std::vector<std::string>> out;
+    for (auto const& one : v.get_array()) {
+        if (!one.is_array() || one.get_array().size() > max_answers)
+            return invalid_params("answers", "must be a non-empty array of arrays of strings");
+        std::vector<std::string> labels;
+        for (auto const& label : one.get_array()) {
+            if (!label.is_string() || label.get_string().empty() ||
+                label.get_string().size() > max_answer_bytes)
+                return invalid_params(
+                    "answers", fmt::format("must hold strings of 1 to {} bytes", max_answer_bytes));
+            labels.emplace_back(label.get_string());
+        }
+        out.push_back(std::move(labels));
+    }
+    return out;
+}
+
+}  // namespace
+
+result<respond_params> parse_respond(json::value const& params) {
+    return parse_object<respond_params>(
+        params, {"session", "job", "request", "decision", "message", "answers"},
+        [](reader const& r, respond_params& p) -> std::optional<rpc_error> {
+            auto job = r.opt_string("job", 256, false);
+            if (!job) return job.error();
+            if (!*job) return invalid_params("job", "is required");
+            p.job = std::move(**job);
+            auto request = r.opt_string("request", 256, false);
+            if (!request) return request.error();
+            if (!*request) return invalid_params("request", "is required");
+            p.request = std::move(**request);
+            auto decision = r.opt_string("decision", 16);
+            if (!decision) return decision.error();
+            if (*decision) {
+                p.decision = from_string<respond_decision>(**decision);
+                if (!p.decision)
+                    return invalid_params("decision",
+                                          "must be \"allow\", \"allow_always\" or \"deny\"");
+            }
+            auto message = r.opt_string("message", max_answer_bytes);
+            if (!message) return message.error();
+            p.message = std::move(*message);
+            if (auto const* answers = r.get("answers")) {
+                auto parsed = parse_answers(*answers);
+                if (!parsed) return parsed.error();
+                p.answers = std::move(*parsed);
+            }
+            if (p.decision && p.answers)
+                return invalid_params("answers", "give either a decision or answers, not both");
+            if (!p.decision && !p.answers)
+                return invalid_params("decision", "give a decision or answers");
+            if (p.message && p.decision != respond_decision::deny)
+                return invalid_params("message", "goes only with decision \"deny\"");
             return std::nullopt;
         });
 }

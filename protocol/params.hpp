@@ -22,6 +22,10 @@ inline constexpr std::int64_t max_wait_timeout_ms = 3'600'000;
 inline constexpr std::int64_t max_task_timeout_ms = 7 * 24 * 3'600'000LL;
 inline constexpr std::size_t max_job_ids = 1024;
 
+// upstream.permissions and a task's `permissions` (DESIGN §2 requests).
+enum class permission_policy { ask, allow, deny };
+BOOST_DESCRIBE_ENUM(permission_policy, ask, allow, deny)
+
 struct task {
     std::string prompt;
     std::string description;
@@ -30,6 +34,7 @@ struct task {
     std::optional<std::string> system;
     std::optional<std::string> directory;
     std::optional<std::int64_t> timeout_ms;
+    std::optional<permission_policy> permissions;
 };
 
 struct start_params {
@@ -51,6 +56,8 @@ struct wait_params {
     std::optional<std::vector<std::string>> jobs;
     wait_mode mode = wait_mode::all;
     std::int64_t timeout_ms = default_wait_timeout_ms;
+    // on_input: "ignore" sleeps through `waiting` jobs; "return" (default) ends the wait on one.
+    bool ignore_input = false;
 };
 
 struct cancel_params {
@@ -61,6 +68,23 @@ struct cancel_params {
 struct peek_params {
     std::optional<std::string> session;
     std::string job;
+};
+
+// agents_respond: a permission takes `decision`; a question `answers` (one array of labels per
+// question) or `decision: deny`. What fits the request is checked against it (jobs layer).
+inline constexpr std::size_t max_answer_bytes = 4096;
+inline constexpr std::size_t max_answers = 64;
+
+enum class respond_decision { allow, allow_always, deny };
+BOOST_DESCRIBE_ENUM(respond_decision, allow, allow_always, deny)
+
+struct respond_params {
+    std::optional<std::string> session;
+    std::string job;
+    std::string request;
+    std::optional<respond_decision> decision;
+    std::optional<std::string> message;
+    std::optional<std::vector<std::vector<std::string>>> answers;
 };
 
 // agents_subscribe / agents_unsubscribe (WebSocket only): one session of the caller's
@@ -84,6 +108,7 @@ result<status_params> parse_status(boost::json::value const& params);
 result<wait_params> parse_wait(boost::json::value const& params);
 result<cancel_params> parse_cancel(boost::json::value const& params);
 result<peek_params> parse_peek(boost::json::value const& params);
+result<respond_params> parse_respond(boost::json::value const& params);
 result<subscribe_params> parse_subscribe(boost::json::value const& params);
 
 bool valid_session_name(std::string_view s);

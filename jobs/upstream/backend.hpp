@@ -5,13 +5,14 @@
 //
 // How the manager drives a backend. Everything runs on one executor (no locks); different
 // jobs' calls interleave freely, and a cancel's abort may run while its stopped prompt unwinds.
-//   start(sink, live) once, before any job: keep the sink (and start any background stream).
+//   start(sink)       once, before any job: keep the sink (and start any background stream).
 //   create_upstream_session
 //                     the job's conversation id: JobView.upstream.session, the key deltas are
 //                     reported under, and what abort/read_partial/recover get. It may be minted
 //                     locally (openai: "chat_<hex>", no I/O) when the upstream keeps no sessions.
 //   prompt            runs the task to its final text and usage. Every piece of text as it
-//                     streams goes to sink(session, delta): that is what agents_peek shows. The
+//                     streams goes to sink.on_text(session, delta): that is what agents_peek
+//                     shows; tool steps, requests and other progress go to the sink too. The
 //                     output is capped at the configured max output on a UTF-8 boundary
 //                     (protocol/utf8.hpp utf8_prefix) with truncated = true.
 //   abort             after agents_cancel, and after a prompt that failed with a kind other
@@ -19,6 +20,8 @@
 //                     when closing the stream already stopped it (openai).
 //   read_partial      only for peek of a running job whose sink got nothing yet; "" is fine.
 //   recover           after a restart, for jobs that were running (see below).
+//   respond           answers a pending request (agents_respond, policy, input timeout).
+//   pending_requests  after a restart, the requests a re-attached session still waits on.
 //   busy_upstream_sessions
 //                     after a restart: which upstream sessions still run a turn; follow
 //                     re-attaches to one of them and returns its outcome like prompt.
@@ -51,11 +54,12 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/result.hpp>
 
-#include <functional>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace agentd::jobs::upstream {
 
@@ -92,11 +96,56 @@ struct prompt_outcome {
     protocol::job_usage usage;
 };
 
-// Text streamed so far by an upstream session (session id, delta); fed to peek.
-using delta_sink = std::function<void(std::string_view session, std::string_view delta)>;
-// Whether an upstream session belongs to a job of this agentd that is still running: background
-// streams keep per-session state only for those (a server's event stream carries all sessions).
-using live_check = std::function<bool(std::string_view session)>;
+// One update of a tool step (opencode `message.part.updated` with a tool part). The backend
+// fills `title` from the upstream's title, else from the input (bash's command, a file path),
+// cut to step::title_chars, and `output_tail` from the output (or error) so far, its last
+// step::output_tail_bytes on a UTF-8 boundary.
+struct tool_update {
+    std::string call_id;
+    std::string tool;
+    protocol::step_status status = protocol::step_status::pending;
+    std::string title;
+    std::optional<protocol::wall_time> started_at;
+    std::optional<protocol::wall_time> finished_at;
+    std::string output_tail;
+};
+
+// A request answered upstream (opencode `permission.replied`, `question.replied|rejected`),
+// maybe by someone else (OpenCode's own UI).
+struct request_settled {
+    std::string request_id;
+    protocol::decision how = protocol::decision::allow;
+};
+
+// Where a backend reports what an upstream session does, as it happens. Sessions are upstream
+// session ids; the manager ignores those that are not its active jobs'. All calls come on the
+// manager's executor.
+class event_sink {
+  public:
+    // Whether the session belongs to an active job (background streams keep per-session state
+    // only for those: a server's event stream carries all its sessions).
+    virtual bool live(std::string_view session) const = 0;
+    // Assistant text as it streams (peek); also progress.
+    virtual void on_text(std::string_view session, std::string_view delta) = 0;
+    virtual void on_tool(std::string_view session, tool_update const& update) = 0;
+    virtual void on_request(std::string_view session, protocol::pending_request request) = 0;
+    virtual void on_settled(std::string_view session, request_settled const& settled) = 0;
+    // Any other event of the session that shows the upstream works on it (not heartbeats, not
+    // retry notices): resets the job's idle clock (DESIGN §3 idle_timeout_ms).
+    virtual void on_progress(std::string_view session) = 0;
+
+  protected:
+    ~event_sink() = default;
+};
+
+// An answer to a pending request (agents_respond, policy, input timeout).
+struct request_reply {
+    std::string request_id;
+    protocol::request_kind kind = protocol::request_kind::permission;
+    protocol::decision how = protocol::decision::allow;  // answer: `answers` for a question
+    std::optional<std::string> message;                  // a permission's deny
+    std::vector<std::vector<std::string>> answers;
+};
 
 // The backends agentd ships: config's upstream.backend and each backend's name(), as
 // JobView.upstream.backend shows it (tests plug in others with names of their own).
@@ -152,9 +201,31 @@ class backend {
                                  {}};
     }
 
-    // Keeps `sink` for prompt's deltas and `live` to tell which sessions are agentd's running
-    // jobs; starts background work (opencode's event stream).
-    virtual void start(delta_sink sink, live_check live) = 0;
+    // Answers a pending request of `session` (opencode: POST /permission/{id}/reply,
+    // /question/{id}/reply or /question/{id}/reject, with the job's ?directory=). A request the
+    // upstream no longer has is an `upstream` error with http_status 404. Backends without
+    // requests keep the default.
+    virtual boost::asio::awaitable<up_result<void>> respond(
+        std::string const& session, std::optional<std::string> const& directory,
+        request_reply const& reply) {
+        (void)session;
+        (void)directory;
+        (void)reply;
+        co_return upstream_error{protocol::error_kind::upstream, protocol::error_phase::prompt,
+                                 "this upstream has no requests", 404};
+    }
+    // The requests of `session` still pending upstream (GET /permission and /question with the
+    // job's ?directory=), to restore them when a job is re-attached after a restart.
+    virtual boost::asio::awaitable<up_result<std::vector<protocol::pending_request>>>
+    pending_requests(std::string const& session, std::optional<std::string> const& directory) {
+        (void)session;
+        (void)directory;
+        co_return std::vector<protocol::pending_request>{};
+    }
+
+    // Keeps `sink` (shared: background streams may outlive a stop()) and starts background work
+    // (opencode's event stream).
+    virtual void start(std::shared_ptr<event_sink> sink) = 0;
     // Stops background work and closes pooled connections; pending calls fail promptly.
     virtual void stop() = 0;
 };

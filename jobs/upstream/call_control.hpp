@@ -8,7 +8,8 @@
 
 namespace agentd::jobs::upstream {
 
-enum class stop_reason { none, cancelled, deadline, shutdown };
+// idle: no progress from the upstream for limits.idle_timeout_ms (DESIGN §3).
+enum class stop_reason { none, cancelled, deadline, idle, shutdown };
 
 class call_control {
   public:

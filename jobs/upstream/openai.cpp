@@ -86,7 +86,7 @@ struct call {
     std::string const& session;
     std::string const& body;
     std::optional<std::string> const& auth;
-    delta_sink const& sink;
+    event_sink* sink;
     call_control& ctl;
 };
 
@@ -182,8 +182,10 @@ asio::awaitable<up_result<prompt_outcome>> read_stream(Stream& s, beast::flat_bu
         auto added = reader.feed(data);
         if (!added)
             failed = added.error();
-        else if (!added->empty() && c.sink)
-            c.sink(c.session, *added);
+        else if (c.sink && !added->empty())
+            c.sink->on_text(c.session, *added);
+        else if (c.sink)
+            c.sink->on_progress(c.session);  // a chunk without text still shows the stream lives
     };
     auto on_bytes = [&](std::string_view piece) {
         if (!sse.feed(piece, on_event) && !failed)
@@ -300,7 +302,7 @@ class openai_backend final : public backend {
             co_return protocol_error(
                 "no model: the task names none and agentd has no --upstream-model");
         auto body = openai::request_body(*model, req.system, req.prompt);
-        call c{cfg_, session, body, auth_, sink_, ctl};
+        call c{cfg_, session, body, auth_, sink_.get(), ctl};
         for (int retry = 0;; ++retry) {
             auto a = co_await attempt_once(c);
             if (a.result || !a.retry_after || retry >= cfg_.max_retries)
@@ -325,7 +327,7 @@ class openai_backend final : public backend {
         co_return std::string{};
     }
 
-    void start(delta_sink sink, live_check) override { sink_ = std::move(sink); }
+    void start(std::shared_ptr<event_sink> sink) override { sink_ = std::move(sink); }
 
     // No background work: each prompt owns its socket, and the manager's stop of every job
     // closes them.
@@ -356,7 +358,7 @@ class openai_backend final : public backend {
     openai_config cfg_;
     ssl::context tls_;
     std::optional<std::string> auth_;  // "Bearer …"
-    delta_sink sink_;
+    std::shared_ptr<event_sink> sink_;
 };
 
 }  // namespace

@@ -84,8 +84,7 @@ struct event_stream {
     common::url target;
     std::optional<std::string> auth;
     std::chrono::milliseconds idle_timeout;
-    delta_sink sink;
-    live_check live;
+    std::shared_ptr<event_sink> sink;
     bool stopping = false;
     // /global/event carries every directory's sessions; a plain /event only the server's own
     // directory, which would miss jobs that pass a `directory`.
@@ -99,24 +98,51 @@ struct event_stream {
     // follow(): re-attached sessions waiting for their session.idle.
     std::unordered_map<std::string, wake_signal*> idle_waiters;
 
-    void on_event(opencode::event const& e) {
+    void on_event(opencode::event e) {
         using kind = opencode::event::kind;
         if (e.session.empty()) return;
         sweep_ended();
-        if (!live(e.session)) {
+        if (!sink->live(e.session)) {
             hidden_parts.erase(e.session);
             return;
         }
-        if (e.what == kind::part_updated && e.part_type != "text") {
-            hidden_parts[e.session].insert(e.part_id);
-        } else if (e.what == kind::idle) {
-            hidden_parts.erase(e.session);
-            if (auto it = idle_waiters.find(e.session); it != idle_waiters.end())
-                it->second->notify();
-        } else if (e.what == kind::delta && !e.delta.empty()) {
-            auto it = hidden_parts.find(e.session);
-            if (it == hidden_parts.end() || !it->second.contains(e.part_id))
-                sink(e.session, e.delta);
+        switch (e.what) {
+            case kind::part_updated:
+                if (e.part_type != "text") hidden_parts[e.session].insert(e.part_id);
+                sink->on_progress(e.session);
+                break;
+            case kind::tool:
+                hidden_parts[e.session].insert(e.part_id);
+                sink->on_tool(e.session, e.tool);
+                break;
+            case kind::permission:
+            case kind::question:
+                sink->on_request(e.session, std::move(e.request));
+                break;
+            case kind::settled:
+                sink->on_settled(e.session, e.settled);
+                break;
+            case kind::idle:
+                hidden_parts.erase(e.session);
+                if (auto it = idle_waiters.find(e.session); it != idle_waiters.end())
+                    it->second->notify();
+                break;
+            case kind::delta: {
+                auto it = hidden_parts.find(e.session);
+                if (e.delta.empty()) {
+                    sink->on_progress(e.session);
+                } else if (it == hidden_parts.end() || !it->second.contains(e.part_id)) {
+                    sink->on_text(e.session, e.delta);
+                } else {
+                    sink->on_progress(e.session);  // reasoning streams: work, not output
+                }
+                break;
+            }
+            case kind::progress:
+                sink->on_progress(e.session);
+                break;
+            case kind::other:
+                break;
         }
     }
 
@@ -124,7 +150,7 @@ struct event_stream {
     void sweep_ended() {
         if (++events_since_sweep < 1024) return;
         events_since_sweep = 0;
-        std::erase_if(hidden_parts, [this](auto const& entry) { return !live(entry.first); });
+        std::erase_if(hidden_parts, [this](auto const& entry) { return !sink->live(entry.first); });
     }
 
     asio::awaitable<void> read_once() {
@@ -177,7 +203,7 @@ struct event_stream {
         sse_parser parser{};
         bool feed(std::string_view bytes) {
             return parser.feed(bytes, [this](std::string_view data) {
-                if (auto e = opencode::parse_event(data)) self.on_event(*e);
+                if (auto e = opencode::parse_event(data)) self.on_event(std::move(*e));
             });
         }
     };
@@ -311,14 +337,13 @@ class opencode_backend final : public backend {
         co_return upstream_error{error_kind::cancelled, error_phase::prompt, "stopped", {}};
     }
 
-    void start(delta_sink sink, live_check live) override {
+    void start(std::shared_ptr<event_sink> sink) override {
         events_ = std::make_shared<event_stream>();
         events_->ex = ex_;
         events_->target = cfg_.target;
         events_->auth = basic_auth(cfg_);
         events_->idle_timeout = cfg_.event_idle_timeout;
         events_->sink = std::move(sink);
-        events_->live = std::move(live);
         asio::co_spawn(ex_, run_events(events_), asio::detached);
     }
 

@@ -30,12 +30,27 @@ up_result<std::set<std::string>> parse_busy(unsigned status, std::string_view bo
 // A non-2xx reply as a failure of `phase`, with the upstream's own message when it gave one.
 upstream_error http_error(protocol::error_phase phase, unsigned status, std::string_view body);
 
+// What one event means for a job. `progress`: any other event of the session that shows work
+// (message.updated, a non-tool part, session.status busy…), not retry notices or heartbeats.
 struct event {
-    enum class kind { delta, part_updated, idle, other } what = kind::other;
+    enum class kind {
+        delta,
+        part_updated,  // a part that is not a tool part (text, reasoning, step-start…)
+        tool,          // a tool part: `tool` holds the step
+        permission,    // permission.asked: `request`
+        question,      // question.asked: `request`
+        settled,       // permission.replied, question.replied|rejected: `settled`
+        idle,
+        progress,
+        other
+    } what = kind::other;
     std::string session;
     std::string part_id;
-    std::string part_type;  // part_updated
+    std::string part_type;  // part_updated, tool
     std::string delta;      // delta of field "text"
+    tool_update tool;
+    protocol::pending_request request;  // asked_at left for the receiver to set
+    request_settled settled;
 };
 // One SSE data frame of /global/event ({directory, payload}) or /event (the payload itself).
 std::optional<event> parse_event(std::string_view data);

@@ -34,7 +34,7 @@ void expect_names(std::vector<std::string_view> const& wire) {
 
 TEST(enum_names, job_view_words) {
     expect_names<job_state>(
-        {"queued", "running", "completed", "failed", "cancelled", "interrupted"});
+        {"queued", "running", "waiting", "completed", "failed", "cancelled", "interrupted"});
     expect_names<error_kind>(
         {"transport", "timeout", "upstream", "protocol", "cancelled", "interrupted", "limit"});
     expect_names<error_phase>({"create", "prompt", "abort"});
@@ -49,7 +49,8 @@ TEST(enum_names, config_words) {
 
 TEST(enum_names, metric_labels) {
     expect_names<jobs::store_op>({"start", "save", "erase", "flush", "checkpoint"});
-    expect_names<daemon::upstream_call>({"create", "prompt", "abort", "read_partial", "recover"});
+    expect_names<daemon::upstream_call>(
+        {"create", "prompt", "abort", "read_partial", "recover", "respond"});
 }
 
 TEST(enum_names, renamed_enumerator_is_known_only_by_its_wire_name) {

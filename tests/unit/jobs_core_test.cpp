@@ -30,10 +30,12 @@ using protocol::job_state;
 // Lifecycle
 // ---------------------------------------------------------------------------------------------
 
-constexpr std::array all_states{job_state::queued, job_state::running,   job_state::completed,
-                                job_state::failed, job_state::cancelled, job_state::interrupted};
-constexpr std::array all_events{job_event::admit, job_event::complete, job_event::fail,
-                                job_event::cancel, job_event::interrupt};
+constexpr std::array all_states{job_state::queued,     job_state::running, job_state::waiting,
+                                job_state::completed,  job_state::failed,  job_state::cancelled,
+                                job_state::interrupted};
+constexpr std::array all_events{job_event::admit,    job_event::ask,  job_event::resume,
+                                job_event::complete, job_event::fail, job_event::cancel,
+                                job_event::interrupt};
 
 TEST(lifecycle, every_state_and_event) {
     using S = job_state;
@@ -43,6 +45,9 @@ TEST(lifecycle, every_state_and_event) {
         {{S::queued, E::interrupt}, S::interrupted}, {{S::queued, E::fail}, S::failed},
         {{S::running, E::complete}, S::completed},   {{S::running, E::fail}, S::failed},
         {{S::running, E::cancel}, S::cancelled},     {{S::running, E::interrupt}, S::interrupted},
+        {{S::running, E::ask}, S::waiting},          {{S::waiting, E::resume}, S::running},
+        {{S::waiting, E::complete}, S::completed},   {{S::waiting, E::fail}, S::failed},
+        {{S::waiting, E::cancel}, S::cancelled},     {{S::waiting, E::interrupt}, S::interrupted},
     };
     int checked = 0;
     for (auto s : all_states) {
@@ -61,12 +66,20 @@ TEST(lifecycle, every_state_and_event) {
             ++checked;
         }
     }
-    EXPECT_EQ(checked, 30);
+    EXPECT_EQ(checked, 49);
 }
 
 TEST(lifecycle, a_queued_job_whose_deadline_passes_fails_without_running) {
     EXPECT_EQ(next_state(job_state::queued, job_event::fail), job_state::failed);
     EXPECT_FALSE(next_state(job_state::queued, job_event::complete));
+}
+
+TEST(lifecycle, a_waiting_job_is_neither_asked_again_nor_admitted) {
+    EXPECT_FALSE(next_state(job_state::waiting, job_event::ask));
+    EXPECT_FALSE(next_state(job_state::waiting, job_event::admit));
+    EXPECT_FALSE(next_state(job_state::running, job_event::resume));
+    EXPECT_FALSE(protocol::is_terminal(job_state::waiting));
+    EXPECT_TRUE(protocol::is_active(job_state::waiting));
 }
 
 TEST(lifecycle, terminal_states_are_final) {

@@ -97,7 +97,7 @@ struct fake_state {
     int max_in_flight = 0;
     bool started = false;
     bool stopped = false;
-    upstream::delta_sink sink;
+    std::shared_ptr<upstream::event_sink> sink;
 
     behaviour const& of(std::string const& name) const {
         auto it = scripts.find(name);
@@ -183,7 +183,7 @@ class fake_backend final : public upstream::backend {
         co_return text;
     }
 
-    void start(upstream::delta_sink sink, upstream::live_check) override {
+    void start(std::shared_ptr<upstream::event_sink> sink) override {
         st_->started = true;
         st_->sink = std::move(sink);
     }
@@ -1176,9 +1176,9 @@ TEST_F(manager_test, peek_returns_streamed_deltas) {
         auto pending = [&] { return st_->pending("prompt:a"); };
         CO_ASSERT_TRUE(co_await until(pending));
         CO_ASSERT_TRUE(static_cast<bool>(st_->sink));
-        st_->sink("ses_a", "Hel");
-        st_->sink("ses_other", "noise");
-        st_->sink("ses_a", "lo");
+        st_->sink->on_text("ses_a", "Hel");
+        st_->sink->on_text("ses_other", "noise");
+        st_->sink->on_text("ses_a", "lo");
         protocol::peek_params pp;
         pp.job = ids[0];
         auto p = co_await mgr_->peek(alice, pp);
@@ -1188,7 +1188,7 @@ TEST_F(manager_test, peek_returns_streamed_deltas) {
         EXPECT_TRUE(st_->partial_reads.empty());
 
         // Capped at max_output_bytes.
-        st_->sink("ses_a", ", world");
+        st_->sink->on_text("ses_a", ", world");
         auto capped = co_await mgr_->peek(alice, pp);
         EXPECT_EQ(capped.partial_output, "Hello, w");
 
@@ -1203,7 +1203,7 @@ TEST_F(manager_test, peek_returns_streamed_deltas) {
         st_->release("prompt:a");
         auto wp = wait_for(ids, 5s);
         co_await mgr_->wait(alice, wp);
-        st_->sink("ses_a", "late");
+        st_->sink->on_text("ses_a", "late");
         auto fin = co_await mgr_->peek(alice, pp);
         EXPECT_EQ(fin.partial_output, "done: a");
         EXPECT_TRUE(st_->partial_reads.empty());
@@ -1219,8 +1219,8 @@ TEST_F(manager_test, peek_cap_does_not_split_a_utf8_character) {
         auto ids = start(alice, {"a"});
         auto pending = [&] { return st_->pending("prompt:a"); };
         CO_ASSERT_TRUE(co_await until(pending));
-        st_->sink("ses_a", "abc");
-        st_->sink("ses_a", "\xC3\xA9");  // U+00E9: only one of its two bytes fits the cap
+        st_->sink->on_text("ses_a", "abc");
+        st_->sink->on_text("ses_a", "\xC3\xA9");  // U+00E9: only one of its two bytes fits the cap
         protocol::peek_params pp;
         pp.job = ids[0];
         auto p = co_await mgr_->peek(alice, pp);
