@@ -385,8 +385,7 @@ std::shared_ptr<turn> fake_state::start_turn(session& s, turn_spec spec,
                               {"text", p.at("text")}});
     }
     bus_.publish(s.directory, "message.updated", {{"info", user_info}});
-    for (auto const& p : user_parts)
-        bus_.publish(s.directory, "message.part.updated", {{"part", p}});
+    for (auto const& p : user_parts) publish_part(s, p.as_object());
     s.messages.push_back({{"info", std::move(user_info)}, {"parts", std::move(user_parts)}});
 
     s.turns.push_back(t);
