@@ -59,7 +59,9 @@ std::string_view fault_name(fault f);
 //      completes with the tool output and the text gets "permission once: <output>" (or
 //      always); reject with a message: the part errors, the text gets "permission rejected:
 //      <message>"; reject without one: the part errors and the turn ends with no text
-//      (finish "tool-calls").
+//      (finish "tool-calls"). After "always", a later ask in the session whose `always`
+//      patterns (each pattern's first word + " *") were all allowed so is skipped: the tool
+//      runs unasked and the text gets "permission always: <output>".
 //   3. question=A|B|C [multiple=1] [question_text=T] [header=T]: a `question` tool part and
 //      question.asked (text default "Which colour?", header "Colour", option descriptions
 //      "Answer A"); the turn waits for POST /question/{id}/reply, then the text gets

@@ -1141,7 +1141,7 @@ TEST_F(FakeOpencodePermission, AskedAndListedInTheRealShape) {
     }
 }
 
-TEST_F(FakeOpencodePermission, AlwaysCompletesTheTool) {
+TEST_F(FakeOpencodePermission, AlwaysCompletesTheToolAndAllowsLaterCalls) {
     sse_connection sse(port(), "/global/event");
     ASSERT_TRUE(fake_.wait_counter("event_subscribers", 1, 5s));
     auto sid = create_session();
@@ -1157,6 +1157,26 @@ TEST_F(FakeOpencodePermission, AlwaysCompletesTheTool) {
                   .at("reply")
                   .as_string(),
               "always");
+
+    // `always` covered "rm *" and "ls *": a later matching call in the session runs unasked...
+    res = prompt(sid, "again [[fake permission=bash patterns=rm_-rf_dist]]");
+    ASSERT_EQ(res.status, 200);
+    EXPECT_EQ(text_of(parse(res)), "permission always: ok");
+    frames = frames_until(sse, sid, "session.idle");
+    EXPECT_EQ(index_of(frames, "permission.asked"), frames.size());
+    EXPECT_EQ(stat("permissions_asked"), 1);
+    // ...while another command, or another session, is asked again.
+    auto other = prompt_later(sid, "[[fake permission=bash patterns=git_push]]");
+    frames = frames_until(sse, sid, "permission.asked");
+    ASSERT_FALSE(frames.empty());
+    auto const again = std::string(frames.back().payload.at("properties").at("id").as_string());
+    ASSERT_EQ(post("/permission/" + again + "/reply", R"({"reply":"once"})").status, 200);
+    EXPECT_EQ(text_of(parse(other.get())), "permission once: ok");
+    auto sid2 = create_session();
+    auto fresh = prompt_later(sid2, "[[fake permission=bash patterns=rm_x]]");
+    EXPECT_TRUE(fake_.wait_counter("permissions_asked", 3, 5s));
+    ASSERT_EQ(http_request(port(), "POST", "/session/" + sid2 + "/abort").status, 200);
+    EXPECT_EQ(fresh.get().status, 200);
 }
 
 TEST_F(FakeOpencodePermission, RejectWithMessageGoesOn) {

@@ -668,6 +668,13 @@ asio::awaitable<bool> fake_state::run_steps(std::shared_ptr<turn> tp) {
             if (std::find(always.begin(), always.end(), json::value(a)) == always.end())
                 always.emplace_back(a);
         }
+        // An earlier "always" for every pattern of this ask lets the tool run unasked, as the
+        // real server does for later calls matching `always`.
+        std::vector<std::string> keys;
+        for (auto const& a : always)
+            keys.push_back(perm.permission + '\n' + std::string(a.as_string()));
+        bool const allowed = std::all_of(
+            keys.begin(), keys.end(), [&](auto const& k) { return s.always_allowed.contains(k); });
         auto const id = new_id("per");
         json::object request{{"id", id},
                              {"sessionID", s.id},
@@ -676,11 +683,16 @@ asio::awaitable<bool> fake_state::run_steps(std::shared_ptr<turn> tp) {
                              {"metadata", {{"command", command}}},
                              {"always", std::move(always)},
                              {"tool", tool_ref(t, t.tool_parts[i])}};
-        pending_.push_back({pending_request::kind::permission, id, s.directory, request, tp});
-        bus_.publish(s.directory, "permission.asked", std::move(request));
-        stats_.add("permissions_asked", 1);
-        if (!co_await wait_answer(tp, id)) co_return false;
+        if (allowed) {
+            t.answer = json::object{{"reply", "always"}};
+        } else {
+            pending_.push_back({pending_request::kind::permission, id, s.directory, request, tp});
+            bus_.publish(s.directory, "permission.asked", std::move(request));
+            stats_.add("permissions_asked", 1);
+            if (!co_await wait_answer(tp, id)) co_return false;
+        }
         auto const reply = std::string(t.answer->at("reply").as_string());
+        if (reply == "always") s.always_allowed.insert(keys.begin(), keys.end());
         auto const* message = t.answer->if_contains("message");
         json::object time{{"start", start}, {"end", now_ms()}};
         if (reply == "reject") {

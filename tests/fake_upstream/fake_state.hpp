@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -217,6 +218,8 @@ struct session {
     boost::json::object info;
     boost::json::array messages;  // [{info, parts}], the assistant entry updated in place
     std::deque<std::shared_ptr<turn>> turns;  // the front one runs, the others queue behind it
+    // "permission\npattern" pairs a reply "always" allowed for the rest of the session.
+    std::set<std::string, std::less<>> always_allowed;
 };
 
 class fake_state {
