@@ -70,7 +70,13 @@ std::string_view fault_name(fault f);
 //   silent_ms=N: the turn publishes nothing for N ms right after its first tool part is
 //      running, or after its step-start and empty text parts when it has no tool part.
 // With any of 1-3 the text is these lines joined by "\n" (output_bytes still wins); the text
-// part appears only after them. An abort ends a waiting turn and drops its pending request.
+// part appears only after them and streams over latency_ms as usual. An abort ends a waiting
+// turn: its pending request leaves the lists at once, an unfinished tool part errors "Tool
+// execution aborted" and the reply carries MessageAbortedError. GET /permission and GET
+// /question list the requests of one instance (?directory=, else the server's "/fake"; all with
+// --unscoped-events); replies find a request whatever the directory. Tests can wait on the
+// counters permissions_asked and questions_asked, and GET /_fake/calls lists the method, path
+// and ?directory= of the last 1000 OpenCode calls.
 struct directives {
     std::optional<std::int64_t> latency_ms;
     std::optional<std::int64_t> chunks;
