@@ -37,6 +37,30 @@ fault parse_fault_value(std::string_view key, std::string_view value) {
                                 std::string(value));
 }
 
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+// `a|b|c` as texts; an empty item is a typo, so it fails the request.
+std::vector<std::string> directive_list(std::string_view value) {
+    std::vector<std::string> out;
+    std::size_t pos = 0;
+    for (;;) {
+        auto next = value.find('|', pos);
+        auto item = value.substr(pos, next == std::string_view::npos ? next : next - pos);
+        if (item.empty()) {
+            throw std::invalid_argument("empty item in fake directive list '" + std::string(value) +
+                                        "'");
+        }
+        out.push_back(directive_text(item));
+        if (next == std::string_view::npos) return out;
+        pos = next + 1;
+    }
+}
+
 void apply_key(std::string_view key, std::string_view value, directives& out) {
     using fake_common::directive_count;
     constexpr std::int64_t max_ms = 3'600'000;
@@ -52,6 +76,32 @@ void apply_key(std::string_view key, std::string_view value, directives& out) {
         out.create_latency_ms = directive_count(key, value, max_ms);
     } else if (key == "create_fault") {
         out.create_fault = parse_fault_value(key, value);
+    } else if (key == "tool") {
+        out.tool = directive_text(value);
+    } else if (key == "steps") {
+        out.steps = directive_count(key, value, 1000);
+    } else if (key == "tool_title") {
+        out.tool_title = directive_text(value);
+    } else if (key == "tool_output") {
+        out.tool_output = directive_text(value);
+    } else if (key == "tool_ms") {
+        out.tool_ms = directive_count(key, value, max_ms);
+    } else if (key == "tool_fail") {
+        out.tool_fail = directive_count(key, value, 1) == 1;
+    } else if (key == "permission") {
+        out.permission = directive_text(value);
+    } else if (key == "patterns") {
+        out.patterns = directive_list(value);
+    } else if (key == "question") {
+        out.question = directive_list(value);
+    } else if (key == "multiple") {
+        out.multiple = directive_count(key, value, 1) == 1;
+    } else if (key == "question_text") {
+        out.question_text = directive_text(value);
+    } else if (key == "header") {
+        out.header = directive_text(value);
+    } else if (key == "silent_ms") {
+        out.silent_ms = directive_count(key, value, max_ms);
     } else {
         throw std::invalid_argument("unknown fake directive key '" + std::string(key) + "'");
     }
@@ -71,6 +121,24 @@ std::string_view fault_name(fault f) {
         if (v == f) return n;
     }
     return "none";
+}
+
+std::string directive_text(std::string_view value) {
+    std::string out;
+    out.reserve(value.size());
+    for (std::size_t i = 0; i < value.size(); ++i) {
+        if (value[i] == '_') {
+            out.push_back(' ');
+        } else if (value[i] == '%' && i + 2 < value.size() && hex_digit(value[i + 1]) >= 0 &&
+                   hex_digit(value[i + 2]) >= 0) {
+            out.push_back(
+                static_cast<char>(hex_digit(value[i + 1]) * 16 + hex_digit(value[i + 2])));
+            i += 2;
+        } else {
+            out.push_back(value[i]);
+        }
+    }
+    return out;
 }
 
 std::string strip_directives(std::string_view text, directives& out) {

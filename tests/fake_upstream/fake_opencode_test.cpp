@@ -1,6 +1,7 @@
 // Tests of fake_opencode over loopback, through the same support library the integration tests
-// use: OpenCode-shaped answers, turn timing and queuing, the event stream, abort, and every
-// fault mode in both phases. Waits are event-driven (/_fake/wait, SSE), never sleep-and-hope.
+// use: OpenCode-shaped answers, turn timing and queuing, the event stream, abort, every fault
+// mode in both phases, and agentic turns (tool steps, permissions, questions, silence). Waits are
+// event-driven (/_fake/wait, SSE), never sleep-and-hope.
 #include "support/fake_upstream.hpp"
 #include "support/http_client.hpp"
 
@@ -851,6 +852,658 @@ TEST_F(FakeOpencode, StopsPromptlyOnSigterm) {
     EXPECT_EQ(fake_.stop(5s), 0);
     EXPECT_LT(ms_since(start), 2000);
     EXPECT_EQ(pending.get(), http_error::kind::closed) << "the hung request was closed";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Agentic turns (issue #16): tool steps, permissions, questions, silence. Shapes follow
+// tests/e2e/captured/*.jsonl of opencode 1.18.33.
+
+// The /global/event frames of one session, unwrapped is left to the caller.
+struct global_frame {
+    json::object frame;
+    json::object payload;
+    std::string type;
+};
+
+// Frames of `session_id` from a /global/event stream until one of type `last` (inclusive); with
+// `heartbeats`, counts server.heartbeat frames seen on the way.
+std::vector<global_frame> frames_until(sse_connection& sse, std::string_view session_id,
+                                       std::string_view last, int* heartbeats = nullptr,
+                                       std::chrono::milliseconds timeout = 10s) {
+    std::vector<global_frame> out;
+    auto const deadline = clock_type::now() + timeout;
+    while (clock_type::now() < deadline) {
+        auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
+        auto data = sse.next_data(left);
+        if (!data) break;
+        auto frame = json::parse(*data).as_object();
+        auto payload = frame.at("payload").as_object();
+        std::string type(payload.at("type").as_string());
+        if (type == "server.heartbeat" && heartbeats) ++*heartbeats;
+        if (session_of(payload) != session_id) continue;
+        out.push_back({frame, payload, type});
+        if (type == last) return out;
+    }
+    ADD_FAILURE() << "no " << last << " frame for " << session_id << " within " << timeout.count()
+                  << " ms";
+    return out;
+}
+
+// The states a tool part went through, in order, by callID.
+std::map<std::string, std::vector<json::object>> tool_states(
+    std::vector<global_frame> const& frames) {
+    std::map<std::string, std::vector<json::object>> out;
+    for (auto const& f : frames) {
+        if (f.type != "message.part.updated") continue;
+        auto const& part = f.payload.at("properties").at("part").as_object();
+        if (part.at("type").as_string() != "tool") continue;
+        out[std::string(part.at("callID").as_string())].push_back(part.at("state").as_object());
+    }
+    return out;
+}
+
+std::vector<std::string> statuses(std::vector<json::object> const& states) {
+    std::vector<std::string> out;
+    for (auto const& s : states) out.emplace_back(s.at("status").as_string());
+    return out;
+}
+
+std::size_t index_of(std::vector<global_frame> const& frames, std::string_view type) {
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+        if (frames[i].type == type) return i;
+    }
+    return frames.size();
+}
+
+// The state without its times (they vary), for comparing whole shapes.
+json::object timeless(json::object state) {
+    state.erase("time");
+    return state;
+}
+
+std::string text_of(json::value const& answer) {
+    std::string text;
+    for (auto const& p : answer.at("parts").as_array()) {
+        if (p.at("type").as_string() == "text") text += p.at("text").as_string();
+    }
+    return text;
+}
+
+class FakeOpencodeAgentic : public FakeOpencode {
+  protected:
+    FakeOpencodeAgentic() : FakeOpencode({"--latency-ms", "20"}) {}
+
+    std::future<http_response> prompt_later(std::string const& sid, std::string text) {
+        return std::async(std::launch::async, [this, sid, text] { return prompt(sid, text); });
+    }
+
+    json::array list(std::string const& target) {
+        auto res = http_request(port(), "GET", target);
+        EXPECT_EQ(res.status, 200) << res.body;
+        return parse(res).as_array();
+    }
+
+    http_response post(std::string const& target, std::string body = {}) {
+        return http_request(port(), "POST", target, std::move(body));
+    }
+};
+
+TEST_F(FakeOpencodeAgentic, ToolStepsEmitTheRealPartSequence) {
+    sse_connection sse(port(), "/global/event");
+    ASSERT_TRUE(fake_.wait_counter("event_subscribers", 1, 5s));
+    auto sid = create_session();
+    auto start = clock_type::now();
+    auto res =
+        prompt(sid,
+               "run it [[fake tool=bash tool_title=npm_test tool_output=all_green tool_ms=100 "
+               "steps=2]]");
+    ASSERT_EQ(res.status, 200) << res.body;
+    EXPECT_GE(ms_since(start), 200) << "two steps of 100 ms";
+    auto answer = parse(res);
+    EXPECT_EQ(text_of(answer), "tool said: all green\ntool said: all green");
+    EXPECT_EQ(answer.at("info").at("finish").as_string(), "stop");
+    auto const& parts = answer.at("parts").as_array();
+    ASSERT_EQ(parts.size(), 4u);
+    EXPECT_EQ(parts[1].at("type").as_string(), "tool");
+    EXPECT_EQ(parts[2].at("type").as_string(), "tool");
+    EXPECT_EQ(parts[3].at("type").as_string(), "text");
+
+    auto frames = frames_until(sse, sid, "session.idle");
+    for (auto const& f : frames) {
+        EXPECT_EQ(f.frame.at("directory").as_string(), "/fake");
+        EXPECT_EQ(f.frame.at("project").as_string().size(), 40u);
+        EXPECT_TRUE(f.payload.at("id").as_string().starts_with("evt_")) << f.payload;
+    }
+    auto tools = tool_states(frames);
+    ASSERT_EQ(tools.size(), 2u);
+    for (auto const& [call, states] : tools) {
+        EXPECT_TRUE(std::regex_match(call, std::regex("call_[0-9a-f]{12}"))) << call;
+        EXPECT_EQ(statuses(states),
+                  (std::vector<std::string>{"pending", "running", "running", "completed"}));
+        EXPECT_EQ(states[0],
+                  (json::object{{"status", "pending"}, {"input", json::object{}}, {"raw", ""}}));
+        json::object const input{{"command", "npm test"}};
+        EXPECT_EQ(timeless(states[1]), (json::object{{"status", "running"}, {"input", input}}));
+        EXPECT_EQ(timeless(states[2]), (json::object{{"status", "running"},
+                                                     {"input", input},
+                                                     {"metadata", {{"output", "all green"}}}}));
+        EXPECT_EQ(timeless(states[3]),
+                  (json::object{
+                      {"status", "completed"},
+                      {"input", input},
+                      {"output", "all green"},
+                      {"metadata", {{"output", "all green"}, {"exit", 0}, {"truncated", false}}},
+                      {"title", "npm test"}}));
+        auto const& time = states[3].at("time");
+        EXPECT_GE(time.at("end").as_int64() - time.at("start").as_int64(), 100);
+        EXPECT_EQ(states[1].at("time").at("start"), time.at("start"));
+    }
+    // The part itself: ids, the tool, the assistant message.
+    for (auto const& f : frames) {
+        if (f.type != "message.part.updated") continue;
+        auto const& props = f.payload.at("properties").as_object();
+        EXPECT_EQ(props.at("sessionID").as_string(), sid);
+        EXPECT_TRUE(props.at("time").is_int64());
+        auto const& part = props.at("part").as_object();
+        if (part.at("type").as_string() != "tool") continue;
+        EXPECT_EQ(part.at("tool").as_string(), "bash");
+        EXPECT_EQ(part.at("messageID"), answer.at("info").at("id"));
+        EXPECT_TRUE(part.at("id").as_string().starts_with("prt_"));
+    }
+    // The text part comes only after the steps, and its deltas after it.
+    std::size_t last_completed = 0;
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+        auto const* part = frames[i].payload.at("properties").as_object().if_contains("part");
+        if (part && part->at("type") == "tool" && part->at("state").at("status") == "completed")
+            last_completed = i;
+    }
+    auto first_text = frames.size();
+    for (std::size_t i = 0; i < frames.size() && first_text == frames.size(); ++i) {
+        auto const* part = frames[i].payload.at("properties").as_object().if_contains("part");
+        // The user's own text part comes first; the assistant's is the one that counts.
+        if (part && part->at("type") == "text" &&
+            part->at("messageID") == answer.at("info").at("id"))
+            first_text = i;
+    }
+    EXPECT_LT(last_completed, first_text);
+    EXPECT_LT(first_text, index_of(frames, "message.part.delta"));
+}
+
+TEST_F(FakeOpencodeAgentic, FailingToolStepEndsInError) {
+    sse_connection sse(port());
+    auto sid = create_session();
+    auto res = prompt(sid, "[[fake tool=read tool_title=missing.txt tool_fail=1]]");
+    ASSERT_EQ(res.status, 200);
+    EXPECT_EQ(text_of(parse(res)), "tool failed: fake tool failed");
+    auto events = events_until(sse, sid, "session.idle");
+    std::vector<json::object> states;
+    for (auto const& e : events) {
+        auto const* part = e.at("properties").as_object().if_contains("part");
+        if (part && part->at("type") == "tool") states.push_back(part->at("state").as_object());
+    }
+    ASSERT_FALSE(states.empty());
+    EXPECT_EQ(timeless(states.back()), (json::object{{"status", "error"},
+                                                     {"input", {{"command", "missing.txt"}}},
+                                                     {"error", "fake tool failed"}}));
+}
+
+// Runs a permission prompt up to the ask; returns the pending prompt and the asked event.
+struct asked {
+    std::future<http_response> reply;
+    json::object request;
+};
+
+class FakeOpencodePermission : public FakeOpencodeAgentic {
+  protected:
+    asked ask(sse_connection& sse, std::string const& sid, std::string const& extra = {}) {
+        auto pending = prompt_later(sid,
+                                    "clean up [[fake permission=bash patterns=rm_-rf_build|ls "
+                                    "tool_output=removed " +
+                                        extra + "]]");
+        auto frames = frames_until(sse, sid, "permission.asked");
+        EXPECT_FALSE(frames.empty());
+        if (frames.empty()) return {std::move(pending), {}};
+        // The tool part is running by the time the permission is asked.
+        auto tools = tool_states(frames);
+        EXPECT_EQ(tools.size(), 1u);
+        if (!tools.empty()) {
+            EXPECT_EQ(statuses(tools.begin()->second),
+                      (std::vector<std::string>{"pending", "running"}));
+        }
+        return {std::move(pending), frames.back().payload.at("properties").as_object()};
+    }
+};
+
+TEST_F(FakeOpencodePermission, AskedAndListedInTheRealShape) {
+    sse_connection sse(port(), "/global/event");
+    ASSERT_TRUE(fake_.wait_counter("event_subscribers", 1, 5s));
+    auto sid = create_session();
+    auto [pending, request] = ask(sse, sid);
+    auto const id = std::string(request.at("id").as_string());
+    EXPECT_TRUE(std::regex_match(id, std::regex("per_[0-9a-f]{24}"))) << id;
+    EXPECT_EQ(request.at("sessionID").as_string(), sid);
+    EXPECT_EQ(request.at("permission").as_string(), "bash");
+    EXPECT_EQ(request.at("patterns"), (json::array{"rm -rf build", "ls"}));
+    EXPECT_EQ(request.at("metadata"), (json::object{{"command", "rm -rf build && ls"}}));
+    EXPECT_EQ(request.at("always"), (json::array{"rm *", "ls *"}));
+    EXPECT_TRUE(request.at("tool").at("messageID").as_string().starts_with("msg_"));
+    EXPECT_TRUE(request.at("tool").at("callID").as_string().starts_with("call_"));
+    EXPECT_EQ(request.size(), 7u) << request;
+
+    EXPECT_EQ(list("/permission"), (json::array{request}));
+    EXPECT_EQ(list("/permission?directory=%2Felsewhere"), json::array{})
+        << "lists are per instance";
+    EXPECT_EQ(list("/question"), json::array{});
+    EXPECT_EQ(parse(http_request(port(), "GET", "/session/status")),
+              (json::object{{sid, {{"type", "busy"}}}}));
+    EXPECT_NE(pending.wait_for(0s), std::future_status::ready) << "the prompt waits";
+
+    // A bad reply is refused before the id is looked up, so the request stays pending.
+    auto bad = post("/permission/" + id + "/reply", R"({"reply":"maybe"})");
+    EXPECT_EQ(bad.status, 400);
+    EXPECT_EQ(parse(bad),
+              (json::value{{"name", "BadRequest"},
+                           {"data",
+                            {{"message",
+                              "Expected \"once\" | \"always\" | \"reject\", got \"maybe\"\n  at "
+                              "[\"reply\"]"},
+                             {"kind", "Payload"}}}}));
+    EXPECT_EQ(post("/permission/" + id + "/reply", "{}").status, 400);
+    EXPECT_EQ(list("/permission").size(), 1u);
+
+    auto ok = post("/permission/" + id + "/reply", R"({"reply":"once"})");
+    ASSERT_EQ(ok.status, 200);
+    EXPECT_EQ(parse(ok), json::value(true));
+    auto res = pending.get();
+    ASSERT_EQ(res.status, 200);
+    auto answer = parse(res);
+    EXPECT_EQ(text_of(answer), "permission once: removed");
+    EXPECT_EQ(answer.at("info").at("finish").as_string(), "stop");
+
+    auto frames = frames_until(sse, sid, "session.idle");
+    ASSERT_LT(index_of(frames, "permission.replied"), frames.size());
+    EXPECT_EQ(frames[index_of(frames, "permission.replied")].payload.at("properties"),
+              (json::object{{"sessionID", sid}, {"requestID", id}, {"reply", "once"}}));
+    auto tools = tool_states(frames);
+    ASSERT_EQ(tools.size(), 1u);
+    EXPECT_EQ(statuses(tools.begin()->second), (std::vector<std::string>{"running", "completed"}));
+    EXPECT_EQ(tools.begin()->second.back().at("output").as_string(), "removed");
+
+    EXPECT_EQ(list("/permission"), json::array{});
+    for (auto const& gone : {id, std::string("per_00000000000000000000000000")}) {
+        auto again = post("/permission/" + gone + "/reply", R"({"reply":"once"})");
+        EXPECT_EQ(again.status, 404);
+        EXPECT_EQ(parse(again),
+                  (json::value{{"_tag", "PermissionNotFoundError"},
+                               {"requestID", gone},
+                               {"message", "Permission request not found: " + gone}}));
+    }
+}
+
+TEST_F(FakeOpencodePermission, AlwaysCompletesTheToolAndAllowsLaterCalls) {
+    sse_connection sse(port(), "/global/event");
+    ASSERT_TRUE(fake_.wait_counter("event_subscribers", 1, 5s));
+    auto sid = create_session();
+    auto [pending, request] = ask(sse, sid);
+    auto const id = std::string(request.at("id").as_string());
+    ASSERT_EQ(post("/permission/" + id + "/reply", R"({"reply":"always"})").status, 200);
+    auto res = pending.get();
+    ASSERT_EQ(res.status, 200);
+    EXPECT_EQ(text_of(parse(res)), "permission always: removed");
+    auto frames = frames_until(sse, sid, "session.idle");
+    EXPECT_EQ(frames[index_of(frames, "permission.replied")]
+                  .payload.at("properties")
+                  .at("reply")
+                  .as_string(),
+              "always");
+
+    // `always` covered "rm *" and "ls *": a later matching call in the session runs unasked...
+    res = prompt(sid, "again [[fake permission=bash patterns=rm_-rf_dist]]");
+    ASSERT_EQ(res.status, 200);
+    EXPECT_EQ(text_of(parse(res)), "permission always: ok");
+    frames = frames_until(sse, sid, "session.idle");
+    EXPECT_EQ(index_of(frames, "permission.asked"), frames.size());
+    EXPECT_EQ(stat("permissions_asked"), 1);
+    // ...while another command, or another session, is asked again.
+    auto other = prompt_later(sid, "[[fake permission=bash patterns=git_push]]");
+    frames = frames_until(sse, sid, "permission.asked");
+    ASSERT_FALSE(frames.empty());
+    auto const again = std::string(frames.back().payload.at("properties").at("id").as_string());
+    ASSERT_EQ(post("/permission/" + again + "/reply", R"({"reply":"once"})").status, 200);
+    EXPECT_EQ(text_of(parse(other.get())), "permission once: ok");
+    auto sid2 = create_session();
+    auto fresh = prompt_later(sid2, "[[fake permission=bash patterns=rm_x]]");
+    EXPECT_TRUE(fake_.wait_counter("permissions_asked", 3, 5s));
+    ASSERT_EQ(http_request(port(), "POST", "/session/" + sid2 + "/abort").status, 200);
+    EXPECT_EQ(fresh.get().status, 200);
+}
+
+TEST_F(FakeOpencodePermission, RejectWithMessageGoesOn) {
+    sse_connection sse(port(), "/global/event");
+    ASSERT_TRUE(fake_.wait_counter("event_subscribers", 1, 5s));
+    auto sid = create_session();
+    auto [pending, request] = ask(sse, sid);
+    auto const id = std::string(request.at("id").as_string());
+    ASSERT_EQ(
+        post("/permission/" + id + "/reply", R"({"reply":"reject","message":"not on my machine"})")
+            .status,
+        200);
+    auto res = pending.get();
+    ASSERT_EQ(res.status, 200);
+    auto answer = parse(res);
+    EXPECT_EQ(text_of(answer), "permission rejected: not on my machine");
+    EXPECT_EQ(answer.at("info").at("finish").as_string(), "stop");
+    auto tools = tool_states(frames_until(sse, sid, "session.idle"));
+    ASSERT_EQ(tools.size(), 1u);
+    EXPECT_EQ(tools.begin()->second.back().at("error").as_string(),
+              "The user rejected permission to use this specific tool call with the following "
+              "feedback: not on my machine");
+}
+
+TEST_F(FakeOpencodePermission, RejectWithoutMessageEndsTheTurnWithoutText) {
+    sse_connection sse(port(), "/global/event");
+    ASSERT_TRUE(fake_.wait_counter("event_subscribers", 1, 5s));
+    auto sid = create_session();
+    auto [pending, request] = ask(sse, sid, "question=never");
+    auto const id = std::string(request.at("id").as_string());
+    ASSERT_EQ(post("/permission/" + id + "/reply", R"({"reply":"reject"})").status, 200);
+    auto res = pending.get();
+    ASSERT_EQ(res.status, 200);
+    auto answer = parse(res);
+    EXPECT_EQ(answer.at("info").at("finish").as_string(), "tool-calls");
+    EXPECT_FALSE(answer.at("info").as_object().contains("error"));
+    auto const& parts = answer.at("parts").as_array();
+    ASSERT_EQ(parts.size(), 2u) << "step-start and the tool, no text";
+    EXPECT_EQ(parts[1].at("state").at("status").as_string(), "error");
+    EXPECT_EQ(parts[1].at("state").at("error").as_string(),
+              "The user rejected permission to use this specific tool call.");
+    auto frames = frames_until(sse, sid, "session.idle");
+    EXPECT_EQ(index_of(frames, "message.part.delta"), frames.size());
+    EXPECT_EQ(index_of(frames, "question.asked"), frames.size()) << "later steps are skipped";
+    EXPECT_EQ(list("/question"), json::array{});
+}
+
+class FakeOpencodeQuestion : public FakeOpencodeAgentic {
+  protected:
+    // Starts a question prompt with prompt_async and returns the asked event's properties.
+    json::object ask(sse_connection& sse, std::string const& sid, std::string const& directives) {
+        auto res = post("/session/" + sid + "/prompt_async",
+                        prompt_body("pick [[fake " + directives + "]]"));
+        EXPECT_EQ(res.status, 204);
+        auto frames = frames_until(sse, sid, "question.asked");
+        if (frames.empty()) return {};
+        return frames.back().payload.at("properties").as_object();
+    }
+};
+
+TEST_F(FakeOpencodeQuestion, ReplyGoesOnWithTheAnswer) {
+    sse_connection sse(port(), "/global/event");
+    ASSERT_TRUE(fake_.wait_counter("event_subscribers", 1, 5s));
+    auto sid = create_session();
+    auto request = ask(sse, sid, "question=red|green|blue");
+    auto const id = std::string(request.at("id").as_string());
+    EXPECT_TRUE(std::regex_match(id, std::regex("que_[0-9a-f]{24}"))) << id;
+    json::object const question{{"question", "Which colour?"},
+                                {"header", "Colour"},
+                                {"options",
+                                 {{{"label", "red"}, {"description", "Answer red"}},
+                                  {{"label", "green"}, {"description", "Answer green"}},
+                                  {{"label", "blue"}, {"description", "Answer blue"}}}}};
+    EXPECT_EQ(request.at("questions"), (json::array{question}));
+    EXPECT_EQ(request.at("sessionID").as_string(), sid);
+    EXPECT_TRUE(request.at("tool").at("callID").as_string().starts_with("call_"));
+    EXPECT_EQ(request.size(), 4u) << request;
+    EXPECT_EQ(list("/question"), (json::array{request}));
+    EXPECT_EQ(list("/permission"), json::array{});
+
+    auto bad = post("/question/" + id + "/reply", R"({"answers":["red"]})");
+    EXPECT_EQ(bad.status, 400);
+    EXPECT_EQ(parse(bad).at("data").at("kind").as_string(), "Payload");
+
+    auto ok = post("/question/" + id + "/reply", R"({"answers":[["red"]]})");
+    ASSERT_EQ(ok.status, 200);
+    EXPECT_EQ(parse(ok), json::value(true));
+    auto frames = frames_until(sse, sid, "session.idle");
+    EXPECT_EQ(
+        frames[index_of(frames, "question.replied")].payload.at("properties"),
+        (json::object{
+            {"sessionID", sid}, {"requestID", id}, {"answers", json::array{json::array{"red"}}}}));
+    auto tools = tool_states(frames);
+    ASSERT_EQ(tools.size(), 1u);
+    auto const& done = tools.begin()->second.back();
+    EXPECT_EQ(timeless(done),
+              (json::object{{"status", "completed"},
+                            {"input", {{"questions", json::array{question}}}},
+                            {"output",
+                             "User has answered your questions: \"Which colour?\"=\"red\". You "
+                             "can now continue with the user's answers in mind."},
+                            {"metadata",
+                             {{"answers", json::array{json::array{"red"}}}, {"truncated", false}}},
+                            {"title", "Asked 1 question"}}));
+    EXPECT_EQ(deltas_of([&] {
+                  std::vector<json::object> payloads;
+                  for (auto const& f : frames) payloads.push_back(f.payload);
+                  return payloads;
+              }()),
+              "answered: red");
+    EXPECT_EQ(list("/question"), json::array{});
+
+    for (auto const& gone : {id, std::string("que_00000000000000000000000000")}) {
+        for (auto const& [verb, body] :
+             {std::pair{"reply", R"({"answers":[["red"]]})"}, std::pair{"reject", ""}}) {
+            auto again = post("/question/" + gone + "/" + verb, body);
+            EXPECT_EQ(again.status, 404);
+            EXPECT_EQ(parse(again),
+                      (json::value{{"_tag", "QuestionNotFoundError"},
+                                   {"requestID", gone},
+                                   {"message", "Question request not found: " + gone}}));
+        }
+    }
+}
+
+TEST_F(FakeOpencodeQuestion, FreeTextAndSeveralAnswers) {
+    sse_connection sse(port(), "/global/event");
+    ASSERT_TRUE(fake_.wait_counter("event_subscribers", 1, 5s));
+    auto sid = create_session();
+    auto request =
+        ask(sse, sid, "question=red|blue multiple=1 question_text=Which_ones%3F header=Pick");
+    auto const& q = request.at("questions").at(0);
+    EXPECT_EQ(q.at("multiple"), json::value(true));
+    EXPECT_EQ(q.at("question").as_string(), "Which ones?");
+    EXPECT_EQ(q.at("header").as_string(), "Pick");
+    auto id = std::string(request.at("id").as_string());
+    ASSERT_EQ(post("/question/" + id + "/reply", R"({"answers":[["red","blue"]]})").status, 200);
+    auto frames = frames_until(sse, sid, "session.idle");
+    auto messages = parse(http_request(port(), "GET", "/session/" + sid + "/message")).as_array();
+    EXPECT_EQ(text_of(messages.back()), "answered: red,blue");
+
+    request = ask(sse, sid, "question=red|blue");
+    id = std::string(request.at("id").as_string());
+    ASSERT_EQ(post("/question/" + id + "/reply", R"({"answers":[["purple, obviously"]]})").status,
+              200);
+    frames_until(sse, sid, "session.idle");
+    messages = parse(http_request(port(), "GET", "/session/" + sid + "/message")).as_array();
+    EXPECT_EQ(text_of(messages.back()), "answered: purple, obviously");
+}
+
+TEST_F(FakeOpencodeQuestion, RejectEndsTheTurnWithoutText) {
+    sse_connection sse(port(), "/global/event");
+    ASSERT_TRUE(fake_.wait_counter("event_subscribers", 1, 5s));
+    auto sid = create_session();
+    auto request = ask(sse, sid, "question=red|blue");
+    auto const id = std::string(request.at("id").as_string());
+    auto ok = post("/question/" + id + "/reject");
+    ASSERT_EQ(ok.status, 200);
+    EXPECT_EQ(parse(ok), json::value(true));
+    auto frames = frames_until(sse, sid, "session.idle");
+    EXPECT_EQ(frames[index_of(frames, "question.rejected")].payload.at("properties"),
+              (json::object{{"sessionID", sid}, {"requestID", id}}));
+    EXPECT_EQ(index_of(frames, "message.part.delta"), frames.size());
+    auto tools = tool_states(frames);
+    ASSERT_EQ(tools.size(), 1u);
+    EXPECT_EQ(tools.begin()->second.back().at("status").as_string(), "error");
+    EXPECT_EQ(tools.begin()->second.back().at("error").as_string(),
+              "The user dismissed this question");
+    auto messages = parse(http_request(port(), "GET", "/session/" + sid + "/message")).as_array();
+    auto const& info = messages.back().at("info");
+    EXPECT_EQ(info.at("finish").as_string(), "tool-calls");
+    EXPECT_EQ(text_of(messages.back()), "");
+    EXPECT_EQ(post("/question/" + id + "/reject").status, 404);
+}
+
+TEST_F(FakeOpencodeAgentic, AbortDropsPendingRequests) {
+    sse_connection sse(port(), "/global/event");
+    ASSERT_TRUE(fake_.wait_counter("event_subscribers", 1, 5s));
+    for (auto const& directive : {"permission=bash", "question=yes|no"}) {
+        auto sid = create_session();
+        auto pending = prompt_later(sid, std::string("[[fake ") + directive + "]]");
+        bool const is_permission = std::string_view(directive).starts_with("permission");
+        auto frames = frames_until(sse, sid, is_permission ? "permission.asked" : "question.asked");
+        ASSERT_FALSE(frames.empty());
+        auto const id = std::string(frames.back().payload.at("properties").at("id").as_string());
+        auto const route = is_permission ? std::string("/permission") : std::string("/question");
+        EXPECT_EQ(list(route).size(), 1u);
+
+        ASSERT_EQ(post("/session/" + sid + "/abort").status, 200);
+        EXPECT_EQ(list(route), json::array{}) << "dropped at once";
+        auto res = pending.get();
+        ASSERT_EQ(res.status, 200);
+        auto answer = parse(res);
+        EXPECT_EQ(answer.at("info").at("error").at("name").as_string(), "MessageAbortedError");
+        EXPECT_FALSE(answer.at("info").as_object().contains("finish"));
+        auto const& tool = answer.at("parts").at(1).at("state");
+        EXPECT_EQ(tool.at("status").as_string(), "error");
+        EXPECT_EQ(tool.at("error").as_string(), "Tool execution aborted");
+        EXPECT_EQ(post(route + "/" + id + (is_permission ? "/reply" : "/reject"),
+                       is_permission ? R"({"reply":"once"})" : "")
+                      .status,
+                  404);
+        frames = frames_until(sse, sid, "session.idle");
+        EXPECT_LT(index_of(frames, "session.error"), frames.size());
+    }
+}
+
+TEST(FakeOpencodeSilence, TurnGoesQuietWhileHeartbeatsGoOn) {
+    fake_upstream fake(FAKE_OPENCODE_PATH, {"--latency-ms", "0", "--heartbeat-ms", "50"});
+    sse_connection sse(fake.port(), "/global/event");
+    ASSERT_TRUE(fake.wait_counter("event_subscribers", 1, 5s));
+    auto const sid = std::string(
+        parse(http_request(fake.port(), "POST", "/session", "{}")).at("id").as_string());
+    auto send = [&](std::string_view directives) {
+        auto res =
+            http_request(fake.port(), "POST", "/session/" + sid + "/message",
+                         prompt_body(std::string("hush [[fake ") + std::string(directives) + "]]"));
+        EXPECT_EQ(res.status, 200) << res.body;
+    };
+    auto time_of = [](global_frame const& f) {
+        return f.payload.at("properties").at("time").as_int64();
+    };
+
+    // Without tools: quiet after the step-start and empty text parts.
+    send("silent_ms=400");
+    int heartbeats = 0;
+    auto frames = frames_until(sse, sid, "session.idle", &heartbeats);
+    std::vector<std::size_t> parts;
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+        if (frames[i].type == "message.part.updated") parts.push_back(i);
+    }
+    // user text, step-start, empty text, final text
+    ASSERT_EQ(parts.size(), 4u);
+    EXPECT_GE(time_of(frames[parts[3]]) - time_of(frames[parts[2]]), 400);
+    for (auto i = parts[2] + 1; i < parts[3]; ++i) {
+        EXPECT_EQ(frames[i].type, "message.part.delta") << "nothing else during the silence";
+    }
+    EXPECT_GE(heartbeats, 2) << "heartbeats go on";
+
+    // With a tool: quiet between running and the tool's next frame, a tool that hangs.
+    send("tool=bash silent_ms=300");
+    frames = frames_until(sse, sid, "session.idle");
+    std::vector<global_frame> tool_frames;
+    for (auto const& f : frames) {
+        auto const* part = f.payload.at("properties").as_object().if_contains("part");
+        if (part && part->at("type") == "tool") tool_frames.push_back(f);
+    }
+    ASSERT_EQ(tool_frames.size(), 4u);
+    EXPECT_GE(time_of(tool_frames[2]) - time_of(tool_frames[1]), 300);
+    EXPECT_EQ(fake.stop(5s), 0);
+}
+
+TEST_F(FakeOpencodeAgentic, StepsRunInTheirFixedOrder) {
+    sse_connection sse(port(), "/global/event");
+    ASSERT_TRUE(fake_.wait_counter("event_subscribers", 1, 5s));
+    auto sid = create_session();
+    // Keys in another order than the steps run: the order is fixed, not the keys'.
+    auto pending = prompt_later(sid, "[[fake question=a|b permission=edit tool=bash]]");
+    auto frames = frames_until(sse, sid, "permission.asked");
+    EXPECT_EQ(tool_states(frames).size(), 2u) << "bash ran before the permission";
+    auto const per = std::string(frames.back().payload.at("properties").at("id").as_string());
+    ASSERT_EQ(post("/permission/" + per + "/reply", R"({"reply":"once"})").status, 200);
+    frames = frames_until(sse, sid, "question.asked");
+    auto const que = std::string(frames.back().payload.at("properties").at("id").as_string());
+    ASSERT_EQ(post("/question/" + que + "/reply", R"({"answers":[["b"]]})").status, 200);
+    auto res = pending.get();
+    ASSERT_EQ(res.status, 200);
+    auto answer = parse(res);
+    EXPECT_EQ(text_of(answer), "tool said: ok\npermission once: ok\nanswered: b");
+    std::vector<std::string> tools;
+    for (auto const& p : answer.at("parts").as_array()) {
+        if (p.at("type") == "tool") tools.emplace_back(p.at("tool").as_string());
+    }
+    EXPECT_EQ(tools, (std::vector<std::string>{"bash", "edit", "question"}));
+}
+
+TEST_F(FakeOpencodeAgentic, CallsRecordTheirDirectory) {
+    sse_connection sse(port(), "/global/event");
+    ASSERT_TRUE(fake_.wait_counter("event_subscribers", 1, 5s));
+    auto sid = create_session("/session?directory=%2Fjob%20dir");
+    auto const q = std::string("?directory=%2Fjob%20dir");
+    auto pending = std::async(std::launch::async, [&] {
+        return http_request(port(), "POST", "/session/" + sid + "/message" + q,
+                            prompt_body("[[fake permission=bash]]"));
+    });
+    auto frames = frames_until(sse, sid, "permission.asked");
+    ASSERT_FALSE(frames.empty());
+    EXPECT_EQ(frames.back().frame.at("directory").as_string(), "/job dir");
+    auto const id = std::string(frames.back().payload.at("properties").at("id").as_string());
+    EXPECT_EQ(list("/permission"), json::array{}) << "not in the server's own directory";
+    EXPECT_EQ(list("/permission" + q).size(), 1u);
+    ASSERT_EQ(post("/permission/" + id + "/reply" + q, R"({"reply":"once"})").status, 200);
+    ASSERT_EQ(pending.get().status, 200);
+    ASSERT_EQ(post("/session/" + sid + "/abort").status, 200);
+    list("/question" + q);
+
+    auto calls = parse(http_request(port(), "GET", "/_fake/calls")).as_array();
+    auto call = [](std::string method, std::string path, json::value directory) {
+        return json::value{{"method", method}, {"path", path}, {"directory", directory}};
+    };
+    EXPECT_EQ(
+        calls,
+        (json::array{call("GET", "/global/event", nullptr), call("POST", "/session", "/job dir"),
+                     call("POST", "/session/" + sid + "/message", "/job dir"),
+                     call("GET", "/permission", nullptr), call("GET", "/permission", "/job dir"),
+                     call("POST", "/permission/" + id + "/reply", "/job dir"),
+                     call("POST", "/session/" + sid + "/abort", nullptr),
+                     call("GET", "/question", "/job dir")}));
+    fake_.reset();
+    EXPECT_EQ(parse(http_request(port(), "GET", "/_fake/calls")), json::array{});
+}
+
+TEST_F(FakeOpencodeAgentic, DirectiveValidation) {
+    auto sid = create_session();
+    for (auto const* text :
+         {"[[fake steps=2]]", "[[fake patterns=ls]]", "[[fake multiple=1]]",
+          "[[fake question=a||b]]", "[[fake tool_fail=2 tool=bash]]", "[[fake silent_ms=x]]"}) {
+        expect_error(prompt(sid, text), 400, "BadRequest");
+    }
+    // `_` is a space, %XX any byte.
+    auto res = prompt(sid, "[[fake tool=bash tool_title=a%5Fb_c tool_output=x%5Dy]]");
+    ASSERT_EQ(res.status, 200);
+    auto const answer = parse(res);
+    auto const& tool = answer.at("parts").at(1);
+    EXPECT_EQ(tool.at("state").at("title").as_string(), "a_b c");
+    EXPECT_EQ(tool.at("state").at("output").as_string(), "x]y");
+    EXPECT_EQ(stat("prompts_started"), 1);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -328,6 +328,32 @@ prompt_request parse_prompt(json::object const& obj, options const& opts) {
     } else {
         out.spec.output = "echo: " + prompt;
     }
+    out.spec.fixed_output = d.output_bytes.has_value();
+    out.spec.silent_ms = d.silent_ms.value_or(0);
+    auto const tool_output = [&](bool fail) {
+        return d.tool_output.value_or(fail ? "fake tool failed" : "ok");
+    };
+    if (d.tool) {
+        tool_step step{*d.tool, d.tool_title.value_or("echo ok"), tool_output(d.tool_fail),
+                       d.tool_ms.value_or(0), d.tool_fail};
+        out.spec.tools.assign(static_cast<std::size_t>(d.steps.value_or(1)), step);
+    } else if (d.steps || d.tool_title || d.tool_ms || d.tool_fail) {
+        bad_request("steps, tool_title, tool_ms and tool_fail need tool=NAME");
+    }
+    if (d.permission) {
+        auto patterns = d.patterns;
+        if (patterns.empty()) patterns.emplace_back("echo permitted");
+        out.spec.permission =
+            permission_step{*d.permission, std::move(patterns), tool_output(false)};
+    } else if (!d.patterns.empty()) {
+        bad_request("patterns needs permission=NAME");
+    }
+    if (!d.question.empty()) {
+        out.spec.question = question_step{d.question_text.value_or("Which colour?"),
+                                          d.header.value_or("Colour"), d.question, d.multiple};
+    } else if (d.multiple || d.question_text || d.header) {
+        bad_request("multiple, question_text and header need question=A|B");
+    }
     if (out.requested == fault::error || out.requested == fault::hang ||
         out.requested == fault::stall) {
         out.spec.mode = out.requested;
@@ -526,8 +552,14 @@ class server {
                 co_return r;
             }
         }
-        if (auto it = t.query.find("directory"); it != t.query.end()) {
-            state_.counters().record_directory(it->second);
+        auto const directory = t.query.find("directory");
+        if (directory != t.query.end()) state_.counters().record_directory(directory->second);
+        if (!control) {
+            auto const raw = std::string_view(req.target());
+            state_.counters().record_call(
+                std::string_view(req.method_string()), raw.substr(0, raw.find('?')),
+                directory == t.query.end() ? std::nullopt
+                                           : std::optional<std::string>(directory->second));
         }
 
         std::optional<reply> out;
@@ -559,6 +591,8 @@ class server {
                 out = json_reply(http::status::ok, state_.busy_sessions());
             } else if (seg.size() >= 2 && seg[0] == "session") {
                 out = co_await session_route(c, req, t);
+            } else if (!seg.empty() && (seg[0] == "permission" || seg[0] == "question")) {
+                out = request_route(req, t);
             }
         } catch (request_error const& e) {
             out = error_reply(e.status, e.error_name, e.what());
@@ -569,6 +603,94 @@ class server {
                                           std::string_view(req.target())));
         }
         co_return std::move(*out);
+    }
+
+    // A list is per instance like the real server's: ?directory=, else the server's own
+    // directory (unless --unscoped-events, where it lists all).
+    std::optional<std::string> instance_of(target const& t) const {
+        if (!state_.opts().scoped_events) return std::nullopt;
+        auto it = t.query.find("directory");
+        return it == t.query.end() ? std::string(default_directory) : it->second;
+    }
+
+    // GET /permission, POST /permission/{id}/reply, GET /question, POST /question/{id}/reply and
+    // POST /question/{id}/reject, with the real server's error shapes.
+    std::optional<reply> request_route(request_t const& req, target const& t) {
+        auto const& seg = t.segments;
+        auto const method = req.method();
+        bool const is_permission = seg[0] == "permission";
+        auto const type =
+            is_permission ? pending_request::kind::permission : pending_request::kind::question;
+        if (seg.size() == 1 && method == http::verb::get) {
+            return json_reply(http::status::ok, state_.pending(type, instance_of(t)));
+        }
+        if (seg.size() != 3 || method != http::verb::post) return std::nullopt;
+        auto const& id = seg[1];
+        auto const& verb = seg[2];
+        auto const payload_error = [](std::string const& message) {
+            return json_reply(http::status::bad_request,
+                              json::object{{"name", "BadRequest"},
+                                           {"data", {{"message", message}, {"kind", "Payload"}}}});
+        };
+        auto const not_found = [&] {
+            auto const tag = is_permission ? "PermissionNotFoundError" : "QuestionNotFoundError";
+            auto const what = is_permission ? "Permission" : "Question";
+            return json_reply(
+                http::status::not_found,
+                json::object{{"_tag", tag},
+                             {"requestID", id},
+                             {"message", fmt::format("{} request not found: {}", what, id)}});
+        };
+        auto const done = [&](bool found) {
+            return found ? json_reply(http::status::ok, json::value(true)) : not_found();
+        };
+        auto body = parse_body(req);
+        if (is_permission && verb == "reply") {
+            // The payload is checked before the id, as the real server does.
+            auto const* obj = body.if_object();
+            auto const* r = obj ? obj->if_contains("reply") : nullptr;
+            if (!r || !r->is_string() ||
+                (r->get_string() != "once" && r->get_string() != "always" &&
+                 r->get_string() != "reject")) {
+                auto got = r ? json::serialize(*r) : std::string("undefined");
+                return payload_error(fmt::format(R"(Expected "once" | "always" | "reject", got {})"
+                                                 "\n  at [\"reply\"]",
+                                                 got));
+            }
+            json::object answer{{"reply", *r}};
+            if (auto const* m = obj->if_contains("message")) {
+                if (!m->is_string()) {
+                    return payload_error(fmt::format("Expected string, got {}\n  at [\"message\"]",
+                                                     json::serialize(*m)));
+                }
+                answer["message"] = *m;
+            }
+            return done(
+                state_.answer(type, id, "permission.replied", {{"reply", *r}}, std::move(answer)));
+        }
+        if (!is_permission && verb == "reply") {
+            auto const* obj = body.if_object();
+            auto const* answers = obj ? obj->if_contains("answers") : nullptr;
+            bool valid = answers && answers->is_array();
+            if (valid) {
+                for (auto const& a : answers->get_array()) {
+                    valid = valid && a.is_array() &&
+                            std::all_of(a.get_array().begin(), a.get_array().end(),
+                                        [](json::value const& v) { return v.is_string(); });
+                }
+            }
+            if (!valid) {
+                return payload_error(fmt::format(
+                    "Expected ReadonlyArray<ReadonlyArray<string>>, got {}\n  at [\"answers\"]",
+                    answers ? json::serialize(*answers) : std::string("undefined")));
+            }
+            return done(state_.answer(type, id, "question.replied", {{"answers", *answers}},
+                                      {{"answers", *answers}}));
+        }
+        if (!is_permission && verb == "reject") {
+            return done(state_.answer(type, id, "question.rejected", {}, {}));
+        }
+        return std::nullopt;
     }
 
     session& require_session(std::string const& id) {
@@ -753,6 +875,9 @@ class server {
         auto const& seg = t.segments;
         auto const method = req.method();
         if (seg.size() != 2) co_return std::nullopt;
+        if (seg[1] == "calls" && method == http::verb::get) {
+            co_return json_reply(http::status::ok, state_.counters().calls());
+        }
         if (seg[1] == "stats" && method == http::verb::get) {
             co_return json_reply(http::status::ok, state_.counters().to_json());
         }

@@ -24,10 +24,11 @@ namespace {
 // twice and crashes), so every such result below is bound to a name even when unused.
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-constexpr std::array<std::string_view, 12> counter_names{
-    "sessions_created", "creates_started",   "creates_in_flight",     "max_creates_in_flight",
-    "prompts_started",  "prompts_in_flight", "max_prompts_in_flight", "prompts_completed",
-    "aborts_total",     "requests_total",    "event_subscribers",     "flood_events",
+constexpr std::array<std::string_view, 14> counter_names{
+    "sessions_created",  "creates_started",   "creates_in_flight",     "max_creates_in_flight",
+    "prompts_started",   "prompts_in_flight", "max_prompts_in_flight", "prompts_completed",
+    "aborts_total",      "requests_total",    "event_subscribers",     "flood_events",
+    "permissions_asked", "questions_asked",
 };
 
 bool is_space(char c) {
@@ -47,6 +48,30 @@ json::object step_start_part(turn const& t) {
             {"sessionID", t.owner->id},
             {"messageID", t.message_id},
             {"type", "step-start"}};
+}
+
+// The real server's project id is a 40-digit hex hash per repository; one per directory will do.
+std::string project_of(std::string_view directory) {
+    auto const h = std::hash<std::string_view>{}(directory);
+    return fmt::format("{:016x}{:016x}{:08x}", h, h * 0x9E3779B97F4A7C15ull, h >> 32);
+}
+
+json::object tool_ref(turn const& t, json::object const& part) {
+    return {{"messageID", t.message_id}, {"callID", part.at("callID")}};
+}
+
+std::string join(std::vector<std::string> const& items, std::string_view sep) {
+    std::string out;
+    for (auto const& item : items) {
+        if (!out.empty()) out += sep;
+        out += item;
+    }
+    return out;
+}
+
+// Bash's `always` suggestion: the command's first word and a wildcard ("echo *").
+std::string always_pattern(std::string_view pattern) {
+    return std::string(pattern.substr(0, pattern.find(' '))) + " *";
 }
 
 }  // namespace
@@ -139,6 +164,18 @@ void stats::record_answer(std::string_view session_id) {
     answered_us_[session_id] = std::chrono::duration_cast<std::chrono::microseconds>(now).count();
 }
 
+void stats::record_call(std::string_view method, std::string_view path,
+                        std::optional<std::string> const& directory) {
+    json::object call{{"method", method}, {"path", path}, {"directory", nullptr}};
+    if (directory) call["directory"] = *directory;
+    calls_.push_back(std::move(call));
+    if (calls_.size() > max_calls) calls_.pop_front();
+}
+
+json::array stats::calls() const {
+    return json::array(calls_.begin(), calls_.end());
+}
+
 json::object stats::to_json() const {
     json::object out;
     for (auto const& [name, value] : counters_) out[name] = value;
@@ -160,6 +197,7 @@ void stats::reset() {
     aborted_sessions_.clear();
     directories_.clear();
     answered_us_.clear();
+    calls_.clear();
     last_create_body_ = nullptr;
     last_prompt_body_ = nullptr;
     waiters_.wake();
@@ -207,7 +245,8 @@ std::string event_bus::frame(json::value const& data) {
 void event_bus::publish(std::string_view directory, std::string_view type,
                         json::object properties) {
     if (subscribers_.empty()) return;
-    auto ev = event(type, std::move(properties));
+    // Published events carry an id like the real ones (evt_…); server.connected has none.
+    json::object ev{{"id", new_id("evt")}, {"type", type}, {"properties", std::move(properties)}};
     std::shared_ptr<std::string const> plain;
     std::shared_ptr<std::string const> wrapped;
     for (auto* sub : subscribers_) {
@@ -217,7 +256,9 @@ void event_bus::publish(std::string_view directory, std::string_view type,
         auto& shared = sub->global ? wrapped : plain;
         if (!shared) {
             shared = std::make_shared<std::string const>(
-                sub->global ? frame(json::object{{"directory", directory}, {"payload", ev}})
+                sub->global ? frame(json::object{{"directory", directory},
+                                                 {"project", project_of(directory)},
+                                                 {"payload", ev}})
                             : frame(ev));
         }
         // Only a backlog counts against the bound: one frame bigger than it (a long final
@@ -344,8 +385,7 @@ std::shared_ptr<turn> fake_state::start_turn(session& s, turn_spec spec,
                               {"text", p.at("text")}});
     }
     bus_.publish(s.directory, "message.updated", {{"info", user_info}});
-    for (auto const& p : user_parts)
-        bus_.publish(s.directory, "message.part.updated", {{"part", p}});
+    for (auto const& p : user_parts) publish_part(s, p.as_object());
     s.messages.push_back({{"info", std::move(user_info)}, {"parts", std::move(user_parts)}});
 
     s.turns.push_back(t);
@@ -366,6 +406,9 @@ void fake_state::abort(std::string_view session_id) {
     stats_.record_abort(session_id);
     auto* s = find_session(session_id);
     if (!s) return;
+    std::erase_if(pending_, [&](pending_request const& p) {
+        return p.request.at("sessionID").as_string() == session_id;
+    });
     for (auto& t : s->turns) {
         if (t->done) continue;
         t->aborted = true;
@@ -411,6 +454,9 @@ json::object fake_state::assistant_info(turn const& t, bool completed) const {
                       {"output", output_tokens},
                       {"reasoning", 0},
                       {"cache", {{"read", 0}, {"write", 0}}}};
+    if (completed && !t.aborted && t.spec.mode != fault::error) {
+        info["finish"] = t.ended_on_tool ? "tool-calls" : "stop";
+    }
     if (completed && t.aborted) {
         info["error"] = error_body("MessageAbortedError", "The operation was aborted.");
     } else if (completed && t.spec.mode == fault::error) {
@@ -424,27 +470,79 @@ void fake_state::begin_turn(turn& t) {
     session& s = *t.owner;
     t.started = true;
     t.created_ms = now_ms();
-    bool const has_text = t.spec.mode != fault::error;
-    json::array parts{step_start_part(t)};
-    if (has_text) parts.push_back(text_part(t, ""));
+    // An agentic turn shows its text part only after its steps, as the real server's last LLM
+    // call does.
+    t.text_started = t.spec.mode != fault::error && !t.spec.agentic();
+    auto parts = message_parts(t, false);
     t.message_index = s.messages.size();
     s.messages.push_back({{"info", assistant_info(t, false)}, {"parts", parts}});
 
     bus_.publish(s.directory, "session.status",
                  {{"sessionID", s.id}, {"status", {{"type", "busy"}}}});
     bus_.publish(s.directory, "message.updated", {{"info", assistant_info(t, false)}});
-    for (auto const& p : parts) bus_.publish(s.directory, "message.part.updated", {{"part", p}});
+    for (auto const& p : parts) publish_part(s, p.as_object());
+}
+
+void fake_state::publish_part(session const& s, json::object const& part) {
+    bus_.publish(s.directory, "message.part.updated",
+                 {{"sessionID", s.id}, {"part", part}, {"time", now_ms()}});
+}
+
+json::array fake_state::message_parts(turn const& t, bool final) const {
+    json::array parts{step_start_part(t)};
+    for (auto const& p : t.tool_parts) parts.push_back(p);
+    if (t.text_started) {
+        std::string_view text;
+        if (final) text = t.aborted ? std::string_view(t.streamed) : t.spec.output;
+        parts.push_back(text_part(t, text));
+    }
+    return parts;
+}
+
+void fake_state::store_message(turn& t) {
+    t.owner->messages.at(t.message_index) = {{"info", assistant_info(t, false)},
+                                             {"parts", message_parts(t, false)}};
+}
+
+std::size_t fake_state::add_tool_part(turn& t, std::string_view tool) {
+    t.tool_parts.push_back(
+        {{"id", new_id("prt")},
+         {"sessionID", t.owner->id},
+         {"messageID", t.message_id},
+         {"type", "tool"},
+         {"tool", tool},
+         {"callID", "call_" + new_id("c").substr(2, 12)},
+         {"state", {{"status", "pending"}, {"input", json::object{}}, {"raw", ""}}}});
+    publish_part(*t.owner, t.tool_parts.back());
+    store_message(t);
+    return t.tool_parts.size() - 1;
+}
+
+void fake_state::set_tool_state(turn& t, std::size_t index, json::object state) {
+    auto& part = t.tool_parts.at(index);
+    part["state"] = std::move(state);
+    publish_part(*t.owner, part);
+    store_message(t);
 }
 
 void fake_state::finish_turn(turn& t) {
     session& s = *t.owner;
     if (!t.started) t.created_ms = now_ms();  // aborted while still queued
+    // A tool still pending or running when the turn ends (an abort) fails.
+    for (std::size_t i = 0; i < t.tool_parts.size(); ++i) {
+        auto const& state = t.tool_parts[i].at("state").as_object();
+        auto const status = state.at("status").as_string();
+        if (status != "pending" && status != "running") continue;
+        json::object failed{
+            {"status", "error"}, {"input", state.at("input")}, {"error", "Tool execution aborted"}};
+        auto const* time = state.if_contains("time");
+        failed["time"] = {{"start", time ? time->at("start").as_int64() : now_ms()},
+                          {"end", now_ms()}};
+        set_tool_state(t, i, std::move(failed));
+    }
     auto info = assistant_info(t, true);
     json::array parts;
-    if (t.started) parts.push_back(step_start_part(t));
-    if (t.started && t.spec.mode != fault::error) {
-        parts.push_back(text_part(t, t.aborted ? std::string_view(t.streamed) : t.spec.output));
-    }
+    if (t.started) parts = message_parts(t, true);
     json::object result{{"info", info}, {"parts", parts}};
     if (t.started) {
         s.messages.at(t.message_index) = result;
@@ -452,8 +550,7 @@ void fake_state::finish_turn(turn& t) {
         s.messages.push_back(result);
     }
 
-    if (parts.size() > 1)
-        bus_.publish(s.directory, "message.part.updated", {{"part", parts.back()}});
+    if (t.started && t.text_started) publish_part(s, parts.back().as_object());
     bus_.publish(s.directory, "message.updated", {{"info", info}});
     if (auto const* error = info.if_contains("error")) {
         bus_.publish(s.directory, "session.error", {{"sessionID", s.id}, {"error", *error}});
@@ -481,37 +578,279 @@ asio::awaitable<void> fake_state::run_turn(std::shared_ptr<turn> t) {
 
     if (!t->aborted) {
         begin_turn(*t);
-        auto const start = steady_clock::now();
-        bool const never_ends = t->spec.mode == fault::hang || t->spec.mode == fault::stall;
-        auto const end = never_ends ? steady_clock::time_point::max()
-                                    : start + std::chrono::milliseconds(t->spec.latency_ms);
-        // Deltas at equal steps inside the turn, the last one a step before its end, so a
-        // reader sees partial text mid-turn. Failing and stuck providers stream nothing.
-        auto const pieces = t->spec.mode == fault::none
-                                ? split_chunks(t->spec.output, t->spec.chunks)
-                                : std::vector<std::string_view>{};
-        auto const step = std::chrono::milliseconds(t->spec.latency_ms) /
-                          static_cast<std::int64_t>(pieces.size() + 1);
-        for (std::size_t i = 0; i < pieces.size(); ++i) {
-            auto const due = start + step * static_cast<std::int64_t>(i + 1);
-            while (!t->aborted && !stopping_ && steady_clock::now() < due) {
-                co_await sleep_until(*t, due);
-            }
-            if (t->aborted || stopping_) break;
-            t->streamed.append(pieces[i]);
-            bus_.publish(s.directory, "message.part.delta",
-                         {{"sessionID", s.id},
-                          {"messageID", t->message_id},
-                          {"partID", t->text_part_id},
-                          {"field", "text"},
-                          {"delta", pieces[i]}});
-        }
-        while (!t->aborted && !stopping_ && steady_clock::now() < end) {
-            co_await sleep_until(*t, end);
-        }
+        bool const goes_on = co_await run_steps(t);
+        if (stopping_) co_return;
+        if (goes_on) co_await stream_text(*t);
         if (stopping_) co_return;
     }
     finish_turn(*t);
+}
+
+asio::awaitable<void> fake_state::pause(turn& t, std::int64_t ms) {
+    auto const due = steady_clock::now() + std::chrono::milliseconds(ms);
+    while (!interrupted(t) && steady_clock::now() < due) co_await sleep_until(t, due);
+}
+
+asio::awaitable<void> fake_state::maybe_silence(turn& t) {
+    if (t.silence_taken) co_return;
+    t.silence_taken = true;
+    co_await pause(t, t.spec.silent_ms);
+}
+
+asio::awaitable<bool> fake_state::wait_answer(std::shared_ptr<turn> t, std::string const& id) {
+    t->answer.reset();
+    while (!t->answer && !interrupted(*t)) {
+        co_await sleep_until(*t, steady_clock::time_point::max());
+    }
+    std::erase_if(pending_, [&](pending_request const& p) { return p.id == id; });
+    co_return t->answer.has_value();
+}
+
+asio::awaitable<bool> fake_state::run_steps(std::shared_ptr<turn> tp) {
+    turn& t = *tp;
+    session& s = *t.owner;
+    auto const& spec = t.spec;
+    if (!spec.agentic()) {
+        co_await maybe_silence(t);
+        co_return !interrupted(t);
+    }
+    for (auto const& step : spec.tools) {
+        auto const i = add_tool_part(t, step.tool);
+        json::object input{{"command", step.title}};
+        auto const start = now_ms();
+        set_tool_state(t, i,
+                       {{"status", "running"}, {"input", input}, {"time", {{"start", start}}}});
+        co_await maybe_silence(t);
+        co_await pause(t, step.ms / 2);
+        if (interrupted(t)) co_return false;
+        set_tool_state(t, i,
+                       {{"status", "running"},
+                        {"input", input},
+                        {"metadata", {{"output", step.output}}},
+                        {"time", {{"start", start}}}});
+        co_await pause(t, step.ms - step.ms / 2);
+        if (interrupted(t)) co_return false;
+        json::object time{{"start", start}, {"end", now_ms()}};
+        if (step.fail) {
+            set_tool_state(t, i,
+                           {{"status", "error"},
+                            {"input", input},
+                            {"error", step.output},
+                            {"time", std::move(time)}});
+            t.lines.push_back("tool failed: " + step.output);
+        } else {
+            set_tool_state(
+                t, i,
+                {{"status", "completed"},
+                 {"input", input},
+                 {"output", step.output},
+                 {"metadata", {{"output", step.output}, {"exit", 0}, {"truncated", false}}},
+                 {"title", step.title},
+                 {"time", std::move(time)}});
+            t.lines.push_back("tool said: " + step.output);
+        }
+    }
+    if (spec.permission) {
+        auto const& perm = *spec.permission;
+        auto const i = add_tool_part(t, perm.permission);
+        auto const command = join(perm.patterns, " && ");
+        json::object input{{"command", command}};
+        auto const start = now_ms();
+        set_tool_state(t, i,
+                       {{"status", "running"}, {"input", input}, {"time", {{"start", start}}}});
+        co_await maybe_silence(t);
+        if (interrupted(t)) co_return false;
+        json::array patterns;
+        json::array always;
+        for (auto const& p : perm.patterns) {
+            patterns.emplace_back(p);
+            auto a = always_pattern(p);
+            if (std::find(always.begin(), always.end(), json::value(a)) == always.end())
+                always.emplace_back(a);
+        }
+        // An earlier "always" for every pattern of this ask lets the tool run unasked, as the
+        // real server does for later calls matching `always`.
+        std::vector<std::string> keys;
+        for (auto const& a : always)
+            keys.push_back(perm.permission + '\n' + std::string(a.as_string()));
+        bool const allowed = std::all_of(
+            keys.begin(), keys.end(), [&](auto const& k) { return s.always_allowed.contains(k); });
+        auto const id = new_id("per");
+        json::object request{{"id", id},
+                             {"sessionID", s.id},
+                             {"permission", perm.permission},
+                             {"patterns", std::move(patterns)},
+                             {"metadata", {{"command", command}}},
+                             {"always", std::move(always)},
+                             {"tool", tool_ref(t, t.tool_parts[i])}};
+        if (allowed) {
+            t.answer = json::object{{"reply", "always"}};
+        } else {
+            pending_.push_back({pending_request::kind::permission, id, s.directory, request, tp});
+            bus_.publish(s.directory, "permission.asked", std::move(request));
+            stats_.add("permissions_asked", 1);
+            if (!co_await wait_answer(tp, id)) co_return false;
+        }
+        auto const reply = std::string(t.answer->at("reply").as_string());
+        if (reply == "always") s.always_allowed.insert(keys.begin(), keys.end());
+        auto const* message = t.answer->if_contains("message");
+        json::object time{{"start", start}, {"end", now_ms()}};
+        if (reply == "reject") {
+            std::string error = "The user rejected permission to use this specific tool call.";
+            if (message) {
+                error =
+                    "The user rejected permission to use this specific tool call with the "
+                    "following feedback: " +
+                    std::string(message->as_string());
+            }
+            set_tool_state(t, i,
+                           {{"status", "error"},
+                            {"input", input},
+                            {"error", error},
+                            {"time", std::move(time)}});
+            if (!message) {
+                t.ended_on_tool = true;
+                co_return false;
+            }
+            t.lines.push_back("permission rejected: " + std::string(message->as_string()));
+        } else {
+            set_tool_state(t, i,
+                           {{"status", "running"},
+                            {"input", input},
+                            {"metadata", {{"output", perm.output}}},
+                            {"time", {{"start", start}}}});
+            set_tool_state(
+                t, i,
+                {{"status", "completed"},
+                 {"input", input},
+                 {"output", perm.output},
+                 {"metadata", {{"output", perm.output}, {"exit", 0}, {"truncated", false}}},
+                 {"title", command},
+                 {"time", std::move(time)}});
+            t.lines.push_back("permission " + reply + ": " + perm.output);
+        }
+    }
+    if (spec.question) {
+        auto const& q = *spec.question;
+        auto const i = add_tool_part(t, "question");
+        json::array options;
+        for (auto const& o : q.options) {
+            options.push_back({{"label", o}, {"description", "Answer " + o}});
+        }
+        json::object question{
+            {"question", q.question}, {"header", q.header}, {"options", std::move(options)}};
+        if (q.multiple) question["multiple"] = true;
+        json::object input{{"questions", json::array{question}}};
+        auto const start = now_ms();
+        auto const id = new_id("que");
+        json::object request{{"id", id},
+                             {"sessionID", s.id},
+                             {"questions", json::array{question}},
+                             {"tool", tool_ref(t, t.tool_parts[i])}};
+        pending_.push_back({pending_request::kind::question, id, s.directory, request, tp});
+        bus_.publish(s.directory, "question.asked", std::move(request));
+        stats_.add("questions_asked", 1);
+        set_tool_state(t, i,
+                       {{"status", "running"}, {"input", input}, {"time", {{"start", start}}}});
+        co_await maybe_silence(t);
+        if (!co_await wait_answer(tp, id)) co_return false;
+        json::object time{{"start", start}, {"end", now_ms()}};
+        auto const* answers = t.answer->if_contains("answers");
+        if (!answers) {
+            set_tool_state(t, i,
+                           {{"status", "error"},
+                            {"input", input},
+                            {"error", "The user dismissed this question"},
+                            {"time", std::move(time)}});
+            t.ended_on_tool = true;
+            co_return false;
+        }
+        // The first answer is the one to this (only) question.
+        std::vector<std::string> labels;
+        if (!answers->as_array().empty()) {
+            for (auto const& a : answers->as_array().front().as_array())
+                labels.emplace_back(a.as_string());
+        }
+        auto output = fmt::format(
+            "User has answered your questions: \"{}\"=\"{}\". You can now continue with the "
+            "user's answers in mind.",
+            q.question, join(labels, ", "));
+        set_tool_state(t, i,
+                       {{"status", "completed"},
+                        {"input", input},
+                        {"output", output},
+                        {"metadata", {{"answers", *answers}, {"truncated", false}}},
+                        {"title", "Asked 1 question"},
+                        {"time", std::move(time)}});
+        t.lines.push_back("answered: " + join(labels, ","));
+    }
+    if (!spec.fixed_output) t.spec.output = join(t.lines, "\n");
+    co_return !interrupted(t);
+}
+
+json::array fake_state::pending(pending_request::kind type,
+                                std::optional<std::string> const& directory) const {
+    json::array out;
+    for (auto const& p : pending_) {
+        if (p.type != type || (directory && *directory != p.directory)) continue;
+        out.push_back(p.request);
+    }
+    return out;
+}
+
+bool fake_state::answer(pending_request::kind type, std::string_view id,
+                        std::string_view replied_type, json::object event, json::object reply) {
+    auto it = std::find_if(pending_.begin(), pending_.end(),
+                           [&](pending_request const& p) { return p.type == type && p.id == id; });
+    if (it == pending_.end()) return false;
+    auto const owner = it->owner.lock();
+    auto const directory = it->directory;
+    json::object props{{"sessionID", it->request.at("sessionID")}, {"requestID", id}};
+    for (auto& [k, v] : event) props[k] = std::move(v);
+    pending_.erase(it);
+    bus_.publish(directory, replied_type, std::move(props));
+    if (owner && !owner->done) {
+        owner->answer = std::move(reply);
+        owner->signal.cancel();
+    }
+    return true;
+}
+
+asio::awaitable<void> fake_state::stream_text(turn& turn_ref) {
+    auto* const t = &turn_ref;
+    session& s = *t->owner;
+    if (!t->text_started && t->spec.mode != fault::error) {
+        t->text_started = true;
+        publish_part(s, text_part(*t, ""));
+        store_message(*t);
+    }
+    auto const start = steady_clock::now();
+    bool const never_ends = t->spec.mode == fault::hang || t->spec.mode == fault::stall;
+    auto const end = never_ends ? steady_clock::time_point::max()
+                                : start + std::chrono::milliseconds(t->spec.latency_ms);
+    // Deltas at equal steps inside the turn, the last one a step before its end, so a
+    // reader sees partial text mid-turn. Failing and stuck providers stream nothing.
+    auto const pieces = t->spec.mode == fault::none ? split_chunks(t->spec.output, t->spec.chunks)
+                                                    : std::vector<std::string_view>{};
+    auto const step = std::chrono::milliseconds(t->spec.latency_ms) /
+                      static_cast<std::int64_t>(pieces.size() + 1);
+    for (std::size_t i = 0; i < pieces.size(); ++i) {
+        auto const due = start + step * static_cast<std::int64_t>(i + 1);
+        while (!t->aborted && !stopping_ && steady_clock::now() < due) {
+            co_await sleep_until(*t, due);
+        }
+        if (t->aborted || stopping_) break;
+        t->streamed.append(pieces[i]);
+        bus_.publish(s.directory, "message.part.delta",
+                     {{"sessionID", s.id},
+                      {"messageID", t->message_id},
+                      {"partID", t->text_part_id},
+                      {"field", "text"},
+                      {"delta", pieces[i]}});
+    }
+    while (!t->aborted && !stopping_ && steady_clock::now() < end) {
+        co_await sleep_until(*t, end);
+    }
 }
 
 }  // namespace fake

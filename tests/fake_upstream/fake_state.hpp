@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -53,6 +54,12 @@ class stats {
     // When the reply to a session's prompt went out (steady clock, µs; the same CLOCK_MONOTONIC
     // a benchmark on this machine reads): the start of a measured agents_wait wake-up.
     void record_answer(std::string_view session_id);
+    // Every OpenCode call (not /_fake/): method, path and its ?directory= (null when absent), the
+    // last `max_calls` of them, so a test can check which directory agentd named.
+    void record_call(std::string_view method, std::string_view path,
+                     std::optional<std::string> const& directory);
+    boost::json::array calls() const;
+    static constexpr std::size_t max_calls = 1000;
     void set_last_create_body(boost::json::value body) { last_create_body_ = std::move(body); }
     void set_last_prompt_body(boost::json::value body) { last_prompt_body_ = std::move(body); }
     boost::json::object to_json() const;
@@ -70,6 +77,7 @@ class stats {
     boost::json::array aborted_sessions_;
     boost::json::array directories_;
     boost::json::object answered_us_;
+    std::deque<boost::json::object> calls_;
     boost::json::value last_create_body_;
     boost::json::value last_prompt_body_;
     fake_common::range_waiters waiters_;
@@ -131,12 +139,40 @@ class event_bus {
 // What a turn does: `mode` none runs normally, error ends with info.error, hang/stall never end on
 // their own (only an abort ends them). HTTP-level faults are the server's business: the turn runs
 // normally and only the reply is spoiled.
+struct tool_step {
+    std::string tool;
+    std::string title;  // input.command and, once completed, the part's title
+    std::string output;
+    std::int64_t ms = 0;
+    bool fail = false;
+};
+
+struct permission_step {
+    std::string permission;
+    std::vector<std::string> patterns;
+    std::string output;  // the tool's output once allowed
+};
+
+struct question_step {
+    std::string question;
+    std::string header;
+    std::vector<std::string> options;
+    bool multiple = false;
+};
+
+// Agentic turns run their steps in this order (see directives.hpp), then stream their text.
 struct turn_spec {
     std::int64_t latency_ms = 0;
     std::int64_t chunks = 4;
     std::string output;
     fault mode = fault::none;
     std::int64_t input_tokens = 0;
+    std::vector<tool_step> tools;
+    std::optional<permission_step> permission;
+    std::optional<question_step> question;
+    std::int64_t silent_ms = 0;
+    bool fixed_output = false;  // output_bytes: the steps do not replace the text
+    bool agentic() const { return !tools.empty() || permission || question; }
 };
 
 struct session;
@@ -153,11 +189,27 @@ struct turn {
     std::int64_t created_ms = 0;
     std::size_t message_index = 0;
     bool started = false;
+    bool silence_taken = false;
     bool aborted = false;
     bool done = false;
-    boost::json::object result;      // {info, parts}, set once done
-    asio::steady_timer signal;       // wakes the turn: queue advanced, abort, shutdown
-    asio::steady_timer done_signal;  // cancelled once done, waking every waiter
+    bool text_started = false;   // the text part was published (agentic turns: after the steps)
+    bool ended_on_tool = false;  // a reject ended the turn without text: finish "tool-calls"
+    std::vector<boost::json::object> tool_parts;  // latest state of each tool part
+    std::vector<std::string> lines;               // the text of an agentic turn
+    std::optional<boost::json::object> answer;    // the reply to its pending request
+    boost::json::object result;                   // {info, parts}, set once done
+    asio::steady_timer signal;                    // wakes the turn: queue advanced, abort, shutdown
+    asio::steady_timer done_signal;               // cancelled once done, waking every waiter
+};
+
+// A permission or question waiting for its reply; `request` is the .asked event's properties,
+// which GET /permission and GET /question list as they are.
+struct pending_request {
+    enum class kind { permission, question } type;
+    std::string id;
+    std::string directory;
+    boost::json::object request;
+    std::weak_ptr<turn> owner;
 };
 
 struct session {
@@ -166,6 +218,8 @@ struct session {
     boost::json::object info;
     boost::json::array messages;  // [{info, parts}], the assistant entry updated in place
     std::deque<std::shared_ptr<turn>> turns;  // the front one runs, the others queue behind it
+    // "permission\npattern" pairs a reply "always" allowed for the rest of the session.
+    std::set<std::string, std::less<>> always_allowed;
 };
 
 class fake_state {
@@ -185,8 +239,17 @@ class fake_state {
     // turns. `request` is the validated prompt body (parts, agent, model, system).
     std::shared_ptr<turn> start_turn(session& s, turn_spec spec,
                                      boost::json::object const& request);
-    // Ends every unfinished turn of the session, queued ones included.
+    // Ends every unfinished turn of the session, queued ones included, and drops its pending
+    // permissions and questions.
     void abort(std::string_view session_id);
+
+    // Pending requests of one kind, oldest first; only those of `directory` when set.
+    boost::json::array pending(pending_request::kind type,
+                               std::optional<std::string> const& directory) const;
+    // Hands `answer` to the turn waiting on request `id` and publishes `replied_type` with
+    // `event` (plus sessionID and requestID). False when no such request is pending.
+    bool answer(pending_request::kind type, std::string_view id, std::string_view replied_type,
+                boost::json::object event, boost::json::object answer);
     void shutdown();
 
     // Completes once the turn has its result (finished, failed or aborted) or on shutdown.
@@ -205,12 +268,29 @@ class fake_state {
     void begin_turn(turn& t);
     void finish_turn(turn& t);
     boost::json::object assistant_info(turn const& t, bool completed) const;
+    // Waits `ms` unless the turn is aborted or the server stops first.
+    asio::awaitable<void> pause(turn& t, std::int64_t ms);
+    // The silent_ms gap, taken once per turn.
+    asio::awaitable<void> maybe_silence(turn& t);
+    bool interrupted(turn const& t) const { return t.aborted || stopping_; }
+    // Runs the turn's tool steps, permission and question; false when the turn ends there.
+    asio::awaitable<bool> run_steps(std::shared_ptr<turn> t);
+    asio::awaitable<void> stream_text(turn& t);
+    // Adds a tool part in state pending and publishes it; returns its index in t.tool_parts.
+    std::size_t add_tool_part(turn& t, std::string_view tool);
+    // Replaces the state of tool part `index`, publishes it and updates the stored message.
+    void set_tool_state(turn& t, std::size_t index, boost::json::object state);
+    asio::awaitable<bool> wait_answer(std::shared_ptr<turn> t, std::string const& id);
+    void publish_part(session const& s, boost::json::object const& part);
+    void store_message(turn& t);
+    boost::json::array message_parts(turn const& t, bool final) const;
 
     asio::any_io_executor ex_;
     options opts_;
     class stats stats_;
     event_bus bus_;
     std::map<std::string, std::unique_ptr<session>, std::less<>> sessions_;
+    std::vector<pending_request> pending_;
     bool stopping_ = false;
 };
 

@@ -18,6 +18,7 @@ struct options {
     std::optional<std::string> password;  // HTTP basic auth, username "opencode"
     // /event serves one directory's sessions (?directory=, else "/fake"), as the real server
     // does per instance (/global/event carries all); --unscoped-events makes /event carry all.
+    // GET /permission and GET /question are scoped the same way.
     bool scoped_events = true;
     // Bound of one /event subscriber's backlog; a reader that falls further behind is dropped.
     std::size_t event_queue_bytes = 64u << 20;
