@@ -1,7 +1,8 @@
 // MCP on /mcp (Streamable HTTP) against the real agentd binary: sessions and the status codes
 // of the spec (400/401/403/404/405/406/415, 202 for notifications), the tool list, tools/call
-// results and tool errors, agents_wait progress over SSE, notifications/cancelled, DELETE, and
-// the isolation of jobs per Mcp-Session-Id.
+// results and tool errors, agents_wait progress over SSE, agents_respond, the elicitation round
+// trip of a waiting job (accept, decline), notifications/cancelled, DELETE, and the isolation of
+// jobs per Mcp-Session-Id.
 #include "agentd_fixture.hpp"
 #include "protocol/version.hpp"
 #include "raw_socket.hpp"
@@ -59,14 +60,14 @@ class mcp_client {
                             headers(std::move(extra)), timeout);
     }
 
-    json::object initialize(std::string version = "2025-11-25") {
+    json::object initialize(std::string version = "2025-11-25", json::object capabilities = {}) {
         json::object init{
             {"jsonrpc", "2.0"},
             {"id", next_id_++},
             {"method", "initialize"},
             {"params",
              json::object{{"protocolVersion", version},
-                          {"capabilities", json::object{}},
+                          {"capabilities", std::move(capabilities)},
                           {"clientInfo", json::object{{"name", "it"}, {"version", "1"}}}}}};
         auto r = post(init);
         EXPECT_EQ(r.status, 200) << r.body;
@@ -182,15 +183,15 @@ TEST_F(agentd_test, McpNotificationsAndResponsesGet202) {
     EXPECT_EQ(cancel_unknown.status, 202);
 }
 
-TEST_F(agentd_test, McpToolsListHasTheFiveToolsWithSchemasAndAnnotations) {
+TEST_F(agentd_test, McpToolsListHasTheSixToolsWithSchemasAndAnnotations) {
     mcp_client c(*agentd_);
     c.initialize();
     auto tools = c.request("tools/list").at("result").at("tools").as_array();
-    ASSERT_EQ(tools.size(), 5u);
+    ASSERT_EQ(tools.size(), 6u);
     std::map<std::string, json::object> by_name;
     for (auto const& t : tools) by_name[std::string(t.at("name").as_string())] = t.as_object();
-    for (auto name :
-         {"agents_start", "agents_status", "agents_wait", "agents_cancel", "agents_peek"}) {
+    for (auto name : {"agents_start", "agents_status", "agents_wait", "agents_cancel",
+                      "agents_peek", "agents_respond"}) {
         ASSERT_TRUE(by_name.contains(name)) << name;
         auto const& t = by_name[name];
         EXPECT_FALSE(t.at("title").as_string().empty());
@@ -216,7 +217,100 @@ TEST_F(agentd_test, McpToolsListHasTheFiveToolsWithSchemasAndAnnotations) {
     auto const& states = job.at("properties").at("state").at("enum").as_array();
     EXPECT_NE(std::find(states.begin(), states.end(), json::value("not_found")), states.end());
     EXPECT_EQ(by_name["agents_wait"].at("outputSchema").at("required"),
-              json::parse(R"(["done","timed_out","jobs"])"));
+              json::parse(R"(["done","timed_out","jobs","needs_input"])"));
+    EXPECT_EQ(by_name["agents_respond"].at("inputSchema").at("required"),
+              json::parse(R"(["job","request"])"));
+    EXPECT_EQ(by_name["agents_respond"].at("outputSchema").at("required"), json::array{"job"});
+}
+
+TEST_F(agentd_test, McpRespondAnswersAWaitingJob) {
+    mcp_client c(*agentd_);
+    c.initialize();
+    auto unknown = c.call("agents_respond", json::parse(R"({"job":"job_1","request":"per_1",
+                                                            "decision":"allow"})"));
+    EXPECT_TRUE(unknown.at("isError").as_bool());
+    EXPECT_NE(unknown.at("content").at(0).at("text").as_string().find("job"), std::string::npos);
+
+    auto started = c.structured("agents_start", start_args({"ask [[fake permission=bash]]"}));
+    auto ids = ids_of(jobs_of(started));
+    auto waited = c.structured("agents_wait", json::object{{"jobs", ids}, {"timeout_ms", 10'000}});
+    EXPECT_FALSE(waited.at("done").as_bool());
+    EXPECT_EQ(waited.at("needs_input"), ids);
+    auto const& job = jobs_of(waited).at(0);
+    ASSERT_EQ(str(job, "state"), "waiting") << json::serialize(waited);
+    auto request = job.at("requests").at(0).at("id");
+    auto responded = c.structured(
+        "agents_respond",
+        json::object{{"job", ids.at(0)}, {"request", request}, {"decision", "allow_always"}});
+    EXPECT_EQ(responded.at("job").at("id"), ids.at(0));
+    auto done = c.structured("agents_wait", json::object{{"jobs", ids}, {"timeout_ms", 10'000}});
+    EXPECT_EQ(str(jobs_of(done).at(0), "state"), "completed");
+    EXPECT_EQ(done.at("jobs").at(0).at("answered").at(0).at("by"), "caller");
+}
+
+// A client that declares elicitation gets its wait as SSE; a waiting job's request arrives as
+// elicitation/create there, and the client's response, POSTed separately, is applied.
+json::object elicitation_caps() {
+    return {{"elicitation", json::object{}}};
+}
+
+// Runs one agents_wait as SSE while POSTing `reply` as the response to the session's first
+// elicitation/create until the wait ends; its events.
+std::vector<json::value> wait_answering(mcp_client& c, json::value const& ids,
+                                        json::value const& reply) {
+    json::object args{{"jobs", ids}, {"timeout_ms", 10'000}};
+    auto wait = std::async(std::launch::async,
+                           [&] { return c.post(tool_call("w", "agents_wait", args), {}, 20s); });
+    json::object response{{"jsonrpc", "2.0"}, {"id", "agentd-elicitation-1"}, {"result", reply}};
+    // A response before its request is ignored, so repeat it until the wait ends.
+    auto t0 = std::chrono::steady_clock::now();
+    while (wait.wait_for(50ms) != std::future_status::ready) {
+        EXPECT_EQ(c.post(response).status, 202);
+        if (std::chrono::steady_clock::now() - t0 > 15s) break;
+    }
+    auto r = wait.get();
+    EXPECT_EQ(r.header("content-type"), "text/event-stream") << r.body;
+    return sse_events(r.body);
+}
+
+TEST_F(agentd_test, McpElicitationAcceptAppliesTheAnswerAndTheWaitGoesOn) {
+    mcp_client c(*agentd_);
+    c.initialize("2025-06-18", elicitation_caps());
+    auto started = c.structured("agents_start", start_args({"ask [[fake permission=bash]]"}));
+    auto ids = ids_of(jobs_of(started));
+    auto events = wait_answering(
+        c, ids, json::parse(R"({"action":"accept","content":{"decision":"allow"}})"));
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_EQ(events[0].at("method"), "elicitation/create");
+    EXPECT_EQ(events[0].at("id"), "agentd-elicitation-1");
+    auto const& decision =
+        events[0].at("params").at("requestedSchema").at("properties").at("decision");
+    EXPECT_EQ(decision.at("enum"), json::parse(R"(["allow","allow_always","deny"])"));
+    auto const& out = events[1].at("result").at("structuredContent");
+    EXPECT_TRUE(out.at("done").as_bool()) << json::serialize(out);
+    EXPECT_EQ(str(out.at("jobs").at(0), "state"), "completed");
+    EXPECT_EQ(out.at("jobs").at(0).at("answered").at(0).at("by"), "caller");
+}
+
+TEST_F(agentd_test, McpElicitationDeclineReturnsTheWaitWithTheJobWaiting) {
+    mcp_client c(*agentd_);
+    c.initialize("2025-11-25", elicitation_caps());
+    auto started = c.structured("agents_start", start_args({"ask [[fake permission=bash]]"}));
+    auto ids = ids_of(jobs_of(started));
+    auto events = wait_answering(c, ids, json::parse(R"({"action":"decline"})"));
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_EQ(events[0].at("method"), "elicitation/create");
+    auto const& out = events[1].at("result").at("structuredContent");
+    EXPECT_FALSE(out.at("done").as_bool());
+    EXPECT_EQ(out.at("needs_input"), ids);
+    EXPECT_EQ(str(out.at("jobs").at(0), "state"), "waiting");
+
+    // Never asked twice: the next wait returns at once without an elicitation.
+    auto again = c.post(tool_call("w2", "agents_wait", json::object{{"jobs", ids}}));
+    auto again_events = sse_events(again.body);
+    ASSERT_EQ(again_events.size(), 1u) << again.body;
+    EXPECT_EQ(again_events[0].at("result").at("structuredContent").at("needs_input"), ids);
+    c.structured("agents_cancel", json::object{{"jobs", ids}});
 }
 
 TEST_F(agentd_test, McpStartAnswersStructuredJobsAndToolErrorsAreResults) {
