@@ -9,6 +9,7 @@
 
 #include "daemon/mcp_sessions.hpp"
 #include "daemon/routes.hpp"
+#include "jobs/job.hpp"
 #include "jobs/wake_signal.hpp"
 #include "protocol/job_view.hpp"
 #include "protocol/mcp.hpp"
@@ -27,6 +28,7 @@
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <vector>
@@ -266,12 +268,26 @@ asio::awaitable<bool> report_finished(sse_stream& sse, std::optional<json::value
 // the jobs that still need input, for agents_respond.
 constexpr std::size_t max_elicitations_per_wait = 16;
 
-enum class asked { answered, timed_out, cancelled, gone };
+// A waiting job's request not yet put to the person in this session, with its form.
+struct elicitation {
+    std::string job;
+    protocol::pending_request request;
+    json::object params;
+};
+
+enum class asked { answered, settled, timed_out, cancelled, gone };
+
+// Whether the job's view still lists the request as pending.
+bool still_pending(protocol::job_view const& v, std::string const& request) {
+    return std::any_of(v.requests.begin(), v.requests.end(),
+                       [&](auto const& r) { return r.id == request; });
+}
 
 // Sends one elicitation/create on the wait's stream and awaits the client's response, which
-// arrives in another POST (mcp_session::take_reply). Until the deadline or the signal; at the
-// deadline the client is told the request is no longer wanted.
-asio::awaitable<asked> ask_client(exchange& x, sse_stream& sse, json::object params,
+// arrives in another POST (mcp_session::take_reply). Until the deadline, the signal, or the
+// request's settling elsewhere (UI, agentctl, input timeout); in the last two cases the client is
+// told the request is no longer wanted.
+asio::awaitable<asked> ask_client(exchange& x, sse_stream& sse, elicitation const& e,
                                   std::chrono::steady_clock::time_point deadline,
                                   cancel_signal& signal, json::object& reply) {
     auto& session = *x.session;
@@ -279,6 +295,7 @@ asio::awaitable<asked> ask_client(exchange& x, sse_stream& sse, json::object par
     auto key = json::serialize(id);
     jobs::wake_signal arrived(x.stream.get_executor());
     std::optional<json::object> response;
+    bool settled = false;
     session.awaiting[key] = [&](json::object const& r) {
         response = r;
         arrived.fire();
@@ -288,27 +305,27 @@ asio::awaitable<asked> ask_client(exchange& x, sse_stream& sse, json::object par
         std::string const& key;
         ~forget() { s.awaiting.erase(key); }
     } unregister{session, key};
+    auto listening = x.ctx.rpc.jobs().listen([&](jobs::job const& j) {
+        if (settled || j.view.id != e.job || still_pending(j.view, e.request.id)) return;
+        settled = true;
+        arrived.fire();
+    });
     json::object request{
-        {"jsonrpc", "2.0"}, {"id", id}, {"method", "elicitation/create"}, {"params", params}};
+        {"jsonrpc", "2.0"}, {"id", id}, {"method", "elicitation/create"}, {"params", e.params}};
     if (!co_await sse.send(request)) co_return asked::gone;
-    if (!response) {
+    if (!response && !settled) {
         auto outcome = co_await (arrived.wait_until(deadline) || signal.wait());
         if (outcome.index() == 1 || signal.fired()) co_return asked::cancelled;
     }
-    if (!response) {
-        auto note = mcp::cancelled_notification(id, "the wait's timeout passed");
-        co_return co_await sse.send(note) ? asked::timed_out : asked::gone;
+    if (response) {
+        reply = std::move(*response);
+        co_return asked::answered;
     }
-    reply = std::move(*response);
-    co_return asked::answered;
+    auto note = mcp::cancelled_notification(
+        id, settled ? "the request was answered elsewhere" : "the wait's timeout passed");
+    if (!co_await sse.send(note)) co_return asked::gone;
+    co_return settled ? asked::settled : asked::timed_out;
 }
-
-// A waiting job's request not yet put to the person in this session, with its form.
-struct elicitation {
-    std::string job;
-    protocol::pending_request request;
-    json::object params;
-};
 
 std::optional<elicitation> next_elicitation(exchange& x, std::vector<jobs::job_entry> const& all) {
     for (auto const& e : all) {
@@ -325,15 +342,17 @@ std::optional<elicitation> next_elicitation(exchange& x, std::vector<jobs::job_e
 enum class elicited { applied, not_applied, stop };
 
 // Asks the person about one request and applies an accepted answer as agents_respond would
-// (answered by "caller"). not_applied: declined, cancelled, timed out or unusable; stop: the
-// wait itself was cancelled or its client is gone.
+// (answered by "caller"). applied also when the request was settled elsewhere meanwhile;
+// not_applied: declined, cancelled, timed out or unusable; stop: the wait itself was cancelled
+// or its client is gone.
 asio::awaitable<elicited> elicit(exchange& x, sse_stream& sse, elicitation const& e,
                                  std::optional<std::string> const& session,
                                  std::chrono::steady_clock::time_point deadline,
                                  cancel_signal& signal) {
     json::object reply;
-    auto outcome = co_await ask_client(x, sse, e.params, deadline, signal, reply);
+    auto outcome = co_await ask_client(x, sse, e, deadline, signal, reply);
     if (outcome == asked::cancelled || outcome == asked::gone) co_return elicited::stop;
+    if (outcome == asked::settled) co_return elicited::applied;  // by someone else: go on
     if (outcome == asked::timed_out) co_return elicited::not_applied;
     auto answer = mcp::read_elicitation(e.request, reply);
     if (answer.what != mcp::elicitation_answer::action::accept) co_return elicited::not_applied;
