@@ -1,14 +1,26 @@
 // opencode event parsing for tool steps, permissions, questions, their settlement and progress
 // (DESIGN §5), fed with frames copied from a real server's captures (tests/e2e/captured), plus
-// the pending-request lists, reply bodies and error bodies of the request endpoints.
+// the pending-request lists, reply bodies and error bodies of the request endpoints, and the
+// backend's respond/pending_requests calls against a scripted local HTTP server.
+#include "jobs/upstream/opencode.hpp"
 #include "jobs/upstream/opencode_parse.hpp"
 #include "protocol/utf8.hpp"
+#include "tests/unit/io_fixture.hpp"
 
 #include <gtest/gtest.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
 
 #include <chrono>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace agentd::jobs::upstream {
 namespace {
@@ -558,6 +570,160 @@ TEST(opencode_http_error, each_error_body_shape) {
     auto status_line = oc::http_error(error_phase::abort, 503, "");
     EXPECT_EQ(status_line.message, "upstream answered HTTP 503");
     EXPECT_EQ(status_line.phase, error_phase::abort);
+}
+
+// A local server that answers each request with the next scripted reply (Connection: close)
+// and records what it was asked; it stops after the script.
+struct scripted_server {
+    struct reply {
+        unsigned status;
+        std::string body;
+    };
+    struct seen {
+        std::string method, target, body;
+    };
+    boost::asio::ip::tcp::acceptor acceptor;
+    std::vector<reply> script;
+    std::vector<seen> requests;
+
+    scripted_server(boost::asio::io_context& ioc, std::vector<reply> replies)
+        : acceptor(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0}),
+          script(std::move(replies)) {}
+
+    common::url url() const {
+        return *common::parse_url("http://127.0.0.1:" +
+                                  std::to_string(acceptor.local_endpoint().port()))
+                    .value;
+    }
+
+    boost::asio::awaitable<void> serve() {
+        namespace http = boost::beast::http;
+        for (auto const& r : script) {
+            auto sock = co_await acceptor.async_accept(boost::asio::use_awaitable);
+            boost::beast::flat_buffer buf;
+            http::request<http::string_body> req;
+            co_await http::async_read(sock, buf, req, boost::asio::use_awaitable);
+            requests.push_back(
+                {std::string(req.method_string()), std::string(req.target()), req.body()});
+            http::response<http::string_body> res{static_cast<http::status>(r.status), 11};
+            res.set(http::field::content_type, "application/json");
+            res.body() = r.body;
+            res.keep_alive(false);
+            res.prepare_payload();
+            co_await http::async_write(sock, res, boost::asio::use_awaitable);
+            boost::system::error_code ec;
+            sock.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
+        }
+        acceptor.close();
+    }
+};
+
+class opencode_requests : public test::io_fixture {
+  protected:
+    std::unique_ptr<backend> make(scripted_server& server) {
+        boost::asio::co_spawn(ioc_, server.serve(), boost::asio::detached);
+        opencode_config cfg;
+        cfg.target = server.url();
+        cfg.request_timeout = std::chrono::seconds(5);
+        return make_opencode_backend(ioc_.get_executor(), cfg);
+    }
+};
+
+TEST_F(opencode_requests, respond_posts_each_reply_with_the_directory) {
+    scripted_server server(ioc_, {{200, "true"}, {200, "true"}, {200, "true"}, {200, "true"}});
+    auto be = make(server);
+    auto results = run([&]() -> boost::asio::awaitable<std::vector<bool>> {
+        std::vector<bool> ok;
+        request_reply allow{"per_1", request_kind::permission, decision::allow, {}, {}};
+        ok.push_back((co_await be->respond("ses_1", std::string("/tmp/a b"), allow)).has_value());
+        request_reply deny{"per_2", request_kind::permission, decision::deny, "no", {}};
+        ok.push_back((co_await be->respond("ses_1", std::nullopt, deny)).has_value());
+        request_reply answer{"que_1", request_kind::question, decision::answer, {}, {{"red"}}};
+        ok.push_back((co_await be->respond("ses_1", std::string("/w"), answer)).has_value());
+        request_reply reject{"que_2", request_kind::question, decision::deny, {}, {}};
+        ok.push_back((co_await be->respond("ses_1", std::string("/w"), reject)).has_value());
+        be->stop();
+        co_return ok;
+    }());
+    EXPECT_EQ(results, (std::vector<bool>{true, true, true, true}));
+    ASSERT_EQ(server.requests.size(), 4u);
+    EXPECT_EQ(server.requests[0].method, "POST");
+    EXPECT_EQ(server.requests[0].target, "/permission/per_1/reply?directory=/tmp/a%20b");
+    EXPECT_EQ(server.requests[0].body, R"({"reply":"once"})");
+    EXPECT_EQ(server.requests[1].target, "/permission/per_2/reply");
+    EXPECT_EQ(server.requests[1].body, R"({"reply":"reject","message":"no"})");
+    EXPECT_EQ(server.requests[2].target, "/question/que_1/reply?directory=/w");
+    EXPECT_EQ(server.requests[2].body, R"({"answers":[["red"]]})");
+    EXPECT_EQ(server.requests[3].target, "/question/que_2/reject?directory=/w");
+}
+
+TEST_F(opencode_requests, respond_failures) {
+    scripted_server server(ioc_,
+                           {{404, R"({"_tag":"PermissionNotFoundError","requestID":"per_1",)"
+                                  R"("message":"Permission request not found: per_1"})"},
+                            {400, R"({"name":"BadRequest","data":{"message":"Expected once"}})"}});
+    auto be = make(server);
+    auto errors = run([&]() -> boost::asio::awaitable<std::vector<upstream_error>> {
+        std::vector<upstream_error> out;
+        request_reply r{"per_1", request_kind::permission, decision::allow, {}, {}};
+        out.push_back((co_await be->respond("ses_1", std::nullopt, r)).error());
+        out.push_back((co_await be->respond("ses_1", std::nullopt, r)).error());
+        r.request_id = "per_../../session";  // never reaches the server
+        out.push_back((co_await be->respond("ses_1", std::nullopt, r)).error());
+        r.request_id = "per_1";
+        r.how = decision::answer;
+        out.push_back((co_await be->respond("ses_1", std::nullopt, r)).error());
+        be->stop();
+        co_return out;
+    }());
+    ASSERT_EQ(errors.size(), 4u);
+    EXPECT_EQ(errors[0].kind, protocol::error_kind::upstream);
+    EXPECT_EQ(errors[0].http_status, 404);
+    EXPECT_TRUE(contains(errors[0].message, "Permission request not found: per_1"))
+        << errors[0].message;
+    EXPECT_EQ(errors[1].http_status, 400);
+    EXPECT_TRUE(contains(errors[1].message, "Expected once")) << errors[1].message;
+    EXPECT_EQ(errors[2].kind, protocol::error_kind::protocol);
+    EXPECT_EQ(errors[3].kind, protocol::error_kind::protocol);
+    EXPECT_EQ(server.requests.size(), 2u);
+}
+
+TEST_F(opencode_requests, pending_requests_reads_both_lists) {
+    scripted_server server(
+        ioc_, {{200, R"([{"id":"per_1","sessionID":"ses_1","permission":"bash","patterns":["ls"]},
+                   {"id":"per_2","sessionID":"ses_2","permission":"bash","patterns":[]}])"},
+               {200, R"([{"id":"que_1","sessionID":"ses_1","questions":[{"question":"q?",
+                   "options":[{"label":"a","description":"A"}]}]}])"},
+               {200, "[]"},
+               {404, R"({"name":"NotFoundError","data":{"message":"no route"}})"},
+               {500, "oops"}});
+    auto be = make(server);
+    using list = up_result<std::vector<protocol::pending_request>>;
+    auto got = run([&]() -> boost::asio::awaitable<std::vector<list>> {
+        std::vector<list> out;
+        out.push_back(co_await be->pending_requests("ses_1", std::string("/d")));
+        out.push_back(co_await be->pending_requests("ses_1", std::nullopt));  // [] and 404
+        out.push_back(co_await be->pending_requests("ses_1", std::nullopt));  // 500
+        be->stop();
+        co_return out;
+    }());
+    ASSERT_EQ(got.size(), 3u);
+    ASSERT_TRUE(got[0].has_value());
+    ASSERT_EQ(got[0]->size(), 2u);
+    EXPECT_EQ((*got[0])[0].id, "per_1");
+    EXPECT_EQ((*got[0])[0].patterns, std::vector<std::string>{"ls"});
+    EXPECT_EQ((*got[0])[1].id, "que_1");
+    EXPECT_EQ((*got[0])[1].questions.at(0).options.at(0).label, "a");
+    ASSERT_TRUE(got[1].has_value()) << "a server without /question has none pending";
+    EXPECT_TRUE(got[1]->empty());
+    ASSERT_FALSE(got[2].has_value());
+    EXPECT_EQ(got[2].error().http_status, 500);
+    ASSERT_EQ(server.requests.size(), 5u);
+    EXPECT_EQ(server.requests[0].target, "/permission?directory=/d");
+    EXPECT_EQ(server.requests[1].target, "/question?directory=/d");
+    EXPECT_EQ(server.requests[2].target, "/permission");
+    EXPECT_EQ(server.requests[3].target, "/question");
+    EXPECT_EQ(server.requests[4].method, "GET");
 }
 
 }  // namespace
