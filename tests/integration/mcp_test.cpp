@@ -456,7 +456,7 @@ TEST_F(agentd_test, McpBatchesAreAnsweredForOlderClients) {
     auto answers = json::parse(r.body).as_array();
     ASSERT_EQ(answers.size(), 2u);
     EXPECT_EQ(answers[0].at("id").as_int64(), 1);
-    EXPECT_EQ(answers[1].at("result").at("tools").as_array().size(), 5u);
+    EXPECT_EQ(answers[1].at("result").at("tools").as_array().size(), 6u);
 }
 
 // A raw POST /mcp of `message` on `sock`, in `session` (no keep-alive games: one request).
