@@ -292,6 +292,35 @@ TEST_F(agentd_test, McpElicitationAcceptAppliesTheAnswerAndTheWaitGoesOn) {
     EXPECT_EQ(out.at("jobs").at(0).at("answered").at(0).at("by"), "caller");
 }
 
+// Before 2025-11-25 a multiple-choice question has no form (array enums): it is left to
+// agents_respond, and a progress wait without elicitation returns on a waiting job at once.
+TEST_F(agentd_test, McpWaitsReturnOnRequestsTheyCannotElicit) {
+    mcp_client c(*agentd_);
+    c.initialize("2025-06-18", elicitation_caps());
+    auto started = c.structured("agents_start", start_args({"q [[fake question=A|B multiple=1]]"}));
+    auto ids = ids_of(jobs_of(started));
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = c.post(tool_call("w", "agents_wait", json::object{{"jobs", ids}}));
+    auto events = sse_events(r.body);
+    ASSERT_EQ(events.size(), 1u) << r.body;
+    EXPECT_EQ(events[0].at("result").at("structuredContent").at("needs_input"), ids);
+
+    mcp_client plain(*agentd_);
+    plain.initialize();
+    auto asks = plain.structured("agents_start", start_args({"ask [[fake permission=bash]]"}));
+    auto ask_ids = ids_of(jobs_of(asks));
+    auto progress =
+        plain.post(tool_call("p", "agents_wait", json::object{{"jobs", ask_ids}}, "tok"));
+    auto progress_events = sse_events(progress.body);
+    ASSERT_FALSE(progress_events.empty());
+    auto const& out = progress_events.back().at("result").at("structuredContent");
+    EXPECT_FALSE(out.at("done").as_bool());
+    EXPECT_EQ(out.at("needs_input"), ask_ids);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+    c.structured("agents_cancel", json::object{{"jobs", ids}});
+    plain.structured("agents_cancel", json::object{{"jobs", ask_ids}});
+}
+
 TEST_F(agentd_test, McpElicitationDeclineReturnsTheWaitWithTheJobWaiting) {
     mcp_client c(*agentd_);
     c.initialize("2025-11-25", elicitation_caps());

@@ -189,6 +189,16 @@ test('with elicitation a question is answered from its options', async () => {
   assert.deepEqual(asked[0].requestedSchema.properties.answer.oneOf.map((o) => o.const), ['A', 'B', 'C']);
 });
 
+test('with elicitation a multiple-choice question takes an array of options', async () => {
+  const { client: c, asked } = await elicitingClient(() => ({ action: 'accept', content: { answer: ['A', 'C'] } }));
+  const started = await call('agents_start', { tasks: [{ prompt: 'q [[fake question=A|B|C multiple=1]]' }] }, undefined, c);
+  const id = started.jobs[0].id;
+  const waited = await call('agents_wait', { jobs: [id], timeout_ms: 20_000 }, undefined, c);
+  assert.equal(waited.jobs[0].state, 'completed');
+  assert.match(waited.jobs[0].output, /answered: A,C/);
+  assert.equal(asked[0].requestedSchema.properties.answer.type, 'array');
+});
+
 test('a declined elicitation returns the wait with the job waiting, and is not asked again', async () => {
   const { client: c, asked } = await elicitingClient(() => ({ action: 'decline' }));
   const started = await call('agents_start', { tasks: [{ prompt: 'ask [[fake permission=bash]]' }] }, undefined, c);
