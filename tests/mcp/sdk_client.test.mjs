@@ -159,6 +159,9 @@ test('without elicitation a waiting job ends the wait; agents_respond answers it
   assert.equal(finished.jobs[0].state, 'completed');
   assert.match(finished.jobs[0].output, /permission once: ok/);
   assert.equal(finished.jobs[0].answered[0].by, 'caller');
+
+  const peeked = await call('agents_peek', { job: id });
+  assert.ok(peeked.steps.some((step) => step.tool === 'bash'), JSON.stringify(peeked.steps));
 });
 
 test('with elicitation an accepted permission is applied and the wait goes on', async () => {
