@@ -315,7 +315,12 @@ asio::awaitable<asked> ask_client(exchange& x, sse_stream& sse, elicitation cons
     if (!co_await sse.send(request)) co_return asked::gone;
     if (!response && !settled) {
         auto outcome = co_await (arrived.wait_until(deadline) || signal.wait());
-        if (outcome.index() == 1 || signal.fired()) co_return asked::cancelled;
+        if (outcome.index() == 1 || signal.fired()) {
+            // The wait is cancelled; its stream ends without a response. Best effort: withdraw
+            // the form too, so the client need not show it any longer.
+            co_await sse.send(mcp::cancelled_notification(id, "the wait was cancelled"));
+            co_return asked::cancelled;
+        }
     }
     if (response) {
         reply = std::move(*response);
@@ -339,12 +344,14 @@ std::optional<elicitation> next_elicitation(exchange& x, std::vector<jobs::job_e
     return std::nullopt;
 }
 
-enum class elicited { applied, not_applied, stop };
+// After one elicitation the wait goes on (the answer was applied, or the request was settled
+// or failed otherwise: the loop looks again, and a request still pending was asked already),
+// gives the jobs back (declined, cancelled, timed out, unusable content), or stops (the wait
+// itself was cancelled or its client is gone).
+enum class elicited { go_on, give_back, stop };
 
 // Asks the person about one request and applies an accepted answer as agents_respond would
-// (answered by "caller"). applied also when the request was settled elsewhere meanwhile;
-// not_applied: declined, cancelled, timed out or unusable; stop: the wait itself was cancelled
-// or its client is gone.
+// (answered by "caller").
 asio::awaitable<elicited> elicit(exchange& x, sse_stream& sse, elicitation const& e,
                                  std::optional<std::string> const& session,
                                  std::chrono::steady_clock::time_point deadline,
@@ -352,10 +359,10 @@ asio::awaitable<elicited> elicit(exchange& x, sse_stream& sse, elicitation const
     json::object reply;
     auto outcome = co_await ask_client(x, sse, e, deadline, signal, reply);
     if (outcome == asked::cancelled || outcome == asked::gone) co_return elicited::stop;
-    if (outcome == asked::settled) co_return elicited::applied;  // by someone else: go on
-    if (outcome == asked::timed_out) co_return elicited::not_applied;
+    if (outcome == asked::settled) co_return elicited::go_on;  // by someone else
+    if (outcome == asked::timed_out) co_return elicited::give_back;
     auto answer = mcp::read_elicitation(e.request, reply);
-    if (answer.what != mcp::elicitation_answer::action::accept) co_return elicited::not_applied;
+    if (answer.what != mcp::elicitation_answer::action::accept) co_return elicited::give_back;
     json::object args = std::move(answer.respond);
     if (session) args["session"] = *session;
     args["job"] = e.job;
@@ -364,9 +371,8 @@ asio::awaitable<elicited> elicit(exchange& x, sse_stream& sse, elicitation const
     if (!out) {
         std::cerr << "agentd: MCP elicitation answer for " << e.job
                   << " not applied: " << out.error().message << "\n";
-        co_return elicited::not_applied;
     }
-    co_return elicited::applied;
+    co_return elicited::go_on;
 }
 
 bool any_waiting(progress_state const& state) {
@@ -414,7 +420,7 @@ asio::awaitable<wait_result> streamed_wait(exchange& x, sse_stream& sse, mcp::to
             ++elicitations;
             auto outcome = co_await elicit(x, sse, *next, params->session, deadline, signal);
             if (outcome == elicited::stop) co_return std::nullopt;
-            if (outcome == elicited::not_applied) break;
+            if (outcome == elicited::give_back) break;
             protocol::status_params now{params->session, state.ids(true)};
             state.update(manager.status(owner, now));
             continue;
