@@ -8,6 +8,7 @@
 #include "raw_socket.hpp"
 
 #include <future>
+#include <thread>
 
 namespace agentd::test {
 namespace {
@@ -290,6 +291,44 @@ TEST_F(agentd_test, McpElicitationAcceptAppliesTheAnswerAndTheWaitGoesOn) {
     EXPECT_TRUE(out.at("done").as_bool()) << json::serialize(out);
     EXPECT_EQ(str(out.at("jobs").at(0), "state"), "completed");
     EXPECT_EQ(out.at("jobs").at(0).at("answered").at(0).at("by"), "caller");
+}
+
+// An open form is withdrawn (notifications/cancelled) when the wait's timeout passes, and when
+// the request is answered elsewhere meanwhile, after which the wait goes on.
+TEST_F(agentd_test, McpElicitationIsWithdrawnAtTheTimeoutOrWhenAnsweredElsewhere) {
+    mcp_client c(*agentd_);
+    c.initialize("2025-11-25", elicitation_caps());
+    auto started = c.structured("agents_start", start_args({"ask [[fake permission=bash]]"}));
+    auto ids = ids_of(jobs_of(started));
+    auto timed =
+        c.post(tool_call("w1", "agents_wait", json::object{{"jobs", ids}, {"timeout_ms", 300}}));
+    auto events = sse_events(timed.body);
+    ASSERT_EQ(events.size(), 3u) << timed.body;
+    EXPECT_EQ(events[0].at("method"), "elicitation/create");
+    EXPECT_EQ(events[1].at("method"), "notifications/cancelled");
+    EXPECT_EQ(events[1].at("params").at("requestId"), events[0].at("id"));
+    EXPECT_EQ(events[2].at("result").at("structuredContent").at("needs_input"), ids);
+
+    auto second = c.structured("agents_start", start_args({"ask [[fake permission=bash]]"}));
+    auto second_ids = ids_of(jobs_of(second));
+    json::object args{{"jobs", second_ids}, {"timeout_ms", 10'000}};
+    auto wait = std::async(std::launch::async,
+                           [&] { return c.post(tool_call("w2", "agents_wait", args), {}, 20s); });
+    std::this_thread::sleep_for(300ms);  // the job asks and the wait sends its form
+    auto status = c.structured("agents_status", json::object{{"jobs", second_ids}});
+    auto request = jobs_of(status).at(0).at("requests").at(0).at("id");
+    c.structured(
+        "agents_respond",
+        json::object{{"job", second_ids.at(0)}, {"request", request}, {"decision", "allow"}});
+    auto r = wait.get();
+    auto streamed = sse_events(r.body);
+    ASSERT_EQ(streamed.size(), 3u) << r.body;
+    EXPECT_EQ(streamed[0].at("method"), "elicitation/create");
+    EXPECT_EQ(streamed[1].at("method"), "notifications/cancelled");
+    auto const& out = streamed[2].at("result").at("structuredContent");
+    EXPECT_TRUE(out.at("done").as_bool()) << json::serialize(out);
+    EXPECT_EQ(str(out.at("jobs").at(0), "state"), "completed");
+    c.structured("agents_cancel", json::object{{"jobs", ids}});
 }
 
 // Before 2025-11-25 a multiple-choice question has no form (array enums): it is left to
