@@ -1,6 +1,7 @@
 // MCP mapping of agentd's methods: tool definitions whose JSON Schemas (2020-12 keywords that
 // draft-07 validators read the same way) mirror params.cpp's validation and JobView exactly,
-// version negotiation, and the shapes of tools/call results and notifications.
+// version negotiation, the shapes of tools/call results and notifications, and the
+// elicitation/create forms for a waiting job's requests and the reading of their answers.
 #include "protocol/mcp.hpp"
 
 #include "protocol/job_view.hpp"
