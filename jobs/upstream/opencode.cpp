@@ -1,6 +1,7 @@
 // opencode backend: requests through the keep-alive pool, failures mapped to error kinds and
-// phases, and one long-lived `GET /event` stream (reconnecting with backoff) whose text deltas
-// feed peek, since mid-turn message reads show the text part empty.
+// phases, and one long-lived `GET /global/event` stream (reconnecting with backoff) whose text
+// deltas feed peek, since mid-turn message reads show the text part empty, and whose tool steps,
+// requests and other progress go to the sink; permission and question replies.
 #include "jobs/upstream/opencode.hpp"
 
 #include "jobs/bounded_read.hpp"

@@ -1,5 +1,6 @@
 // The opencode backend (DESIGN §5): sessions and synchronous prompts on an `opencode serve`,
-// with the server's event stream feeding live partial text for peek.
+// with the server's event stream feeding live partial text, tool steps and requests, and
+// replies to permissions and questions.
 #pragma once
 
 #include "jobs/http_client.hpp"

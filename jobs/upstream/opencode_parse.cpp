@@ -52,14 +52,18 @@ std::optional<protocol::wall_time> epoch_ms(json::object const* o, std::string_v
     return protocol::wall_time(std::chrono::milliseconds(ms));
 }
 
-// At most `chars` code points of `s`, cut on a character boundary.
-std::string first_chars(std::string_view s, std::size_t chars) {
+// At most `chars` code points of `s`, cut on a character boundary, on one line: a title is a
+// label (a multi-line bash command shows its lines joined by spaces).
+std::string title_line(std::string_view s, std::size_t chars) {
     std::size_t n = 0, i = 0;
     for (; i < s.size(); ++i) {
         bool lead = (static_cast<unsigned char>(s[i]) & 0xC0) != 0x80;
         if (lead && n++ == chars) break;
     }
-    return protocol::utf8_clean(s.substr(0, i));
+    auto out = protocol::utf8_clean(s.substr(0, i));
+    for (auto& c : out)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) c = ' ';
+    return out;
 }
 
 // The last `bytes` bytes of `s` at most, starting on a character boundary.
@@ -106,7 +110,7 @@ std::optional<tool_update> tool_of(json::object const& part) {
     t.tool = string_at(part, "tool");
     auto title = string_at(*state, "title");
     if (title.empty()) title = title_from_input(t.tool, object_at(*state, "input"));
-    t.title = first_chars(title, protocol::step::title_chars);
+    t.title = title_line(title, protocol::step::title_chars);
     auto const* time = object_at(*state, "time");
     t.started_at = epoch_ms(time, "start");
     t.finished_at = epoch_ms(time, "end");

@@ -1,6 +1,7 @@
 // Pure parsing of OpenCode server responses and events into agentd's terms (DESIGN §5):
-// session ids, final text + usage, `info.error` as an upstream failure, partial text, deltas.
-// No I/O, so each function is unit-tested and fuzzed on its own.
+// session ids, final text + usage, `info.error` as an upstream failure, partial text, events
+// (deltas, tool steps, permission and question requests and their replies, progress), pending
+// request lists and reply bodies. No I/O, so each function is unit-tested and fuzzed on its own.
 #pragma once
 
 #include "jobs/upstream/backend.hpp"

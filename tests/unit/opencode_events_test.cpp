@@ -163,6 +163,7 @@ TEST(opencode_tool_event, title_from_each_tool_input) {
           row{"grep", R"({"pattern":"TODO","path":"src"})", "TODO"},
           row{"webfetch", R"({"url":"https://example.com"})", "https://example.com"},
           row{"task", R"({"description":"find bugs","prompt":"…"})", "find bugs"},
+          row{"bash", R"({"command":"cd x &&\n\tmake"})", "cd x &&  make"},
           row{"todowrite", R"({"todos":[]})", ""}, row{"bash", R"({"command":5})", ""},
           row{"bash", R"([])", ""}}) {
         auto e = oc::parse_event(
