@@ -154,7 +154,8 @@ int run(invocation const& inv) {
 }
 
 outcome call(invocation const& inv, rpc_request request) {
-    if (inv.globals.session) request.params["session"] = *inv.globals.session;
+    if (inv.globals.session && !request.params.contains("session"))
+        request.params["session"] = *inv.globals.session;
     auto plain = inv;
     plain.cmd.kind = command_kind::status;  // no wait allowance on the deadline
     return send(plain, request);

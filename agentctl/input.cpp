@@ -50,6 +50,7 @@ std::optional<int> settle(invocation const& inv, std::vector<input_request> cons
             return exit_input_needed;
         }
         json::object params{{"job", r.job}, {"request", r.request.at("id")}};
+        if (!r.session.empty()) params["session"] = r.session;  // watch --all shows any session
         for (auto const& field : *reply) params[field.key()] = field.value();
         auto answered = call(inv, {"agents_respond", std::move(params)});
         // A failure (the request was settled elsewhere meanwhile) is already on stderr.

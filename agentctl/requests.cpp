@@ -113,9 +113,10 @@ std::optional<std::vector<std::size_t>> numbers_in(std::string_view line) {
 std::vector<input_request> requests_of(json::object const& view) {
     std::vector<input_request> out;
     auto id = text_of(view, "id");
+    auto session = text_of(view, "session");
     for (auto const& request : array_of(view, "requests"))
         if (auto const* r = request.if_object(); r && !text_of(*r, "id").empty())
-            out.push_back({id, *r});
+            out.push_back({id, *r, session});
     return out;
 }
 

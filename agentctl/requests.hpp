@@ -20,6 +20,7 @@ namespace agentctl {
 struct input_request {
     std::string job;
     boost::json::object request;
+    std::string session;  // the job's (JobView `session`), so an answer reaches it from any view
 };
 
 // `view`'s pending requests (empty unless it is waiting with some).

@@ -71,7 +71,7 @@ class agentctl_child {
         auto deadline = std::chrono::steady_clock::now() + timeout;
         while (read_some(deadline)) {
         }
-        if (std::chrono::steady_clock::now() >= deadline) return -1;
+        if (!ended_) return -1;  // the deadline came first (poll may wake a hair before it)
         int status = 0;
         ::waitpid(pid_, &status, 0);
         status_ = status;
@@ -104,10 +104,16 @@ class agentctl_child {
             deadline - std::chrono::steady_clock::now());
         if (left <= 0ms) return false;
         pollfd p{fd_, POLLIN, 0};
-        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+        int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+        if (ready < 0 && errno == EINTR) return true;
+        if (ready <= 0) return false;
         char buf[4096];
         auto n = ::read(fd_, buf, sizeof buf);
-        if (n <= 0) return false;  // EOF, or EIO once a pty's child has exited
+        if (n < 0 && errno == EINTR) return true;
+        if (n <= 0) {  // EOF, or EIO once a pty's child has exited
+            ended_ = true;
+            return false;
+        }
         output_.append(buf, static_cast<std::size_t>(n));
         return true;
     }
@@ -115,6 +121,7 @@ class agentctl_child {
     int pid_ = -1;
     int fd_ = -1;
     std::optional<int> status_;
+    bool ended_ = false;  // the output reached its end
     std::string output_;
 };
 
@@ -291,7 +298,7 @@ TEST_F(agentd_test, AgentctlShowsTheCurrentToolStep) {
     EXPECT_TRUE(std::any_of(lines.begin(), lines.end(), [&](std::string const& line) {
         return line.rfind(id + "  running", 0) == 0 && line.ends_with("  bash: make check");
     })) << watch.output();
-    agentctl_child peek(*agentd_, {"peek", id}, false);
+    agentctl_child peek(*agentd_, {"--session", "steps", "peek", id}, false);
     EXPECT_EQ(peek.finish(10s), 0);
     EXPECT_EQ(peek.output().rfind("completed  bash: make check\n\n", 0), 0u) << peek.output();
 }

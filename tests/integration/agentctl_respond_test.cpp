@@ -80,9 +80,9 @@ TEST(parse_question_reply, numbers_pick_options_and_text_needs_custom) {
 }
 
 TEST(request_lines, carry_job_request_and_kind) {
-    EXPECT_EQ(request_lines({"job_a", permission}),
+    EXPECT_EQ(request_lines({"job_a", permission, {}}),
               std::vector<std::string>{"job_a  per_1  permission  bash  rm -rf build | ls"});
-    EXPECT_EQ(request_lines({"job_a", question}),
+    EXPECT_EQ(request_lines({"job_a", question, {}}),
               (std::vector<std::string>{
                   "job_a  que_1  question 1/2  Colour: Which colour?  [red|green|blue]",
                   "job_a  que_1  question 2/2  Which sizes?  [S|M] (several) (or own text)"}));
@@ -109,7 +109,7 @@ TEST(activity, text_count_and_pending_requests_of_a_view) {
 TEST(ask, permission_prompt_asks_again_until_it_gets_an_answer) {
     std::istringstream in("what\nd: not now\n");
     std::ostringstream out;
-    auto reply = ask({"job_0123456789abcdef", permission}, in, out);
+    auto reply = ask({"job_0123456789abcdef", permission, {}}, in, out);
     ASSERT_TRUE(reply);
     EXPECT_EQ(json::value(*reply), json::parse(R"({"decision":"deny","message":"not now"})"));
     EXPECT_NE(out.str().find("job_012345\u2026 wants to run bash `rm -rf build`, `ls` \u2014 "
@@ -119,13 +119,13 @@ TEST(ask, permission_prompt_asks_again_until_it_gets_an_answer) {
     EXPECT_NE(out.str().find("answer a, A or d"), std::string::npos);
 
     std::istringstream ended("");
-    EXPECT_FALSE(ask({"job_a", permission}, ended, out));
+    EXPECT_FALSE(ask({"job_a", permission, {}}, ended, out));
 }
 
 TEST(ask, questions_are_asked_in_turn_and_dash_dismisses) {
     std::istringstream in("3\n1,2\n");
     std::ostringstream out;
-    auto reply = ask({"job_a", question}, in, out);
+    auto reply = ask({"job_a", question, {}}, in, out);
     ASSERT_TRUE(reply);
     EXPECT_EQ(json::value(*reply), json::parse(R"({"answers":[["blue"],["S","M"]]})"));
     EXPECT_NE(
@@ -135,7 +135,7 @@ TEST(ask, questions_are_asked_in_turn_and_dash_dismisses) {
     EXPECT_NE(out.str().find("Which sizes?"), std::string::npos) << "one line";
 
     std::istringstream dismissed("-\n");
-    reply = ask({"job_a", question}, dismissed, out);
+    reply = ask({"job_a", question, {}}, dismissed, out);
     ASSERT_TRUE(reply);
     EXPECT_EQ(json::value(*reply), json::parse(R"({"decision":"deny"})"));
 }
