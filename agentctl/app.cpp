@@ -5,9 +5,11 @@
 #include "client.hpp"
 #include "discover.hpp"
 #include "exit_codes.hpp"
+#include "input.hpp"
 #include "live.hpp"
 #include "live_view.hpp"
 #include "render.hpp"
+#include "requests.hpp"
 #include "rpc.hpp"
 #include "ui.hpp"
 
@@ -74,7 +76,13 @@ int print_result(invocation const& inv, boost::json::object const& result) {
         fmt::print("{}", text.out);
         fmt::print(stderr, "{}", text.err);
     }
-    return inv.cmd.kind == command_kind::wait ? wait_exit_code(result) : exit_ok;
+    if (inv.cmd.kind != command_kind::wait) return exit_ok;
+    // The wait came back for a request (its lines are in the text above): say how to answer.
+    if (!inv.cmd.ignore_input && !needs_input(result).empty()) {
+        print_input_hint();
+        return exit_input_needed;
+    }
+    return wait_exit_code(result);
 }
 
 // The JSON-RPC result, or the exit code of a failure already reported on stderr.
@@ -95,12 +103,15 @@ outcome result_of(http_reply const& reply, credentials const& creds) {
     return *result;
 }
 
-outcome request(invocation const& inv) {
-    auto request = build_request(inv, read_tasks(inv.cmd));
+outcome send(invocation const& inv, rpc_request const& request) {
     auto to = parse_url(resolve_url(inv.globals));
     auto creds = resolve_credentials(inv.globals);
     auto reply = post_json(to, {encode_request(request), creds.token}, http_deadline(inv));
     return result_of(reply, creds);
+}
+
+outcome request(invocation const& inv) {
+    return send(inv, build_request(inv, read_tasks(inv.cmd)));
 }
 
 // start --wait: the start's lines (text mode), then a wait for exactly the jobs it started.
@@ -140,6 +151,14 @@ int run(invocation const& inv) {
         fmt::print(stderr, "agentctl: {}: {}\n", url, e.what());
         return exit_unreachable;
     }
+}
+
+outcome call(invocation const& inv, rpc_request request) {
+    if (inv.globals.session && !request.params.contains("session"))
+        request.params["session"] = *inv.globals.session;
+    auto plain = inv;
+    plain.cmd.kind = command_kind::status;  // no wait allowance on the deadline
+    return send(plain, request);
 }
 
 int run_request(invocation const& inv) {

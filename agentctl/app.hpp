@@ -3,6 +3,11 @@
 #pragma once
 
 #include "cli.hpp"
+#include "rpc.hpp"
+
+#include <boost/json/object.hpp>
+
+#include <variant>
 
 namespace agentctl {
 
@@ -11,5 +16,10 @@ int run(invocation const& inv);
 
 // One HTTP request for the command and its printed result (what run() does when nothing is live).
 int run_request(invocation const& inv);
+
+// One JSON-RPC call (under --timeout-ms) with the invocation's URL and token, and its --session
+// unless the params name one: its result, or the exit code of a failure already reported on
+// stderr.
+std::variant<boost::json::object, int> call(invocation const& inv, rpc_request request);
 
 }  // namespace agentctl

@@ -22,7 +22,13 @@ constexpr char const* footer =
 XDG_STATE_HOME, HOME. The token is read from --token, --token-file, $AGENTD_TOKEN, then
 STATE_DIR/token; without one no Authorization header is sent.
 Exit codes: 0 success, 1 a job did not complete or a JSON-RPC error, 2 usage error,
-3 wait timed out, 4 cannot connect or HTTP error.)";
+3 wait timed out, 4 cannot connect or HTTP error, 5 input needed: a job is waiting for a
+permission or an answer and nobody could give it here (answer with `agentctl respond`).)";
+
+constexpr char const* on_input_help =
+    "when a job waits for a permission or an answer: `return` (default) asks inline on a "
+    "terminal, else prints the request and exits 5; `ignore` waits on (someone else or the "
+    "input timeout settles it)";
 
 void add_globals(CLI::App& app, global_options& g) {
     app.add_option("--url", g.url,
@@ -84,6 +90,16 @@ CLI::Option* add_duration(CLI::App& sub, command& cmd) {
         ->option_text("DURATION");
 }
 
+// --on-input return|ignore.
+CLI::Option* add_on_input(CLI::App& sub, command& cmd) {
+    return sub
+        .add_option_function<std::string>(
+            "--on-input", [&cmd](std::string const& mode) { cmd.ignore_input = mode == "ignore"; },
+            on_input_help)
+        ->check(CLI::IsMember({"return", "ignore"}))
+        ->option_text("return|ignore");
+}
+
 void add_start(CLI::App& app, command& cmd) {
     auto* sub = add_command(app, cmd, command_kind::start, "start",
                             "start one job per PROMPT (quote each prompt) and per --tasks entry");
@@ -97,45 +113,79 @@ void add_start(CLI::App& app, command& cmd) {
         sub->add_flag("--wait", cmd.start_wait,
                       "then wait for these jobs like `wait` (live progress on a terminal)");
     add_duration(*sub, cmd)->needs(wait);
+    add_on_input(*sub, cmd)->needs(wait);
     sub->add_flag("-q,--quiet", cmd.quiet, "print only the job ids, one per line")->excludes(wait);
 }
 
 void add_wait(CLI::App& app, command& cmd) {
     auto* sub = add_command(app, cmd, command_kind::wait, "wait",
-                            "wait until all (or --any) of the jobs finish and print their output");
+                            "wait until all (or --any) of the jobs finish and print their output; "
+                            "shows each job's current tool step on a terminal and asks there "
+                            "when one needs a permission or an answer");
     sub->add_flag("--any", cmd.wait_any, "return as soon as one job finishes");
     auto* ms = sub->add_option("--timeout-ms", cmd.wait_timeout_ms,
                                "how long the daemon waits (server default 30000, 0 = check now)")
                    ->check(CLI::Range(std::int64_t{0}, max_wait_ms))
                    ->option_text("MS");
     add_duration(*sub, cmd)->excludes(ms);
+    add_on_input(*sub, cmd);
     sub->add_option("ID", cmd.args, "job ids (default: the session's unfinished jobs)");
 }
 
 void add_watch(CLI::App& app, command& cmd) {
     auto* sub = add_command(app, cmd, command_kind::watch, "watch",
                             "follow the session's jobs live over WebSocket: a table redrawn on "
-                            "every change on a terminal, else one line per change");
+                            "every change on a terminal (with each job's tool step and pending "
+                            "requests, asked inline), else one line per change");
     sub->add_flag("--all", cmd.watch_all, "every session of this token, not just --session");
     auto* idle = sub->add_flag("--until-idle", cmd.until_idle,
                                "exit once no job is queued or running (1 if one of those that "
                                "ran did not complete)");
     sub->add_flag("--once", cmd.watch_once, "print the table once and exit")->excludes(idle);
+    add_on_input(*sub, cmd);
+}
+
+void add_respond(CLI::App& app, command& cmd) {
+    auto* sub = add_command(
+        app, cmd, command_kind::respond, "respond",
+        "answer a waiting job's request (its id as status, wait or watch show it): a "
+        "permission with allow, always or deny; a question with --answer (or deny to dismiss it)");
+    sub->add_option_function<std::string>(
+           "JOB", [&cmd](std::string const& job) { cmd.args = {job}; }, "the waiting job's id")
+        ->required();
+    sub->add_option("REQUEST", cmd.request, "the request's id (per_… or que_…)")->required();
+    auto* decision = sub->add_option("DECISION", cmd.decision,
+                                     "allow (once), always (this and later matching calls) or deny")
+                         ->check(CLI::IsMember({"allow", "always", "allow_always", "deny"}));
+    sub->add_option("-m,--message", cmd.message,
+                    "with deny: tell the sub-agent why (permissions only)")
+        ->needs(decision)
+        ->option_text("TEXT");
+    sub->add_option("--answer", cmd.answers,
+                    "a question's answer: an option's label, or free text where the question "
+                    "allows it; repeat for several labels; with several questions write N=LABEL "
+                    "for question N (1 = the first)")
+        ->excludes(decision)
+        ->allow_extra_args(false)  // one label per --answer: positionals may follow
+        ->option_text("LABEL|N=LABEL");
 }
 
 void add_commands(CLI::App& app, command& cmd) {
     add_start(app, cmd);
-    add_command(app, cmd, command_kind::status, "status", "show jobs (default: all of the session)")
+    add_command(app, cmd, command_kind::status, "status",
+                "show jobs (default: all of the session), with pending requests and tool steps")
         ->add_option("ID", cmd.args, "job ids");
     add_wait(app, cmd);
     add_command(app, cmd, command_kind::cancel, "cancel", "cancel jobs")
         ->add_option("ID", cmd.args, "job ids")
         ->required();
-    add_command(app, cmd, command_kind::peek, "peek", "print the output a job has produced so far")
+    add_command(app, cmd, command_kind::peek, "peek",
+                "print a job's tool steps and the output it has produced so far")
         ->add_option("ID", cmd.args, "job id")
         ->required()
         ->expected(1);
     add_watch(app, cmd);
+    add_respond(app, cmd);
     add_command(app, cmd, command_kind::ui, "ui",
                 "print the dashboard's URL (the token rides in its #fragment)")
         ->add_flag("--open", cmd.open_browser, "also open it with xdg-open");

@@ -1,4 +1,4 @@
-// Command-line grammar of agentctl: global options, the five commands and their arguments.
+// Command-line grammar of agentctl: global options, the commands and their arguments.
 // Parsing only; turning a command into JSON-RPC params is rpc.hpp's job, so both stay testable.
 #pragma once
 
@@ -21,7 +21,7 @@ struct global_options {
     std::int64_t timeout_ms = 30'000;
 };
 
-enum class command_kind { start, status, wait, cancel, peek, ui, watch };
+enum class command_kind { start, status, wait, cancel, peek, ui, watch, respond };
 
 // Fields of a DESIGN §2 Task that `start` takes as options and applies to every task it sends.
 struct task_options {
@@ -46,6 +46,14 @@ struct command {
     bool watch_all = false;     // watch --all: every session of the caller
     bool until_idle = false;    // watch --until-idle: stop once no job is queued or running
     bool watch_once = false;    // watch --once: print the table once
+    // wait, watch, start --wait: --on-input ignore (agents_wait on_input) waits through requests
+    // instead of asking at the terminal or exiting 5.
+    bool ignore_input = false;
+    // respond: the REQUEST id, allow/always/deny (as typed), --message, the --answer values.
+    std::string request;
+    std::optional<std::string> decision;
+    std::optional<std::string> message;
+    std::vector<std::string> answers;
 };
 
 struct invocation {

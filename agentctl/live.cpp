@@ -1,11 +1,14 @@
 // watch and the live wait display: a ws_handler each, over one /ws connection subscribed with a
 // snapshot (agents_subscribe {snapshot: true}), so the board starts complete and every later
-// change arrives as an agents_event. A terminal gets its block redrawn in place every tick.
+// change arrives as an agents_event. A terminal gets its block redrawn in place every tick. When
+// a followed job waits for input, the handler ends the session, the requests are settled
+// (input.hpp: asked inline, or printed with exit 5) and a new session starts from a new snapshot.
 #include "live.hpp"
 
 #include "app.hpp"
 #include "discover.hpp"
 #include "exit_codes.hpp"
+#include "input.hpp"
 #include "live_view.hpp"
 #include "rpc.hpp"
 #include "ws_client.hpp"
@@ -17,8 +20,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <set>
 #include <sstream>
+#include <utility>
 
 namespace agentctl {
 namespace {
@@ -69,9 +74,50 @@ void print_line(std::string const& line) {
     std::fflush(stdout);  // a pipe reader follows changes as they happen
 }
 
-class watcher final : public ws_handler {
+// A handler that stops its session when a followed job has a request nobody has settled yet
+// (unless --on-input ignore), so that it can be settled between sessions.
+class answering_handler : public ws_handler {
   public:
-    watcher(invocation const& inv, bool tty) : inv_(inv), tty_(tty) {}
+    explicit answering_handler(invocation const& inv) : inv_(inv) {}
+
+    // The requests the session stopped for (empty when it ended for another reason).
+    std::vector<input_request> take_asks() { return std::exchange(asks_, {}); }
+
+    // Before the next session: those requests are settled and `away` was spent on them.
+    virtual void resume(live_clock::duration away) = 0;
+
+  protected:
+    // True when a job among `ids` on `board` has requests not yet asked about: they are then
+    // kept for take_asks() and the session should stop.
+    bool stop_for_input(job_board const& board, std::vector<std::string> const& ids) {
+        if (inv_.cmd.ignore_input) return false;
+        for (auto const& id : ids) {
+            auto const* view = board.find(id);
+            if (view == nullptr) continue;
+            for (auto& r : requests_of(*view)) {
+                std::string request_id(r.request.at("id").as_string());
+                if (handled_.insert(request_id).second) asks_.push_back(std::move(r));
+            }
+        }
+        return !asks_.empty();
+    }
+
+    invocation const& inv_;
+
+  private:
+    std::set<std::string> handled_;  // request ids asked about (answered or not) in this run
+    std::vector<input_request> asks_;
+};
+
+class watcher final : public answering_handler {
+  public:
+    watcher(invocation const& inv, bool tty) : answering_handler(inv), tty_(tty) {}
+
+    void resume(live_clock::duration) override {
+        board_ = {};
+        snapshot_ = false;
+        block_ = {};
+    }
 
     std::vector<std::string> opening() override {
         return {subscribe_request(inv_, inv_.cmd.watch_all)};
@@ -99,6 +145,7 @@ class watcher final : public ws_handler {
             return true;
         }
         if (tty_) block_.draw(split_lines(board_table(board_, now)));
+        if (snapshot_ && !inv_.cmd.watch_once && stop_for_input(board_, board_.ids())) return false;
         return !(inv_.cmd.until_idle && snapshot_ && board_.idle());
     }
 
@@ -121,7 +168,6 @@ class watcher final : public ws_handler {
         if (!board_.terminal(id)) watched_.insert(id);
     }
 
-    invocation const& inv_;
     bool tty_;
     job_board board_;
     bool snapshot_ = false;
@@ -129,10 +175,20 @@ class watcher final : public ws_handler {
     terminal_block block_;
 };
 
-class progress final : public ws_handler {
+class progress final : public answering_handler {
   public:
     progress(invocation const& inv, std::vector<std::string> ids, live_clock::time_point deadline)
-        : inv_(inv), ids_(std::move(ids)), given_(!ids_.empty()), deadline_(deadline) {}
+        : answering_handler(inv),
+          ids_(std::move(ids)),
+          selected_(!ids_.empty()),
+          deadline_(deadline) {}
+
+    void resume(live_clock::duration away) override {
+        board_ = {};
+        snapshot_ = false;
+        block_ = {};
+        deadline_ += away;  // time spent answering is not waiting time
+    }
 
     std::vector<std::string> opening() override { return {subscribe_request(inv_, false)}; }
 
@@ -142,11 +198,13 @@ class progress final : public ws_handler {
         if (msg.what == ws_message::kind::response) {
             board_.take_snapshot(msg.result, now);
             snapshot_ = true;
-            if (!given_) unfinished_from_snapshot();
+            if (!selected_) unfinished_from_snapshot();
+            selected_ = true;
         } else if (msg.what == ws_message::kind::event) {
             board_.update(msg.job, now);
         }
         draw(now);
+        if (snapshot_ && stop_for_input(board_, ids_)) return false;
         return !finished(now);
     }
 
@@ -178,9 +236,8 @@ class progress final : public ws_handler {
         if (snapshot_) block_.draw(progress_lines(board_, ids_, now, frame_));
     }
 
-    invocation const& inv_;
     std::vector<std::string> ids_;
-    bool given_;
+    bool selected_;  // ids_ holds the jobs to wait for (given, or taken from the first snapshot)
     live_clock::time_point deadline_;
     job_board board_;
     bool snapshot_ = false;
@@ -194,6 +251,19 @@ void follow(invocation const& inv, ws_handler& handler) {
     run_ws(to, creds.token, std::chrono::milliseconds(inv.globals.timeout_ms), tick, handler);
 }
 
+// Sessions until the handler ends one for a reason other than input; nullopt then, or the exit
+// code when input was needed and nobody here could give it.
+std::optional<int> follow_answering(invocation const& inv, answering_handler& handler) {
+    for (;;) {
+        follow(inv, handler);
+        auto asks = handler.take_asks();
+        if (asks.empty()) return std::nullopt;
+        auto asked = live_clock::now();
+        if (auto code = settle(inv, asks)) return code;
+        handler.resume(live_clock::now() - asked);
+    }
+}
+
 }  // namespace
 
 bool wants_live_display(invocation const& inv) {
@@ -202,7 +272,7 @@ bool wants_live_display(invocation const& inv) {
 
 int run_watch(invocation const& inv) {
     watcher w(inv, wants_live_display(inv));
-    follow(inv, w);
+    if (auto code = follow_answering(inv, w)) return *code;
     return inv.cmd.until_idle ? w.exit_code() : exit_ok;
 }
 
@@ -210,7 +280,7 @@ int run_live_wait(invocation const& inv, std::vector<std::string> ids) {
     auto timeout =
         std::chrono::milliseconds(inv.cmd.wait_timeout_ms.value_or(server_default_wait_ms));
     progress p(inv, std::move(ids), live_clock::now() + timeout);
-    follow(inv, p);
+    if (auto code = follow_answering(inv, p)) return *code;
     // The outcome as the daemon states it, printed like a plain wait: asked with timeout 0 now
     // that the display has seen the jobs end (or the time run out).
     if (p.ids().empty()) return exit_ok;  // nothing was unfinished: nothing to report

@@ -3,12 +3,14 @@
 #include "live_view.hpp"
 
 #include "exit_codes.hpp"
+#include "requests.hpp"
 #include "rpc.hpp"
 
 #include "protocol/job_view.hpp"
 
 #include <fmt/core.h>
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 
 #include <algorithm>
 #include <array>
@@ -25,6 +27,34 @@ std::string state_of(json::object const& view) {
     return state && state->is_string() ? std::string(state->get_string()) : std::string{};
 }
 
+// What a line shows of a job besides its state: the state, the tool step and the pending
+// requests' ids (a new step or request is news even when the state stays).
+std::string news_of(json::object const& view) {
+    auto text = state_of(view) + "\n" + activity_text(view);
+    for (auto const& r : requests_of(view)) text += "\n" + json::serialize(r.request.at("id"));
+    return text;
+}
+
+// The end of a job's line: description and error, then what it waits for, else its tool step.
+std::string details(json::object const& view) {
+    auto job = read_job(view);
+    std::string text;
+    auto add = [&text](std::string const& part) {
+        if (!part.empty()) text += "  " + part;
+    };
+    add(job.description);
+    add(job.error);
+    auto requests = requests_of(view);
+    if (!requests.empty()) {
+        auto what = "needs input: " + request_summary(requests.front().request);
+        if (requests.size() > 1) what += fmt::format(" (+{} more)", requests.size() - 1);
+        add(what);
+    } else if (!protocol::is_terminal(job.state)) {
+        add(job.activity);
+    }
+    return text;
+}
+
 }  // namespace
 
 bool job_board::update(json::value const& job, live_clock::time_point now) {
@@ -38,7 +68,7 @@ bool job_board::update(json::value const& job, live_clock::time_point now) {
         order_.push_back(key);
         return true;
     }
-    bool changed = state_of(it->view) != state_of(*view);
+    bool changed = news_of(it->view) != news_of(*view);
     it->view = *view;
     it->seen = now;
     return changed;
@@ -96,25 +126,24 @@ std::vector<std::string> progress_lines(job_board const& board, std::vector<std:
                                         live_clock::time_point now, std::size_t frame) {
     std::vector<std::string> lines;
     for (auto const& id : ids) {
-        auto job = read_job(board.at(id, now));
-        char mark = !protocol::is_terminal(job.state) ? spinner[frame % spinner.size()]
-                    : is_completed(job.state)         ? '+'
-                                                      : 'x';
-        auto line = fmt::format("{} {}  {:<11} {:>7}", mark, job.id, job.state,
-                                format_elapsed(job.elapsed_ms));
-        for (auto const* part : {&job.description, &job.error})
-            if (!part->empty()) line += "  " + *part;
-        lines.push_back(std::move(line));
+        auto view = board.at(id, now);
+        auto job = read_job(view);
+        // A waiting job shows `?`, not a spinner: it is not moving until someone answers.
+        char mark = job.state == "waiting"              ? '?'
+                    : !protocol::is_terminal(job.state) ? spinner[frame % spinner.size()]
+                    : is_completed(job.state)           ? '+'
+                                                        : 'x';
+        lines.push_back(fmt::format("{} {}  {:<11} {:>7}", mark, job.id, job.state,
+                                    format_elapsed(job.elapsed_ms)) +
+                        details(view));
     }
     return lines;
 }
 
 std::string event_line(json::object const& view) {
     auto job = read_job(view);
-    auto line = fmt::format("{}  {}  {}", job.id, job.state, format_elapsed(job.elapsed_ms));
-    for (auto const* part : {&job.description, &job.error})
-        if (!part->empty()) line += "  " + *part;
-    return line + "\n";
+    return fmt::format("{}  {}  {}", job.id, job.state, format_elapsed(job.elapsed_ms)) +
+           details(view) + "\n";
 }
 
 std::string fit_width(std::string_view line, std::size_t columns) {

@@ -24,7 +24,8 @@ using live_clock = std::chrono::steady_clock;
 class job_board {
   public:
     // Takes a JobView as the daemon sent it at `now`; true when the board shows something new
-    // (a job it did not have, or another state). A view with no id is ignored.
+    // (a job it did not have, another state, tool step or set of pending requests). A view with
+    // no id is ignored.
     bool update(boost::json::value const& job, live_clock::time_point now);
     // The answer of agents_subscribe {snapshot: true}: result.jobs, each {job, session} (or a bare
     // JobView). A job already on the board is kept: an event that came first is newer.
@@ -48,15 +49,19 @@ class job_board {
     std::vector<std::string> order_;
 };
 
-// The status table (ID STATE ELAPSED DESCRIPTION [ERROR]) of the board's jobs, newest first.
+// The status table (ID STATE ELAPSED [INPUT] DESCRIPTION [ERROR] [STEP]) of the board's jobs,
+// newest first.
 std::string board_table(job_board const& board, live_clock::time_point now);
 
-// "| job_…  running      3.2s  description": a spinner frame for queued and running jobs,
-// "+" for completed, "x" for the other ends; one line per id, in the given order.
+// "| job_…  running      3.2s  description  bash: npm test": a spinner frame for queued and
+// running jobs (with the current tool step), "?" for waiting ones (with what they wait for:
+// "needs input: bash `rm -rf build`"), "+" for completed, "x" for the other ends; one line per
+// id, in the given order.
 std::vector<std::string> progress_lines(job_board const& board, std::vector<std::string> const& ids,
                                         live_clock::time_point now, std::size_t frame);
 
-// One plain line for a change, for a watch whose output is not a terminal.
+// One plain line for a change (with the tool step or what a waiting job needs), for a watch
+// whose output is not a terminal.
 std::string event_line(boost::json::object const& view);
 
 // The line cut to fewer than `columns` characters (UTF-8 aware): a line that wrapped would take

@@ -1,8 +1,10 @@
-// Text agentctl prints for each command: one line per job for start/cancel, a table for status,
-// output blocks for wait, raw partial output for peek, and pretty JSON for --json.
+// Text agentctl prints for each command: one line per job for start/cancel/respond, a table for
+// status, output blocks (or pending requests) for wait, tool steps and raw partial output for
+// peek, and pretty JSON for --json.
 #include "render.hpp"
 
 #include "exit_codes.hpp"
+#include "requests.hpp"
 
 #include "protocol/job_view.hpp"
 
@@ -109,13 +111,24 @@ std::string job_lines(json::object const& result) {
 std::string status_table(json::object const& result) {
     std::vector<job_view> jobs;
     for (auto const& value : jobs_of(result)) jobs.push_back(read_job(value));
-    bool errors =
-        std::any_of(jobs.begin(), jobs.end(), [](auto const& j) { return !j.error.empty(); });
-    std::vector<row> rows{{"ID", "STATE", "ELAPSED", "DESCRIPTION"}};
+    auto any = [&](std::string job_view::*field) {
+        return std::any_of(jobs.begin(), jobs.end(),
+                           [&](job_view const& j) { return !(j.*field).empty(); });
+    };
+    // Columns only some results need come only when one job fills them.
+    bool errors = any(&job_view::error), inputs = any(&job_view::requests),
+         steps = any(&job_view::activity);
+    std::vector<row> rows{{"ID", "STATE", "ELAPSED"}};
+    if (inputs) rows.front().push_back("INPUT");
+    rows.front().push_back("DESCRIPTION");
     if (errors) rows.front().push_back("ERROR");
+    if (steps) rows.front().push_back("STEP");
     for (auto const& j : jobs) {
-        rows.push_back({j.id, j.state, format_elapsed(j.elapsed_ms), j.description});
+        rows.push_back({j.id, j.state, format_elapsed(j.elapsed_ms)});
+        if (inputs) rows.back().push_back(j.requests);
+        rows.back().push_back(j.description);
         if (errors) rows.back().push_back(j.error);
+        if (steps) rows.back().push_back(j.activity);
     }
     return table(rows);
 }
@@ -141,6 +154,9 @@ rendered wait_blocks(json::object const& result) {
         header.erase(header.find_last_not_of(' ') + 1);
         r.out += header + "\n" + (job.error.empty() ? job.output : "error: " + job.error);
         ensure_newline(r.out);
+        if (auto const* view = value.if_object())
+            for (auto const& request : requests_of(*view))
+                for (auto const& line : request_lines(request)) r.out += line + "\n";
         unfinished += !protocol::is_terminal(job.state);
     }
     if (flag_of(result, "timed_out")) {
@@ -149,9 +165,25 @@ rendered wait_blocks(json::object const& result) {
     return r;
 }
 
+// One line per tool step, oldest first: "completed  bash: npm test".
+std::string step_lines(json::object const& result) {
+    auto const* steps = result.if_contains("steps");
+    if (steps == nullptr || !steps->is_array()) return {};
+    std::string out;
+    for (auto const& value : steps->get_array()) {
+        auto const* step = value.if_object();
+        if (step == nullptr) continue;
+        auto title = one_line(text_of(*step, "title"));
+        out += fmt::format("{:<9}  {}{}\n", one_line(text_of(*step, "status")),
+                           one_line(text_of(*step, "tool")), title.empty() ? "" : ": " + title);
+    }
+    return out;
+}
+
 rendered peek_text(json::object const& result) {
     rendered r{text_of(result, "partial_output"), {}};
     ensure_newline(r.out);
+    if (auto steps = step_lines(result); !steps.empty()) r.out = steps + "\n" + r.out;
     auto const* value = result.if_contains("job");
     auto job = read_job(value ? *value : json::value{});
     r.err = fmt::format("{}: {}", job.id, facts(job));
@@ -200,7 +232,9 @@ job_view read_job(json::value const& value) {
             integer_of(*obj, "elapsed_ms"),
             text_of(*obj, "output"),
             flag_of(*obj, "truncated"),
-            error_summary(obj->if_contains("error"))};
+            error_summary(obj->if_contains("error")),
+            activity_text(*obj),
+            requests_count(*obj)};
 }
 
 bool is_completed(std::string_view state) {
@@ -225,6 +259,11 @@ rendered render_result(command_kind kind, json::object const& result) {
             return wait_blocks(result);
         case command_kind::peek:
             return peek_text(result);
+        case command_kind::respond: {
+            auto const* job = result.if_contains("job");
+            json::object jobs{{"jobs", json::array{job ? *job : json::value{}}}};
+            return {job_lines(jobs), {}};
+        }
         case command_kind::ui:
         case command_kind::watch:
             break;

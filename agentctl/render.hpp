@@ -23,7 +23,9 @@ struct job_view {
     std::optional<std::int64_t> elapsed_ms;
     std::string output;
     bool truncated = false;
-    std::string error;  // "kind/phase: message", empty without an error
+    std::string error;     // "kind/phase: message", empty without an error
+    std::string activity;  // "bash: npm test" (activity.tool: activity.title), or empty
+    std::string requests;  // "1 request" while waiting, or empty
 };
 
 job_view read_job(boost::json::value const& value);

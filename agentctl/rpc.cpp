@@ -3,6 +3,7 @@
 #include "rpc.hpp"
 
 #include "exit_codes.hpp"
+#include "requests.hpp"
 
 #include <fmt/core.h>
 #include <boost/json/parse.hpp>
@@ -41,6 +42,25 @@ json::array id_array(std::vector<std::string> const& ids) {
     return json::array(ids.begin(), ids.end());
 }
 
+// agents_respond: JOB, REQUEST, then a decision or the answers (never both, never neither).
+json::object respond_params(command const& cmd) {
+    json::object params{{"job", cmd.args.at(0)}, {"request", cmd.request}};
+    if (cmd.decision) {
+        auto name = decision_name(*cmd.decision);
+        if (!name) throw usage_error(fmt::format("respond: unknown decision {}", *cmd.decision));
+        params["decision"] = *name;
+        if (cmd.message) {
+            if (*name != "deny") throw usage_error("respond: --message goes with deny");
+            params["message"] = *cmd.message;
+        }
+    } else if (!cmd.answers.empty()) {
+        params["answers"] = parse_answers(cmd.answers);
+    } else {
+        throw usage_error("respond needs allow, always or deny, or --answer LABEL");
+    }
+    return params;
+}
+
 json::object command_params(command const& cmd, std::string_view tasks_json) {
     json::object params;
     switch (cmd.kind) {
@@ -54,12 +74,16 @@ json::object command_params(command const& cmd, std::string_view tasks_json) {
             if (!cmd.args.empty()) params["jobs"] = id_array(cmd.args);
             params["mode"] = cmd.wait_any ? "any" : "all";
             if (cmd.wait_timeout_ms) params["timeout_ms"] = *cmd.wait_timeout_ms;
+            if (cmd.ignore_input) params["on_input"] = "ignore";
             break;
         case command_kind::cancel:
             params["jobs"] = id_array(cmd.args);
             break;
         case command_kind::peek:
             params["job"] = cmd.args.at(0);
+            break;
+        case command_kind::respond:
+            params = respond_params(cmd);
             break;
         case command_kind::ui:     // sends no request
         case command_kind::watch:  // speaks WebSocket (live.cpp)
@@ -80,6 +104,8 @@ char const* method_of(command_kind kind) {
             return "agents_cancel";
         case command_kind::peek:
             return "agents_peek";
+        case command_kind::respond:
+            return "agents_respond";
         case command_kind::ui:
         case command_kind::watch:
             break;

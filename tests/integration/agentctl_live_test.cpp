@@ -1,7 +1,9 @@
 // agentctl's live commands against the real agentd: `watch` with its output on a pipe (plain
 // lines per change, only the watched session, exit code of --until-idle, --once's table), and the
 // progress display of `start --wait` on a pseudo-terminal (forkpty): ANSI redraws in place with a
-// spinner, final marks per job, then the outputs and the exit code scripts rely on.
+// spinner, final marks per job, then the outputs and the exit code scripts rely on. Jobs that
+// need input (issue #16): the inline prompt on a terminal, exit 5 on a pipe, --on-input ignore,
+// and the current tool step beside each job.
 #include "agentd_fixture.hpp"
 
 #include <poll.h>
@@ -10,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace agentd::test {
@@ -68,11 +71,15 @@ class agentctl_child {
         auto deadline = std::chrono::steady_clock::now() + timeout;
         while (read_some(deadline)) {
         }
-        if (std::chrono::steady_clock::now() >= deadline) return -1;
+        if (!ended_) return -1;  // the deadline came first (poll may wake a hair before it)
         int status = 0;
         ::waitpid(pid_, &status, 0);
         status_ = status;
         return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+    // Types `text` (on a pty: at the terminal the child reads from).
+    void write(std::string const& text) {
+        ASSERT_EQ(::write(fd_, text.data(), text.size()), static_cast<ssize_t>(text.size()));
     }
     std::string const& output() const { return output_; }
     // The output's lines without the pty's carriage returns.
@@ -97,10 +104,16 @@ class agentctl_child {
             deadline - std::chrono::steady_clock::now());
         if (left <= 0ms) return false;
         pollfd p{fd_, POLLIN, 0};
-        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+        int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+        if (ready < 0 && errno == EINTR) return true;
+        if (ready <= 0) return false;
         char buf[4096];
         auto n = ::read(fd_, buf, sizeof buf);
-        if (n <= 0) return false;  // EOF, or EIO once a pty's child has exited
+        if (n < 0 && errno == EINTR) return true;
+        if (n <= 0) {  // EOF, or EIO once a pty's child has exited
+            ended_ = true;
+            return false;
+        }
         output_.append(buf, static_cast<std::size_t>(n));
         return true;
     }
@@ -108,6 +121,7 @@ class agentctl_child {
     int pid_ = -1;
     int fd_ = -1;
     std::optional<int> status_;
+    bool ended_ = false;  // the output reached its end
     std::string output_;
 };
 
@@ -195,6 +209,98 @@ TEST_F(agentd_test, AgentctlWaitOnAPipeStaysPlain) {
     EXPECT_EQ(wait.finish(15s), 0);
     EXPECT_EQ(wait.output().find('\x1b'), std::string::npos) << wait.output();
     EXPECT_NE(wait.output().find("echo: alpha"), std::string::npos) << wait.output();
+}
+
+TEST_F(agentd_test, AgentctlWaitAsksInlineOnATerminal) {
+    agentctl_child tty(*agentd_,
+                       {"--session", "ask", "start", "--wait", "--timeout", "20s",
+                        "clean [[fake permission=bash patterns=rm_-rf_build tool_output=gone]]"},
+                       true);
+    ASSERT_TRUE(tty.read_until("[d]eny", 10s)) << tty.output();
+    auto const& out = tty.output();
+    EXPECT_NE(out.find("wants to run bash `rm -rf build`"), std::string::npos) << out;
+    EXPECT_NE(out.find("waiting"), std::string::npos) << out;  // drawn distinctly first
+    tty.write("a\n");
+    EXPECT_EQ(tty.finish(20s), 0) << tty.output();
+    EXPECT_NE(tty.output().find("answered;"), std::string::npos) << tty.output();
+    EXPECT_NE(tty.output().find("permission once: gone"), std::string::npos) << tty.output();
+
+    // A question: its options numbered; a number picks one.
+    agentctl_child asked(*agentd_,
+                         {"--session", "ask", "start", "--wait", "--timeout", "20s",
+                          "pick [[fake question=red|green|blue]]"},
+                         true);
+    ASSERT_TRUE(asked.read_until("to dismiss: ", 10s)) << asked.output();
+    EXPECT_NE(asked.output().find("  2) green"), std::string::npos) << asked.output();
+    asked.write("7\n");  // no such option: asked again
+    ASSERT_TRUE(asked.read_until("pick options 1 to 3", 10s)) << asked.output();
+    asked.write("2\n");
+    EXPECT_EQ(asked.finish(20s), 0) << asked.output();
+    EXPECT_NE(asked.output().find("answered: green"), std::string::npos) << asked.output();
+}
+
+TEST_F(agentd_test, AgentctlWaitOnAPipeNeedsInputUnlessIgnored) {
+    auto started = agentd_->call(
+        "agents_start",
+        {{"tasks", json::array{task("[[fake permission=edit patterns=src/a.cpp|src/b.cpp]]")}}});
+    auto id = job_id(started, 0);
+    auto waited = agentd_->call("agents_wait",
+                                {{"jobs", json::array{json::string(id)}}, {"timeout_ms", 10'000}});
+    ASSERT_EQ(waited.at("needs_input"), (json::array{json::string(id)})) << waited;
+    auto request = str(jobs_of(waited).at(0).at("requests").at(0), "id");
+
+    // On a pipe: the request's line for scripts, exit 5.
+    agentctl_child plain(*agentd_, {"wait", "--timeout", "10s", id}, false);
+    EXPECT_EQ(plain.finish(15s), 5) << plain.output();
+    EXPECT_NE(
+        plain.output().find(id + "  " + request + "  permission  edit  src/a.cpp | src/b.cpp"),
+        std::string::npos)
+        << plain.output();
+    // watch too: the waiting line, the request, exit 5.
+    agentctl_child watch(*agentd_, {"watch"}, false);
+    EXPECT_EQ(watch.finish(15s), 5) << watch.output();
+    EXPECT_NE(watch.output().find(id + "  waiting"), std::string::npos) << watch.output();
+    EXPECT_NE(watch.output().find("needs input: edit `src/a.cpp`, `src/b.cpp`"), std::string::npos)
+        << watch.output();
+    EXPECT_NE(watch.output().find(id + "  " + request + "  permission"), std::string::npos)
+        << watch.output();
+
+    // --on-input ignore waits through it; another client answers; the wait then ends with 0.
+    agentctl_child ignoring(*agentd_, {"wait", "--on-input", "ignore", "--timeout", "20s", id},
+                            false);
+    EXPECT_EQ(ignoring.finish(300ms), -1) << "still waiting: " << ignoring.output();
+    agentd_->call("agents_respond", {{"job", id}, {"request", request}, {"decision", "allow"}});
+    EXPECT_EQ(ignoring.finish(15s), 0) << ignoring.output();
+    EXPECT_NE(ignoring.output().find("permission once: ok"), std::string::npos)
+        << ignoring.output();
+}
+
+TEST_F(agentd_test, AgentctlShowsTheCurrentToolStep) {
+    // On a terminal, beside the spinner.
+    agentctl_child tty(*agentd_,
+                       {"--session", "steps", "start", "--wait", "--timeout", "20s",
+                        "build [[fake tool=bash tool_title=npm_test tool_ms=1500]]"},
+                       true);
+    ASSERT_TRUE(tty.read_until("bash: npm test", 10s)) << tty.output();
+    EXPECT_EQ(tty.finish(20s), 0) << tty.output();
+    EXPECT_NE(tty.output().find("tool said: ok"), std::string::npos) << tty.output();
+
+    // On a pipe, a watch line per step change; peek lists the steps before the output.
+    auto started = agentd_->call(
+        "agents_start",
+        {{"session", "steps"},
+         {"tasks", json::array{task("[[fake tool=bash tool_title=make_check tool_ms=1500]]")}}});
+    auto id = job_id(started, 0);
+    agentctl_child watch(*agentd_, {"--session", "steps", "watch", "--until-idle"}, false);
+    ASSERT_TRUE(watch.read_until("bash: make check", 10s)) << watch.output();
+    EXPECT_EQ(watch.finish(15s), 0) << watch.output();
+    auto lines = watch.lines();
+    EXPECT_TRUE(std::any_of(lines.begin(), lines.end(), [&](std::string const& line) {
+        return line.rfind(id + "  running", 0) == 0 && line.ends_with("  bash: make check");
+    })) << watch.output();
+    agentctl_child peek(*agentd_, {"--session", "steps", "peek", id}, false);
+    EXPECT_EQ(peek.finish(10s), 0);
+    EXPECT_EQ(peek.output().rfind("completed  bash: make check\n\n", 0), 0u) << peek.output();
 }
 
 }  // namespace
