@@ -321,7 +321,8 @@ function render() {
 
 // The client-side clock: only the elapsed cells of running and waiting jobs change.
 function tick() {
-  for (const tr of document.querySelectorAll('tr.job[data-state="running"], tr.job[data-state="waiting"]')) {
+  const rows = document.querySelectorAll('tr.job[data-state="running"], tr.job[data-state="waiting"]');
+  for (const tr of rows) {
     const rec = model.jobs.get(tr.dataset.id);
     if (rec) tr.querySelector('.elapsed').textContent = formatDuration(elapsedMs(rec));
   }
@@ -448,7 +449,8 @@ function stepItem(s, index, open) {
   const times = ['started ' + (formatTime(s.started_at) || '?')];
   if (s.finished_at) times.push('finished ' + formatTime(s.finished_at));
   details.appendChild(el('div', 'step-times', times.join(' · ')));
-  details.appendChild(s.output_tail ? el('pre', 'tail', s.output_tail) : el('p', 'muted', 'no output'));
+  details.appendChild(s.output_tail ? el('pre', 'tail', s.output_tail)
+    : el('p', 'muted', 'no output'));
   li.appendChild(details);
   return li;
 }
@@ -709,7 +711,8 @@ function start() {
   $('close').addEventListener('click', closeDetail);
   $('waiting').addEventListener('click', openWaiting);
   document.addEventListener('keydown', (e) => {
-    if (e.key === 'Escape') closeDetail();
+    // Escape closes the pane, except in a request's text field (it would drop what was typed).
+    if (e.key === 'Escape' && !(e.target.closest && e.target.closest('.request'))) closeDetail();
   });
   render();
   const token = takeToken();
