@@ -234,7 +234,8 @@ test('a waiting job stands out, is counted in the header, and Allow once complet
   await page.locator('#detail').waitFor({ state: 'hidden' });
   assert.equal(await page.locator('#waiting').isHidden(), true, 'no waiting count while none waits');
   const [id] = await startJobs('tests', [{
-    prompt: 'Install and run the test suite [[fake tool=bash tool_title=npm_ci '
+    prompt: 'Install the dependencies, then run the test suite and the linter and report what '
+      + 'fails [[fake tool=bash tool_title=npm_ci '
       + 'tool_output=added_212_packages_in_3s permission=bash patterns=npm_test|npm_run_lint]]',
     description: 'run the test suite',
   }]);
@@ -285,7 +286,8 @@ test('a waiting job stands out, is counted in the header, and Allow once complet
   await request.locator('button', { hasText: 'Allow once' }).click();
   await rowState(id, 'completed');
   await page.locator('#detail-state[data-state="completed"]').waitFor({ timeout: WAIT_MS });
-  await outputIs('tool said: added 212 packages in 3s\npermission once: ok');
+  // The fake's text: its tool step's line, then the permitted call's (the same tool output).
+  await outputIs('tool said: added 212 packages in 3s\npermission once: added 212 packages in 3s');
   assert.equal(await page.locator('#requests .request').count(), 0, 'the request is gone');
   await page.locator('#waiting').waitFor({ state: 'hidden', timeout: WAIT_MS });
   assert.equal(await page.title(), 'agentd');
@@ -359,27 +361,34 @@ test('a multiple-choice question has checkboxes, and Dismiss rejects it', async 
 });
 
 test('a running job shows its current step in the row and its steps in the pane', async () => {
+  // Two steps of 2.5 s: the first one's output tail is shown while the second runs.
   const [id] = await startJobs('tests', [{
-    prompt: 'Run the unit tests [[fake tool=bash tool_title=npm_test tool_output=42_passing tool_ms=3000]]',
+    prompt: 'Run the unit tests [[fake tool=bash steps=2 tool_title=npm_test tool_output=42_passing '
+      + 'tool_ms=2500]]',
     description: 'unit tests',
   }]);
   await rowState(id, 'running');
-  await row(id).locator('td.desc .activity', { hasText: 'bash: npm test' }).waitFor({ timeout: WAIT_MS });
+  await row(id).locator('td.desc .activity', { hasText: 'bash: npm test' })
+    .waitFor({ timeout: WAIT_MS });
   await row(id).click();
   const step = page.locator('#steps .step').first();
   await step.waitFor({ timeout: WAIT_MS });
   assert.equal(await step.locator('.step-tool').textContent(), 'bash');
   assert.equal(await step.locator('.step-title').textContent(), 'npm test');
+  assert.match(await page.locator('#detail-facts .current-step').textContent(), /bash: npm test/);
   await page.locator('#steps .step[data-status="completed"]').waitFor({ timeout: WAIT_MS });
-  await rowState(id, 'completed');
-  assert.equal(await row(id).locator('td.desc .activity').count(), 0, 'no current step once done');
-  // The step opens to its output tail, in monospace.
-  await page.locator('#steps .step summary').first().click();
-  const tail = page.locator('#steps .step .tail').first();
+  assert.equal(await page.locator('#steps .step[data-status="running"]').count(), 1);
+  // A step opens to its output tail, in monospace; it stays open while the list updates.
+  await step.locator('summary').click();
+  const tail = step.locator('.tail');
   await tail.waitFor({ timeout: WAIT_MS });
   assert.equal(await tail.textContent(), '42 passing');
   assert.match(await tail.evaluate((pre) => getComputedStyle(pre).fontFamily), /mono/i);
   assert.match(await step.locator('.step-time').textContent(), /\d+(\.\d)? s$/);
+  await rowState(id, 'completed');
+  assert.equal(await row(id).locator('td.desc .activity').count(), 0, 'no current step once done');
+  assert.equal(await page.locator('#steps .step[data-status="completed"]').count(), 2);
+  assert.equal(await page.locator('#steps details[open]').count(), 1, 'the open step stayed open');
   await page.locator('#close').click();
 });
 
