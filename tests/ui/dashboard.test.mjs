@@ -128,6 +128,17 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
+  // A failed test may leave a job waiting for an answer: cancel what still runs, so agentd's
+  // drain (up to its 10 s grace) ends at once.
+  if (baseUrl && token) {
+    try {
+      const { jobs } = await rpc('agents_status', { session: 'tests' });
+      const live = jobs.filter((j) => ['queued', 'running', 'waiting'].includes(j.state));
+      if (live.length) await rpc('agents_cancel', { session: 'tests', jobs: live.map((j) => j.id) });
+    } catch {
+      // agentd is gone already: its exit status below tells.
+    }
+  }
   const status = agentd && await stop(agentd);
   if (fake) await stop(fake);
   if (stateDir) rmSync(stateDir, { recursive: true, force: true });
@@ -225,6 +236,15 @@ test('the filter box narrows the rows', async () => {
 
 const detailRequest = (kind) => page.locator(`#requests .request[data-kind="${kind}"]`);
 
+// A computed style of the element `selector` finds now (rows and steps are rebuilt on events,
+// so a locator's element may be detached by the time it is evaluated).
+function styleOf(selector, property) {
+  return page.evaluate(([sel, prop]) => {
+    const node = document.querySelector(sel);
+    return node ? getComputedStyle(node)[prop] : null;
+  }, [selector, property]);
+}
+
 async function outputIs(text) {
   await page.waitForFunction((t) => document.querySelector('#output').textContent === t, text,
     { timeout: WAIT_MS });
@@ -246,7 +266,7 @@ test('a waiting job stands out, is counted in the header, and Allow once complet
   assert.equal(await page.locator('#counts li[data-state="waiting"] .n').textContent(), '1');
   assert.match(await page.title(), /^\(1 waiting\)/);
   await page.mouse.move(0, 0); // no hover tint
-  const bg = await row(id).locator('td.desc').evaluate((td) => getComputedStyle(td).backgroundColor);
+  const bg = await styleOf(`tr.job[data-id="${id}"] td.desc`, 'backgroundColor');
   assert.equal(bg, 'rgb(255, 241, 229)', 'the waiting tint');
   assert.match(await row(id).locator('td.desc .asks').textContent(), /permission: bash/);
   assert.match(await row(id).locator('td.desc .activity').textContent(), /^bash: /);
@@ -383,7 +403,7 @@ test('a running job shows its current step in the row and its steps in the pane'
   const tail = step.locator('.tail');
   await tail.waitFor({ timeout: WAIT_MS });
   assert.equal(await tail.textContent(), '42 passing');
-  assert.match(await tail.evaluate((pre) => getComputedStyle(pre).fontFamily), /mono/i);
+  assert.match(await styleOf('#steps .step .tail', 'fontFamily'), /mono/i);
   assert.match(await step.locator('.step-time').textContent(), /\d+(\.\d)? s$/);
   await rowState(id, 'completed');
   assert.equal(await row(id).locator('td.desc .activity').count(), 0, 'no current step once done');
