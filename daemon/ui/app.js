@@ -1,10 +1,14 @@
 // agentd dashboard: reads the token from the URL fragment (then keeps it in sessionStorage only),
 // follows every session of its principal over /ws (agents_subscribe {all, snapshot}) and renders
 // the jobs live from the pushed agents_event messages; no polling of the list. The selected job's
-// partial output comes from agents_peek on its events and on a modest timer while it runs.
+// partial output and tool steps come from agents_peek on its events and on a modest timer while
+// it runs or waits. A `waiting` job's pending requests (permissions, questions) are answered
+// from the detail pane with agents_respond over the same connection.
+// Everything shown comes from sub-agents and upstreams: it is set as text (textContent, value,
+// title), never parsed as markup.
 'use strict';
 
-const STATES = ['queued', 'running', 'completed', 'failed', 'cancelled', 'interrupted'];
+const STATES = ['queued', 'running', 'waiting', 'completed', 'failed', 'cancelled', 'interrupted'];
 const PEEK_INTERVAL_MS = 1000;
 const TOKEN_KEY = 'agentd.token';
 
@@ -13,9 +17,21 @@ const model = {
   selected: null,
   filter: '',
   fresh: null, // ids updated by events since the pending subscribe: newer than its snapshot
+  peeked: null, // {id, steps, key} of the selected job, from its latest agents_peek
 };
 
 const $ = (id) => document.getElementById(id);
+
+// Running and waiting jobs are live: their clock runs and they have a current step.
+const live = (state) => state === 'running' || state === 'waiting';
+
+// A new element with a class and text (text only: never markup).
+function el(tag, cls, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  return node;
+}
 
 // --- token --------------------------------------------------------------------------------
 
@@ -66,6 +82,8 @@ class Connection {
   }
 
   call(method, params) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN)
+      return Promise.reject(new Error('not connected to agentd'));
     const id = this.nextId++;
     this.ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }));
     return new Promise((resolve, reject) => this.pending.set(id, { resolve, reject }));
@@ -125,7 +143,20 @@ function store(entry) {
 function elapsedMs(rec) {
   const j = rec.job;
   if (j.elapsed_ms === undefined) return undefined;
-  return j.state === 'running' ? j.elapsed_ms + (performance.now() - rec.at) : j.elapsed_ms;
+  return live(j.state) ? j.elapsed_ms + (performance.now() - rec.at) : j.elapsed_ms;
+}
+
+// An RFC 3339 time as the browser's local wall-clock time; '' when absent or unreadable.
+function formatTime(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? String(iso) : d.toLocaleTimeString();
+}
+
+function between(from, to) {
+  const a = Date.parse(from);
+  const b = Date.parse(to);
+  return Number.isNaN(a) || Number.isNaN(b) ? undefined : Math.max(0, b - a);
 }
 
 function formatDuration(ms) {
@@ -140,7 +171,8 @@ function formatDuration(ms) {
 function matches(rec) {
   if (!model.filter) return true;
   const j = rec.job;
-  const hay = [j.id, j.description, j.state, rec.session, j.upstream && j.upstream.session]
+  const hay = [j.id, j.description, j.state, rec.session, j.upstream && j.upstream.session,
+    j.activity && j.activity.tool, j.activity && j.activity.title]
     .filter(Boolean).join(' ').toLowerCase();
   return model.filter.split(/\s+/).every((word) => hay.includes(word));
 }
@@ -182,6 +214,18 @@ function stateBadge(state) {
   return span;
 }
 
+// The current step of a live job, as in `bash: npm test`.
+function activityText(a) {
+  if (!a || !a.tool) return '';
+  return a.title ? a.tool + ': ' + a.title : a.tool;
+}
+
+// What a waiting job asks for, in a few words.
+function requestsText(requests) {
+  return (requests || []).map((r) => r.kind === 'permission'
+    ? 'permission: ' + (r.permission || '?') : 'question').join(', ');
+}
+
 function jobRow(rec) {
   const j = rec.job;
   const tr = document.createElement('tr');
@@ -192,15 +236,26 @@ function jobRow(rec) {
   state.className = 'state-cell';
   state.appendChild(stateBadge(j.state));
   tr.appendChild(state);
-  tr.appendChild(cell(j.description || '', 'desc'));
+  const desc = cell(j.description || '', 'desc');
+  if (live(j.state)) {
+    const now = activityText(j.activity);
+    if (now) {
+      const line = el('div', 'activity mono', now);
+      line.title = now;
+      desc.appendChild(line);
+    }
+    if (j.state === 'waiting' && j.requests && j.requests.length)
+      desc.appendChild(el('div', 'asks', 'needs an answer · ' + requestsText(j.requests)));
+  }
+  tr.appendChild(desc);
   tr.appendChild(idCell(j.id, 'id'));
   const elapsed = cell(formatDuration(elapsedMs(rec)), 'num elapsed');
   tr.appendChild(elapsed);
-  tr.appendChild(cell(String(j.depth), 'num'));
-  tr.appendChild(idCell(j.upstream ? j.upstream.session : '', 'upstream'));
+  tr.appendChild(cell(String(j.depth), 'num wide'));
+  tr.appendChild(idCell(j.upstream ? j.upstream.session : '', 'upstream wide'));
   const u = j.usage;
-  tr.appendChild(cell(u ? u.input_tokens + ' / ' + u.output_tokens : '', 'num'));
-  tr.appendChild(cell(u ? '$' + u.cost.toFixed(4) : '', 'num'));
+  tr.appendChild(cell(u ? u.input_tokens + ' / ' + u.output_tokens : '', 'num wide'));
+  tr.appendChild(cell(u ? '$' + Number(u.cost).toFixed(4) : '', 'num wide'));
   tr.addEventListener('click', () => select(j.id));
   return tr;
 }
@@ -219,6 +274,22 @@ function renderCounts() {
     li.appendChild(n);
     return li;
   }));
+  // Waiting jobs need someone: their count stands out in the header and in the tab's title.
+  const waiting = counts.waiting || 0;
+  $('waiting').hidden = waiting === 0;
+  $('waiting').querySelector('.n').textContent = String(waiting);
+  document.title = waiting ? '(' + waiting + ' waiting) agentd' : 'agentd';
+}
+
+// Opens the job that has waited longest.
+function openWaiting() {
+  let oldest = null;
+  for (const rec of model.jobs.values()) {
+    if (rec.job.state !== 'waiting') continue;
+    const asked = (rec.job.requests || []).map((r) => r.asked_at).sort()[0] || rec.job.created_at;
+    if (!oldest || asked < oldest.asked) oldest = { id: rec.job.id, asked };
+  }
+  if (oldest) select(oldest.id);
 }
 
 let renderQueued = false;
@@ -248,9 +319,10 @@ function render() {
   });
 }
 
-// The client-side clock: only the elapsed cells of running jobs change.
+// The client-side clock: only the elapsed cells of running and waiting jobs change.
 function tick() {
-  for (const tr of document.querySelectorAll('tr.job[data-state="running"]')) {
+  const rows = document.querySelectorAll('tr.job[data-state="running"], tr.job[data-state="waiting"]');
+  for (const tr of rows) {
     const rec = model.jobs.get(tr.dataset.id);
     if (rec) tr.querySelector('.elapsed').textContent = formatDuration(elapsedMs(rec));
   }
@@ -265,6 +337,10 @@ let peekTimer = null;
 let peekSeq = 0;
 
 function select(id) {
+  if (model.selected !== id) {
+    model.peeked = null;
+    $('requests').replaceChildren();
+  }
   model.selected = id;
   $('output').textContent = '';
   render();
@@ -273,6 +349,8 @@ function select(id) {
 
 function closeDetail() {
   model.selected = null;
+  model.peeked = null;
+  $('requests').replaceChildren();
   clearInterval(peekTimer);
   peekTimer = null;
   render();
@@ -297,7 +375,8 @@ function renderDetail() {
   badge.dataset.state = j.state;
   badge.textContent = j.state;
   $('detail-title').textContent = j.description || j.id;
-  $('cancel').hidden = !(j.state === 'queued' || j.state === 'running');
+  $('cancel').hidden = !(j.state === 'queued' || live(j.state));
+  renderRequests(rec);
   const dl = $('detail-facts');
   dl.replaceChildren();
   fact(dl, 'job', j.id, 'mono');
@@ -310,26 +389,263 @@ function renderDetail() {
   fact(dl, 'elapsed', formatDuration(elapsedMs(rec)), 'elapsed');
   if (j.usage)
     fact(dl, 'usage', j.usage.input_tokens + ' in / ' + j.usage.output_tokens + ' out · $' +
-      j.usage.cost.toFixed(4));
+      Number(j.usage.cost).toFixed(4));
+  if (j.task) {
+    fact(dl, 'prompt', j.task.prompt, 'prompt');
+    fact(dl, 'agent', j.task.agent);
+    fact(dl, 'model', j.task.model, 'mono');
+    fact(dl, 'directory', j.task.directory, 'mono');
+  }
+  if (live(j.state) && j.activity) {
+    fact(dl, 'step', '#' + j.activity.steps + ' ' + activityText(j.activity) + ' · since ' +
+      formatTime(j.activity.since), 'mono current-step');
+  }
   const err = $('detail-error');
   err.hidden = !j.error;
   if (j.error) {
     err.textContent = [j.error.kind, j.error.phase, j.error.http_status]
       .filter((x) => x !== undefined).join(' · ') + ': ' + j.error.message;
   }
-  $('output-label').textContent = j.state === 'running' ? 'Output so far (live)'
+  renderSteps();
+  renderAnswered(j);
+  $('output-label').textContent = live(j.state) ? 'Output so far (live)'
     : j.output !== undefined ? (j.truncated ? 'Output (truncated)' : 'Output') : 'Output';
   if (j.output !== undefined) $('output').textContent = j.output;
 }
 
-// The final output comes with the job; a running job's partial text comes from agents_peek,
-// asked on each of its events and every PEEK_INTERVAL_MS while it stays selected and running.
+// --- steps and answered requests --------------------------------------------------------------
+
+// The selected job's tool steps from its latest agents_peek, oldest first; each opens to its
+// output tail. Rebuilt only when they change, so an open step stays open and keeps its scroll.
+function renderSteps() {
+  const list = $('steps');
+  const peeked = model.peeked && model.peeked.id === model.selected ? model.peeked : null;
+  const steps = peeked ? peeked.steps : [];
+  $('steps-label').hidden = list.hidden = steps.length === 0;
+  $('steps-label').textContent = 'Steps (' + steps.length + ')';
+  const key = peeked ? peeked.id + '\n' + JSON.stringify(steps) : '';
+  if (list.dataset.key === key) return;
+  const open = new Set();
+  if (peeked && list.dataset.job === peeked.id)
+    for (const item of list.querySelectorAll('details[open]')) open.add(item.dataset.index);
+  list.dataset.key = key;
+  list.dataset.job = peeked ? peeked.id : '';
+  list.replaceChildren(...steps.map((s, i) => stepItem(s, i, open.has(String(i)))));
+}
+
+function stepItem(s, index, open) {
+  const li = el('li', 'step');
+  li.dataset.status = s.status || '';
+  const details = el('details');
+  details.dataset.index = String(index);
+  details.open = open;
+  const summary = el('summary');
+  summary.append(el('span', 'step-status', s.status), el('span', 'step-tool mono', s.tool),
+    el('span', 'step-title mono', s.title || ''));
+  const took = formatDuration(between(s.started_at, s.finished_at));
+  const when = [formatTime(s.started_at), took].filter(Boolean).join(' · ');
+  if (when) summary.appendChild(el('span', 'step-time', when));
+  details.appendChild(summary);
+  const times = ['started ' + (formatTime(s.started_at) || '?')];
+  if (s.finished_at) times.push('finished ' + formatTime(s.finished_at));
+  details.appendChild(el('div', 'step-times', times.join(' · ')));
+  details.appendChild(s.output_tail ? el('pre', 'tail', s.output_tail)
+    : el('p', 'muted', 'no output'));
+  li.appendChild(details);
+  return li;
+}
+
+const DECISIONS = {
+  allow: 'allowed once', allow_always: 'allowed always', deny: 'denied', answer: 'answered',
+};
+
+function renderAnswered(j) {
+  const list = $('answered');
+  const answered = j.answered || [];
+  $('answered-label').hidden = list.hidden = answered.length === 0;
+  list.replaceChildren(...answered.map((a) => {
+    const li = el('li', 'answer');
+    li.dataset.decision = a.decision || '';
+    const what = a.kind === 'question' && a.decision === 'deny' ? 'dismissed'
+      : DECISIONS[a.decision] || a.decision;
+    li.append(el('span', 'answer-kind', a.kind), el('span', 'answer-decision', what),
+      el('span', 'answer-by', 'by ' + a.by), el('span', 'answer-at', formatTime(a.at)));
+    li.title = a.id;
+    return li;
+  }));
+}
+
+// --- pending requests -------------------------------------------------------------------------
+
+// One block per pending request of the selected waiting job. Blocks are kept across repaints
+// (keyed by job and request id), so a half-typed message or a picked option survives the
+// activity events that keep arriving; a block goes when its request is no longer pending.
+function renderRequests(rec) {
+  const box = $('requests');
+  const requests = rec.job.state === 'waiting' ? rec.job.requests || [] : [];
+  const existing = new Map([...box.children].map((node) => [node.dataset.key, node]));
+  const nodes = requests.map((r) => {
+    const key = rec.job.id + '\n' + r.id;
+    return existing.get(key) || requestBlock(rec, r, key);
+  });
+  if (nodes.length !== box.children.length || nodes.some((node, i) => box.children[i] !== node))
+    box.replaceChildren(...nodes);
+  box.hidden = nodes.length === 0;
+}
+
+function requestBlock(rec, r, key) {
+  const block = el('div', 'request');
+  block.dataset.key = key;
+  block.dataset.id = r.id;
+  block.dataset.kind = r.kind;
+  const target = { session: rec.session, job: rec.job.id, request: r.id };
+  if (r.kind === 'permission') permissionBlock(block, r, target);
+  else questionBlock(block, r, target);
+  return block;
+}
+
+function requestHead(block, title, r) {
+  const head = el('div', 'request-head');
+  head.append(el('span', 'request-kind', title));
+  if (r.asked_at) head.appendChild(el('span', 'request-asked', 'asked ' + formatTime(r.asked_at)));
+  block.appendChild(head);
+}
+
+function button(text, cls, onClick) {
+  const b = el('button', cls, text);
+  b.type = 'button';
+  b.addEventListener('click', onClick);
+  return b;
+}
+
+function permissionBlock(block, r, target) {
+  requestHead(block, 'Permission', r);
+  const what = el('p', 'request-text');
+  what.append('The sub-agent asks to use ', el('code', 'permission-tool', r.permission || '?'),
+    (r.patterns || []).length ? ' for:' : '.');
+  block.appendChild(what);
+  if ((r.patterns || []).length) {
+    const list = el('ul', 'patterns');
+    for (const p of r.patterns) list.appendChild(el('li', 'mono', p));
+    block.appendChild(list);
+  }
+  const message = el('input', 'message');
+  message.type = 'text';
+  message.placeholder = 'Message for the sub-agent (sent with Deny, optional)';
+  message.setAttribute('aria-label', 'message sent with Deny');
+  message.autocomplete = 'off';
+  block.appendChild(message);
+  const actions = el('div', 'actions');
+  actions.append(
+    button('Allow once', 'allow', () => respond(block, target, { decision: 'allow' })),
+    button('Always', 'always', () => respond(block, target, { decision: 'allow_always' })),
+    button('Deny', 'deny', () => {
+      const text = message.value.trim();
+      respond(block, target, text ? { decision: 'deny', message: text } : { decision: 'deny' });
+    }));
+  block.append(actions, el('p', 'request-error'));
+  block.lastChild.hidden = true;
+}
+
+let questionSeq = 0;
+
+function questionBlock(block, r, target) {
+  requestHead(block, 'Question', r);
+  const questions = r.questions || [];
+  const sets = questions.map((q, qi) => {
+    const set = el('fieldset', 'q');
+    set.dataset.index = String(qi);
+    if (q.header) set.appendChild(el('legend', '', q.header));
+    set.appendChild(el('p', 'request-text', q.question));
+    const name = 'agentd-q' + ++questionSeq;
+    const custom = q.custom === false ? null : el('input', 'custom');
+    for (const opt of q.options || []) {
+      const label = el('label', 'option');
+      const input = el('input', 'choice');
+      input.type = q.multiple ? 'checkbox' : 'radio';
+      input.name = name;
+      input.value = opt.label;
+      // One answer to a single-choice question: an option or the typed text, not both.
+      if (!q.multiple && custom) input.addEventListener('change', () => { custom.value = ''; });
+      label.append(input, el('span', 'option-label', opt.label));
+      if (opt.description) label.appendChild(el('span', 'option-desc', opt.description));
+      set.appendChild(label);
+    }
+    if (custom) {
+      custom.type = 'text';
+      custom.autocomplete = 'off';
+      custom.placeholder = q.multiple ? 'Another answer (optional)' : 'Or type your own answer';
+      custom.setAttribute('aria-label', 'your own answer');
+      if (!q.multiple) {
+        custom.addEventListener('input', () => {
+          if (custom.value) for (const c of set.querySelectorAll('input.choice')) c.checked = false;
+        });
+      }
+      set.appendChild(custom);
+    }
+    block.appendChild(set);
+    return { q, set, custom };
+  });
+  const error = el('p', 'request-error');
+  error.hidden = true;
+  const submit = () => {
+    const answers = [];
+    for (const [i, { q, set, custom }] of sets.entries()) {
+      const picked = [...set.querySelectorAll('input.choice:checked')].map((c) => c.value);
+      const text = custom ? custom.value.trim() : '';
+      const answer = q.multiple ? (text ? [...picked, text] : picked) : (text ? [text] : picked);
+      if (!answer.length) {
+        showRequestError(block, sets.length > 1 ? 'Answer question ' + (i + 1) + ' first.'
+          : 'Pick an option first.');
+        return;
+      }
+      answers.push(answer);
+    }
+    respond(block, target, { answers });
+  };
+  const actions = el('div', 'actions');
+  actions.append(button('Submit', 'submit', submit),
+    button('Dismiss', 'dismiss', () => respond(block, target, { decision: 'deny' })));
+  block.append(actions, error);
+}
+
+function showRequestError(block, text) {
+  const error = block.querySelector('.request-error');
+  error.textContent = text;
+  error.hidden = false;
+}
+
+// Sends the answer; the block stays (disabled) until the job's event or the reply removes the
+// request, and shows the error inline if agentd refuses it.
+async function respond(block, target, answer) {
+  const controls = block.querySelectorAll('button, input');
+  block.querySelector('.request-error').hidden = true;
+  block.classList.add('busy');
+  for (const c of controls) c.disabled = true;
+  try {
+    const result = await conn.call('agents_respond', { ...target, ...answer });
+    if (result && result.job && result.job.id) {
+      store({ job: result.job, session: result.job.session || target.session });
+      render();
+      if (model.selected === result.job.id) refreshDetail(true);
+    }
+  } catch (err) {
+    showRequestError(block, 'Not answered: ' + err.message);
+  } finally {
+    block.classList.remove('busy');
+    if (block.isConnected) for (const c of controls) c.disabled = false;
+  }
+}
+
+// The final output comes with the job; a live job's partial text and steps come from
+// agents_peek, asked on each of its events and every PEEK_INTERVAL_MS while it stays selected
+// and live. A finished job is peeked once (on opening it and on its last event) for its steps.
 function refreshDetail(now) {
   const rec = model.selected && model.jobs.get(model.selected);
-  const running = rec && rec.job.state === 'running';
-  if (!running) {
+  if (!rec || !live(rec.job.state)) {
     clearInterval(peekTimer);
     peekTimer = null;
+    if (now && rec && rec.job.state !== 'queued') peek();
     return;
   }
   if (!peekTimer) peekTimer = setInterval(() => peek(), PEEK_INTERVAL_MS);
@@ -339,20 +655,23 @@ function refreshDetail(now) {
 async function peek() {
   const id = model.selected;
   const rec = id && model.jobs.get(id);
-  if (!rec || rec.job.state !== 'running' || !conn) return;
+  if (!rec || !conn) return;
   const seq = ++peekSeq;
   try {
     const result = await conn.call('agents_peek', { session: rec.session, job: id });
     if (seq !== peekSeq || model.selected !== id) return; // an older answer, or another job
     const latest = model.jobs.get(id);
-    if (!latest || latest.job.state !== 'running') return;
+    if (!latest) return;
+    model.peeked = { id, steps: Array.isArray(result.steps) ? result.steps : [] };
+    if (!live(latest.job.state)) {
+      render();
+      return;
+    }
     // The view is as fresh as the answer (pushes and answers share one ordered stream), and it
     // carries what changes without an event, such as the upstream session once created.
-    if (result.job && result.job.state) {
-      store({ job: result.job, session: latest.session });
-      render();
-    }
-    $('output').textContent = result.partial_output;
+    if (result.job && result.job.state) store({ job: result.job, session: latest.session });
+    render();
+    $('output').textContent = result.partial_output || '';
   } catch {
     // Reconnecting: the next tick asks again.
   }
@@ -390,8 +709,10 @@ function start() {
   });
   $('cancel').addEventListener('click', cancelSelected);
   $('close').addEventListener('click', closeDetail);
+  $('waiting').addEventListener('click', openWaiting);
   document.addEventListener('keydown', (e) => {
-    if (e.key === 'Escape') closeDetail();
+    // Escape closes the pane, except in a request's text field (it would drop what was typed).
+    if (e.key === 'Escape' && !(e.target.closest && e.target.closest('.request'))) closeDetail();
   });
   render();
   const token = takeToken();

@@ -71,6 +71,21 @@ TEST_F(agentd_test, UiServesTheEmbeddedFilesWithStrictHeaders) {
     }
 }
 
+// What the dashboard shows comes from sub-agents and upstreams (descriptions, tool titles,
+// permission patterns, question options): app.js sets it as text, never as markup, and builds no
+// code from strings. The page has the parts app.js fills for issue #16.
+TEST(ui_sources, SetTextNeverMarkup) {
+    auto js = source_file("app.js");
+    ASSERT_FALSE(js.empty());
+    for (auto const* sink : {"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write",
+                             "eval(", "new Function", "setHTML", "createContextualFragment"})
+        EXPECT_EQ(js.find(sink), std::string::npos) << sink;
+    auto html = source_file("index.html");
+    for (auto const* id : {R"(id="waiting")", R"(id="requests")", R"(id="steps")",
+                           R"(id="answered")", R"(id="output")"})
+        EXPECT_NE(html.find(id), std::string::npos) << id;
+}
+
 TEST_F(agentd_test, UiRefusesOtherMethodsPathsHostsAndOrigins) {
     EXPECT_EQ(http_request(agentd_->port(), "GET", "/ui/nope.js").status, 404);
     EXPECT_EQ(http_request(agentd_->port(), "GET", "/ui/../rpc").status, 404);

@@ -1,13 +1,16 @@
 // The dashboard (/ui) in headless Debian chromium driven by playwright-core: the fake OpenCode
 // upstream and a real agentd on loopback port 0 (binaries from $FAKE_OPENCODE and $AGENTD, set by
 // CMake). Jobs are started over HTTP /rpc; the page must show them live, open one's output, cancel
-// a long one through its button, and it saves a screenshot to $UI_ARTIFACTS/dashboard.png.
+// a long one through its button, answer a sub-agent's permission and question requests through
+// the detail pane (issue #16), and it saves screenshots to $UI_ARTIFACTS (dashboard.png,
+// ui-permission.png). With UI_DOCS_SCREENSHOT=<file.png> (tests/ui/screenshot.sh sets it to
+// docs/ui-permission.png) the permission screenshot is also written there.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const WAIT_MS = 10_000;
@@ -125,6 +128,17 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
+  // A failed test may leave a job waiting for an answer: cancel what still runs, so agentd's
+  // drain (up to its 10 s grace) ends at once.
+  if (baseUrl && token) {
+    try {
+      const { jobs } = await rpc('agents_status', { session: 'tests' });
+      const live = jobs.filter((j) => ['queued', 'running', 'waiting'].includes(j.state));
+      if (live.length) await rpc('agents_cancel', { session: 'tests', jobs: live.map((j) => j.id) });
+    } catch {
+      // agentd is gone already: its exit status below tells.
+    }
+  }
   const status = agentd && await stop(agentd);
   if (fake) await stop(fake);
   if (stateDir) rmSync(stateDir, { recursive: true, force: true });
@@ -216,6 +230,186 @@ test('the filter box narrows the rows', async () => {
   assert.equal(await page.locator('tr.job').count(), 1);
   await page.locator('#filter').fill('');
   await page.locator('tr.session[data-session="review"]').waitFor();
+});
+
+// --- issue #16: waiting jobs, their requests, steps and answers -------------------------------
+
+const detailRequest = (kind) => page.locator(`#requests .request[data-kind="${kind}"]`);
+
+// A computed style of the element `selector` finds now (rows and steps are rebuilt on events,
+// so a locator's element may be detached by the time it is evaluated).
+function styleOf(selector, property) {
+  return page.evaluate(([sel, prop]) => {
+    const node = document.querySelector(sel);
+    return node ? getComputedStyle(node)[prop] : null;
+  }, [selector, property]);
+}
+
+async function outputIs(text) {
+  await page.waitForFunction((t) => document.querySelector('#output').textContent === t, text,
+    { timeout: WAIT_MS });
+}
+
+test('a waiting job stands out, is counted in the header, and Allow once completes it', async () => {
+  await page.locator('#detail').waitFor({ state: 'hidden' });
+  assert.equal(await page.locator('#waiting').isHidden(), true, 'no waiting count while none waits');
+  const [id] = await startJobs('tests', [{
+    prompt: 'Install the dependencies, then run the test suite and the linter and report what '
+      + 'fails [[fake tool=bash tool_title=npm_ci '
+      + 'tool_output=added_212_packages_in_3s permission=bash patterns=npm_test|npm_run_lint]]',
+    description: 'run the test suite',
+  }]);
+  await rowState(id, 'waiting');
+  // The header counts it, the row has the waiting colour and tells what it waits for.
+  await page.locator('#waiting:not([hidden])').waitFor({ timeout: WAIT_MS });
+  assert.equal(await page.locator('#waiting .n').textContent(), '1');
+  assert.equal(await page.locator('#counts li[data-state="waiting"] .n').textContent(), '1');
+  assert.match(await page.title(), /^\(1 waiting\)/);
+  await page.mouse.move(0, 0); // no hover tint
+  const bg = await styleOf(`tr.job[data-id="${id}"] td.desc`, 'backgroundColor');
+  assert.equal(bg, 'rgb(255, 241, 229)', 'the waiting tint');
+  assert.match(await row(id).locator('td.desc .asks').textContent(), /permission: bash/);
+  assert.match(await row(id).locator('td.desc .activity').textContent(), /^bash: /);
+
+  // The header's count opens the job that waits.
+  await page.locator('#waiting').click();
+  await page.locator('#detail-state[data-state="waiting"]').waitFor({ timeout: WAIT_MS });
+  const request = detailRequest('permission');
+  await request.waitFor({ timeout: WAIT_MS });
+  assert.equal(await request.locator('.permission-tool').textContent(), 'bash');
+  assert.deepEqual(await request.locator('.patterns li').allTextContents(), ['npm test', 'npm run lint']);
+  // Its earlier tool step is listed (from agents_peek), collapsed.
+  const done = page.locator('#steps .step[data-status="completed"]');
+  await done.first().waitFor({ timeout: WAIT_MS });
+  assert.equal(await done.first().locator('.step-title').textContent(), 'npm ci');
+  assert.equal(await done.first().locator('.tail').isVisible(), false, 'collapsed');
+
+  // The screenshot for the README: the detail pane with the permission request.
+  const dir = required('UI_ARTIFACTS');
+  mkdirSync(dir, { recursive: true });
+  const shot = join(dir, 'ui-permission.png');
+  await page.setViewportSize({ width: 1280, height: 720 });
+  await page.mouse.move(0, 0);
+  await page.screenshot({ path: shot });
+  if (process.env.UI_DOCS_SCREENSHOT) {
+    mkdirSync(dirname(process.env.UI_DOCS_SCREENSHOT), { recursive: true });
+    copyFileSync(shot, process.env.UI_DOCS_SCREENSHOT);
+  }
+
+  // 800 px wide: nothing scrolls sideways and the buttons are on screen.
+  await page.setViewportSize({ width: 800, height: 700 });
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 800), 'no sideways scroll');
+  const box = await request.locator('button.deny').boundingBox();
+  assert.ok(box && box.x + box.width <= 800, 'Deny is on screen');
+  await page.setViewportSize({ width: 1400, height: 640 });
+
+  await request.locator('button', { hasText: 'Allow once' }).click();
+  await rowState(id, 'completed');
+  await page.locator('#detail-state[data-state="completed"]').waitFor({ timeout: WAIT_MS });
+  // The fake's text: its tool step's line, then the permitted call's (the same tool output).
+  await outputIs('tool said: added 212 packages in 3s\npermission once: added 212 packages in 3s');
+  assert.equal(await page.locator('#requests .request').count(), 0, 'the request is gone');
+  await page.locator('#waiting').waitFor({ state: 'hidden', timeout: WAIT_MS });
+  assert.equal(await page.title(), 'agentd');
+  // Who answered what.
+  const answer = page.locator('#answered li');
+  await answer.first().waitFor({ timeout: WAIT_MS });
+  assert.equal(await answer.count(), 1);
+  assert.equal(await answer.locator('.answer-kind').textContent(), 'permission');
+  assert.equal(await answer.locator('.answer-decision').textContent(), 'allowed once');
+  assert.equal(await answer.locator('.answer-by').textContent(), 'by caller');
+});
+
+test('Deny sends the message to the sub-agent; hostile text stays text', async () => {
+  const [id] = await startJobs('tests', [{
+    prompt: 'Clean the build [[fake permission=bash patterns=%3Cimg_src=x_onerror=alert(1)%3E]]',
+    description: '<b>clean</b> the build',
+  }]);
+  await rowState(id, 'waiting');
+  await row(id).click();
+  const request = detailRequest('permission');
+  await request.waitFor({ timeout: WAIT_MS });
+  assert.equal(await request.locator('.patterns li').textContent(), '<img src=x onerror=alert(1)>');
+  assert.equal(await page.locator('#requests img, #rows b, #detail-title b').count(), 0, 'no markup');
+  assert.equal(await row(id).locator('td.desc').evaluate((td) => td.firstChild.nodeValue),
+    '<b>clean</b> the build');
+  await request.locator('input.message').fill('not in this repository');
+  await request.locator('button.deny').click();
+  await rowState(id, 'completed');
+  await page.locator('#detail-state[data-state="completed"]').waitFor({ timeout: WAIT_MS });
+  await outputIs('permission rejected: not in this repository');
+  assert.equal(await page.locator('#answered .answer-decision').textContent(), 'denied');
+});
+
+test('a question is answered by picking an option; an empty Submit is refused inline', async () => {
+  const [id] = await startJobs('tests', [{
+    prompt: 'Pick a theme [[fake question=red|green|blue question_text=Which_theme_colour? header=Theme]]',
+    description: 'pick a theme',
+  }]);
+  await rowState(id, 'waiting');
+  await row(id).click();
+  const request = detailRequest('question');
+  await request.waitFor({ timeout: WAIT_MS });
+  assert.equal(await request.locator('legend').textContent(), 'Theme');
+  assert.equal(await request.locator('.request-text').textContent(), 'Which theme colour?');
+  assert.deepEqual(await request.locator('.option-label').allTextContents(), ['red', 'green', 'blue']);
+  assert.equal(await request.locator('input.choice[type="radio"]').count(), 3);
+  await request.locator('button.submit').click();
+  assert.equal(await request.locator('.request-error').textContent(), 'Pick an option first.');
+  await request.locator('label.option', { hasText: 'green' }).click();
+  await request.locator('button.submit').click();
+  await rowState(id, 'completed');
+  await page.locator('#detail-state[data-state="completed"]').waitFor({ timeout: WAIT_MS });
+  await outputIs('answered: green');
+  assert.equal(await page.locator('#answered .answer-decision').textContent(), 'answered');
+});
+
+test('a multiple-choice question has checkboxes, and Dismiss rejects it', async () => {
+  const [id] = await startJobs('tests', [{
+    prompt: 'Choose the checks [[fake question=lint|unit|e2e multiple=1]]',
+    description: 'choose the checks',
+  }]);
+  await rowState(id, 'waiting');
+  await row(id).click();
+  const request = detailRequest('question');
+  await request.waitFor({ timeout: WAIT_MS });
+  assert.equal(await request.locator('input.choice[type="checkbox"]').count(), 3);
+  await request.locator('button.dismiss').click();
+  await rowState(id, 'completed');
+  await page.locator('#detail-state[data-state="completed"]').waitFor({ timeout: WAIT_MS });
+  assert.equal(await page.locator('#answered .answer-decision').textContent(), 'dismissed');
+});
+
+test('a running job shows its current step in the row and its steps in the pane', async () => {
+  // Two steps of 2.5 s: the first one's output tail is shown while the second runs.
+  const [id] = await startJobs('tests', [{
+    prompt: 'Run the unit tests [[fake tool=bash steps=2 tool_title=npm_test tool_output=42_passing '
+      + 'tool_ms=2500]]',
+    description: 'unit tests',
+  }]);
+  await rowState(id, 'running');
+  await row(id).locator('td.desc .activity', { hasText: 'bash: npm test' })
+    .waitFor({ timeout: WAIT_MS });
+  await row(id).click();
+  const step = page.locator('#steps .step').first();
+  await step.waitFor({ timeout: WAIT_MS });
+  assert.equal(await step.locator('.step-tool').textContent(), 'bash');
+  assert.equal(await step.locator('.step-title').textContent(), 'npm test');
+  assert.match(await page.locator('#detail-facts .current-step').textContent(), /bash: npm test/);
+  await page.locator('#steps .step[data-status="completed"]').waitFor({ timeout: WAIT_MS });
+  assert.equal(await page.locator('#steps .step[data-status="running"]').count(), 1);
+  // A step opens to its output tail, in monospace; it stays open while the list updates.
+  await step.locator('summary').click();
+  const tail = step.locator('.tail');
+  await tail.waitFor({ timeout: WAIT_MS });
+  assert.equal(await tail.textContent(), '42 passing');
+  assert.match(await styleOf('#steps .step .tail', 'fontFamily'), /mono/i);
+  assert.match(await step.locator('.step-time').textContent(), /\d+(\.\d)? s$/);
+  await rowState(id, 'completed');
+  assert.equal(await row(id).locator('td.desc .activity').count(), 0, 'no current step once done');
+  assert.equal(await page.locator('#steps .step[data-status="completed"]').count(), 2);
+  assert.equal(await page.locator('#steps details[open]').count(), 1, 'the open step stayed open');
+  await page.locator('#close').click();
 });
 
 test('screenshot with jobs in every live state', async () => {
