@@ -32,6 +32,11 @@ using upstream::stop_reason;
 using steady = std::chrono::steady_clock;
 using wall = std::chrono::system_clock;
 
+// "600", or "0.05" for a limit under a second (tests use short ones).
+std::string seconds_text(std::chrono::milliseconds d) {
+    return fmt::format("{:g}", static_cast<double>(d.count()) / 1000.0);
+}
+
 // Job times at the precision they are shown and stored, so a restored job reads the same.
 protocol::wall_time now_ms() {
     return std::chrono::time_point_cast<std::chrono::milliseconds>(wall::now());
@@ -394,12 +399,10 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                 e = {error_kind::timeout, phase, timeout_message(j), std::nullopt};
                 break;
             case stop_reason::idle:
-                e = {
-                    error_kind::timeout, phase,
-                    fmt::format(
-                        "no progress from the upstream for {} s",
-                        std::chrono::duration_cast<std::chrono::seconds>(lim.idle_timeout).count()),
-                    std::nullopt};
+                e = {error_kind::timeout, phase,
+                     fmt::format("no progress from the upstream for {} s",
+                                 seconds_text(lim.idle_timeout)),
+                     std::nullopt};
                 break;
             case stop_reason::shutdown:
                 end_with(j, job_event::interrupt, error_kind::interrupted, phase,
@@ -827,9 +830,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         if (it == j->view.requests.end()) return;
         upstream::request_reply reply{id, it->kind, protocol::decision::deny, std::nullopt, {}};
         if (it->kind == protocol::request_kind::permission)
-            reply.message = fmt::format(
-                "no answer within {} s",
-                std::chrono::duration_cast<std::chrono::seconds>(lim.input_timeout).count());
+            reply.message = fmt::format("no answer within {} s", seconds_text(lim.input_timeout));
         spawn_answer(j, std::move(reply), protocol::answered_by::timeout);
     }
 

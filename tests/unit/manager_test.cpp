@@ -98,6 +98,10 @@ struct fake_state {
     bool started = false;
     bool stopped = false;
     std::shared_ptr<upstream::event_sink> sink;
+    std::vector<upstream::request_reply> replies;           // respond(), in call order
+    std::optional<upstream::upstream_error> respond_error;  // answered instead of success
+    std::vector<protocol::pending_request> still_pending;   // pending_requests()
+    std::optional<std::set<std::string>> busy_sessions;     // busy_upstream_sessions()
 
     behaviour const& of(std::string const& name) const {
         auto it = scripts.find(name);
@@ -181,6 +185,41 @@ class fake_backend final : public upstream::backend {
             co_return upstream::upstream_error{error_kind::transport, error_phase::prompt,
                                                "stopped", std::nullopt};
         co_return text;
+    }
+
+    asio::awaitable<upstream::up_result<void>> respond(
+        std::string const&, std::optional<std::string> const&,
+        upstream::request_reply const& reply) override {
+        st_->replies.push_back(reply);
+        step quick;
+        std::string key = "respond:" + reply.request_id;
+        co_await pause(quick, key, nullptr);  // asynchronous, like a real request
+        if (st_->respond_error) co_return *st_->respond_error;
+        co_return upstream::up_result<void>{};
+    }
+
+    asio::awaitable<upstream::up_result<std::vector<protocol::pending_request>>> pending_requests(
+        std::string const&, std::optional<std::string> const&) override {
+        co_return st_->still_pending;
+    }
+
+    asio::awaitable<upstream::up_result<std::optional<std::set<std::string>>>>
+    busy_upstream_sessions() override {
+        co_return st_->busy_sessions;
+    }
+
+    // A re-attached turn runs until released or stopped.
+    asio::awaitable<upstream::up_result<upstream::prompt_outcome>> follow(
+        std::string const& session, std::optional<std::string> const&,
+        upstream::call_control& ctl) override {
+        busy guard(*st_);
+        step manual;
+        manual.manual = true;
+        bool ok = co_await pause(manual, "follow:" + session, &ctl);
+        if (!ok)
+            co_return upstream::upstream_error{error_kind::cancelled, error_phase::prompt,
+                                               "stopped", std::nullopt};
+        co_return upstream::prompt_outcome{"followed", false, {}};
     }
 
     void start(std::shared_ptr<upstream::event_sink> sink) override {
@@ -1543,6 +1582,402 @@ TEST_F(manager_test, stop_does_not_report_a_pending_wait_as_timed_out) {
         for (auto const& e : w.jobs)
             EXPECT_TRUE(protocol::is_terminal(e.view->state)) << protocol::to_string(e.view->state);
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tool steps and requests (DESIGN §2): waiting, agents_respond, policy, input and idle timeouts
+// ---------------------------------------------------------------------------------------------
+
+protocol::pending_request permission(std::string id) {
+    protocol::pending_request r;
+    r.id = std::move(id);
+    r.kind = protocol::request_kind::permission;
+    r.permission = "bash";
+    r.patterns = {"rm -rf build"};
+    return r;
+}
+
+protocol::pending_request question(std::string id, bool multiple = false, bool custom = true) {
+    protocol::pending_request r;
+    r.id = std::move(id);
+    r.kind = protocol::request_kind::question;
+    protocol::question_item q;
+    q.question = "Which colour?";
+    q.options = {{"red", ""}, {"green", ""}};
+    q.multiple = multiple;
+    q.custom = custom;
+    r.questions = {q};
+    return r;
+}
+
+protocol::respond_params answer_of(
+    std::string job, std::string request, std::optional<protocol::respond_decision> d,
+    std::optional<std::vector<std::vector<std::string>>> answers = {}) {
+    protocol::respond_params p;
+    p.job = std::move(job);
+    p.request = std::move(request);
+    p.decision = d;
+    p.answers = std::move(answers);
+    return p;
+}
+
+std::string field_of(protocol::rpc_error const& e) {
+    auto const* o = e.data.if_object();
+    auto const* f = o ? o->if_contains("field") : nullptr;
+    return f && f->is_string() ? std::string(f->get_string()) : std::string{};
+}
+
+TEST_F(manager_test, a_permission_makes_the_job_wait_and_an_answer_resumes_it) {
+    make();
+    script("a").prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"a"});
+        auto pending = [&] { return st_->pending("prompt:a"); };
+        CO_ASSERT_TRUE(co_await until(pending));
+        st_->sink->on_request("ses_a", permission("per_1"));
+        EXPECT_EQ(state(ids[0]), job_state::waiting);
+        auto v = view(alice, ids[0]);
+        CO_ASSERT_TRUE(v && v->requests.size() == 1u);
+        EXPECT_EQ(v->requests[0].id, "per_1");
+        st_->sink->on_request("ses_a", permission("per_1"));  // told again (restore): once
+        EXPECT_EQ(view(alice, ids[0])->requests.size(), 1u);
+
+        // A waiting job ends a wait at once, with needs_input.
+        auto t0 = steady::now();
+        auto wp = wait_for(ids, 5s);
+        auto w = co_await mgr_->wait(alice, wp);
+        EXPECT_LT(steady::now() - t0, 1s);
+        EXPECT_FALSE(w.done);
+        EXPECT_FALSE(w.timed_out);
+        EXPECT_EQ(w.needs_input, ids);
+
+        auto rp = answer_of(ids[0], "per_1", protocol::respond_decision::allow_always);
+        auto r = co_await mgr_->respond(alice, rp);
+        CO_ASSERT_TRUE(r.has_value());
+        EXPECT_EQ(r->view->state, job_state::running);
+        EXPECT_TRUE(r->view->requests.empty());
+        CO_ASSERT_TRUE(r->view->answered.size() == 1u);
+        EXPECT_EQ(r->view->answered[0].how, protocol::decision::allow_always);
+        EXPECT_EQ(r->view->answered[0].by, protocol::answered_by::caller);
+        CO_ASSERT_TRUE(st_->replies.size() == 1u);
+        EXPECT_EQ(st_->replies[0].how, protocol::decision::allow_always);
+
+        // Answered: no longer pending.
+        auto again = co_await mgr_->respond(alice, rp);
+        CO_ASSERT_TRUE(!again);
+        EXPECT_EQ(field_of(again.error()), "request");
+
+        st_->release("prompt:a");
+        auto wp2 = wait_for(ids, 5s);
+        auto done = co_await mgr_->wait(alice, wp2);
+        EXPECT_TRUE(done.done);
+        EXPECT_EQ(done.jobs[0].view->state, job_state::completed);
+        EXPECT_EQ(done.jobs[0].view->answered.size(), 1u);  // kept after the end
+    });
+}
+
+TEST_F(manager_test, respond_checks_the_answer_against_the_request) {
+    make();
+    script("a").prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        using D = protocol::respond_decision;
+        using labels = std::vector<std::string>;
+        using answers = std::vector<labels>;
+        auto ids = start(alice, {"a"});
+        auto pending = [&] { return st_->pending("prompt:a"); };
+        CO_ASSERT_TRUE(co_await until(pending));
+        st_->sink->on_request("ses_a", permission("per_1"));
+        st_->sink->on_request("ses_a", question("que_1"));
+        st_->sink->on_request("ses_a", question("que_2", false, false));
+
+        // One named co_await per call (g++ 12 mis-destroys co_await results in temporaries).
+        std::vector<std::pair<protocol::respond_params, std::string>> const cases{
+            {answer_of("job_nope", "per_1", D::allow), "job"},
+            {answer_of(ids[0], "per_nope", D::allow), "request"},
+            {answer_of(ids[0], "per_1", {}, answers{labels{"red"}}), "decision"},
+            {answer_of(ids[0], "que_1", D::allow), "decision"},
+            {answer_of(ids[0], "que_1", {}, answers{labels{"red"}, labels{"x"}}), "answers"},
+            {answer_of(ids[0], "que_1", {}, answers{labels{"red", "green"}}), "answers"},
+            {answer_of(ids[0], "que_2", {}, answers{labels{"purple"}}), "answers"},
+        };
+        for (auto const& [params, expected] : cases) {
+            auto r = co_await mgr_->respond(alice, params);
+            CO_ASSERT_TRUE(!r);
+            EXPECT_EQ(field_of(r.error()), expected) << params.request;
+        }
+        // Another owner's job is unknown.
+        owner bob{"bob", "chat-1"};
+        auto foreign = answer_of(ids[0], "per_1", D::allow);
+        auto r = co_await mgr_->respond(bob, foreign);
+        CO_ASSERT_TRUE(!r);
+        EXPECT_EQ(field_of(r.error()), "job");
+        EXPECT_TRUE(st_->replies.empty());
+
+        // Free text where the question allows it; deny of a question; a permission's deny.
+        auto deny = answer_of(ids[0], "per_1", D::deny);
+        deny.message = "not in this repo";
+        std::vector<protocol::respond_params> const fine{
+            answer_of(ids[0], "que_1", {}, answers{labels{"purple, obviously"}}),
+            answer_of(ids[0], "que_2", D::deny), deny};
+        for (auto const& params : fine) {
+            auto ok = co_await mgr_->respond(alice, params);
+            EXPECT_TRUE(ok.has_value()) << params.request;
+        }
+        CO_ASSERT_TRUE(st_->replies.size() == 3u);
+        EXPECT_EQ(st_->replies[0].answers, (answers{labels{"purple, obviously"}}));
+        EXPECT_EQ(st_->replies[1].how, protocol::decision::deny);
+        EXPECT_EQ(st_->replies[2].message, "not in this repo");
+        EXPECT_EQ(state(ids[0]), job_state::running);
+        st_->release("prompt:a");
+    });
+}
+
+TEST_F(manager_test, a_request_answered_upstream_is_cleared_and_recorded) {
+    make();
+    script("a").prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"a"});
+        auto pending = [&] { return st_->pending("prompt:a"); };
+        CO_ASSERT_TRUE(co_await until(pending));
+        st_->sink->on_request("ses_a", permission("per_1"));
+        EXPECT_EQ(state(ids[0]), job_state::waiting);
+        st_->sink->on_settled("ses_a", {"per_1", protocol::decision::deny});
+        auto v = view(alice, ids[0]);
+        EXPECT_EQ(v->state, job_state::running);
+        CO_ASSERT_TRUE(v->answered.size() == 1u);
+        EXPECT_EQ(v->answered[0].by, protocol::answered_by::upstream);
+        EXPECT_EQ(v->answered[0].how, protocol::decision::deny);
+        EXPECT_TRUE(st_->replies.empty());
+        // A 404 from the upstream (answered meanwhile) drops the request too.
+        st_->sink->on_request("ses_a", permission("per_2"));
+        st_->respond_error = upstream::upstream_error{error_kind::upstream, error_phase::prompt,
+                                                      "Permission request not found", 404};
+        auto rp = answer_of(ids[0], "per_2", protocol::respond_decision::allow);
+        auto r = co_await mgr_->respond(alice, rp);
+        CO_ASSERT_TRUE(!r);
+        EXPECT_EQ(field_of(r.error()), "request");
+        EXPECT_EQ(state(ids[0]), job_state::running);
+        st_->release("prompt:a");
+    });
+}
+
+TEST_F(manager_test, policy_answers_requests_without_waiting) {
+    limits lim;
+    lim.permissions = protocol::permission_policy::allow;
+    make(lim);
+    st_->fallback.prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto p = tasks({"a", "b"});
+        p.tasks[1].permissions = protocol::permission_policy::deny;
+        auto started = mgr_->start_jobs(alice, p);
+        CO_ASSERT_TRUE(started.has_value());
+        auto pending = [&] { return st_->pending("prompt:a") && st_->pending("prompt:b"); };
+        CO_ASSERT_TRUE(co_await until(pending));
+        st_->sink->on_request("ses_a", permission("per_a"));
+        st_->sink->on_request("ses_a", question("que_a"));
+        st_->sink->on_request("ses_b", permission("per_b"));
+        st_->sink->on_request("ses_b", question("que_b", false, false));
+        auto answered = [&] {
+            return st_->replies.size() == 4u &&
+                   view(alice, (*started)[1].id)->answered.size() == 2u;
+        };
+        CO_ASSERT_TRUE(co_await until(answered));
+        std::map<std::string, upstream::request_reply> by_id;
+        for (auto const& r : st_->replies) by_id[r.request_id] = r;
+        EXPECT_EQ(by_id["per_a"].how, protocol::decision::allow);
+        EXPECT_EQ(by_id["que_a"].how, protocol::decision::answer);
+        EXPECT_EQ(by_id["que_a"].answers,
+                  (std::vector<std::vector<std::string>>{
+                      std::vector<std::string>{"No user is available; decide yourself."}}));
+        EXPECT_EQ(by_id["per_b"].how, protocol::decision::deny);
+        EXPECT_EQ(by_id["per_b"].message, "denied by agentd policy");
+        EXPECT_EQ(by_id["que_b"].how, protocol::decision::deny);  // no free text: rejected
+        for (auto const& e : *started) {
+            auto v = view(alice, e.id);
+            EXPECT_EQ(v->state, job_state::running);
+            for (auto const& a : v->answered) EXPECT_EQ(a.by, protocol::answered_by::policy);
+        }
+        st_->release("prompt:a");
+        st_->release("prompt:b");
+    });
+}
+
+TEST_F(manager_test, an_unanswered_request_is_rejected_after_the_input_timeout) {
+    limits lim;
+    lim.input_timeout = 60ms;
+    lim.idle_timeout = 30ms;  // a waiting job is not idle
+    make(lim);
+    script("a").prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"a"});
+        auto pending = [&] { return st_->pending("prompt:a"); };
+        CO_ASSERT_TRUE(co_await until(pending));
+        st_->sink->on_request("ses_a", permission("per_1"));
+        auto t0 = steady::now();
+        auto rejected = [&] {
+            return st_->replies.size() == 1u && state(ids[0]) == job_state::running;
+        };
+        CO_ASSERT_TRUE(co_await until(rejected));
+        EXPECT_GE(steady::now() - t0, 60ms);
+        EXPECT_EQ(st_->replies[0].how, protocol::decision::deny);
+        EXPECT_EQ(st_->replies[0].message, "no answer within 0.06 s");
+        auto v = view(alice, ids[0]);
+        CO_ASSERT_TRUE(v->answered.size() == 1u);
+        EXPECT_EQ(v->answered[0].by, protocol::answered_by::timeout);
+        st_->release("prompt:a");
+    });
+}
+
+TEST_F(manager_test, a_job_without_upstream_progress_fails_after_the_idle_timeout) {
+    limits lim;
+    lim.idle_timeout = 80ms;
+    make(lim);
+    st_->fallback.prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"quiet", "busy"});
+        auto pending = [&] { return st_->pending("prompt:quiet") && st_->pending("prompt:busy"); };
+        CO_ASSERT_TRUE(co_await until(pending));
+        // "busy" shows progress every 20 ms for 300 ms; "quiet" shows none.
+        for (int i = 0; i < 15; ++i) {
+            st_->sink->on_progress("ses_busy");
+            co_await sleep(20ms);
+        }
+        auto v = view(alice, ids[0]);
+        EXPECT_EQ(v->state, job_state::failed);
+        CO_ASSERT_TRUE(v->error.has_value());
+        EXPECT_EQ(v->error->kind, error_kind::timeout);
+        EXPECT_EQ(v->error->message, "no progress from the upstream for 0.08 s");
+        EXPECT_EQ(state(ids[1]), job_state::running);
+        auto aborted = [&] { return !st_->aborts.empty(); };
+        CO_ASSERT_TRUE(co_await until(aborted));
+        EXPECT_EQ(st_->aborts[0].first, "ses_quiet");
+        // Silent from now on: "busy" fails too.
+        auto wp = wait_for({ids[1]}, 2s);
+        auto w = co_await mgr_->wait(alice, wp);
+        EXPECT_EQ(w.jobs[0].view->state, job_state::failed);
+    });
+}
+
+TEST_F(manager_test, on_input_ignore_waits_through_requests) {
+    make();
+    script("a").prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"a"});
+        auto pending = [&] { return st_->pending("prompt:a"); };
+        CO_ASSERT_TRUE(co_await until(pending));
+        st_->sink->on_request("ses_a", permission("per_1"));
+        auto wp = wait_for(ids, 50ms);
+        wp.ignore_input = true;
+        auto w = co_await mgr_->wait(alice, wp);
+        EXPECT_TRUE(w.timed_out);
+        EXPECT_EQ(w.needs_input, ids);
+        // Cancelling a waiting job clears its requests.
+        auto cp = cancel_of(ids);
+        auto c = co_await mgr_->cancel(alice, cp);
+        EXPECT_EQ(c[0].view->state, job_state::cancelled);
+        EXPECT_TRUE(c[0].view->requests.empty());
+    });
+}
+
+TEST_F(manager_test, tool_steps_show_as_activity_and_pushes_are_throttled) {
+    make();
+    script("a").prompt.manual = true;
+    std::vector<std::pair<steady::time_point, std::optional<protocol::activity_view>>> pushes;
+    auto listening = mgr_->listen([&](job const& j) {
+        if (j.view.state == job_state::running) pushes.emplace_back(steady::now(), j.view.activity);
+    });
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"a"});
+        auto pending = [&] { return st_->pending("prompt:a"); };
+        CO_ASSERT_TRUE(co_await until(pending));
+        pushes.clear();
+        auto tool = [](std::string call, protocol::step_status s, std::string title) {
+            upstream::tool_update u;
+            u.call_id = std::move(call);
+            u.tool = "bash";
+            u.status = s;
+            u.title = std::move(title);
+            u.output_tail = "out";
+            return u;
+        };
+        auto t0 = steady::now();
+        st_->sink->on_tool("ses_a", tool("c1", protocol::step_status::running, "npm test"));
+        st_->sink->on_tool("ses_a", tool("c1", protocol::step_status::completed, "npm test"));
+        st_->sink->on_tool("ses_a", tool("c2", protocol::step_status::running, "make"));
+        st_->sink->on_tool("ses_a", tool("c2", protocol::step_status::running, "make"));  // same
+        CO_ASSERT_TRUE(pushes.size() == 1u);  // the first change at once
+        CO_ASSERT_TRUE(pushes[0].second.has_value());
+        EXPECT_EQ(pushes[0].second->title, "npm test");
+        auto merged = [&] { return pushes.size() == 2u; };
+        CO_ASSERT_TRUE(co_await until(merged));
+        EXPECT_GE(pushes[1].first - t0, 240ms);  // the rest merged into one, 250 ms later
+        EXPECT_EQ(pushes[1].second->steps, 2);
+        EXPECT_EQ(pushes[1].second->title, "make");
+
+        protocol::peek_params pp;
+        pp.job = ids[0];
+        auto p = co_await mgr_->peek(alice, pp);
+        CO_ASSERT_TRUE(p.steps.size() == 2u);
+        EXPECT_EQ(p.steps[0].status, protocol::step_status::completed);
+        EXPECT_EQ(p.steps[1].title, "make");
+        EXPECT_EQ(p.steps[1].output_tail, "out");
+        st_->release("prompt:a");
+        auto wp = wait_for(ids, 5s);
+        auto w = co_await mgr_->wait(alice, wp);
+        EXPECT_FALSE(w.jobs[0].view->activity.has_value());  // only while active
+        auto fin = co_await mgr_->peek(alice, pp);
+        CO_ASSERT_TRUE(fin.steps.size() == 2u);
+        EXPECT_EQ(fin.steps[1].output_tail, "");  // a finished job keeps its steps, not outputs
+    });
+}
+
+TEST_F(manager_test, a_reattached_job_gets_its_pending_requests_back) {
+    auto dir =
+        std::filesystem::temp_directory_path() / ("agentd-reattach-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    std::string id;
+    {
+        store db((dir / "agentd.db").string());
+        auto st = std::make_shared<fake_state>();
+        st->fallback.prompt.manual = true;
+        asio::io_context ioc;
+        manager m(ioc.get_executor(), {}, std::make_unique<fake_backend>(ioc.get_executor(), st),
+                  &db);
+        m.start();
+        auto r = m.start_jobs(alice, tasks({"a"}));
+        ASSERT_TRUE(r.has_value());
+        id = (*r)[0].id;
+        ioc.run_for(50ms);
+        st->sink->on_request("ses_a", permission("per_1"));
+        ioc.run_for(20ms);
+        m.stop();
+        ioc.run_for(200ms);
+    }
+    // The stopped job ended interrupted; a job left waiting by a crash is re-attached instead.
+    {
+        sqlite3* raw = nullptr;
+        ASSERT_EQ(sqlite3_open((dir / "agentd.db").string().c_str(), &raw), SQLITE_OK);
+        ASSERT_EQ(sqlite3_exec(raw,
+                               "UPDATE jobs SET state = 'waiting', finished_ms = NULL, "
+                               "error_kind = NULL, error_message = NULL, error_phase = NULL",
+                               nullptr, nullptr, nullptr),
+                  SQLITE_OK);
+        sqlite3_close(raw);
+    }
+    store db((dir / "agentd.db").string());
+    st_->busy_sessions = std::set<std::string>{"ses_a"};
+    st_->still_pending = {permission("per_1")};
+    make({}, &db);
+    run([&]() -> asio::awaitable<void> {
+        co_await mgr_->recover(2s);
+        auto v = view(alice, id);
+        CO_ASSERT_TRUE(v.has_value());
+        EXPECT_EQ(v->state, job_state::waiting);
+        CO_ASSERT_TRUE(v->requests.size() == 1u);
+        EXPECT_EQ(v->requests[0].id, "per_1");
+    });
+    std::filesystem::remove_all(dir);
 }
 
 }  // namespace
