@@ -14,7 +14,7 @@
 // npm, so opencode is missing) reaches ctest.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -166,7 +166,22 @@ describe('agentd on the real opencode: tool steps, permissions, questions, timeo
       agentd[name] = await startAgentd(opencode.url, flags);
       cleanups.push(agentd[name].stop);
     };
+    // The first prompt of a fresh server spends 10-25 s setting the project up with no event for
+    // its session for up to ~12 s (FINDINGS.md): warm it with a plain prompt, so that no scenario
+    // (6's 3 s idle timeout least of all) depends on running after another.
+    const warm = async () => {
+      const post = async (path, body) => {
+        const res = await fetch(`${opencode.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(JOB_MS) });
+        assert.equal(res.status, 200, `warm-up POST ${path}`);
+        return res.json();
+      };
+      const session = await post('/session', { title: 'warm-up' });
+      const reply = await post(`/session/${session.id}/message`, { parts: [{ type: 'text', text: 'Hello [[llm marker=warm]]' }] });
+      assert.equal(reply.info.error, undefined, `warm-up prompt: ${JSON.stringify(reply.info)}`);
+      console.log(`# warm-up prompt answered ${Date.now() - started} ms after the start`);
+    };
     await Promise.all([
+      warm(),
       launch('ask', []),
       launch('allow', ['--upstream-permissions', 'allow']),
       launch('input', ['--input-timeout-ms', '1500']),
@@ -332,10 +347,56 @@ describe('agentd on the real opencode: tool steps, permissions, questions, timeo
     assert.deepEqual(done.answered.map((r) => [r.kind, r.decision, r.by]), [['permission', 'allow', 'policy']]);
   });
 
+  timed('7b. the task\'s permissions "deny": rejected by policy with agentd\'s message, the turn goes on', async () => {
+    const a = as(agentd.ask, 's7b');
+    const job = await start(a, { prompt: 'Run it [[llm tool=bash command="echo refused"]]', permissions: 'deny' });
+    const out = await wait(a, job.id);
+    assert.deepEqual([out.done, out.timed_out, out.needs_input], [true, false, []], JSON.stringify(out));
+    const [done] = out.jobs;
+    assert.equal(done.state, 'completed', JSON.stringify(done));
+    assert.match(done.output, /^The tool said: The user rejected permission.*denied by agentd policy/s);
+    assert.deepEqual(done.answered.map((r) => [r.kind, r.decision, r.by]), [['permission', 'deny', 'policy']]);
+  });
+
+  timed('8. a question under policy "allow": answered with free text by policy (opencode\'s questions allow it)', async () => {
+    const a = as(agentd.allow, 's8');
+    const job = await start(a, { prompt: 'Choose [[llm question text="Which colour?" options="red,blue"]]' });
+    const out = await wait(a, job.id);
+    assert.deepEqual([out.done, out.timed_out, out.needs_input], [true, false, []], JSON.stringify(out));
+    const [done] = out.jobs;
+    assert.equal(done.state, 'completed', JSON.stringify(done));
+    assert.match(done.output, /"Which colour\?"="No user is available; decide yourself\."/);
+    assert.deepEqual(done.answered.map((r) => [r.kind, r.decision, r.by]), [['question', 'answer', 'policy']]);
+  });
+
+  // opencode ends the turn at once, with no text, when a question is dismissed (FINDINGS.md):
+  // what agentd makes of that is reported, and only the answer's record is checked.
+  timed('9. a question dismissed by the caller (deny): recorded, the job ends', async (t) => {
+    const a = as(agentd.ask, 's9');
+    const job = await start(a, { prompt: 'Choose [[llm question text="Which colour?" options="red,blue"]]' });
+    const { request } = await firstRequest(a, job.id);
+    assert.equal(request.kind, 'question');
+    await a.call('agents_respond', { job: job.id, request: request.id, decision: 'deny' });
+    const done = await finished(a, job.id);
+    assert.deepEqual(done.answered.map((r) => [r.id, r.kind, r.decision, r.by]), [[request.id, 'question', 'deny', 'caller']]);
+    console.log(`# a dismissed question ends the job ${done.state}: output ${JSON.stringify(done.output)}, error ${JSON.stringify(done.error)}`);
+  });
+
   // Last: the server is warm by now, so the 3 s of silence are the tool's, not a slow start's.
   timed('6. a silent tool: --idle-timeout-ms fails the job (timeout) and aborts opencode\'s session', async () => {
     const a = as(agentd.idle, 's6');
+    // The tool's process: a descendant of opencode's.
+    const sleepers = () => {
+      const procs = execFileSync('ps', ['-eo', 'pid=,ppid=,sid=,pgid=,args='], { encoding: 'utf8' }).split('\n')
+        .map((l) => l.trim().split(/\s+/)).filter((f) => f.length >= 5)
+        .map(([pid, ppid, sid, pgid, ...args]) => ({ pid: +pid, ppid: +ppid, sid: +sid, pgid: +pgid, args: args.join(' ') }));
+      const byPid = new Map(procs.map((p) => [p.pid, p]));
+      const underOpencode = (p) => { for (let q = p; q; q = byPid.get(q.ppid)) if (q.pid === opencode.pid) return true; return false; };
+      return procs.filter((p) => /\bsleep 600\b/.test(p.args) && underOpencode(p)).map((p) => JSON.stringify(p));
+    };
     const job = await start(a, { prompt: 'Wait for it [[llm silent-tool]]' });
+    await pollUntil(() => sleepers().length > 0, '"sleep 600" running', JOB_MS, 100);
+    console.log(`# the tool's process (opencode ${opencode.pid}): ${sleepers().join('; ')}`);
     const done = await finished(a, job.id);
     assert.equal(done.state, 'failed', JSON.stringify(done));
     assert.equal(done.error.kind, 'timeout');
@@ -352,5 +413,7 @@ describe('agentd on the real opencode: tool steps, permissions, questions, timeo
       return all[session]?.type !== 'busy';
     }, `opencode session ${session} no longer busy`, 15_000);
     console.log(`# opencode session idle ${Date.now() - failedAt} ms after the job failed`);
+    // The abort ends the tool's process too.
+    await pollUntil(() => sleepers().length === 0, "no \"sleep 600\" left under opencode", 10_000, 200);
   });
 });
