@@ -9,7 +9,12 @@
 //   4. unanswered → rejected by agentd after --input-timeout-ms (by "timeout"), the job goes on;
 //   5. opencode's question tool answered with an option label → the final text carries it;
 //   6. a silent tool under --idle-timeout-ms → failed, kind timeout, opencode's session aborted;
-//   7. the task's `permissions: "allow"` → never waiting, answered by "policy".
+//   7. the task's `permissions: "allow"` → never waiting, answered by "policy"; 7b. "deny" → the
+//      sub-agent gets agentd's message;
+//   8. a question under policy "allow" → answered with agentd's free text;
+//   9. a question dismissed by the caller → recorded; what agentd makes of the empty turn is
+//      reported (FINDINGS.md).
+// The server is warmed up with a plain prompt first (its first prompt is silent for ~12 s).
 // Runs as a plain script (not under --test) so that exit 77 (skip: install.sh could not reach
 // npm, so opencode is missing) reaches ctest.
 import { describe, it, before, after } from 'node:test';
