@@ -1,12 +1,15 @@
 // MCP Streamable HTTP (2025-11-25, 2025-06-18, 2025-03-26) on Beast. A POST carries one message
 // (or a 2025-03-26 batch); requests are answered with one JSON body, except agents_wait with a
-// progress token, which streams notifications/progress and then its response as SSE events.
+// progress token or from a client that takes elicitations, which streams notifications/progress
+// and elicitation/create requests (whose responses come back in later POSTs) and then its
+// response as SSE events.
 // notifications/cancelled (and the session's end) fires a per-request signal; a cancelled
 // request is never answered: its SSE stream just ends, a JSON exchange gets 202 and no body.
 #include "daemon/mcp_endpoint.hpp"
 
 #include "daemon/mcp_sessions.hpp"
 #include "daemon/routes.hpp"
+#include "jobs/job.hpp"
 #include "jobs/wake_signal.hpp"
 #include "protocol/job_view.hpp"
 #include "protocol/mcp.hpp"
@@ -25,6 +28,7 @@
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <vector>
@@ -241,27 +245,154 @@ struct progress_state {
     }
 };
 
-// One progress notification per selected job that has finished since the last report; false
-// once the client is gone.
-asio::awaitable<bool> report_finished(sse_stream& sse, json::value const& token,
+// Counts the selected jobs that have finished since the last report, with one progress
+// notification for each when the call has a token; false once the client is gone.
+asio::awaitable<bool> report_finished(sse_stream& sse, std::optional<json::value> const& token,
                                       progress_state& state) {
     auto total = state.entries.size();
     for (std::size_t i = 0; i < total; ++i) {
         if (state.reported[i] || !is_resolved(state.entries[i])) continue;
         state.reported[i] = true;
         ++state.done;
+        if (!token) continue;
         auto note = mcp::progress_notification(
-            token, state.done, total, progress_message(state.entries[i], state.done, total));
+            *token, state.done, total, progress_message(state.entries[i], state.done, total));
         if (!co_await sse.send(note)) co_return false;
     }
     co_return true;
 }
 
-// agents_wait with progress, on the manager's typed wait: a snapshot of the selected jobs, then
-// event-driven waits for "any" of the unfinished ones, one notification per job that finishes,
-// until the call's condition or deadline; the response is the call itself checked once more.
-asio::awaitable<wait_result> wait_with_progress(exchange& x, sse_stream& sse,
-                                                mcp::tool_call const& call, cancel_signal& signal) {
+// --- elicitation ------------------------------------------------------------------------------
+
+// At most this many elicitation/create requests per agents_wait; past it the wait returns with
+// the jobs that still need input, for agents_respond.
+constexpr std::size_t max_elicitations_per_wait = 16;
+
+// A waiting job's request not yet put to the person in this session, with its form.
+struct elicitation {
+    std::string job;
+    protocol::pending_request request;
+    json::object params;
+};
+
+enum class asked { answered, settled, timed_out, cancelled, gone };
+
+// Whether the job's view still lists the request as pending.
+bool still_pending(protocol::job_view const& v, std::string const& request) {
+    return std::any_of(v.requests.begin(), v.requests.end(),
+                       [&](auto const& r) { return r.id == request; });
+}
+
+// Sends one elicitation/create on the wait's stream and awaits the client's response, which
+// arrives in another POST (mcp_session::take_reply). Until the deadline, the signal, or the
+// request's settling elsewhere (UI, agentctl, input timeout); in the last two cases the client is
+// told the request is no longer wanted.
+asio::awaitable<asked> ask_client(exchange& x, sse_stream& sse, elicitation const& e,
+                                  std::chrono::steady_clock::time_point deadline,
+                                  cancel_signal& signal, json::object& reply) {
+    auto& session = *x.session;
+    json::value id(json::string(fmt::format("agentd-elicitation-{}", ++session.requests_sent)));
+    auto key = json::serialize(id);
+    jobs::wake_signal arrived(x.stream.get_executor());
+    std::optional<json::object> response;
+    bool settled = false;
+    session.awaiting[key] = [&](json::object const& r) {
+        response = r;
+        arrived.fire();
+    };
+    struct forget {
+        mcp_session& s;
+        std::string const& key;
+        ~forget() { s.awaiting.erase(key); }
+    } unregister{session, key};
+    auto listening = x.ctx.rpc.jobs().listen([&](jobs::job const& j) {
+        if (settled || j.view.id != e.job || still_pending(j.view, e.request.id)) return;
+        settled = true;
+        arrived.fire();
+    });
+    json::object request{
+        {"jsonrpc", "2.0"}, {"id", id}, {"method", "elicitation/create"}, {"params", e.params}};
+    if (!co_await sse.send(request)) co_return asked::gone;
+    if (!response && !settled) {
+        auto outcome = co_await (arrived.wait_until(deadline) || signal.wait());
+        if (outcome.index() == 1 || signal.fired()) {
+            // The wait is cancelled; its stream ends without a response. Best effort: withdraw
+            // the form too, so the client need not show it any longer.
+            co_await sse.send(mcp::cancelled_notification(id, "the wait was cancelled"));
+            co_return asked::cancelled;
+        }
+    }
+    if (response) {
+        reply = std::move(*response);
+        co_return asked::answered;
+    }
+    auto note = mcp::cancelled_notification(
+        id, settled ? "the request was answered elsewhere" : "the wait's timeout passed");
+    if (!co_await sse.send(note)) co_return asked::gone;
+    co_return settled ? asked::settled : asked::timed_out;
+}
+
+std::optional<elicitation> next_elicitation(exchange& x, std::vector<jobs::job_entry> const& all) {
+    for (auto const& e : all) {
+        if (!e.view || e.view->state != protocol::job_state::waiting) continue;
+        for (auto const& r : e.view->requests) {
+            auto params = mcp::elicitation_params(*e.view, r, x.session->version);
+            if (!params || !x.session->mark_elicited(e.id, r.id)) continue;
+            return elicitation{e.id, r, std::move(*params)};
+        }
+    }
+    return std::nullopt;
+}
+
+// After one elicitation the wait goes on (the answer was applied, or the request was settled
+// or failed otherwise: the loop looks again, and a request still pending was asked already),
+// gives the jobs back (declined, cancelled, timed out, unusable content), or stops (the wait
+// itself was cancelled or its client is gone).
+enum class elicited { go_on, give_back, stop };
+
+// Asks the person about one request and applies an accepted answer as agents_respond would
+// (answered by "caller").
+asio::awaitable<elicited> elicit(exchange& x, sse_stream& sse, elicitation const& e,
+                                 std::optional<std::string> const& session,
+                                 std::chrono::steady_clock::time_point deadline,
+                                 cancel_signal& signal) {
+    json::object reply;
+    auto outcome = co_await ask_client(x, sse, e, deadline, signal, reply);
+    if (outcome == asked::cancelled || outcome == asked::gone) co_return elicited::stop;
+    if (outcome == asked::settled) co_return elicited::go_on;  // by someone else
+    if (outcome == asked::timed_out) co_return elicited::give_back;
+    auto answer = mcp::read_elicitation(e.request, reply);
+    if (answer.what != mcp::elicitation_answer::action::accept) co_return elicited::give_back;
+    json::object args = std::move(answer.respond);
+    if (session) args["session"] = *session;
+    args["job"] = e.job;
+    args["request"] = e.request.id;
+    auto out = co_await x.ctx.rpc.invoke("agents_respond", args, x.who());
+    if (!out) {
+        std::cerr << "agentd: MCP elicitation answer for " << e.job
+                  << " not applied: " << out.error().message << "\n";
+    }
+    co_return elicited::go_on;
+}
+
+bool any_waiting(progress_state const& state) {
+    for (std::size_t i = 0; i < state.entries.size(); ++i) {
+        auto const& v = state.entries[i].view;
+        if (!state.reported[i] && v && v->state == protocol::job_state::waiting) return true;
+    }
+    return false;
+}
+
+// --- the streamed agents_wait -------------------------------------------------------------------
+
+// agents_wait as an SSE stream, on the manager's typed wait: a snapshot of the selected jobs,
+// then event-driven waits for "any" of the unfinished ones, one progress notification per job
+// that finishes (with a progress token), and for a job that becomes waiting an
+// elicitation/create (when the client takes them) whose accepted answer is applied before the
+// wait goes on, until the call's condition or deadline, or a request nobody answered here; the
+// response is the call itself checked once more.
+asio::awaitable<wait_result> streamed_wait(exchange& x, sse_stream& sse, mcp::tool_call const& call,
+                                           cancel_signal& signal) {
     auto params = protocol::parse_wait(call.arguments);
     if (!params) co_return result<json::value>(params.error());
     auto deadline =
@@ -275,15 +406,30 @@ asio::awaitable<wait_result> wait_with_progress(exchange& x, sse_stream& sse,
 
     progress_state state(std::move(snapshot.jobs));
     selection.jobs = state.ids(false);  // from here on exactly the snapshot's jobs
+    bool elicits = x.session->elicits && !params->ignore_input;
+    std::size_t elicitations = 0;
     for (;;) {
-        if (!co_await report_finished(sse, *call.progress_token, state)) co_return std::nullopt;
+        if (!co_await report_finished(sse, call.progress_token, state)) co_return std::nullopt;
         auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline -
                                                                  std::chrono::steady_clock::now());
         if (state.met(params->mode) || left.count() <= 0) break;
+        if (!params->ignore_input && any_waiting(state)) {
+            if (!elicits || elicitations == max_elicitations_per_wait) break;
+            auto next = next_elicitation(x, state.entries);
+            if (!next) break;  // asked already, or not expressible as a form: agents_respond
+            ++elicitations;
+            auto outcome = co_await elicit(x, sse, *next, params->session, deadline, signal);
+            if (outcome == elicited::stop) co_return std::nullopt;
+            if (outcome == elicited::give_back) break;
+            protocol::status_params now{params->session, state.ids(true)};
+            state.update(manager.status(owner, now));
+            continue;
+        }
         protocol::wait_params step;
         step.jobs = state.ids(true);
         step.mode = protocol::wait_mode::any;
         step.timeout_ms = left.count();
+        step.ignore_input = params->ignore_input;
         auto work = manager.wait(owner, step);
         auto outcome = co_await unless_cancelled(std::move(work), signal);
         if (!outcome) co_return std::nullopt;
@@ -301,7 +447,7 @@ asio::awaitable<bool> stream_wait(exchange& x, json::value const& id, mcp::tool_
     if (!co_await sse.open()) co_return false;
     wait_result out;
     try {
-        out = co_await wait_with_progress(x, sse, call, signal);
+        out = co_await streamed_wait(x, sse, call, signal);
     } catch (std::exception const& e) {
         std::cerr << "agentd: internal error in MCP agents_wait: " << e.what() << "\n";
         out = result<json::value>(protocol::internal_error());
@@ -313,14 +459,15 @@ asio::awaitable<bool> stream_wait(exchange& x, json::value const& id, mcp::tool_
     co_return co_await sse.close();
 }
 
-// The one kind of request answered as a stream: agents_wait with a progress token, alone in
-// its POST, over HTTP/1.1 (chunked).
+// The one kind of request answered as a stream: agents_wait with a progress token, or from a
+// client that takes elicitations, alone in its POST, over HTTP/1.1 (chunked).
 std::optional<mcp::tool_call> streaming_call(exchange const& x, mcp::body const& body) {
     if (body.is_batch || body.calls.size() != 1 || x.req.version() < 11) return std::nullopt;
     auto const& c = body.calls.front();
     if (!c.req || !c.req->id || c.req->method != "tools/call") return std::nullopt;
     auto call = mcp::parse_tool_call(c.req->params);
-    if (!call || call->name != "agents_wait" || !call->progress_token) return std::nullopt;
+    if (!call || call->name != "agents_wait" || !(call->progress_token || x.session->elicits))
+        return std::nullopt;
     return std::move(*call);
 }
 
@@ -352,6 +499,7 @@ void notify(exchange& x, protocol::request const& note) {
 
 asio::awaitable<bool> handle_messages(exchange& x, mcp::body const& body) {
     auto v = x.req.version();
+    for (auto const& response : body.responses) x.session->take_reply(response);
     if (auto call = streaming_call(x, body))
         co_return co_await stream_wait(x, *body.calls.front().req->id, *call);
     json::array responses;
@@ -397,6 +545,8 @@ asio::awaitable<bool> initialize(exchange& x, protocol::request const& req) {
     if (version) {
         x.session = x.ctx.mcp.open(x.who().principal);
         if (!x.session) co_return co_await x.send(all_sessions_busy(v));
+        x.session->version = *version;
+        x.session->elicits = mcp::offers_form_elicitation(req.params, *version);
         res = json_response(http::status::ok,
                             protocol::make_result(*req.id, mcp::initialize_result(*version)), v);
     } else {

@@ -1,5 +1,6 @@
 // The MCP endpoint `/mcp` (Streamable HTTP): header guards before the body is read, then one
-// POST or DELETE answered as JSON or, for agents_wait with a progress token, as an SSE stream.
+// POST or DELETE answered as JSON or, for agents_wait with a progress token or from a client
+// that takes elicitations, as an SSE stream.
 // Included by http_connection.cpp only, after its Host/Origin and token guards.
 #pragma once
 

@@ -5,6 +5,8 @@
 
 #include "jobs/random.hpp"
 
+#include <boost/json/serialize.hpp>
+
 #include <algorithm>
 #include <tuple>
 #include <vector>
@@ -16,6 +18,28 @@ void mcp_session::cancel(std::string const& request_id) {
     std::vector<std::function<void()>> stops;
     for (auto it = first; it != last; ++it) stops.push_back(it->second);
     for (auto const& stop : stops) stop();  // a stop may end its request and unregister it
+}
+
+bool mcp_session::take_reply(boost::json::object const& response) {
+    auto const* id = response.if_contains("id");
+    if (!id) return false;
+    auto it = awaiting.find(boost::json::serialize(*id));
+    if (it == awaiting.end()) return false;
+    auto take = std::move(it->second);
+    awaiting.erase(it);
+    take(response);
+    return true;
+}
+
+bool mcp_session::mark_elicited(std::string const& job, std::string const& request) {
+    auto key = job + '\n' + request;
+    if (!elicited_.insert(key).second) return false;
+    elicited_order_.push_back(std::move(key));
+    if (elicited_order_.size() > max_elicited) {
+        elicited_.erase(elicited_order_.front());
+        elicited_order_.pop_front();
+    }
+    return true;
 }
 
 mcp_in_flight::mcp_in_flight(std::shared_ptr<mcp_session> session, std::string request_id,

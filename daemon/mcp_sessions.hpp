@@ -1,17 +1,23 @@
 // MCP sessions (Mcp-Session-Id): opened by initialize, ended by DELETE, by idle expiry or by
 // eviction at a principal's cap. Each session lists its in-flight requests so that
-// notifications/cancelled and the session's end can stop them. No sockets: http_connection.hpp
-// holds one registry.
+// notifications/cancelled and the session's end can stop them, and agentd's own requests to the
+// client (elicitation/create) that await its response. No sockets: http_connection.hpp holds one
+// registry.
 #pragma once
+
+#include <boost/json/object.hpp>
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace agentd::daemon {
 
@@ -28,8 +34,27 @@ struct mcp_session {
     std::multimap<std::string, std::function<void()>> in_flight;
     bool ended = false;
 
+    // Negotiated at initialize: the protocol version, and whether the client takes form
+    // elicitation/create requests.
+    std::string version;
+    bool elicits = false;
+    // agentd's requests to the client awaiting its response: serialized id -> who takes it.
+    std::map<std::string, std::function<void(boost::json::object const&)>> awaiting;
+    std::uint64_t requests_sent = 0;
+
     // Stops the in-flight requests with this id (a client may reuse an id; all of them stop).
     void cancel(std::string const& request_id);
+    // Hands a client's response to the request of agentd it answers; false when it answers
+    // none (unknown, or no longer awaited): it is then ignored.
+    bool take_reply(boost::json::object const& response);
+    // Records that a job's request was put to the person; false when it already was (a request
+    // is elicited at most once per session). Remembers the last max_elicited.
+    static constexpr std::size_t max_elicited = 1024;
+    bool mark_elicited(std::string const& job, std::string const& request);
+
+  private:
+    std::unordered_set<std::string> elicited_;
+    std::deque<std::string> elicited_order_;
 };
 
 // Registers one in-flight request of a session for its lifetime. When the session has already

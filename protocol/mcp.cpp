@@ -1,6 +1,7 @@
 // MCP mapping of agentd's methods: tool definitions whose JSON Schemas (2020-12 keywords that
 // draft-07 validators read the same way) mirror params.cpp's validation and JobView exactly,
-// version negotiation, and the shapes of tools/call results and notifications.
+// version negotiation, the shapes of tools/call results and notifications, and the
+// elicitation/create forms for a waiting job's requests and the reading of their answers.
 #include "protocol/mcp.hpp"
 
 #include "protocol/job_view.hpp"
@@ -150,11 +151,18 @@ json::object wait_input() {
     json::object timeout = at_least(integer_schema("Longest wait in ms; 0 checks now."), 0);
     timeout["maximum"] = max_wait_timeout_ms;
     timeout["default"] = default_wait_timeout_ms;
+    json::object on_input = enum_schema(
+        std::array<std::string_view, 2>{"return", "ignore"},
+        "return: the wait also ends, with done false, as soon as a selected job is waiting for "
+        "an answer (listed in needs_input); ignore: sleep through waiting jobs (someone else or "
+        "the input timeout answers them).");
+    on_input["default"] = "return";
     return object_schema(
         {{"session", session_schema()},
          {"jobs", job_ids_schema("Jobs to wait for; the session's unfinished jobs when absent.")},
          {"mode", std::move(mode)},
-         {"timeout_ms", std::move(timeout)}},
+         {"timeout_ms", std::move(timeout)},
+         {"on_input", std::move(on_input)}},
         {}, true);
 }
 
@@ -168,12 +176,75 @@ json::object peek_input() {
     return object_schema({{"session", session_schema()}, {"job", job_id_schema()}}, {"job"}, true);
 }
 
+json::object respond_input() {
+    json::object request = string_schema("The pending request's id (JobView requests[].id).");
+    request["minLength"] = 1;
+    request["maxLength"] = 256;
+    json::object message =
+        string_schema("With decision deny on a permission: the reason, passed to the sub-agent.");
+    message["maxLength"] = max_answer_bytes;
+    json::object label = string_schema("An option's label, or free text where custom is true.");
+    label["minLength"] = 1;
+    label["maxLength"] = max_answer_bytes;
+    json::object one =
+        array_of(std::move(label), "The answer to one question: one label unless it is multiple.");
+    one["maxItems"] = max_answers;
+    json::object answers =
+        array_of(std::move(one),
+                 "A question's answers, one array per question, in order (instead of "
+                 "decision).");
+    answers["minItems"] = 1;
+    answers["maxItems"] = max_answers;
+    return object_schema(
+        {{"session", session_schema()},
+         {"job", job_id_schema()},
+         {"request", std::move(request)},
+         {"decision", enum_schema(enum_names<respond_decision>,
+                                  "A permission: allow (once), allow_always (this pattern for "
+                                  "the rest of the session) or deny. A question: deny only "
+                                  "(dismiss it); give answers instead.")},
+         {"message", std::move(message)},
+         {"answers", std::move(answers)}},
+        {"job", "request"}, true);
+}
+
 // --- output schemas (JobView, DESIGN §2) --------------------------------------------------------
 
 json::object time_schema(std::string_view description) {
     json::object s = string_schema(description);
     s["format"] = "date-time";
     return s;
+}
+
+json::object request_schema() {
+    json::object option = object_schema({{"label", string_schema("What to answer.")},
+                                         {"description", string_schema("What it means.")}},
+                                        {"label"}, false);
+    json::object question = object_schema(
+        {{"question", string_schema("The question.")},
+         {"header", string_schema("A short label.")},
+         {"options", array_of(std::move(option), "The choices.")},
+         {"multiple", described({{"type", "boolean"}}, "Several labels may be chosen.")},
+         {"custom", described({{"type", "boolean"}}, "Free text is allowed.")}},
+        {"question", "options"}, false);
+    return object_schema(
+        {{"id", string_schema("Request id, for agents_respond.")},
+         {"kind", enum_schema(enum_names<request_kind>, "Permission or question.")},
+         {"permission", string_schema("A permission's kind (e.g. bash, edit).")},
+         {"patterns", array_of(string_schema("A pattern."), "What it would run or touch.")},
+         {"questions", array_of(std::move(question), "A question request's questions.")},
+         {"asked_at", time_schema("When it was asked.")}},
+        {"id", "kind", "asked_at"}, false);
+}
+
+json::object step_schema() {
+    return object_schema({{"tool", string_schema("The tool (e.g. bash).")},
+                          {"status", enum_schema(enum_names<step_status>, "The step's status.")},
+                          {"title", string_schema("What it does (at most 160 characters).")},
+                          {"started_at", time_schema("When it started.")},
+                          {"finished_at", time_schema("When it ended.")},
+                          {"output_tail", string_schema("The last 2 KiB of its output.")}},
+                         {"tool", "status", "title"}, false);
 }
 
 json::object job_view_schema() {
@@ -191,11 +262,34 @@ json::object job_view_schema() {
     json::object upstream = object_schema({{"backend", string_schema("Upstream backend.")},
                                            {"session", string_schema("Upstream session id.")}},
                                           {"backend", "session"}, false);
+    json::object task =
+        object_schema({{"prompt", string_schema("The prompt's first 200 characters.")},
+                       {"agent", string_schema("Upstream agent.")},
+                       {"model", string_schema("Model.")},
+                       {"directory", string_schema("Working directory.")}},
+                      {"prompt"}, false);
+    json::object activity =
+        object_schema({{"steps", at_least(integer_schema("Tool steps so far."), 0)},
+                       {"tool", string_schema("The current or last step's tool.")},
+                       {"title", string_schema("Its title (e.g. the command).")},
+                       {"since", time_schema("When that step started.")}},
+                      {"steps", "tool", "since"}, false);
+    json::object answered =
+        object_schema({{"id", string_schema("Request id.")},
+                       {"kind", enum_schema(enum_names<request_kind>, "Permission or question.")},
+                       {"decision", enum_schema(enum_names<decision>, "How it was settled.")},
+                       {"by", enum_schema(enum_names<answered_by>, "Who settled it.")},
+                       {"at", time_schema("When.")}},
+                      {"id", "kind", "decision", "by", "at"}, false);
     return object_schema(
         {{"id", string_schema("Job id.")},
+         {"session", string_schema("The owner session.")},
          {"description", string_schema("The task's description.")},
-         {"state", enum_schema(enum_names<job_state>, "not_found: unknown, or another owner's job.",
+         {"state", enum_schema(enum_names<job_state>,
+                               "waiting: a request of the sub-agent needs an answer (see requests; "
+                               "agents_respond). not_found: unknown, or another owner's job.",
                                not_found_state)},
+         {"task", std::move(task)},
          {"created_at", time_schema("When the job was admitted (UTC).")},
          {"started_at", time_schema("When it started running.")},
          {"finished_at", time_schema("When it became terminal.")},
@@ -203,6 +297,9 @@ json::object job_view_schema() {
           at_least(integer_schema("Running time so far, or in all once finished."), 0)},
          {"depth", at_least(integer_schema("Nesting depth; a top-level job has depth 1."), 1)},
          {"upstream", std::move(upstream)},
+         {"activity", std::move(activity)},
+         {"requests", array_of(request_schema(), "What a waiting job needs answered.")},
+         {"answered", array_of(std::move(answered), "The last 20 settled requests.")},
          {"output", string_schema("Final assistant text (completed jobs only).")},
          {"truncated", described({{"type", "boolean"}}, "Whether output was capped.")},
          {"output_omitted",
@@ -223,18 +320,26 @@ json::object wait_output() {
     return object_schema(
         {{"done", described({{"type", "boolean"}}, "Whether the wait condition was met.")},
          {"timed_out", described({{"type", "boolean"}}, "Whether the timeout ended the wait.")},
-         {"jobs", array_of(job_view_schema(), "The selected jobs.")}},
-        {"done", "timed_out", "jobs"}, false);
+         {"jobs", array_of(job_view_schema(), "The selected jobs.")},
+         {"needs_input", array_of(string_schema("A job id."),
+                                  "The selected jobs that are waiting: answer their requests with "
+                                  "agents_respond.")}},
+        {"done", "timed_out", "jobs", "needs_input"}, false);
 }
 
 json::object peek_output() {
     return object_schema(
         {{"job", job_view_schema()},
          {"partial_output", string_schema("Text the sub-agent has produced so far.")},
+         {"steps", array_of(step_schema(), "Its tool steps, oldest first (at most 100).")},
          {"output_omitted",
           described({{"type", "boolean"}},
                     "partial_output was left out: the response had no room for it.")}},
-        {"job", "partial_output"}, false);
+        {"job", "partial_output", "steps"}, false);
+}
+
+json::object respond_output() {
+    return object_schema({{"job", job_view_schema()}}, {"job"}, false);
 }
 
 // --- tools ---------------------------------------------------------------------------------------
@@ -272,8 +377,13 @@ json::array tools() {
     out.push_back(tool("agents_wait", "Wait for jobs",
                        "Wait until the selected jobs are terminal (mode all) or at least one is "
                        "(mode any), or the timeout passes; returns their views with each "
-                       "completed job's output. Sends progress notifications as jobs finish when "
-                       "the call carries a progressToken.",
+                       "completed job's output. A job that needs an answer (state waiting: a "
+                       "permission or question of its sub-agent) ends the wait early with "
+                       "done false and its id in needs_input: answer it with agents_respond and "
+                       "wait again (or pass on_input ignore). When the client supports "
+                       "elicitation, the wait asks the user itself and keeps waiting. Sends "
+                       "progress notifications as jobs finish when the call carries a "
+                       "progressToken.",
                        wait_input(), wait_output(), annotations(true, false, true, false)));
     out.push_back(tool("agents_cancel", "Cancel jobs",
                        "Cancel jobs: queued ones at once, running ones are aborted upstream. "
@@ -282,12 +392,19 @@ json::array tools() {
     out.push_back(tool("agents_peek", "Peek at a job",
                        "The text a job's sub-agent has produced so far, with the job's view.",
                        peek_input(), peek_output(), annotations(true, false, true, true)));
+    out.push_back(tool("agents_respond", "Answer a job's request",
+                       "Answer a pending request of a waiting job (JobView requests): a "
+                       "permission with decision allow, allow_always or deny (message: the "
+                       "reason, with deny); a question with answers (one array of option "
+                       "labels per question; free text where custom) or decision deny. Returns "
+                       "the job's view; it runs on, so follow up with agents_wait.",
+                       respond_input(), respond_output(), annotations(false, false, false, true)));
     return out;
 }
 
 bool is_tool(std::string_view name) {
     return name == "agents_start" || name == "agents_status" || name == "agents_wait" ||
-           name == "agents_cancel" || name == "agents_peek";
+           name == "agents_cancel" || name == "agents_peek" || name == "agents_respond";
 }
 
 bool is_response(json::value const& v) {
@@ -323,8 +440,11 @@ json::object initialize_result(std::string_view version) {
              "agentd runs LLM sub-agent jobs concurrently. agents_start launches several tasks "
              "at once and returns job ids at once; agents_wait blocks until they finish (with "
              "progress notifications); agents_status and agents_peek look without waiting; "
-             "agents_cancel stops jobs. Jobs belong to this MCP session unless a call names "
-             "another `session`."}};
+             "agents_cancel stops jobs. A sub-agent may need a permission or ask a question: "
+             "its job is then `waiting` and agents_wait returns early listing it in "
+             "needs_input (unless the client supports elicitation, where the user is asked "
+             "directly); read the job's `requests` and answer with agents_respond, then wait "
+             "again. Jobs belong to this MCP session unless a call names another `session`."}};
 }
 
 json::object tools_list_result() {
@@ -339,7 +459,7 @@ result<body> parse_body(std::string_view text, codec_limits const& limits) {
     out.is_batch = f->is_batch;
     for (auto const& v : f->elements()) {
         if (is_response(v))
-            ++out.responses;
+            out.responses.push_back(v.get_object());
         else
             out.calls.push_back(parse_request(v));
     }
@@ -418,6 +538,191 @@ std::optional<json::value> cancelled_request_id(json::value const& params) {
     auto const* id = obj ? obj->if_contains("requestId") : nullptr;
     if (!id || !(id->is_string() || id->is_number())) return std::nullopt;
     return *id;
+}
+
+json::object cancelled_notification(json::value const& request_id, std::string_view reason) {
+    return {{"jsonrpc", "2.0"},
+            {"method", "notifications/cancelled"},
+            {"params", json::object{{"requestId", request_id}, {"reason", reason}}}};
+}
+
+bool offers_form_elicitation(json::value const& initialize_params, std::string_view version) {
+    if (version < std::string_view("2025-06-18")) return false;  // no elicitation before it
+    auto const* params = initialize_params.if_object();
+    auto const* caps = params ? params->if_contains("capabilities") : nullptr;
+    auto const* elicitation =
+        caps && caps->is_object() ? caps->get_object().if_contains("elicitation") : nullptr;
+    if (!elicitation || !elicitation->is_object()) return false;
+    auto const& modes = elicitation->get_object();
+    // An empty object means form mode (the only mode before 2025-11-25).
+    return modes.empty() || modes.contains("form") || !modes.contains("url");
+}
+
+namespace {
+
+// 2025-11-25 has titled enums (oneOf const/title) and multi-select arrays of them.
+bool has_titled_enums(std::string_view version) {
+    return version >= std::string_view("2025-11-25");
+}
+
+std::string question_key(std::size_t i, std::size_t n) {
+    return n == 1 ? std::string("answer") : fmt::format("answer_{}", i + 1);
+}
+
+// A single-choice string property whose values are `values`, shown as `titles`.
+json::object choice(std::span<std::string const> values, std::span<std::string const> titles,
+                    bool titled_enums) {
+    json::object p{{"type", "string"}};
+    json::array names;
+    json::array shown;
+    json::array one_of;
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        names.emplace_back(values[i]);
+        shown.emplace_back(titles[i]);
+        one_of.emplace_back(json::object{{"const", values[i]}, {"title", titles[i]}});
+    }
+    if (titled_enums) {
+        p["oneOf"] = std::move(one_of);
+    } else {
+        p["enum"] = std::move(names);
+        p["enumNames"] = std::move(shown);
+    }
+    return p;
+}
+
+std::string job_label(job_view const& job) {
+    return job.description.empty() ? job.id : fmt::format("{} ({})", job.id, job.description);
+}
+
+std::optional<json::object> question_property(question_item const& q, bool titled_enums) {
+    json::object p;
+    if (q.options.empty()) {
+        if (!q.custom) return std::nullopt;
+        p = {{"type", "string"}, {"minLength", 1}, {"maxLength", max_answer_bytes}};
+    } else {
+        std::vector<std::string> labels;
+        std::vector<std::string> titles;
+        for (auto const& o : q.options) {
+            labels.push_back(o.label);
+            titles.push_back(
+                o.description.empty() ? o.label : fmt::format("{} — {}", o.label, o.description));
+        }
+        if (!q.multiple) {
+            p = choice(labels, titles, titled_enums);
+        } else {
+            if (!titled_enums) return std::nullopt;  // array enums came with 2025-11-25
+            json::array any_of;
+            for (std::size_t i = 0; i < labels.size(); ++i)
+                any_of.emplace_back(json::object{{"const", labels[i]}, {"title", titles[i]}});
+            p = {{"type", "array"},
+                 {"minItems", 1},
+                 {"items", json::object{{"anyOf", std::move(any_of)}}}};
+        }
+    }
+    p["title"] = q.header.empty() ? std::string("Answer") : q.header;
+    p["description"] = q.question;
+    return p;
+}
+
+}  // namespace
+
+std::optional<json::object> elicitation_params(job_view const& job, pending_request const& request,
+                                               std::string_view version) {
+    bool titled = has_titled_enums(version);
+    json::object properties;
+    json::array required;
+    std::string message;
+    if (request.kind == request_kind::permission) {
+        std::string patterns;
+        for (auto const& p : request.patterns) patterns += (patterns.empty() ? "" : ", ") + p;
+        message = fmt::format("A sub-agent (job {}) asks for permission: {}{}", job_label(job),
+                              request.permission, patterns.empty() ? "" : ": " + patterns);
+        static std::string const values[] = {"allow", "allow_always", "deny"};
+        static std::string const titles[] = {"Allow once", "Always allow", "Deny"};
+        json::object decision = choice(values, titles, titled);
+        decision["title"] = "Decision";
+        properties["decision"] = std::move(decision);
+        properties["message"] =
+            json::object{{"type", "string"},
+                         {"title", "Message"},
+                         {"description", "With Deny: the reason, passed to the sub-agent."},
+                         {"maxLength", max_answer_bytes}};
+        required.emplace_back("decision");
+    } else {
+        if (request.questions.empty()) return std::nullopt;
+        message = fmt::format("A sub-agent (job {}) asks:", job_label(job));
+        auto n = request.questions.size();
+        for (std::size_t i = 0; i < n; ++i) {
+            auto const& q = request.questions[i];
+            auto p = question_property(q, titled);
+            if (!p) return std::nullopt;
+            message += "\n" + q.question;
+            auto key = question_key(i, n);
+            properties[key] = std::move(*p);
+            required.emplace_back(key);
+        }
+    }
+    json::object params;
+    if (titled) params["mode"] = "form";
+    params["message"] = std::move(message);
+    params["requestedSchema"] = json::object{{"type", "object"},
+                                             {"properties", std::move(properties)},
+                                             {"required", std::move(required)}};
+    return params;
+}
+
+elicitation_answer read_elicitation(pending_request const& request, json::object const& response) {
+    using action = elicitation_answer::action;
+    elicitation_answer out;
+    auto const* result = response.if_contains("result");
+    if (!result || !result->is_object()) {
+        out.what = action::cancel;  // an error response: nobody answered
+        return out;
+    }
+    auto const& r = result->get_object();
+    auto const* what = r.if_contains("action");
+    std::string_view name = what && what->is_string() ? std::string_view(what->get_string()) : "";
+    if (name == "decline" || name == "cancel") {
+        out.what = name == "decline" ? action::decline : action::cancel;
+        return out;
+    }
+    if (name != "accept") return out;
+    auto const* content_value = r.if_contains("content");
+    if (!content_value || !content_value->is_object()) return out;
+    auto const& content = content_value->get_object();
+    auto text = [&](std::string_view key) -> std::optional<std::string_view> {
+        auto const* v = content.if_contains(key);
+        if (!v || !v->is_string()) return std::nullopt;
+        return std::string_view(v->get_string());
+    };
+    if (request.kind == request_kind::permission) {
+        auto decision = text("decision");
+        if (!decision || !from_string<respond_decision>(*decision)) return out;
+        out.respond["decision"] = *decision;
+        auto message = text("message");
+        if (*decision == "deny" && message && !message->empty() &&
+            message->size() <= max_answer_bytes)
+            out.respond["message"] = *message;
+    } else {
+        json::array answers;
+        auto n = request.questions.size();
+        for (std::size_t i = 0; i < n; ++i) {
+            auto const* v = content.if_contains(question_key(i, n));
+            if (!v) return out;
+            if (v->is_string()) {
+                answers.emplace_back(json::array{v->get_string()});
+            } else if (v->is_array()) {
+                for (auto const& label : v->get_array())
+                    if (!label.is_string()) return out;
+                answers.emplace_back(v->get_array());
+            } else {
+                return out;
+            }
+        }
+        out.respond["answers"] = std::move(answers);
+    }
+    out.what = action::accept;
+    return out;
 }
 
 }  // namespace agentd::protocol::mcp

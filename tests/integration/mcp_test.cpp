@@ -1,12 +1,14 @@
 // MCP on /mcp (Streamable HTTP) against the real agentd binary: sessions and the status codes
 // of the spec (400/401/403/404/405/406/415, 202 for notifications), the tool list, tools/call
-// results and tool errors, agents_wait progress over SSE, notifications/cancelled, DELETE, and
-// the isolation of jobs per Mcp-Session-Id.
+// results and tool errors, agents_wait progress over SSE, agents_respond, the elicitation round
+// trip of a waiting job (accept, decline), notifications/cancelled, DELETE, and the isolation of
+// jobs per Mcp-Session-Id.
 #include "agentd_fixture.hpp"
 #include "protocol/version.hpp"
 #include "raw_socket.hpp"
 
 #include <future>
+#include <thread>
 
 namespace agentd::test {
 namespace {
@@ -59,14 +61,14 @@ class mcp_client {
                             headers(std::move(extra)), timeout);
     }
 
-    json::object initialize(std::string version = "2025-11-25") {
+    json::object initialize(std::string version = "2025-11-25", json::object capabilities = {}) {
         json::object init{
             {"jsonrpc", "2.0"},
             {"id", next_id_++},
             {"method", "initialize"},
             {"params",
              json::object{{"protocolVersion", version},
-                          {"capabilities", json::object{}},
+                          {"capabilities", std::move(capabilities)},
                           {"clientInfo", json::object{{"name", "it"}, {"version", "1"}}}}}};
         auto r = post(init);
         EXPECT_EQ(r.status, 200) << r.body;
@@ -182,15 +184,15 @@ TEST_F(agentd_test, McpNotificationsAndResponsesGet202) {
     EXPECT_EQ(cancel_unknown.status, 202);
 }
 
-TEST_F(agentd_test, McpToolsListHasTheFiveToolsWithSchemasAndAnnotations) {
+TEST_F(agentd_test, McpToolsListHasTheSixToolsWithSchemasAndAnnotations) {
     mcp_client c(*agentd_);
     c.initialize();
     auto tools = c.request("tools/list").at("result").at("tools").as_array();
-    ASSERT_EQ(tools.size(), 5u);
+    ASSERT_EQ(tools.size(), 6u);
     std::map<std::string, json::object> by_name;
     for (auto const& t : tools) by_name[std::string(t.at("name").as_string())] = t.as_object();
-    for (auto name :
-         {"agents_start", "agents_status", "agents_wait", "agents_cancel", "agents_peek"}) {
+    for (auto name : {"agents_start", "agents_status", "agents_wait", "agents_cancel",
+                      "agents_peek", "agents_respond"}) {
         ASSERT_TRUE(by_name.contains(name)) << name;
         auto const& t = by_name[name];
         EXPECT_FALSE(t.at("title").as_string().empty());
@@ -216,7 +218,167 @@ TEST_F(agentd_test, McpToolsListHasTheFiveToolsWithSchemasAndAnnotations) {
     auto const& states = job.at("properties").at("state").at("enum").as_array();
     EXPECT_NE(std::find(states.begin(), states.end(), json::value("not_found")), states.end());
     EXPECT_EQ(by_name["agents_wait"].at("outputSchema").at("required"),
-              json::parse(R"(["done","timed_out","jobs"])"));
+              json::parse(R"(["done","timed_out","jobs","needs_input"])"));
+    EXPECT_EQ(by_name["agents_respond"].at("inputSchema").at("required"),
+              json::parse(R"(["job","request"])"));
+    EXPECT_EQ(by_name["agents_respond"].at("outputSchema").at("required"), json::array{"job"});
+}
+
+TEST_F(agentd_test, McpRespondAnswersAWaitingJob) {
+    mcp_client c(*agentd_);
+    c.initialize();
+    auto unknown = c.call("agents_respond", json::parse(R"({"job":"job_1","request":"per_1",
+                                                            "decision":"allow"})"));
+    EXPECT_TRUE(unknown.at("isError").as_bool());
+    EXPECT_NE(unknown.at("content").at(0).at("text").as_string().find("job"), std::string::npos);
+
+    auto started = c.structured("agents_start", start_args({"ask [[fake permission=bash]]"}));
+    auto ids = ids_of(jobs_of(started));
+    auto waited = c.structured("agents_wait", json::object{{"jobs", ids}, {"timeout_ms", 10'000}});
+    EXPECT_FALSE(waited.at("done").as_bool());
+    EXPECT_EQ(waited.at("needs_input"), ids);
+    auto const& job = jobs_of(waited).at(0);
+    ASSERT_EQ(str(job, "state"), "waiting") << json::serialize(waited);
+    auto request = job.at("requests").at(0).at("id");
+    auto responded = c.structured(
+        "agents_respond",
+        json::object{{"job", ids.at(0)}, {"request", request}, {"decision", "allow_always"}});
+    EXPECT_EQ(responded.at("job").at("id"), ids.at(0));
+    auto done = c.structured("agents_wait", json::object{{"jobs", ids}, {"timeout_ms", 10'000}});
+    EXPECT_EQ(str(jobs_of(done).at(0), "state"), "completed");
+    EXPECT_EQ(done.at("jobs").at(0).at("answered").at(0).at("by"), "caller");
+}
+
+// A client that declares elicitation gets its wait as SSE; a waiting job's request arrives as
+// elicitation/create there, and the client's response, POSTed separately, is applied.
+json::object elicitation_caps() {
+    return {{"elicitation", json::object{}}};
+}
+
+// Runs one agents_wait as SSE while POSTing `reply` as the response to the session's first
+// elicitation/create until the wait ends; its events.
+std::vector<json::value> wait_answering(mcp_client& c, json::value const& ids,
+                                        json::value const& reply) {
+    json::object args{{"jobs", ids}, {"timeout_ms", 10'000}};
+    auto wait = std::async(std::launch::async,
+                           [&] { return c.post(tool_call("w", "agents_wait", args), {}, 20s); });
+    json::object response{{"jsonrpc", "2.0"}, {"id", "agentd-elicitation-1"}, {"result", reply}};
+    // A response before its request is ignored, so repeat it until the wait ends.
+    auto t0 = std::chrono::steady_clock::now();
+    while (wait.wait_for(50ms) != std::future_status::ready) {
+        EXPECT_EQ(c.post(response).status, 202);
+        if (std::chrono::steady_clock::now() - t0 > 15s) break;
+    }
+    auto r = wait.get();
+    EXPECT_EQ(r.header("content-type"), "text/event-stream") << r.body;
+    return sse_events(r.body);
+}
+
+TEST_F(agentd_test, McpElicitationAcceptAppliesTheAnswerAndTheWaitGoesOn) {
+    mcp_client c(*agentd_);
+    c.initialize("2025-06-18", elicitation_caps());
+    auto started = c.structured("agents_start", start_args({"ask [[fake permission=bash]]"}));
+    auto ids = ids_of(jobs_of(started));
+    auto events = wait_answering(
+        c, ids, json::parse(R"({"action":"accept","content":{"decision":"allow"}})"));
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_EQ(events[0].at("method"), "elicitation/create");
+    EXPECT_EQ(events[0].at("id"), "agentd-elicitation-1");
+    auto const& decision =
+        events[0].at("params").at("requestedSchema").at("properties").at("decision");
+    EXPECT_EQ(decision.at("enum"), json::parse(R"(["allow","allow_always","deny"])"));
+    auto const& out = events[1].at("result").at("structuredContent");
+    EXPECT_TRUE(out.at("done").as_bool()) << json::serialize(out);
+    EXPECT_EQ(str(out.at("jobs").at(0), "state"), "completed");
+    EXPECT_EQ(out.at("jobs").at(0).at("answered").at(0).at("by"), "caller");
+}
+
+// An open form is withdrawn (notifications/cancelled) when the wait's timeout passes, and when
+// the request is answered elsewhere meanwhile, after which the wait goes on.
+TEST_F(agentd_test, McpElicitationIsWithdrawnAtTheTimeoutOrWhenAnsweredElsewhere) {
+    mcp_client c(*agentd_);
+    c.initialize("2025-11-25", elicitation_caps());
+    auto started = c.structured("agents_start", start_args({"ask [[fake permission=bash]]"}));
+    auto ids = ids_of(jobs_of(started));
+    auto timed =
+        c.post(tool_call("w1", "agents_wait", json::object{{"jobs", ids}, {"timeout_ms", 300}}));
+    auto events = sse_events(timed.body);
+    ASSERT_EQ(events.size(), 3u) << timed.body;
+    EXPECT_EQ(events[0].at("method"), "elicitation/create");
+    EXPECT_EQ(events[1].at("method"), "notifications/cancelled");
+    EXPECT_EQ(events[1].at("params").at("requestId"), events[0].at("id"));
+    EXPECT_EQ(events[2].at("result").at("structuredContent").at("needs_input"), ids);
+
+    auto second = c.structured("agents_start", start_args({"ask [[fake permission=bash]]"}));
+    auto second_ids = ids_of(jobs_of(second));
+    json::object args{{"jobs", second_ids}, {"timeout_ms", 10'000}};
+    auto wait = std::async(std::launch::async,
+                           [&] { return c.post(tool_call("w2", "agents_wait", args), {}, 20s); });
+    std::this_thread::sleep_for(300ms);  // the job asks and the wait sends its form
+    auto status = c.structured("agents_status", json::object{{"jobs", second_ids}});
+    auto request = jobs_of(status).at(0).at("requests").at(0).at("id");
+    c.structured(
+        "agents_respond",
+        json::object{{"job", second_ids.at(0)}, {"request", request}, {"decision", "allow"}});
+    auto r = wait.get();
+    auto streamed = sse_events(r.body);
+    ASSERT_EQ(streamed.size(), 3u) << r.body;
+    EXPECT_EQ(streamed[0].at("method"), "elicitation/create");
+    EXPECT_EQ(streamed[1].at("method"), "notifications/cancelled");
+    auto const& out = streamed[2].at("result").at("structuredContent");
+    EXPECT_TRUE(out.at("done").as_bool()) << json::serialize(out);
+    EXPECT_EQ(str(out.at("jobs").at(0), "state"), "completed");
+    c.structured("agents_cancel", json::object{{"jobs", ids}});
+}
+
+// Before 2025-11-25 a multiple-choice question has no form (array enums): it is left to
+// agents_respond, and a progress wait without elicitation returns on a waiting job at once.
+TEST_F(agentd_test, McpWaitsReturnOnRequestsTheyCannotElicit) {
+    mcp_client c(*agentd_);
+    c.initialize("2025-06-18", elicitation_caps());
+    auto started = c.structured("agents_start", start_args({"q [[fake question=A|B multiple=1]]"}));
+    auto ids = ids_of(jobs_of(started));
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = c.post(tool_call("w", "agents_wait", json::object{{"jobs", ids}}));
+    auto events = sse_events(r.body);
+    ASSERT_EQ(events.size(), 1u) << r.body;
+    EXPECT_EQ(events[0].at("result").at("structuredContent").at("needs_input"), ids);
+
+    mcp_client plain(*agentd_);
+    plain.initialize();
+    auto asks = plain.structured("agents_start", start_args({"ask [[fake permission=bash]]"}));
+    auto ask_ids = ids_of(jobs_of(asks));
+    auto progress =
+        plain.post(tool_call("p", "agents_wait", json::object{{"jobs", ask_ids}}, "tok"));
+    auto progress_events = sse_events(progress.body);
+    ASSERT_FALSE(progress_events.empty());
+    auto const& out = progress_events.back().at("result").at("structuredContent");
+    EXPECT_FALSE(out.at("done").as_bool());
+    EXPECT_EQ(out.at("needs_input"), ask_ids);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+    c.structured("agents_cancel", json::object{{"jobs", ids}});
+    plain.structured("agents_cancel", json::object{{"jobs", ask_ids}});
+}
+
+TEST_F(agentd_test, McpElicitationDeclineReturnsTheWaitWithTheJobWaiting) {
+    mcp_client c(*agentd_);
+    c.initialize("2025-11-25", elicitation_caps());
+    auto started = c.structured("agents_start", start_args({"ask [[fake permission=bash]]"}));
+    auto ids = ids_of(jobs_of(started));
+    auto events = wait_answering(c, ids, json::parse(R"({"action":"decline"})"));
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_EQ(events[0].at("method"), "elicitation/create");
+    auto const& out = events[1].at("result").at("structuredContent");
+    EXPECT_FALSE(out.at("done").as_bool());
+    EXPECT_EQ(out.at("needs_input"), ids);
+    EXPECT_EQ(str(out.at("jobs").at(0), "state"), "waiting");
+
+    // Never asked twice: the next wait returns at once without an elicitation.
+    auto again = c.post(tool_call("w2", "agents_wait", json::object{{"jobs", ids}}));
+    auto again_events = sse_events(again.body);
+    ASSERT_EQ(again_events.size(), 1u) << again.body;
+    EXPECT_EQ(again_events[0].at("result").at("structuredContent").at("needs_input"), ids);
+    c.structured("agents_cancel", json::object{{"jobs", ids}});
 }
 
 TEST_F(agentd_test, McpStartAnswersStructuredJobsAndToolErrorsAreResults) {
@@ -362,7 +524,7 @@ TEST_F(agentd_test, McpBatchesAreAnsweredForOlderClients) {
     auto answers = json::parse(r.body).as_array();
     ASSERT_EQ(answers.size(), 2u);
     EXPECT_EQ(answers[0].at("id").as_int64(), 1);
-    EXPECT_EQ(answers[1].at("result").at("tools").as_array().size(), 5u);
+    EXPECT_EQ(answers[1].at("result").at("tools").as_array().size(), 6u);
 }
 
 // A raw POST /mcp of `message` on `sock`, in `session` (no keep-alive games: one request).

@@ -1,12 +1,13 @@
 // The MCP mapping (protocol/mcp: version negotiation, body parsing, tools/call params and
-// results) and the MCP session registry (ids, idle expiry, the cap's LRU eviction that spares
-// busy sessions, stopping in-flight requests), without sockets.
+// results, elicitation forms and answers) and the MCP session registry (ids, idle expiry, the
+// cap's LRU eviction that spares busy sessions, stopping in-flight requests, client replies).
 #include "protocol/mcp.hpp"
 #include "daemon/mcp_sessions.hpp"
 
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <thread>
 
 namespace agentd {
@@ -28,7 +29,8 @@ TEST(McpProtocol, NegotiatesTheClientsVersionOrTheLatest) {
 TEST(McpProtocol, ParsesBodiesTellingResponsesFromCalls) {
     auto single = mcp::parse_body(R"({"jsonrpc":"2.0","id":1,"result":{}})");
     ASSERT_TRUE(single);
-    EXPECT_EQ(single->responses, 1u);
+    ASSERT_EQ(single->responses.size(), 1u);
+    EXPECT_EQ(single->responses[0].at("id"), 1);
     EXPECT_TRUE(single->calls.empty());
 
     auto batch = mcp::parse_body(R"([{"jsonrpc":"2.0","method":"a"},{"id":2},7])");
@@ -98,14 +100,146 @@ TEST(McpProtocol, LargeToolResultsAreNotSentTwice) {
     EXPECT_NE(std::string_view(text).find("structuredContent"), std::string_view::npos);
 }
 
-TEST(McpProtocol, ListsFiveToolsWhoseInputsAreClosedObjects) {
+TEST(McpProtocol, ListsSixToolsWhoseInputsAreClosedObjects) {
     auto tools = mcp::tools_list_result().at("tools").as_array();
-    ASSERT_EQ(tools.size(), 5u);
+    ASSERT_EQ(tools.size(), 6u);
+    auto const& respond = tools.at(5).as_object();
+    EXPECT_EQ(respond.at("name"), "agents_respond");
+    EXPECT_EQ(respond.at("annotations").at("readOnlyHint"), false);
+    EXPECT_EQ(respond.at("inputSchema").at("required"), json::parse(R"(["job","request"])"));
+    EXPECT_EQ(respond.at("inputSchema").at("properties").at("decision").at("enum"),
+              json::parse(R"(["allow","allow_always","deny"])"));
+    EXPECT_EQ(respond.at("outputSchema").at("required"), json::parse(R"(["job"])"));
+    auto const& wait = tools.at(2).as_object();
+    EXPECT_EQ(wait.at("annotations").at("readOnlyHint"), true);
+    EXPECT_TRUE(wait.at("inputSchema").at("properties").as_object().contains("on_input"));
+    EXPECT_TRUE(wait.at("outputSchema").at("properties").as_object().contains("needs_input"));
+    auto const& job = wait.at("outputSchema").at("properties").at("jobs").at("items").as_object();
+    auto const& states = job.at("properties").at("state").at("enum").as_array();
+    EXPECT_NE(std::find(states.begin(), states.end(), json::value("waiting")), states.end());
+    for (auto field : {"activity", "requests", "answered", "session"})
+        EXPECT_TRUE(job.at("properties").as_object().contains(field)) << field;
+    EXPECT_TRUE(tools.at(4).at("outputSchema").at("properties").as_object().contains("steps"));
     for (auto const& t : tools) {
         EXPECT_EQ(t.at("inputSchema").at("additionalProperties"), false);
         EXPECT_EQ(t.at("outputSchema").at("type"), "object");
         EXPECT_TRUE(t.at("annotations").as_object().contains("readOnlyHint"));
     }
+}
+
+TEST(McpProtocol, FormElicitationNeedsTheCapabilityAndA2025_06Protocol) {
+    auto init = [](char const* caps) {
+        return json::parse(std::string(R"({"protocolVersion":"x","capabilities":)") + caps + "}");
+    };
+    EXPECT_TRUE(mcp::offers_form_elicitation(init(R"({"elicitation":{}})"), "2025-06-18"));
+    EXPECT_TRUE(mcp::offers_form_elicitation(init(R"({"elicitation":{"form":{}}})"), "2025-11-25"));
+    EXPECT_FALSE(mcp::offers_form_elicitation(init(R"({"elicitation":{"url":{}}})"), "2025-11-25"));
+    EXPECT_FALSE(mcp::offers_form_elicitation(init(R"({"elicitation":{}})"), "2025-03-26"));
+    EXPECT_FALSE(mcp::offers_form_elicitation(init(R"({"sampling":{}})"), "2025-11-25"));
+}
+
+protocol::job_view waiting_job() {
+    protocol::job_view v;
+    v.id = "job_1";
+    v.description = "tests";
+    v.state = protocol::job_state::waiting;
+    return v;
+}
+
+protocol::pending_request permission() {
+    protocol::pending_request r;
+    r.id = "per_1";
+    r.kind = protocol::request_kind::permission;
+    r.permission = "bash";
+    r.patterns = {"npm test"};
+    return r;
+}
+
+protocol::pending_request question(bool multiple) {
+    protocol::pending_request r;
+    r.id = "que_1";
+    r.kind = protocol::request_kind::question;
+    protocol::question_item q;
+    q.question = "Which colour?";
+    q.header = "Colour";
+    q.options = {{"red", "Warm"}, {"blue", ""}};
+    q.multiple = multiple;
+    r.questions.push_back(q);
+    return r;
+}
+
+json::object reply(char const* result) {
+    return json::parse(std::string(R"({"jsonrpc":"2.0","id":"e1","result":)") + result + "}")
+        .as_object();
+}
+
+TEST(McpElicitation, APermissionAsksForADecisionWithTitles) {
+    auto latest = mcp::elicitation_params(waiting_job(), permission(), "2025-11-25");
+    ASSERT_TRUE(latest);
+    EXPECT_EQ(latest->at("mode"), "form");
+    EXPECT_NE(std::string_view(latest->at("message").as_string()).find("bash: npm test"),
+              std::string_view::npos);
+    auto const& schema = latest->at("requestedSchema");
+    EXPECT_EQ(schema.at("required"), json::parse(R"(["decision"])"));
+    EXPECT_EQ(schema.at("properties").at("decision").at("oneOf").at(1),
+              json::parse(R"({"const":"allow_always","title":"Always allow"})"));
+    EXPECT_EQ(schema.at("properties").at("message").at("type"), "string");
+
+    auto older = mcp::elicitation_params(waiting_job(), permission(), "2025-06-18");
+    ASSERT_TRUE(older);
+    EXPECT_FALSE(older->contains("mode"));
+    auto const& decision = older->at("requestedSchema").at("properties").at("decision");
+    EXPECT_EQ(decision.at("enum"), json::parse(R"(["allow","allow_always","deny"])"));
+    EXPECT_EQ(decision.at("enumNames"), json::parse(R"(["Allow once","Always allow","Deny"])"));
+}
+
+TEST(McpElicitation, AMultipleChoiceQuestionNeedsArrayEnums) {
+    auto single = mcp::elicitation_params(waiting_job(), question(false), "2025-06-18");
+    ASSERT_TRUE(single);
+    auto const& answer = single->at("requestedSchema").at("properties").at("answer");
+    EXPECT_EQ(answer.at("enum"), json::parse(R"(["red","blue"])"));
+    EXPECT_EQ(answer.at("title"), "Colour");
+    EXPECT_EQ(answer.at("description"), "Which colour?");
+
+    EXPECT_FALSE(mcp::elicitation_params(waiting_job(), question(true), "2025-06-18"));
+    auto multiple = mcp::elicitation_params(waiting_job(), question(true), "2025-11-25");
+    ASSERT_TRUE(multiple);
+    auto const& many = multiple->at("requestedSchema").at("properties").at("answer");
+    EXPECT_EQ(many.at("type"), "array");
+    EXPECT_EQ(many.at("items").at("anyOf").at(0),
+              json::parse(R"({"const":"red","title":"red — Warm"})"));
+}
+
+TEST(McpElicitation, ReadsAnswersIntoAgentsRespondArguments) {
+    using action = mcp::elicitation_answer::action;
+    auto allow = mcp::read_elicitation(
+        permission(), reply(R"({"action":"accept","content":{"decision":"allow","message":"x"}})"));
+    EXPECT_EQ(allow.what, action::accept);
+    EXPECT_EQ(allow.respond, json::parse(R"({"decision":"allow"})"));  // message only with deny
+    auto deny = mcp::read_elicitation(
+        permission(), reply(R"({"action":"accept","content":{"decision":"deny","message":"no"}})"));
+    EXPECT_EQ(deny.respond, json::parse(R"({"decision":"deny","message":"no"})"));
+    EXPECT_EQ(mcp::read_elicitation(permission(), reply(R"({"action":"decline"})")).what,
+              action::decline);
+    EXPECT_EQ(mcp::read_elicitation(permission(), reply(R"({"action":"cancel"})")).what,
+              action::cancel);
+    EXPECT_EQ(mcp::read_elicitation(permission(),
+                                    reply(R"({"action":"accept","content":{"decision":"maybe"}})"))
+                  .what,
+              action::invalid);
+    auto error = json::parse(R"({"jsonrpc":"2.0","id":"e1","error":{"code":-1,"message":"x"}})");
+    EXPECT_EQ(mcp::read_elicitation(permission(), error.as_object()).what, action::cancel);
+
+    auto one = mcp::read_elicitation(question(false),
+                                     reply(R"({"action":"accept","content":{"answer":"red"}})"));
+    EXPECT_EQ(one.what, action::accept);
+    EXPECT_EQ(one.respond, json::parse(R"({"answers":[["red"]]})"));
+    auto many = mcp::read_elicitation(
+        question(true), reply(R"({"action":"accept","content":{"answer":["red","blue"]}})"));
+    EXPECT_EQ(many.respond, json::parse(R"({"answers":[["red","blue"]]})"));
+    EXPECT_EQ(
+        mcp::read_elicitation(question(false), reply(R"({"action":"accept","content":{}})")).what,
+        action::invalid);
 }
 
 daemon::mcp_sessions registry(std::size_t max_sessions, std::chrono::milliseconds idle = 1h) {
@@ -201,6 +335,21 @@ TEST(McpRegistry, AllBusyAtTheCapRefusesANewSession) {
     ASSERT_NE(c, nullptr);
     EXPECT_TRUE(b->ended);
     EXPECT_FALSE(a->ended);
+}
+
+TEST(McpRegistry, RepliesReachTheirRequestAndRequestsAreElicitedOnce) {
+    auto r = registry(8);
+    auto s = r.open("local");
+    json::object got;
+    s->awaiting["\"e1\""] = [&](json::object const& reply) { got = reply; };
+    EXPECT_FALSE(s->take_reply(json::parse(R"({"id":"e2","result":{}})").as_object()));
+    EXPECT_TRUE(s->take_reply(json::parse(R"({"id":"e1","result":{"a":1}})").as_object()));
+    EXPECT_EQ(got.at("result").at("a"), 1);
+    EXPECT_FALSE(s->take_reply(json::parse(R"({"id":"e1","result":{}})").as_object()));
+
+    EXPECT_TRUE(s->mark_elicited("job_1", "per_1"));
+    EXPECT_FALSE(s->mark_elicited("job_1", "per_1"));
+    EXPECT_TRUE(s->mark_elicited("job_2", "per_1"));
 }
 
 // The cap counts per principal: one principal's flood does not touch another's sessions.
