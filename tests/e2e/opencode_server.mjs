@@ -82,6 +82,32 @@ process.on('exit', () => {
   }
 });
 
+// The pids of every live descendant of `root` (from ps), deepest last; [] when ps fails.
+function descendants(root) {
+  if (root === undefined) return [];
+  let table;
+  try {
+    table = execFileSync('ps', ['-eo', 'pid=,ppid='], { encoding: 'utf8' });
+  } catch {
+    return [];
+  }
+  const children = new Map();
+  for (const line of table.split('\n')) {
+    const [pid, ppid] = line.trim().split(/\s+/).map(Number);
+    if (!pid) continue;
+    if (!children.has(ppid)) children.set(ppid, []);
+    children.get(ppid).push(pid);
+  }
+  const out = [];
+  const queue = [...(children.get(root) ?? [])];
+  while (queue.length > 0) {
+    const pid = queue.shift();
+    out.push(pid);
+    queue.push(...(children.get(pid) ?? []));
+  }
+  return out;
+}
+
 async function waitHealthy(url, proc, deadlineMs) {
   const deadline = Date.now() + deadlineMs;
   while (Date.now() < deadline) {
@@ -163,14 +189,21 @@ export async function startOpencode({ llmUrl, permission, configExtra, env = {},
     child.once('error', (e) => resolve(e.code));
   });
   const stop = async () => {
+    // Its tools' processes (a bash step's `sleep 600`) each run in a session of their own, so
+    // the group kill below misses them: they are found (before opencode's exit reparents them)
+    // and killed by pid.
+    const tools = descendants(child.pid);
     if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
       try { process.kill(-child.pid, 'SIGTERM'); } catch { /* already gone */ }
       const timer = setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } }, 5000);
       await exited;
       clearTimeout(timer);
     }
-    // Its tools' children (a bash step's `sleep 600`) are in the same group and outlive it.
     try { process.kill(-child.pid, 'SIGKILL'); } catch { /* none left */ }
+    for (const pid of tools) {
+      try { process.kill(-pid, 'SIGKILL'); } catch { /* not a group leader, or gone */ }
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    }
     running.delete(child.pid);
     if (!keep) rmSync(root, { recursive: true, force: true });
   };
