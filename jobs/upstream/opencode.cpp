@@ -26,6 +26,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/throw_exception.hpp>
 
+#include <iterator>
 #include <set>
 #include <stdexcept>
 #include <unordered_map>
@@ -310,6 +311,59 @@ class opencode_backend final : public backend {
         auto busy = opencode::parse_busy(reply->status, reply->body);
         if (!busy) co_return busy.error();
         co_return std::optional<std::set<std::string>>(std::move(*busy));
+    }
+
+    // Permission: POST /permission/{id}/reply {reply, message?}; question: POST
+    // /question/{id}/reply {answers} or /question/{id}/reject. A request answered or unknown
+    // upstream is a 404 (PermissionNotFoundError, QuestionNotFoundError) → upstream error.
+    asio::awaitable<up_result<void>> respond(std::string const& session,
+                                             std::optional<std::string> const& directory,
+                                             request_reply const& reply) override {
+        (void)session;  // the request id alone names it upstream
+        bool permission = reply.kind == protocol::request_kind::permission;
+        // The id goes into the request path: nothing but an id may pass.
+        if (!opencode::valid_request_id(reply.request_id, reply.kind))
+            co_return upstream_error{
+                error_kind::protocol, error_phase::prompt, "invalid request id", {}};
+        auto body = opencode::reply_body(reply);
+        if (!body)
+            co_return upstream_error{error_kind::protocol,
+                                     error_phase::prompt,
+                                     "this decision does not fit the request",
+                                     {}};
+        std::string path =
+            (permission ? "/permission/" : "/question/") + reply.request_id +
+            (!permission && reply.how == protocol::decision::deny ? "/reject" : "/reply");
+        http_request r{"POST", with_directory(std::move(path), directory), std::move(*body),
+                       clock::now() + cfg_.request_timeout, nullptr};
+        r.max_body = 64 << 10;
+        auto res = co_await pool_.request(std::move(r));
+        if (!res) co_return from_failure(res.error(), error_phase::prompt);
+        if (res->status < 200 || res->status >= 300)
+            co_return opencode::http_error(error_phase::prompt, res->status, res->body);
+        co_return up_result<void>{};
+    }
+
+    asio::awaitable<up_result<std::vector<protocol::pending_request>>> pending_requests(
+        std::string const& session, std::optional<std::string> const& directory) override {
+        std::vector<protocol::pending_request> all;
+        for (auto kind : {protocol::request_kind::permission, protocol::request_kind::question}) {
+            bool permission = kind == protocol::request_kind::permission;
+            http_request r{"GET",
+                           with_directory(permission ? "/permission" : "/question", directory),
+                           {},
+                           clock::now() + cfg_.request_timeout,
+                           nullptr};
+            r.max_body = 4 << 20;
+            auto res = co_await pool_.request(std::move(r));
+            if (!res) co_return from_failure(res.error(), error_phase::prompt);
+            // A server without the route has no such requests to restore.
+            if (res->status == 404) continue;
+            auto some = opencode::parse_pending(res->status, res->body, kind, session);
+            if (!some) co_return some.error();
+            std::move(some->begin(), some->end(), std::back_inserter(all));
+        }
+        co_return all;
     }
 
     // The turn ends with a session.idle event; the messages are read again on each one, and

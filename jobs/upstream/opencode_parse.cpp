@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 
 namespace agentd::jobs::upstream::opencode {
 namespace json = boost::json;
@@ -39,14 +40,156 @@ std::string text_of(json::array const& parts) {
     return out;
 }
 
+// Epoch milliseconds as a wall time; nullopt when missing, not a number or out of any sane
+// range (year 1970..~5000), so a hostile value cannot overflow the conversion.
+std::optional<protocol::wall_time> epoch_ms(json::object const* o, std::string_view key) {
+    auto const* v = o ? o->if_contains(key) : nullptr;
+    if (!v || !v->is_number()) return std::nullopt;
+    constexpr double max_ms = 100'000'000'000'000;
+    if (v->is_double() && !(v->get_double() > 0 && v->get_double() < max_ms)) return std::nullopt;
+    auto ms = int_at(o, key);  // in range now: the cast of a double cannot overflow
+    if (ms <= 0 || ms > static_cast<std::int64_t>(max_ms)) return std::nullopt;
+    return protocol::wall_time(std::chrono::milliseconds(ms));
+}
+
+// At most `chars` code points of `s`, cut on a character boundary.
+std::string first_chars(std::string_view s, std::size_t chars) {
+    std::size_t n = 0, i = 0;
+    for (; i < s.size(); ++i) {
+        bool lead = (static_cast<unsigned char>(s[i]) & 0xC0) != 0x80;
+        if (lead && n++ == chars) break;
+    }
+    return protocol::utf8_clean(s.substr(0, i));
+}
+
+// The last `bytes` bytes of `s` at most, starting on a character boundary.
+std::string last_bytes(std::string_view s, std::size_t bytes) {
+    if (s.size() <= bytes) return protocol::utf8_clean(s);
+    std::size_t from = s.size() - bytes;
+    while (from < s.size() && (static_cast<unsigned char>(s[from]) & 0xC0) == 0x80) ++from;
+    return protocol::utf8_clean(s.substr(from));
+}
+
+// What the step shows when the upstream gave no title yet (it sends one only on completion).
+std::string_view title_from_input(std::string_view tool, json::object const* input) {
+    if (!input) return {};
+    if (tool == "bash") return string_at(*input, "command");
+    if (tool == "read" || tool == "write" || tool == "edit") return string_at(*input, "filePath");
+    if (tool == "glob" || tool == "grep") return string_at(*input, "pattern");
+    if (tool == "webfetch") return string_at(*input, "url");
+    if (tool == "task") return string_at(*input, "description");
+    return {};
+}
+
+std::optional<tool_update> tool_of(json::object const& part) {
+    auto const* state = object_at(part, "state");
+    if (!state) return std::nullopt;
+    tool_update t;
+    auto status = string_at(*state, "status");
+    std::string_view out;
+    auto const* metadata = object_at(*state, "metadata");
+    if (status == "pending") {
+        t.status = protocol::step_status::pending;
+    } else if (status == "running") {
+        t.status = protocol::step_status::running;
+        out = metadata ? string_at(*metadata, "output") : std::string_view{};  // streaming
+    } else if (status == "completed") {
+        t.status = protocol::step_status::completed;
+        out = string_at(*state, "output");
+    } else if (status == "error") {
+        t.status = protocol::step_status::error;
+        out = string_at(*state, "error");
+    } else {
+        return std::nullopt;
+    }
+    t.call_id = string_at(part, "callID");
+    t.tool = string_at(part, "tool");
+    auto title = string_at(*state, "title");
+    if (title.empty()) title = title_from_input(t.tool, object_at(*state, "input"));
+    t.title = first_chars(title, protocol::step::title_chars);
+    auto const* time = object_at(*state, "time");
+    t.started_at = epoch_ms(time, "start");
+    t.finished_at = epoch_ms(time, "end");
+    t.output_tail = last_bytes(out, protocol::step::output_tail_bytes);
+    return t;
+}
+
+// permission.asked / question.asked properties, or one entry of GET /permission|/question.
+std::optional<protocol::pending_request> request_of(json::object const& o,
+                                                    protocol::request_kind kind) {
+    protocol::pending_request r;
+    r.id = string_at(o, "id");
+    if (!valid_request_id(r.id, kind)) return std::nullopt;
+    r.kind = kind;
+    if (kind == protocol::request_kind::permission) {
+        r.permission = string_at(o, "permission");
+        if (auto const* pats = o.if_contains("patterns"); pats && pats->is_array())
+            for (auto const& p : pats->get_array())
+                if (p.is_string()) r.patterns.emplace_back(p.get_string());
+        return r;
+    }
+    auto const* qs = o.if_contains("questions");
+    if (!qs || !qs->is_array()) return std::nullopt;
+    for (auto const& q : qs->get_array()) {
+        // A malformed entry still takes its place: answers go by position.
+        protocol::question_item item;
+        if (auto const* qo = q.if_object()) {
+            item.question = string_at(*qo, "question");
+            item.header = string_at(*qo, "header");
+            if (auto const* opts = qo->if_contains("options"); opts && opts->is_array()) {
+                for (auto const& op : opts->get_array()) {
+                    auto const* oo = op.if_object();
+                    if (!oo) continue;
+                    item.options.push_back({std::string(string_at(*oo, "label")),
+                                            std::string(string_at(*oo, "description"))});
+                }
+            }
+            if (auto const* m = qo->if_contains("multiple"); m && m->is_bool())
+                item.multiple = m->get_bool();
+            // Absent on every real question: opencode's documented default is true.
+            if (auto const* c = qo->if_contains("custom"); c && c->is_bool())
+                item.custom = c->get_bool();
+        }
+        r.questions.push_back(std::move(item));
+    }
+    return r;
+}
+
+std::optional<request_settled> settled_of(std::string_view type, json::object const& props) {
+    request_settled s;
+    s.request_id = string_at(props, "requestID");
+    if (s.request_id.empty()) return std::nullopt;
+    if (type == "question.replied") {
+        s.how = protocol::decision::answer;
+    } else if (type == "question.rejected") {
+        s.how = protocol::decision::deny;
+    } else {
+        auto reply = string_at(props, "reply");
+        if (reply == "once") {
+            s.how = protocol::decision::allow;
+        } else if (reply == "always") {
+            s.how = protocol::decision::allow_always;
+        } else if (reply == "reject") {
+            s.how = protocol::decision::deny;
+        } else {
+            return std::nullopt;
+        }
+    }
+    return s;
+}
+
 }  // namespace
 
 upstream_error http_error(error_phase phase, unsigned status, std::string_view body) {
     std::string message = fmt::format("upstream answered HTTP {}", status);
     if (auto v = parse_json(body); v && v->is_object()) {
+        // Two shapes: {name, data:{message}} (BadRequest, NotFoundError) and {_tag, message}
+        // (PermissionNotFoundError, InvalidRequestError); a bare {_tag} names only the error.
         auto const& o = v->get_object();
         auto const* data = object_at(o, "data");
         auto detail = data ? string_at(*data, "message") : std::string_view{};
+        if (detail.empty()) detail = string_at(o, "message");
+        if (detail.empty()) detail = string_at(o, "_tag");
         if (detail.empty()) detail = string_at(o, "name");
         if (!detail.empty()) message += ": " + excerpt(detail);
     } else if (!body.empty()) {
@@ -72,6 +215,14 @@ up_result<std::string> parse_session(unsigned status, std::string_view body) {
 
 bool valid_upstream_session_id(std::string_view id) {
     constexpr std::string_view prefix = "ses";
+    if (id.size() <= prefix.size() || id.size() > 256 || !id.starts_with(prefix)) return false;
+    return std::all_of(id.begin() + prefix.size(), id.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+    });
+}
+
+bool valid_request_id(std::string_view id, protocol::request_kind kind) {
+    std::string_view prefix = kind == protocol::request_kind::permission ? "per_" : "que_";
     if (id.size() <= prefix.size() || id.size() > 256 || !id.starts_with(prefix)) return false;
     return std::all_of(id.begin() + prefix.size(), id.end(), [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
@@ -170,10 +321,60 @@ up_result<std::set<std::string>> parse_busy(unsigned status, std::string_view bo
     return busy;
 }
 
+up_result<std::vector<protocol::pending_request>> parse_pending(unsigned status,
+                                                                std::string_view body,
+                                                                protocol::request_kind kind,
+                                                                std::string_view session) {
+    if (!ok_status(status)) return http_error(error_phase::prompt, status, body);
+    auto v = parse_json(body);
+    if (!v || !v->is_array())
+        return protocol_error(error_phase::prompt, "pending requests: response is not an array");
+    std::vector<protocol::pending_request> out;
+    for (auto const& item : v->get_array()) {
+        auto const* o = item.if_object();
+        if (!o || string_at(*o, "sessionID") != session) continue;
+        if (auto r = request_of(*o, kind)) out.push_back(std::move(*r));
+    }
+    return out;
+}
+
+std::optional<std::string> reply_body(request_reply const& reply) {
+    using protocol::decision;
+    json::object body;
+    if (reply.kind == protocol::request_kind::permission) {
+        switch (reply.how) {
+            case decision::allow:
+                body["reply"] = "once";
+                break;
+            case decision::allow_always:
+                body["reply"] = "always";
+                break;
+            case decision::deny:
+                body["reply"] = "reject";
+                // With a message the sub-agent gets it as the tool result and goes on.
+                if (reply.message && !reply.message->empty()) body["message"] = *reply.message;
+                break;
+            case decision::answer:
+                return std::nullopt;
+        }
+        return json::serialize(body);
+    }
+    if (reply.how == decision::deny) return "{}";
+    if (reply.how != decision::answer) return std::nullopt;
+    json::array answers;
+    for (auto const& one : reply.answers) {
+        json::array labels;
+        for (auto const& a : one) labels.emplace_back(a);
+        answers.emplace_back(std::move(labels));
+    }
+    body["answers"] = std::move(answers);
+    return json::serialize(body);
+}
+
 std::optional<event> parse_event(std::string_view data) {
     auto v = parse_json(data);
     if (!v || !v->is_object()) return std::nullopt;
-    // /global/event wraps each event as {directory, payload}; /event sends it bare.
+    // /global/event wraps each event as {directory, project, payload}; /event sends it bare.
     auto const* wrapped = object_at(v->get_object(), "payload");
     auto const& o = wrapped ? *wrapped : v->get_object();
     auto const* props = object_at(o, "properties");
@@ -181,21 +382,63 @@ std::optional<event> parse_event(std::string_view data) {
     auto type = string_at(o, "type");
     event e;
     if (type == "message.part.delta") {
-        if (string_at(*props, "field") != "text") return std::nullopt;
-        e.what = event::kind::delta;
         e.session = string_at(*props, "sessionID");
         e.part_id = string_at(*props, "partID");
-        e.delta = string_at(*props, "delta");
+        auto field = string_at(*props, "field");
+        if (field.empty()) return std::nullopt;
+        if (field == "text") {
+            e.what = event::kind::delta;
+            e.delta = string_at(*props, "delta");
+        } else {
+            e.what = event::kind::progress;  // another field streams: work, not output
+        }
     } else if (type == "message.part.updated") {
         auto const* part = object_at(*props, "part");
         if (!part) return std::nullopt;
-        e.what = event::kind::part_updated;
         e.session = string_at(*part, "sessionID");
         e.part_id = string_at(*part, "id");
         e.part_type = string_at(*part, "type");
+        if (e.part_type == "tool") {
+            auto t = tool_of(*part);
+            if (!t) return std::nullopt;
+            e.what = event::kind::tool;
+            e.tool = std::move(*t);
+        } else {
+            e.what = event::kind::part_updated;
+        }
     } else if (type == "session.idle") {
         e.what = event::kind::idle;
         e.session = string_at(*props, "sessionID");
+    } else if (type == "permission.asked" || type == "question.asked") {
+        auto kind = type == "permission.asked" ? protocol::request_kind::permission
+                                               : protocol::request_kind::question;
+        auto r = request_of(*props, kind);
+        if (!r) return std::nullopt;
+        e.what = kind == protocol::request_kind::permission ? event::kind::permission
+                                                            : event::kind::question;
+        e.session = string_at(*props, "sessionID");
+        e.request = std::move(*r);
+    } else if (type == "permission.replied" || type == "question.replied" ||
+               type == "question.rejected") {
+        auto s = settled_of(type, *props);
+        if (!s) return std::nullopt;
+        e.what = event::kind::settled;
+        e.session = string_at(*props, "sessionID");
+        e.settled = std::move(*s);
+    } else if (type == "message.updated" || type == "session.updated" || type == "session.diff" ||
+               type == "session.status") {
+        e.session = string_at(*props, "sessionID");
+        if (e.session.empty() && type == "message.updated")
+            if (auto const* info = object_at(*props, "info"))
+                e.session = string_at(*info, "sessionID");
+        // A retry notice is not progress: a provider failing forever must still go idle.
+        bool works = true;
+        if (type == "session.status") {
+            auto const* st = object_at(*props, "status");
+            works = st && string_at(*st, "type") == "busy";
+        }
+        if (e.session.empty() || !works) return event{};
+        e.what = event::kind::progress;
     } else {
         return event{};
     }

@@ -9,6 +9,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace agentd::jobs::upstream::opencode {
 
@@ -16,6 +17,9 @@ namespace agentd::jobs::upstream::opencode {
 up_result<std::string> parse_session(unsigned status, std::string_view body);
 // `ses` + [A-Za-z0-9_-]+ (at most 256 bytes): safe to put into a request path.
 bool valid_upstream_session_id(std::string_view id);
+// `per_` (permission) or `que_` (question) + [A-Za-z0-9_-]+, at most 256 bytes: the same rule
+// for the request ids that go into /permission/{id}/reply and /question/{id}/reply|reject.
+bool valid_request_id(std::string_view id, protocol::request_kind kind);
 up_result<prompt_outcome> parse_prompt(unsigned status, std::string_view body,
                                        std::size_t max_output);
 up_result<std::string> parse_partial(unsigned status, std::string_view body);
@@ -27,8 +31,22 @@ up_result<std::optional<prompt_outcome>> parse_recovered(unsigned status, std::s
 // GET /session/status ({id: {type}}): the sessions still running a turn.
 up_result<std::set<std::string>> parse_busy(unsigned status, std::string_view body);
 
-// A non-2xx reply as a failure of `phase`, with the upstream's own message when it gave one.
+// A non-2xx reply as a failure of `phase`, with the upstream's own message when it gave one:
+// `data.message` ({name, data}), else a top-level `message` ({_tag, message}), else the
+// `_tag` or `name` itself, else the body's text.
 upstream_error http_error(protocol::error_phase phase, unsigned status, std::string_view body);
+
+// GET /permission or GET /question: a JSON array of requests shaped like the asked events;
+// those of `session` (invalid entries are skipped), asked_at left unset.
+up_result<std::vector<protocol::pending_request>> parse_pending(unsigned status,
+                                                                std::string_view body,
+                                                                protocol::request_kind kind,
+                                                                std::string_view session);
+
+// The body of POST /permission/{id}/reply ({reply, message?}) or /question/{id}/reply
+// ({answers}); nullopt for a reply that does not fit its kind (a question `allow`). A question's
+// deny (POST /question/{id}/reject) takes "{}".
+std::optional<std::string> reply_body(request_reply const& reply);
 
 // What one event means for a job. `progress`: any other event of the session that shows work
 // (message.updated, a non-tool part, session.status busy…), not retry notices or heartbeats.

@@ -1,7 +1,8 @@
 // libFuzzer target over everything agentd reads from an upstream: OpenCode session, prompt,
-// message-list and event bodies, OpenAI completions and streamed chunks through the SSE parser,
-// error bodies, Retry-After and base URLs. The first input byte picks the parser, the next two
-// the HTTP status; outputs must respect the output cap and stay valid UTF-8.
+// message-list, pending-request and event bodies (tool steps, requests), OpenAI completions and
+// streamed chunks through the SSE parser, error bodies, Retry-After and base URLs. The first
+// input byte picks the parser, the next two the HTTP status; outputs must respect the output cap
+// and stay valid UTF-8.
 #include "common/url.hpp"
 #include "jobs/upstream/openai_parse.hpp"
 #include "jobs/upstream/opencode_parse.hpp"
@@ -25,6 +26,16 @@ void check_text(std::string_view s, std::size_t cap) {
 
 void check(up_result<prompt_outcome> const& r) {
     if (r) check_text(r->output, max_output);
+}
+
+// Steps stay within their caps as valid UTF-8; request ids are safe to put into a path.
+void check_event(opencode::event const& e) {
+    check_text(e.tool.output_tail, protocol::step::output_tail_bytes);
+    check_text(e.tool.title, protocol::step::title_chars * 4);
+    if ((e.what == opencode::event::kind::permission ||
+         e.what == opencode::event::kind::question) &&
+        !opencode::valid_request_id(e.request.id, e.request.kind))
+        __builtin_trap();
 }
 
 // The body cut into chunks at positions taken from its own bytes, as a network would.
@@ -66,13 +77,17 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
             break;
         case 2:
             opencode::parse_partial(status, body);
+            if (auto list = opencode::parse_pending(status, body, protocol::request_kind::question,
+                                                    "ses_1"))
+                for (auto const& r : *list)
+                    if (!opencode::valid_request_id(r.id, r.kind)) __builtin_trap();
             break;
         case 3:
             if (auto r = opencode::parse_recovered(status, body, max_output); r && *r)
                 check_text((*r)->output, max_output);
             break;
         case 4:
-            opencode::parse_event(body);
+            if (auto e = opencode::parse_event(body)) check_event(*e);
             break;
         case 5:
             check(openai::parse_completion(body, max_output));

@@ -132,6 +132,20 @@ TEST_F(openai_test, StreamsTheCompletionWithUsage) {
     EXPECT_EQ(fake_->counter("streams_completed"), 1);
 }
 
+// DESIGN §3: idle_timeout_ms applies to the stream; every chunk is progress.
+TEST_F(openai_test, AStreamThatGoesQuietFailsAtTheIdleTimeout) {
+    agentd_ =
+        std::make_unique<agentd_process>(fake_->url(), openai_flags({"--idle-timeout-ms", "500"}));
+    auto jobs =
+        wait_all(*agentd_, start(*agentd_, json::array{
+                                               task("steady [[fake chunks=8 latency_ms=1600]]"),
+                                               task("quiet [[fake chunks=2 latency_ms=3000]]"),
+                                           }));
+    ASSERT_EQ(jobs.size(), 2u);
+    EXPECT_EQ(str(jobs[0], "state"), "completed") << json::serialize(jobs[0]);
+    expect_failed(jobs[1], "timeout", "no progress from the upstream for 0.5 s");
+}
+
 TEST_F(openai_test, TaskModelIsSentVerbatim) {
     auto t = task("which model");
     t["model"] = "openrouter/some-model";

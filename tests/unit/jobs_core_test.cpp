@@ -687,9 +687,12 @@ TEST(opencode_event, text_delta) {
     EXPECT_EQ(e->delta, "Hel");
 }
 
-TEST(opencode_event, delta_of_another_field_is_ignored) {
-    EXPECT_FALSE(oc::parse_event(R"({"type":"message.part.delta","properties":{"sessionID":"ses_1",
-        "partID":"p","field":"reasoning","delta":"x"}})"));
+TEST(opencode_event, delta_of_another_field_is_progress_not_text) {
+    auto other = oc::parse_event(R"({"type":"message.part.delta","properties":{"sessionID":"ses_1",
+        "partID":"p","field":"reasoning","delta":"x"}})");
+    ASSERT_TRUE(other.has_value());
+    EXPECT_EQ(other->what, oc::event::kind::progress);
+    EXPECT_EQ(other->delta, "");
     EXPECT_FALSE(oc::parse_event(R"({"type":"message.part.delta","properties":{"sessionID":"ses_1",
         "partID":"p","delta":"x"}})"));
     EXPECT_FALSE(oc::parse_event(R"({"type":"message.part.delta","properties":{"partID":"p",
