@@ -846,6 +846,32 @@ class server {
         co_return !ec;
     }
 
+    // Writes the frames queued for `sub` (up to 256 KiB of them), each its own HTTP chunk as
+    // the real server sends them, in one gathered write: a flood is not one syscall per event.
+    static asio::awaitable<bool> write_queued(connection& c, event_bus::subscriber& sub) {
+        constexpr std::size_t max_bytes = 256 << 10;
+        static constexpr std::string_view crlf = "\r\n";
+        std::vector<std::shared_ptr<std::string const>> frames;
+        std::vector<std::string> heads;
+        std::size_t bytes = 0;
+        while (!sub.frames.empty() && (frames.empty() || bytes < max_bytes)) {
+            frames.push_back(std::move(sub.frames.front()));
+            sub.frames.pop_front();
+            sub.bytes -= frames.back()->size();
+            bytes += frames.back()->size();
+            heads.push_back(fmt::format("{:x}\r\n", frames.back()->size()));
+        }
+        std::vector<asio::const_buffer> buffers;
+        buffers.reserve(frames.size() * 3);
+        for (std::size_t i = 0; i < frames.size(); ++i) {
+            buffers.push_back(asio::buffer(heads[i]));
+            buffers.push_back(asio::buffer(*frames[i]));
+            buffers.push_back(asio::buffer(crlf.data(), crlf.size()));
+        }
+        auto [ec, n] = co_await asio::async_write(c.stream, buffers);
+        co_return !ec;
+    }
+
     asio::awaitable<void> pump_events(connection& c, event_bus::subscriber& sub) {
         auto const heartbeat =
             std::chrono::milliseconds(std::max<std::int64_t>(1, state_.opts().heartbeat_ms));
@@ -853,10 +879,7 @@ class server {
         auto next_heartbeat = std::chrono::steady_clock::now() + heartbeat;
         for (;;) {
             while (!sub.frames.empty() && !sub.dropped) {
-                auto frame = sub.frames.front();
-                sub.frames.pop_front();
-                sub.bytes -= frame->size();
-                if (!co_await write_chunk(c, *frame)) co_return;
+                if (!co_await write_queued(c, sub)) co_return;
             }
             if (sub.dropped || state_.stopping()) co_return;
             if (std::chrono::steady_clock::now() >= next_heartbeat) {
@@ -887,19 +910,50 @@ class server {
         }
         if (seg[1] == "wait" && method == http::verb::get) co_return co_await wait_counter(c, t);
         if (seg[1] == "flood" && method == http::verb::post) {
-            auto it = t.query.find("events");
-            std::int64_t n = 0;
-            if (it != t.query.end()) {
-                auto const& v = it->second;
-                auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-                if (ec != std::errc{} || end != v.data() + v.size()) n = 0;
-            }
-            if (n <= 0) bad_request("flood needs events=N");
-            asio::co_spawn(c.stream.get_executor(), state_.flood_parts(n), asio::detached);
-            co_return json_reply(http::status::ok, json::object{{"ok", true}});
+            co_return json_reply(http::status::ok, start_flood(c, t));
         }
         if (seg[1] == "throw") throw std::runtime_error("fake handler failure (/_fake/throw)");
         co_return std::nullopt;
+    }
+
+    // POST /_fake/flood (see flood_spec in fake_state.hpp): starts it in the background.
+    json::object start_flood(connection& c, target const& t) {
+        auto number = [&](std::string const& key) -> std::int64_t {
+            auto it = t.query.find(key);
+            if (it == t.query.end()) return 0;
+            std::int64_t n = 0;
+            auto const& v = it->second;
+            auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+            if (ec != std::errc{} || end != v.data() + v.size() || n < 0) bad_request("bad " + key);
+            return n;
+        };
+        flood_spec spec;
+        spec.events = number("events");
+        if (spec.events <= 0) bad_request("flood needs events=N");
+        spec.rate = static_cast<double>(number("rate"));
+        spec.tool_gap_ms = number("tool_gap_ms");
+        spec.end_mark = number("end_mark") != 0;
+        auto kind = t.query.find("kind");
+        std::string const k = kind == t.query.end() ? "reasoning" : kind->second;
+        if (k == "reasoning") {
+            spec.what = flood_spec::kind::reasoning;
+        } else if (k == "delta") {
+            spec.what = flood_spec::kind::delta;
+        } else if (k == "tool") {
+            spec.what = flood_spec::kind::tool;
+        } else if (k == "mixed") {
+            spec.what = flood_spec::kind::mixed;
+        } else {
+            bad_request("kind must be reasoning, delta, tool or mixed");
+        }
+        auto sessions = t.query.find("sessions");
+        bool const live = sessions != t.query.end() && sessions->second == "all";
+        if (sessions != t.query.end() && !live) bad_request("sessions must be all");
+        if (spec.what != flood_spec::kind::reasoning && !live)
+            bad_request("kind delta, tool and mixed need sessions=all");
+        auto const busy = static_cast<std::int64_t>(state_.busy_sessions().size());
+        asio::co_spawn(c.stream.get_executor(), state_.flood(spec), asio::detached);
+        return {{"ok", true}, {"sessions", spec.what == flood_spec::kind::reasoning ? 0 : busy}};
     }
 
     asio::awaitable<reply> wait_counter(connection& c, target const& t) {

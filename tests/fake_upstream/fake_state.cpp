@@ -24,11 +24,11 @@ namespace {
 // twice and crashes), so every such result below is bound to a name even when unused.
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-constexpr std::array<std::string_view, 14> counter_names{
+constexpr std::array<std::string_view, 15> counter_names{
     "sessions_created",  "creates_started",   "creates_in_flight",     "max_creates_in_flight",
     "prompts_started",   "prompts_in_flight", "max_prompts_in_flight", "prompts_completed",
     "aborts_total",      "requests_total",    "event_subscribers",     "flood_events",
-    "permissions_asked", "questions_asked",
+    "permissions_asked", "questions_asked",   "flood_tools",
 };
 
 bool is_space(char c) {
@@ -247,6 +247,26 @@ void event_bus::publish(std::string_view directory, std::string_view type,
     if (subscribers_.empty()) return;
     // Published events carry an id like the real ones (evt_…); server.connected has none.
     json::object ev{{"id", new_id("evt")}, {"type", type}, {"properties", std::move(properties)}};
+    deliver(directory, [&](bool global) {
+        return global ? frame(json::object{{"directory", directory},
+                                           {"project", project_of(directory)},
+                                           {"payload", ev}})
+                      : frame(ev);
+    });
+}
+
+void event_bus::publish_serialized(std::string_view directory, std::string_view event_json) {
+    if (subscribers_.empty()) return;
+    deliver(directory, [&](bool global) {
+        if (!global) return fmt::format("data: {}\n\n", event_json);
+        return fmt::format("data: {{\"directory\":{},\"project\":\"{}\",\"payload\":{}}}\n\n",
+                           json::serialize(json::string(directory)), project_of(directory),
+                           event_json);
+    });
+}
+
+template <class Make>
+void event_bus::deliver(std::string_view directory, Make const& make) {
     std::shared_ptr<std::string const> plain;
     std::shared_ptr<std::string const> wrapped;
     for (auto* sub : subscribers_) {
@@ -254,13 +274,7 @@ void event_bus::publish(std::string_view directory, std::string_view type,
         if (sub->directory && *sub->directory != directory) continue;
         // Serialized once per kind of subscriber, shared by all of them.
         auto& shared = sub->global ? wrapped : plain;
-        if (!shared) {
-            shared = std::make_shared<std::string const>(
-                sub->global ? frame(json::object{{"directory", directory},
-                                                 {"project", project_of(directory)},
-                                                 {"payload", ev}})
-                            : frame(ev));
-        }
+        if (!shared) shared = std::make_shared<std::string const>(make(sub->global));
         // Only a backlog counts against the bound: one frame bigger than it (a long final
         // text) still goes to a reader that keeps up.
         if (!sub->frames.empty() && (sub->frames.size() >= max_queued_frames ||
@@ -275,6 +289,12 @@ void event_bus::publish(std::string_view directory, std::string_view type,
         }
         sub->wake.cancel();
     }
+}
+
+std::size_t event_bus::readers() const {
+    return static_cast<std::size_t>(
+        std::count_if(subscribers_.begin(), subscribers_.end(),
+                      [](subscriber const* sub) { return !sub->dropped; }));
 }
 
 std::size_t event_bus::backlog() const {
@@ -332,29 +352,167 @@ json::object fake_state::busy_sessions() const {
     return out;
 }
 
-asio::awaitable<void> fake_state::flood_parts(std::int64_t count) {
+namespace {
+
+// A live session as the flood sees it: where its events go and its current tool call.
+struct flood_target {
+    std::string id;
+    std::string directory;
+    std::string message_id;
+    std::string text_part_id;
+    bool deltas_only = false;  // end_mark: the session whose tool update ends the flood
+    std::int64_t calls = 0;
+    bool call_open = false;  // a running update went out; the completed one comes next
+    std::string part_id;
+    std::string call_id;
+    std::string command;
+    std::int64_t call_start_ms = 0;
+    steady_clock::time_point last_tool{};
+    bool tool_next = false;  // mixed with no gap: every other event
+};
+
+std::int64_t steady_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               steady_clock::now().time_since_epoch())
+        .count();
+}
+
+std::string flood_delta(flood_target const& t, std::int64_t seq) {
+    return fmt::format(
+        R"({{"id":"evt_flood{}","type":"message.part.delta","properties":{{"sessionID":"{}",)"
+        R"("messageID":"{}","partID":"{}","field":"text","delta":"word{} "}}}})",
+        seq, t.id, t.message_id, t.text_part_id, seq % 100);
+}
+
+// The next update of the session's tool call (running, then completed), the shapes of
+// `opencode serve`'s bash tool parts (tests/e2e/FINDINGS.md "Tool part").
+std::string flood_tool(flood_target& t, std::int64_t seq, std::string_view label) {
+    auto const title = fmt::format("{}seq={} t={}", label, seq, steady_ns());
+    auto const now = now_ms();
+    std::string state;
+    if (!t.call_open) {
+        ++t.calls;
+        t.call_open = true;
+        t.part_id = fmt::format("prt_flood{}x{}", t.id.substr(4), t.calls);
+        t.call_id = fmt::format("call_flood{}", t.calls);
+        t.command = title;
+        t.call_start_ms = now;
+        state = fmt::format(
+            R"({{"status":"running","input":{{"command":"{}"}},"time":{{"start":{}}}}})", title,
+            now);
+    } else {
+        t.call_open = false;
+        state =
+            fmt::format(R"({{"status":"completed","input":{{"command":"{}"}},"output":"ok\n",)"
+                        R"("metadata":{{"output":"ok\n","exit":0,"truncated":false}},"title":"{}",)"
+                        R"("time":{{"start":{},"end":{}}}}})",
+                        t.command, title, t.call_start_ms, now);
+    }
+    return fmt::format(
+        R"({{"id":"evt_flood{}","type":"message.part.updated","properties":{{"sessionID":"{}",)"
+        R"("part":{{"id":"{}","sessionID":"{}","messageID":"{}","type":"tool","tool":"bash",)"
+        R"("callID":"{}","state":{}}},"time":{}}}}})",
+        seq, t.id, t.part_id, t.id, t.message_id, t.call_id, state, now);
+}
+
+}  // namespace
+
+asio::awaitable<void> fake_state::flood(flood_spec spec) {
     constexpr std::int64_t batch = 256;
     constexpr std::size_t max_backlog = 4096;
     asio::steady_timer pause(ex_);
-    for (std::int64_t sent = 0; sent < count && !stopping_;) {
-        // Paced by the readers, so a flood never gets a subscriber dropped for falling behind.
+    auto const wait_for_readers = [&]() -> asio::awaitable<void> {
+        pause.expires_after(std::chrono::milliseconds(1));
+        [[maybe_unused]] auto [ec] = co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+    };
+    if (spec.what == flood_spec::kind::reasoning) {
+        for (std::int64_t sent = 0; sent < spec.events && !stopping_;) {
+            // Paced by the readers, so a flood never gets a subscriber dropped for falling behind.
+            if (bus_.backlog() > max_backlog) {
+                co_await wait_for_readers();
+                continue;
+            }
+            std::int64_t n = 0;
+            for (; n < batch && sent < spec.events; ++n, ++sent) {
+                auto const sid = new_id("ses");
+                bus_.publish("/elsewhere", "message.part.updated",
+                             {{"part",
+                               {{"id", new_id("prt")},
+                                {"sessionID", sid},
+                                {"messageID", new_id("msg")},
+                                {"type", "reasoning"},
+                                {"text", "thinking about something else"}}}});
+            }
+            stats_.add("flood_events", n);
+        }
+        co_return;
+    }
+
+    std::vector<flood_target> targets;
+    for (auto const& [id, s] : sessions_) {
+        if (s->turns.empty() || !s->turns.front()->started || s->turns.front()->done) continue;
+        auto const& t = *s->turns.front();
+        auto& target = targets.emplace_back();
+        target.id = s->id;
+        target.directory = s->directory;
+        target.message_id = t.message_id;
+        target.text_part_id = t.text_part_id;
+    }
+    if (targets.empty()) co_return;
+    if (spec.end_mark) targets.front().deltas_only = true;
+    auto const gap = std::chrono::milliseconds(spec.tool_gap_ms);
+    auto const start = steady_clock::now();
+    std::int64_t const body = spec.end_mark ? spec.events - 1 : spec.events;
+    std::int64_t sent = 0;
+    std::size_t next = 0;
+    while (sent < body && !stopping_) {
         if (bus_.backlog() > max_backlog) {
-            pause.expires_after(std::chrono::milliseconds(1));
-            [[maybe_unused]] auto [ec] =
-                co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+            co_await wait_for_readers();
             continue;
         }
-        for (std::int64_t i = 0; i < batch && sent < count; ++i, ++sent) {
-            auto const sid = new_id("ses");
-            bus_.publish("/elsewhere", "message.part.updated",
-                         {{"part",
-                           {{"id", new_id("prt")},
-                            {"sessionID", sid},
-                            {"messageID", new_id("msg")},
-                            {"type", "reasoning"},
-                            {"text", "thinking about something else"}}}});
+        std::int64_t allowed = batch;
+        if (spec.rate > 0) {
+            auto const elapsed = std::chrono::duration<double>(steady_clock::now() - start);
+            auto const due = static_cast<std::int64_t>(spec.rate * elapsed.count()) + 1;
+            allowed = std::min(batch, due - sent);
+            if (allowed <= 0) {
+                co_await wait_for_readers();  // ~1 ms: at 10 000/s, bursts of ~10 events
+                continue;
+            }
         }
-        stats_.add("flood_events", batch);
+        std::int64_t n = 0;
+        std::int64_t tools = 0;
+        for (; n < allowed && sent < body; ++n, ++sent) {
+            auto& t = targets[next];
+            next = (next + 1) % targets.size();
+            bool tool = false;
+            if (t.deltas_only || spec.what == flood_spec::kind::delta) {
+                tool = false;
+            } else if (spec.what == flood_spec::kind::tool) {
+                tool = true;
+            } else if (gap.count() > 0) {
+                tool = steady_clock::now() - t.last_tool >= gap;
+            } else {
+                tool = t.tool_next;
+                t.tool_next = !t.tool_next;
+            }
+            if (tool) {
+                ++tools;
+                t.last_tool = steady_clock::now();
+                bus_.publish_serialized(t.directory, flood_tool(t, sent, ""));
+            } else {
+                bus_.publish_serialized(t.directory, flood_delta(t, sent));
+            }
+        }
+        stats_.add("flood_tools", tools);
+        stats_.add("flood_events", n);
+    }
+    if (spec.end_mark && !stopping_ && sent == body) {
+        auto& t = targets.front();
+        t.call_open = false;
+        bus_.publish_serialized(t.directory, flood_tool(t, sent, "end "));
+        stats_.add("flood_tools", 1);
+        stats_.add("flood_events", 1);
     }
 }
 

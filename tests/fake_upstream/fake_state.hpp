@@ -124,13 +124,23 @@ class event_bus {
                                             std::optional<std::string> directory, bool global);
     // `directory` is the one of the session the event belongs to.
     void publish(std::string_view directory, std::string_view type, boost::json::object properties);
+    // The same with the event already serialized (`{"id":…,"type":…,"properties":…}`): the
+    // flood's fast path, which builds its JSON text without boost::json.
+    void publish_serialized(std::string_view directory, std::string_view event_json);
     static boost::json::object event(std::string_view type, boost::json::object properties);
     static std::string frame(boost::json::value const& data);
+    // How many subscribers are served (not dropped).
+    std::size_t readers() const;
     // Frames queued for the slowest subscriber that is still served.
     std::size_t backlog() const;
     void shutdown();
 
   private:
+    // Queues the frame for each subscriber of `directory`; `make` builds it once per kind
+    // (global or plain) on first need.
+    template <class Make>
+    void deliver(std::string_view directory, Make const& make);
+
     stats& stats_;
     std::size_t max_queued_bytes_;
     std::vector<subscriber*> subscribers_;
@@ -173,6 +183,27 @@ struct turn_spec {
     std::int64_t silent_ms = 0;
     bool fixed_output = false;  // output_bytes: the steps do not replace the text
     bool agentic() const { return !tools.empty() || permission || question; }
+};
+
+// POST /_fake/flood?events=N[&kind=K][&sessions=all][&rate=R][&tool_gap_ms=G][&end_mark=1]
+//  kind reasoning (default): reasoning parts of sessions nobody created (a busy server);
+//  kind delta | tool | mixed: events of the live sessions (those running a turn; sessions=all is
+//   then required): text deltas of their text part, tool-part updates (bash, a running update
+//   then a completed one per call, like the real server's) or both. Sessions take turns.
+//   Mixed: a session's next event is a tool update once tool_gap_ms have passed since its last
+//   one (0: every other event), else a delta. Every tool update's input.command / title is
+//   "seq=S t=NS": S the event's number in the flood, NS the steady clock (CLOCK_MONOTONIC) in
+//   ns when it was published, so a benchmark on this machine can time its way through agentd.
+//  rate: events per second (0, the default: as fast as the readers take them).
+//  end_mark=1: the first live session gets deltas only, and the flood's last event is a tool
+//   update of it titled "end seq=S t=NS": after its quiet, a reader's first sign of it marks
+//   the moment all the flood was read.
+struct flood_spec {
+    enum class kind { reasoning, delta, tool, mixed } what = kind::reasoning;
+    std::int64_t events = 0;
+    double rate = 0;
+    std::int64_t tool_gap_ms = 0;
+    bool end_mark = false;
 };
 
 struct session;
@@ -258,9 +289,9 @@ class fake_state {
     // GET /session/status: {id: {"type": "busy"}} for sessions running a turn; like the real
     // server, idle sessions are left out.
     boost::json::object busy_sessions() const;
-    // Publishes `count` non-text part events of sessions nobody created (a busy server's
-    // /global/event), paced so no subscriber is dropped; counts them in flood_events.
-    asio::awaitable<void> flood_parts(std::int64_t count);
+    // Publishes a flood of events (see flood_spec), paced so no subscriber is dropped; counts
+    // them in flood_events (and the tool updates among them in flood_tools).
+    asio::awaitable<void> flood(flood_spec spec);
 
   private:
     asio::awaitable<void> run_turn(std::shared_ptr<turn> t);
