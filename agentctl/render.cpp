@@ -29,16 +29,6 @@ bool is_failed_outcome(std::string_view state) {
 
 using row = std::vector<std::string>;
 
-std::string text_of(json::object const& obj, std::string_view key) {
-    auto const* value = obj.if_contains(key);
-    return value && value->is_string() ? std::string(value->get_string()) : std::string{};
-}
-
-bool flag_of(json::object const& obj, std::string_view key) {
-    auto const* value = obj.if_contains(key);
-    return value && value->is_bool() && value->get_bool();
-}
-
 std::optional<std::int64_t> integer_of(json::object const& obj, std::string_view key) {
     auto const* value = obj.if_contains(key);
     if (value == nullptr || !value->is_number()) return std::nullopt;

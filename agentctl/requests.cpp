@@ -14,8 +14,6 @@
 
 namespace agentctl {
 namespace json = boost::json;
-namespace {
-
 std::string text_of(json::object const& obj, std::string_view key) {
     auto const* value = obj.if_contains(key);
     return value && value->is_string() ? std::string(value->get_string()) : std::string{};
@@ -25,6 +23,8 @@ bool flag_of(json::object const& obj, std::string_view key) {
     auto const* value = obj.if_contains(key);
     return value && value->is_bool() && value->get_bool();
 }
+
+namespace {
 
 json::array const& array_of(json::object const& obj, std::string_view key) {
     static const json::array none;

@@ -16,6 +16,10 @@
 
 namespace agentctl {
 
+// A string or boolean field of a JobView or request, or ""/false when absent or of another type.
+std::string text_of(boost::json::object const& obj, std::string_view key);
+bool flag_of(boost::json::object const& obj, std::string_view key);
+
 // A pending request of one job, as JobView `requests` lists it.
 struct input_request {
     std::string job;
