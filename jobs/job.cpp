@@ -17,6 +17,12 @@ std::string first_chars(std::string_view s, std::size_t n) {
 
 }  // namespace
 
+protocol::pending_request const* find_request(job const& j, std::string_view id) {
+    for (auto const& r : j.view.requests)
+        if (r.id == id) return &r;
+    return nullptr;
+}
+
 protocol::task_preview preview_of(protocol::task const& t) {
     return {first_chars(t.prompt, protocol::task_preview::prompt_chars), t.agent, t.model,
             t.directory};

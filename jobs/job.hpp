@@ -61,6 +61,9 @@ struct job {
 
 using job_ptr = std::shared_ptr<job>;
 
+// The pending request `id` of the job, or null (answered, timed out, never asked).
+protocol::pending_request const* find_request(job const& j, std::string_view id);
+
 // The JobView `task` of a task: its prompt cut to 200 characters, agent, model, directory.
 protocol::task_preview preview_of(protocol::task const& t);
 // A finished job keeps only the preview of its prompt and what `continue` needs (its upstream

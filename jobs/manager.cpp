@@ -662,10 +662,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     void on_settled(std::string_view upstream_session, upstream::request_settled const& s) {
         auto j = active_job(upstream_session);
         if (!j || j->answering.contains(s.request_id)) return;
-        auto it = std::find_if(j->view.requests.begin(), j->view.requests.end(),
-                               [&](auto const& r) { return r.id == s.request_id; });
-        if (it == j->view.requests.end()) return;
-        auto kind = it->kind;
+        auto const* r = find_request(*j, s.request_id);
+        if (!r) return;
+        auto kind = r->kind;
         drop_request(*j, s.request_id);
         record(*j, s.request_id, kind, s.how, protocol::answered_by::upstream);
     }
@@ -800,12 +799,14 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                     next = std::min(next, due);
             }
             if (input_on && j->view.state == job_state::waiting) {
-                for (auto const& [id, asked] : std::map(j->asked)) {
+                // timeout_request only spawns the answer: the map is not changed under us.
+                for (auto& [id, asked] : j->asked) {
+                    if (asked == steady::time_point::max()) continue;  // its answer is on its way
                     auto due = asked + lim.input_timeout;
                     if (due > now) {
                         next = std::min(next, due);
                     } else if (!j->answering.contains(id)) {
-                        j->asked[id] = steady::time_point::max();  // until the answer settles
+                        asked = steady::time_point::max();  // until the answer settles
                         timeout_request(j, id);
                     }
                 }
@@ -825,11 +826,10 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     }
 
     void timeout_request(job_ptr const& j, std::string const& id) {
-        auto it = std::find_if(j->view.requests.begin(), j->view.requests.end(),
-                               [&](auto const& r) { return r.id == id; });
-        if (it == j->view.requests.end()) return;
-        upstream::request_reply reply{id, it->kind, protocol::decision::deny, std::nullopt, {}};
-        if (it->kind == protocol::request_kind::permission)
+        auto const* r = find_request(*j, id);
+        if (!r) return;
+        upstream::request_reply reply{id, r->kind, protocol::decision::deny, std::nullopt, {}};
+        if (r->kind == protocol::request_kind::permission)
             reply.message = fmt::format("no answer within {} s", seconds_text(lim.input_timeout));
         spawn_answer(j, std::move(reply), protocol::answered_by::timeout);
     }
@@ -1181,12 +1181,11 @@ asio::awaitable<protocol::result<job_entry>> manager::respond(owner const& o,
     auto self = impl_;
     auto j = self->jobs.find(o, p.job);
     if (!j) co_return protocol::invalid_params("job", "no such job");
-    auto it = std::find_if(j->view.requests.begin(), j->view.requests.end(),
-                           [&](auto const& r) { return r.id == p.request; });
-    if (it == j->view.requests.end() || j->answering.contains(p.request))
+    auto const* pending = find_request(*j, p.request);
+    if (!pending || j->answering.contains(p.request))
         co_return protocol::invalid_params(
             "request", "is not pending (answered, timed out or answered in OpenCode's own UI)");
-    auto reply = reply_for(*it, p);
+    auto reply = reply_for(*pending, p);
     if (!reply) co_return reply.error();
     auto sent = co_await self->send_answer(j, std::move(*reply), protocol::answered_by::caller);
     if (!sent && sent.error().http_status == 404)

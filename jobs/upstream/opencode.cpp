@@ -131,13 +131,11 @@ struct event_stream {
                 break;
             case kind::delta: {
                 auto it = hidden_parts.find(e.session);
-                if (e.delta.empty()) {
-                    sink->on_progress(e.session);
-                } else if (it == hidden_parts.end() || !it->second.contains(e.part_id)) {
+                bool hidden = it != hidden_parts.end() && it->second.contains(e.part_id);
+                if (!e.delta.empty() && !hidden)
                     sink->on_text(e.session, e.delta);
-                } else {
+                else
                     sink->on_progress(e.session);  // reasoning streams: work, not output
-                }
                 break;
             }
             case kind::progress:
