@@ -265,6 +265,10 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
                 }
                 continue;  // keep serving the connections we have
             }
+            // Replies and pushes are small writes: Nagle would hold one back behind the peer's
+            // delayed ACK (~40 ms). Not TCP (a unix socket): nothing to set.
+            boost::system::error_code not_tcp;
+            socket.set_option(asio::ip::tcp::no_delay(true), not_tcp);
             auto open = self->ctx->connections.size();
             if (open >= self->opts.max_connections && !self->ctx->silent.empty()) {
                 // At the cap a connection that never spoke makes room (see http_context::silent).

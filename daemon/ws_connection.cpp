@@ -31,6 +31,7 @@
 #include <iostream>
 #include <map>
 #include <set>
+#include <unordered_map>
 
 namespace agentd::daemon {
 namespace asio = boost::asio;
@@ -104,6 +105,7 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
         closed_ = true;
         listening_.reset();
         outbox_.clear();
+        queued_push_.clear();
         outbox_bytes_ = 0;
         wake_writer_.notify();
         for (auto& [id, a] : approvals_) a->answered.fire();  // unanswered: denied
@@ -176,7 +178,8 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
         json::object params{{"job", protocol::to_json(j.view, std::chrono::system_clock::now())}};
         params["session"] = j.own.session;
         send(json::serialize(json::object{
-            {"jsonrpc", "2.0"}, {"method", "agents_event"}, {"params", std::move(params)}}));
+                 {"jsonrpc", "2.0"}, {"method", "agents_event"}, {"params", std::move(params)}}),
+             j.view.id);
     }
 
     void subscribe(protocol::subscribe_params const& p, bool on) {
@@ -266,10 +269,22 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
 
     // --- the single writer --------------------------------------------------------------
 
-    void send(std::string text) {
+    // `job`: the job an agents_event is about. A newer view of a job replaces its push that is
+    // not written yet: the client gets the latest state, and a reader that falls behind a flood
+    // of changes costs one queued message per job, not one per change (DESIGN §6 throttle).
+    void send(std::string text, std::string job = {}) {
         if (closed_) return;
+        if (!job.empty()) {
+            if (auto it = queued_push_.find(job); it != queued_push_.end()) {
+                auto& queued = outbox_[it->second - written_].text;
+                outbox_bytes_ = outbox_bytes_ - queued.size() + text.size();
+                queued = std::move(text);
+                return;  // the writer is already due to send it
+            }
+            queued_push_.emplace(job, written_ + outbox_.size());
+        }
         outbox_bytes_ += text.size();
-        outbox_.push_back(std::move(text));
+        outbox_.push_back({std::move(text), std::move(job)});
         if (outbox_bytes_ > ctx_->opts.ws_max_outbox_bytes && outbox_.size() > 1) {
             // A client that does not read must not make us buffer without bound. One message
             // alone may exceed the cap (a large reply to a client that reads is fine).
@@ -290,8 +305,10 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
                 co_await self->wake_writer_.wait();
                 continue;
             }
-            auto text = std::move(self->outbox_.front());
+            auto [text, job] = std::move(self->outbox_.front());
             self->outbox_.pop_front();
+            ++self->written_;
+            if (!job.empty()) self->queued_push_.erase(job);
             self->outbox_bytes_ -= text.size();
             self->ws_.text(true);
             auto [ec, n] = co_await self->ws_.async_write(asio::buffer(text), use_tuple);
@@ -305,7 +322,13 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
     websocket::stream<http_stream> ws_;
     std::shared_ptr<http_context> ctx_;
     jobs::wake_signal wake_writer_;
-    std::deque<std::string> outbox_;
+    struct outgoing {
+        std::string text;
+        std::string job;  // an agents_event's job, else empty
+    };
+    std::deque<outgoing> outbox_;
+    std::uint64_t written_ = 0;  // messages taken off the outbox: the front's sequence number
+    std::unordered_map<std::string, std::uint64_t> queued_push_;  // job -> its push's number
     std::size_t outbox_bytes_ = 0;
     // Wakes the reader when a call ends (room under the read-ahead bound).
     jobs::wake_signal room_{ws_.get_executor()};

@@ -166,6 +166,8 @@ asio::awaitable<http_result> http_pool::request(http_request req) {
             if (rec) co_return classify(rec, req.control, true);
             auto [cec, ep] = co_await stream->async_connect(endpoints, use_tuple);
             if (cec) co_return classify(cec, req.control, true);
+            beast::error_code ignored;  // a request's head and body may go out as two writes
+            stream->socket().set_option(tcp::no_delay(true), ignored);
         }
         auto [wec, wn] = co_await http::async_write(*stream, msg, use_tuple);
         if (wec) {

@@ -573,7 +573,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     }
 
     job_ptr active_job(std::string_view upstream_session) const {
-        auto j = jobs.find_by_upstream(std::string(upstream_session));
+        auto j = jobs.find_by_upstream(upstream_session);
         return j && protocol::is_active(j->view.state) ? j : nullptr;
     }
 

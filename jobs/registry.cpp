@@ -70,7 +70,7 @@ job_ptr registry::find_by_upstream(std::string const& principal, std::string con
     return j && j->own.principal == principal ? j : nullptr;
 }
 
-job_ptr registry::find_by_upstream(std::string const& session) const {
+job_ptr registry::find_by_upstream(std::string_view session) const {
     auto it = by_upstream_.find(session);
     return it == by_upstream_.end() ? nullptr : it->second;
 }

@@ -7,6 +7,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -25,7 +26,7 @@ class registry {
     // Every session's jobs of one principal, newest first (dashboards).
     std::vector<job_ptr> list_principal(std::string const& principal) const;
     job_ptr find_by_upstream(std::string const& principal, std::string const& session) const;
-    job_ptr find_by_upstream(std::string const& session) const;
+    job_ptr find_by_upstream(std::string_view session) const;
     std::size_t size() const { return by_id_.size(); }
     // Calls f(job const&) for every job, in no particular order (metrics count them by state).
     template <class F>
@@ -34,11 +35,18 @@ class registry {
     }
 
   private:
+    // Lets the event stream look a session up by the string_view it parsed, without a copy.
+    struct string_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const {
+            return std::hash<std::string_view>{}(s);
+        }
+    };
     static std::string key(owner const& o);
 
     std::unordered_map<std::string, job_ptr> by_id_;
     std::unordered_map<std::string, std::map<std::uint64_t, job_ptr>> by_owner_;
-    std::unordered_map<std::string, job_ptr> by_upstream_;
+    std::unordered_map<std::string, job_ptr, string_hash, std::equal_to<>> by_upstream_;
 };
 
 }  // namespace agentd::jobs

@@ -8,11 +8,11 @@
 namespace agentd::jobs::upstream {
 namespace json = boost::json;
 
-std::optional<json::value> parse_json(std::string_view body) {
+std::optional<json::value> parse_json(std::string_view body, json::storage_ptr sp) {
     boost::system::error_code ec;
     json::parse_options opts;
     opts.max_depth = 64;
-    auto v = json::parse(body, ec, {}, opts);
+    auto v = json::parse(body, ec, std::move(sp), opts);
     if (ec) return std::nullopt;
     return v;
 }

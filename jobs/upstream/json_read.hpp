@@ -13,7 +13,10 @@
 
 namespace agentd::jobs::upstream {
 
-std::optional<boost::json::value> parse_json(std::string_view body);
+// `sp`: where the value's storage comes from (a monotonic buffer for a value parsed, read and
+// dropped in one go, such as an event frame).
+std::optional<boost::json::value> parse_json(std::string_view body,
+                                             boost::json::storage_ptr sp = {});
 std::string_view string_at(boost::json::object const& o, std::string_view key);
 boost::json::object const* object_at(boost::json::object const& o, std::string_view key);
 // 0 when `o` is null or the field is missing or not a number.

@@ -261,6 +261,8 @@ asio::awaitable<attempt> exchange(Stream& s, call const& c) {
     if (rec) co_return attempt{io_error(rec, c.ctl, "resolving the host"), {}};
     auto [cec, ep] = co_await sock.async_connect(eps, use_tuple);
     if (cec) co_return attempt{io_error(cec, c.ctl, "while connecting"), {}};
+    beast::error_code ignored;
+    sock.socket().set_option(tcp::no_delay(true), ignored);
     if constexpr (std::is_same_v<Stream, tls_stream>) {
         auto refused = co_await handshake(s, c);
         if (refused) co_return attempt{std::move(*refused), {}};

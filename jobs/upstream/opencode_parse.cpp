@@ -6,6 +6,7 @@
 #include "protocol/utf8.hpp"
 
 #include <fmt/format.h>
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
@@ -376,7 +377,10 @@ std::optional<std::string> reply_body(request_reply const& reply) {
 }
 
 std::optional<event> parse_event(std::string_view data) {
-    auto v = parse_json(data);
+    // A flood parses thousands of frames a second: their DOM lives on the stack, not the heap.
+    unsigned char scratch[8192];
+    json::monotonic_resource arena(scratch, sizeof scratch);
+    auto v = parse_json(data, &arena);
     if (!v || !v->is_object()) return std::nullopt;
     // /global/event wraps each event as {directory, project, payload}; /event sends it bare.
     auto const* wrapped = object_at(v->get_object(), "payload");

@@ -379,6 +379,9 @@ class server {
         for (;;) {
             auto [ec, socket] = co_await acceptor_.async_accept();
             if (ec) co_return;  // closed by stop()
+            // Event frames are small writes: without this one waits for agentd's delayed ACK.
+            boost::system::error_code ignored;
+            socket.set_option(asio::ip::tcp::no_delay(true), ignored);
             asio::co_spawn(acceptor_.get_executor(), serve(stream_t(std::move(socket))),
                            [](std::exception_ptr e) {
                                if (!e) return;

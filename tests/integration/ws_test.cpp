@@ -340,6 +340,55 @@ bool ended_calls_reach(agentd_process& a, std::string const& method, int n,
     return true;
 }
 
+// A reader that falls behind gets each job's latest view once, not every change it missed: the
+// outbox holds at most one unsent push per job (DESIGN §6 throttle).
+TEST_F(agentd_test, WebSocketPushesQueuedForASlowReaderAreMergedPerJob) {
+    restart_agentd({"--ws-max-outbox-bytes", std::to_string(256 << 20)});
+    auto big_job = agentd_->call(
+        "agents_start", {{"tasks", json::array{task("big [[fake output_bytes=200000]]")}}});
+    auto big = str(jobs_of(big_job)[0], "id");
+    agentd_->call("agents_wait", {{"jobs", json::array{big}}, {"timeout_ms", 10000}});
+
+    ws_client slow(agentd_->port(), auth(*agentd_), "/ws", read_mode::paused);
+    slow.send(request(1, "agents_subscribe", {{"session", "merged"}}));
+    // 100 x 200 kB replies: far beyond loopback's socket buffers, so what follows waits in the
+    // outbox (the slow-reader test above shows 20 MB outgrow them).
+    constexpr int replies = 100;
+    for (int i = 0; i < replies; ++i)
+        slow.send(request(10 + i, "agents_status", {{"jobs", json::array{big}}}));
+    ASSERT_TRUE(ended_calls_reach(*agentd_, "agents_status", replies, 20s));
+
+    json::array tasks;
+    for (int i = 0; i < 6; ++i) tasks.push_back(task("quick [[fake latency_ms=50]]"));
+    auto started = agentd_->call("agents_start", {{"session", "merged"}, {"tasks", tasks}});
+    std::vector<std::string> ids;
+    for (auto const& j : jobs_of(started)) ids.push_back(str(j, "id"));
+    agentd_->call("agents_wait", {{"session", "merged"},
+                                  {"jobs", json::array(ids.begin(), ids.end())},
+                                  {"timeout_ms", 10000}});
+
+    slow.resume_reading();
+    std::map<std::string, std::vector<std::string>> pushes;
+    int answered = 0;
+    auto all_pushed = [&] {
+        return std::all_of(ids.begin(), ids.end(),
+                           [&](auto const& id) { return pushes.contains(id); });
+    };
+    while (answered < replies + 1 || !all_pushed()) {
+        auto text = slow.receive(10s);
+        ASSERT_TRUE(text.has_value()) << "the slow reader's replies stopped at " << answered;
+        auto msg = json::parse(*text).as_object();
+        if (msg.contains("id")) {
+            ++answered;
+        } else {
+            auto const& job = msg.at("params").at("job");
+            pushes[str(job, "id")].push_back(str(job, "state"));
+        }
+    }
+    // Every push was queued behind the replies, and each job's were merged into its last state.
+    for (auto const& id : ids) EXPECT_EQ(pushes[id], std::vector<std::string>{"completed"}) << id;
+}
+
 // Read-ahead is bounded (DESIGN §4): 400 frames of ~1 MB, each a valid long agents_wait, sent
 // to a connection that already waits. The server stops reading once the calls in flight hold
 // their bound, so agentd's RSS stays flat; closing the connection ends those calls at once.
