@@ -12,6 +12,7 @@
 #include "jobs/job.hpp"
 #include "jobs/wake_signal.hpp"
 #include "protocol/job_view.hpp"
+#include "protocol/json_text.hpp"
 #include "protocol/mcp.hpp"
 #include "protocol/params.hpp"
 #include "protocol/rpc.hpp"
@@ -69,7 +70,7 @@ bool accepts_json_and_sse(std::string_view accept) {
 }
 
 string_response json_response(http::status status, json::value const& body, unsigned version) {
-    return make_response(status, version, "application/json", json::serialize(body));
+    return make_response(status, version, "application/json", protocol::to_text(body));
 }
 
 // A transport-level refusal: the HTTP status, and a JSON-RPC error without an id (spec).
@@ -129,7 +130,7 @@ class sse_stream {
     }
 
     asio::awaitable<bool> send(json::value const& message) {
-        auto frame = fmt::format("event: message\ndata: {}\n\n", json::serialize(message));
+        auto frame = fmt::format("event: message\ndata: {}\n\n", protocol::to_text(message));
         auto chunk = http::make_chunk(asio::buffer(frame));
         co_return co_await write(chunk);
     }

@@ -5,6 +5,7 @@
 #include "daemon/metrics.hpp"
 #include "planner/executor.hpp"
 #include "planner/plan.hpp"
+#include "protocol/json_text.hpp"
 
 #include <fmt/format.h>
 #include <boost/asio/error.hpp>
@@ -160,7 +161,15 @@ asio::awaitable<result<json::value>> rpc_service::run(protocol::start_params con
 
 result<json::value> rpc_service::run(protocol::status_params const& p, call_context& c) {
     auto found = jobs_.status(c.owner, p);
-    return json::object({{"jobs", render(found, c.sp, c.budget)}}, c.sp);
+    protocol::job_usage total;
+    for (auto const& e : found) {
+        if (!e.view || !e.view->usage) continue;
+        total.input_tokens += e.view->usage->input_tokens;
+        total.output_tokens += e.view->usage->output_tokens;
+        total.cost += e.view->usage->cost;
+    }
+    return json::object(
+        {{"jobs", render(found, c.sp, c.budget)}, {"usage", protocol::to_json(total, c.sp)}}, c.sp);
 }
 
 asio::awaitable<result<json::value>> rpc_service::run(protocol::wait_params const& p,
@@ -330,8 +339,8 @@ asio::awaitable<std::optional<std::string>> rpc_service::handle(std::string_view
         }
     }
     if (responses.empty()) co_return std::nullopt;
-    if (!msg.is_batch) co_return json::serialize(responses.front());
-    co_return json::serialize(responses);
+    if (!msg.is_batch) co_return protocol::to_text(responses.front());
+    co_return protocol::to_text(responses);
 }
 
 }  // namespace agentd::daemon

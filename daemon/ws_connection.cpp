@@ -12,6 +12,7 @@
 #include "jobs/manager.hpp"
 #include "jobs/wake_signal.hpp"
 #include "protocol/job_view.hpp"
+#include "protocol/json_text.hpp"
 
 #include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
@@ -177,7 +178,7 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
         if (!mine) return;
         json::object params{{"job", protocol::to_json(j.view, std::chrono::system_clock::now())}};
         params["session"] = j.own.session;
-        send(json::serialize(json::object{
+        send(protocol::to_text(json::object{
                  {"jsonrpc", "2.0"}, {"method", "agents_event"}, {"params", std::move(params)}}),
              j.view.id);
     }

@@ -184,12 +184,14 @@ json::value to_json(job_view const& v, wall_time now, json::storage_ptr sp,
         o["truncated"] = v.truncated;
     }
     if (v.error) o["error"] = error_json(*v.error, sp);
-    if (v.usage)
-        o["usage"] = json::object({{"input_tokens", v.usage->input_tokens},
-                                   {"output_tokens", v.usage->output_tokens},
-                                   {"cost", v.usage->cost}},
-                                  sp);
+    if (v.usage) o["usage"] = to_json(*v.usage, sp);
     return o;
+}
+
+json::value to_json(job_usage const& u, json::storage_ptr sp) {
+    return json::object(
+        {{"input_tokens", u.input_tokens}, {"output_tokens", u.output_tokens}, {"cost", u.cost}},
+        sp);
 }
 
 json::value to_json(pending_request const& r, json::storage_ptr sp) {

@@ -213,6 +213,7 @@ std::size_t json_string_size(std::string_view text);
 boost::json::value to_json(job_view const& v, wall_time now, boost::json::storage_ptr sp = {},
                            response_budget* budget = nullptr);
 boost::json::value to_json(step const& s, boost::json::storage_ptr sp = {});
+boost::json::value to_json(job_usage const& u, boost::json::storage_ptr sp = {});
 boost::json::value to_json(pending_request const& r, boost::json::storage_ptr sp = {});
 boost::json::value not_found_json(std::string_view id, boost::json::storage_ptr sp = {});
 

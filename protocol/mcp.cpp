@@ -5,6 +5,7 @@
 #include "protocol/mcp.hpp"
 
 #include "protocol/job_view.hpp"
+#include "protocol/json_text.hpp"
 #include "protocol/params.hpp"
 #include "protocol/version.hpp"
 
@@ -247,6 +248,15 @@ json::object step_schema() {
                          {"tool", "status", "title"}, false);
 }
 
+json::object usage_schema(std::string_view description) {
+    return described(
+        object_schema({{"input_tokens", integer_schema("Prompt tokens.")},
+                       {"output_tokens", integer_schema("Completion tokens.")},
+                       {"cost", described({{"type", "number"}}, "Cost reported upstream.")}},
+                      {"input_tokens", "output_tokens", "cost"}, false),
+        description);
+}
+
 json::object job_view_schema() {
     json::object error = object_schema(
         {{"kind", enum_schema(enum_names<error_kind>, "Why the job failed.")},
@@ -254,11 +264,6 @@ json::object job_view_schema() {
          {"message", string_schema("What went wrong.")},
          {"http_status", integer_schema("Upstream HTTP status, when there was one.")}},
         {"kind", "message"}, false);
-    json::object usage =
-        object_schema({{"input_tokens", integer_schema("Prompt tokens.")},
-                       {"output_tokens", integer_schema("Completion tokens.")},
-                       {"cost", described({{"type", "number"}}, "Cost reported upstream.")}},
-                      {"input_tokens", "output_tokens", "cost"}, false);
     json::object upstream = object_schema({{"backend", string_schema("Upstream backend.")},
                                            {"session", string_schema("Upstream session id.")}},
                                           {"backend", "session"}, false);
@@ -307,13 +312,19 @@ json::object job_view_schema() {
                     "The response had no room for output (max_response_bytes): fetch this job "
                     "alone.")},
          {"error", std::move(error)},
-         {"usage", std::move(usage)}},
+         {"usage", usage_schema("Tokens and cost the upstream reported.")}},
         {"id", "state"}, false);
 }
 
 json::object jobs_output() {
     return object_schema({{"jobs", array_of(job_view_schema(), "One view per job.")}}, {"jobs"},
                          false);
+}
+
+json::object status_output() {
+    return object_schema({{"jobs", array_of(job_view_schema(), "One view per job.")},
+                          {"usage", usage_schema("The sum over the listed jobs.")}},
+                         {"jobs", "usage"}, false);
 }
 
 json::object wait_output() {
@@ -373,7 +384,7 @@ json::array tools() {
     out.push_back(tool("agents_status", "Job status",
                        "Report jobs of the session without changing anything. An unknown id, or "
                        "one of another session, comes back with state not_found.",
-                       status_input(), jobs_output(), annotations(true, false, true, false)));
+                       status_input(), status_output(), annotations(true, false, true, false)));
     out.push_back(tool("agents_wait", "Wait for jobs",
                        "Wait until the selected jobs are terminal (mode all) or at least one is "
                        "(mode any), or the timeout passes; returns their views with each "
@@ -490,7 +501,7 @@ result<tool_call> parse_tool_call(json::value const& params) {
 }
 
 json::object tool_success(json::value const& structured) {
-    auto text = json::serialize(structured);
+    auto text = to_text(structured);
     if (text.size() > max_text_copy_bytes) {
         // The spec requires structuredContent (the tools declare an outputSchema); the text
         // copy is only a SHOULD for older clients, so a large result is not sent twice.

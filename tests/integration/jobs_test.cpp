@@ -74,6 +74,34 @@ TEST_F(agentd_test, FanOutOfEightRunsConcurrentlyUpstream) {
     EXPECT_EQ(fake_->stats().at("max_prompts_in_flight").as_int64(), 8);
 }
 
+TEST_F(agentd_test, StatusSumsTheUsageOfTheListedJobsAndPrintsCostAsAPlainDecimal) {
+    auto started = start(*agentd_, json::array{task("one two three"), task("four five")});
+    auto done = wait_all(*agentd_, ids_of(jobs_of(started)));
+    ASSERT_TRUE(done.at("done").as_bool());
+    auto status = agentd_->post(R"({"jsonrpc":"2.0","id":1,"method":"agents_status","params":{}})");
+    ASSERT_EQ(status.status, 200);
+    // Boost.JSON alone would write 0.0024 as 2.4E-3.
+    EXPECT_EQ(status.body.find("E-"), std::string::npos) << status.body;
+    EXPECT_NE(status.body.find(R"("cost":0.0012)"), std::string::npos) << status.body;
+    auto result = json::parse(status.body).at("result").as_object();
+    std::int64_t input = 0, output = 0;
+    for (auto const& j : jobs_of(result)) {
+        input += j.at("usage").at("input_tokens").as_int64();
+        output += j.at("usage").at("output_tokens").as_int64();
+    }
+    auto const& usage = result.at("usage");
+    EXPECT_GT(input, 0);
+    EXPECT_EQ(usage.at("input_tokens").as_int64(), input);
+    EXPECT_EQ(usage.at("output_tokens").as_int64(), output);
+    EXPECT_DOUBLE_EQ(usage.at("cost").to_number<double>(), 0.0024);
+    // Only the named jobs count; an unknown id adds nothing.
+    auto one =
+        agentd_->call("agents_status", {{"jobs", {jobs_of(started)[0].at("id"), "job_unknown"}}});
+    EXPECT_DOUBLE_EQ(one.at("usage").at("cost").to_number<double>(), 0.0012);
+    auto none = agentd_->call("agents_status", {{"session", "empty"}});
+    EXPECT_EQ(none.at("usage"), json::parse(R"({"input_tokens":0,"output_tokens":0,"cost":0})"));
+}
+
 TEST_F(agentd_test, TaskFieldsReachTheUpstream) {
     json::object t = task("look around", "scout");
     t["agent"] = "explore";

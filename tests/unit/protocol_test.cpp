@@ -4,6 +4,7 @@
 // optional fields, times, elapsed_ms).
 #include "protocol/errors.hpp"
 #include "protocol/job_view.hpp"
+#include "protocol/json_text.hpp"
 #include "protocol/params.hpp"
 #include "protocol/rpc.hpp"
 
@@ -851,6 +852,39 @@ TEST(job_view_json, names_of_states_kinds_and_phases) {
 
 TEST(job_view_json, not_found) {
     EXPECT_EQ(not_found_json("job_x"), js(R"({"id":"job_x","state":"not_found"})"));
+}
+
+TEST(json_text, exponent_numbers_become_plain_decimals) {
+    EXPECT_EQ(plain_decimals("0E0"), "0");
+    EXPECT_EQ(plain_decimals("-0E0"), "-0");
+    EXPECT_EQ(plain_decimals("1.2E-3"), "0.0012");
+    EXPECT_EQ(plain_decimals("5E-1"), "0.5");
+    EXPECT_EQ(plain_decimals("1.5E0"), "1.5");
+    EXPECT_EQ(plain_decimals("1E2"), "100");
+    EXPECT_EQ(plain_decimals("1.23456789E7"), "12345678.9");
+    EXPECT_EQ(plain_decimals("-2.5E1"), "-25");
+    EXPECT_EQ(plain_decimals("1.2E+3"), "1200");
+    EXPECT_EQ(plain_decimals("[1E1,2,3.5E-2]"), "[10,2,0.035]");
+}
+
+TEST(json_text, strings_and_plain_numbers_are_left_alone) {
+    std::string text = R"({"a":"1E5 \"2E3\"","b":-17,"ERROR":12})";
+    EXPECT_EQ(plain_decimals(text), text);
+    EXPECT_EQ(plain_decimals("[]"), "[]");
+}
+
+TEST(json_text, a_job_view_cost_prints_as_a_plain_decimal_and_keeps_its_value) {
+    job_view v;
+    v.id = "job_c";
+    v.state = job_state::completed;
+    for (double cost : {0.0, 0.0012, 0.1, 1234.5678, 3.0000000000000004e-7}) {
+        v.usage = job_usage{1, 2, cost};
+        auto text = to_text(to_json(v, {}));
+        EXPECT_EQ(text.find('E'), std::string::npos) << text;
+        EXPECT_EQ(json::parse(text).at("usage").at("cost").to_number<double>(), cost) << text;
+    }
+    v.usage = job_usage{1, 2, 0.0012};
+    EXPECT_NE(to_text(to_json(v, {})).find(R"("cost":0.0012)"), std::string::npos);
 }
 
 }  // namespace
