@@ -49,6 +49,8 @@ namespace {
 using wait_result = std::optional<result<json::value>>;  // nullopt: cancelled
 constexpr std::string_view session_header = "Mcp-Session-Id";
 constexpr std::string_view version_header = "MCP-Protocol-Version";
+// Pins the owner session of a client's calls across reconnects (DESIGN §6).
+constexpr std::string_view pinned_session_header = "Agentd-Session";
 
 // --- header guards ----------------------------------------------------------------------------
 
@@ -94,7 +96,11 @@ struct exchange {
 
     caller who() const {
         caller c;
-        if (session) c.default_session = session->id;  // jobs belong to the MCP session
+        // A call's `session` wins over both (caller::owner); screen_mcp checked the header.
+        if (auto pinned = req[pinned_session_header]; !pinned.empty())
+            c.default_session = pinned;
+        else if (session)
+            c.default_session = session->id;  // jobs belong to the MCP session
         return c;
     }
 
@@ -589,6 +595,11 @@ std::optional<string_response> screen_mcp(http::request_parser<http::string_body
     auto v = req.version();
     if (auto version = req[version_header]; !version.empty() && !mcp::is_supported_version(version))
         return refusal(http::status::bad_request, "unsupported MCP-Protocol-Version", v);
+    if (req.count(pinned_session_header) > 1 ||
+        (req.find(pinned_session_header) != req.end() &&
+         !protocol::valid_session_name(req[pinned_session_header])))
+        return refusal(http::status::bad_request,
+                       "Agentd-Session must be one header matching [A-Za-z0-9._:-]{1,128}", v);
     if (req.method() == http::verb::delete_) return std::nullopt;
     if (!accepts_json_and_sse(req[http::field::accept]))
         return refusal(http::status::not_acceptable,

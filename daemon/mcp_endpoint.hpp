@@ -17,7 +17,7 @@
 namespace agentd::daemon {
 
 // The refusal of a /mcp request before its body is read (405, 400 for an unsupported
-// MCP-Protocol-Version, 406, 415, 413); nullopt when it may proceed.
+// MCP-Protocol-Version or a bad Agentd-Session, 406, 415, 413); nullopt when it may proceed.
 std::optional<boost::beast::http::response<boost::beast::http::string_body>> screen_mcp(
     boost::beast::http::request_parser<boost::beast::http::string_body> const& parser,
     http_context const& ctx);

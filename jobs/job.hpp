@@ -38,6 +38,8 @@ struct job {
     owner own;
     protocol::task task;
     std::optional<std::string> upstream_parent;
+    // The job whose sub-agent started this one (DESIGN §2 nesting): cancels cascade down to it.
+    std::optional<std::string> parent;
     std::string partial;  // text streamed so far (peek), capped at max_output_bytes
     std::unique_ptr<upstream::call_control> control;  // while running
     std::vector<waiter_hook*> waiters;

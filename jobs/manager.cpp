@@ -478,6 +478,25 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                 interrupt(*j, "agentd restarted before the job ran");
             }
         }
+        // The store keeps no parent: a job started from an older job's upstream session is its
+        // child, as at creation (DESIGN §2 nesting).
+        for (auto const& j : loaded) {
+            auto parent = jobs.find_by_upstream(j->own.principal, j->own.session);
+            if (parent && parent->seq < j->seq) jobs.adopt(j, parent->view.id);
+        }
+    }
+
+    // Cancels `j` unless it has ended: a queued job leaves the queue, an active one is stopped
+    // and, once it has an upstream session, joins `to_abort`.
+    void cancel_one(job_ptr const& j, std::string why, std::vector<job_ptr>& to_abort) {
+        if (j->view.state == job_state::queued) {
+            end_with(*j, job_event::cancel, error_kind::cancelled, std::nullopt, std::move(why));
+            std::erase(queue, j);
+        } else if (protocol::is_active(j->view.state)) {
+            end_with(*j, job_event::cancel, error_kind::cancelled, std::nullopt, std::move(why));
+            if (j->control) j->control->stop(stop_reason::cancelled);
+            if (j->view.upstream) to_abort.push_back(j);
+        }
     }
 
     void interrupt(job& j, std::string why) {
@@ -837,7 +856,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     // --- views ---------------------------------------------------------------------------
 
     job_entry entry(owner const& o, std::string const& id) const {
-        auto j = jobs.find(o, id);
+        auto j = jobs.find(o.principal, id);
         return {id, j ? std::optional(j->view) : std::nullopt};
     }
 
@@ -943,9 +962,8 @@ protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
                                                              std::uint64_t connection_id) {
     auto& m = *impl_;
     if (m.stopped || m.draining) return protocol::shutting_down();
-    int depth = 1;
-    if (auto parent = m.jobs.find_by_upstream(o.principal, o.session))
-        depth = parent->view.depth + 1;
+    auto parent = m.jobs.find_by_upstream(o.principal, o.session);
+    int depth = parent ? parent->view.depth + 1 : 1;
     if (depth > m.lim.max_depth) return protocol::limit_exceeded("max_depth", m.lim.max_depth);
 
     // Jobs that cannot launch at once wait in the queue; the call is all or nothing.
@@ -969,6 +987,7 @@ protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
         j->task = t;
         j->view.task = preview_of(t);
         j->upstream_parent = p.upstream_parent;
+        if (parent) j->parent = parent->view.id;
         j->seq = m.next_seq++;
         j->connection_id = connection_id;
         created.push_back(std::move(j));
@@ -1043,7 +1062,7 @@ asio::awaitable<wait_outcome> manager::wait(owner const& o, protocol::wait_param
     if (p.jobs) {
         for (auto const& id : *p.jobs) {
             ids.push_back(id);
-            selected.push_back(self->jobs.find(o, id));
+            selected.push_back(self->jobs.find(o.principal, id));
         }
     } else {
         for (auto const& j : self->jobs.list(o)) {
@@ -1094,16 +1113,12 @@ asio::awaitable<std::vector<job_entry>> manager::cancel(owner const& o,
     std::vector<job_entry> out;
     std::vector<job_ptr> to_abort;
     for (auto const& id : p.jobs) {
-        auto j = self->jobs.find(o, id);
-        if (j && j->view.state == job_state::queued) {
-            self->end_with(*j, job_event::cancel, error_kind::cancelled, std::nullopt,
-                           "cancelled by the caller");
-            std::erase(self->queue, j);
-        } else if (j && protocol::is_active(j->view.state)) {
-            self->end_with(*j, job_event::cancel, error_kind::cancelled, std::nullopt,
-                           "cancelled by the caller");
-            if (j->control) j->control->stop(stop_reason::cancelled);
-            if (j->view.upstream) to_abort.push_back(j);
+        auto j = self->jobs.find(o.principal, id);
+        if (j) {
+            self->cancel_one(j, "cancelled by the caller", to_abort);
+            // Its whole tree stops with it (DESIGN §2), even when the job itself had ended.
+            for (auto const& d : self->jobs.descendants(j->view.id))
+                self->cancel_one(d, fmt::format("cancelled with its ancestor {}", id), to_abort);
         }
         out.push_back({id, j ? std::optional(j->view) : std::nullopt});
     }
@@ -1114,7 +1129,7 @@ asio::awaitable<std::vector<job_entry>> manager::cancel(owner const& o,
 
 asio::awaitable<peek_outcome> manager::peek(owner const& o, protocol::peek_params const& p) const {
     std::shared_ptr<impl const> self = impl_;
-    auto j = self->jobs.find(o, p.job);
+    auto j = self->jobs.find(o.principal, p.job);
     if (!j) co_return peek_outcome{{p.job, std::nullopt}, {}, {}};
     std::string text = j->view.output ? *j->view.output : j->partial;
     // No streamed text yet (event stream down or a proxy in between): ask the upstream.
@@ -1179,7 +1194,7 @@ protocol::result<upstream::request_reply> reply_for(protocol::pending_request co
 asio::awaitable<protocol::result<job_entry>> manager::respond(owner const& o,
                                                               protocol::respond_params const& p) {
     auto self = impl_;
-    auto j = self->jobs.find(o, p.job);
+    auto j = self->jobs.find(o.principal, p.job);
     if (!j) co_return protocol::invalid_params("job", "no such job");
     auto const* pending = find_request(*j, p.request);
     if (!pending || j->answering.contains(p.request))

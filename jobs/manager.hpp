@@ -98,6 +98,8 @@ class manager {
                                                         std::uint64_t connection_id = 0);
     std::vector<job_entry> status(owner const& o, protocol::status_params const& p) const;
     boost::asio::awaitable<wait_outcome> wait(owner const& o, protocol::wait_params const& p) const;
+    // Ids reach the jobs of every session of o.principal (DESIGN §2); listings and waits without
+    // ids see o's session only. Cancel also cancels the jobs' descendants (nesting).
     boost::asio::awaitable<std::vector<job_entry>> cancel(owner const& o,
                                                           protocol::cancel_params const& p);
     boost::asio::awaitable<peek_outcome> peek(owner const& o, protocol::peek_params const& p) const;

@@ -2,6 +2,7 @@
 #include "jobs/registry.hpp"
 
 #include <algorithm>
+#include <unordered_set>
 
 namespace agentd::jobs {
 
@@ -14,7 +15,13 @@ std::string registry::key(owner const& o) {
 
 void registry::insert(job_ptr j) {
     by_owner_[key(j->own)].emplace(j->seq, j);
+    if (j->parent) by_parent_[*j->parent].push_back(j->view.id);
     by_id_.emplace(j->view.id, std::move(j));
+}
+
+void registry::adopt(job_ptr const& j, std::string const& parent_id) {
+    j->parent = parent_id;
+    by_parent_[parent_id].push_back(j->view.id);
 }
 
 void registry::erase(std::string const& id) {
@@ -25,6 +32,15 @@ void registry::erase(std::string const& id) {
         auto up = by_upstream_.find(j->view.upstream->session);
         if (up != by_upstream_.end() && up->second == j) by_upstream_.erase(up);
     }
+    if (j->parent) {
+        auto siblings = by_parent_.find(*j->parent);
+        if (siblings != by_parent_.end()) {
+            std::erase(siblings->second, id);
+            if (siblings->second.empty()) by_parent_.erase(siblings);
+        }
+    }
+    // Its children stay (they may still run); with the parent gone nobody can name it to cancel.
+    by_parent_.erase(id);
     auto owner_it = by_owner_.find(key(j->own));
     if (owner_it != by_owner_.end()) {
         owner_it->second.erase(j->seq);
@@ -37,10 +53,31 @@ void registry::bind_upstream(job_ptr const& j, std::string const& upstream_sessi
     by_upstream_[upstream_session] = j;
 }
 
-job_ptr registry::find(owner const& o, std::string const& id) const {
+job_ptr registry::find(std::string const& principal, std::string const& id) const {
     auto it = by_id_.find(id);
-    if (it == by_id_.end() || !(it->second->own == o)) return nullptr;
+    if (it == by_id_.end() || it->second->own.principal != principal) return nullptr;
     return it->second;
+}
+
+std::vector<job_ptr> registry::descendants(std::string const& id) const {
+    std::vector<job_ptr> out;
+    std::unordered_set<std::string> seen{id};  // a tree by construction; the set keeps it so
+    std::vector<std::string> level{id};
+    while (!level.empty()) {
+        std::vector<std::string> next;
+        for (auto const& parent : level) {
+            auto children = by_parent_.find(parent);
+            if (children == by_parent_.end()) continue;
+            for (auto const& child : children->second) {
+                auto it = by_id_.find(child);
+                if (it == by_id_.end() || !seen.insert(child).second) continue;
+                out.push_back(it->second);
+                next.push_back(child);
+            }
+        }
+        level = std::move(next);
+    }
+    return out;
 }
 
 std::vector<job_ptr> registry::list(owner const& o) const {

@@ -1,6 +1,6 @@
-// Owner-scoped job registry: lookups by (owner, id) that answer "not found" for anybody else's
-// job, per-owner listings newest first, and the index from upstream session to job used for
-// nesting and for routing streamed text. Pure data structure, no I/O.
+// Job registry: lookups by (principal, id) that answer "not found" for another principal's job,
+// per-owner (principal, session) listings newest first, the index from upstream session to job
+// used for nesting and for routing streamed text, and each job's children. Pure data structure.
 #pragma once
 
 #include "jobs/job.hpp"
@@ -20,8 +20,15 @@ class registry {
     // Binds the job to its upstream session once created.
     void bind_upstream(job_ptr const& j, std::string const& upstream_session);
 
-    // nullptr when unknown or owned by somebody else: the two cases are indistinguishable.
-    job_ptr find(owner const& o, std::string const& id) const;
+    // Makes `j` a child of the job `parent_id` (DESIGN §2 nesting): cancelling a job cancels
+    // its descendants. insert() indexes a child whose `parent` is set already.
+    void adopt(job_ptr const& j, std::string const& parent_id);
+
+    // nullptr when unknown or of another principal: the two cases are indistinguishable. Any
+    // session of the principal reaches a job by id (DESIGN §2: ids are capabilities).
+    job_ptr find(std::string const& principal, std::string const& id) const;
+    // The job's children, their children and so on, parents before children; never the job.
+    std::vector<job_ptr> descendants(std::string const& id) const;
     std::vector<job_ptr> list(owner const& o) const;  // newest first
     // Every session's jobs of one principal, newest first (dashboards).
     std::vector<job_ptr> list_principal(std::string const& principal) const;
@@ -47,6 +54,7 @@ class registry {
     std::unordered_map<std::string, job_ptr> by_id_;
     std::unordered_map<std::string, std::map<std::uint64_t, job_ptr>> by_owner_;
     std::unordered_map<std::string, job_ptr, string_hash, std::equal_to<>> by_upstream_;
+    std::unordered_map<std::string, std::vector<std::string>> by_parent_;  // parent id → child ids
 };
 
 }  // namespace agentd::jobs

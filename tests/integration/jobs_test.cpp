@@ -1,6 +1,7 @@
 // End-to-end job behaviour of the real agentd binary against the fake OpenCode upstream over
 // loopback: fan-out concurrency, every upstream fault mode, cancel → abort, waits, peek,
-// owner isolation, the launch gate, nesting depth and retention.
+// ids across sessions and per-session listings, the launch gate, nesting depth, cancel
+// cascades and retention.
 #include "agentd_fixture.hpp"
 
 #include <chrono>
@@ -30,6 +31,18 @@ json::object run_one(agentd_process& a, json::object t) {
     auto done = wait_all(a, ids_of(jobs_of(started)));
     EXPECT_TRUE(done.at("done").as_bool());
     return jobs_of(done).at(0).as_object();
+}
+
+// The upstream session of job `id` once it is created (polled: no call returns on it), or "".
+std::string upstream_session_of(agentd_process& a, std::string const& id) {
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (std::chrono::steady_clock::now() < deadline) {
+        auto s = a.call("agents_status", json::object{{"jobs", json::array{json::value(id)}}});
+        auto const& j = jobs_of(s)[0].as_object();
+        if (j.contains("upstream")) return str(j.at("upstream"), "session");
+        std::this_thread::sleep_for(20ms);
+    }
+    return {};
 }
 
 void expect_failed(json::object const& job, std::string_view kind, std::string_view phase) {
@@ -316,37 +329,65 @@ TEST_F(agentd_test, PeekStreamsJobsOfEveryDirectory) {
     EXPECT_EQ(std::string("echo: elsewhere please").substr(0, partial.size()), partial);
 }
 
-TEST_F(agentd_test, OwnersCannotSeeEachOthersJobs) {
-    auto mine = start(*agentd_, json::array{task("mine [[fake latency_ms=1500]]")}, "alice");
+TEST_F(agentd_test, IdsWorkFromEverySessionListingsStayPerSession) {
+    // Sessions "alice" and "bob" of one principal (a reconnected client is "bob").
+    auto mine = start(
+        *agentd_,
+        json::array{task("mine [[fake latency_ms=20000]]"), task("clean [[fake permission=bash]]")},
+        "alice");
     auto id = str(jobs_of(mine)[0], "id");
+    auto asking = str(jobs_of(mine)[1], "id");
     json::array ids{id};
 
+    // Without ids: bob's own session only.
     auto list = agentd_->call("agents_status", json::object{{"session", "bob"}});
     EXPECT_TRUE(jobs_of(list).empty());
-    auto status = agentd_->call("agents_status", json::object{{"session", "bob"}, {"jobs", ids}});
-    EXPECT_EQ(json::serialize(jobs_of(status)[0]),
-              json::serialize(json::object{{"id", id}, {"state", "not_found"}}));
-    auto dflt = agentd_->call("agents_status", json::object{{"jobs", ids}});
-    EXPECT_EQ(str(jobs_of(dflt)[0], "state"), "not_found");
-
     auto t0 = std::chrono::steady_clock::now();
-    auto waited = wait_all(*agentd_, ids, 5000, "bob");
-    EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);  // not_found resolves at once
-    EXPECT_TRUE(waited.at("done").as_bool());
-    EXPECT_EQ(str(jobs_of(waited)[0], "state"), "not_found");
+    auto bobs_wait = agentd_->call("agents_wait", json::object{{"session", "bob"}});
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+    EXPECT_TRUE(bobs_wait.at("done").as_bool());
+    EXPECT_TRUE(jobs_of(bobs_wait).empty());
+
+    // With ids: every session of the principal, and the view names the job's own session.
+    auto status = agentd_->call("agents_status", json::object{{"session", "bob"}, {"jobs", ids}});
+    EXPECT_EQ(str(jobs_of(status)[0], "state"), "running");
+    EXPECT_EQ(str(jobs_of(status)[0], "session"), "alice");
+    auto dflt = agentd_->call("agents_status", json::object{{"jobs", ids}});
+    EXPECT_EQ(str(jobs_of(dflt)[0], "session"), "alice");
+    auto unknown = agentd_->call(
+        "agents_status", json::object{{"session", "bob"}, {"jobs", json::array{"job_nope"}}});
+    EXPECT_EQ(json::serialize(jobs_of(unknown)[0]),
+              json::serialize(json::object{{"id", "job_nope"}, {"state", "not_found"}}));
 
     auto peek = agentd_->call("agents_peek", json::object{{"session", "bob"}, {"job", id}});
-    EXPECT_EQ(str(peek.at("job"), "state"), "not_found");
-    EXPECT_EQ(str(peek, "partial_output"), "");
+    EXPECT_EQ(str(peek.at("job"), "id"), id);
+    EXPECT_EQ(str(peek.at("job"), "state"), "running");
+    auto timed = wait_all(*agentd_, ids, 0, "bob");
+    EXPECT_FALSE(timed.at("done").as_bool());
+    EXPECT_EQ(str(jobs_of(timed)[0], "state"), "running");
+
+    // bob answers alice's job's permission request.
+    auto asked = agentd_->call(
+        "agents_wait",
+        json::object{{"session", "bob"}, {"jobs", json::array{asking}}, {"timeout_ms", 10000}});
+    ASSERT_EQ(asked.at("needs_input").as_array().size(), 1u) << json::serialize(asked);
+    auto request = str(jobs_of(asked)[0].at("requests").at(0), "id");
+    agentd_->call(
+        "agents_respond",
+        json::object{
+            {"session", "bob"}, {"job", asking}, {"request", request}, {"decision", "allow"}});
+    auto answered = wait_all(*agentd_, json::array{asking}, 10000, "bob");
+    EXPECT_EQ(str(jobs_of(answered)[0], "state"), "completed");
 
     auto cancel = agentd_->call("agents_cancel", json::object{{"session", "bob"}, {"jobs", ids}});
-    EXPECT_EQ(str(jobs_of(cancel)[0], "state"), "not_found");
-    EXPECT_EQ(fake_->stats().at("aborts_total").as_int64(), 0);
+    EXPECT_EQ(str(jobs_of(cancel)[0], "state"), "cancelled");
+    EXPECT_EQ(fake_->stats().at("aborts_total").as_int64(), 1);
 
-    auto own = wait_all(*agentd_, ids, 10000, "alice");
-    EXPECT_EQ(str(jobs_of(own)[0], "state"), "completed");
     auto alice_list = agentd_->call("agents_status", json::object{{"session", "alice"}});
-    EXPECT_EQ(jobs_of(alice_list).size(), 1u);
+    EXPECT_EQ(jobs_of(alice_list).size(), 2u);
+    EXPECT_TRUE(jobs_of(agentd_->call("agents_status", json::object{{"session", "bob"}})).empty());
+    // agentd has one principal per daemon today (the token's); another principal's ids answer
+    // like unknown ones, which the manager's unit tests cover.
 }
 
 TEST_F(agentd_test, StatusListsNewestFirstAndNeverMutates) {
@@ -408,40 +449,63 @@ TEST_F(agentd_test, NestedCallsGetDepthAndAreLimited) {
     restart_agentd({"--max-depth", "2"});
     auto parent = start(*agentd_, json::array{task("parent [[fake latency_ms=3000]]")});
     auto parent_id = str(jobs_of(parent)[0], "id");
-    // The parent's upstream session id appears once its session is created.
-    std::string upstream_session;
-    auto deadline = std::chrono::steady_clock::now() + 3s;
-    while (upstream_session.empty() && std::chrono::steady_clock::now() < deadline) {
-        auto s = agentd_->call("agents_status", json::object{{"jobs", json::array{parent_id}}});
-        auto const& j = jobs_of(s)[0].as_object();
-        if (j.contains("upstream"))
-            upstream_session = str(j.at("upstream"), "session");
-        else
-            std::this_thread::sleep_for(20ms);
-    }
+    auto upstream_session = upstream_session_of(*agentd_, parent_id);
     ASSERT_FALSE(upstream_session.empty());
     auto child =
         start(*agentd_, json::array{task("child [[fake latency_ms=2000]]")}, upstream_session);
     EXPECT_EQ(jobs_of(child)[0].at("depth").as_int64(), 2);
-
-    std::string child_session;
-    auto child_id = str(jobs_of(child)[0], "id");
-    deadline = std::chrono::steady_clock::now() + 3s;
-    while (child_session.empty() && std::chrono::steady_clock::now() < deadline) {
-        auto s = agentd_->call("agents_status", json::object{{"session", upstream_session},
-                                                             {"jobs", json::array{child_id}}});
-        auto const& j = jobs_of(s)[0].as_object();
-        if (j.contains("upstream"))
-            child_session = str(j.at("upstream"), "session");
-        else
-            std::this_thread::sleep_for(20ms);
-    }
+    auto child_session = upstream_session_of(*agentd_, str(jobs_of(child)[0], "id"));
     ASSERT_FALSE(child_session.empty());
     auto err = agentd_->error(
         "agents_start",
         json::object{{"session", child_session}, {"tasks", json::array{task("grandchild")}}});
     EXPECT_EQ(err.at("code").as_int64(), -32001);
     EXPECT_EQ(str(err.at("data"), "limit"), "max_depth");
+}
+
+TEST_F(agentd_test, CancelStopsTheJobsWholeTreeAndNothingElse) {
+    restart_agentd({"--max-depth", "3"});
+    auto tops = start(*agentd_, json::array{task("orchestrator [[fake latency_ms=20000]]"),
+                                            task("other [[fake latency_ms=20000]]")});
+    auto top = str(jobs_of(tops)[0], "id");
+    auto other = str(jobs_of(tops)[1], "id");
+    auto top_session = upstream_session_of(*agentd_, top);
+    auto other_session = upstream_session_of(*agentd_, other);
+    ASSERT_FALSE(top_session.empty());
+    ASSERT_FALSE(other_session.empty());
+
+    // The orchestrator's sub-agent starts two jobs, one of which starts its own; the other
+    // job's sub-agent starts one.
+    auto children = start(*agentd_,
+                          json::array{task("child1 [[fake latency_ms=20000]]"),
+                                      task("child2 [[fake latency_ms=20000]]")},
+                          top_session);
+    auto niece =
+        start(*agentd_, json::array{task("niece [[fake latency_ms=20000]]")}, other_session);
+    auto child1 = str(jobs_of(children)[0], "id");
+    auto child1_session = upstream_session_of(*agentd_, child1);
+    ASSERT_FALSE(child1_session.empty());
+    auto grandchild =
+        start(*agentd_, json::array{task("grandchild [[fake latency_ms=20000]]")}, child1_session);
+    EXPECT_EQ(jobs_of(grandchild)[0].at("depth").as_int64(), 3);
+    json::array tree{top, child1, str(jobs_of(children)[1], "id"),
+                     str(jobs_of(grandchild)[0], "id")};
+    // Every job's prompt is in flight, so each has its upstream session to abort.
+    ASSERT_TRUE(fake_->wait_counter("prompts_in_flight", 6, 5s));
+
+    auto cancelled = agentd_->call("agents_cancel", json::object{{"jobs", json::array{top}}});
+    ASSERT_EQ(jobs_of(cancelled).size(), 1u);  // the named job; the tree is cancelled with it
+    EXPECT_EQ(str(jobs_of(cancelled)[0], "state"), "cancelled");
+    auto seen = agentd_->call("agents_status", json::object{{"jobs", tree}});
+    for (auto const& j : jobs_of(seen)) {
+        EXPECT_EQ(str(j, "state"), "cancelled") << json::serialize(j);
+        EXPECT_EQ(str(j.at("error"), "kind"), "cancelled");
+    }
+    EXPECT_EQ(str(jobs_of(seen)[3].at("error"), "message"), "cancelled with its ancestor " + top);
+    EXPECT_EQ(fake_->stats().at("aborts_total").as_int64(), 4);
+    json::array untouched{other, str(jobs_of(niece)[0], "id")};
+    auto rest = agentd_->call("agents_status", json::object{{"jobs", untouched}});
+    for (auto const& j : jobs_of(rest)) EXPECT_EQ(str(j, "state"), "running") << json::serialize(j);
 }
 
 TEST_F(agentd_test, UpstreamParentBecomesParentID) {

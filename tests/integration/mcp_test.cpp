@@ -1,8 +1,8 @@
 // MCP on /mcp (Streamable HTTP) against the real agentd binary: sessions and the status codes
 // of the spec (400/401/403/404/405/406/415, 202 for notifications), the tool list, tools/call
 // results and tool errors, agents_wait progress over SSE, agents_respond, the elicitation round
-// trip of a waiting job (accept, decline), notifications/cancelled, DELETE, and the isolation of
-// jobs per Mcp-Session-Id.
+// trip of a waiting job (accept, decline), notifications/cancelled, DELETE, listings per
+// Mcp-Session-Id or Agentd-Session header, and ids that work across sessions.
 #include "agentd_fixture.hpp"
 #include "protocol/version.hpp"
 #include "raw_socket.hpp"
@@ -51,6 +51,7 @@ class mcp_client {
         http_headers h{{"Authorization", "Bearer " + agentd_.token()},
                        {"Accept", "application/json, text/event-stream"}};
         if (!session_.empty()) h.emplace_back("Mcp-Session-Id", session_);
+        if (!pinned_.empty()) h.emplace_back("Agentd-Session", pinned_);
         h.insert(h.end(), extra.begin(), extra.end());  // later entries replace earlier ones
         return h;
     }
@@ -108,10 +109,13 @@ class mcp_client {
 
     std::string const& session() const { return session_; }
     void forget_session() { session_.clear(); }
+    // Sends `Agentd-Session: name` with every request from now on, as an MCP config would.
+    void pin(std::string name) { pinned_ = std::move(name); }
 
   private:
     agentd_process& agentd_;
     std::string session_;
+    std::string pinned_;
     int next_id_ = 1;
 };
 
@@ -504,14 +508,101 @@ TEST_F(agentd_test, McpJobsBelongToTheirMcpSession) {
     auto started = a.structured("agents_start", start_args({"mine"}));
     auto ids = ids_of(jobs_of(started));
 
-    auto foreign = b.structured("agents_status", json::object{{"jobs", ids}});
-    EXPECT_EQ(str(jobs_of(foreign)[0], "state"), "not_found");
+    // Another MCP session (a reconnected client) reaches the job by id but does not list it.
+    auto by_id = b.structured("agents_status", json::object{{"jobs", ids}});
+    EXPECT_EQ(str(jobs_of(by_id)[0], "state"), "running");
+    EXPECT_EQ(str(jobs_of(by_id)[0], "session"), a.session());
     EXPECT_TRUE(jobs_of(b.structured("agents_status", json::object{})).empty());
     EXPECT_EQ(jobs_of(a.structured("agents_status", json::object{})).size(), 1u);
     EXPECT_TRUE(jobs_of(agentd_->call("agents_status", json::object{})).empty());
     // Naming the session explicitly reaches the jobs (same principal), over /rpc as over MCP.
     auto named = agentd_->call("agents_status", json::object{{"session", a.session()}});
     EXPECT_EQ(jobs_of(named).size(), 1u);
+}
+
+TEST_F(agentd_test, McpAgentdSessionHeaderPinsTheOwnerSession) {
+    mcp_client a(*agentd_);
+    a.pin("my-editor");
+    a.initialize();
+    auto started = a.structured("agents_start", start_args({"pinned [[fake latency_ms=20000]]"}));
+    auto id = str(jobs_of(started)[0], "id");
+    EXPECT_EQ(str(jobs_of(started)[0], "session"), "my-editor");
+
+    // A restarted client: a new MCP session with the same header lists the same jobs.
+    mcp_client b(*agentd_);
+    b.pin("my-editor");
+    b.initialize();
+    EXPECT_NE(b.session(), a.session());
+    auto listed = b.structured("agents_status", json::object{});
+    ASSERT_EQ(jobs_of(listed).size(), 1u);
+    EXPECT_EQ(str(jobs_of(listed)[0], "id"), id);
+    auto waited = b.structured("agents_wait", json::object{{"timeout_ms", 0}});
+    EXPECT_EQ(jobs_of(waited).size(), 1u);
+    EXPECT_TRUE(
+        jobs_of(agentd_->call("agents_status", json::object{{"session", a.session()}})).empty());
+    auto named = agentd_->call("agents_status", json::object{{"session", "my-editor"}});
+    EXPECT_EQ(jobs_of(named).size(), 1u);
+
+    // A call's own session wins over the header.
+    auto explicit_start = b.structured(
+        "agents_start",
+        json::object{{"session", "explicit"}, {"tasks", json::array{task("elsewhere")}}});
+    EXPECT_EQ(str(jobs_of(explicit_start)[0], "session"), "explicit");
+    EXPECT_EQ(jobs_of(b.structured("agents_status", json::object{})).size(), 1u);
+    EXPECT_EQ(jobs_of(b.structured("agents_status", json::object{{"session", "explicit"}})).size(),
+              1u);
+
+    // Without the header: the MCP session's own listing, empty; ids still reach the job.
+    mcp_client plain(*agentd_);
+    plain.initialize();
+    EXPECT_TRUE(jobs_of(plain.structured("agents_status", json::object{})).empty());
+    auto cancelled = plain.structured("agents_cancel", json::object{{"jobs", json::array{id}}});
+    EXPECT_EQ(str(jobs_of(cancelled)[0], "state"), "cancelled");
+}
+
+// A raw POST /mcp of a ping with `extra` header lines ("Name: value\r\n" each); its status.
+int raw_ping_status(agentd_process& a, std::string const& session, std::string const& extra) {
+    raw_socket sock(a.port());
+    std::string body = R"({"jsonrpc":"2.0","id":1,"method":"ping"})";
+    sock.send(fmt::format(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n"
+        "Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n"
+        "Mcp-Session-Id: {}\r\n{}Content-Length: {}\r\n\r\n{}",
+        a.token(), session, extra, body.size(), body));
+    auto r = sock.read_response(5s);
+    if (!r) return 0;
+    return std::stoi(r->head.substr(9, 3));
+}
+
+TEST_F(agentd_test, McpRefusesABadAgentdSessionHeaderWith400) {
+    mcp_client c(*agentd_);
+    c.initialize();
+    json::object ping{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "ping"}};
+    for (std::string const& bad :
+         std::vector<std::string>{"has space", "a/b", "caf\xc3\xa9", std::string(129, 'x'), "*"}) {
+        auto r = c.post(ping, {{"Agentd-Session", bad}});
+        EXPECT_EQ(r.status, 400) << bad;
+        EXPECT_TRUE(json::parse(r.body).at("id").is_null()) << r.body;
+        EXPECT_EQ(json::parse(r.body).at("error").at("code").as_int64(), -32600) << r.body;
+    }
+    EXPECT_EQ(c.post(ping, {{"Agentd-Session", std::string(128, 'x')}}).status, 200);
+    EXPECT_EQ(c.post(ping, {{"Agentd-Session", "a.b_c:d-1"}}).status, 200);
+    mcp_client bad_init(*agentd_);
+    bad_init.pin("no way");
+    json::object init{{"jsonrpc", "2.0"},
+                      {"id", 1},
+                      {"method", "initialize"},
+                      {"params", json::object{{"protocolVersion", "2025-11-25"},
+                                              {"capabilities", json::object{}}}}};
+    EXPECT_EQ(bad_init.post(init).status, 400);
+
+    // An empty header and two headers are refused too (the raw bytes: the client helper
+    // drops empty headers and merges repeated ones).
+    EXPECT_EQ(raw_ping_status(*agentd_, c.session(), "Agentd-Session: \r\n"), 400);
+    EXPECT_EQ(raw_ping_status(*agentd_, c.session(), "Agentd-Session: a\r\nAgentd-Session: b\r\n"),
+              400);
+    EXPECT_EQ(raw_ping_status(*agentd_, c.session(), "Agentd-Session: a\r\n"), 200);
+    EXPECT_EQ(c.request("ping").at("result"), json::object{});  // the daemon goes on
 }
 
 TEST_F(agentd_test, McpBatchesAreAnsweredForOlderClients) {

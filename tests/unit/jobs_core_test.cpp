@@ -162,21 +162,21 @@ owner const alice_a{"alice", "a"};
 owner const alice_b{"alice", "b"};
 owner const bob_a{"bob", "a"};
 
-TEST(registry, find_is_owner_scoped) {
+TEST(registry, find_is_principal_scoped) {
     registry r;
     auto j = make_job("job_1", alice_a, 0);
     r.insert(j);
-    EXPECT_EQ(r.find(alice_a, "job_1"), j);
-    EXPECT_EQ(r.find(alice_b, "job_1"), nullptr) << "other session of the same principal";
-    EXPECT_EQ(r.find(bob_a, "job_1"), nullptr) << "same session name, other principal";
-    EXPECT_EQ(r.find(alice_a, "job_2"), nullptr);
+    EXPECT_EQ(r.find("alice", "job_1"), j) << "any session of the principal";
+    EXPECT_EQ(r.find("bob", "job_1"), nullptr) << "another principal";
+    EXPECT_EQ(r.find("alic", "job_1"), nullptr);
+    EXPECT_EQ(r.find("alice", "job_2"), nullptr);
     EXPECT_EQ(r.size(), 1u);
 }
 
 TEST(registry, owner_parts_do_not_run_together) {
     registry r;
     r.insert(make_job("job_1", owner{"ab", "c"}, 0));
-    EXPECT_EQ(r.find(owner{"a", "bc"}, "job_1"), nullptr);
+    EXPECT_EQ(r.find("a", "job_1"), nullptr);
     EXPECT_TRUE(r.list(owner{"a", "bc"}).empty());
     EXPECT_EQ(r.list(owner{"ab", "c"}).size(), 1u);
 }
@@ -206,7 +206,7 @@ TEST(registry, erase_removes_from_every_index) {
     EXPECT_EQ(r.find_by_upstream("ses_0"), j0);
 
     r.erase("j0");
-    EXPECT_EQ(r.find(alice_a, "j0"), nullptr);
+    EXPECT_EQ(r.find("alice", "j0"), nullptr);
     EXPECT_EQ(ids_of(r.list(alice_a)), std::vector<std::string>{"j1"});
     EXPECT_EQ(r.find_by_upstream("ses_0"), nullptr);
     EXPECT_EQ(r.find_by_upstream("alice", "ses_0"), nullptr);
@@ -234,6 +234,45 @@ TEST(registry, erase_keeps_an_upstream_index_rebound_to_another_job) {
     bind_session(r, new_job, "ses_x");
     r.erase("old");
     EXPECT_EQ(r.find_by_upstream("ses_x"), new_job);
+}
+
+// A child inserted with its parent set, as the manager creates nested jobs.
+job_ptr make_child(std::string id, std::string const& parent, std::uint64_t seq) {
+    auto j = make_job(std::move(id), alice_a, seq);
+    j->parent = parent;
+    return j;
+}
+
+TEST(registry, descendants_are_the_whole_subtree_parents_first) {
+    registry r;
+    r.insert(make_job("root", alice_a, 0));
+    r.insert(make_job("other", alice_a, 1));
+    r.insert(make_child("c1", "root", 2));
+    r.insert(make_child("c2", "root", 3));
+    r.insert(make_child("g1", "c1", 4));
+    r.insert(make_child("gg1", "g1", 5));
+    r.insert(make_child("o1", "other", 6));
+    auto late = make_job("adopted", alice_b, 7);  // a restored job gets its parent afterwards
+    r.insert(late);
+    r.adopt(late, "c2");
+    EXPECT_EQ(late->parent, "c2");
+
+    EXPECT_EQ(ids_of(r.descendants("root")),
+              (std::vector<std::string>{"c1", "c2", "g1", "adopted", "gg1"}));
+    EXPECT_EQ(ids_of(r.descendants("c1")), (std::vector<std::string>{"g1", "gg1"}));
+    EXPECT_EQ(ids_of(r.descendants("other")), std::vector<std::string>{"o1"});
+    EXPECT_TRUE(r.descendants("gg1").empty());
+    EXPECT_TRUE(r.descendants("nope").empty());
+
+    // Erasing a child unlinks it; erasing a parent leaves its children in place.
+    r.erase("g1");
+    EXPECT_EQ(ids_of(r.descendants("root")), (std::vector<std::string>{"c1", "c2", "adopted"}));
+    r.erase("root");
+    EXPECT_EQ(ids_of(r.descendants("c2")), std::vector<std::string>{"adopted"});
+    EXPECT_TRUE(r.descendants("root").empty());
+    r.erase("adopted");
+    EXPECT_TRUE(r.descendants("c2").empty());
+    EXPECT_EQ(r.size(), 5u);
 }
 
 TEST(registry, find_by_upstream_is_scoped_by_principal) {

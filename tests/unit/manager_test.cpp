@@ -607,19 +607,18 @@ TEST_F(manager_test, status_is_owner_scoped_newest_first_and_read_only) {
         for (auto const& e : all) listed.push_back(e.id);
         EXPECT_EQ(listed, (std::vector<std::string>{ids[2], ids[1], ids[0]}));
 
-        // Another session of the same principal, and another principal with the same session,
-        // see nothing, and the ids answer exactly like unknown ones.
-        for (owner const& stranger : {owner{"alice", "chat-2"}, owner{"bob", "chat-1"}}) {
-            EXPECT_TRUE(mgr_->status(stranger, {}).empty());
-            protocol::status_params p;
-            p.jobs = std::vector<std::string>{ids[0], "job_unknown"};
-            auto s = mgr_->status(stranger, p);
-            CO_ASSERT_TRUE(s.size() == 2u);
-            EXPECT_EQ(s[0].id, ids[0]);
-            EXPECT_FALSE(s[0].view.has_value());
-            EXPECT_EQ(s[1].id, "job_unknown");
-            EXPECT_FALSE(s[1].view.has_value());
-        }
+        // Another principal with the same session sees nothing, and the ids answer exactly like
+        // unknown ones.
+        owner stranger{"bob", "chat-1"};
+        EXPECT_TRUE(mgr_->status(stranger, {}).empty());
+        protocol::status_params p;
+        p.jobs = std::vector<std::string>{ids[0], "job_unknown"};
+        auto s = mgr_->status(stranger, p);
+        CO_ASSERT_TRUE(s.size() == 2u);
+        EXPECT_EQ(s[0].id, ids[0]);
+        EXPECT_FALSE(s[0].view.has_value());
+        EXPECT_EQ(s[1].id, "job_unknown");
+        EXPECT_FALSE(s[1].view.has_value());
 
         // Read-only: repeated status calls change nothing.
         auto before = mgr_->stats();
@@ -631,6 +630,99 @@ TEST_F(manager_test, status_is_owner_scoped_newest_first_and_read_only) {
         EXPECT_EQ(view(alice, ids[0])->state, job_state::running);
         EXPECT_TRUE(view(alice, ids[0])->started_at.has_value());
         EXPECT_FALSE(view(alice, ids[0])->finished_at.has_value());
+    });
+}
+
+TEST_F(manager_test, ids_reach_every_session_of_the_principal_but_listings_do_not) {
+    make();
+    st_->fallback.prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"a", "b"});
+        owner other_session{"alice", "chat-2"};
+        EXPECT_TRUE(mgr_->status(other_session, {}).empty());
+        EXPECT_EQ(view(other_session, ids[0])->session, "chat-1");
+
+        auto none = wait_for({}, 10s);
+        none.jobs.reset();  // without ids: chat-2's own jobs, none
+        auto listed = co_await mgr_->wait(other_session, none);
+        EXPECT_TRUE(listed.done);
+        EXPECT_TRUE(listed.jobs.empty());
+
+        auto pending = [&] { return st_->pending("prompt:a") && st_->pending("prompt:b"); };
+        CO_ASSERT_TRUE(co_await until(pending));
+        protocol::peek_params pp;
+        pp.job = ids[0];
+        auto peeked = co_await mgr_->peek(other_session, pp);
+        CO_ASSERT_TRUE(peeked.job.view.has_value());
+        EXPECT_EQ(peeked.job.view->state, job_state::running);
+
+        auto cp = cancel_of({ids[0]});
+        auto out = co_await mgr_->cancel(other_session, cp);
+        CO_ASSERT_TRUE(out.at(0).view.has_value());
+        EXPECT_EQ(out[0].view->state, job_state::cancelled);
+        auto wp = wait_for({ids[0]}, 10s);
+        auto w = co_await mgr_->wait(other_session, wp);
+        EXPECT_TRUE(w.done);
+        EXPECT_EQ(w.jobs.at(0).view->state, job_state::cancelled);
+        EXPECT_EQ(state(ids[1]), job_state::running);
+        EXPECT_EQ(mgr_->status(alice, {}).size(), 2u);  // it still belongs to chat-1
+    });
+}
+
+TEST_F(manager_test, cancel_cascades_to_the_jobs_descendants_only) {
+    limits lim;
+    lim.max_depth = 3;
+    make(lim);
+    st_->fallback.prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto tops = start(alice, {"top", "other"});
+        auto created = [&] { return st_->pending("prompt:top") && st_->pending("prompt:other"); };
+        CO_ASSERT_TRUE(co_await until(created));
+        // Sub-agents of "top" and "other" call with their upstream session as the session.
+        auto child = start(owner{"alice", st_->session_of.at("top")}, {"child"});
+        auto niece = start(owner{"alice", st_->session_of.at("other")}, {"niece"});
+        auto child_created = [&] { return st_->pending("prompt:child"); };
+        CO_ASSERT_TRUE(co_await until(child_created));
+        auto grandchild = start(owner{"alice", st_->session_of.at("child")}, {"gc1", "gc2"});
+        auto all_created = [&] { return st_->pending("prompt:gc1") && st_->pending("prompt:gc2"); };
+        CO_ASSERT_TRUE(co_await until(all_created));
+        // A job of another principal in the same session name is nobody's child.
+        auto bobs = start(owner{"bob", st_->session_of.at("top")}, {"bobs"});
+
+        auto cp = cancel_of({tops[0]});
+        auto out = co_await mgr_->cancel(alice, cp);
+        CO_ASSERT_TRUE(out.size() == 1u && out[0].view);  // the named jobs only
+        EXPECT_EQ(out[0].view->state, job_state::cancelled);
+        for (auto const& id : {child[0], grandchild[0], grandchild[1]}) {
+            EXPECT_EQ(state(id), job_state::cancelled) << id;
+            EXPECT_EQ(view(alice, id)->error->message, "cancelled with its ancestor " + tops[0]);
+        }
+        EXPECT_EQ(state(tops[1]), job_state::running);
+        EXPECT_EQ(state(niece[0]), job_state::running);
+        EXPECT_EQ(view(owner{"bob", "x"}, bobs[0])->state, job_state::running);
+        std::set<std::string> aborted;
+        for (auto const& [session, dir] : st_->aborts) aborted.insert(session);
+        EXPECT_EQ(aborted, (std::set<std::string>{"ses_top", "ses_child", "ses_gc1", "ses_gc2"}));
+        EXPECT_EQ(st_->aborts.size(), 4u);
+    });
+}
+
+TEST_F(manager_test, cancelling_a_finished_job_still_cancels_its_running_descendants) {
+    make();
+    st_->fallback.prompt.manual = true;
+    run([&]() -> asio::awaitable<void> {
+        auto top = start(alice, {"top"});
+        auto created = [&] { return st_->pending("prompt:top"); };
+        CO_ASSERT_TRUE(co_await until(created));
+        auto child = start(owner{"alice", st_->session_of.at("top")}, {"child"});
+        st_->release("prompt:top");
+        auto top_done = [&] { return state(top[0]) == job_state::completed; };
+        CO_ASSERT_TRUE(co_await until(top_done));
+
+        auto cp = cancel_of(top);
+        auto out = co_await mgr_->cancel(alice, cp);
+        EXPECT_EQ(out.at(0).view->state, job_state::completed);  // terminal: left as it is
+        EXPECT_EQ(state(child[0]), job_state::cancelled);
     });
 }
 
