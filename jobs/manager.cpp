@@ -345,7 +345,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         });
 
         upstream::upstream_session_request sreq{j->view.description, j->upstream_parent,
-                                                j->task.directory};
+                                                j->task.directory, j->task.agent, j->task.model};
         auto upstream_session = co_await backend->create_upstream_session(sreq, ctl);
         if (!upstream_session) {
             deadline.cancel();

@@ -80,6 +80,10 @@ struct upstream_session_request {
     std::string title;                  // empty: none sent
     std::optional<std::string> parent;  // upstream parent session id
     std::optional<std::string> directory;
+    // What the prompt will name, checked against the upstream's lists before launch (DESIGN §5
+    // checks before launch): an unknown one fails the create with a message listing the known.
+    std::optional<std::string> agent;
+    std::optional<std::string> model;  // "provider/model"
 };
 
 struct prompt_request {

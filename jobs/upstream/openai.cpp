@@ -5,7 +5,9 @@
 
 #include "jobs/bounded_read.hpp"
 #include "jobs/random.hpp"
+#include "jobs/upstream/catalog.hpp"
 #include "jobs/upstream/openai_parse.hpp"
+#include "jobs/upstream/shared_lookup.hpp"
 #include "jobs/upstream/sse.hpp"
 #include "jobs/wake_signal.hpp"
 #include "protocol/utf8.hpp"
@@ -45,6 +47,8 @@ using tls_stream = beast::ssl_stream<beast::tcp_stream>;
 using reply_parser = http::response_parser<http::buffer_body>;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t max_error_body = 64 << 10;
+// How long GET /models is trusted: a server restarted with another model is noticed soon.
+constexpr auto models_ttl = std::chrono::seconds(30);
 
 upstream_error stopped() {
     return {error_kind::cancelled, error_phase::prompt, "stopped", std::nullopt};
@@ -96,16 +100,18 @@ struct attempt {
     std::optional<std::chrono::seconds> retry_after;
 };
 
-http::request<http::string_body> make_request(call const& c) {
-    http::request<http::string_body> req{http::verb::post,
-                                         c.cfg.target.base_path + "/chat/completions", 11};
+http::request<http::string_body> make_request(call const& c, http::verb verb,
+                                              std::string_view path) {
+    http::request<http::string_body> req{verb, c.cfg.target.base_path + std::string(path), 11};
     req.set(http::field::host, c.cfg.target.host_header());
-    req.set(http::field::content_type, "application/json");
-    req.set(http::field::accept, "text/event-stream");
     req.set(http::field::user_agent, "agentd");
     if (c.auth) req.set(http::field::authorization, *c.auth);
     req.keep_alive(false);  // one request per connection: nothing to keep it for
-    req.body() = c.body;
+    if (verb == http::verb::post) {
+        req.set(http::field::content_type, "application/json");
+        req.set(http::field::accept, "text/event-stream");
+        req.body() = c.body;
+    }
     req.prepare_payload();
     return req;
 }
@@ -244,46 +250,74 @@ asio::awaitable<std::optional<upstream_error>> handshake(tls_stream& s, call con
     co_return e;
 }
 
-// One request on a fresh connection: resolve, connect, TLS, send, then the reply as it comes.
-template <class Stream>
-asio::awaitable<attempt> exchange(Stream& s, call const& c) {
+template <class R>
+R failed(upstream_error e) {
+    if constexpr (std::is_same_v<R, attempt>)
+        return attempt{std::move(e), {}};
+    else
+        return R{std::move(e)};
+}
+
+// One request on a fresh connection: resolve, connect, TLS, send `req`, then `read` the reply as
+// it comes; R is what `read` yields (an attempt, or a parsed list).
+template <class R, class Stream, class Read>
+asio::awaitable<R> exchange(Stream& s, call const& c, http::request<http::string_body> const& req,
+                            Read read) {
     auto& sock = beast::get_lowest_layer(s);
     tcp::resolver resolver(sock.get_executor());
     std::stop_callback hook(c.ctl.stop_token(), [&] {
         resolver.cancel();
         sock.close();
     });
-    if (c.ctl.stopped() != stop_reason::none) co_return attempt{stopped(), {}};
+    if (c.ctl.stopped() != stop_reason::none) co_return failed<R>(stopped());
 
     sock.expires_after(c.cfg.request_timeout);
     auto [rec, eps] =
         co_await resolver.async_resolve(c.cfg.target.host, c.cfg.target.port, use_tuple);
-    if (rec) co_return attempt{io_error(rec, c.ctl, "resolving the host"), {}};
+    if (rec) co_return failed<R>(io_error(rec, c.ctl, "resolving the host"));
     auto [cec, ep] = co_await sock.async_connect(eps, use_tuple);
-    if (cec) co_return attempt{io_error(cec, c.ctl, "while connecting"), {}};
+    if (cec) co_return failed<R>(io_error(cec, c.ctl, "while connecting"));
     beast::error_code ignored;
     sock.socket().set_option(tcp::no_delay(true), ignored);
     if constexpr (std::is_same_v<Stream, tls_stream>) {
         auto refused = co_await handshake(s, c);
-        if (refused) co_return attempt{std::move(*refused), {}};
+        if (refused) co_return failed<R>(std::move(*refused));
     }
-    auto req = make_request(c);
     auto [wec, wn] = co_await http::async_write(s, req, use_tuple);
-    if (wec) co_return attempt{io_error(wec, c.ctl, "sending the request"), {}};
+    if (wec) co_return failed<R>(io_error(wec, c.ctl, "sending the request"));
 
     beast::flat_buffer buf(read_buffer_bytes);
     reply_parser parser;
     parser.body_limit(boost::none);  // the readers bound what they keep
     auto [hec, hn] = co_await http::async_read_header(s, buf, parser, use_tuple);
-    if (hec) co_return attempt{io_error(hec, c.ctl, "before answering"), {}};
-    auto reply = co_await read_reply(s, buf, parser, c);
+    if (hec) co_return failed<R>(io_error(hec, c.ctl, "before answering"));
+    R reply = co_await read(s, buf, parser, c);
     co_return reply;
+}
+
+// GET {base}/models: the ids the server lists (a failure's message from its error body).
+template <class Stream>
+asio::awaitable<up_result<std::vector<std::string>>> read_models(Stream& s, beast::flat_buffer& buf,
+                                                                 reply_parser& p, call const& c) {
+    constexpr std::size_t limit = 4 << 20;
+    std::string body;
+    auto on_bytes = [&](std::string_view piece) {
+        body.append(piece);
+        return body.size() <= limit;
+    };
+    auto ec = co_await read_body(s, buf, p, c.cfg.idle_timeout, on_bytes);
+    if (body.size() > limit) co_return protocol_error("upstream response too large");
+    if (ec) co_return io_error(ec, c.ctl, "reading the response");
+    co_return parse_openai_models(p.get().result_int(), body);
 }
 
 class openai_backend final : public backend {
   public:
     openai_backend(asio::any_io_executor ex, openai_config cfg)
-        : ex_(std::move(ex)), cfg_(std::move(cfg)), tls_(make_tls_context(cfg_.ca_file)) {
+        : ex_(ex),
+          cfg_(std::move(cfg)),
+          tls_(make_tls_context(cfg_.ca_file)),
+          models_(ex, models_ttl, 1) {
         if (cfg_.api_key) auth_ = "Bearer " + *cfg_.api_key;
     }
 
@@ -291,18 +325,18 @@ class openai_backend final : public backend {
 
     // The transcript lives in agentd (one system + user turn per job), so a session is only a
     // local name for the job's conversation: no network.
-    asio::awaitable<up_result<std::string>> create_upstream_session(upstream_session_request const&,
-                                                                    call_control&) override {
+    asio::awaitable<up_result<std::string>> create_upstream_session(
+        upstream_session_request const& req, call_control& ctl) override {
+        auto model = co_await model_for(req.model, ctl);
+        if (!model) co_return model.error();
         co_return "chat_" + random_hex(12);
     }
 
     asio::awaitable<up_result<prompt_outcome>> prompt(std::string const& session,
                                                       prompt_request const& req,
                                                       call_control& ctl) override {
-        auto const& model = req.model ? req.model : cfg_.default_model;
-        if (!model || model->empty())
-            co_return protocol_error(
-                "no model: the task names none and agentd has no --upstream-model");
+        auto model = co_await model_for(req.model, ctl);
+        if (!model) co_return model.error();
         auto body = openai::request_body(*model, req.system, req.prompt);
         call c{cfg_, session, body, auth_, sink_.get(), ctl};
         for (int retry = 0;; ++retry) {
@@ -337,14 +371,48 @@ class openai_backend final : public backend {
 
   private:
     asio::awaitable<attempt> attempt_once(call const& c) {
+        auto req = make_request(c, http::verb::post, "/chat/completions");
+        auto read = [](auto& s, auto& buf, auto& p, call const& cc) {
+            return read_reply(s, buf, p, cc);
+        };
         if (cfg_.target.tls()) {
             tls_stream s(ex_, tls_);
-            auto a = co_await exchange(s, c);
+            auto a = co_await exchange<attempt>(s, c, req, read);
             co_return a;
         }
         beast::tcp_stream s(ex_);
-        auto a = co_await exchange(s, c);
+        auto a = co_await exchange<attempt>(s, c, req, read);
         co_return a;
+    }
+
+    asio::awaitable<up_result<std::vector<std::string>>> list_models(call_control& ctl) {
+        std::string const none;
+        call c{cfg_, none, none, auth_, nullptr, ctl};
+        auto req = make_request(c, http::verb::get, "/models");
+        auto read = [](auto& s, auto& buf, auto& p, call const& cc) {
+            return read_models(s, buf, p, cc);
+        };
+        using listed = up_result<std::vector<std::string>>;
+        if (cfg_.target.tls()) {
+            tls_stream s(ex_, tls_);
+            auto got = co_await exchange<listed>(s, c, req, read);
+            co_return got;
+        }
+        beast::tcp_stream s(ex_);
+        auto got = co_await exchange<listed>(s, c, req, read);
+        co_return got;
+    }
+
+    // The model of a task that names none (DESIGN §5): --upstream-model, else the only one the
+    // server lists (asked once per ttl, one question shared by concurrent launches).
+    asio::awaitable<up_result<std::string>> model_for(std::optional<std::string> const& named,
+                                                      call_control& ctl) {
+        if (named && !named->empty()) co_return *named;
+        if (cfg_.default_model && !cfg_.default_model->empty()) co_return *cfg_.default_model;
+        auto deadline = std::min(ctl.deadline(), clock::now() + cfg_.request_timeout);
+        auto served = co_await models_.get("", ctl, deadline, [&] { return list_models(ctl); });
+        if (!served) co_return served.error();
+        co_return pick_openai_model(**served);
     }
 
     // False when the call was stopped while waiting.
@@ -361,6 +429,7 @@ class openai_backend final : public backend {
     ssl::context tls_;
     std::optional<std::string> auth_;  // "Bearer …"
     std::shared_ptr<event_sink> sink_;
+    shared_lookup<std::vector<std::string>> models_;
 };
 
 }  // namespace

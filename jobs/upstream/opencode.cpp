@@ -5,7 +5,9 @@
 #include "jobs/upstream/opencode.hpp"
 
 #include "jobs/bounded_read.hpp"
+#include "jobs/upstream/catalog.hpp"
 #include "jobs/upstream/opencode_parse.hpp"
+#include "jobs/upstream/shared_lookup.hpp"
 #include "jobs/upstream/sse.hpp"
 #include "jobs/wake_signal.hpp"
 
@@ -50,6 +52,11 @@ using clock = std::chrono::steady_clock;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // A created session's reply is a small object (id, title, times); more is not a session.
 constexpr std::size_t max_create_reply = 64 << 10;
+// The agent and provider lists (checks before launch): a real server's providers with their
+// model metadata run to a few hundred KiB. Kept briefly, for the directories of recent tasks.
+constexpr std::size_t max_list_reply = 8 << 20;
+constexpr auto catalog_ttl = std::chrono::seconds(30);
+constexpr std::size_t catalog_directories = 32;
 
 std::optional<std::string> basic_auth(opencode_config const& cfg) {
     if (!cfg.password) return std::nullopt;
@@ -251,12 +258,17 @@ asio::awaitable<void> run_events(std::shared_ptr<event_stream> s) {
 class opencode_backend final : public backend {
   public:
     opencode_backend(asio::any_io_executor ex, opencode_config cfg)
-        : ex_(ex), cfg_(std::move(cfg)), pool_(ex, cfg_.target, basic_auth(cfg_)) {}
+        : ex_(ex),
+          cfg_(std::move(cfg)),
+          pool_(ex, cfg_.target, basic_auth(cfg_)),
+          catalogs_(ex, catalog_ttl, catalog_directories) {}
 
     std::string_view name() const override { return protocol::to_string(backend_kind::opencode); }
 
     asio::awaitable<up_result<std::string>> create_upstream_session(
         upstream_session_request const& req, call_control& ctl) override {
+        auto refused = co_await check_task(req, ctl);
+        if (refused) co_return std::move(*refused);
         json::object body;
         if (!req.title.empty()) body["title"] = req.title;
         if (req.parent) body["parentID"] = *req.parent;
@@ -437,9 +449,52 @@ class opencode_backend final : public backend {
         return std::min(ctl.deadline(), clock::now() + cfg_.request_timeout);
     }
 
+    // Checks before launch: a task naming an agent or model the server lacks fails here, with
+    // what exists (the server itself answers the prompt with a bare 500). When the lists cannot
+    // be read the task launches unchecked: the check must not fail a job that would run.
+    asio::awaitable<std::optional<upstream_error>> check_task(upstream_session_request const& req,
+                                                              call_control& ctl) {
+        if (!req.agent && !req.model) co_return std::nullopt;
+        auto key = req.directory ? "=" + *req.directory : std::string("-");
+        auto catalog = co_await catalogs_.get(key, ctl, short_deadline(ctl),
+                                              [&] { return fetch_catalog(req.directory, ctl); });
+        if (!catalog) {
+            if (ctl.stopped() != stop_reason::none) co_return catalog.error();
+            co_return std::nullopt;
+        }
+        auto why = check_opencode_task(**catalog, req.agent, req.model);
+        if (!why) co_return std::nullopt;
+        co_return upstream_error{error_kind::upstream, error_phase::create, std::move(*why), {}};
+    }
+
+    asio::awaitable<up_result<opencode_catalog>> fetch_catalog(
+        std::optional<std::string> const& directory, call_control& ctl) {
+        auto agents = co_await get_list("/agent", directory, ctl);
+        if (!agents) co_return agents.error();
+        auto catalog = parse_opencode_agents(agents->status, agents->body);
+        if (!catalog) co_return catalog;
+        auto providers = co_await get_list("/config/providers", directory, ctl);
+        if (!providers) co_return providers.error();
+        auto parsed = parse_opencode_providers(providers->status, providers->body, *catalog);
+        if (!parsed) co_return parsed.error();
+        co_return catalog;
+    }
+
+    asio::awaitable<up_result<http_reply>> get_list(std::string path,
+                                                    std::optional<std::string> const& directory,
+                                                    call_control& ctl) {
+        http_request r{
+            "GET", with_directory(std::move(path), directory), {}, short_deadline(ctl), &ctl};
+        r.max_body = max_list_reply;
+        auto reply = co_await pool_.request(std::move(r));
+        if (!reply) co_return from_failure(reply.error(), error_phase::create);
+        co_return std::move(*reply);
+    }
+
     asio::any_io_executor ex_;
     opencode_config cfg_;
     http_pool pool_;
+    shared_lookup<opencode_catalog> catalogs_;
     std::shared_ptr<event_stream> events_;
 };
 

@@ -7,12 +7,24 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace {
 
 constexpr std::string_view usage =
     "usage: fake_openai [--listen HOST:PORT] [--latency-ms N] [--api-key KEY]\n"
-    "                   [--tls-cert PEM --tls-key PEM]\n";
+    "                   [--tls-cert PEM --tls-key PEM] [--models A,B] [--models-status N]\n";
+
+// "a,b" → {a, b}; "" → none.
+std::vector<std::string> split_list(std::string_view value) {
+    std::vector<std::string> out;
+    while (!value.empty()) {
+        auto comma = value.find(',');
+        out.emplace_back(value.substr(0, comma));
+        value = comma == std::string_view::npos ? std::string_view{} : value.substr(comma + 1);
+    }
+    return out;
+}
 
 // Later flags win, so a caller can override defaults it was handed.
 void apply_flag(std::string_view flag, std::string_view value, fake_openai::options& opts) {
@@ -28,6 +40,13 @@ void apply_flag(std::string_view flag, std::string_view value, fake_openai::opti
         opts.tls_cert = std::string(value);
     } else if (flag == "--tls-key") {
         opts.tls_key = std::string(value);
+    } else if (flag == "--models") {
+        opts.models = split_list(value);
+    } else if (flag == "--models-status") {
+        auto status = fake_common::flag_count(flag, value);
+        if (status < 100 || status > 599)
+            throw std::invalid_argument("--models-status needs an HTTP status");
+        opts.models_status = static_cast<unsigned>(status);
     } else {
         throw std::invalid_argument("unknown flag " + std::string(flag));
     }

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace fake_openai {
 
@@ -15,6 +16,10 @@ struct options {
     std::optional<std::string> api_key;   // when set, `Authorization: Bearer KEY` is required
     std::optional<std::string> tls_cert;  // PEM chain and key: serve https instead of http
     std::optional<std::string> tls_key;
+    // What GET {base}/models lists (`--models a,b`; empty: none), or the status it fails with
+    // (`--models-status N`, not 200).
+    std::vector<std::string> models{"fake-model"};
+    unsigned models_status = 200;
 };
 
 // Serves until SIGTERM/SIGINT, then closes every connection and returns the exit status.

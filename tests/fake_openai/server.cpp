@@ -1,6 +1,7 @@
 // HTTP layer of the fake OpenAI-compatible server: Beast HTTP/1.1 over plain TCP or TLS, one
 // coroutine per connection, `POST …/chat/completions` (streamed as SSE or one JSON body) with the
-// faults of directives.hpp, optional bearer-key auth, and the /_fake/ test-control routes.
+// faults of directives.hpp, `GET …/models`, optional bearer-key auth, and the /_fake/
+// test-control routes.
 #include "directives.hpp"
 #include "options.hpp"
 #include "stats.hpp"
@@ -392,10 +393,28 @@ class server {
         }
         if (req.method() == http::verb::post && path.ends_with("/chat/completions"))
             co_return co_await completion(c, req);
+        if (req.method() == http::verb::get && path.ends_with("/models")) {
+            auto res = models();
+            co_return co_await respond(c, req, res);
+        }
         auto res =
             error_response(http::status::not_found, fmt::format("Unknown request URL: {}", path),
                            "invalid_request_error");
         co_return co_await respond(c, req, res);
+    }
+
+    // GET /models as OpenAI lists them, or the --models-status failure.
+    response_t models() {
+        stats_.add("model_lists", 1);
+        if (opts_.models_status != 200)
+            return error_response(static_cast<http::status>(opts_.models_status),
+                                  "fake models failure", "server_error");
+        json::array data;
+        for (auto const& id : opts_.models)
+            data.push_back(json::object{
+                {"id", id}, {"object", "model"}, {"created", 1700000000}, {"owned_by", "fake"}});
+        return json_response(http::status::ok,
+                             json::object{{"object", "list"}, {"data", std::move(data)}});
     }
 
     template <class Stream>

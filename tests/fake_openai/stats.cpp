@@ -17,9 +17,10 @@ bool is_gauge(std::string const& name) {
 }  // namespace
 
 stats::stats() {
-    for (auto const* name : {"requests_total", "streams_in_flight", "max_streams_in_flight",
-                             "streams_completed", "completions", "client_disconnects",
-                             "rate_limited", "chunks_sent", "tls_handshake_failures"})
+    for (auto const* name :
+         {"requests_total", "streams_in_flight", "max_streams_in_flight", "streams_completed",
+          "completions", "client_disconnects", "rate_limited", "chunks_sent",
+          "tls_handshake_failures", "model_lists"})
         values_[name] = 0;
 }
 

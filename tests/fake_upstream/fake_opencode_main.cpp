@@ -12,7 +12,8 @@ namespace {
 constexpr std::string_view usage =
     "usage: fake_opencode [--listen HOST:PORT] [--latency-ms N] [--create-latency-ms N]\n"
     "                     [--heartbeat-ms N] [--password P] [--unscoped-events]\n"
-    "                     [--event-queue-bytes N] [--endless-event-line]\n";
+    "                     [--event-queue-bytes N] [--endless-event-line]\n"
+    "                     [--lists-latency-ms N] [--lists-fault F]\n";
 
 // Later flags win, so a caller can override defaults it was handed.
 void apply_flag(std::string_view flag, std::string_view value, fake::options& opts) {
@@ -33,6 +34,14 @@ void apply_flag(std::string_view flag, std::string_view value, fake::options& op
         opts.password = std::string(value);
     } else if (flag == "--unscoped-events") {
         opts.scoped_events = false;
+    } else if (flag == "--lists-latency-ms") {
+        opts.lists_latency_ms = flag_count(flag, value);
+    } else if (flag == "--lists-fault") {
+        auto f = fake::parse_fault(value);
+        if (!f || *f == fake::fault::error || *f == fake::fault::stall)
+            throw std::invalid_argument("--lists-fault needs an HTTP fault, not " +
+                                        std::string(value));
+        opts.lists_fault = *f;
     } else if (flag == "--endless-event-line") {
         opts.endless_event_line = true;
     } else {

@@ -1,6 +1,7 @@
 // HTTP layer of the fake OpenCode server: Beast HTTP/1.1 with keep-alive, one coroutine per
 // connection, the OpenCode routes agentd uses, the /_fake/ test-control routes, and the
 // transport-level faults (close, reset, hang, slow_headers) that only this layer can produce.
+#include "catalog.hpp"
 #include "fake_state.hpp"
 #include "options.hpp"
 
@@ -594,6 +595,10 @@ class server {
                 out = json_reply(http::status::ok, state_.busy_sessions());
             } else if (seg.size() >= 2 && seg[0] == "session") {
                 out = co_await session_route(c, req, t);
+            } else if (method == http::verb::get &&
+                       ((seg.size() == 1 && seg[0] == "agent") ||
+                        (seg.size() == 2 && seg[0] == "config" && seg[1] == "providers"))) {
+                out = co_await list_route(c, seg[0] == "agent");
             } else if (!seg.empty() && (seg[0] == "permission" || seg[0] == "question")) {
                 out = request_route(req, t);
             }
@@ -606,6 +611,35 @@ class server {
                                           std::string_view(req.target())));
         }
         co_return std::move(*out);
+    }
+
+    // GET /agent or GET /config/providers, after --lists-latency-ms and spoiled by --lists-fault.
+    asio::awaitable<reply> list_route(connection& c, bool agents) {
+        state_.counters().add(agents ? "agent_lists" : "provider_lists", 1);
+        if (!co_await sleep_or_closed(c, state_.opts().lists_latency_ms))
+            co_return reply{action::close, {}, {}};
+        json::value body = agents ? json::value(agents_json()) : json::value(providers_json());
+        if (state_.opts().lists_fault != fault::none)
+            co_return fault_reply(state_.opts().lists_fault, json::serialize(body));
+        co_return json_reply(http::status::ok, body);
+    }
+
+    // A prompt naming an unknown agent or model: the real server's bare 500, with the reason
+    // only in a session.error event.
+    std::optional<reply> refuse_unknown(session const& s, json::object const& prompt) {
+        auto why = unknown_in_prompt(prompt);
+        if (!why) return std::nullopt;
+        state_.counters().add("unknown_prompts", 1);
+        state_.bus().publish(
+            s.directory, "session.error",
+            {{"sessionID", s.id},
+             {"error", {{"name", "UnknownError"}, {"data", {{"message", *why}}}}}});
+        return json_reply(
+            http::status::internal_server_error,
+            json::object{{"name", "UnknownError"},
+                         {"data",
+                          {{"message", "Unexpected server error. Check server logs for details."},
+                           {"ref", new_id("err")}}}});
     }
 
     // A list is per instance like the real server's: ?directory=, else the server's own
@@ -778,6 +812,7 @@ class server {
         auto const& obj = require_object(body);
         auto p = parse_prompt(obj, state_.opts());
         auto& s = require_session(id);
+        if (auto refused = refuse_unknown(s, obj)) co_return std::move(*refused);
         auto t = state_.start_turn(s, std::move(p.spec), obj);
         // The upstream got the prompt and runs it; only the connection dies.
         if (p.requested == fault::early_reset) co_return reply{action::reset_now, {}, {}};
@@ -797,6 +832,7 @@ class server {
         auto const& obj = require_object(body);
         auto p = parse_prompt(obj, state_.opts());
         auto& s = require_session(id);
+        if (auto refused = refuse_unknown(s, obj)) co_return std::move(*refused);
         // A spoiled reply means the prompt was not accepted, so no turn starts.
         if (is_http_fault(p.requested) && p.requested != fault::hang) {
             if (!co_await sleep_or_closed(c, p.spec.latency_ms))

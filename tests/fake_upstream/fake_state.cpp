@@ -24,11 +24,12 @@ namespace {
 // twice and crashes), so every such result below is bound to a name even when unused.
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-constexpr std::array<std::string_view, 15> counter_names{
+constexpr std::array<std::string_view, 18> counter_names{
     "sessions_created",  "creates_started",   "creates_in_flight",     "max_creates_in_flight",
     "prompts_started",   "prompts_in_flight", "max_prompts_in_flight", "prompts_completed",
     "aborts_total",      "requests_total",    "event_subscribers",     "flood_events",
-    "permissions_asked", "questions_asked",   "flood_tools",
+    "permissions_asked", "questions_asked",   "flood_tools",           "agent_lists",
+    "provider_lists",    "unknown_prompts",
 };
 
 bool is_space(char c) {

@@ -2,6 +2,8 @@
 // model. Kept in its own header so main does not pull in Asio.
 #pragma once
 
+#include "directives.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -24,6 +26,10 @@ struct options {
     std::size_t event_queue_bytes = 64u << 20;
     // Event streams send one `data:` line that never ends (a hostile upstream).
     bool endless_event_line = false;
+    // GET /agent and GET /config/providers (catalog.hpp): how long they take, and an HTTP
+    // fault (directives.hpp) that spoils both.
+    std::int64_t lists_latency_ms = 0;
+    fault lists_fault = fault::none;
 };
 
 // Serves until SIGTERM/SIGINT, then drains every connection and returns the exit status.

@@ -292,6 +292,8 @@ TEST_F(openai_test, HangEndsAtTheJobDeadlineOrTheHeadersDeadline) {
 }
 
 TEST_F(openai_test, OutputIsCappedAndAMissingModelFails) {
+    agentd_.reset();
+    fake_ = std::make_unique<fake_openai>(std::vector<std::string>{"--models", ""});
     agentd_ = std::make_unique<agentd_process>(
         fake_->url(),
         std::vector<std::string>{"--upstream-backend", "openai", "--max-output-bytes", "100"});
@@ -302,8 +304,37 @@ TEST_F(openai_test, OutputIsCappedAndAMissingModelFails) {
     EXPECT_EQ(str(jobs.at(0), "state"), "completed");
     EXPECT_EQ(str(jobs.at(0), "output").size(), 100u);
     EXPECT_TRUE(jobs.at(0).at("truncated").as_bool());
-    expect_failed(jobs.at(1), "protocol", "no model");
-    EXPECT_EQ(fake_->counter("requests_total"), 1);  // the model-less job sent nothing
+    // Without a model anywhere, GET /models is asked; it lists none: the job fails at create.
+    EXPECT_EQ(str(jobs.at(1), "state"), "failed");
+    EXPECT_EQ(str(jobs.at(1).at("error"), "kind"), "upstream");
+    EXPECT_EQ(str(jobs.at(1).at("error"), "phase"), "create");
+    EXPECT_NE(str(jobs.at(1).at("error"), "message").find("GET /models lists none"),
+              std::string::npos);
+    EXPECT_EQ(fake_->counter("requests_total"), 2);  // GET /models and the capped job only
+    EXPECT_EQ(fake_->counter("model_lists"), 1);
+}
+
+// A task without a model runs on the only one the server lists, asked once for a fan-out; with
+// several, it fails at create naming them.
+TEST_F(openai_test, TheOnlyServedModelIsPickedAndSeveralAreListed) {
+    agentd_ = std::make_unique<agentd_process>(
+        fake_->url(), std::vector<std::string>{"--upstream-backend", "openai"});
+    auto jobs = wait_all(*agentd_, start(*agentd_, json::array{task("a"), task("b"), task("c")}));
+    for (auto const& j : jobs) EXPECT_EQ(str(j, "state"), "completed") << json::serialize(j);
+    EXPECT_EQ(fake_->stats().at("last_request_body").at("model"), "fake-model");
+    EXPECT_EQ(fake_->counter("model_lists"), 1);
+
+    agentd_.reset();
+    fake_ = std::make_unique<fake_openai>(std::vector<std::string>{"--models", "m1,m2"});
+    agentd_ = std::make_unique<agentd_process>(
+        fake_->url(), std::vector<std::string>{"--upstream-backend", "openai"});
+    auto failed = run_one(*agentd_, task("which"));
+    SCOPED_TRACE(json::serialize(failed));
+    EXPECT_EQ(str(failed, "state"), "failed");
+    EXPECT_EQ(str(failed.at("error"), "phase"), "create");
+    EXPECT_NE(str(failed.at("error"), "message").find("serves 2 models, name one: m1, m2"),
+              std::string::npos);
+    EXPECT_EQ(fake_->counter("completions"), 0);
 }
 
 TEST_F(openai_test, RefusedConnectionIsATransportFailure) {
