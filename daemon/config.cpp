@@ -34,7 +34,7 @@ namespace {
 
 using value = toml_value;
 
-enum class kind { integer, text, list };
+enum class kind { integer, decimal, text, list };
 
 struct setting {
     setting(std::string k, std::string f, std::string h, kind t)
@@ -84,6 +84,25 @@ setting number(std::string key, std::string flag, std::string help, std::int64_t
     s.max = max;
     s.set = [field](config& c, value const& v) { assign(field(c), std::get<std::int64_t>(v)); };
     s.get = [field](config const& c) -> std::optional<value> { return as_count(field(c)); };
+    return s;
+}
+
+// A decimal that may be unset (`field` is a std::optional<double>&); an integer is accepted too.
+// Bounds are whole numbers, which is all the decimal settings need.
+template <class Field>
+setting decimal(std::string key, std::string flag, std::string help, std::int64_t min,
+                std::int64_t max, Field field) {
+    setting s(std::move(key), std::move(flag), std::move(help), kind::decimal);
+    s.min = min;
+    s.max = max;
+    s.set = [field](config& c, value const& v) {
+        auto const* n = std::get_if<std::int64_t>(&v);
+        field(c) = n ? static_cast<double>(*n) : std::get<double>(v);
+    };
+    s.get = [field](config const& c) -> std::optional<value> {
+        if (!field(c)) return std::nullopt;
+        return value(*field(c));
+    };
     return s;
 }
 
@@ -223,6 +242,11 @@ std::vector<setting> settings() {
             "limits.input_timeout_ms", "--input-timeout-ms",
             "A permission or question unanswered this long is rejected (0: never)", 0,
             7 * 24 * hour_ms, [](auto& c) -> auto& { return c.limits.input_timeout; }),
+        // DESIGN §2 budget: tasks without a budget of their own get this max_cost.
+        decimal(
+            "limits.default_max_cost", "--default-max-cost",
+            "Cost bound of tasks that set no budget; past it a job is aborted (default: none)", 0,
+            1'000'000'000, [](auto& c) -> auto& { return c.limits.default_max_cost; }),
         number(
             "limits.max_output_bytes", "--max-output-bytes", "Cap of a job's output", 1, 1 << 30,
             [](auto& c) -> auto& { return c.limits.max_output_bytes; }),
@@ -281,6 +305,7 @@ std::string type_name(value const& v) {
             using type = std::decay_t<decltype(x)>;
             if constexpr (std::is_same_v<type, bool>) return "a boolean";
             if constexpr (std::is_same_v<type, std::int64_t>) return "an integer";
+            if constexpr (std::is_same_v<type, double>) return "a float";
             if constexpr (std::is_same_v<type, std::string>) return "a string";
             if constexpr (std::is_same_v<type, std::vector<std::string>>)
                 return "an array of strings";
@@ -296,6 +321,15 @@ std::optional<std::string> check(setting const& s, value const& v) {
         if (!n) return "expected an integer, got " + type_name(v);
         if (*n < s.min || *n > s.max)
             return fmt::format("{} is out of range [{}, {}]", *n, s.min, s.max);
+        return std::nullopt;
+    }
+    if (s.type == kind::decimal) {
+        auto const* n = std::get_if<std::int64_t>(&v);
+        auto const* d = std::get_if<double>(&v);
+        if (!n && !d) return "expected a number, got " + type_name(v);
+        auto x = n ? static_cast<double>(*n) : *d;
+        if (!(x >= static_cast<double>(s.min) && x <= static_cast<double>(s.max)))
+            return fmt::format("{} is out of range [{}, {}]", x, s.min, s.max);
         return std::nullopt;
     }
     if (s.type == kind::list) {
@@ -317,6 +351,12 @@ std::optional<value> from_flag(setting const& s, std::string const& text,
                                std::vector<std::string> const& items) {
     if (s.type == kind::list) return value(items);
     if (s.type == kind::text) return value(text);
+    if (s.type == kind::decimal) {
+        double d = 0;
+        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), d);
+        if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
+        return value(d);
+    }
     std::int64_t n = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
     if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
@@ -325,6 +365,7 @@ std::optional<value> from_flag(setting const& s, std::string const& text,
 
 std::string help_default(value const& v) {
     if (auto const* n = std::get_if<std::int64_t>(&v)) return std::to_string(*n);
+    if (auto const* d = std::get_if<double>(&v)) return fmt::format("{}", *d);
     if (auto const* t = std::get_if<std::string>(&v)) return *t;
     if (auto const* items = std::get_if<std::vector<std::string>>(&v))
         return fmt::format("{}", fmt::join(*items, " "));
@@ -428,6 +469,7 @@ void add_flags(CLI::App& app, std::vector<setting> const& table, flag_values& f)
         auto* opt = s.type == kind::list ? app.add_option(s.flag, f.lists[i], s.help)
                                          : app.add_option(s.flag, f.texts[i], s.help);
         if (s.type == kind::integer) opt->type_name("INT");
+        if (s.type == kind::decimal) opt->type_name("NUMBER");
         if (auto v = s.get(defaults)) opt->default_str(help_default(*v));
         f.options.push_back(opt);
     }
@@ -441,7 +483,9 @@ std::optional<std::string> apply_flags(std::vector<setting> const& table, flag_v
         auto const& s = table[i];
         if (f.options[i]->count() == 0) continue;
         auto v = from_flag(s, f.texts[i], f.lists[i]);
-        if (!v) return s.flag + ": '" + f.texts[i] + "' is not an integer";
+        if (!v)
+            return s.flag + ": '" + f.texts[i] + "' is not " +
+                   (s.type == kind::decimal ? "a number" : "an integer");
         if (auto why = check(s, *v)) return s.flag + ": " + *why;
         s.set(c, *v);
         from[s.key] = s.flag;

@@ -34,7 +34,7 @@ toml_value to_value(toml::node const& node) {
         case toml::node_type::array:
             return array_value(*node.as_array());
         case toml::node_type::floating_point:
-            return toml_other{"a float"};
+            return node.as_floating_point()->get();
         case toml::node_type::date:
             return toml_other{"a date"};
         case toml::node_type::time:

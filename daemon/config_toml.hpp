@@ -10,13 +10,13 @@
 
 namespace agentd::daemon {
 
-// A value of a type no key uses (float, date, time, table array...): kept only to name it.
+// A value of a type no key uses (date, time, table array...): kept only to name it.
 struct toml_other {
     std::string type_name;
 };
 
 using toml_value =
-    std::variant<bool, std::int64_t, std::string, std::vector<std::string>, toml_other>;
+    std::variant<bool, std::int64_t, double, std::string, std::vector<std::string>, toml_other>;
 
 struct toml_entry {
     std::string key;  // dotted: tables become prefixes

@@ -1,6 +1,10 @@
 // What a job keeps of its task once it has ended; see job.hpp.
 #include "jobs/job.hpp"
 
+#include <fmt/format.h>
+
+#include <limits>
+
 namespace agentd::jobs {
 
 namespace {
@@ -15,7 +19,47 @@ std::string first_chars(std::string_view s, std::size_t n) {
     return std::string(s.substr(0, i));
 }
 
+std::int64_t saturated_add(std::int64_t a, std::int64_t b) {
+    std::int64_t sum = 0;
+    if (__builtin_add_overflow(a, b, &sum))
+        return a < 0 ? std::numeric_limits<std::int64_t>::min()
+                     : std::numeric_limits<std::int64_t>::max();
+    return sum;
+}
+
+// Both amounts at the fewest decimals (2 to 8) that tell them apart: "0.52 > 0.50", and a
+// bound of 0.001 still shows as "0.0012 > 0.0010", not "0.00 > 0.00".
+std::string cost_pair(double used, double bound) {
+    int digits = 2;
+    while (digits < 8 &&
+           fmt::format("{:.{}f}", used, digits) == fmt::format("{:.{}f}", bound, digits))
+        ++digits;
+    return fmt::format("{:.{}f} > {:.{}f}", used, digits, bound, digits);
+}
+
 }  // namespace
+
+void add_usage(protocol::job_usage& sum, protocol::job_usage const& u) {
+    sum.input_tokens = saturated_add(sum.input_tokens, u.input_tokens);
+    sum.output_tokens = saturated_add(sum.output_tokens, u.output_tokens);
+    sum.cost += u.cost;
+}
+
+protocol::job_usage summed_usage(job const& j) {
+    protocol::job_usage sum;
+    for (auto const& [id, u] : j.usage_by_message) add_usage(sum, u);
+    return sum;
+}
+
+std::optional<std::string> over_budget(protocol::task_budget const& b,
+                                       protocol::job_usage const& usage) {
+    if (b.max_cost && usage.cost > *b.max_cost)
+        return "budget exhausted: cost " + cost_pair(usage.cost, *b.max_cost);
+    auto tokens = saturated_add(usage.input_tokens, usage.output_tokens);
+    if (b.max_tokens && tokens > *b.max_tokens)
+        return fmt::format("budget exhausted: tokens {} > {}", tokens, *b.max_tokens);
+    return std::nullopt;
+}
 
 protocol::pending_request const* find_request(job const& j, std::string_view id) {
     for (auto const& r : j.view.requests)
@@ -40,6 +84,7 @@ void compact_finished(job& j) {
     j.view.requests.clear();
     j.asked.clear();
     j.answering.clear();
+    j.usage_by_message.clear();
 }
 
 }  // namespace agentd::jobs

@@ -59,9 +59,22 @@ struct job {
     std::map<std::string, protocol::answered_by, std::less<>> answering;
     std::chrono::steady_clock::time_point activity_pushed{};
     bool activity_due = false;  // a change not pushed yet
+
+    // DESIGN §2 budget: the latest usage of each upstream message of the turn (opencode: one
+    // per LLM step), whose sum is the job's usage.
+    std::map<std::string, protocol::job_usage, std::less<>> usage_by_message;
 };
 
 using job_ptr = std::shared_ptr<job>;
+
+// Adds `u` to `sum`; token counts saturate instead of overflowing on hostile figures.
+void add_usage(protocol::job_usage& sum, protocol::job_usage const& u);
+// The sum of the job's per-message usage.
+protocol::job_usage summed_usage(job const& j);
+// "budget exhausted: cost 0.52 > 0.50" (or "tokens N > M") when `usage` is past the job's
+// budget, else nullopt. Tokens count input + output.
+std::optional<std::string> over_budget(protocol::task_budget const& b,
+                                       protocol::job_usage const& usage);
 
 // The pending request `id` of the job, or null (answered, timed out, never asked).
 protocol::pending_request const* find_request(job const& j, std::string_view id);

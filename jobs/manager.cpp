@@ -372,14 +372,19 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
 
     // Ends a running job with its turn's outcome. A failure other than the upstream's own
     // leaves the upstream possibly still working: the upstream session to abort once the slot is
-    // free.
+    // free. A turn that ended past the budget (its last usage came with the reply, or the budget
+    // stop raced the end) fails all the same, with nothing left to abort.
     std::optional<std::string> end_turn(job_ptr const& j,
                                         upstream::up_result<upstream::prompt_outcome> out) {
         if (out) {
+            if (protocol::is_active(j->view.state)) record_usage(*j, out->message_id, out->usage);
+            if (auto over = exhausted(*j)) {
+                fail(*j, {error_kind::limit, error_phase::prompt, std::move(*over), std::nullopt});
+                return std::nullopt;
+            }
             transition(*j, job_event::complete, [&](job& f) {
                 f.view.output = std::move(out->output);
                 f.view.truncated = out->truncated;
-                f.view.usage = out->usage;
             });
             return std::nullopt;
         }
@@ -402,6 +407,10 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                 e = {error_kind::timeout, phase,
                      fmt::format("no progress from the upstream for {} s",
                                  seconds_text(lim.idle_timeout)),
+                     std::nullopt};
+                break;
+            case stop_reason::budget:
+                e = {error_kind::limit, phase, exhausted(j).value_or("budget exhausted"),
                      std::nullopt};
                 break;
             case stop_reason::shutdown:
@@ -602,6 +611,40 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         j->last_progress = steady::now();
         auto room = lim.max_output_bytes - std::min(lim.max_output_bytes, j->partial.size());
         j->partial.append(delta.substr(0, protocol::utf8_prefix(delta, room)));
+    }
+
+    // --- usage and budget (DESIGN §2) -------------------------------------------------
+
+    // Distinct messages one job tracks; past it a hostile upstream's new ids add to one entry,
+    // which can only over-count (the safe side of a budget).
+    static constexpr std::size_t max_usage_messages = 4096;
+
+    void record_usage(job& j, std::string_view message_id, protocol::job_usage const& u) {
+        auto it = j.usage_by_message.find(message_id);
+        if (it != j.usage_by_message.end()) {
+            it->second = u;
+        } else if (j.usage_by_message.size() < max_usage_messages) {
+            j.usage_by_message.emplace(message_id, u);
+        } else {
+            add_usage(j.usage_by_message["~more"], u);
+        }
+        j.view.usage = summed_usage(j);
+    }
+
+    // Why the job's usage is past its budget, if it is.
+    static std::optional<std::string> exhausted(job const& j) {
+        if (!j.task.budget || !j.view.usage) return std::nullopt;
+        return over_budget(*j.task.budget, *j.view.usage);
+    }
+
+    // Past the budget the call is stopped; the job then fails `limit` and is aborted upstream
+    // (end_failed, end_turn), as an idle one is.
+    void on_usage(std::string_view upstream_session, std::string_view message_id,
+                  protocol::job_usage const& u) {
+        auto j = active_job(upstream_session);
+        if (!j) return;
+        record_usage(*j, message_id, u);
+        if (j->control && exhausted(*j)) j->control->stop(stop_reason::budget);
     }
 
     // --- tool steps and requests (DESIGN §2) --------------------------------------------
@@ -884,6 +927,10 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         void on_progress(std::string_view s) override {
             if (auto m = m_.lock()) m->on_progress(s);
         }
+        void on_usage(std::string_view s, std::string_view message_id,
+                      protocol::job_usage const& u) override {
+            if (auto m = m_.lock()) m->on_usage(s, message_id, u);
+        }
 
       private:
         std::weak_ptr<impl> m_;
@@ -985,6 +1032,8 @@ protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
         j->own = o;
         j->view.session = o.session;
         j->task = t;
+        if (!j->task.budget && m.lim.default_max_cost)
+            j->task.budget = protocol::task_budget{m.lim.default_max_cost, std::nullopt};
         j->view.task = preview_of(t);
         j->upstream_parent = p.upstream_parent;
         if (parent) j->parent = parent->view.id;

@@ -39,6 +39,8 @@ struct limits {
     std::chrono::milliseconds idle_timeout{600'000};
     std::chrono::milliseconds input_timeout{600'000};
     protocol::permission_policy permissions = protocol::permission_policy::ask;
+    // DESIGN §2 budget: the max_cost of tasks that set no budget (none: unbounded).
+    std::optional<double> default_max_cost;
 };
 
 // One requested job in a reply: its view, or nullopt for an id that is unknown or foreign.

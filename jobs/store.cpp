@@ -83,6 +83,12 @@ std::string task_json(protocol::task const& t) {
     if (t.directory) o["directory"] = *t.directory;
     if (t.timeout_ms) o["timeout_ms"] = *t.timeout_ms;
     if (t.permissions) o["permissions"] = protocol::to_string(*t.permissions);
+    if (t.budget) {
+        json::object b;
+        if (t.budget->max_cost) b["max_cost"] = *t.budget->max_cost;
+        if (t.budget->max_tokens) b["max_tokens"] = *t.budget->max_tokens;
+        o["budget"] = std::move(b);
+    }
     return json::serialize(o);
 }
 
@@ -139,6 +145,14 @@ protocol::task task_from(std::string_view text) {
         t.timeout_ms = n->get_int64();
     if (auto p = opt("permissions"))
         t.permissions = protocol::from_string<protocol::permission_policy>(*p);
+    if (auto const* b = v.if_contains("budget"); b && b->is_object()) {
+        protocol::task_budget budget;
+        if (auto const* c = b->get_object().if_contains("max_cost"); c && c->is_number())
+            budget.max_cost = c->to_number<double>();
+        if (auto const* n = b->get_object().if_contains("max_tokens"); n && n->is_int64())
+            budget.max_tokens = n->get_int64();
+        t.budget = budget;
+    }
     return t;
 }
 

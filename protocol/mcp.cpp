@@ -110,6 +110,16 @@ json::object task_schema() {
             "Wall-clock limit of this job in ms (default: the daemon's job_timeout_ms, 30 min)."),
         1);
     timeout["maximum"] = max_task_timeout_ms;
+    json::object cost = described({{"type", "number"}, {"minimum", 0}},
+                                  "Largest cost the job may report (the upstream's currency).");
+    json::object budget = object_schema(
+        {{"max_cost", std::move(cost)},
+         {"max_tokens", at_least(integer_schema("Largest input + output token count."), 1)}},
+        {}, true);
+    budget["description"] =
+        "Past either bound the job is aborted and fails (kind limit); replaces the daemon's "
+        "default_max_cost.";
+    budget["minProperties"] = 1;
     return object_schema(
         {{"prompt", non_empty(string_schema("What the sub-agent should do."))},
          {"description", string_schema("A short label shown in job views.")},
@@ -117,7 +127,8 @@ json::object task_schema() {
          {"model", std::move(model)},
          {"system", string_schema("Extra system prompt.")},
          {"directory", non_empty(string_schema("Working directory of the sub-agent's session."))},
-         {"timeout_ms", std::move(timeout)}},
+         {"timeout_ms", std::move(timeout)},
+         {"budget", std::move(budget)}},
         {"prompt"}, true);
 }
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <initializer_list>
+#include <limits>
 
 namespace agentd::protocol {
 namespace json = boost::json;
@@ -135,6 +136,35 @@ bool valid_upstream_session(std::string_view s) {
            });
 }
 
+// A cost bound in the upstream's currency: at least 0 (0 allows nothing billed).
+result<std::optional<double>> opt_cost(reader const& r, std::string_view key) {
+    auto const* v = r.get(key);
+    if (!v) return std::optional<double>{};
+    if (!v->is_number()) return invalid_params(r.field(key), "must be a number");
+    auto n = v->to_number<double>();
+    if (n < 0) return invalid_params(r.field(key), "must be a number of at least 0");
+    return std::optional<double>{n};
+}
+
+result<std::optional<task_budget>> opt_budget(reader const& r) {
+    auto const* v = r.get("budget");
+    if (!v) return std::optional<task_budget>{};
+    auto path = r.field("budget");
+    if (!v->is_object()) return invalid_params(path, "must be an object");
+    reader b(v->get_object(), path);
+    if (auto e = b.only({"max_cost", "max_tokens"})) return *e;
+    task_budget out;
+    auto cost = opt_cost(b, "max_cost");
+    if (!cost) return cost.error();
+    out.max_cost = *cost;
+    auto tokens = b.opt_int("max_tokens", 1, std::numeric_limits<std::int64_t>::max());
+    if (!tokens) return tokens.error();
+    out.max_tokens = *tokens;
+    if (!out.max_cost && !out.max_tokens)
+        return invalid_params(path, "must set max_cost or max_tokens");
+    return std::optional<task_budget>{out};
+}
+
 constexpr std::size_t max_prompt_bytes = 512 * 1024;
 constexpr std::size_t max_short_bytes = 1024;
 constexpr std::size_t max_system_bytes = 256 * 1024;
@@ -143,7 +173,7 @@ result<task> parse_task(json::value const& v, std::string path) {
     if (!v.is_object()) return invalid_params(path, "must be an object");
     reader r(v.get_object(), path);
     if (auto e = r.only({"prompt", "description", "agent", "model", "system", "directory",
-                         "timeout_ms", "permissions"}))
+                         "timeout_ms", "permissions", "budget"}))
         return *e;
     task t;
     auto prompt = r.opt_string("prompt", max_prompt_bytes, false);
@@ -178,6 +208,9 @@ result<task> parse_task(json::value const& v, std::string path) {
         if (!t.permissions)
             return invalid_params(r.field("permissions"), "must be \"ask\", \"allow\" or \"deny\"");
     }
+    auto spend = opt_budget(r);
+    if (!spend) return spend.error();
+    t.budget = *spend;
     return t;
 }
 

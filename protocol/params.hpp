@@ -26,6 +26,15 @@ inline constexpr std::size_t max_job_ids = 1024;
 enum class permission_policy { ask, allow, deny };
 BOOST_DESCRIBE_ENUM(permission_policy, ask, allow, deny)
 
+// A task's spending bound (DESIGN §2 `budget`): past either, the job is aborted and fails
+// `kind: limit`. Tokens count input + output as the upstream reports them. A task's budget
+// replaces limits.default_max_cost; it sets at least one bound.
+struct task_budget {
+    std::optional<double> max_cost;
+    std::optional<std::int64_t> max_tokens;
+    bool operator==(task_budget const&) const = default;
+};
+
 struct task {
     std::string prompt;
     std::string description;
@@ -35,6 +44,7 @@ struct task {
     std::optional<std::string> directory;
     std::optional<std::int64_t> timeout_ms;
     std::optional<permission_policy> permissions;
+    std::optional<task_budget> budget;
 };
 
 struct start_params {

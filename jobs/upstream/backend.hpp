@@ -97,7 +97,8 @@ struct prompt_request {
 struct prompt_outcome {
     std::string output;
     bool truncated = false;
-    protocol::job_usage usage;
+    protocol::job_usage usage;  // of the final message (opencode) or the whole call (openai)
+    std::string message_id;     // the final message's, as event_sink::on_usage names it
 };
 
 // One update of a tool step (opencode `message.part.updated` with a tool part). The backend
@@ -137,6 +138,11 @@ class event_sink {
     // Any other event of the session that shows the upstream works on it (not heartbeats, not
     // retry notices): resets the job's idle clock (DESIGN §3 idle_timeout_ms).
     virtual void on_progress(std::string_view session) = 0;
+    // The usage so far of one message of the session's turn (opencode: each assistant message,
+    // one per LLM step; openai: the stream, message ""), replacing what that message reported
+    // before: the turn's usage is the sum over its messages (DESIGN §2 budget).
+    virtual void on_usage(std::string_view session, std::string_view message_id,
+                          protocol::job_usage const& usage) = 0;
 
   protected:
     ~event_sink() = default;

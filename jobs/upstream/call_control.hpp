@@ -8,8 +8,9 @@
 
 namespace agentd::jobs::upstream {
 
-// idle: no progress from the upstream for limits.idle_timeout_ms (DESIGN §3).
-enum class stop_reason { none, cancelled, deadline, idle, shutdown };
+// idle: no progress from the upstream for limits.idle_timeout_ms (DESIGN §3); budget: the
+// usage passed the task's budget (DESIGN §2).
+enum class stop_reason { none, cancelled, deadline, idle, budget, shutdown };
 
 class call_control {
   public:

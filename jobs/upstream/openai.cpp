@@ -186,6 +186,8 @@ asio::awaitable<up_result<prompt_outcome>> read_stream(Stream& s, beast::flat_bu
     auto on_event = [&](std::string_view data) {
         if (failed || reader.finished()) return;
         auto added = reader.feed(data);
+        if (added && c.sink && reader.usage_fresh())
+            c.sink->on_usage(c.session, "", reader.usage());
         if (!added)
             failed = added.error();
         else if (c.sink && !added->empty())

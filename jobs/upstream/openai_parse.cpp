@@ -48,11 +48,17 @@ upstream_error reported_error(json::object const& o) {
     return e;
 }
 
-void take_usage(json::object const& o, protocol::job_usage& usage) {
+// Whether the chunk carried usage. `cost` is not OpenAI's, but OpenRouter and some proxies
+// report it there.
+bool take_usage(json::object const& o, protocol::job_usage& usage) {
     auto const* u = o.if_contains("usage");
-    if (!u || !u->is_object()) return;  // null on every chunk but the last
-    usage.input_tokens = int_at(&u->get_object(), "prompt_tokens");
-    usage.output_tokens = int_at(&u->get_object(), "completion_tokens");
+    if (!u || !u->is_object()) return false;  // null on every chunk but the last
+    auto const& uo = u->get_object();
+    usage.input_tokens = int_at(&uo, "prompt_tokens");
+    usage.output_tokens = int_at(&uo, "completion_tokens");
+    if (auto const* cost = uo.if_contains("cost"); cost && cost->is_number())
+        usage.cost = std::max(cost->to_number<double>(), 0.0);
+    return true;
 }
 
 // `choices[0].<field>.content` ("delta" when streamed, "message" otherwise); an empty view when
@@ -122,6 +128,7 @@ up_result<prompt_outcome> parse_completion(std::string_view body, std::size_t ma
 }
 
 up_result<std::string_view> stream_reader::feed(std::string_view data) {
+    usage_fresh_ = false;
     if (finished()) return std::string_view{};
     if (data == "[DONE]") {
         done_ = true;
@@ -131,7 +138,7 @@ up_result<std::string_view> stream_reader::feed(std::string_view data) {
     if (!v || !v->is_object()) return protocol_error("malformed stream chunk: " + excerpt(data));
     auto const& o = v->get_object();
     if (auto const* err = o.if_contains("error"); err && !err->is_null()) return reported_error(o);
-    take_usage(o, out_.usage);
+    usage_fresh_ = take_usage(o, out_.usage);
     auto text = content_of(o, "delta");
     if (!text) return protocol_error("malformed stream chunk: " + excerpt(data));
     auto room = max_output_ - std::min(max_output_, out_.output.size());

@@ -39,12 +39,17 @@ class stream_reader {
     up_result<std::string_view> feed(std::string_view data);
     // `[DONE]` was seen, or the output reached its cap: nothing more is needed.
     bool finished() const { return done_ || out_.truncated; }
+    // Whether the last event fed carried usage (servers that report it as it grows send it on
+    // every chunk), and the usage so far.
+    bool usage_fresh() const { return usage_fresh_; }
+    protocol::job_usage const& usage() const { return out_.usage; }
     prompt_outcome take() { return std::move(out_); }
 
   private:
     std::size_t max_output_;
     prompt_outcome out_;
     bool done_ = false;
+    bool usage_fresh_ = false;
 };
 
 }  // namespace agentd::jobs::upstream::openai

@@ -145,6 +145,10 @@ struct event_stream {
                     sink->on_progress(e.session);  // reasoning streams: work, not output
                 break;
             }
+            case kind::usage:
+                sink->on_usage(e.session, e.message_id, e.usage);
+                sink->on_progress(e.session);
+                break;
             case kind::progress:
                 sink->on_progress(e.session);
                 break;

@@ -183,6 +183,19 @@ std::optional<request_settled> settled_of(std::string_view type, json::object co
     return s;
 }
 
+// An assistant message's `cost` and `tokens`. Reasoning tokens are billed as output, as an
+// OpenAI-compatible API's completion_tokens count them; cache reads and writes are left out.
+protocol::job_usage usage_of(json::object const& info) {
+    protocol::job_usage u;
+    auto const* tokens = object_at(info, "tokens");
+    u.input_tokens = std::max<std::int64_t>(int_at(tokens, "input"), 0);
+    u.output_tokens = std::max<std::int64_t>(int_at(tokens, "output"), 0) +
+                      std::max<std::int64_t>(int_at(tokens, "reasoning"), 0);
+    if (auto const* cost = info.if_contains("cost"); cost && cost->is_number())
+        u.cost = std::max(cost->to_number<double>(), 0.0);
+    return u;
+}
+
 }  // namespace
 
 upstream_error http_error(error_phase phase, unsigned status, std::string_view body) {
@@ -265,11 +278,8 @@ up_result<prompt_outcome> parse_prompt(unsigned status, std::string_view body,
         out.output.resize(protocol::utf8_prefix(out.output, max_output));
         out.truncated = true;
     }
-    auto const* tokens = object_at(*info, "tokens");
-    out.usage.input_tokens = int_at(tokens, "input");
-    out.usage.output_tokens = int_at(tokens, "output");
-    if (auto const* cost = info->if_contains("cost"); cost && cost->is_number())
-        out.usage.cost = cost->to_number<double>();
+    out.usage = usage_of(*info);
+    out.message_id = string_at(*info, "id");
     return out;
 }
 
@@ -376,6 +386,15 @@ std::optional<std::string> reply_body(request_reply const& reply) {
     return json::serialize(body);
 }
 
+namespace {
+
+bool assistant_message(json::object const& props) {
+    auto const* info = object_at(props, "info");
+    return info && string_at(*info, "role") == "assistant" && !string_at(*info, "id").empty();
+}
+
+}  // namespace
+
 std::optional<event> parse_event(std::string_view data) {
     // A flood parses thousands of frames a second: their DOM lives on the stack, not the heap.
     unsigned char scratch[8192];
@@ -433,6 +452,13 @@ std::optional<event> parse_event(std::string_view data) {
         e.what = event::kind::settled;
         e.session = string_at(*props, "sessionID");
         e.settled = std::move(*s);
+    } else if (type == "message.updated" && assistant_message(*props)) {
+        // An assistant message's usage so far (each LLM step is a message of its own).
+        auto const& info = *object_at(*props, "info");
+        e.what = event::kind::usage;
+        e.session = string_at(info, "sessionID");
+        e.message_id = string_at(info, "id");
+        e.usage = usage_of(info);
     } else if (type == "message.updated" || type == "session.updated" || type == "session.diff" ||
                type == "session.status") {
         e.session = string_at(*props, "sessionID");

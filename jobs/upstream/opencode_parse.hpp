@@ -60,6 +60,7 @@ struct event {
         question,      // question.asked: `request`
         settled,       // permission.replied, question.replied|rejected: `settled`
         idle,
+        usage,  // message.updated of an assistant message: `message_id`, `usage` (also progress)
         progress,
         other
     } what = kind::other;
@@ -70,6 +71,8 @@ struct event {
     tool_update tool;
     protocol::pending_request request;  // asked_at left for the receiver to set
     request_settled settled;
+    std::string message_id;
+    protocol::job_usage usage;
 };
 // One SSE data frame of /global/event ({directory, payload}) or /event (the payload itself).
 std::optional<event> parse_event(std::string_view data);

@@ -5,6 +5,7 @@
 #include "fake_common/directive_blocks.hpp"
 
 #include <array>
+#include <charconv>
 #include <stdexcept>
 #include <utility>
 
@@ -61,6 +62,16 @@ std::vector<std::string> directive_list(std::string_view value) {
     }
 }
 
+// A cost: a decimal of 0 to 1 000 000.
+double directive_amount(std::string_view key, std::string_view value) {
+    double d = -1;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), d);
+    if (ec != std::errc{} || end != value.data() + value.size() || !(d >= 0 && d <= 1e6))
+        throw std::invalid_argument("fake directive " + std::string(key) +
+                                    " must be a decimal from 0 to 1000000");
+    return d;
+}
+
 void apply_key(std::string_view key, std::string_view value, directives& out) {
     using fake_common::directive_count;
     constexpr std::int64_t max_ms = 3'600'000;
@@ -102,6 +113,14 @@ void apply_key(std::string_view key, std::string_view value, directives& out) {
         out.header = directive_text(value);
     } else if (key == "silent_ms") {
         out.silent_ms = directive_count(key, value, max_ms);
+    } else if (key == "usage_steps") {
+        out.usage_steps = directive_count(key, value, 1000);
+    } else if (key == "step_cost") {
+        out.step_cost = directive_amount(key, value);
+    } else if (key == "step_tokens") {
+        out.step_tokens = directive_count(key, value, 1'000'000'000);
+    } else if (key == "step_ms") {
+        out.step_ms = directive_count(key, value, max_ms);
     } else {
         throw std::invalid_argument("unknown fake directive key '" + std::string(key) + "'");
     }

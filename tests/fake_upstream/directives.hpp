@@ -67,6 +67,12 @@ std::string_view fault_name(fault f);
 //      "Answer A"); the turn waits for POST /question/{id}/reply, then the text gets
 //      "answered: a,b" (one answer's labels joined with `,`), or /reject: the part errors "The
 //      user dismissed this question" and the turn ends with no text.
+//   0. usage_steps=N [step_cost=X] [step_tokens=N] [step_ms=N] (before 1-3): N billed LLM steps,
+//      each an assistant message of its own (parentID the user message, stored before the
+//      turn's final message) as the real server makes one per step: message.updated with cost 0,
+//      after step_ms/2 again with half the cost and tokens, after step_ms with all of them
+//      (cost X, default 0.1; tokens input N, output N, reasoning 0, default 100), time.completed
+//      and finish "tool-calls". An abort stops the steps. The final message keeps its own usage.
 //   silent_ms=N: the turn publishes nothing for N ms right after its first tool part is
 //      running, or after its step-start and empty text parts when it has no tool part.
 // With any of 1-3 the text is these lines joined by "\n" (output_bytes still wins); the text
@@ -98,6 +104,10 @@ struct directives {
     std::optional<std::string> question_text;
     std::optional<std::string> header;
     std::optional<std::int64_t> silent_ms;
+    std::optional<std::int64_t> usage_steps;
+    std::optional<double> step_cost;
+    std::optional<std::int64_t> step_tokens;
+    std::optional<std::int64_t> step_ms;
 };
 
 // A directive text value: `_` becomes a space and `%XX` the byte XX.

@@ -331,6 +331,12 @@ prompt_request parse_prompt(json::object const& obj, options const& opts) {
     }
     out.spec.fixed_output = d.output_bytes.has_value();
     out.spec.silent_ms = d.silent_ms.value_or(0);
+    out.spec.usage_steps = d.usage_steps.value_or(0);
+    out.spec.step_cost = d.step_cost.value_or(out.spec.step_cost);
+    out.spec.step_tokens = d.step_tokens.value_or(out.spec.step_tokens);
+    out.spec.step_ms = d.step_ms.value_or(0);
+    if (!d.usage_steps && (d.step_cost || d.step_tokens || d.step_ms))
+        bad_request("step_cost, step_tokens and step_ms need usage_steps=N");
     auto const tool_output = [&](bool fail) {
         return d.tool_output.value_or(fail ? "fake tool failed" : "ok");
     };

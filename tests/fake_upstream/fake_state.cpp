@@ -737,7 +737,8 @@ asio::awaitable<void> fake_state::run_turn(std::shared_ptr<turn> t) {
 
     if (!t->aborted) {
         begin_turn(*t);
-        bool const goes_on = co_await run_steps(t);
+        bool goes_on = co_await run_usage_steps(*t);
+        if (goes_on) goes_on = co_await run_steps(t);
         if (stopping_) co_return;
         if (goes_on) co_await stream_text(*t);
         if (stopping_) co_return;
@@ -763,6 +764,53 @@ asio::awaitable<bool> fake_state::wait_answer(std::shared_ptr<turn> t, std::stri
     }
     std::erase_if(pending_, [&](pending_request const& p) { return p.id == id; });
     co_return t->answer.has_value();
+}
+
+asio::awaitable<bool> fake_state::run_usage_steps(turn& t) {
+    session& s = *t.owner;
+    auto const& spec = t.spec;
+    auto usage = [&](json::object info, double share, bool done) {
+        info["cost"] = spec.step_cost * share;
+        auto const tokens =
+            static_cast<std::int64_t>(static_cast<double>(spec.step_tokens) * share);
+        info["tokens"] = {{"input", tokens},
+                          {"output", tokens},
+                          {"reasoning", 0},
+                          {"cache", {{"read", 0}, {"write", 0}}}};
+        if (done) {
+            info["time"].as_object()["completed"] = now_ms();
+            info["finish"] = "tool-calls";
+        }
+        return info;
+    };
+    for (std::int64_t step = 0; step < spec.usage_steps; ++step) {
+        json::object const base{{"id", new_id("msg")},
+                                {"sessionID", s.id},
+                                {"role", "assistant"},
+                                {"parentID", t.user_message_id},
+                                {"time", {{"created", now_ms()}}},
+                                {"modelID", "fake-model"},
+                                {"providerID", "fake"}};
+        // Stored before the turn's final message, which stays the last assistant message.
+        auto const index = t.message_index++;
+        auto put = [&](json::object info) {
+            s.messages.insert(s.messages.begin() + static_cast<std::ptrdiff_t>(index),
+                              json::object{{"info", info}, {"parts", json::array{}}});
+            bus_.publish(s.directory, "message.updated", {{"info", std::move(info)}});
+        };
+        auto update = [&](json::object info) {
+            s.messages.at(index) = json::object{{"info", info}, {"parts", json::array{}}};
+            bus_.publish(s.directory, "message.updated", {{"info", std::move(info)}});
+        };
+        put(usage(base, 0, false));
+        co_await pause(t, spec.step_ms / 2);
+        if (interrupted(t)) co_return false;
+        update(usage(base, 0.5, false));
+        co_await pause(t, spec.step_ms - spec.step_ms / 2);
+        if (interrupted(t)) co_return false;
+        update(usage(base, 1, true));
+    }
+    co_return true;
 }
 
 asio::awaitable<bool> fake_state::run_steps(std::shared_ptr<turn> tp) {

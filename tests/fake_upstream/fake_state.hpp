@@ -181,6 +181,11 @@ struct turn_spec {
     std::optional<permission_step> permission;
     std::optional<question_step> question;
     std::int64_t silent_ms = 0;
+    // Billed LLM steps before the others, each a message of its own (directives.hpp).
+    std::int64_t usage_steps = 0;
+    double step_cost = 0.1;
+    std::int64_t step_tokens = 100;
+    std::int64_t step_ms = 0;
     bool fixed_output = false;  // output_bytes: the steps do not replace the text
     bool agentic() const { return !tools.empty() || permission || question; }
 };
@@ -307,6 +312,8 @@ class fake_state {
     // Runs the turn's tool steps, permission and question; false when the turn ends there.
     asio::awaitable<bool> run_steps(std::shared_ptr<turn> t);
     asio::awaitable<void> stream_text(turn& t);
+    // The usage_steps, each a stored assistant message of its own; false when aborted.
+    asio::awaitable<bool> run_usage_steps(turn& t);
     // Adds a tool part in state pending and publishes it; returns its index in t.tool_parts.
     std::size_t add_tool_part(turn& t, std::string_view tool);
     // Replaces the state of tool part `index`, publishes it and updates the stored message.

@@ -132,6 +132,25 @@ TEST_F(openai_test, StreamsTheCompletionWithUsage) {
     EXPECT_EQ(fake_->counter("streams_completed"), 1);
 }
 
+// DESIGN §2 budget: the stream's usage (its last chunk here) is checked as it arrives.
+TEST_F(openai_test, UsagePastTheTokenBudgetFailsTheJob) {
+    auto over = task("hello [[fake output_bytes=400]]");
+    over["budget"] = json::object{{"max_tokens", 50}};
+    auto failed = run_one(*agentd_, over);
+    SCOPED_TRACE(json::serialize(failed));
+    EXPECT_EQ(str(failed, "state"), "failed");
+    EXPECT_EQ(str(failed.at("error"), "kind"), "limit");
+    // 1 prompt word, 400 bytes at 4 per token.
+    EXPECT_EQ(str(failed.at("error"), "message"), "budget exhausted: tokens 101 > 50");
+    EXPECT_EQ(failed.at("usage").at("output_tokens").as_int64(), 100);
+    EXPECT_FALSE(failed.contains("output"));
+
+    auto under = task("hello [[fake output_bytes=400]]");
+    under["budget"] = json::object{{"max_tokens", 101}, {"max_cost", 0}};
+    auto done = run_one(*agentd_, under);
+    EXPECT_EQ(str(done, "state"), "completed") << json::serialize(done);
+}
+
 // DESIGN §3: idle_timeout_ms applies to the stream; every chunk is progress.
 TEST_F(openai_test, AStreamThatGoesQuietFailsAtTheIdleTimeout) {
     agentd_ =

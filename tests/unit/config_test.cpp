@@ -75,6 +75,7 @@ max_depth = 3
 job_timeout_ms = 7000
 max_output_bytes = 8000
 retention_ms = 9000
+default_max_cost = 0.25
 
 [approval]
 start = "ask"
@@ -111,6 +112,7 @@ TEST_F(config_test, every_section_of_a_good_file_is_read) {
     EXPECT_EQ(c.limits.job_timeout, 7000ms);
     EXPECT_EQ(c.limits.max_output_bytes, 8000u);
     EXPECT_EQ(c.limits.retention, 9000ms);
+    EXPECT_EQ(c.limits.default_max_cost, 0.25);
     EXPECT_EQ(c.approval.start, planner::approval_mode::ask);
     EXPECT_EQ(c.max_body_bytes, 4096u);
     EXPECT_EQ(c.max_connections, 10u);
@@ -190,6 +192,25 @@ TEST_F(config_test, a_bad_flag_is_named) {
     EXPECT_EQ(error_of(read_startup({"agentd", "--ws-idle-timeout-ms", "5"})),
               "agentd: --ws-idle-timeout-ms: 5 is out of range [100, 3600000]\n");
     EXPECT_EQ(read_startup({"agentd", "--no-such-flag"}).exit_code, 2);
+}
+
+TEST_F(config_test, default_max_cost_is_a_number_from_the_file_or_the_flag) {
+    EXPECT_FALSE(read_startup({"agentd"}).run->limits.default_max_cost);
+    auto whole = with_file("[limits]\ndefault_max_cost = 2\n");
+    ASSERT_TRUE(whole.run) << whole.output;
+    EXPECT_EQ(whole.run->limits.default_max_cost, 2.0);
+    auto flag = with_file("[limits]\ndefault_max_cost = 2\n", {"--default-max-cost", "0.05"});
+    ASSERT_TRUE(flag.run) << flag.output;
+    EXPECT_EQ(flag.run->limits.default_max_cost, 0.05);
+    EXPECT_EQ(error_of(read_startup({"agentd", "--default-max-cost", "cheap"})),
+              "agentd: --default-max-cost: 'cheap' is not a number\n");
+    EXPECT_EQ(error_of(read_startup({"agentd", "--default-max-cost=-1"})),
+              "agentd: --default-max-cost: -1 is out of range [0, 1000000000]\n");
+    EXPECT_EQ(error_of(read_startup({"agentd", "--default-max-cost", "nan"})),
+              "agentd: --default-max-cost: nan is out of range [0, 1000000000]\n");
+    EXPECT_EQ(
+        error_of(with_file("[limits]\ndefault_max_cost = \"1\"\n")),
+        "agentd: config " + path_ + ": limits.default_max_cost: expected a number, got a string\n");
 }
 
 TEST_F(config_test, the_api_key_sources_exclude_each_other_and_a_flag_replaces_the_file) {

@@ -2,11 +2,13 @@
 // owner-scoped registry (isolation, newest-first listing, upstream index), the SSE parser (line
 // endings, arbitrary chunking, multi-line data, size bound) and the OpenCode response and event
 // parsers (success, HTTP errors, info.error, truncation, malformed bodies).
+#include "jobs/job.hpp"
 #include "jobs/lifecycle.hpp"
 #include "jobs/registry.hpp"
 #include "jobs/upstream/opencode_parse.hpp"
 #include "jobs/upstream/sse.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
 
@@ -562,6 +564,35 @@ TEST(opencode_prompt, ok_concatenates_text_parts_and_reads_usage) {
     EXPECT_EQ(r->usage.input_tokens, 1200);
     EXPECT_EQ(r->usage.output_tokens, 345);
     EXPECT_DOUBLE_EQ(r->usage.cost, 0.0031);
+    EXPECT_EQ(r->message_id, "msg_1");
+}
+
+TEST(budget, a_message_of_each_bound_and_none_within_them) {
+    protocol::task_budget b{0.5, 1000};
+    EXPECT_FALSE(over_budget(b, {400, 600, 0.5}));
+    EXPECT_EQ(over_budget(b, {0, 0, 0.52}), "budget exhausted: cost 0.52 > 0.50");
+    EXPECT_EQ(over_budget(b, {400, 601, 0.1}), "budget exhausted: tokens 1001 > 1000");
+    // Amounts get the decimals that tell them apart.
+    EXPECT_EQ(over_budget({0.001, std::nullopt}, {0, 0, 0.0012}),
+              "budget exhausted: cost 0.0012 > 0.0010");
+    EXPECT_EQ(over_budget({0.0, std::nullopt}, {0, 0, 0.0012}),
+              "budget exhausted: cost 0.001 > 0.000");
+    EXPECT_FALSE(over_budget({std::nullopt, 10}, {5, 5, 99.0}));
+    // Hostile counts saturate instead of overflowing.
+    EXPECT_EQ(over_budget({std::nullopt, 10}, {INT64_MAX, INT64_MAX, 0}),
+              fmt::format("budget exhausted: tokens {} > 10", INT64_MAX));
+}
+
+TEST(budget, usage_sums_the_latest_of_each_message) {
+    job j;
+    j.usage_by_message["msg_1"] = {10, 20, 0.25};
+    j.usage_by_message["msg_2"] = {1, 2, 0.5};
+    auto sum = summed_usage(j);
+    EXPECT_EQ(sum.input_tokens, 11);
+    EXPECT_EQ(sum.output_tokens, 22);
+    EXPECT_EQ(sum.cost, 0.75);
+    j.usage_by_message["msg_3"] = {INT64_MAX, 0, 0};
+    EXPECT_EQ(summed_usage(j).input_tokens, INT64_MAX);
 }
 
 TEST(opencode_prompt, missing_usage_is_zero) {

@@ -88,6 +88,21 @@ TEST(openai_stream, text_usage_and_done) {
     EXPECT_EQ(out.usage.output_tokens, 12);
 }
 
+TEST(openai_stream, usage_is_reported_fresh_as_each_chunk_carries_it) {
+    stream_reader r(1 << 20);
+    ASSERT_TRUE(r.feed(R"({"choices":[{"delta":{"content":"a"}}],"usage":null})"));
+    EXPECT_FALSE(r.usage_fresh());
+    // A server that reports usage as it grows (and a cost, as OpenRouter does).
+    ASSERT_TRUE(r.feed(R"({"choices":[{"delta":{"content":"b"}}],
+        "usage":{"prompt_tokens":3,"completion_tokens":2,"cost":0.004}})"));
+    EXPECT_TRUE(r.usage_fresh());
+    EXPECT_EQ(r.usage().input_tokens, 3);
+    EXPECT_EQ(r.usage().output_tokens, 2);
+    EXPECT_EQ(r.usage().cost, 0.004);
+    ASSERT_TRUE(r.feed("[DONE]"));
+    EXPECT_FALSE(r.usage_fresh());
+}
+
 TEST(openai_stream, chunks_without_text_and_null_content) {
     stream_reader r(100);
     // A usage-only chunk with `choices: null` (vLLM) or no choices key, a null content

@@ -384,6 +384,36 @@ TEST(opencode_settled_event, malformed) {
     }
 }
 
+TEST(opencode_usage_event, an_assistant_messages_update_carries_its_usage) {
+    auto e = oc::parse_event(
+        R"({"directory":"/p","payload":{"type":"message.updated","properties":{"sessionID":"ses_1",
+            "info":{"id":"msg_7","sessionID":"ses_1","role":"assistant","parentID":"msg_6",
+                    "cost":0.0125,"tokens":{"input":1000,"output":200,"reasoning":50,
+                    "cache":{"read":4000,"write":10}}}}}})");
+    ASSERT_TRUE(e.has_value());
+    EXPECT_EQ(e->what, kind::usage);
+    EXPECT_EQ(e->session, "ses_1");
+    EXPECT_EQ(e->message_id, "msg_7");
+    EXPECT_EQ(e->usage.input_tokens, 1000);
+    EXPECT_EQ(e->usage.output_tokens, 250);  // reasoning is billed as output
+    EXPECT_EQ(e->usage.cost, 0.0125);
+    // Not yet billed, hostile figures: zeros, never negative.
+    auto fresh = oc::parse_event(
+        R"({"type":"message.updated","properties":{"info":{"id":"msg_8","sessionID":"ses_1",
+            "role":"assistant","cost":-3,"tokens":{"input":-1,"output":"x"}}}})");
+    ASSERT_TRUE(fresh.has_value());
+    EXPECT_EQ(fresh->what, kind::usage);
+    EXPECT_EQ(fresh->usage.input_tokens, 0);
+    EXPECT_EQ(fresh->usage.output_tokens, 0);
+    EXPECT_EQ(fresh->usage.cost, 0.0);
+    // Without a message id there is nothing to keep the figures under: progress only.
+    auto anonymous = oc::parse_event(
+        R"({"type":"message.updated","properties":{"sessionID":"ses_1","info":{"role":"assistant",
+            "cost":1}}})");
+    ASSERT_TRUE(anonymous.has_value());
+    EXPECT_EQ(anonymous->what, kind::progress);
+}
+
 TEST(opencode_progress_event, work_is_progress_retry_and_heartbeat_are_not) {
     for (auto frame : {message_updated, status_busy, session_diff}) {
         for (auto const& f : {std::string(frame), bare(frame)}) {

@@ -360,6 +360,38 @@ TEST(params_start, every_field_is_read) {
     EXPECT_EQ(p->tasks[1].prompt, "p1");
 }
 
+TEST(params_start, budget_is_read) {
+    auto p = start_task(R"("prompt":"x","budget":{"max_cost":0.5,"max_tokens":1000})");
+    ASSERT_TRUE(p.has_value());
+    ASSERT_TRUE(p->tasks[0].budget);
+    EXPECT_EQ(p->tasks[0].budget->max_cost, 0.5);
+    EXPECT_EQ(p->tasks[0].budget->max_tokens, 1000);
+    auto zero = start_task(R"("prompt":"x","budget":{"max_cost":0})");
+    ASSERT_TRUE(zero.has_value());
+    EXPECT_EQ(zero->tasks[0].budget->max_cost, 0.0);
+    EXPECT_FALSE(zero->tasks[0].budget->max_tokens);
+    auto absent = start_task(R"("prompt":"x","budget":null)");
+    ASSERT_TRUE(absent.has_value());
+    EXPECT_FALSE(absent->tasks[0].budget);
+}
+
+TEST(params_start, bad_budget_names_the_field) {
+    expect_invalid(start_task(R"("prompt":"x","budget":5)"), "tasks[0].budget");
+    expect_invalid(start_task(R"("prompt":"x","budget":{})"), "tasks[0].budget");
+    expect_invalid(start_task(R"("prompt":"x","budget":{"max_cost":-0.01})"),
+                   "tasks[0].budget.max_cost");
+    expect_invalid(start_task(R"("prompt":"x","budget":{"max_cost":"1"})"),
+                   "tasks[0].budget.max_cost");
+    expect_invalid(start_task(R"("prompt":"x","budget":{"max_tokens":0})"),
+                   "tasks[0].budget.max_tokens");
+    expect_invalid(start_task(R"("prompt":"x","budget":{"max_tokens":1.5})"),
+                   "tasks[0].budget.max_tokens");
+    expect_invalid(start_task(R"("prompt":"x","budget":{"max_tokens":18446744073709551615})"),
+                   "tasks[0].budget.max_tokens");
+    expect_invalid(start_task(R"("prompt":"x","budget":{"max_cost":1,"maxcost":2})"),
+                   "tasks[0].budget.maxcost");
+}
+
 TEST(params_start, null_fields_count_as_absent) {
     auto p = start(
         R"({"upstream_parent":null,"tasks":[{"prompt":"x","agent":null,"model":null,

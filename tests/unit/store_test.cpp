@@ -188,6 +188,7 @@ TEST_F(store_test, every_field_of_a_job_reads_back_as_saved) {
     j->view.usage = protocol::job_usage{10, 20, 0.5};
     j->task.agent = "build";
     j->task.timeout_ms = 60'000;
+    j->task.budget = protocol::task_budget{0.25, 5000};
     j->upstream_parent = "ses_0";
     {
         store db(file_);
@@ -223,6 +224,7 @@ TEST_F(store_test, every_field_of_a_job_reads_back_as_saved) {
     EXPECT_EQ(r.task.prompt, "p");
     EXPECT_EQ(r.task.agent, "build");
     EXPECT_EQ(r.task.timeout_ms, 60'000);
+    EXPECT_EQ(r.task.budget, (protocol::task_budget{0.25, 5000}));
     EXPECT_EQ(r.upstream_parent, "ses_0");
 }
 
