@@ -4,6 +4,10 @@
 
 #include "exit_codes.hpp"
 
+#include "protocol/job_view.hpp"
+#include "protocol/params.hpp"
+
+#include <fmt/core.h>
 #include <CLI/CLI.hpp>
 
 #include <charconv>
@@ -13,17 +17,26 @@
 namespace agentctl {
 namespace {
 
-constexpr std::int64_t max_wait_ms = 3'600'000;  // DESIGN §2 agents_wait
+constexpr std::int64_t max_wait_ms = agentd::protocol::max_wait_timeout_ms;
 
 const CLI::Range positive_ms{std::int64_t{1}, std::numeric_limits<std::int64_t>::max()};
 
 constexpr char const* footer =
     R"(Environment: AGENTD_URL, AGENTD_TOKEN, AGENTD_STATE_DIR, STATE_DIRECTORY,
 XDG_STATE_HOME, HOME. The token is read from --token, --token-file, $AGENTD_TOKEN, then
-STATE_DIR/token; without one no Authorization header is sent.
-Exit codes: 0 success, 1 a job did not complete or a JSON-RPC error, 2 usage error,
-3 wait timed out, 4 cannot connect or HTTP error, 5 input needed: a job is waiting for a
-permission or an answer and nobody could give it here (answer with `agentctl respond`).)";
+STATE_DIR/token; without one no Authorization header is sent. AGENTCTL_WAIT_SLICE_MS: the
+longest single agents_wait request of a long wait (default 300000; lower it behind a proxy
+that cuts idle requests).
+Exit codes:
+  0    success
+  1    a job did not complete (failed, cancelled, interrupted), or a JSON-RPC error
+  2    usage error
+  3    wait timed out (the jobs go on)
+  4    cannot connect, HTTP error, or a reply that is not JSON-RPC
+  5    input needed: a job waits for a permission or an answer nobody could give here
+       (answer with `agentctl respond`)
+  6    unknown job id (never existed, expired, or another owner's)
+  130  interrupted (Ctrl-C) while waiting or watching: agentctl stops, the jobs go on)";
 
 constexpr char const* on_input_help =
     "when a job waits for a permission or an answer: `return` (default) asks inline on a "
@@ -46,8 +59,9 @@ void add_globals(CLI::App& app, global_options& g) {
                    "caller session owning the jobs (server default \"default\")")
         ->option_text("SESSION");
     app.add_flag("--json", g.json, "print the JSON-RPC result as JSON instead of text");
-    app.add_option("--timeout-ms", g.timeout_ms,
-                   "deadline of the HTTP request; for wait, added to the wait's own timeout")
+    app.add_option("--http-timeout-ms", g.http_timeout_ms,
+                   "deadline of each HTTP request (and of connecting to /ws); a wait's requests "
+                   "get it on top of the time the daemon holds them")
         ->check(positive_ms)
         ->option_text("MS (default 30000)");
 }
@@ -85,7 +99,8 @@ CLI::Option* add_duration(CLI::App& sub, command& cmd) {
         .add_option_function<std::string>(
             "--timeout",
             [&cmd](std::string const& text) { cmd.wait_timeout_ms = parse_duration_ms(text); },
-            "how long to wait: 90s, 1500ms, 2m, or seconds (server default 30s, 0 = check now)")
+            "how long to wait: 90s, 1500ms, 2m, or seconds (max 1h, 0 = check now; default: "
+            "until the jobs end)")
         ->check(duration)
         ->option_text("DURATION");
 }
@@ -121,15 +136,64 @@ void add_wait(CLI::App& app, command& cmd) {
     auto* sub = add_command(app, cmd, command_kind::wait, "wait",
                             "wait until all (or --any) of the jobs finish and print their output; "
                             "shows each job's current tool step on a terminal and asks there "
-                            "when one needs a permission or an answer");
+                            "when one needs a permission or an answer; Ctrl-C stops waiting, "
+                            "not the jobs");
     sub->add_flag("--any", cmd.wait_any, "return as soon as one job finishes");
-    auto* ms = sub->add_option("--timeout-ms", cmd.wait_timeout_ms,
-                               "how long the daemon waits (server default 30000, 0 = check now)")
-                   ->check(CLI::Range(std::int64_t{0}, max_wait_ms))
-                   ->option_text("MS");
+    auto* ms =
+        sub->add_option("--timeout-ms", cmd.wait_timeout_ms,
+                        "how long to wait in ms (0 = check now; default: until the jobs end)")
+            ->check(CLI::Range(std::int64_t{0}, max_wait_ms))
+            ->option_text("MS");
     add_duration(*sub, cmd)->excludes(ms);
     add_on_input(*sub, cmd);
     sub->add_option("ID", cmd.args, "job ids (default: the session's unfinished jobs)");
+}
+
+// "a,b" -> {"a", "b"}; an empty name stays, so that it is reported.
+std::vector<std::string> split_commas(std::string_view list) {
+    std::vector<std::string> names;
+    for (;;) {
+        auto comma = list.find(',');
+        names.emplace_back(list.substr(0, comma));
+        if (comma == std::string_view::npos) return names;
+        list.remove_prefix(comma + 1);
+    }
+}
+
+// --state running,waiting: names as DESIGN §2 JobView `state` spells them.
+void add_status(CLI::App& app, command& cmd) {
+    auto* sub = add_command(
+        app, cmd, command_kind::status, "status",
+        "show jobs (default: all of the session), with pending requests and tool steps");
+    CLI::Validator state_names(
+        [](std::string& list) {
+            for (auto const& name : split_commas(list))
+                if (!agentd::protocol::from_string<agentd::protocol::job_state>(name))
+                    return "unknown state \"" + name +
+                           "\" (queued, running, waiting, completed, failed, cancelled, "
+                           "interrupted)";
+            return std::string{};
+        },
+        "STATE");
+    sub->add_option_function<std::vector<std::string>>(
+           "--state",
+           [&cmd](std::vector<std::string> const& lists) {
+               for (auto const& list : lists)
+                   for (auto& name : split_commas(list)) cmd.states.push_back(std::move(name));
+           },
+           "only jobs in these states, comma-separated: queued, running, waiting, completed, "
+           "failed, cancelled, interrupted")
+        ->check(state_names)
+        ->allow_extra_args(false)  // one list per --state: job ids may follow
+        ->option_text("STATE[,STATE...]");
+    sub->add_option("ID", cmd.args, "job ids");
+}
+
+void add_cancel(CLI::App& app, command& cmd) {
+    auto* sub = add_command(app, cmd, command_kind::cancel, "cancel",
+                            "cancel jobs (and the jobs their sub-agents started)");
+    auto* ids = sub->add_option("ID", cmd.args, "job ids");
+    sub->add_flag("--all", cmd.cancel_all, "every unfinished job of the session")->excludes(ids);
 }
 
 void add_watch(CLI::App& app, command& cmd) {
@@ -172,13 +236,9 @@ void add_respond(CLI::App& app, command& cmd) {
 
 void add_commands(CLI::App& app, command& cmd) {
     add_start(app, cmd);
-    add_command(app, cmd, command_kind::status, "status",
-                "show jobs (default: all of the session), with pending requests and tool steps")
-        ->add_option("ID", cmd.args, "job ids");
+    add_status(app, cmd);
     add_wait(app, cmd);
-    add_command(app, cmd, command_kind::cancel, "cancel", "cancel jobs")
-        ->add_option("ID", cmd.args, "job ids")
-        ->required();
+    add_cancel(app, cmd);
     add_command(app, cmd, command_kind::peek, "peek",
                 "print a job's tool steps and the output it has produced so far")
         ->add_option("ID", cmd.args, "job id")
@@ -222,6 +282,11 @@ std::variant<invocation, int> parse_cli(int argc, char const* const* argv) {
     } catch (CLI::ParseError const& e) {
         // CLI11 would exit with its own codes (105, 106, …); scripts are promised 2.
         return app.exit(e) == 0 ? exit_ok : exit_usage;
+    }
+    if (inv.cmd.kind == command_kind::cancel && !inv.cmd.cancel_all && inv.cmd.args.empty()) {
+        fmt::print(stderr,
+                   "cancel: give job ids or --all\nRun with --help for more information.\n");
+        return exit_usage;
     }
     return inv;
 }

@@ -18,7 +18,7 @@ struct global_options {
     std::optional<std::string> state_dir;
     std::optional<std::string> session;
     bool json = false;
-    std::int64_t timeout_ms = 30'000;
+    std::int64_t http_timeout_ms = 30'000;  // --http-timeout-ms: one HTTP exchange's deadline
 };
 
 enum class command_kind { start, status, wait, cancel, peek, ui, watch, respond };
@@ -39,13 +39,15 @@ struct command {
     task_options task;
     std::optional<std::string> tasks_file;  // "-" reads stdin
     bool wait_any = false;
-    std::optional<std::int64_t> wait_timeout_ms;
-    bool open_browser = false;  // ui --open
-    bool start_wait = false;    // start --wait: then wait for the jobs it started
-    bool quiet = false;         // start --quiet: only the job ids, one per line
-    bool watch_all = false;     // watch --all: every session of the caller
-    bool until_idle = false;    // watch --until-idle: stop once no job is queued or running
-    bool watch_once = false;    // watch --once: print the table once
+    std::optional<std::int64_t> wait_timeout_ms;  // unset: wait until the jobs end
+    std::vector<std::string> states;              // status --state: show only jobs in these
+    bool cancel_all = false;                      // cancel --all: the session's unfinished jobs
+    bool open_browser = false;                    // ui --open
+    bool start_wait = false;                      // start --wait: then wait for the jobs it started
+    bool quiet = false;                           // start --quiet: only the job ids, one per line
+    bool watch_all = false;                       // watch --all: every session of the caller
+    bool until_idle = false;  // watch --until-idle: stop once no job is queued or running
+    bool watch_once = false;  // watch --once: print the table once
     // wait, watch, start --wait: --on-input ignore (agents_wait on_input) waits through requests
     // instead of asking at the terminal or exiting 5.
     bool ignore_input = false;

@@ -30,7 +30,6 @@ namespace {
 
 using namespace std::chrono_literals;
 constexpr auto tick = 100ms;  // spinner and elapsed refresh on a terminal
-constexpr std::int64_t server_default_wait_ms = 30'000;
 
 std::string subscribe_request(invocation const& inv, bool all) {
     boost::json::object params{{"snapshot", true}};
@@ -46,12 +45,6 @@ std::vector<std::string> split_lines(std::string const& text) {
     std::istringstream in(text);
     for (std::string line; std::getline(in, line);) lines.push_back(line);
     return lines;
-}
-
-std::size_t terminal_columns() {
-    winsize size{};
-    bool known = ::ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0;
-    return known ? size.ws_col : 80;
 }
 
 // The block drawn last on the terminal, so the next draw can go back over it.
@@ -130,7 +123,7 @@ class watcher final : public answering_handler {
             board_.take_snapshot(msg.result, now);
             snapshot_ = true;
             if (inv_.cmd.watch_once) {
-                print_line(board_table(board_, now));
+                print_line(board_table(board_, now, terminal_columns()));
                 return false;
             }
             for (auto const& id : board_.ids()) note(id);
@@ -144,13 +137,14 @@ class watcher final : public answering_handler {
         } else {
             return true;
         }
-        if (tty_) block_.draw(split_lines(board_table(board_, now)));
+        if (tty_) block_.draw(split_lines(board_table(board_, now, terminal_columns())));
         if (snapshot_ && !inv_.cmd.watch_once && stop_for_input(board_, board_.ids())) return false;
         return !(inv_.cmd.until_idle && snapshot_ && board_.idle());
     }
 
     bool on_tick() override {
-        if (tty_ && snapshot_) block_.draw(split_lines(board_table(board_, live_clock::now())));
+        if (tty_ && snapshot_)
+            block_.draw(split_lines(board_table(board_, live_clock::now(), terminal_columns())));
         return true;
     }
 
@@ -177,7 +171,9 @@ class watcher final : public answering_handler {
 
 class progress final : public answering_handler {
   public:
-    progress(invocation const& inv, std::vector<std::string> ids, live_clock::time_point deadline)
+    // No deadline: until the jobs end.
+    progress(invocation const& inv, std::vector<std::string> ids,
+             std::optional<live_clock::time_point> deadline)
         : answering_handler(inv),
           ids_(std::move(ids)),
           selected_(!ids_.empty()),
@@ -187,7 +183,7 @@ class progress final : public answering_handler {
         board_ = {};
         snapshot_ = false;
         block_ = {};
-        deadline_ += away;  // time spent answering is not waiting time
+        if (deadline_) *deadline_ += away;  // time spent answering is not waiting time
     }
 
     std::vector<std::string> opening() override { return {subscribe_request(inv_, false)}; }
@@ -225,7 +221,7 @@ class progress final : public answering_handler {
     }
 
     bool finished(live_clock::time_point now) const {
-        if (now >= deadline_) return true;
+        if (deadline_ && now >= *deadline_) return true;
         if (!snapshot_) return false;
         auto done = [&](std::string const& id) { return board_.terminal(id); };
         return inv_.cmd.wait_any && !ids_.empty() ? std::any_of(ids_.begin(), ids_.end(), done)
@@ -233,12 +229,12 @@ class progress final : public answering_handler {
     }
 
     void draw(live_clock::time_point now) {
-        if (snapshot_) block_.draw(progress_lines(board_, ids_, now, frame_));
+        if (snapshot_) block_.draw(progress_lines(board_, ids_, now, frame_, terminal_columns()));
     }
 
     std::vector<std::string> ids_;
     bool selected_;  // ids_ holds the jobs to wait for (given, or taken from the first snapshot)
-    live_clock::time_point deadline_;
+    std::optional<live_clock::time_point> deadline_;
     job_board board_;
     bool snapshot_ = false;
     std::size_t frame_ = 0;
@@ -248,7 +244,7 @@ class progress final : public answering_handler {
 void follow(invocation const& inv, ws_handler& handler) {
     auto to = parse_url(resolve_url(inv.globals));
     auto creds = resolve_credentials(inv.globals);
-    run_ws(to, creds.token, std::chrono::milliseconds(inv.globals.timeout_ms), tick, handler);
+    run_ws(to, creds.token, std::chrono::milliseconds(inv.globals.http_timeout_ms), tick, handler);
 }
 
 // Sessions until the handler ends one for a reason other than input; nullopt then, or the exit
@@ -266,6 +262,12 @@ std::optional<int> follow_answering(invocation const& inv, answering_handler& ha
 
 }  // namespace
 
+std::size_t terminal_columns() {
+    winsize size{};
+    bool known = ::ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0;
+    return known ? size.ws_col : 80;
+}
+
 bool wants_live_display(invocation const& inv) {
     return !inv.globals.json && ::isatty(STDOUT_FILENO) == 1;
 }
@@ -277,9 +279,10 @@ int run_watch(invocation const& inv) {
 }
 
 int run_live_wait(invocation const& inv, std::vector<std::string> ids) {
-    auto timeout =
-        std::chrono::milliseconds(inv.cmd.wait_timeout_ms.value_or(server_default_wait_ms));
-    progress p(inv, std::move(ids), live_clock::now() + timeout);
+    std::optional<live_clock::time_point> deadline;
+    if (inv.cmd.wait_timeout_ms)
+        deadline = live_clock::now() + std::chrono::milliseconds(*inv.cmd.wait_timeout_ms);
+    progress p(inv, std::move(ids), deadline);
     if (auto code = follow_answering(inv, p)) return *code;
     // The outcome as the daemon states it, printed like a plain wait: asked with timeout 0 now
     // that the display has seen the jobs end (or the time run out).

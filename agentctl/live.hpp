@@ -5,10 +5,14 @@
 
 #include "cli.hpp"
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
 namespace agentctl {
+
+// The width of the terminal on stdout, 80 when it is not one.
+std::size_t terminal_columns();
 
 // Whether wait should draw live progress: stdout is a terminal and --json is off.
 bool wants_live_display(invocation const& inv);

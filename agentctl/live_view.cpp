@@ -35,15 +35,16 @@ std::string news_of(json::object const& view) {
     return text;
 }
 
-// The end of a job's line: description and error, then what it waits for, else its tool step.
-std::string details(json::object const& view) {
+// The end of a job's line: description and (`with_error`) error, then what it waits for, else
+// its tool step.
+std::string details(json::object const& view, bool with_error) {
     auto job = read_job(view);
     std::string text;
     auto add = [&text](std::string const& part) {
         if (!part.empty()) text += "  " + part;
     };
     add(job.description);
-    add(job.error);
+    if (with_error) add(job.error);
     auto requests = requests_of(view);
     if (!requests.empty()) {
         auto what = "needs input: " + request_summary(requests.front().request);
@@ -115,15 +116,17 @@ bool job_board::idle() const {
                        [](entry const& e) { return protocol::is_terminal(state_of(e.view)); });
 }
 
-std::string board_table(job_board const& board, live_clock::time_point now) {
+std::string board_table(job_board const& board, live_clock::time_point now, std::size_t columns) {
     json::array jobs;
     auto const& ids = board.ids();
     for (auto it = ids.rbegin(); it != ids.rend(); ++it) jobs.push_back(board.at(*it, now));
-    return render_result(command_kind::status, json::object{{"jobs", std::move(jobs)}}).out;
+    return render_result(command_kind::status, json::object{{"jobs", std::move(jobs)}}, columns)
+        .out;
 }
 
 std::vector<std::string> progress_lines(job_board const& board, std::vector<std::string> const& ids,
-                                        live_clock::time_point now, std::size_t frame) {
+                                        live_clock::time_point now, std::size_t frame,
+                                        std::size_t columns) {
     std::vector<std::string> lines;
     for (auto const& id : ids) {
         auto view = board.at(id, now);
@@ -135,7 +138,8 @@ std::vector<std::string> progress_lines(job_board const& board, std::vector<std:
                                                         : 'x';
         lines.push_back(fmt::format("{} {}  {:<11} {:>7}", mark, job.id, job.state,
                                     format_elapsed(job.elapsed_ms)) +
-                        details(view));
+                        details(view, false));
+        for (auto& line : error_lines(job.error, columns)) lines.push_back(std::move(line));
     }
     return lines;
 }
@@ -143,7 +147,7 @@ std::vector<std::string> progress_lines(job_board const& board, std::vector<std:
 std::string event_line(json::object const& view) {
     auto job = read_job(view);
     return fmt::format("{}  {}  {}", job.id, job.state, format_elapsed(job.elapsed_ms)) +
-           details(view) + "\n";
+           details(view, true) + "\n";
 }
 
 std::string fit_width(std::string_view line, std::size_t columns) {

@@ -49,16 +49,17 @@ class job_board {
     std::vector<std::string> order_;
 };
 
-// The status table (ID STATE ELAPSED [INPUT] DESCRIPTION [ERROR] [STEP]) of the board's jobs,
-// newest first.
-std::string board_table(job_board const& board, live_clock::time_point now);
+// The status table (ID STATE ELAPSED [INPUT] DESCRIPTION [STEP], errors on lines of their own
+// wrapped to `columns`) of the board's jobs, newest first.
+std::string board_table(job_board const& board, live_clock::time_point now, std::size_t columns);
 
 // "| job_…  running      3.2s  description  bash: npm test": a spinner frame for queued and
 // running jobs (with the current tool step), "?" for waiting ones (with what they wait for:
 // "needs input: bash `rm -rf build`"), "+" for completed, "x" for the other ends; one line per
-// id, in the given order.
+// id, in the given order, a failed job's error under it on lines of its own (error_lines).
 std::vector<std::string> progress_lines(job_board const& board, std::vector<std::string> const& ids,
-                                        live_clock::time_point now, std::size_t frame);
+                                        live_clock::time_point now, std::size_t frame,
+                                        std::size_t columns);
 
 // One plain line for a change (with the tool step or what a waiting job needs), for a watch
 // whose output is not a terminal.

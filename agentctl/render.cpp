@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <array>
+#include <utility>
 #include <vector>
 
 namespace agentctl {
@@ -20,11 +21,10 @@ namespace json = boost::json;
 namespace protocol = agentd::protocol;
 namespace {
 
-// Failed, cancelled, interrupted or not found: the wait did not get what it waited for.
+// Failed, cancelled or interrupted: the wait did not get what it waited for.
 bool is_failed_outcome(std::string_view state) {
     auto known = protocol::from_string<protocol::job_state>(state);
-    if (!known) return state == protocol::not_found_state;
-    return protocol::is_terminal(*known) && *known != protocol::job_state::completed;
+    return known && protocol::is_terminal(*known) && *known != protocol::job_state::completed;
 }
 
 using row = std::vector<std::string>;
@@ -66,7 +66,54 @@ std::string join_nonempty(row const& parts) {
     return line;
 }
 
-std::string table(std::vector<row> const& rows) {
+// Where a line of `text` of at most `chars` characters ends (UTF-8 aware).
+std::size_t prefix_bytes(std::string_view text, std::size_t chars) {
+    std::size_t seen = 0;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        bool starts_char = (static_cast<unsigned char>(text[i]) & 0xC0) != 0x80;
+        if (starts_char && seen++ == chars) return i;
+    }
+    return text.size();
+}
+
+std::size_t char_count(std::string_view text) {
+    return static_cast<std::size_t>(std::count_if(text.begin(), text.end(), [](char c) {
+        return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+    }));
+}
+
+// `text` in lines of at most `width` characters, broken at spaces; a longer word is split.
+std::vector<std::string> wrap(std::string_view text, std::size_t width) {
+    std::vector<std::string> lines;
+    std::string line;
+    std::size_t used = 0;
+    while (!text.empty()) {
+        auto end = std::min(text.find(' '), text.size());
+        auto word = text.substr(0, end);
+        text.remove_prefix(std::min(end + 1, text.size()));
+        if (word.empty()) continue;
+        auto chars = char_count(word);
+        if (used > 0 && used + 1 + chars <= width) {
+            line += ' ';
+            line += word;
+            used += 1 + chars;
+            continue;
+        }
+        if (used > 0) lines.push_back(std::exchange(line, {}));
+        for (; chars > width; chars -= width) {
+            auto cut = prefix_bytes(word, width);
+            lines.emplace_back(word.substr(0, cut));
+            word.remove_prefix(cut);
+        }
+        line = word;
+        used = chars;
+    }
+    if (used > 0) lines.push_back(line);
+    return lines;
+}
+
+// Each row's columns padded to the widest, then the row's notes (whole lines) beneath it.
+std::string table(std::vector<row> const& rows, std::vector<std::string> const& notes) {
     std::vector<std::size_t> widths(rows.front().size(), 0);
     for (auto const& r : rows) {
         for (std::size_t i = 0; i < r.size(); ++i) widths[i] = std::max(widths[i], r[i].size());
@@ -79,6 +126,7 @@ std::string table(std::vector<row> const& rows) {
         line += r.back();
         line.erase(line.find_last_not_of(' ') + 1);
         out += line + "\n";
+        out += notes[static_cast<std::size_t>(&r - rows.data())];
     }
     return out;
 }
@@ -98,29 +146,30 @@ std::string job_lines(json::object const& result) {
     return out;
 }
 
-std::string status_table(json::object const& result) {
+std::string status_table(json::object const& result, std::size_t columns) {
     std::vector<job_view> jobs;
     for (auto const& value : jobs_of(result)) jobs.push_back(read_job(value));
     auto any = [&](std::string job_view::*field) {
         return std::any_of(jobs.begin(), jobs.end(),
                            [&](job_view const& j) { return !(j.*field).empty(); });
     };
-    // Columns only some results need come only when one job fills them.
-    bool errors = any(&job_view::error), inputs = any(&job_view::requests),
-         steps = any(&job_view::activity);
+    // Columns only some results need come only when one job fills them. An error goes on lines
+    // of its own under the job's row: as a last column it would be cut on a narrow terminal.
+    bool inputs = any(&job_view::requests), steps = any(&job_view::activity);
     std::vector<row> rows{{"ID", "STATE", "ELAPSED"}};
+    std::vector<std::string> notes{""};
     if (inputs) rows.front().push_back("INPUT");
     rows.front().push_back("DESCRIPTION");
-    if (errors) rows.front().push_back("ERROR");
     if (steps) rows.front().push_back("STEP");
     for (auto const& j : jobs) {
         rows.push_back({j.id, j.state, format_elapsed(j.elapsed_ms)});
         if (inputs) rows.back().push_back(j.requests);
         rows.back().push_back(j.description);
-        if (errors) rows.back().push_back(j.error);
         if (steps) rows.back().push_back(j.activity);
+        notes.emplace_back();
+        for (auto const& line : error_lines(j.error, columns)) notes.back() += line + "\n";
     }
-    return table(rows);
+    return table(rows, notes);
 }
 
 void ensure_newline(std::string& text) {
@@ -238,13 +287,23 @@ std::string format_elapsed(std::optional<std::int64_t> ms) {
     return fmt::format("{}h{:02}m", *ms / 3'600'000, *ms / 60'000 % 60);
 }
 
-rendered render_result(command_kind kind, json::object const& result) {
+std::vector<std::string> error_lines(std::string_view error, std::size_t columns) {
+    constexpr std::string_view indent = "    ";
+    constexpr std::size_t narrowest = 20;  // below that, lines of a few letters help nobody
+    if (error.empty()) return {};
+    auto width = std::max(columns, narrowest) - 1 - indent.size();
+    auto lines = wrap("error: " + std::string(error), width);
+    for (auto& line : lines) line.insert(0, indent);
+    return lines;
+}
+
+rendered render_result(command_kind kind, json::object const& result, std::size_t columns) {
     switch (kind) {
         case command_kind::start:
         case command_kind::cancel:
             return {job_lines(result), {}};
         case command_kind::status:
-            return {status_table(result), {}};
+            return {status_table(result, columns), {}};
         case command_kind::wait:
             return wait_blocks(result);
         case command_kind::peek:
@@ -268,9 +327,13 @@ std::string pretty_json(json::value const& value) {
 }
 
 int wait_exit_code(json::object const& result) {
+    bool failed = false;
     for (auto const& value : jobs_of(result)) {
-        if (is_failed_outcome(read_job(value).state)) return exit_failed;
+        auto state = read_job(value).state;
+        if (state == protocol::not_found_state) return exit_unknown_job;
+        failed = failed || is_failed_outcome(state);
     }
+    if (failed) return exit_failed;
     return flag_of(result, "timed_out") ? exit_timed_out : exit_ok;
 }
 

@@ -7,10 +7,12 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace agentctl {
 
@@ -41,13 +43,20 @@ struct rendered {
     std::string err;
 };
 
-rendered render_result(command_kind kind, boost::json::object const& result);
+// `columns`: the width a failed job's error is wrapped to under its row in the status table.
+rendered render_result(command_kind kind, boost::json::object const& result, std::size_t columns);
+
+// "    error: kind/phase: message" on lines of its own under a job's row, wrapped at spaces
+// (long words split) so that every line is shorter than `columns` characters: a terminal
+// display cuts longer lines (fit_width), and an error must never be cut away.
+std::vector<std::string> error_lines(std::string_view error, std::size_t columns);
 
 // Boost.JSON 1.81 has no pretty printer; two-space indent, one document.
 std::string pretty_json(boost::json::value const& value);
 
-// exit_ok when every returned terminal job completed; a failure outranks a timeout, because
-// waiting again cannot fix it. Jobs still running in an `any` result do not count.
+// exit_ok when every returned terminal job completed; an unknown id (not_found) outranks a
+// failure, and a failure a timeout, because waiting again cannot fix either. Jobs still running
+// in an `any` result do not count.
 int wait_exit_code(boost::json::object const& result);
 
 }  // namespace agentctl

@@ -3,7 +3,8 @@
 // progress display of `start --wait` on a pseudo-terminal (forkpty): ANSI redraws in place with a
 // spinner, final marks per job, then the outputs and the exit code scripts rely on. Jobs that
 // need input (issue #16): the inline prompt on a terminal, exit 5 on a pipe, --on-input ignore,
-// and the current tool step beside each job.
+// and the current tool step beside each job. Ctrl-C ends a wait but not its jobs; a failed job's
+// error is on lines of its own on an 80-column terminal.
 #include "agentd_fixture.hpp"
 
 #include <poll.h>
@@ -14,6 +15,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <fstream>
+#include <thread>
 
 namespace agentd::test {
 namespace {
@@ -23,14 +26,15 @@ using namespace std::chrono_literals;
 // agentctl as a child whose stdout is a pipe or a pty, read with deadlines (never a blind sleep).
 class agentctl_child {
   public:
-    agentctl_child(agentd_process& a, std::vector<std::string> args, bool pty) {
+    agentctl_child(agentd_process& a, std::vector<std::string> args, bool pty,
+                   unsigned short columns = 120) {
         std::vector<std::string> argv{AGENTCTL_PATH, "--url",
                                       fmt::format("http://127.0.0.1:{}", a.port()), "--state-dir",
                                       a.state_dir().string()};
         argv.insert(argv.end(), args.begin(), args.end());
         int out[2] = {-1, -1};
         if (pty) {
-            winsize size{40, 120, 0, 0};
+            winsize size{40, columns, 0, 0};
             pid_ = ::forkpty(&fd_, nullptr, nullptr, &size);
         } else if (::pipe(out) == 0) {
             pid_ = ::fork();
@@ -82,6 +86,21 @@ class agentctl_child {
         ASSERT_EQ(::write(fd_, text.data(), text.size()), static_cast<ssize_t>(text.size()));
     }
     std::string const& output() const { return output_; }
+    // True once the child has a handler for SIGINT (the SigCgt mask of /proc/PID/status), so a
+    // signal sent then is one agentctl handles; false after `timeout`.
+    bool catches_sigint(std::chrono::milliseconds timeout) const {
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        do {
+            std::ifstream status(fmt::format("/proc/{}/status", pid_));
+            for (std::string line; std::getline(status, line);)
+                if (line.rfind("SigCgt:", 0) == 0 &&
+                    (std::stoull(line.substr(7), nullptr, 16) >> (SIGINT - 1) & 1) != 0)
+                    return true;
+            std::this_thread::sleep_for(10ms);  // polls a condition, bounded by the deadline
+        } while (std::chrono::steady_clock::now() < deadline);
+        return false;
+    }
+    void interrupt() const { ::kill(pid_, SIGINT); }  // our own child, by pid
     // The output's lines without the pty's carriage returns.
     std::vector<std::string> lines() const {
         std::vector<std::string> out;
@@ -301,6 +320,54 @@ TEST_F(agentd_test, AgentctlShowsTheCurrentToolStep) {
     agentctl_child peek(*agentd_, {"--session", "steps", "peek", id}, false);
     EXPECT_EQ(peek.finish(10s), 0);
     EXPECT_EQ(peek.output().rfind("completed  bash: make check\n\n", 0), 0u) << peek.output();
+}
+
+// Ctrl-C stops waiting, not the jobs: exit 130 with a note, and the job is still running.
+TEST_F(agentd_test, AgentctlCtrlCStopsTheWaitNotTheJobs) {
+    auto started = agentd_->call("agents_start",
+                                 {{"tasks", json::array{task("hold [[fake latency_ms=20000]]")}}});
+    auto id = job_id(started, 0);
+    ASSERT_TRUE(fake_->wait_counter("prompts_in_flight", 1, 5s));
+
+    // On a terminal: the live display is up (so the wait is under way), then Ctrl-C.
+    agentctl_child tty(*agentd_, {"wait", id}, true);
+    ASSERT_TRUE(tty.read_until(id + "  running", 10s)) << tty.output();
+    ASSERT_TRUE(tty.catches_sigint(5s));
+    tty.interrupt();
+    EXPECT_EQ(tty.finish(10s), 130) << tty.output();
+    EXPECT_NE(tty.output().find("stopped waiting; the jobs go on"), std::string::npos)
+        << tty.output();
+
+    // On a pipe (plain agents_wait requests), the same.
+    agentctl_child plain(*agentd_, {"wait"}, false);
+    ASSERT_TRUE(plain.catches_sigint(5s));
+    EXPECT_EQ(plain.finish(300ms), -1) << "still waiting: " << plain.output();
+    plain.interrupt();
+    EXPECT_EQ(plain.finish(10s), 130) << plain.output();
+
+    auto status = agentd_->call("agents_status", {{"jobs", json::array{json::string(id)}}});
+    EXPECT_EQ(str(jobs_of(status).at(0), "state"), "running") << status;
+    EXPECT_EQ(fake_->stats().at("aborts_total").as_int64(), 0) << "the upstream prompt goes on";
+}
+
+// A failed job's error is never cut away at 80 columns: it goes under the job's line, wrapped.
+TEST_F(agentd_test, AgentctlLiveDisplayKeepsTheErrorAtEightyColumns) {
+    std::string const description(40, 'd');  // the job's line alone nearly fills the width
+    agentctl_child tty(*agentd_,
+                       {"--session", "narrow", "start", "--wait", "--description", description,
+                        "boom [[fake fault=500]]"},
+                       true, 80);
+    EXPECT_EQ(tty.finish(20s), 1) << tty.output();
+    auto lines = tty.lines();
+    auto error = std::find_if(lines.begin(), lines.end(), [](std::string const& line) {
+        return line.find("\x1b[2K    error: upstream/prompt: ") != std::string::npos;
+    });
+    ASSERT_NE(error, lines.end()) << tty.output();
+    for (auto const& line : lines) {
+        auto erase = line.rfind("\x1b[2K");
+        if (erase == std::string::npos) continue;  // the plain wait blocks after the display
+        EXPECT_LT(line.size() - erase - 4, 80u) << line;
+    }
 }
 
 }  // namespace

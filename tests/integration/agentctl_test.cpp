@@ -1,8 +1,11 @@
 // agentctl against the real agentd and the fake upstream: it finds the token in the state dir,
 // starts, waits, shows status, peeks and cancels, prints JSON with --json, answers permissions
 // and questions with `respond`, and exits with the codes scripts rely on (0 completed, 1 failed,
-// 2 usage, 3 timeout, 4 unreachable, 5 input needed).
+// 2 usage, 3 timeout, 4 unreachable, 5 input needed, 6 unknown id). Daily use (issue #17): a
+// wait without --timeout lasts until the jobs end, in slices; status --state; cancel --all.
 #include "agentd_fixture.hpp"
+
+#include <fmt/ranges.h>
 
 #include <sys/wait.h>
 
@@ -17,10 +20,10 @@ struct run_result {
 };
 
 // Runs agentctl through the shell with stdout (and with `merge_stderr` stderr too) captured;
-// arguments are single-quoted.
+// arguments are single-quoted; `env` ("NAME=value …") is put before the command.
 run_result agentctl(agentd_process& a, std::vector<std::string> args, bool with_url = true,
-                    bool merge_stderr = false) {
-    std::string cmd = AGENTCTL_PATH;
+                    bool merge_stderr = false, std::string const& env = {}) {
+    std::string cmd = env.empty() ? AGENTCTL_PATH : env + " " + AGENTCTL_PATH;
     if (with_url) cmd += fmt::format(" --url http://127.0.0.1:{}", a.port());
     cmd += " --state-dir '" + a.state_dir().string() + "'";
     for (auto const& arg : args) cmd += " '" + arg + "'";
@@ -187,6 +190,192 @@ TEST_F(agentd_test, AgentctlRespondErrorsAreClear) {
 
     EXPECT_EQ(agentctl(*agentd_, {"respond", id, str(request, "id"), "allow"}).exit_code, 0);
     EXPECT_NE(output_after(*agentd_, id).find("permission once"), std::string::npos);
+}
+
+std::string started_id(run_result const& started, std::size_t i = 0) {
+    return str(json::parse(started.out).at("jobs").at(i), "id");
+}
+
+// A wait without --timeout: agents_wait calls of one slice each (300 ms here) until the jobs end,
+// where one call would have timed out; jobs that ended in an earlier slice are still reported.
+TEST_F(agentd_test, AgentctlWaitWithoutTimeoutLastsUntilTheJobsEnd) {
+    std::string const slices = "AGENTCTL_WAIT_SLICE_MS=300";
+    auto started = agentctl(*agentd_, {"--json", "start", "quick [[fake latency_ms=50]]",
+                                       "slow [[fake latency_ms=2500]]"});
+    ASSERT_EQ(started.exit_code, 0) << started.out;
+    auto waited = agentctl(*agentd_, {"wait"}, true, false, slices);
+    EXPECT_EQ(waited.exit_code, 0) << waited.out;
+    EXPECT_NE(waited.out.find("echo: quick"), std::string::npos) << waited.out;
+    EXPECT_NE(waited.out.find("echo: slow"), std::string::npos) << waited.out;
+
+    // With ids, and --any: the same slices, until the first one ends.
+    auto more = agentctl(*agentd_, {"--json", "start", "later [[fake latency_ms=1500]]",
+                                    "much_later [[fake latency_ms=20000]]"});
+    auto any = agentctl(*agentd_, {"wait", "--any", started_id(more, 0), started_id(more, 1)}, true,
+                        false, slices);
+    EXPECT_EQ(any.exit_code, 0) << any.out;
+    EXPECT_NE(any.out.find("echo: later"), std::string::npos) << any.out;
+
+    // --timeout still ends the wait, across slices: exit 3, the job goes on.
+    auto timed =
+        agentctl(*agentd_, {"wait", "--timeout", "1s", started_id(more, 1)}, true, true, slices);
+    EXPECT_EQ(timed.exit_code, 3) << timed.out;
+    EXPECT_NE(timed.out.find("wait timed out"), std::string::npos) << timed.out;
+    auto status =
+        agentd_->call("agents_status", {{"jobs", json::array{json::string(started_id(more, 1))}}});
+    EXPECT_EQ(str(jobs_of(status).at(0), "state"), "running");
+
+    // A slice the daemon would refuse is a usage error before anything is sent.
+    for (auto bad : {"0", "3600001", "5s", "-1"})
+        EXPECT_EQ(
+            agentctl(*agentd_, {"wait"}, true, false, fmt::format("AGENTCTL_WAIT_SLICE_MS={}", bad))
+                .exit_code,
+            2)
+            << bad;
+}
+
+// The per-call HTTP deadline is --http-timeout-ms; wait's --timeout-ms is the wait's own.
+TEST_F(agentd_test, AgentctlHttpDeadlineIsItsOwnFlag) {
+    auto started = agentctl(*agentd_, {"--json", "start", "slow [[fake latency_ms=20000]]"});
+    auto id = started_id(started);
+    // The wait (600 ms) outlasts the HTTP deadline (100 ms): the daemon's hold is added on top.
+    auto waited =
+        agentctl(*agentd_, {"--http-timeout-ms", "100", "wait", "--timeout-ms", "600", id});
+    EXPECT_EQ(waited.exit_code, 3) << waited.out;
+    auto after = agentctl(*agentd_, {"status", id, "--http-timeout-ms", "5000"});
+    EXPECT_EQ(after.exit_code, 0) << after.out;
+    EXPECT_EQ(agentctl(*agentd_, {"--timeout-ms", "100", "status"}).exit_code, 2);
+}
+
+TEST_F(agentd_test, AgentctlStatusFiltersByState) {
+    auto started = agentd_->call(
+        "agents_start", {{"tasks", json::array{task("quick"), task("boom [[fake fault=500]]"),
+                                               task("hold [[fake latency_ms=20000]]")}}});
+    std::vector<std::string> ids;
+    for (auto const& job : jobs_of(started)) ids.push_back(str(job, "id"));
+    agentd_->call("agents_wait", {{"jobs", json::array{json::string(ids[0]), json::string(ids[1])}},
+                                  {"timeout_ms", 10'000}});
+
+    auto running = agentctl(*agentd_, {"status", "--state", "running"});
+    EXPECT_EQ(running.exit_code, 0) << running.out;
+    EXPECT_NE(running.out.find(ids[2]), std::string::npos) << running.out;
+    EXPECT_EQ(running.out.find(ids[0]), std::string::npos) << running.out;
+    EXPECT_EQ(running.out.find(ids[1]), std::string::npos) << running.out;
+
+    auto ended = agentctl(*agentd_, {"--json", "status", "--state", "completed,failed"});
+    EXPECT_EQ(ended.exit_code, 0) << ended.out;
+    auto ended_doc = json::parse(ended.out);
+    auto const& listed = ended_doc.at("jobs").as_array();
+    ASSERT_EQ(listed.size(), 2u) << ended.out;
+    EXPECT_EQ(str(listed[0], "id"), ids[1]);  // newest first, as the daemon lists them
+    EXPECT_EQ(str(listed[1], "id"), ids[0]);
+
+    // With ids, the filter applies to those.
+    auto some = agentctl(*agentd_, {"status", "--state", "waiting,queued", ids[0], ids[2]});
+    EXPECT_EQ(some.exit_code, 0);
+    EXPECT_EQ(some.out, "ID  STATE  ELAPSED  DESCRIPTION\n");
+
+    auto bad = agentctl(*agentd_, {"status", "--state", "running,done"}, true, true);
+    EXPECT_EQ(bad.exit_code, 2) << bad.out;
+    EXPECT_NE(bad.out.find("unknown state \"done\""), std::string::npos) << bad.out;
+}
+
+TEST_F(agentd_test, AgentctlCancelAllStopsTheSessionsUnfinishedJobs) {
+    auto mine =
+        agentd_->call("agents_start",
+                      {{"session", "cx"},
+                       {"tasks", json::array{task("quick"), task("hold [[fake latency_ms=20000]]"),
+                                             task("hold too [[fake latency_ms=20000]]")}}});
+    auto other = agentd_->call(
+        "agents_start",
+        {{"session", "elsewhere"}, {"tasks", json::array{task("hold [[fake latency_ms=20000]]")}}});
+    std::vector<std::string> ids;
+    for (auto const& job : jobs_of(mine)) ids.push_back(str(job, "id"));
+    agentd_->call(
+        "agents_wait",
+        {{"session", "cx"}, {"jobs", json::array{json::string(ids[0])}}, {"timeout_ms", 10'000}});
+
+    auto cancelled = agentctl(*agentd_, {"--session", "cx", "cancel", "--all"});
+    EXPECT_EQ(cancelled.exit_code, 0) << cancelled.out;
+    EXPECT_NE(cancelled.out.find(ids[1] + "  cancelled"), std::string::npos) << cancelled.out;
+    EXPECT_NE(cancelled.out.find(ids[2] + "  cancelled"), std::string::npos) << cancelled.out;
+    EXPECT_EQ(cancelled.out.find(ids[0]), std::string::npos) << "a finished job is left out";
+
+    auto status = agentd_->call("agents_status", {{"session", "cx"}});
+    for (auto const& job : jobs_of(status))
+        EXPECT_EQ(str(job, "state"), str(job, "id") == ids[0] ? "completed" : "cancelled") << job;
+    auto untouched = agentd_->call("agents_status", {{"session", "elsewhere"}});
+    EXPECT_EQ(str(jobs_of(untouched).at(0), "state"), "running") << "another session's job";
+
+    // Nothing left: says so, exit 0; --json gives an empty list.
+    auto again = agentctl(*agentd_, {"--session", "cx", "cancel", "--all"}, true, true);
+    EXPECT_EQ(again.exit_code, 0) << again.out;
+    EXPECT_NE(again.out.find("no unfinished jobs"), std::string::npos) << again.out;
+    auto quiet = agentctl(*agentd_, {"--session", "cx", "--json", "cancel", "--all"});
+    EXPECT_EQ(json::parse(quiet.out), json::parse(R"({"jobs":[]})")) << quiet.out;
+    EXPECT_EQ(agentctl(*agentd_, {"cancel", "--all", ids[1]}).exit_code, 2);
+    EXPECT_EQ(agentctl(*agentd_, {"cancel"}).exit_code, 2);
+}
+
+TEST_F(agentd_test, AgentctlExitsSixForAnUnknownId) {
+    std::string const unknown = "job_00000000000000000000000000000000";
+    auto started =
+        agentd_->call("agents_start", {{"tasks", json::array{task("boom [[fake fault=500]]")}}});
+    auto failed = str(jobs_of(started).at(0), "id");
+    agentd_->call("agents_wait", {{"timeout_ms", 10'000}});
+
+    for (auto const& args : std::vector<std::vector<std::string>>{
+             {"status", unknown},
+             {"status", failed, unknown},
+             {"wait", unknown},
+             {"wait", failed, unknown},  // outranks the failure (1)
+             {"cancel", unknown},
+             {"peek", unknown},
+             {"respond", unknown, "per_000000000000000000000000", "allow"},
+             {"status", "--state", "running", unknown}}) {
+        auto r = agentctl(*agentd_, args, true, true);
+        EXPECT_EQ(r.exit_code, 6) << fmt::format("{}", fmt::join(args, " ")) << "\n" << r.out;
+        if (args[0] != "respond") {
+            EXPECT_NE(r.out.find("no such job: " + unknown), std::string::npos) << r.out;
+        }
+    }
+    // Another owner's id looks the same; a known one does not.
+    EXPECT_EQ(agentctl(*agentd_, {"status", failed}).exit_code, 0);
+    EXPECT_EQ(agentctl(*agentd_, {"wait", failed}).exit_code, 1);
+
+    // Every exit code is in --help.
+    auto help = agentctl(*agentd_, {"--help"});
+    EXPECT_EQ(help.exit_code, 0);
+    for (auto code : {"0 ", "1 ", "2 ", "3 ", "4 ", "5 ", "6 ", "130 "})
+        EXPECT_NE(help.out.find(std::string("\n  ") + code), std::string::npos) << code << help.out;
+}
+
+// On a pipe the status table is wrapped to 80 columns; a failed job's error is under its row.
+TEST_F(agentd_test, AgentctlStatusPutsTheErrorOnItsOwnLines) {
+    auto started = agentd_->call(
+        "agents_start",
+        {{"tasks", json::array{task("boom [[fake fault=500]]",
+                                    "a description long enough to push any last column past the "
+                                    "edge of an eighty-column terminal")}}});
+    auto id = str(jobs_of(started).at(0), "id");
+    agentd_->call("agents_wait", {{"timeout_ms", 10'000}});
+    auto error = agentd_->call("agents_status", {{"jobs", json::array{json::string(id)}}});
+    auto const& e = jobs_of(error).at(0).at("error");
+    auto status = agentctl(*agentd_, {"status", id});
+    EXPECT_EQ(status.exit_code, 0);
+    std::vector<std::string> lines;
+    for (std::size_t at = 0, end; (end = status.out.find('\n', at)) != std::string::npos;
+         at = end + 1)
+        lines.push_back(status.out.substr(at, end - at));
+    ASSERT_GE(lines.size(), 3u) << status.out;
+    EXPECT_EQ(lines[1].rfind(id + "  failed", 0), 0u) << status.out;
+    EXPECT_EQ(lines[2].rfind("    error: upstream/prompt: ", 0), 0u) << status.out;
+    std::string joined;
+    for (std::size_t i = 2; i < lines.size(); ++i) {
+        EXPECT_LT(lines[i].size(), 80u) << lines[i];
+        joined += (i == 2 ? "" : " ") + lines[i].substr(4);
+    }
+    EXPECT_NE(joined.find(str(e, "message")), std::string::npos) << joined << "\n" << e;
 }
 
 }  // namespace

@@ -71,13 +71,14 @@ TEST(live_render, progress_lines_spin_and_mark_the_end) {
     failed["error"] = json::object{{"kind", "upstream"}, {"phase", "prompt"}, {"message", "boom"}};
     b.update(failed, t0);
     std::vector<std::string> ids{"job_r", "job_c", "job_f"};
-    auto lines = progress_lines(b, ids, t0, 0);
-    ASSERT_EQ(lines.size(), 3u);
+    auto lines = progress_lines(b, ids, t0, 0, 80);
+    ASSERT_EQ(lines.size(), 4u);
     EXPECT_EQ(lines[0], "| job_r  running        1.2s  first");
     EXPECT_EQ(lines[1], "+ job_c  completed      0.8s  second");
-    EXPECT_EQ(lines[2], "x job_f  failed         0.0s  upstream/prompt: boom");
-    EXPECT_EQ(progress_lines(b, ids, t0 + 1s, 1)[0], "/ job_r  running        2.2s  first");
-    EXPECT_EQ(progress_lines(b, ids, t0, 3)[0][0], '\\');
+    EXPECT_EQ(lines[2], "x job_f  failed         0.0s");
+    EXPECT_EQ(lines[3], "    error: upstream/prompt: boom");  // its own line: never cut away
+    EXPECT_EQ(progress_lines(b, ids, t0 + 1s, 1, 80)[0], "/ job_r  running        2.2s  first");
+    EXPECT_EQ(progress_lines(b, ids, t0, 3, 80)[0][0], '\\');
 }
 
 TEST(live_render, redraw_goes_back_over_the_previous_block) {
@@ -97,7 +98,7 @@ TEST(live_render, table_lists_newest_first_and_event_lines_are_plain) {
     auto t0 = live_clock::now();
     b.update(view("job_old", "completed", 1000, "one"), t0);
     b.update(view("job_new", "running", 0, "two"), t0);
-    EXPECT_EQ(board_table(b, t0),
+    EXPECT_EQ(board_table(b, t0, 80),
               "ID       STATE      ELAPSED  DESCRIPTION\n"
               "job_new  running    0.0s     two\n"
               "job_old  completed  1.0s     one\n");

@@ -137,8 +137,41 @@ TEST(parse_cli, globals_before_or_after_the_command) {
     EXPECT_TRUE(inv.globals.json);
     EXPECT_TRUE(inv.cmd.wait_any);
     EXPECT_EQ(inv.cmd.wait_timeout_ms, 500);
-    EXPECT_EQ(inv.globals.timeout_ms, 30'000);
+    EXPECT_EQ(inv.globals.http_timeout_ms, 30'000);
     EXPECT_EQ(inv.cmd.args, (std::vector<std::string>{"a", "b"}));
+}
+
+TEST(parse_cli, http_deadline_and_wait_timeout_are_two_flags) {
+    auto both = std::get<invocation>(
+        parse({"--http-timeout-ms", "5000", "wait", "--timeout-ms", "700", "a"}));
+    EXPECT_EQ(both.globals.http_timeout_ms, 5000);
+    EXPECT_EQ(both.cmd.wait_timeout_ms, 700);
+    auto after = std::get<invocation>(parse({"status", "--http-timeout-ms", "9"}));
+    EXPECT_EQ(after.globals.http_timeout_ms, 9);
+    // A wait without --timeout has no end of its own: until the jobs end.
+    EXPECT_EQ(std::get<invocation>(parse({"wait"})).cmd.wait_timeout_ms, std::nullopt);
+    EXPECT_EQ(std::get<int>(parse({"status", "--timeout-ms", "5"})), exit_usage);
+    EXPECT_EQ(std::get<int>(parse({"--http-timeout-ms", "0", "status"})), exit_usage);
+}
+
+TEST(parse_cli, status_state_filter_takes_state_names) {
+    auto inv = std::get<invocation>(parse({"status", "--state", "running,waiting"}));
+    EXPECT_EQ(inv.cmd.states, (std::vector<std::string>{"running", "waiting"}));
+    auto repeated =
+        std::get<invocation>(parse({"status", "--state", "failed", "--state", "queued"}));
+    EXPECT_EQ(repeated.cmd.states, (std::vector<std::string>{"failed", "queued"}));
+    for (auto bad : {"runing", "running,", "not_found", "RUNNING", ""})
+        EXPECT_EQ(std::get<int>(parse({"status", "--state", bad})), exit_usage) << bad;
+}
+
+TEST(parse_cli, cancel_takes_ids_or_all) {
+    auto all = std::get<invocation>(parse({"cancel", "--all"}));
+    EXPECT_TRUE(all.cmd.cancel_all);
+    EXPECT_TRUE(all.cmd.args.empty());
+    EXPECT_EQ(std::get<invocation>(parse({"cancel", "a"})).cmd.args,
+              (std::vector<std::string>{"a"}));
+    EXPECT_EQ(std::get<int>(parse({"cancel", "--all", "a"})), exit_usage);
+    EXPECT_EQ(std::get<int>(parse({"cancel"})), exit_usage);
 }
 
 TEST(parse_cli, usage_errors_exit_2_and_help_exits_0) {
@@ -257,22 +290,24 @@ char const* const jobs_result = R"({"jobs":[
     {"id":"job_c","state":"queued"}]})";
 
 TEST(render, start_lines_skip_missing_fields) {
-    auto text = render_result(command_kind::start, json::parse(jobs_result).as_object());
+    auto text = render_result(command_kind::start, json::parse(jobs_result).as_object(), 80);
     EXPECT_EQ(text.out,
               "job_a  completed  sum\n"
               "job_b  failed  transport/create: reset\n"
               "job_c  queued\n");
 }
 
-TEST(render, status_table_adds_error_column_when_needed) {
-    auto text = render_result(command_kind::status, json::parse(jobs_result).as_object());
+TEST(render, status_table_puts_errors_under_their_row) {
+    auto text = render_result(command_kind::status, json::parse(jobs_result).as_object(), 80);
     EXPECT_EQ(text.out,
-              "ID     STATE      ELAPSED  DESCRIPTION  ERROR\n"
+              "ID     STATE      ELAPSED  DESCRIPTION\n"
               "job_a  completed  1.2s     sum\n"
-              "job_b  failed     0.0s                  transport/create: reset\n"
+              "job_b  failed     0.0s\n"
+              "    error: transport/create: reset\n"
               "job_c  queued     -\n");
-    auto plain = render_result(
-        command_kind::status, json::parse(R"({"jobs":[{"id":"j","state":"queued"}]})").as_object());
+    auto plain =
+        render_result(command_kind::status,
+                      json::parse(R"({"jobs":[{"id":"j","state":"queued"}]})").as_object(), 80);
     EXPECT_EQ(plain.out, "ID  STATE   ELAPSED  DESCRIPTION\nj   queued  -\n");
 }
 
@@ -281,7 +316,7 @@ TEST(render, wait_blocks_and_timeout_note) {
         {"id":"job_a","state":"completed","description":"sum","elapsed_ms":1234,"output":"hi","truncated":true},
         {"id":"job_b","state":"failed","error":{"kind":"timeout","message":"late"}},
         {"id":"job_c","state":"running"}]})");
-    auto text = render_result(command_kind::wait, result.as_object());
+    auto text = render_result(command_kind::wait, result.as_object(), 80);
     EXPECT_EQ(text.out,
               "== job_a (completed, 1.2s, truncated) sum\nhi\n"
               "== job_b (failed)\nerror: timeout: late\n"
@@ -292,7 +327,7 @@ TEST(render, wait_blocks_and_timeout_note) {
 TEST(render, peek_prints_partial_output_and_state_on_stderr) {
     auto result = json::parse(R"({"job":{"id":"job_a","state":"running","elapsed_ms":500},
                                   "partial_output":"so far"})");
-    auto text = render_result(command_kind::peek, result.as_object());
+    auto text = render_result(command_kind::peek, result.as_object(), 80);
     EXPECT_EQ(text.out, "so far\n");
     EXPECT_EQ(text.err, "job_a: running, 0.5s\n");
 }
@@ -306,6 +341,30 @@ TEST(pretty_json, indents_and_round_trips) {
               "      \"e\": {},\n      \"l\": []\n    }\n  ],\n  \"x\": null\n}\n");
 }
 
+TEST(error_lines, wrap_within_the_width_and_keep_every_character) {
+    std::string message =
+        "upstream/prompt: the provider refused the request because the context window of "
+        "the model was exceeded by 12345 tokens (HTTP 400)";
+    for (std::size_t columns : {80u, 40u, 24u}) {
+        auto lines = error_lines(message, columns);
+        ASSERT_GE(lines.size(), 2u) << columns;
+        std::string joined;
+        for (auto const& line : lines) {
+            EXPECT_LT(line.size(), columns) << line;
+            EXPECT_EQ(line.rfind("    ", 0), 0u) << line;
+            joined += (joined.empty() ? "" : " ") + line.substr(4);
+        }
+        EXPECT_EQ(joined, "error: " + message) << columns;
+    }
+    // A word longer than a line is split; multi-byte characters stay whole.
+    auto split = error_lines(std::string(50, 'x') + " \xc3\xa9\xc3\xa9", 20);
+    EXPECT_EQ(split, (std::vector<std::string>{
+                         "    error:", "    " + std::string(15, 'x'), "    " + std::string(15, 'x'),
+                         "    " + std::string(15, 'x'), "    xxxxx \xc3\xa9\xc3\xa9"}));
+    EXPECT_TRUE(error_lines("", 80).empty());
+    EXPECT_FALSE(error_lines("tiny", 3).empty());  // no terminal is too narrow for the error
+}
+
 TEST(wait_exit_code, failure_outranks_timeout) {
     auto code = [](char const* text) { return wait_exit_code(json::parse(text).as_object()); };
     EXPECT_EQ(code(R"({"timed_out":false,"jobs":[{"state":"completed"}]})"), exit_ok);
@@ -314,11 +373,14 @@ TEST(wait_exit_code, failure_outranks_timeout) {
     EXPECT_EQ(code(R"({"timed_out":true,"jobs":[{"state":"running"}]})"), exit_timed_out);
     EXPECT_EQ(code(R"({"timed_out":true,"jobs":[{"state":"cancelled"},{"state":"running"}]})"),
               exit_failed);
-    for (char const* state : {"failed", "cancelled", "interrupted", "not_found"}) {
+    for (char const* state : {"failed", "cancelled", "interrupted"}) {
         auto result = json::object{{"timed_out", false},
                                    {"jobs", json::array{json::object{{"state", state}}}}};
         EXPECT_EQ(wait_exit_code(result), exit_failed) << state;
     }
+    // An unknown id outranks a failure: the caller asked for something that is not there.
+    EXPECT_EQ(code(R"({"timed_out":false,"jobs":[{"state":"failed"},{"state":"not_found"}]})"),
+              exit_unknown_job);
 }
 
 TEST(dashboard_url, token_in_the_fragment_never_the_query) {
