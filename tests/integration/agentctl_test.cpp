@@ -200,8 +200,10 @@ std::string started_id(run_result const& started, std::size_t i = 0) {
 // where one call would have timed out; jobs that ended in an earlier slice are still reported.
 TEST_F(agentd_test, AgentctlWaitWithoutTimeoutLastsUntilTheJobsEnd) {
     std::string const slices = "AGENTCTL_WAIT_SLICE_MS=300";
-    auto started = agentctl(*agentd_, {"--json", "start", "quick [[fake latency_ms=50]]",
-                                       "slow [[fake latency_ms=2500]]"});
+    // Without ids the wait takes the jobs unfinished when it starts: "quick" must outlast the
+    // start of a second agentctl process, even under a sanitizer.
+    auto started = agentctl(*agentd_, {"--json", "start", "quick [[fake latency_ms=1500]]",
+                                       "slow [[fake latency_ms=3000]]"});
     ASSERT_EQ(started.exit_code, 0) << started.out;
     auto waited = agentctl(*agentd_, {"wait"}, true, false, slices);
     EXPECT_EQ(waited.exit_code, 0) << waited.out;

@@ -46,7 +46,8 @@ void expect_limit(json::object const& job, std::string const& message) {
 void expect_aborted(fake_upstream& fake, json::object const& job) {
     ASSERT_TRUE(fake.wait_counter("aborts_total", 1, 5s)) << json::serialize(fake.stats());
     auto session = str(job.at("upstream"), "session");
-    auto const& aborted = fake.stats().at("aborted_sessions").as_array();
+    auto stats = fake.stats();
+    auto const& aborted = stats.at("aborted_sessions").as_array();
     EXPECT_NE(std::find(aborted.begin(), aborted.end(), json::value(session)), aborted.end())
         << json::serialize(aborted);
 }
