@@ -68,6 +68,7 @@ export async function startStack({ auth = 'token' } = {}) {
     const token = auth === 'none' ? undefined : readFileSync(join(stateDir, 'token'), 'utf8').trim();
     return {
       mcpUrl: `${url}/mcp`,
+      upstreamUrl: upstream,
       token,
       agentdStderr: () => agentd.stderr,
       // Stops both; resolves to agentd's exit status (0 after a clean SIGTERM shutdown).

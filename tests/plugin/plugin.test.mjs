@@ -1,7 +1,9 @@
 // The OpenCode plugin packaging/opencode/agentd.ts, loaded the way OpenCode loads it (its real
 // @opencode-ai/plugin dependency beside it) under Node >= 22, which runs erasable TypeScript:
 // type-checks it against the package's types, then drives its tools against a real agentd and
-// the fake upstream, and checks that jobs land in the OpenCode session the tool context names.
+// the fake upstream, and checks that jobs land in the OpenCode session the tool context names,
+// that their upstream sessions are its children, and that a job nobody waits for is announced
+// in that session (through a recording stand-in for OpenCode's client).
 // Also connects to agentd's /mcp with the MCP configuration snippets of packaging/mcp/.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -25,6 +27,8 @@ let stack;
 let baseUrl;
 let pluginDir;
 let tools;
+// What the plugin posted through client.session.prompt, in order.
+const posts = [];
 
 // What OpenCode passes a tool's execute(); only sessionID and abort matter to the plugin.
 function context(sessionID) {
@@ -39,6 +43,32 @@ async function rpc(method, params) {
     body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
   });
   return (await res.json()).result;
+}
+
+// A session on the fake upstream, so that agentd can create children of it.
+async function upstreamSession() {
+  const res = await fetch(`${stack.upstreamUrl}/session`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}',
+  });
+  assert.equal(res.status, 200);
+  return (await res.json()).id;
+}
+
+async function upstreamInfo(id) {
+  return (await fetch(`${stack.upstreamUrl}/session/${id}`)).json();
+}
+
+// Polls until pred() holds, failing after a deadline.
+async function until(pred, what, ms = 10_000) {
+  const deadline = Date.now() + ms;
+  while (!pred()) {
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function noticesFor(session, jobId) {
+  return posts.filter((p) => p.path.id === session && p.body.parts[0].text.includes(jobId));
 }
 
 // Parses the tool's arguments with its own zod schema first, as OpenCode does.
@@ -64,7 +94,8 @@ before(async () => {
 
   const mod = await import(pathToFileURL(join(pluginDir, 'agentd.ts')));
   assert.deepEqual(Object.keys(mod), ['AgentdPlugin'], 'OpenCode calls every export as a plugin');
-  const hooks = await mod.AgentdPlugin({ directory: here, worktree: here });
+  const client = { session: { prompt: async (options) => { posts.push(options); } } };
+  const hooks = await mod.AgentdPlugin({ client, directory: here, worktree: here });
   tools = hooks.tool;
 });
 
@@ -79,14 +110,31 @@ test('type-checks against @opencode-ai/plugin', async () => {
   await promisify(execFile)(process.execPath, [tsc, '-p', join(here, 'tsconfig.json')]);
 });
 
-test('exposes the three tools with schemas that validate their arguments', async () => {
-  assert.deepEqual(Object.keys(tools).sort(), ['agents_start', 'agents_status', 'agents_wait']);
+test('exposes the six tools with schemas that validate their arguments', async () => {
+  assert.deepEqual(Object.keys(tools).sort(), ['agents_cancel', 'agents_peek', 'agents_respond',
+                                               'agents_start', 'agents_status', 'agents_wait']);
+  const parse = (name, args) => z.object(tools[name].args).parse(args);
   await assert.rejects(run('agents_start', { tasks: [] }, 'ses_x'));
   await assert.rejects(run('agents_wait', { mode: 'some' }, 'ses_x'));
+  await assert.rejects(run('agents_cancel', { jobs: [] }, 'ses_x'));
+  await assert.rejects(run('agents_respond', { job: 'job_1', request: 'r', decision: 'maybe' },
+                           'ses_x'));
+  assert.throws(() => parse('agents_start', { tasks: [{ prompt: 'p', unknown: 1 }] }));
+  assert.throws(() => parse('agents_start', { tasks: [{ prompt: 'p', budget: { max_cost: -1 } }] }));
+  assert.throws(() => parse('agents_start', { tasks: [{ prompt: 'p', permissions: 'some' }] }));
+  const full = { prompt: 'p', permissions: 'deny', budget: { max_cost: 0.5, max_tokens: 10 },
+                 continue: 'job_0' };
+  assert.deepEqual(parse('agents_start', { tasks: [full] }).tasks[0], full);
+});
+
+test('returns compact JSON to the model', async () => {
+  const raw = await tools.agents_status.execute({}, context('ses_compact'));
+  assert.equal(raw, JSON.stringify(JSON.parse(raw)));
+  assert.doesNotMatch(raw, /\n/);
 });
 
 test('starts, lists and waits for jobs in the OpenCode session', async () => {
-  const session = 'ses_plugin_1';
+  const session = await upstreamSession();
   const started = await run('agents_start', {
     tasks: [{ prompt: 'alpha', description: 'first' }, { prompt: 'boom [[fake fault=500]]' }],
   }, session);
@@ -108,10 +156,51 @@ test('starts, lists and waits for jobs in the OpenCode session', async () => {
 
   const status = await run('agents_status', { jobs: [ids[0]] }, session);
   assert.deepEqual(status.jobs.map((j) => j.state), ['completed']);
+  // The sub-sessions are children of the calling session, as OpenCode's UI shows them.
+  const child = await upstreamInfo(ok.upstream.session);
+  assert.equal(child.parentID, session);
+  const peeked = await run('agents_peek', { job: ids[0] }, session);
+  assert.match(JSON.stringify(peeked), /echo: alpha/);
+  const cancelled = await run('agents_cancel', { jobs: [ids[0]] }, session);
+  assert.equal(cancelled.jobs[0].state, 'completed');  // finished jobs stay as they are
+  await assert.rejects(run('agents_respond', { job: ids[0], request: 'req_none', decision: 'allow' },
+                           session), /agentd error/);
   // The jobs belong to the session the context named, and to no other.
   assert.equal((await rpc('agents_status', { session })).jobs.length, 2);
   assert.equal((await rpc('agents_status', {})).jobs.length, 0);
   assert.equal((await run('agents_status', {}, 'ses_someone_else')).jobs.length, 0);
+});
+
+test('announces a job nobody waited for in its session, once, with its outcome', async () => {
+  const session = await upstreamSession();
+  const started = await run('agents_start', {
+    tasks: [{ prompt: 'beta', description: 'bg' }, { prompt: 'boom [[fake fault=500]]' }],
+  }, session);
+  const [ok, bad] = started.jobs.map((j) => j.id);
+  await until(() => noticesFor(session, ok).length > 0 && noticesFor(session, bad).length > 0,
+              'both notices');
+  const [okNotice] = noticesFor(session, ok);
+  assert.equal(okNotice.body.noReply, true);
+  assert.match(okNotice.body.parts[0].text, /\(bg\) finished: completed\.\necho: beta/);
+  assert.match(okNotice.body.parts[0].text, /agents_peek or agents_status with job job_/);
+  assert.match(noticesFor(session, bad)[0].body.parts[0].text, /finished: failed\.\nupstream/);
+  // Reading them now does not announce them again.
+  await run('agents_status', {}, session);
+  await run('agents_wait', { jobs: [ok, bad], timeout_ms: 1000 }, session);
+  assert.equal(noticesFor(session, ok).length, 1);
+  assert.equal(noticesFor(session, bad).length, 1);
+});
+
+test('does not announce a job whose result the model waited for', async () => {
+  const session = await upstreamSession();
+  const first = await run('agents_start', { tasks: [{ prompt: 'gamma' }] }, session);
+  const waited = await run('agents_wait', { timeout_ms: 10_000 }, session);
+  assert.equal(waited.jobs[0].state, 'completed');
+  // A later job's notice is the barrier: the first one's would have come before it.
+  const second = await run('agents_start', { tasks: [{ prompt: 'delta' }] }, session);
+  await until(() => noticesFor(session, second.jobs[0].id).length > 0, 'the second notice');
+  assert.equal(noticesFor(session, first.jobs[0].id).length, 0);
+  assert.equal(posts.filter((p) => p.path.id === session).length, 1);
 });
 
 test('reports agentd errors and a bad token as tool failures', async () => {
