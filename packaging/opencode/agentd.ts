@@ -38,7 +38,6 @@ function token(env: Env): string | undefined {
   }
 }
 
-// One JSON-RPC call; the result as pretty JSON (what the model reads), or a thrown Error that
 // One JSON-RPC call; the result object, or a thrown Error that OpenCode shows as the tool's
 // failure.
 async function call(env: Env, method: string, params: object, signal?: AbortSignal) {
