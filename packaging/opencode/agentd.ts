@@ -173,7 +173,8 @@ class Watcher {
     try {
       await this.post(session, notice(job))
     } catch {
-      // OpenCode refused the notice; the job stays readable through agents_status.
+      // OpenCode could not be reached (its SDK client resolves a refusal, such as a 404 for a
+      // session it does not know, without throwing); the job stays readable through agents_status.
     }
   }
 }

@@ -3,7 +3,8 @@
 // it, and the plugin loaded as tests/plugin loads it, its `client` a real @opencode-ai/sdk client
 // of that server. Checks that sub-sessions are children of the calling session, that a job
 // nobody waits for is announced there once (noReply: no LLM turn), that a waited-for job is not,
-// and that agents_respond answers a real permission request. A plain script (exit 77 = skip).
+// that agents_respond answers a real permission request, what a notice does to a running turn,
+// and a caller session opencode does not know. A plain script (exit 77 = skip).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -283,7 +284,35 @@ describe('the OpenCode plugin on the real opencode server', { timeout: 200_000 }
     assert.deepEqual(done.answered.map((r) => [r.id, r.decision, r.by]), [[request.id, 'allow', 'caller']]);
   });
 
-  timed('5. a caller session opencode does not know: a dangling child, the notice refused', async () => {
+  // The usual case: the model started a job and works on. opencode stores the notice at once and
+  // the turn's next LLM request carries it; no turn of its own follows.
+  timed('5. a notice while the parent session runs a turn: the turn sees it, no extra turn', async () => {
+    const parent = await parentSession('parent 6');
+    const marker = `busy-${tag()}`;
+    const res = await fetch(`${opencode.url}/session/${parent}/prompt_async`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ parts: [{ type: 'text', text: `Run [[llm tool=bash command="echo ${marker}"]]` }] }),
+    });
+    assert.equal(res.status, 204);
+    // Its bash step asks, so the turn stays open until answered.
+    const permission = await pollUntil(async () =>
+      (await ocFetch('/permission')).find((p) => p.sessionID === parent), 'the parent\'s bash permission');
+    const job = await start(parent, { prompt: `Meanwhile [[llm marker=m-${tag()}]]` });
+    const notice = await noticeOf(parent, job.id);
+    assert.equal((await ocFetch('/session/status'))[parent]?.type, 'busy');
+    await ocFetch(`/permission/${permission.id}/reply`, { method: 'POST', body: JSON.stringify({ reply: 'once' }) });
+    await pollUntil(async () => (await ocFetch('/session/status'))[parent]?.type !== 'busy', 'the turn\'s end');
+    const all = await messages(parent);
+    assert.deepEqual(all.map((m) => m.info.role), ['user', 'assistant', 'user', 'assistant']);
+    assert.equal(all[2].info.id, notice.info.id);
+    const turn = llm.requests.filter((r) => JSON.stringify(r.body?.messages ?? []).includes(marker) &&
+                                            r.body?.tools?.length);
+    assert.equal(turn.length, 2, 'the bash call and the answer after it');
+    assert.ok(JSON.stringify(turn[1].body.messages).includes(`[agentd] Background job ${job.id}`),
+              'the turn\'s next request carries the notice');
+  });
+
+  timed('6. a caller session opencode does not know: a dangling child, the notice refused', async () => {
     const unknown = `ses_agentdE2e${tag()}`;
     const job = await start(unknown, { prompt: `Orphan [[llm marker=o-${tag()}]]` });
     const path = `/session/${unknown}/message`;
