@@ -143,7 +143,7 @@ std::string job_lines(json::object const& result) {
     std::string out;
     for (auto const& value : jobs_of(result)) {
         auto job = read_job(value);
-        out += join_nonempty({job.id, job.state, job.description, job.error}) + "\n";
+        out += join_nonempty({job.id, job.state, job.label, job.error}) + "\n";
     }
     return out;
 }
@@ -166,7 +166,7 @@ std::string status_table(json::object const& result, std::size_t columns) {
     for (auto const& j : jobs) {
         rows.push_back({j.id, j.state, format_elapsed(j.elapsed_ms)});
         if (inputs) rows.back().push_back(j.requests);
-        rows.back().push_back(j.description);
+        rows.back().push_back(j.label);
         if (steps) rows.back().push_back(j.activity);
         notes.emplace_back();
         for (auto const& line : error_lines(j.error, columns)) notes.back() += line + "\n";
@@ -191,7 +191,7 @@ rendered wait_blocks(json::object const& result) {
     std::size_t unfinished = 0;
     for (auto const& value : jobs_of(result)) {
         auto job = read_job(value);
-        auto header = fmt::format("== {} ({}) {}", job.id, facts(job), job.description);
+        auto header = fmt::format("== {} ({}) {}", job.id, facts(job), job.label);
         header.erase(header.find_last_not_of(' ') + 1);
         r.out += header + "\n" + (job.error.empty() ? job.output : "error: " + job.error);
         ensure_newline(r.out);
@@ -281,13 +281,14 @@ job_view read_job(json::value const& value) {
     if (obj == nullptr) return {};
     return {one_line(text_of(*obj, "id")),
             one_line(text_of(*obj, "state")),
-            label_of(*obj),
+            one_line(text_of(*obj, "description")),
             integer_of(*obj, "elapsed_ms"),
             text_of(*obj, "output"),
             flag_of(*obj, "truncated"),
             error_summary(obj->if_contains("error")),
             activity_text(*obj),
-            requests_count(*obj)};
+            requests_count(*obj),
+            label_of(*obj)};
 }
 
 bool is_completed(std::string_view state) {

@@ -21,13 +21,14 @@ namespace agentctl {
 struct job_view {
     std::string id;
     std::string state;
-    std::string description;  // else the start of task.prompt
+    std::string description;
     std::optional<std::int64_t> elapsed_ms;
     std::string output;
     bool truncated = false;
     std::string error;     // "kind/phase: message", empty without an error
     std::string activity;  // "bash: npm test" (activity.tool: activity.title), or empty
     std::string requests;  // "1 request" while waiting, or empty
+    std::string label;     // the description, else the start of task.prompt (for tables)
 };
 
 job_view read_job(boost::json::value const& value);

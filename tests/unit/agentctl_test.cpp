@@ -379,14 +379,15 @@ TEST(total_line, sums_from_the_results_usage) {
 
 TEST(read_job, falls_back_to_the_prompt_preview) {
     auto with = read_job(json::parse(R"({"id":"j","description":"sum","task":{"prompt":"p"}})"));
-    EXPECT_EQ(with.description, "sum");
+    EXPECT_EQ(with.label, "sum");
     auto without = read_job(json::parse(R"({"id":"j","task":{"prompt":"Fix the\nbuild"}})"));
-    EXPECT_EQ(without.description, "Fix the build");
+    EXPECT_EQ(without.label, "Fix the build");
+    EXPECT_TRUE(without.description.empty()) << "the live view keeps its room for the step";
     std::string long_prompt;
     for (int i = 0; i < 70; ++i) long_prompt += "\u00e9";  // two bytes each: cut at characters
     auto cut = read_job(json::object{{"id", "j"}, {"task", json::object{{"prompt", long_prompt}}}});
-    EXPECT_EQ(cut.description, long_prompt.substr(0, 59 * 2) + "\u2026");
-    EXPECT_TRUE(read_job(json::parse(R"({"id":"j","task":7})")).description.empty());
+    EXPECT_EQ(cut.label, long_prompt.substr(0, 59 * 2) + "\u2026");
+    EXPECT_TRUE(read_job(json::parse(R"({"id":"j","task":7})")).label.empty());
 }
 
 TEST(error_lines, wrap_within_the_width_and_keep_every_character) {
