@@ -138,20 +138,24 @@ boost::json::object shown_part(command const& cmd, boost::json::object result) {
     return result;
 }
 
-void print_text(invocation const& inv, boost::json::object const& result) {
+// `listed` is the daemon's result, `shown` what of it the command prints (status --state).
+void print_text(invocation const& inv, boost::json::object const& listed,
+                boost::json::object const& shown) {
     if (inv.cmd.kind == command_kind::start && inv.cmd.quiet && !inv.globals.json) {
-        for (auto const& id : job_ids(result)) fmt::print("{}\n", id);
+        for (auto const& id : job_ids(shown)) fmt::print("{}\n", id);
     } else if (inv.globals.json) {
-        fmt::print("{}", pretty_json(result));
+        fmt::print("{}", pretty_json(shown));
     } else {
-        auto text = render_result(inv.cmd.kind, result, terminal_columns());
+        auto text = render_result(inv.cmd.kind, shown, terminal_columns());
+        if (inv.cmd.kind == command_kind::status)
+            text.out += total_line(listed, jobs_in(shown).size());
         fmt::print("{}", text.out);
         fmt::print(stderr, "{}", text.err);
     }
 }
 
 int print_result(invocation const& inv, boost::json::object const& result) {
-    print_text(inv, shown_part(inv.cmd, result));
+    print_text(inv, result, shown_part(inv.cmd, result));
     auto unknown = unknown_ids(result);
     for (auto const& id : unknown)
         fmt::print(stderr, "agentctl: no such job: {} (unknown, expired, or another owner's)\n",

@@ -1,18 +1,20 @@
 // Text agentctl prints for each command: one line per job for start/cancel/respond, a table for
-// status, output blocks (or pending requests) for wait, tool steps and raw partial output for
-// peek, and pretty JSON for --json.
+// status (and its usage total), output blocks (or pending requests) for wait, tool steps and raw
+// partial output for peek, and pretty JSON (plain decimals) for --json.
 #include "render.hpp"
 
 #include "exit_codes.hpp"
 #include "requests.hpp"
 
 #include "protocol/job_view.hpp"
+#include "protocol/json_text.hpp"
 
 #include <fmt/core.h>
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <utility>
 #include <vector>
 
@@ -141,7 +143,7 @@ std::string job_lines(json::object const& result) {
     std::string out;
     for (auto const& value : jobs_of(result)) {
         auto job = read_job(value);
-        out += join_nonempty({job.id, job.state, job.description, job.error}) + "\n";
+        out += join_nonempty({job.id, job.state, job.label, job.error}) + "\n";
     }
     return out;
 }
@@ -164,7 +166,7 @@ std::string status_table(json::object const& result, std::size_t columns) {
     for (auto const& j : jobs) {
         rows.push_back({j.id, j.state, format_elapsed(j.elapsed_ms)});
         if (inputs) rows.back().push_back(j.requests);
-        rows.back().push_back(j.description);
+        rows.back().push_back(j.label);
         if (steps) rows.back().push_back(j.activity);
         notes.emplace_back();
         for (auto const& line : error_lines(j.error, columns)) notes.back() += line + "\n";
@@ -189,7 +191,7 @@ rendered wait_blocks(json::object const& result) {
     std::size_t unfinished = 0;
     for (auto const& value : jobs_of(result)) {
         auto job = read_job(value);
-        auto header = fmt::format("== {} ({}) {}", job.id, facts(job), job.description);
+        auto header = fmt::format("== {} ({}) {}", job.id, facts(job), job.label);
         header.erase(header.find_last_not_of(' ') + 1);
         r.out += header + "\n" + (job.error.empty() ? job.output : "error: " + job.error);
         ensure_newline(r.out);
@@ -256,8 +258,20 @@ void pretty_into(std::string& out, json::value const& value, int indent) {
         pretty_block(out, '[', ']', *arr, indent,
                      [&](json::value const& item) { pretty_into(out, item, indent + 2); });
     } else {
-        out += json::serialize(value);
+        out += protocol::to_text(value);  // a cost reads 0.0012, never 1.2E-3
     }
+}
+
+// What a job is: its description, else the start of its prompt (JobView task.prompt), cut so
+// that a table row stays readable.
+std::string label_of(json::object const& view) {
+    constexpr std::size_t preview_chars = 60;
+    if (auto description = one_line(text_of(view, "description")); !description.empty())
+        return description;
+    auto const* task = view.if_contains("task");
+    auto prompt = task && task->is_object() ? one_line(text_of(task->get_object(), "prompt")) : "";
+    if (char_count(prompt) <= preview_chars) return prompt;
+    return prompt.substr(0, prefix_bytes(prompt, preview_chars - 1)) + "\u2026";
 }
 
 }  // namespace
@@ -273,7 +287,8 @@ job_view read_job(json::value const& value) {
             flag_of(*obj, "truncated"),
             error_summary(obj->if_contains("error")),
             activity_text(*obj),
-            requests_count(*obj)};
+            requests_count(*obj),
+            label_of(*obj)};
 }
 
 bool is_completed(std::string_view state) {
@@ -285,6 +300,31 @@ std::string format_elapsed(std::optional<std::int64_t> ms) {
     if (*ms < 60'000) return fmt::format("{}.{}s", *ms / 1000, *ms / 100 % 10);
     if (*ms < 3'600'000) return fmt::format("{}m{:02}s", *ms / 60'000, *ms / 1000 % 60);
     return fmt::format("{}h{:02}m", *ms / 3'600'000, *ms / 60'000 % 60);
+}
+
+std::string plain_cost(double cost) {
+    if (!std::isfinite(cost)) return "-";
+    auto text = fmt::format("{:.10f}", cost);  // sub-1e-10 digits are float noise of a sum
+    while (text.back() == '0') text.pop_back();
+    if (text.back() == '.') text.pop_back();
+    return text == "-0" ? "0" : text;
+}
+
+std::string total_line(json::object const& listed, std::size_t shown) {
+    auto const* usage = listed.if_contains("usage");
+    if (usage == nullptr || !usage->is_object()) return {};
+    auto const& u = usage->get_object();
+    auto count = jobs_of(listed).size();
+    auto line = fmt::format("total: {} job{}", count, count == 1 ? "" : "s");
+    if (shown != count) line += fmt::format(" ({} shown)", shown);
+    auto tokens = [&](std::string_view key) {
+        auto n = integer_of(u, key);
+        return n ? std::to_string(*n) : std::string("-");
+    };
+    line += fmt::format(", tokens {} in / {} out", tokens("input_tokens"), tokens("output_tokens"));
+    auto const* cost = u.if_contains("cost");
+    line += ", cost " + (cost && cost->is_number() ? plain_cost(cost->to_number<double>()) : "-");
+    return line + "\n";
 }
 
 std::vector<std::string> error_lines(std::string_view error, std::size_t columns) {

@@ -28,6 +28,7 @@ struct job_view {
     std::string error;     // "kind/phase: message", empty without an error
     std::string activity;  // "bash: npm test" (activity.tool: activity.title), or empty
     std::string requests;  // "1 request" while waiting, or empty
+    std::string label;     // the description, else the start of task.prompt (for tables)
 };
 
 job_view read_job(boost::json::value const& value);
@@ -51,7 +52,15 @@ rendered render_result(command_kind kind, boost::json::object const& result, std
 // display cuts longer lines (fit_width), and an error must never be cut away.
 std::vector<std::string> error_lines(std::string_view error, std::size_t columns);
 
-// Boost.JSON 1.81 has no pretty printer; two-space indent, one document.
+// A cost as a plain decimal of at most 10 places: "0.0012", "0"; never "1.2E-3".
+std::string plain_cost(double cost);
+
+// The line under the status table: "total: 3 jobs, tokens 1200 in / 340 out, cost 0.0036"
+// from agents_status's `usage` (the sum over `listed`'s jobs); "(1 shown)" after the count when
+// a --state filter kept only `shown` of them. Empty when the daemon sent no usage.
+std::string total_line(boost::json::object const& listed, std::size_t shown);
+
+// Boost.JSON 1.81 has no pretty printer; two-space indent, one document, plain decimals.
 std::string pretty_json(boost::json::value const& value);
 
 // exit_ok when every returned terminal job completed; an unknown id (not_found) outranks a

@@ -1011,14 +1011,15 @@ protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
     if (m.stopped || m.draining) return protocol::shutting_down();
     auto parent = m.jobs.find_by_upstream(o.principal, o.session);
     int depth = parent ? parent->view.depth + 1 : 1;
-    if (depth > m.lim.max_depth) return protocol::limit_exceeded("max_depth", m.lim.max_depth);
+    if (depth > m.lim.max_depth) return protocol::too_deep(depth, m.lim.max_depth);
 
     // Jobs that cannot launch at once wait in the queue; the call is all or nothing.
     auto free = m.lim.max_running - std::min(m.lim.max_running, m.running);
     auto overflow =
         !m.queue.empty() ? p.tasks.size() : p.tasks.size() - std::min(free, p.tasks.size());
     if (m.queue.size() + overflow > m.lim.max_queued)
-        return protocol::limit_exceeded("max_queued", static_cast<std::int64_t>(m.lim.max_queued));
+        return protocol::queue_full(static_cast<std::int64_t>(m.queue.size() + overflow),
+                                    static_cast<std::int64_t>(m.lim.max_queued));
 
     auto created_at = steady::now();
     std::vector<job_ptr> created;

@@ -5,6 +5,8 @@
 #include <boost/json/value.hpp>
 #include <boost/system/result.hpp>
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -35,7 +37,14 @@ rpc_error parse_error(std::string_view detail);
 rpc_error invalid_request(std::string_view detail);
 rpc_error method_not_found(std::string_view method);
 rpc_error invalid_params(std::string_view field, std::string_view reason);
-rpc_error limit_exceeded(std::string_view limit, std::int64_t max);
+// -32001 with `data {limit, max, value?}`; the message names what went over, as in "Limit
+// exceeded: <what>", so that a person reading only the message learns the limit's value.
+rpc_error limit_exceeded(std::string_view limit, std::int64_t max,
+                         std::optional<std::int64_t> value, std::string_view what);
+// The three limits of DESIGN §2 errors, each with its message.
+rpc_error too_many_tasks(std::int64_t tasks, std::int64_t max);
+rpc_error too_deep(std::int64_t depth, std::int64_t max);
+rpc_error queue_full(std::int64_t queued, std::int64_t max);
 rpc_error approval_error(std::string_view reason);
 rpc_error shutting_down();
 rpc_error internal_error();

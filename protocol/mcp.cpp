@@ -128,6 +128,11 @@ json::object task_schema() {
          {"system", string_schema("Extra system prompt.")},
          {"directory", non_empty(string_schema("Working directory of the sub-agent's session."))},
          {"timeout_ms", std::move(timeout)},
+         {"permissions",
+          enum_schema(enum_names<permission_policy>,
+                      "What the sub-agent's permission requests get: ask (the job waits for an "
+                      "answer), allow (once each) or deny; the daemon's upstream.permissions "
+                      "when absent.")},
          {"budget", std::move(budget)}},
         {"prompt"}, true);
 }

@@ -233,7 +233,7 @@ result<start_params> parse_start(json::value const& params, param_limits const& 
             auto const& arr = tasks->get_array();
             if (arr.empty()) return invalid_params("tasks", "must not be empty");
             if (arr.size() > limits.max_tasks_per_call)
-                return limit_exceeded("max_tasks",
+                return too_many_tasks(static_cast<std::int64_t>(arr.size()),
                                       static_cast<std::int64_t>(limits.max_tasks_per_call));
             for (std::size_t i = 0; i < arr.size(); ++i) {
                 auto t = parse_task(arr[i], fmt::format("tasks[{}]", i));

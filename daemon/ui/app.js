@@ -3,7 +3,9 @@
 // the jobs live from the pushed agents_event messages; no polling of the list. The selected job's
 // partial output and tool steps come from agents_peek on its events and on a modest timer while
 // it runs or waits. A `waiting` job's pending requests (permissions, questions) are answered
-// from the detail pane with agents_respond over the same connection.
+// from the detail pane with agents_respond over the same connection. The header's usage total is
+// summed from the pushed JobViews (agents_status's `usage` is the same sum), so it stays
+// current without a request.
 // Everything shown comes from sub-agents and upstreams: it is set as text (textContent, value,
 // title), never parsed as markup.
 'use strict';
@@ -171,7 +173,8 @@ function formatDuration(ms) {
 function matches(rec) {
   if (!model.filter) return true;
   const j = rec.job;
-  const hay = [j.id, j.description, j.state, rec.session, j.upstream && j.upstream.session,
+  const hay = [j.id, j.description, j.task && j.task.prompt, j.state, rec.session,
+    j.upstream && j.upstream.session,
     j.activity && j.activity.tool, j.activity && j.activity.title]
     .filter(Boolean).join(' ').toLowerCase();
   return model.filter.split(/\s+/).every((word) => hay.includes(word));
@@ -236,7 +239,7 @@ function jobRow(rec) {
   state.className = 'state-cell';
   state.appendChild(stateBadge(j.state));
   tr.appendChild(state);
-  const desc = cell(j.description || '', 'desc');
+  const desc = labelCell(j);
   if (live(j.state)) {
     const now = activityText(j.activity);
     if (now) {
@@ -255,7 +258,7 @@ function jobRow(rec) {
   tr.appendChild(idCell(j.upstream ? j.upstream.session : '', 'upstream wide'));
   const u = j.usage;
   tr.appendChild(cell(u ? u.input_tokens + ' / ' + u.output_tokens : '', 'num wide'));
-  tr.appendChild(cell(u ? '$' + Number(u.cost).toFixed(4) : '', 'num wide'));
+  tr.appendChild(cell(u ? formatCost(u.cost) : '', 'num wide cost'));
   tr.addEventListener('click', () => select(j.id));
   return tr;
 }
@@ -301,12 +304,14 @@ function render() {
   requestAnimationFrame(() => {
     renderQueued = false;
     renderCounts();
+    renderUsage();
     const rows = [];
     for (const [session, recs] of groups()) {
       const head = document.createElement('tr');
       head.className = 'session';
       head.dataset.session = session;
       const td = cell('session ' + session + ' · ' + recs.length + (recs.length === 1 ? ' job' : ' jobs'));
+      td.appendChild(el('span', 'session-usage', usageText(sumUsage(recs))));
       td.colSpan = 8;
       head.appendChild(td);
       rows.push(head);
@@ -374,7 +379,7 @@ function renderDetail() {
   const badge = $('detail-state');
   badge.dataset.state = j.state;
   badge.textContent = j.state;
-  $('detail-title').textContent = j.description || j.id;
+  $('detail-title').textContent = labelOf(j) || j.id;
   $('cancel').hidden = !(j.state === 'queued' || live(j.state));
   renderRequests(rec);
   const dl = $('detail-facts');
@@ -388,8 +393,7 @@ function renderDetail() {
   fact(dl, 'finished', j.finished_at);
   fact(dl, 'elapsed', formatDuration(elapsedMs(rec)), 'elapsed');
   if (j.usage)
-    fact(dl, 'usage', j.usage.input_tokens + ' in / ' + j.usage.output_tokens + ' out · $' +
-      Number(j.usage.cost).toFixed(4));
+    fact(dl, 'usage', usageText(j.usage));
   if (j.task) {
     fact(dl, 'prompt', j.task.prompt, 'prompt');
     fact(dl, 'agent', j.task.agent);
@@ -400,14 +404,90 @@ function renderDetail() {
     fact(dl, 'step', '#' + j.activity.steps + ' ' + activityText(j.activity) + ' · since ' +
       formatTime(j.activity.since), 'mono current-step');
   }
-  const err = $('detail-error');
-  err.hidden = !j.error;
-  if (j.error) {
-    err.textContent = [j.error.kind, j.error.phase, j.error.http_status]
-      .filter((x) => x !== undefined).join(' · ') + ': ' + j.error.message;
-  }
+  renderError(j);
   renderSteps();
   renderAnswered(j);
+  renderOutput(j);
+}
+
+// --- what a job is, what it cost, how it ended -------------------------------------------------
+
+// A job's name in the list and the pane: its description, else its prompt's preview.
+function labelOf(j) {
+  return j.description || (j.task && j.task.prompt) || '';
+}
+
+function labelCell(j) {
+  if (j.description || !(j.task && j.task.prompt)) return cell(j.description || '', 'desc');
+  const td = cell(j.task.prompt, 'desc preview');
+  td.title = 'no description: the start of the prompt';
+  return td;
+}
+
+// A cost as a plain decimal ("0.0012", "0"; never "1.2e-7"): at most 10 places, which also
+// drops the float noise of a sum.
+function formatCost(cost) {
+  const n = Number(cost);
+  if (!Number.isFinite(n)) return '';
+  const text = n.toFixed(10).replace(/\.?0+$/, '');
+  return text === '-0' ? '0' : text;
+}
+
+function sumUsage(recs) {
+  const total = { input_tokens: 0, output_tokens: 0, cost: 0 };
+  for (const rec of recs) {
+    const u = rec.job.usage;
+    if (!u) continue;
+    total.input_tokens += Number(u.input_tokens) || 0;
+    total.output_tokens += Number(u.output_tokens) || 0;
+    total.cost += Number(u.cost) || 0;
+  }
+  return total;
+}
+
+function usageText(u) {
+  return u.input_tokens + ' in / ' + u.output_tokens + ' out tokens · cost ' + formatCost(u.cost);
+}
+
+// The header's total over every job the page holds, the sum agents_status's `usage` gives.
+function renderUsage() {
+  const total = sumUsage(model.jobs.values());
+  const box = $('usage');
+  box.querySelector('.tokens').textContent = total.input_tokens + ' in / ' + total.output_tokens +
+    ' out tokens';
+  box.querySelector('.cost').textContent = formatCost(total.cost);
+}
+
+const ENDINGS = {
+  transport: 'Failed: the upstream could not be reached',
+  timeout: 'Timed out',
+  upstream: 'Failed: the upstream reported an error',
+  protocol: 'Failed: the upstream answered something unexpected',
+  limit: 'Stopped: over its limit',
+  cancelled: 'Cancelled',
+  interrupted: 'Interrupted: agentd stopped while it ran',
+};
+
+// How a job that did not complete ended, in place of an output it does not have: what happened
+// (its kind), where (phase, HTTP status) and the message.
+function renderError(j) {
+  const box = $('detail-error');
+  const e = j.error || (j.state === 'cancelled' || j.state === 'interrupted' ? { kind: j.state } : null);
+  box.hidden = !e;
+  if (!e) return;
+  box.dataset.kind = e.kind || '';
+  const facts = [e.kind && 'kind ' + e.kind, e.phase && 'phase ' + e.phase,
+    e.http_status !== undefined && 'HTTP ' + e.http_status].filter(Boolean).join(' · ');
+  box.replaceChildren(el('div', 'error-title', ENDINGS[e.kind] || 'Failed'),
+    el('div', 'error-facts', facts));
+  if (e.message) box.appendChild(el('p', 'error-message', e.message));
+}
+
+// The output box: live text, the final text, or nothing at all for a job that ended without
+// one (its error says why) rather than an empty box.
+function renderOutput(j) {
+  const none = !live(j.state) && j.state !== 'queued' && j.output === undefined && !!j.error;
+  $('output-label').hidden = $('output').hidden = none;
   $('output-label').textContent = live(j.state) ? 'Output so far (live)'
     : j.output !== undefined ? (j.truncated ? 'Output (truncated)' : 'Output') : 'Output';
   if (j.output !== undefined) $('output').textContent = j.output;
@@ -680,7 +760,7 @@ async function peek() {
 async function cancelSelected() {
   const rec = model.selected && model.jobs.get(model.selected);
   if (!rec || !conn) return;
-  const label = rec.job.description ? '"' + rec.job.description + '"' : rec.job.id;
+  const label = labelOf(rec.job) ? '"' + labelOf(rec.job) + '"' : rec.job.id;
   if (!confirm('Cancel job ' + label + '?')) return;
   try {
     await conn.call('agents_cancel', { session: rec.session, jobs: [rec.job.id] });

@@ -275,11 +275,53 @@ TEST_F(agentd_test, AgentctlStatusFiltersByState) {
     // With ids, the filter applies to those.
     auto some = agentctl(*agentd_, {"status", "--state", "waiting,queued", ids[0], ids[2]});
     EXPECT_EQ(some.exit_code, 0);
-    EXPECT_EQ(some.out, "ID  STATE  ELAPSED  DESCRIPTION\n");
+    // The total is the daemon's, over the jobs it listed; the line says how many are shown.
+    EXPECT_EQ(some.out.rfind("ID  STATE  ELAPSED  DESCRIPTION\ntotal: 2 jobs (0 shown), ", 0), 0u)
+        << some.out;
 
     auto bad = agentctl(*agentd_, {"status", "--state", "running,done"}, true, true);
     EXPECT_EQ(bad.exit_code, 2) << bad.out;
     EXPECT_NE(bad.out.find("unknown state \"done\""), std::string::npos) << bad.out;
+}
+
+// status ends with the session's usage total, from agents_status's `usage`, the cost as a plain
+// decimal; a job without a description is listed by the start of its prompt.
+TEST_F(agentd_test, AgentctlStatusPrintsTheUsageTotal) {
+    auto started = agentd_->call(
+        "agents_start",
+        {{"session", "bill"},
+         {"tasks", json::array{task("one", "first"), task("Summarise the design notes"),
+                               task("three", "third")}}});
+    agentd_->call("agents_wait", {{"session", "bill"}, {"timeout_ms", 10'000}});
+    auto listed = agentd_->call("agents_status", {{"session", "bill"}});
+    auto const& usage = listed.at("usage");
+    ASSERT_GT(usage.at("input_tokens").as_int64(), 0) << usage;
+    // Three jobs of 0.0012: the double sum is 0.0036000000000000003, printed as 0.0036.
+    ASSERT_NEAR(usage.at("cost").as_double(), 0.0036, 1e-12) << usage;
+    auto expected =
+        fmt::format("total: 3 jobs, tokens {} in / {} out, cost 0.0036\n",
+                    usage.at("input_tokens").as_int64(), usage.at("output_tokens").as_int64());
+
+    auto status = agentctl(*agentd_, {"--session", "bill", "status"});
+    EXPECT_EQ(status.exit_code, 0) << status.out;
+    ASSERT_GE(status.out.size(), expected.size()) << status.out;
+    EXPECT_EQ(status.out.substr(status.out.size() - expected.size()), expected) << status.out;
+    auto id = str(jobs_of(started).at(1), "id");
+    auto row = status.out.find(id);
+    ASSERT_NE(row, std::string::npos) << status.out;
+    EXPECT_NE(status.out.find("Summarise the design notes\n", row), std::string::npos)
+        << status.out;
+
+    // --json keeps the RPC result's shape, usage included, in plain decimals.
+    auto as_json = agentctl(*agentd_, {"--json", "--session", "bill", "status"});
+    EXPECT_EQ(json::parse(as_json.out).at("usage"), usage) << as_json.out;
+    EXPECT_EQ(as_json.out.find("E-"), std::string::npos) << as_json.out;
+    EXPECT_NE(as_json.out.find("\"cost\": 0.0036"), std::string::npos) << as_json.out;
+
+    // An empty session has a zero total.
+    auto none = agentctl(*agentd_, {"--session", "nobody", "status"});
+    EXPECT_EQ(none.out,
+              "ID  STATE  ELAPSED  DESCRIPTION\ntotal: 0 jobs, tokens 0 in / 0 out, cost 0\n");
 }
 
 TEST_F(agentd_test, AgentctlCancelAllStopsTheSessionsUnfinishedJobs) {

@@ -193,7 +193,10 @@ TEST_F(agentd_test, TooManyTasksNamesTheLimit) {
     for (int i = 0; i < 9; ++i) tasks.push_back(task("x"));
     auto err = agentd_->error("agents_start", json::object{{"tasks", tasks}});
     EXPECT_EQ(err.at("code").as_int64(), -32001);
+    EXPECT_EQ(str(err, "message"), "Limit exceeded: 9 tasks > max_tasks_per_call 8");
     EXPECT_EQ(str(err.at("data"), "limit"), "max_tasks");
+    EXPECT_EQ(err.at("data").at("max").as_int64(), 8);
+    EXPECT_EQ(err.at("data").at("value").as_int64(), 9);
     restart_agentd({"--max-tasks-per-call", "9"});
     auto ok = agentd_->call("agents_start", json::object{{"tasks", tasks}});
     EXPECT_EQ(jobs_of(ok).size(), 9u);

@@ -427,7 +427,10 @@ TEST_F(agentd_test, QueueLimitRejectsTheWholeCall) {
     ASSERT_EQ(jobs_of(first).size(), 3u);
     auto err = agentd_->error("agents_start", json::object{{"tasks", json::array{task("d")}}});
     EXPECT_EQ(err.at("code").as_int64(), -32001);
+    EXPECT_EQ(str(err, "message"), "Limit exceeded: admission queue full (max_queued 2)");
     EXPECT_EQ(str(err.at("data"), "limit"), "max_queued");
+    EXPECT_EQ(err.at("data").at("max").as_int64(), 2);
+    EXPECT_EQ(err.at("data").at("value").as_int64(), 3);
     auto all = agentd_->call("agents_status", json::object{});
     EXPECT_EQ(jobs_of(all).size(), 3u);  // nothing of the rejected call exists
 }
@@ -460,7 +463,10 @@ TEST_F(agentd_test, NestedCallsGetDepthAndAreLimited) {
         "agents_start",
         json::object{{"session", child_session}, {"tasks", json::array{task("grandchild")}}});
     EXPECT_EQ(err.at("code").as_int64(), -32001);
+    EXPECT_EQ(str(err, "message"), "Limit exceeded: depth 3 > max_depth 2");
     EXPECT_EQ(str(err.at("data"), "limit"), "max_depth");
+    EXPECT_EQ(err.at("data").at("max").as_int64(), 2);
+    EXPECT_EQ(err.at("data").at("value").as_int64(), 3);
 }
 
 TEST_F(agentd_test, CancelStopsTheJobsWholeTreeAndNothingElse) {

@@ -401,7 +401,9 @@ TEST_F(agentd_test, McpStartAnswersStructuredJobsAndToolErrorsAreResults) {
     for (int i = 0; i < 9; ++i) nine.push_back(task("x"));
     auto over = c.call("agents_start", json::object{{"tasks", nine}});
     EXPECT_TRUE(over.at("isError").as_bool());
-    EXPECT_NE(over.at("content").at(0).at("text").as_string().find("max_tasks"), std::string::npos);
+    EXPECT_EQ(over.at("content").at(0).at("text").as_string().find(
+                  "Limit exceeded: 9 tasks > max_tasks_per_call 8: "),
+              0u);
 
     auto unknown = json::parse(c.post(tool_call(7, "agents_explode", json::object{})).body);
     EXPECT_EQ(unknown.at("error").at("code").as_int64(), -32602);

@@ -2,7 +2,8 @@
 // upstream and a real agentd on loopback port 0 (binaries from $FAKE_OPENCODE and $AGENTD, set by
 // CMake). Jobs are started over HTTP /rpc; the page must show them live, open one's output, cancel
 // a long one through its button, answer a sub-agent's permission and question requests through
-// the detail pane (issue #16), and it saves screenshots to $UI_ARTIFACTS (dashboard.png,
+// the detail pane (issue #16), show how a job ended instead of an empty output box, total the
+// usage in the header, fit an 800 px window (issue #17), and it saves screenshots to $UI_ARTIFACTS (dashboard.png,
 // ui-permission.png). With UI_DOCS_SCREENSHOT=<file.png> (tests/ui/screenshot.sh sets it to
 // docs/ui-permission.png) the permission screenshot is also written there.
 import { test, before, after } from 'node:test';
@@ -177,15 +178,43 @@ test('started jobs appear grouped by session and turn completed', async () => {
   assert.equal(await page.locator('#output').textContent(), 'echo: Summarise README.md');
 });
 
-test('a failed job shows its error kind, phase and message', async () => {
-  const [id] = await startJobs('review', [
+let failedId; // a job that failed with HTTP 500, for the narrow-window test
+
+test('a job that did not complete shows how it ended instead of an empty output box', async () => {
+  const ids = await startJobs('review', [
     { prompt: 'Run the linter [[fake fault=500]]', description: 'run linter' },
+    { prompt: 'Wait for the lock [[fake fault=hang]]', description: 'wait for lock', timeout_ms: 300 },
+    { prompt: 'Count the words [[fake usage_steps=6 step_tokens=100 step_ms=50]]',
+      description: 'count words', budget: { max_tokens: 250 } },
   ]);
-  await rowState(id, 'failed');
-  await row(id).click();
-  const error = page.locator('#detail-error');
-  await error.waitFor();
-  assert.match(await error.textContent(), /^upstream · prompt · 500: /);
+  [failedId] = ids;
+  const { jobs } = await rpc('agents_wait', { session: 'review', jobs: ids, timeout_ms: 10_000 });
+  const expected = [
+    ['upstream', 'Failed: the upstream reported an error', 'kind upstream · phase prompt · HTTP 500'],
+    ['timeout', 'Timed out', 'kind timeout · phase prompt'],
+    ['limit', 'Stopped: over its limit', 'kind limit'],
+  ];
+  for (const [i, [kind, title, facts]] of expected.entries()) {
+    const job = jobs[i];
+    assert.equal(job.state, 'failed', JSON.stringify(job));
+    assert.equal(job.error.kind, kind, JSON.stringify(job));
+    await rowState(job.id, 'failed');
+    await row(job.id).click();
+    const error = page.locator(`#detail-error[data-kind="${kind}"]`);
+    await error.waitFor({ timeout: WAIT_MS });
+    assert.equal(await error.locator('.error-title').textContent(), title);
+    assert.match(await error.locator('.error-facts').textContent(), new RegExp('^' + facts));
+    assert.equal(await error.locator('.error-message').textContent(), job.error.message);
+    assert.ok(await error.locator('.error-message').isVisible(), 'the message is on screen');
+    assert.ok(await page.locator('#output').isHidden(), 'no empty output box');
+    assert.ok(await page.locator('#output-label').isHidden());
+  }
+  assert.match(jobs[2].error.message, /^budget exhausted: tokens/);
+  // A completed job has its output box back and no error.
+  const done = await page.locator('tr.job[data-state="completed"]').first().getAttribute('data-id');
+  await row(done).click();
+  await page.locator('#output').waitFor({ state: 'visible', timeout: WAIT_MS });
+  assert.ok(await page.locator('#detail-error').isHidden());
 });
 
 test('a running job shows live output, and its cancel button cancels it', async () => {
@@ -208,7 +237,9 @@ test('a running job shows live output, and its cancel button cancels it', async 
   await page.locator('#cancel').click(); // the confirm() is accepted by the dialog handler
   await rowState(id, 'cancelled');
   await page.locator('#detail-state[data-state="cancelled"]').waitFor();
-  assert.match(await page.locator('#detail-error').textContent(), /^cancelled: cancelled by the caller/);
+  assert.equal(await page.locator('#detail-error .error-title').textContent(), 'Cancelled');
+  assert.match(await page.locator('#detail-error .error-message').textContent(),
+    /^cancelled by the caller/);
   assert.equal(await page.locator('#cancel').isHidden(), true);
 });
 
@@ -230,6 +261,86 @@ test('the filter box narrows the rows', async () => {
   assert.equal(await page.locator('tr.job').count(), 1);
   await page.locator('#filter').fill('');
   await page.locator('tr.session[data-session="review"]').waitFor();
+});
+
+// --- issue #17: usage totals, prompt previews, narrow windows --------------------------------
+
+test('the header totals the usage of the listed jobs, kept current, the cost a plain decimal', async () => {
+  const prompts = ['Tally the first ledger [[fake latency_ms=200]]', 'Tally the second ledger',
+    'Tally <img src=x onerror=alert(1)> too'];
+  const ids = await startJobs('usage', prompts.map((prompt) => ({ prompt })));
+  for (const id of ids) await rowState(id, 'completed');
+  // Three jobs of 0.0012 each: the float sum is 0.0036000000000000003, shown as 0.0036.
+  const { usage: mine } = await rpc('agents_status', { session: 'usage' });
+  assert.ok(Math.abs(mine.cost - 0.0036) < 1e-12, JSON.stringify(mine));
+  const sessionUsage = page.locator('tr.session[data-session="usage"] .session-usage');
+  assert.equal(await sessionUsage.textContent(),
+    `${mine.input_tokens} in / ${mine.output_tokens} out tokens · cost 0.0036`);
+
+  // The header: every listed job, the same sum agents_status gives for their ids.
+  const shown = await page.locator('tr.job').evaluateAll((rows) => rows.map((r) => r.dataset.id));
+  const { jobs, usage } = await rpc('agents_status', { session: 'usage', jobs: shown });
+  assert.ok(jobs.every((j) => !['queued', 'running', 'waiting'].includes(j.state)), 'all settled');
+  const tokens = `${usage.input_tokens} in / ${usage.output_tokens} out tokens`;
+  await page.waitForFunction((t) => document.querySelector('#usage .tokens').textContent === t,
+    tokens, { timeout: WAIT_MS });
+  const cost = await page.locator('#usage .cost').textContent();
+  assert.match(cost, /^\d+(\.\d{1,10})?$/, 'a plain decimal');
+  assert.ok(Math.abs(Number(cost) - usage.cost) < 1e-9, `${cost} vs ${usage.cost}`);
+
+  // Jobs without a description are listed and titled by their prompt preview, as text.
+  for (const [i, id] of ids.entries()) {
+    assert.equal(await row(id).locator('td.desc.preview').textContent(), prompts[i]);
+  }
+  assert.equal(await page.locator('#rows img').count(), 0, 'no markup');
+  await row(ids[1]).click();
+  await page.locator('#detail-title', { hasText: prompts[1] }).waitFor({ timeout: WAIT_MS });
+  await page.locator('#close').click();
+});
+
+// Everything of the page that must stay reachable, as rectangles, and the job table's columns.
+function layout() {
+  return page.evaluate(() => {
+    const box = (node) => {
+      const r = node.getBoundingClientRect();
+      return { left: r.left, right: r.right, width: r.width };
+    };
+    const visible = (node) => node.getClientRects().length > 0;
+    const list = document.querySelector('.list');
+    return {
+      window: window.innerWidth,
+      page: document.documentElement.scrollWidth,
+      header: [...document.querySelectorAll('header > *')].filter(visible).map(box),
+      list: box(list),
+      listScrolls: list.scrollWidth > list.clientWidth,
+      columns: [...document.querySelectorAll('#jobs th')].filter(visible).map(box),
+      detail: box(document.querySelector('#detail')),
+      error: box(document.querySelector('#detail-error .error-message')),
+    };
+  });
+}
+
+test('at 800 px the header, the list and a failed job\'s pane fit the window', async () => {
+  for (const width of [800, 1100]) {
+    await page.setViewportSize({ width, height: 700 });
+    await row(failedId).click();
+    await page.locator('#detail-error .error-message').waitFor({ timeout: WAIT_MS });
+    const l = await layout();
+    const inside = (b, what, right = l.window) =>
+      assert.ok(b.left >= 0 && b.right <= right + 0.5 && b.width > 0,
+        `${what} at ${width} px: ${JSON.stringify(b)}`);
+    assert.ok(l.page <= width, `no sideways scroll of the page at ${width} px`);
+    l.header.forEach((b, i) => inside(b, `header item ${i}`));
+    inside(l.list, 'the list');
+    inside(l.detail, 'the detail pane');
+    inside(l.error, 'the error message');
+    assert.ok(l.columns.length >= 4, 'state, description, job and elapsed stay');
+    // No column is cut off: each is inside the list (it does not even need to scroll).
+    l.columns.forEach((b, i) => inside(b, `column ${i}`, l.list.right));
+    assert.equal(l.listScrolls, false, `the table fits at ${width} px`);
+  }
+  await page.setViewportSize({ width: 1400, height: 640 });
+  await page.locator('#close').click();
 });
 
 // --- issue #16: waiting jobs, their requests, steps and answers -------------------------------

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <boost/json/parse.hpp>
 
+#include <cmath>
 #include <cstdlib>
 
 namespace agentctl {
@@ -337,8 +338,56 @@ TEST(pretty_json, indents_and_round_trips) {
     auto text = pretty_json(value);
     EXPECT_EQ(json::parse(text), value);
     EXPECT_EQ(text,
-              "{\n  \"jobs\": [\n    {\n      \"id\": \"a\\\"b\",\n      \"n\": 1.5E0,\n"
+              "{\n  \"jobs\": [\n    {\n      \"id\": \"a\\\"b\",\n      \"n\": 1.5,\n"
               "      \"e\": {},\n      \"l\": []\n    }\n  ],\n  \"x\": null\n}\n");
+}
+
+TEST(pretty_json, prints_costs_as_plain_decimals) {
+    auto value = json::parse(R"({"usage":{"cost":0.0012,"zero":0.0,"big":1e21,"s":"1E-3"}})");
+    auto text = pretty_json(value);
+    EXPECT_EQ(json::parse(text).at("usage").at("cost"), value.at("usage").at("cost"));
+    EXPECT_NE(text.find("\"cost\": 0.0012,"), std::string::npos) << text;
+    EXPECT_NE(text.find("\"zero\": 0,"), std::string::npos) << text;
+    EXPECT_NE(text.find("\"big\": 1000000000000000000000,"), std::string::npos) << text;
+    EXPECT_NE(text.find("\"s\": \"1E-3\""), std::string::npos) << "strings stay as sent";
+}
+
+TEST(plain_cost, never_uses_an_exponent) {
+    EXPECT_EQ(plain_cost(0.0), "0");
+    EXPECT_EQ(plain_cost(-0.0), "0");
+    EXPECT_EQ(plain_cost(0.0012), "0.0012");
+    EXPECT_EQ(plain_cost(0.0012 + 0.0012 + 0.0012), "0.0036");  // the float noise of a sum goes
+    EXPECT_EQ(plain_cost(1.5e-7), "0.00000015");
+    EXPECT_EQ(plain_cost(12.5), "12.5");
+    EXPECT_EQ(plain_cost(std::nan("")), "-");
+}
+
+TEST(total_line, sums_from_the_results_usage) {
+    auto listed = json::parse(R"({"jobs":[{"id":"a"},{"id":"b"},{"id":"c"}],
+        "usage":{"input_tokens":1200,"output_tokens":340,"cost":3.6000000000000003E-3}})");
+    EXPECT_EQ(total_line(listed.as_object(), 3),
+              "total: 3 jobs, tokens 1200 in / 340 out, cost 0.0036\n");
+    EXPECT_EQ(total_line(listed.as_object(), 1),
+              "total: 3 jobs (1 shown), tokens 1200 in / 340 out, cost 0.0036\n");
+    auto one = json::parse(
+        R"({"jobs":[{"id":"a"}],"usage":{"input_tokens":0,"output_tokens":0,"cost":0}})");
+    EXPECT_EQ(total_line(one.as_object(), 1), "total: 1 job, tokens 0 in / 0 out, cost 0\n");
+    auto odd = json::parse(R"({"jobs":[],"usage":{"input_tokens":"many","cost":"free"}})");
+    EXPECT_EQ(total_line(odd.as_object(), 0), "total: 0 jobs, tokens - in / - out, cost -\n");
+    EXPECT_EQ(total_line(json::parse(R"({"jobs":[]})").as_object(), 0), "");
+}
+
+TEST(read_job, falls_back_to_the_prompt_preview) {
+    auto with = read_job(json::parse(R"({"id":"j","description":"sum","task":{"prompt":"p"}})"));
+    EXPECT_EQ(with.label, "sum");
+    auto without = read_job(json::parse(R"({"id":"j","task":{"prompt":"Fix the\nbuild"}})"));
+    EXPECT_EQ(without.label, "Fix the build");
+    EXPECT_TRUE(without.description.empty()) << "the live view keeps its room for the step";
+    std::string long_prompt;
+    for (int i = 0; i < 70; ++i) long_prompt += "\u00e9";  // two bytes each: cut at characters
+    auto cut = read_job(json::object{{"id", "j"}, {"task", json::object{{"prompt", long_prompt}}}});
+    EXPECT_EQ(cut.label, long_prompt.substr(0, 59 * 2) + "\u2026");
+    EXPECT_TRUE(read_job(json::parse(R"({"id":"j","task":7})")).label.empty());
 }
 
 TEST(error_lines, wrap_within_the_width_and_keep_every_character) {

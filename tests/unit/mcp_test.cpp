@@ -3,6 +3,7 @@
 // cap's LRU eviction that spares busy sessions, stopping in-flight requests, client replies).
 #include "protocol/mcp.hpp"
 #include "daemon/mcp_sessions.hpp"
+#include "protocol/params.hpp"
 
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
@@ -79,9 +80,10 @@ TEST(McpProtocol, ToolResultsCarryTextAndStructuredContent) {
     EXPECT_TRUE(bad.at("isError").as_bool());
     EXPECT_EQ(bad.at("content").at(0).at("text"),
               "Invalid params: tasks[0].prompt must not be empty");
-    auto limit = mcp::tool_failure(protocol::limit_exceeded("max_tasks", 8));
-    EXPECT_EQ(limit.at("content").at(0).at("text"),
-              R"(Limit exceeded: {"limit":"max_tasks","max":8})");
+    auto limit = mcp::tool_failure(protocol::too_many_tasks(9, 8));
+    EXPECT_EQ(
+        limit.at("content").at(0).at("text"),
+        R"(Limit exceeded: 9 tasks > max_tasks_per_call 8: {"limit":"max_tasks","max":8,"value":9})");
 
     EXPECT_TRUE(mcp::is_tool_failure(protocol::approval_error("no")));
     EXPECT_FALSE(mcp::is_tool_failure(protocol::internal_error()));
@@ -125,6 +127,32 @@ TEST(McpProtocol, ListsSixToolsWhoseInputsAreClosedObjects) {
         EXPECT_EQ(t.at("outputSchema").at("type"), "object");
         EXPECT_TRUE(t.at("annotations").as_object().contains("readOnlyHint"));
     }
+}
+
+// The agents_start tool's Task schema and protocol/params.cpp agree: every field the parser
+// knows is in the schema and the other way round. A known field given a value of the wrong type
+// fails on that value; only an unknown one fails with "unknown field". The candidates are
+// DESIGN §2's Task fields, so a field added to the parser alone fails here.
+TEST(McpProtocol, TaskSchemaHasEveryFieldAgentsStartAccepts) {
+    auto tools = mcp::tools_list_result().at("tools").as_array();
+    auto start = std::find_if(tools.begin(), tools.end(),
+                              [](json::value const& t) { return t.at("name") == "agents_start"; });
+    ASSERT_NE(start, tools.end());
+    auto const& schema =
+        start->at("inputSchema").at("properties").at("tasks").at("items").at("properties");
+    auto accepts = [](std::string_view field) {
+        json::object task{{"prompt", "x"}};
+        task[field] = json::array{json::array{}};
+        auto r = protocol::parse_start(json::object{{"tasks", json::array{task}}}, {});
+        return r.has_value() || r.error().data.at("reason") != "unknown field";
+    };
+    for (auto field : {"prompt", "description", "agent", "model", "system", "directory",
+                       "timeout_ms", "permissions", "continue", "isolation", "budget"})
+        EXPECT_EQ(accepts(field), schema.as_object().contains(field)) << field;
+    for (auto const& kv : schema.as_object()) EXPECT_TRUE(accepts(kv.key())) << kv.key();
+    EXPECT_FALSE(accepts("permission")) << "the probe tells unknown fields";
+    EXPECT_EQ(schema.at("permissions").at("enum"), json::parse(R"(["ask","allow","deny"])"));
+    EXPECT_EQ(schema.at("budget").at("type"), "object");
 }
 
 TEST(McpProtocol, FormElicitationNeedsTheCapabilityAndA2025_06Protocol) {

@@ -270,9 +270,11 @@ TEST(rpc_codec, make_error_carries_data) {
     EXPECT_EQ(err.at("code"), json::value(-32602));
     EXPECT_EQ(err.at("message"), json::value("Invalid params"));
     EXPECT_EQ(err.at("data"), js(R"({"field":"tasks[0].prompt","reason":"is required"})"));
-    auto lim = make_error(json::value(1), limit_exceeded("max_queued", 1024));
+    auto lim = make_error(json::value(1), queue_full(1025, 1024));
     EXPECT_EQ(lim.at("error").at("code"), json::value(-32001));
-    EXPECT_EQ(lim.at("error").at("data"), js(R"({"limit":"max_queued","max":1024})"));
+    EXPECT_EQ(lim.at("error").at("message"),
+              json::value("Limit exceeded: admission queue full (max_queued 1024)"));
+    EXPECT_EQ(lim.at("error").at("data"), js(R"({"limit":"max_queued","max":1024,"value":1025})"));
 }
 
 TEST(rpc_codec, error_constructors_use_the_documented_codes) {
@@ -283,7 +285,9 @@ TEST(rpc_codec, error_constructors_use_the_documented_codes) {
     EXPECT_EQ(code_of(invalid_params("f", "r")), -32602);
     EXPECT_EQ(code_of(internal_error()), -32603);
     EXPECT_TRUE(internal_error().data.is_null());
-    EXPECT_EQ(code_of(limit_exceeded("max_depth", 2)), -32001);
+    EXPECT_EQ(code_of(too_deep(3, 2)), -32001);
+    EXPECT_EQ(too_deep(3, 2).message, "Limit exceeded: depth 3 > max_depth 2");
+    EXPECT_EQ(too_deep(3, 2).data, js(R"({"limit":"max_depth","max":2,"value":3})"));
     EXPECT_EQ(code_of(approval_error("denied")), -32002);
     EXPECT_EQ(code_of(shutting_down()), -32003);
 }
@@ -442,12 +446,15 @@ TEST(params_start, too_many_tasks_is_limit_exceeded) {
     ASSERT_TRUE(r.error().data.is_object());
     EXPECT_EQ(r.error().data.at("limit"), json::value("max_tasks"));
     EXPECT_EQ(r.error().data.at("max"), json::value(8));
+    EXPECT_EQ(r.error().data.at("value"), json::value(9));
+    EXPECT_EQ(r.error().message, "Limit exceeded: 9 tasks > max_tasks_per_call 8");
 
     param_limits two{2};
     EXPECT_TRUE(start(n_tasks(2), two).has_value());
     auto r3 = start(n_tasks(3), two);
     expect_error(r3, -32001, "", "3 tasks, limit 2");
     EXPECT_EQ(r3.error().data.at("max"), json::value(2));
+    EXPECT_EQ(r3.error().message, "Limit exceeded: 3 tasks > max_tasks_per_call 2");
 }
 
 TEST(params_start, prompt_required_nonempty_string_bounded) {
