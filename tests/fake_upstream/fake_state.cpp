@@ -12,6 +12,8 @@
 
 #include <algorithm>
 #include <array>
+#include <filesystem>
+#include <fstream>
 #include <random>
 
 namespace fake {
@@ -737,6 +739,7 @@ asio::awaitable<void> fake_state::run_turn(std::shared_ptr<turn> t) {
 
     if (!t->aborted) {
         begin_turn(*t);
+        if (!t->spec.write_file.empty()) write_file(*t);
         bool goes_on = co_await run_usage_steps(*t);
         if (goes_on) goes_on = co_await run_steps(t);
         if (stopping_) co_return;
@@ -744,6 +747,13 @@ asio::awaitable<void> fake_state::run_turn(std::shared_ptr<turn> t) {
         if (stopping_) co_return;
     }
     finish_turn(*t);
+}
+
+void fake_state::write_file(turn& t) {
+    session& s = *t.owner;
+    std::ofstream(std::filesystem::path(s.directory) / t.spec.write_file, std::ios::trunc)
+        << t.spec.write_text;
+    s.written[t.user_message_id].push_back(t.spec.write_file);
 }
 
 asio::awaitable<void> fake_state::pause(turn& t, std::int64_t ms) {
