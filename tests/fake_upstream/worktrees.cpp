@@ -125,7 +125,8 @@ json::array file_diffs(std::string const& directory, std::vector<std::string> co
         bool exists = std::filesystem::exists(std::filesystem::path(directory) / file);
         auto r = in_head ? git({"-C", directory, "diff", "HEAD", "--", file})
                          : git({"-C", directory, "diff", "--no-index", "--", "/dev/null", file});
-        if (r.out.empty()) continue;  // written back as it was
+        // git diff exits 0 (--no-index: 1 when the files differ); anything else is git failing.
+        if (r.exit != (in_head ? 0 : 1) || r.out.empty()) continue;
         auto [add, del] = count_lines(r.out);
         auto status = !in_head ? "added" : exists ? "modified" : "deleted";
         out.push_back(json::object{{"file", file},
