@@ -615,6 +615,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         });
         auto out = co_await backend->follow(j->view.upstream->session, upstream_directory(*j), ctl);
         deadline.cancel();
+        if (out) co_await summarize_diff(*j, j->view.upstream->session, out->user_message_id);
         co_return end_turn(j, std::move(out));
     }
 

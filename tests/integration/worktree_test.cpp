@@ -123,7 +123,7 @@ TEST_F(worktree_test, IsolatedJobRunsInAWorktreeOfTheRepository) {
               std::vector<std::string>{repo.path.string()});
     EXPECT_EQ(directories_of("POST", "/session"),
               (std::vector<std::string>{tree.string(), tree.string()}));  // create, prompt
-    for (auto const& d : directories_of("GET", "/session/")) EXPECT_EQ(d, tree.string());
+    for (auto const& d : directories_of("GET", "/session/ses")) EXPECT_EQ(d, tree.string());
 
     // The edit landed in the worktree only.
     EXPECT_EQ(read_file(tree / "a.txt"), "one\nthree\n");
@@ -285,6 +285,21 @@ TEST_F(worktree_test, WorktreeAndDiffSummarySurviveARestart) {
     auto changes = peek(id, true).at("changes").as_array();
     ASSERT_EQ(changes.size(), 1u);
     EXPECT_EQ(changes[0].at("additions").as_int64(), 1);
+}
+
+TEST_F(worktree_test, AJobReattachedAfterARestartKeepsItsWorktreeAndGetsItsDiff) {
+    git_repo repo;
+    auto id = start({isolated("[[fake write=a.txt write_text=x latency_ms=2500]]", repo.path)})[0];
+    ASSERT_TRUE(fake_->wait_counter("prompts_started", 1, std::chrono::seconds(5)));
+    agentd_->kill_and_restart();
+    auto job = finished(id);
+    ASSERT_EQ(str(job, "state"), "completed") << json::serialize(job);
+    ASSERT_TRUE(job.contains("worktree"));
+    fs::path tree(str(job.at("worktree"), "directory"));
+    EXPECT_EQ(job.at("diff_summary"),
+              (json::value{{"files", 1}, {"additions", 1}, {"deletions", 2}}));
+    // Re-attached in the worktree: every call about the session named it.
+    for (auto const& d : directories_of("GET", "/session/ses")) EXPECT_EQ(d, tree.string());
 }
 
 }  // namespace
