@@ -4,6 +4,8 @@
 // agents_peek {diff}, JobView diff_summary, agents_worktree_remove, and a restart.
 #include "agentd_fixture.hpp"
 
+#include <sys/wait.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -24,15 +26,21 @@ void write_file(fs::path const& p, std::string const& text) {
     std::ofstream(p, std::ios::trunc) << text;
 }
 
-// Runs a shell command (paths here are mkdtemp's: no spaces or quotes); its stdout.
-std::string sh(std::string const& command) {
+// Runs a shell command (paths here are mkdtemp's: no spaces or quotes); its stdout, and its
+// wait status in `status`.
+std::string sh_status(std::string const& command, int& status) {
     std::string out;
     auto* pipe = ::popen(command.c_str(), "r");
     if (!pipe) return out;
     char buf[4096];
     for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, pipe)) > 0;) out.append(buf, n);
-    ::pclose(pipe);
+    status = ::pclose(pipe);
     return out;
+}
+
+std::string sh(std::string const& command) {
+    int status = 0;
+    return sh_status(command, status);
 }
 
 // A temp dir removed at the end of the test.
@@ -58,6 +66,16 @@ struct git_repo : temp_dir {
                         path.string()));
     }
 };
+
+// agentctl with `args` against `a`; its exit code and stdout + stderr.
+std::pair<int, std::string> agentctl(agentd_process& a, std::vector<std::string> const& args) {
+    std::string cmd = fmt::format("{} --url http://127.0.0.1:{} --state-dir {}", AGENTCTL_PATH,
+                                  a.port(), a.state_dir().string());
+    for (auto const& arg : args) cmd += " " + arg;  // ids and flags: nothing to quote
+    int status = 0;
+    auto out = sh_status(cmd + " 2>&1", status);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
 
 class worktree_test : public agentd_test {
   protected:
@@ -300,6 +318,29 @@ TEST_F(worktree_test, AJobReattachedAfterARestartKeepsItsWorktreeAndGetsItsDiff)
               (json::value{{"files", 1}, {"additions", 1}, {"deletions", 2}}));
     // Re-attached in the worktree: every call about the session named it.
     for (auto const& d : directories_of("GET", "/session/ses")) EXPECT_EQ(d, tree.string());
+}
+
+TEST_F(worktree_test, AgentctlDiffAndWorktreeRm) {
+    git_repo repo;
+    auto id = start({isolated("[[fake write=a.txt write_text=one|three]]", repo.path)})[0];
+    auto job = finished(id);
+    fs::path tree(str(job.at("worktree"), "directory"));
+
+    auto [diff_code, diff] = agentctl(*agentd_, {"diff", id});
+    EXPECT_EQ(diff_code, 0) << diff;
+    EXPECT_NE(diff.find("modified  +1     -1      a.txt\n"), std::string::npos) << diff;
+    EXPECT_NE(diff.find("-two\n+three\n"), std::string::npos) << diff;
+
+    auto [rm_code, rm] = agentctl(*agentd_, {"worktree", "rm", id});
+    EXPECT_EQ(rm_code, 0) << rm;
+    EXPECT_NE(rm.find(id + ": worktree " + tree.string() + " removed"), std::string::npos) << rm;
+    EXPECT_FALSE(fs::exists(tree));
+    // Removed already: opencode's error comes back, and agentctl fails.
+    auto [again_code, again] = agentctl(*agentd_, {"worktree", "rm", id});
+    EXPECT_NE(again_code, 0) << again;
+    auto [unknown_code, unknown] =
+        agentctl(*agentd_, {"diff", "job_00000000000000000000000000000000"});
+    EXPECT_EQ(unknown_code, 6) << unknown;  // an unknown id
 }
 
 }  // namespace
