@@ -234,6 +234,22 @@ void add_respond(CLI::App& app, command& cmd) {
         ->option_text("LABEL|N=LABEL");
 }
 
+// diff JOB and worktree rm JOB (DESIGN §2 isolation).
+void add_worktree(CLI::App& app, command& cmd) {
+    add_command(app, cmd, command_kind::diff, "diff",
+                "print the files a job changed (status, +added -removed, path), then each patch")
+        ->add_option("JOB", cmd.args, "job id")
+        ->required()
+        ->expected(1);
+    auto* tree = app.add_subcommand("worktree", "the git worktree of an isolated job");
+    tree->require_subcommand(1);
+    add_command(*tree, cmd, command_kind::worktree_rm, "rm",
+                "remove the job's worktree and its branch (the job keeps its record)")
+        ->add_option("JOB", cmd.args, "job id")
+        ->required()
+        ->expected(1);
+}
+
 void add_commands(CLI::App& app, command& cmd) {
     add_start(app, cmd);
     add_status(app, cmd);
@@ -246,6 +262,7 @@ void add_commands(CLI::App& app, command& cmd) {
         ->expected(1);
     add_watch(app, cmd);
     add_respond(app, cmd);
+    add_worktree(app, cmd);
     add_command(app, cmd, command_kind::ui, "ui",
                 "print the dashboard's URL (the token rides in its #fragment)")
         ->add_flag("--open", cmd.open_browser, "also open it with xdg-open");

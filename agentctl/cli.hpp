@@ -21,7 +21,18 @@ struct global_options {
     std::int64_t http_timeout_ms = 30'000;  // --http-timeout-ms: one HTTP exchange's deadline
 };
 
-enum class command_kind { start, status, wait, cancel, peek, ui, watch, respond };
+enum class command_kind {
+    start,
+    status,
+    wait,
+    cancel,
+    peek,
+    ui,
+    watch,
+    respond,
+    diff,
+    worktree_rm
+};
 
 // Fields of a DESIGN §2 Task that `start` takes as options and applies to every task it sends.
 struct task_options {

@@ -232,6 +232,44 @@ rendered peek_text(json::object const& result) {
     return r;
 }
 
+// diff: one line per file (status, +added -removed, path), then the patches; the job's facts
+// (and a diff that could not be read) on stderr.
+rendered diff_text(json::object const& result) {
+    rendered r;
+    auto const* value = result.if_contains("changes");
+    auto const* changes = value ? value->if_array() : nullptr;
+    std::string patches;
+    for (auto const& c : changes ? *changes : json::array{}) {
+        auto const* o = c.if_object();
+        if (!o) continue;
+        r.out +=
+            fmt::format("{:<8}  +{:<5} -{:<5}  {}\n", one_line(text_of(*o, "status")),
+                        integer_of(*o, "additions").value_or(0),
+                        integer_of(*o, "deletions").value_or(0), one_line(text_of(*o, "file")));
+        patches += text_of(*o, "patch");
+        ensure_newline(patches);
+    }
+    if (!patches.empty()) r.out += "\n" + patches;
+    auto const* job = result.if_contains("job");
+    auto view = read_job(job ? *job : json::value{});
+    r.err =
+        fmt::format("{}: {}", view.id, changes && changes->empty() ? "no changes" : facts(view));
+    if (auto why = text_of(result, "diff_error"); !why.empty()) r.err += "; diff: " + one_line(why);
+    r.err += "\n";
+    return r;
+}
+
+// worktree rm: which directory went.
+rendered removed_text(json::object const& result) {
+    auto const* job = result.if_contains("job");
+    auto const* obj = job ? job->if_object() : nullptr;
+    auto const* tree = obj ? obj->if_contains("worktree") : nullptr;
+    auto dir = tree && tree->is_object() ? text_of(tree->get_object(), "directory") : "";
+    return {fmt::format("{}: worktree {} removed\n", read_job(job ? *job : json::value{}).id,
+                        one_line(dir)),
+            {}};
+}
+
 template <class Range, class Emit>
 void pretty_block(std::string& out, char open, char close, Range const& items, int indent,
                   Emit emit) {
@@ -348,6 +386,10 @@ rendered render_result(command_kind kind, json::object const& result, std::size_
             return wait_blocks(result);
         case command_kind::peek:
             return peek_text(result);
+        case command_kind::diff:
+            return diff_text(result);
+        case command_kind::worktree_rm:
+            return removed_text(result);
         case command_kind::respond: {
             auto const* job = result.if_contains("job");
             json::object jobs{{"jobs", json::array{job ? *job : json::value{}}}};

@@ -80,7 +80,12 @@ json::object command_params(command const& cmd, std::string_view tasks_json) {
             params["jobs"] = id_array(cmd.args);
             break;
         case command_kind::peek:
+        case command_kind::worktree_rm:
             params["job"] = cmd.args.at(0);
+            break;
+        case command_kind::diff:
+            params["job"] = cmd.args.at(0);
+            params["diff"] = true;
             break;
         case command_kind::respond:
             params = respond_params(cmd);
@@ -103,7 +108,10 @@ char const* method_of(command_kind kind) {
         case command_kind::cancel:
             return "agents_cancel";
         case command_kind::peek:
+        case command_kind::diff:
             return "agents_peek";
+        case command_kind::worktree_rm:
+            return "agents_worktree_remove";
         case command_kind::respond:
             return "agents_respond";
         case command_kind::ui:

@@ -111,7 +111,9 @@ int run(daemon::config const& c) {
 
     daemon::metrics stats(std::string(agentd::version),
                           std::string(protocol::to_string(c.upstream_backend)));
-    jobs::manager manager(ioc.get_executor(), c.limits,
+    auto limits = c.limits;
+    limits.max_diff_bytes = c.max_response_bytes;
+    jobs::manager manager(ioc.get_executor(), limits,
                           daemon::timed_backend(make_backend(ioc.get_executor(), c), stats), &db);
     stats.watch_background([&manager] { return manager.background(); });
     // Before start(): jobs interrupted while restoring count as finished.

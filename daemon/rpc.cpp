@@ -53,6 +53,23 @@ json::array render(std::vector<jobs::session_job> const& listed, json::storage_p
     return out;
 }
 
+// agents_peek's `changes`; a patch that does not fit the response is left out
+// (`patch_omitted: true`), the file's status and counts stay.
+json::array render_changes(std::vector<protocol::file_change> const& changes,
+                           json::storage_ptr const& sp, response_budget& budget) {
+    json::array out(sp);
+    for (auto const& c : changes) {
+        budget.spend(96 + c.file.size());
+        auto one = protocol::to_json(c, sp);
+        if (!budget.take_json_string(c.patch)) {
+            one.as_object()["patch"] = "";
+            one.as_object()["patch_omitted"] = true;
+        }
+        out.push_back(std::move(one));
+    }
+    return out;
+}
+
 // agents_peek's result; the partial output too is omitted when the response has no room left.
 json::object render_peek(jobs::peek_outcome const& out, json::storage_ptr const& sp,
                          response_budget& budget) {
@@ -70,6 +87,8 @@ json::object render_peek(jobs::peek_outcome const& out, json::storage_ptr const&
         result["partial_output"] = "";
         result["output_omitted"] = true;
     }
+    if (out.changes) result["changes"] = render_changes(*out.changes, sp, budget);
+    if (out.diff_error) result["diff_error"] = *out.diff_error;
     return result;
 }
 
@@ -203,6 +222,13 @@ asio::awaitable<result<json::value>> rpc_service::run(protocol::respond_params c
     co_return json::object({{"job", render({*out}, c.sp, c.budget).at(0)}}, c.sp);
 }
 
+asio::awaitable<result<json::value>> rpc_service::run(protocol::worktree_remove_params const& p,
+                                                      call_context& c) {
+    auto out = co_await jobs_.remove_worktree(c.owner, p.job);
+    if (!out) co_return out.error();
+    co_return json::object({{"job", render({*out}, c.sp, c.budget).at(0)}}, c.sp);
+}
+
 asio::awaitable<result<json::value>> rpc_service::invoke(std::string_view method,
                                                          json::value const& params,
                                                          caller const& who, json::storage_ptr sp,
@@ -216,6 +242,7 @@ asio::awaitable<result<json::value>> rpc_service::invoke(std::string_view method
         {"agents_cancel", &rpc_service::method<&protocol::parse_cancel>},
         {"agents_peek", &rpc_service::method<&protocol::parse_peek>},
         {"agents_respond", &rpc_service::method<&protocol::parse_respond>},
+        {"agents_worktree_remove", &rpc_service::method<&protocol::parse_worktree_remove>},
     };
     rpc_timer timing(metrics_, method);
     // A call made alone (MCP tools) has the whole response to itself.

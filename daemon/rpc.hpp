@@ -93,6 +93,8 @@ class rpc_service {
                                                                      call_context& c);
     boost::asio::awaitable<protocol::result<boost::json::value>> run(
         protocol::respond_params const& p, call_context& c);
+    boost::asio::awaitable<protocol::result<boost::json::value>> run(
+        protocol::worktree_remove_params const& p, call_context& c);
 
     // Batches of parallel calls and serial barriers (DESIGN §4).
     std::vector<planner::batch> plan_for(

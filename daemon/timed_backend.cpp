@@ -99,6 +99,28 @@ class timed final : public up::backend {
         co_return out;
     }
 
+    // A worktree is part of creating an isolated job; a diff is a read like a partial's.
+    asio::awaitable<up::up_result<protocol::worktree_ref>> create_worktree(
+        std::optional<std::string> const& directory, up::call_control& ctl) override {
+        call_timer t(m_, upstream_call::create);
+        auto out = co_await inner_->create_worktree(directory, ctl);
+        co_return out;
+    }
+
+    asio::awaitable<up::up_result<void>> remove_worktree(
+        std::optional<std::string> const& directory, std::string const& worktree) override {
+        auto out = co_await inner_->remove_worktree(directory, worktree);
+        co_return out;
+    }
+
+    asio::awaitable<up::up_result<std::vector<protocol::file_change>>> session_diff(
+        std::string const& session, std::optional<std::string> const& directory,
+        std::string const& user_message, std::size_t max_bytes) override {
+        call_timer t(m_, upstream_call::read_partial);
+        auto out = co_await inner_->session_diff(session, directory, user_message, max_bytes);
+        co_return out;
+    }
+
     void start(std::shared_ptr<up::event_sink> sink) override { inner_->start(std::move(sink)); }
     void stop() override { inner_->stop(); }
 

@@ -67,6 +67,11 @@ protocol::pending_request const* find_request(job const& j, std::string_view id)
     return nullptr;
 }
 
+std::optional<std::string> upstream_directory(job const& j) {
+    if (j.view.worktree) return j.view.worktree->directory;
+    return j.task.directory;
+}
+
 protocol::task_preview preview_of(protocol::task const& t) {
     return {first_chars(t.prompt, protocol::task_preview::prompt_chars), t.agent, t.model,
             t.directory};

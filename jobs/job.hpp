@@ -63,6 +63,10 @@ struct job {
     // DESIGN §2 budget: the latest usage of each upstream message of the turn (opencode: one
     // per LLM step), whose sum is the job's usage.
     std::map<std::string, protocol::job_usage, std::less<>> usage_by_message;
+
+    // The upstream's id of the prompt this job sent (opencode: the user message), whose diff
+    // agents_peek {diff} and JobView diff_summary show; empty until the turn ended.
+    std::string user_message;
 };
 
 using job_ptr = std::shared_ptr<job>;
@@ -78,6 +82,10 @@ std::optional<std::string> over_budget(protocol::task_budget const& b,
 
 // The pending request `id` of the job, or null (answered, timed out, never asked).
 protocol::pending_request const* find_request(job const& j, std::string_view id);
+
+// The directory the job's upstream calls name: its worktree once it has one (DESIGN §5
+// Directory), else the task's.
+std::optional<std::string> upstream_directory(job const& j);
 
 // The JobView `task` of a task: its prompt cut to 200 characters, agent, model, directory.
 protocol::task_preview preview_of(protocol::task const& t);

@@ -286,7 +286,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         self->active.erase(j);
         --self->running;
         // The slot is free before the abort goes out: a hung upstream must not hold the gate.
-        if (to_abort) self->spawn_abort(*to_abort, j->task.directory);
+        if (to_abort) self->spawn_abort(*to_abort, upstream_directory(*j));
         self->wake_if_idle();
         self->pump();
     }
@@ -322,7 +322,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     asio::awaitable<void> abort_bounded(std::vector<job_ptr> const& jobs,
                                         std::chrono::milliseconds bound) {
         auto batch = std::make_shared<abort_batch>(ex);
-        for (auto const& j : jobs) spawn_abort(j->view.upstream->session, j->task.directory, batch);
+        for (auto const& j : jobs)
+            spawn_abort(j->view.upstream->session, upstream_directory(*j), batch);
         if (batch->left == 0) co_return;
         [[maybe_unused]] auto woken = co_await batch->done.wait_for(bound);
     }
@@ -344,8 +345,20 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             if (!ec && j->control) j->control->stop(stop_reason::deadline);
         });
 
+        if (j->task.isolation) {
+            auto tree = co_await backend->create_worktree(j->task.directory, ctl);
+            if (!tree) {
+                deadline.cancel();
+                end_failed(*j, tree.error(), error_phase::create);
+                co_return std::nullopt;
+            }
+            if (j->view.state != job_state::running) co_return std::nullopt;  // cancelled
+            j->view.worktree = std::move(*tree);
+            persist(*j);
+        }
         upstream::upstream_session_request sreq{j->view.description, j->upstream_parent,
-                                                j->task.directory, j->task.agent, j->task.model};
+                                                upstream_directory(*j), j->task.agent,
+                                                j->task.model};
         auto upstream_session = co_await backend->create_upstream_session(sreq, ctl);
         if (!upstream_session) {
             deadline.cancel();
@@ -364,10 +377,22 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         }
 
         upstream::prompt_request preq{j->task.prompt, j->task.agent, j->task.model, j->task.system,
-                                      j->task.directory};
+                                      upstream_directory(*j)};
         auto out = co_await backend->prompt(*upstream_session, preq, ctl);
         deadline.cancel();
+        if (out) co_await summarize_diff(*j, *upstream_session, out->user_message_id);
         co_return end_turn(j, std::move(out));
+    }
+
+    // JobView diff_summary, read once as the turn ends (DESIGN §2): the files its prompt
+    // changed. A failed read leaves it out; it never fails the job.
+    asio::awaitable<void> summarize_diff(job& j, std::string const& upstream_session,
+                                         std::string user_message) {
+        if (user_message.empty()) co_return;
+        j.user_message = std::move(user_message);
+        auto changes = co_await backend->session_diff(upstream_session, upstream_directory(j),
+                                                      j.user_message, lim.max_diff_bytes);
+        if (changes && !changes->empty()) j.view.diff_summary = protocol::summarize(*changes);
     }
 
     // Ends a running job with its turn's outcome. A failure other than the upstream's own
@@ -538,7 +563,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                 co_await self->restore_requests(j);
                 continue;
             }
-            auto outcome = co_await self->backend->recover(upstream_session, j->task.directory);
+            auto outcome =
+                co_await self->backend->recover(upstream_session, upstream_directory(*j));
             if (!self->unsettled.contains(j)) continue;
             self->settle_one(j);
             if (outcome && *outcome) {
@@ -563,7 +589,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     // Nobody would collect the turn: stop it upstream too.
     void interrupt_restored(job_ptr const& j) {
         interrupt(*j, "agentd restarted while the job ran");
-        spawn_abort(j->view.upstream->session, j->task.directory);
+        spawn_abort(j->view.upstream->session, upstream_directory(*j));
     }
 
     // Runs a restored job again as a running one that follows its upstream turn; its deadline
@@ -587,8 +613,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         deadline.async_wait([j](boost::system::error_code ec) {
             if (!ec && j->control) j->control->stop(stop_reason::deadline);
         });
-        auto out = co_await backend->follow(j->view.upstream->session, j->task.directory, ctl);
+        auto out = co_await backend->follow(j->view.upstream->session, upstream_directory(*j), ctl);
         deadline.cancel();
+        if (out) co_await summarize_diff(*j, j->view.upstream->session, out->user_message_id);
         co_return end_turn(j, std::move(out));
     }
 
@@ -795,7 +822,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             co_return upstream::upstream_error{error_kind::protocol, error_phase::prompt,
                                                "the job has no upstream session", std::nullopt};
         j->answering[reply.request_id] = by;
-        auto out = co_await backend->respond(j->view.upstream->session, j->task.directory, reply);
+        auto out =
+            co_await backend->respond(j->view.upstream->session, upstream_directory(*j), reply);
         j->answering.erase(reply.request_id);
         if (out) {
             drop_request(*j, reply.request_id);
@@ -829,7 +857,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     // After a re-attach: the requests the upstream still waits on come back (DESIGN §7).
     asio::awaitable<void> restore_requests(job_ptr j) {
         auto pending =
-            co_await backend->pending_requests(j->view.upstream->session, j->task.directory);
+            co_await backend->pending_requests(j->view.upstream->session, upstream_directory(*j));
         if (pending)
             for (auto& r : *pending) on_request(j->view.upstream->session, std::move(r));
         if (j->view.state == job_state::waiting && j->view.requests.empty())
@@ -1180,16 +1208,42 @@ asio::awaitable<std::vector<job_entry>> manager::cancel(owner const& o,
 asio::awaitable<peek_outcome> manager::peek(owner const& o, protocol::peek_params const& p) const {
     std::shared_ptr<impl const> self = impl_;
     auto j = self->jobs.find(o.principal, p.job);
-    if (!j) co_return peek_outcome{{p.job, std::nullopt}, {}, {}};
+    if (!j) co_return peek_outcome{{p.job, std::nullopt}, {}, {}, {}, {}};
     std::string text = j->view.output ? *j->view.output : j->partial;
     // No streamed text yet (event stream down or a proxy in between): ask the upstream.
     if (text.empty() && protocol::is_active(j->view.state) && j->view.upstream) {
         auto read =
-            co_await self->backend->read_partial(j->view.upstream->session, j->task.directory);
+            co_await self->backend->read_partial(j->view.upstream->session, upstream_directory(*j));
         if (read) text = std::move(*read);
     }
     std::vector<protocol::step> steps(j->steps.begin(), j->steps.end());
-    co_return peek_outcome{{j->view.id, j->view}, std::move(text), std::move(steps)};
+    peek_outcome out{{j->view.id, j->view}, std::move(text), std::move(steps), {}, {}};
+    if (p.diff && j->view.upstream) {
+        auto changes =
+            co_await self->backend->session_diff(j->view.upstream->session, upstream_directory(*j),
+                                                 j->user_message, self->lim.max_diff_bytes);
+        if (changes)
+            out.changes = std::move(*changes);
+        else
+            out.diff_error = changes.error().message;
+    } else if (p.diff) {
+        out.changes.emplace();  // not started upstream: nothing changed yet
+    }
+    co_return out;
+}
+
+asio::awaitable<protocol::result<job_entry>> manager::remove_worktree(owner const& o,
+                                                                      std::string const& id) {
+    std::shared_ptr<impl> self = impl_;
+    auto j = self->jobs.find(o.principal, id);
+    if (!j) co_return protocol::invalid_params("job", "no such job");
+    if (!j->view.worktree) co_return protocol::invalid_params("job", "the job has no worktree");
+    auto removed =
+        co_await self->backend->remove_worktree(j->task.directory, j->view.worktree->directory);
+    if (!removed)
+        co_return protocol::rpc_error{protocol::error_code::internal_error,
+                                      "worktree not removed: " + removed.error().message, nullptr};
+    co_return job_entry{j->view.id, j->view};
 }
 
 namespace {

@@ -41,6 +41,8 @@ struct limits {
     protocol::permission_policy permissions = protocol::permission_policy::ask;
     // DESIGN §2 budget: the max_cost of tasks that set no budget (none: unbounded).
     std::optional<double> default_max_cost;
+    // The most of an upstream diff read (agents_peek {diff}): limits.max_response_bytes.
+    std::size_t max_diff_bytes = 16 << 20;
 };
 
 // One requested job in a reply: its view, or nullopt for an id that is unknown or foreign.
@@ -60,6 +62,9 @@ struct peek_outcome {
     job_entry job;
     std::string partial_output;
     std::vector<protocol::step> steps;
+    // With diff: the files the job changed, or why they could not be read.
+    std::optional<std::vector<protocol::file_change>> changes;
+    std::optional<std::string> diff_error;
 };
 
 // A job with the session it belongs to, for listings that span sessions.
@@ -105,6 +110,10 @@ class manager {
     boost::asio::awaitable<std::vector<job_entry>> cancel(owner const& o,
                                                           protocol::cancel_params const& p);
     boost::asio::awaitable<peek_outcome> peek(owner const& o, protocol::peek_params const& p) const;
+    // Removes the worktree of job `id` upstream (agentctl worktree rm); -32602 on `job` for an
+    // unknown or foreign id or a job without a worktree. The job keeps its JobView worktree.
+    boost::asio::awaitable<protocol::result<job_entry>> remove_worktree(owner const& o,
+                                                                        std::string const& id);
     // Answers a pending request of a waiting job upstream (agents_respond); the job's view
     // after the answer, or -32602 on the field that does not fit.
     boost::asio::awaitable<protocol::result<job_entry>> respond(owner const& o,

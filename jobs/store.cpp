@@ -32,7 +32,7 @@ namespace {
 // never edited, since a database may be at any version; a new column is a new entry here
 // (ALTER TABLE jobs ADD COLUMN …) and its name in `column`. Version 1 is the schema of the first
 // agentd, which set no user_version.
-constexpr std::array<char const*, 2> migrations{R"(
+constexpr std::array<char const*, 3> migrations{R"(
 CREATE TABLE jobs (
   id TEXT PRIMARY KEY, principal TEXT NOT NULL, session TEXT NOT NULL, seq INTEGER NOT NULL,
   description TEXT NOT NULL, state TEXT NOT NULL, created_ms INTEGER NOT NULL,
@@ -44,7 +44,17 @@ CREATE TABLE jobs (
 ) STRICT;
 )",
                                                 // v2: JobView `answered` (issue #16), as JSON.
-                                                "ALTER TABLE jobs ADD COLUMN answered TEXT"};
+                                                "ALTER TABLE jobs ADD COLUMN answered TEXT",
+                                                // v3: JobView worktree and diff_summary, and the
+                                                // user message whose diff they are (#17 point 2).
+                                                R"(
+ALTER TABLE jobs ADD COLUMN worktree_directory TEXT;
+ALTER TABLE jobs ADD COLUMN worktree_branch TEXT;
+ALTER TABLE jobs ADD COLUMN user_message TEXT;
+ALTER TABLE jobs ADD COLUMN diff_files INTEGER;
+ALTER TABLE jobs ADD COLUMN diff_additions INTEGER;
+ALTER TABLE jobs ADD COLUMN diff_deletions INTEGER;
+)"};
 constexpr std::int64_t latest_version = migrations.size();
 
 // The columns of the latest schema, by their SQL names (Boost.Describe gives the names): the one
@@ -52,7 +62,9 @@ constexpr std::int64_t latest_version = migrations.size();
 BOOST_DEFINE_ENUM_CLASS(column, id, principal, session, seq, description, state, created_ms,
                         started_ms, finished_ms, depth, backend, upstream_session, output,
                         truncated, error_kind, error_phase, error_message, error_http_status,
-                        input_tokens, output_tokens, cost, task, upstream_parent, answered)
+                        input_tokens, output_tokens, cost, task, upstream_parent, answered,
+                        worktree_directory, worktree_branch, user_message, diff_files,
+                        diff_additions, diff_deletions)
 
 std::string upsert_sql() {
     constexpr auto& names = protocol::enum_names<column>;
@@ -83,6 +95,7 @@ std::string task_json(protocol::task const& t) {
     if (t.directory) o["directory"] = *t.directory;
     if (t.timeout_ms) o["timeout_ms"] = *t.timeout_ms;
     if (t.permissions) o["permissions"] = protocol::to_string(*t.permissions);
+    if (t.isolation) o["isolation"] = protocol::to_string(*t.isolation);
     if (t.budget) {
         json::object b;
         if (t.budget->max_cost) b["max_cost"] = *t.budget->max_cost;
@@ -145,6 +158,8 @@ protocol::task task_from(std::string_view text) {
         t.timeout_ms = n->get_int64();
     if (auto p = opt("permissions"))
         t.permissions = protocol::from_string<protocol::permission_policy>(*p);
+    if (auto i = opt("isolation"))
+        t.isolation = protocol::from_string<protocol::isolation_mode>(*i);
     if (auto const* b = v.if_contains("budget"); b && b->is_object()) {
         protocol::task_budget budget;
         if (auto const* c = b->get_object().if_contains("max_cost"); c && c->is_number())
@@ -213,6 +228,30 @@ class row_reader {
     sqlite3_stmt* s_;
 };
 
+// The worktree, diff totals and user message id of a job (DESIGN §2 isolation, agents_peek).
+void write_changes(row_binder& b, job const& j) {
+    auto const& w = j.view.worktree;
+    auto const& d = j.view.diff_summary;
+    b.text(column::worktree_directory,
+           w ? std::optional<std::string_view>(w->directory) : std::nullopt);
+    b.text(column::worktree_branch, w ? w->branch : std::nullopt);
+    b.text(column::user_message,
+           j.user_message.empty() ? std::nullopt : std::optional<std::string_view>(j.user_message));
+    b.integer(column::diff_files, d ? std::optional(d->files) : std::nullopt);
+    b.integer(column::diff_additions, d ? std::optional(d->additions) : std::nullopt);
+    b.integer(column::diff_deletions, d ? std::optional(d->deletions) : std::nullopt);
+}
+
+void read_changes(row_reader const& r, job& j) {
+    if (auto dir = r.text(column::worktree_directory))
+        j.view.worktree = protocol::worktree_ref{*dir, r.text(column::worktree_branch)};
+    j.user_message = r.text(column::user_message).value_or("");
+    if (auto files = r.integer(column::diff_files))
+        j.view.diff_summary =
+            protocol::diff_summary{*files, r.integer(column::diff_additions).value_or(0),
+                                   r.integer(column::diff_deletions).value_or(0)};
+}
+
 struct statement {
     sqlite3_stmt* s = nullptr;
     ~statement() { sqlite3_finalize(s); }
@@ -250,6 +289,7 @@ std::shared_ptr<job const> row_of(job const& j) {
     row->task = j.task;
     row->upstream_parent = j.upstream_parent;
     row->seq = j.seq;
+    row->user_message = j.user_message;
     return row;
 }
 
@@ -453,6 +493,7 @@ void store::write(job const& j) {
     b.text(column::task, task_json(j.task));
     b.text(column::upstream_parent, j.upstream_parent);
     b.text(column::answered, answered_json(v.answered));
+    write_changes(b, j);
     if (sqlite3_step(st.s) != SQLITE_DONE)
         throw std::runtime_error(
             fmt::format("state database write failed: {}", sqlite3_errmsg(db_)));
@@ -584,6 +625,7 @@ std::vector<job_ptr> store::load() const {
         if (protocol::is_terminal(v.state)) compact_finished(*j);  // rows of an older agentd
         j->upstream_parent = r.text(column::upstream_parent);
         if (auto a = r.text(column::answered)) v.answered = answered_from(*a);
+        read_changes(r, *j);
         out.push_back(std::move(j));
     }
     if (rc != SQLITE_DONE)

@@ -147,14 +147,17 @@ std::size_t view_overhead(job_view const& v) {
                v.task->model.value_or("").size() + v.task->directory.value_or("").size();
     std::size_t agentic = (v.activity ? 96 + v.activity->title.size() : 0) +
                           v.answered.size() * 120 + v.requests.size() * 512;
-    return fixed + task + agentic + v.description.size() + (v.error ? v.error->message.size() : 0);
+    std::size_t isolated =
+        v.worktree ? 96 + v.worktree->directory.size() + v.worktree->branch.value_or("").size() : 0;
+    return fixed + task + agentic + isolated + v.description.size() +
+           (v.error ? v.error->message.size() : 0);
 }
 
 }  // namespace
 
 json::value to_json(job_view const& v, wall_time now, json::storage_ptr sp,
                     response_budget* budget) {
-    json::object o(20, sp);  // room for every field: no growth while it fills
+    json::object o(22, sp);  // room for every field: no growth while it fills
     o["id"] = v.id;
     if (!v.session.empty()) o["session"] = v.session;
     if (!v.description.empty()) o["description"] = v.description;
@@ -175,6 +178,16 @@ json::value to_json(job_view const& v, wall_time now, json::storage_ptr sp,
         o["requests"] = std::move(requests);
     }
     if (!v.answered.empty()) o["answered"] = answered_json(v.answered, sp);
+    if (v.worktree) {
+        json::object w({{"directory", v.worktree->directory}}, sp);
+        if (v.worktree->branch) w["branch"] = *v.worktree->branch;
+        o["worktree"] = std::move(w);
+    }
+    if (v.diff_summary)
+        o["diff_summary"] = json::object({{"files", v.diff_summary->files},
+                                          {"additions", v.diff_summary->additions},
+                                          {"deletions", v.diff_summary->deletions}},
+                                         sp);
     if (budget) budget->spend(view_overhead(v));
     if (v.output && budget && !budget->take_json_string(*v.output)) {
         o["output_omitted"] = true;  // fetch this job alone to read it
@@ -192,6 +205,25 @@ json::value to_json(job_usage const& u, json::storage_ptr sp) {
     return json::object(
         {{"input_tokens", u.input_tokens}, {"output_tokens", u.output_tokens}, {"cost", u.cost}},
         sp);
+}
+
+json::value to_json(file_change const& c, json::storage_ptr sp) {
+    return json::object({{"file", c.file},
+                         {"status", c.status},
+                         {"additions", c.additions},
+                         {"deletions", c.deletions},
+                         {"patch", c.patch}},
+                        sp);
+}
+
+diff_summary summarize(std::vector<file_change> const& changes) {
+    diff_summary sum;
+    sum.files = static_cast<std::int64_t>(changes.size());
+    for (auto const& c : changes) {
+        sum.additions += c.additions;
+        sum.deletions += c.deletions;
+    }
+    return sum;
 }
 
 json::value to_json(pending_request const& r, json::storage_ptr sp) {

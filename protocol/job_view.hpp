@@ -130,6 +130,31 @@ struct answered_request {
     wall_time at;
 };
 
+// JobView `worktree` (DESIGN §2 isolation): where an isolated job ran, kept after it ends.
+struct worktree_ref {
+    std::string directory;
+    std::optional<std::string> branch;
+    bool operator==(worktree_ref const&) const = default;
+};
+
+// One file a job's turn changed (agents_peek `changes`, opencode GET /session/{id}/diff).
+struct file_change {
+    std::string file;
+    std::string status;  // added | modified | deleted
+    std::int64_t additions = 0;
+    std::int64_t deletions = 0;
+    std::string patch;
+};
+
+// JobView `diff_summary`: the totals of a finished job's changes (present when it changed files).
+struct diff_summary {
+    std::int64_t files = 0;
+    std::int64_t additions = 0;
+    std::int64_t deletions = 0;
+    bool operator==(diff_summary const&) const = default;
+};
+diff_summary summarize(std::vector<file_change> const& changes);
+
 struct upstream_ref {
     std::string backend;
     std::string session;
@@ -181,6 +206,8 @@ struct job_view {
     std::optional<activity_view> activity;  // active jobs with tool steps
     std::vector<pending_request> requests;  // while waiting
     std::vector<answered_request> answered;
+    std::optional<worktree_ref> worktree;
+    std::optional<struct diff_summary> diff_summary;
     shared_text output;
     bool truncated = false;
     std::optional<job_error> error;
@@ -214,6 +241,7 @@ boost::json::value to_json(job_view const& v, wall_time now, boost::json::storag
                            response_budget* budget = nullptr);
 boost::json::value to_json(step const& s, boost::json::storage_ptr sp = {});
 boost::json::value to_json(job_usage const& u, boost::json::storage_ptr sp = {});
+boost::json::value to_json(file_change const& c, boost::json::storage_ptr sp = {});
 boost::json::value to_json(pending_request const& r, boost::json::storage_ptr sp = {});
 boost::json::value not_found_json(std::string_view id, boost::json::storage_ptr sp = {});
 

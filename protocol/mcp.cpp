@@ -133,7 +133,10 @@ json::object task_schema() {
                       "What the sub-agent's permission requests get: ask (the job waits for an "
                       "answer), allow (once each) or deny; the daemon's upstream.permissions "
                       "when absent.")},
-         {"budget", std::move(budget)}},
+         {"budget", std::move(budget)},
+         {"isolation", enum_schema(enum_names<isolation_mode>,
+                                   "worktree: run in a fresh git worktree of the directory "
+                                   "(opencode), kept when the job ends (JobView worktree).")}},
         {"prompt"}, true);
 }
 
@@ -190,7 +193,13 @@ json::object cancel_input() {
 }
 
 json::object peek_input() {
-    return object_schema({{"session", session_schema()}, {"job", job_id_schema()}}, {"job"}, true);
+    return object_schema(
+        {{"session", session_schema()},
+         {"job", job_id_schema()},
+         {"diff", described({{"type", "boolean"}},
+                            "Also return `changes`: the files the job's turn changed, with "
+                            "patches.")}},
+        {"job"}, true);
 }
 
 json::object respond_input() {
@@ -321,6 +330,14 @@ json::object job_view_schema() {
          {"activity", std::move(activity)},
          {"requests", array_of(request_schema(), "What a waiting job needs answered.")},
          {"answered", array_of(std::move(answered), "The last 20 settled requests.")},
+         {"worktree",
+          object_schema({{"directory", string_schema("The git worktree the job ran in (kept).")},
+                         {"branch", string_schema("Its branch.")}},
+                        {"directory"}, false)},
+         {"diff_summary", object_schema({{"files", integer_schema("Files the job changed.")},
+                                         {"additions", integer_schema("Lines added.")},
+                                         {"deletions", integer_schema("Lines removed.")}},
+                                        {"files", "additions", "deletions"}, false)},
          {"output", string_schema("Final assistant text (completed jobs only).")},
          {"truncated", described({{"type", "boolean"}}, "Whether output was capped.")},
          {"output_omitted",
@@ -354,11 +371,23 @@ json::object wait_output() {
         {"done", "timed_out", "jobs", "needs_input"}, false);
 }
 
+json::object change_schema() {
+    return object_schema(
+        {{"file", string_schema("Path relative to the job's directory.")},
+         {"status", enum_schema(std::array<std::string_view, 3>{"added", "modified", "deleted"},
+                                "What happened to the file.")},
+         {"additions", integer_schema("Lines added.")},
+         {"deletions", integer_schema("Lines removed.")},
+         {"patch", string_schema("Unified diff of the file.")}},
+        {"file", "status", "additions", "deletions", "patch"}, false);
+}
+
 json::object peek_output() {
     return object_schema(
         {{"job", job_view_schema()},
          {"partial_output", string_schema("Text the sub-agent has produced so far.")},
          {"steps", array_of(step_schema(), "Its tool steps, oldest first (at most 100).")},
+         {"changes", array_of(change_schema(), "With diff: the files the job changed.")},
          {"output_omitted",
           described({{"type", "boolean"}},
                     "partial_output was left out: the response had no room for it.")}},

@@ -173,7 +173,7 @@ result<task> parse_task(json::value const& v, std::string path) {
     if (!v.is_object()) return invalid_params(path, "must be an object");
     reader r(v.get_object(), path);
     if (auto e = r.only({"prompt", "description", "agent", "model", "system", "directory",
-                         "timeout_ms", "permissions", "budget"}))
+                         "timeout_ms", "permissions", "budget", "isolation"}))
         return *e;
     task t;
     auto prompt = r.opt_string("prompt", max_prompt_bytes, false);
@@ -211,6 +211,12 @@ result<task> parse_task(json::value const& v, std::string path) {
     auto spend = opt_budget(r);
     if (!spend) return spend.error();
     t.budget = *spend;
+    auto isolation = r.opt_string("isolation", 16);
+    if (!isolation) return isolation.error();
+    if (*isolation) {
+        t.isolation = from_string<isolation_mode>(**isolation);
+        if (!t.isolation) return invalid_params(r.field("isolation"), "must be \"worktree\"");
+    }
     return t;
 }
 
@@ -301,8 +307,24 @@ result<cancel_params> parse_cancel(json::value const& params) {
 
 result<peek_params> parse_peek(json::value const& params) {
     return parse_object<peek_params>(
-        params, {"session", "job"},
+        params, {"session", "job", "diff"},
         [](reader const& r, peek_params& p) -> std::optional<rpc_error> {
+            auto job = r.opt_string("job", 256, false);
+            if (!job) return job.error();
+            if (!*job) return invalid_params("job", "is required");
+            p.job = std::move(**job);
+            if (auto const* diff = r.get("diff")) {
+                if (!diff->is_bool()) return invalid_params("diff", "must be a boolean");
+                p.diff = diff->get_bool();
+            }
+            return std::nullopt;
+        });
+}
+
+result<worktree_remove_params> parse_worktree_remove(json::value const& params) {
+    return parse_object<worktree_remove_params>(
+        params, {"session", "job"},
+        [](reader const& r, worktree_remove_params& p) -> std::optional<rpc_error> {
             auto job = r.opt_string("job", 256, false);
             if (!job) return job.error();
             if (!*job) return invalid_params("job", "is required");

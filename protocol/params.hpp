@@ -35,6 +35,10 @@ struct task_budget {
     bool operator==(task_budget const&) const = default;
 };
 
+// Task `isolation` (DESIGN §2): "worktree" runs the job in a fresh git worktree (opencode).
+enum class isolation_mode { worktree };
+BOOST_DESCRIBE_ENUM(isolation_mode, worktree)
+
 struct task {
     std::string prompt;
     std::string description;
@@ -45,6 +49,7 @@ struct task {
     std::optional<std::int64_t> timeout_ms;
     std::optional<permission_policy> permissions;
     std::optional<task_budget> budget;
+    std::optional<isolation_mode> isolation;
 };
 
 struct start_params {
@@ -76,6 +81,14 @@ struct cancel_params {
 };
 
 struct peek_params {
+    std::optional<std::string> session;
+    std::string job;
+    bool diff = false;  // also the files the job's turn changed (`changes`)
+};
+
+// agents_worktree_remove (DESIGN names no method for agentctl worktree rm): the job whose
+// worktree opencode removes.
+struct worktree_remove_params {
     std::optional<std::string> session;
     std::string job;
 };
@@ -118,6 +131,7 @@ result<status_params> parse_status(boost::json::value const& params);
 result<wait_params> parse_wait(boost::json::value const& params);
 result<cancel_params> parse_cancel(boost::json::value const& params);
 result<peek_params> parse_peek(boost::json::value const& params);
+result<worktree_remove_params> parse_worktree_remove(boost::json::value const& params);
 result<respond_params> parse_respond(boost::json::value const& params);
 result<subscribe_params> parse_subscribe(boost::json::value const& params);
 

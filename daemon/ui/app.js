@@ -400,6 +400,7 @@ function renderDetail() {
     fact(dl, 'model', j.task.model, 'mono');
     fact(dl, 'directory', j.task.directory, 'mono');
   }
+  renderWorktree(dl, rec);
   if (live(j.state) && j.activity) {
     fact(dl, 'step', '#' + j.activity.steps + ' ' + activityText(j.activity) + ' · since ' +
       formatTime(j.activity.since), 'mono current-step');
@@ -769,6 +770,70 @@ async function cancelSelected() {
   }
 }
 
+// --- worktree and diff ------------------------------------------------------------------------
+
+// A job with a worktree or a diff_summary shows where it ran and a Diff view: agents_peek
+// {diff: true} on request, its files with status and +/-, each opening to its patch.
+let diffShown = null; // the job id whose diff is on screen
+
+function renderWorktree(dl, rec) {
+  const j = rec.job;
+  if (j.worktree) {
+    fact(dl, 'worktree', j.worktree.directory, 'mono worktree-dir');
+    fact(dl, 'branch', j.worktree.branch, 'mono worktree-branch');
+  }
+  $('diff').hidden = !(j.worktree || j.diff_summary);
+  const sum = $('diff-summary');
+  sum.replaceChildren();
+  if (j.diff_summary) {
+    const d = j.diff_summary;
+    sum.append(d.files + (d.files === 1 ? ' file ' : ' files '), el('span', 'add', '+' + d.additions),
+      ' ', el('span', 'del', '\u2212' + d.deletions));
+  }
+  if (diffShown !== j.id) $('diff-files').replaceChildren();
+}
+
+async function loadDiff() {
+  const rec = model.selected && model.jobs.get(model.selected);
+  if (!rec || !conn) return;
+  const id = rec.job.id;
+  const list = $('diff-files');
+  try {
+    const result = await conn.call('agents_peek', { session: rec.session, job: id, diff: true });
+    if (model.selected !== id) return;
+    diffShown = id;
+    const changes = Array.isArray(result.changes) ? result.changes : [];
+    list.replaceChildren(...changes.map(diffItem));
+    if (!changes.length) {
+      list.append(el('li', 'diff-none', result.diff_error ? 'Diff unavailable: ' +
+        result.diff_error : 'No changes'));
+    }
+  } catch (err) {
+    list.replaceChildren(el('li', 'diff-none', 'Diff failed: ' + err.message));
+  }
+}
+
+const STATUS_LETTER = { added: 'A', modified: 'M', deleted: 'D' };
+
+function diffItem(c) {
+  const li = el('li', 'diff-file');
+  const details = el('details');
+  const summary = el('summary');
+  summary.append((STATUS_LETTER[c.status] || '?') + ' ', el('span', 'add', '+' + c.additions),
+    ' ', el('span', 'del', '\u2212' + c.deletions), ' ' + c.file);
+  summary.title = c.status;
+  const pre = el('pre', 'patch');
+  for (const line of String(c.patch || '').split('\n')) {
+    const cls = line.startsWith('+++') || line.startsWith('---') ? 'meta'
+      : line.startsWith('+') ? 'add' : line.startsWith('-') ? 'del'
+        : line.startsWith('@@') ? 'hunk' : '';
+    pre.append(el('span', cls, line + '\n'));
+  }
+  details.append(summary, pre);
+  li.appendChild(details);
+  return li;
+}
+
 // --- page -----------------------------------------------------------------------------------
 
 function setConnection(status) {
@@ -789,6 +854,7 @@ function start() {
   });
   $('cancel').addEventListener('click', cancelSelected);
   $('close').addEventListener('click', closeDetail);
+  $('diff-load').addEventListener('click', loadDiff);
   $('waiting').addEventListener('click', openWaiting);
   document.addEventListener('keydown', (e) => {
     // Escape closes the pane, except in a request's text field (it would drop what was typed).

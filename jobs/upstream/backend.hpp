@@ -97,8 +97,9 @@ struct prompt_request {
 struct prompt_outcome {
     std::string output;
     bool truncated = false;
-    protocol::job_usage usage;  // of the final message (opencode) or the whole call (openai)
-    std::string message_id;     // the final message's, as event_sink::on_usage names it
+    protocol::job_usage usage;    // of the final message (opencode) or the whole call (openai)
+    std::string message_id;       // the final message's, as event_sink::on_usage names it
+    std::string user_message_id;  // the prompt's own message (opencode: its diff's messageID)
 };
 
 // One update of a tool step (opencode `message.part.updated` with a tool part). The backend
@@ -231,6 +232,40 @@ class backend {
         (void)session;
         (void)directory;
         co_return std::vector<protocol::pending_request>{};
+    }
+
+    // Task `isolation: worktree` (DESIGN §2): a fresh git worktree of `directory` (none: the
+    // server's), returned once it is checked out. Backends without worktrees fail the create.
+    virtual boost::asio::awaitable<up_result<protocol::worktree_ref>> create_worktree(
+        std::optional<std::string> const& directory, call_control& ctl) {
+        (void)directory;
+        (void)ctl;
+        co_return upstream_error{protocol::error_kind::upstream,
+                                 protocol::error_phase::create,
+                                 "isolation: worktree needs the opencode upstream",
+                                 {}};
+    }
+    // Removes a worktree made by create_worktree (`directory`: the repository it was made from).
+    virtual boost::asio::awaitable<up_result<void>> remove_worktree(
+        std::optional<std::string> const& directory, std::string const& worktree) {
+        (void)directory;
+        (void)worktree;
+        co_return upstream_error{protocol::error_kind::upstream,
+                                 protocol::error_phase::abort,
+                                 "this upstream has no worktrees",
+                                 {}};
+    }
+    // The files the prompt `user_message` of `session` changed (opencode GET
+    // /session/{id}/diff?messageID=), the reply read up to `max_bytes`. Backends whose
+    // sub-agents have no tools change no files.
+    virtual boost::asio::awaitable<up_result<std::vector<protocol::file_change>>> session_diff(
+        std::string const& session, std::optional<std::string> const& directory,
+        std::string const& user_message, std::size_t max_bytes) {
+        (void)session;
+        (void)directory;
+        (void)user_message;
+        (void)max_bytes;
+        co_return std::vector<protocol::file_change>{};
     }
 
     // Keeps `sink` (shared: background streams may outlive a stop()) and starts background work

@@ -6,6 +6,7 @@
 
 #include "jobs/bounded_read.hpp"
 #include "jobs/upstream/catalog.hpp"
+#include "jobs/upstream/json_read.hpp"
 #include "jobs/upstream/opencode_parse.hpp"
 #include "jobs/upstream/shared_lookup.hpp"
 #include "jobs/upstream/sse.hpp"
@@ -29,6 +30,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/throw_exception.hpp>
 
+#include <deque>
 #include <iterator>
 #include <set>
 #include <stdexcept>
@@ -56,6 +58,9 @@ constexpr std::size_t max_create_reply = 64 << 10;
 // model metadata run to a few hundred KiB. Kept briefly, for the directories of recent tasks.
 constexpr std::size_t max_list_reply = 8 << 20;
 constexpr auto catalog_ttl = std::chrono::seconds(30);
+// How long a new worktree may take to check out (its worktree.ready event) within the job's
+// own deadline: a lost event must not hold a job for its whole timeout.
+constexpr auto worktree_ready_timeout = std::chrono::seconds(120);
 constexpr std::size_t catalog_directories = 32;
 
 std::optional<std::string> basic_auth(opencode_config const& cfg) {
@@ -106,9 +111,20 @@ struct event_stream {
     std::size_t events_since_sweep = 0;
     // follow(): re-attached sessions waiting for their session.idle.
     std::unordered_map<std::string, wake_signal*> idle_waiters;
+    // The last worktree events, kept because worktree.ready may come before the reply to the
+    // POST that named its directory; create_worktree() waits on the signals registered here.
+    static constexpr std::size_t worktree_events_kept = 64;
+    std::deque<opencode::event> worktree_events;
+    std::unordered_set<wake_signal*> worktree_waiters;
 
     void on_event(opencode::event e) {
         using kind = opencode::event::kind;
+        if (e.what == kind::worktree_ready || e.what == kind::worktree_failed) {
+            worktree_events.push_back(std::move(e));
+            if (worktree_events.size() > worktree_events_kept) worktree_events.pop_front();
+            for (auto* w : worktree_waiters) w->notify();
+            return;
+        }
         if (e.session.empty()) return;
         sweep_ended();
         if (!sink->live(e.session)) {
@@ -152,6 +168,8 @@ struct event_stream {
             case kind::progress:
                 sink->on_progress(e.session);
                 break;
+            case kind::worktree_ready:
+            case kind::worktree_failed:
             case kind::other:
                 break;
         }
@@ -429,6 +447,57 @@ class opencode_backend final : public backend {
         co_return upstream_error{error_kind::cancelled, error_phase::prompt, "stopped", {}};
     }
 
+    // POST /experimental/worktree answers before the files are checked out: the worktree is
+    // ready with the worktree.ready event whose frame directory is the new worktree's.
+    asio::awaitable<up_result<protocol::worktree_ref>> create_worktree(
+        std::optional<std::string> const& directory, call_control& ctl) override {
+        http_request r{"POST", with_directory("/experimental/worktree", directory), "{}",
+                       short_deadline(ctl), &ctl};
+        r.max_body = max_create_reply;
+        auto reply = co_await pool_.request(std::move(r));
+        if (!reply) co_return from_failure(reply.error(), error_phase::create);
+        auto made = opencode::parse_worktree(reply->status, reply->body);
+        if (!made || !events_)
+            co_return made ? up_result<protocol::worktree_ref>(made->ref)
+                           : up_result<protocol::worktree_ref>(made.error());
+        co_return co_await worktree_ready(*made, ctl);
+    }
+
+    asio::awaitable<up_result<void>> remove_worktree(std::optional<std::string> const& directory,
+                                                     std::string const& worktree) override {
+        http_request r{"DELETE", with_directory("/experimental/worktree", directory),
+                       json::serialize(json::object{{"directory", worktree}}),
+                       clock::now() + cfg_.request_timeout, nullptr};
+        r.max_body = 64 << 10;
+        auto reply = co_await pool_.request(std::move(r));
+        if (!reply) co_return from_failure(reply.error(), error_phase::abort);
+        if (reply->status < 200 || reply->status >= 300)
+            co_return opencode::http_error(error_phase::abort, reply->status, reply->body);
+        co_return up_result<void>{};
+    }
+
+    // Without the user message (a turn still running) the session's latest one is read first.
+    asio::awaitable<up_result<std::vector<protocol::file_change>>> session_diff(
+        std::string const& session, std::optional<std::string> const& directory,
+        std::string const& user_message, std::size_t max_bytes) override {
+        std::string message = user_message;
+        if (message.empty()) {
+            auto latest = co_await latest_user_message(session, directory);
+            if (!latest) co_return latest.error();
+            message = std::move(*latest);
+        }
+        if (message.empty()) co_return std::vector<protocol::file_change>{};
+        if (!opencode::valid_upstream_session_id(session) || !opencode::valid_message_id(message))
+            co_return upstream_error{error_kind::protocol, error_phase::prompt, "invalid id", {}};
+        std::string path = "/session/" + session + "/diff?messageID=" + message;
+        if (directory) path += "&directory=" + url_encode(*directory);
+        http_request r{"GET", std::move(path), {}, clock::now() + cfg_.request_timeout, nullptr};
+        r.max_body = max_bytes;
+        auto reply = co_await pool_.request(std::move(r));
+        if (!reply) co_return from_failure(reply.error(), error_phase::prompt);
+        co_return opencode::parse_diff(reply->status, reply->body);
+    }
+
     void start(std::shared_ptr<event_sink> sink) override {
         events_ = std::make_shared<event_stream>();
         events_->ex = ex_;
@@ -493,6 +562,55 @@ class opencode_backend final : public backend {
         auto reply = co_await pool_.request(std::move(r));
         if (!reply) co_return from_failure(reply.error(), error_phase::create);
         co_return std::move(*reply);
+    }
+
+    // Waits for the worktree.ready (or .failed) event of `made`, bounded by the job's deadline
+    // and worktree_ready_timeout. Matched by the frame's directory, or by the worktree's name.
+    asio::awaitable<up_result<protocol::worktree_ref>> worktree_ready(
+        opencode::created_worktree const& made, call_control& ctl) {
+        wake_signal wake(ex_);
+        struct registered {
+            std::shared_ptr<event_stream> events;
+            wake_signal* w;
+            ~registered() { events->worktree_waiters.erase(w); }
+        } guard{events_, &wake};
+        events_->worktree_waiters.insert(&wake);
+        std::stop_callback hook(ctl.stop_token(), [&wake] { wake.notify(); });
+        auto until = std::min(ctl.deadline(), clock::now() + worktree_ready_timeout);
+        for (;;) {
+            for (auto const& e : events_->worktree_events) {
+                if (e.directory != made.ref.directory && (made.name.empty() || e.name != made.name))
+                    continue;
+                if (e.what == opencode::event::kind::worktree_ready) co_return made.ref;
+                co_return upstream_error{error_kind::upstream,
+                                         error_phase::create,
+                                         excerpt(e.message.empty() ? "worktree failed" : e.message),
+                                         {}};
+            }
+            if (ctl.stopped() != stop_reason::none)
+                co_return upstream_error{error_kind::cancelled, error_phase::create, "stopped", {}};
+            if (clock::now() >= until)
+                co_return upstream_error{
+                    error_kind::timeout,
+                    error_phase::create,
+                    fmt::format("worktree {} was not ready in time", made.ref.directory),
+                    {}};
+            [[maybe_unused]] auto woken = co_await wake.wait_until(until);
+        }
+    }
+
+    // The id of the session's latest user message ("" when none).
+    asio::awaitable<up_result<std::string>> latest_user_message(
+        std::string const& session, std::optional<std::string> const& directory) {
+        http_request r{"GET",
+                       with_directory("/session/" + session + "/message", directory),
+                       {},
+                       clock::now() + cfg_.request_timeout,
+                       nullptr};
+        r.max_body = 2 * cfg_.max_output + (1 << 20);
+        auto reply = co_await pool_.request(std::move(r));
+        if (!reply) co_return from_failure(reply.error(), error_phase::prompt);
+        co_return opencode::parse_latest_user_message(reply->status, reply->body);
     }
 
     asio::any_io_executor ex_;

@@ -239,6 +239,14 @@ bool valid_upstream_session_id(std::string_view id) {
     });
 }
 
+bool valid_message_id(std::string_view id) {
+    constexpr std::string_view prefix = "msg";
+    if (id.size() <= prefix.size() || id.size() > 256 || !id.starts_with(prefix)) return false;
+    return std::all_of(id.begin() + prefix.size(), id.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+    });
+}
+
 bool valid_request_id(std::string_view id, protocol::request_kind kind) {
     std::string_view prefix = kind == protocol::request_kind::permission ? "per_" : "que_";
     if (id.size() <= prefix.size() || id.size() > 256 || !id.starts_with(prefix)) return false;
@@ -280,6 +288,7 @@ up_result<prompt_outcome> parse_prompt(unsigned status, std::string_view body,
     }
     out.usage = usage_of(*info);
     out.message_id = string_at(*info, "id");
+    out.user_message_id = string_at(*info, "parentID");
     return out;
 }
 
@@ -319,6 +328,67 @@ up_result<std::optional<prompt_outcome>> parse_recovered(unsigned status, std::s
     auto outcome = parse_prompt(200, json::serialize(*last), max_output);
     if (!outcome) return outcome.error();
     return std::optional<prompt_outcome>{std::move(*outcome)};
+}
+
+up_result<created_worktree> parse_worktree(unsigned status, std::string_view body) {
+    if (!ok_status(status)) return http_error(error_phase::create, status, body);
+    auto v = parse_json(body);
+    auto const* o = v ? v->if_object() : nullptr;
+    auto dir = o ? string_at(*o, "directory") : std::string_view{};
+    if (dir.empty() || dir.front() != '/')
+        return protocol_error(error_phase::create, "worktree: response has no directory");
+    created_worktree out{std::string(string_at(*o, "name")), {std::string(dir), std::nullopt}};
+    if (auto branch = string_at(*o, "branch"); !branch.empty())
+        out.ref.branch = std::string(branch);
+    return out;
+}
+
+namespace {
+
+// A diff's line count, 0 to 2^40 whatever the upstream sends (a hostile 1e300 or -4 included),
+// so the sums of diff_summary cannot overflow.
+std::int64_t line_count(json::object const& o, std::string_view key) {
+    constexpr double max_lines = 1099511627776.0;
+    auto const* v = o.if_contains(key);
+    if (!v || !v->is_number()) return 0;
+    auto d = v->to_number<double>();
+    return d > 0 ? static_cast<std::int64_t>(std::min(d, max_lines)) : 0;
+}
+
+}  // namespace
+
+up_result<std::string> parse_latest_user_message(unsigned status, std::string_view body) {
+    if (!ok_status(status)) return http_error(error_phase::prompt, status, body);
+    auto v = parse_json(body);
+    if (!v || !v->is_array())
+        return protocol_error(error_phase::prompt, "messages: response is not a JSON array");
+    std::string id;
+    for (auto const& m : v->get_array()) {
+        auto const* mo = m.if_object();
+        auto const* info = mo ? object_at(*mo, "info") : nullptr;
+        if (info && string_at(*info, "role") == "user") id = string_at(*info, "id");
+    }
+    return id;
+}
+
+up_result<std::vector<protocol::file_change>> parse_diff(unsigned status, std::string_view body) {
+    if (!ok_status(status)) return http_error(error_phase::prompt, status, body);
+    auto v = parse_json(body);
+    if (!v || !v->is_array())
+        return protocol_error(error_phase::prompt, "diff: response is not a JSON array");
+    std::vector<protocol::file_change> out;
+    for (auto const& item : v->get_array()) {
+        auto const* o = item.if_object();
+        if (!o || string_at(*o, "file").empty()) continue;
+        // Only the three words of the contract pass; anything else is a modification.
+        auto word = string_at(*o, "status");
+        bool known = word == "added" || word == "deleted";
+        out.push_back({std::string(string_at(*o, "file")),
+                       known ? std::string(word) : std::string("modified"),
+                       line_count(*o, "additions"), line_count(*o, "deletions"),
+                       std::string(string_at(*o, "patch"))});
+    }
+    return out;
 }
 
 up_result<std::set<std::string>> parse_busy(unsigned status, std::string_view body) {
@@ -408,6 +478,17 @@ std::optional<event> parse_event(std::string_view data) {
     if (!props) return std::nullopt;
     auto type = string_at(o, "type");
     event e;
+    if (wrapped) e.directory = string_at(v->get_object(), "directory");
+    if (type == "worktree.ready" || type == "worktree.failed") {
+        // No session: the frame's directory names the worktree (checked against opencode).
+        if (e.directory.empty()) return std::nullopt;
+        bool ready = type == "worktree.ready";
+        e.what = ready ? event::kind::worktree_ready : event::kind::worktree_failed;
+        e.name = string_at(*props, "name");
+        e.branch = string_at(*props, "branch");
+        e.message = string_at(*props, "message");
+        return e;
+    }
     if (type == "message.part.delta") {
         e.session = string_at(*props, "sessionID");
         e.part_id = string_at(*props, "partID");

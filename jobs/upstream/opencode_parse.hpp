@@ -21,6 +21,8 @@ bool valid_upstream_session_id(std::string_view id);
 // `per_` (permission) or `que_` (question) + [A-Za-z0-9_-]+, at most 256 bytes: the same rule
 // for the request ids that go into /permission/{id}/reply and /question/{id}/reply|reject.
 bool valid_request_id(std::string_view id, protocol::request_kind kind);
+// `msg` + [A-Za-z0-9_-]+, at most 256 bytes: a message id that may go into a query.
+bool valid_message_id(std::string_view id);
 up_result<prompt_outcome> parse_prompt(unsigned status, std::string_view body,
                                        std::size_t max_output);
 up_result<std::string> parse_partial(unsigned status, std::string_view body);
@@ -49,6 +51,18 @@ up_result<std::vector<protocol::pending_request>> parse_pending(unsigned status,
 // deny (POST /question/{id}/reject) takes "{}".
 std::optional<std::string> reply_body(request_reply const& reply);
 
+// POST /experimental/worktree → {name, branch?, directory}; a 400 (WorktreeNotGitError, …)
+// is an upstream failure of the create with opencode's message.
+struct created_worktree {
+    std::string name;
+    protocol::worktree_ref ref;
+};
+up_result<created_worktree> parse_worktree(unsigned status, std::string_view body);
+// GET /session/{id}/message: the id of the latest user message ("" when there is none).
+up_result<std::string> parse_latest_user_message(unsigned status, std::string_view body);
+// GET /session/{id}/diff → [{file, patch, additions, deletions, status}].
+up_result<std::vector<protocol::file_change>> parse_diff(unsigned status, std::string_view body);
+
 // What one event means for a job. `progress`: any other event of the session that shows work
 // (message.updated, a non-tool part, session.status busy…), not retry notices or heartbeats.
 struct event {
@@ -60,6 +74,8 @@ struct event {
         question,      // question.asked: `request`
         settled,       // permission.replied, question.replied|rejected: `settled`
         idle,
+        worktree_ready,   // worktree.ready: `directory` (the frame's), `name`, `branch`
+        worktree_failed,  // worktree.failed: `directory` (the frame's), `message`
         usage,  // message.updated of an assistant message: `message_id`, `usage` (also progress)
         progress,
         other
@@ -73,6 +89,10 @@ struct event {
     request_settled settled;
     std::string message_id;
     protocol::job_usage usage;
+    std::string directory;  // the /global/event frame's (the worktree's for worktree events)
+    std::string name;       // worktree.ready
+    std::string branch;     // worktree.ready
+    std::string message;    // worktree.failed
 };
 // One SSE data frame of /global/event ({directory, payload}) or /event (the payload itself).
 std::optional<event> parse_event(std::string_view data);

@@ -218,6 +218,8 @@ export const AgentdPlugin: Plugin = async (input) => {
                 }).strict().optional().describe("past either bound the job fails (kind limit)"),
                 continue: jobId.optional()
                   .describe("a finished job id whose upstream session this task continues"),
+                isolation: s.enum(["worktree"]).optional()
+                  .describe("worktree: run in a fresh git worktree of the directory (kept after)"),
               }).strict(),
             )
             .min(1)
@@ -275,10 +277,15 @@ export const AgentdPlugin: Plugin = async (input) => {
         },
       }),
       agents_peek: tool({
-        description: "The text a job's sub-agent has produced so far, with the job's view.",
-        args: { job: jobId.describe("the job id") },
+        description:
+          "The text a job's sub-agent has produced so far, with the job's view; with diff, " +
+          "also the files it changed (changes: file, status, additions, deletions, patch).",
+        args: {
+          job: jobId.describe("the job id"),
+          diff: s.boolean().optional().describe("also return the job's file changes"),
+        },
         async execute(args, context) {
-          const params = { session: context.sessionID, job: args.job }
+          const params = defined({ session: context.sessionID, job: args.job, diff: args.diff })
           return compact(await call(env, "agents_peek", params, context.abort))
         },
       }),

@@ -121,6 +121,10 @@ void apply_key(std::string_view key, std::string_view value, directives& out) {
         out.step_tokens = directive_count(key, value, 1'000'000'000);
     } else if (key == "step_ms") {
         out.step_ms = directive_count(key, value, max_ms);
+    } else if (key == "write") {
+        out.write = directive_text(value);
+    } else if (key == "write_text") {
+        out.write_text = directive_list(value);
     } else {
         throw std::invalid_argument("unknown fake directive key '" + std::string(key) + "'");
     }

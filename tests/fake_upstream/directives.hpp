@@ -75,6 +75,10 @@ std::string_view fault_name(fault f);
 //      and finish "tool-calls". An abort stops the steps. The final message keeps its own usage.
 //   silent_ms=N: the turn publishes nothing for N ms right after its first tool part is
 //      running, or after its step-start and empty text parts when it has no tool part.
+//   write=FILE [write_text=L1|L2]: as the turn begins, FILE (relative, inside the session's
+//      directory) is written with the lines L1, L2 (default "written by the fake"), each ending
+//      in a newline; GET /session/{id}/diff?messageID=<the turn's user message> then shows it,
+//      diffed by git against HEAD (worktrees.hpp).
 // With any of 1-3 the text is these lines joined by "\n" (output_bytes still wins); the text
 // part appears only after them and streams over latency_ms as usual. An abort ends a waiting
 // turn: its pending request leaves the lists at once, an unfinished tool part errors "Tool
@@ -108,6 +112,8 @@ struct directives {
     std::optional<double> step_cost;
     std::optional<std::int64_t> step_tokens;
     std::optional<std::int64_t> step_ms;
+    std::optional<std::string> write;
+    std::vector<std::string> write_text;
 };
 
 // A directive text value: `_` becomes a space and `%XX` the byte XX.

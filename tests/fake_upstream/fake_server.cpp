@@ -4,6 +4,7 @@
 #include "catalog.hpp"
 #include "fake_state.hpp"
 #include "options.hpp"
+#include "worktrees.hpp"
 
 #include "fake_common/serve.hpp"
 
@@ -361,6 +362,15 @@ prompt_request parse_prompt(json::object const& obj, options const& opts) {
     } else if (d.multiple || d.question_text || d.header) {
         bad_request("multiple, question_text and header need question=A|B");
     }
+    if (d.write) {
+        if (d.write->empty() || d.write->front() == '/' || d.write->find("..") != std::string::npos)
+            bad_request("write must be a relative path inside the directory");
+        out.spec.write_file = *d.write;
+        if (d.write_text.empty()) d.write_text.emplace_back("written by the fake");
+        for (auto const& line : d.write_text) out.spec.write_text += line + "\n";
+    } else if (!d.write_text.empty()) {
+        bad_request("write_text needs write=FILE");
+    }
     if (out.requested == fault::error || out.requested == fault::hang ||
         out.requested == fault::stall) {
         out.spec.mode = out.requested;
@@ -605,6 +615,9 @@ class server {
                        ((seg.size() == 1 && seg[0] == "agent") ||
                         (seg.size() == 2 && seg[0] == "config" && seg[1] == "providers"))) {
                 out = co_await list_route(c, seg[0] == "agent");
+            } else if (seg.size() == 2 && seg[0] == "experimental" && seg[1] == "worktree" &&
+                       (method == http::verb::post || method == http::verb::delete_)) {
+                out = worktree_route(req, t);
             } else if (!seg.empty() && (seg[0] == "permission" || seg[0] == "question")) {
                 out = request_route(req, t);
             }
@@ -766,7 +779,65 @@ class server {
             state_.abort(id);
             co_return json_reply(http::status::ok, json::value(true));
         }
+        if (verb == "diff" && method == http::verb::get) co_return session_diff(id, t);
         co_return std::nullopt;
+    }
+
+    // Like the real server: without messageID, or for a message that wrote nothing, `[]`.
+    reply session_diff(std::string const& id, target const& t) {
+        auto& s = require_session(id);
+        auto message = t.query.find("messageID");
+        if (message != t.query.end() && !message->second.starts_with("msg"))
+            bad_request("messageID must start with msg");
+        auto written = message == t.query.end() ? s.written.end() : s.written.find(message->second);
+        if (written == s.written.end()) return json_reply(http::status::ok, json::array{});
+        return json_reply(http::status::ok, file_diffs(s.directory, written->second));
+    }
+
+    // POST /experimental/worktree: a real `git worktree add`, then worktree.ready (or .failed)
+    // on the event stream with the worktree as the frame's directory; DELETE removes one.
+    reply worktree_route(request_t const& req, target const& t) {
+        auto dir = t.query.find("directory");
+        auto repo = dir == t.query.end() ? std::string(default_directory) : dir->second;
+        auto const not_git = [] {
+            return error_reply(http::status::bad_request, "WorktreeNotGitError",
+                               "Worktrees are only supported for git projects");
+        };
+        auto plan = worktrees_.plan_for(repo);
+        if (!plan) return not_git();
+        std::string error;
+        if (req.method() == http::verb::delete_) {
+            auto body = parse_body(req);
+            auto target_dir = optional_string(require_object(body), "directory");
+            if (!target_dir) bad_request("\"directory\" is required");
+            if (!worktrees_.remove(repo, *target_dir, error))
+                return error_reply(http::status::bad_request, "WorktreeRemoveFailedError", error);
+            state_.counters().add("worktrees_removed", 1);
+            return json_reply(http::status::ok, json::value(true));
+        }
+        auto made = worktrees_.create(repo, error);
+        if (!error.empty())
+            return error_reply(http::status::bad_request, "WorktreeCreateFailedError", error);
+        state_.counters().add("worktrees_created", 1);
+        json::object event = plan->failed
+                                 ? json::object{{"message", *plan->failed}}
+                                 : json::object{{"name", made.name}, {"branch", made.branch}};
+        auto type = plan->failed ? "worktree.failed" : "worktree.ready";
+        if (plan->when == worktree_plan::ready::before)
+            state_.bus().publish(made.directory, type, std::move(event));
+        else if (plan->when == worktree_plan::ready::after)
+            asio::co_spawn(acceptor_.get_executor(),
+                           publish_later(made.directory, type, std::move(event)), asio::detached);
+        return json_reply(http::status::ok, json::object{{"name", made.name},
+                                                         {"branch", made.branch},
+                                                         {"directory", made.directory}});
+    }
+
+    asio::awaitable<void> publish_later(std::string directory, std::string type,
+                                        json::object event) {
+        asio::steady_timer timer(acceptor_.get_executor(), std::chrono::milliseconds(50));
+        auto [ec] = co_await timer.async_wait(use_tuple_t{});
+        if (!ec && !state_.stopping()) state_.bus().publish(directory, type, std::move(event));
     }
 
     asio::awaitable<reply> create_session(connection& c, request_t const& req, target const& t) {
@@ -1029,6 +1100,7 @@ class server {
     }
 
     fake_state state_;
+    worktrees worktrees_;
     acceptor_t acceptor_;
     std::vector<connection*> connections_;
     std::string expected_auth_;

@@ -12,6 +12,8 @@
 
 #include <algorithm>
 #include <array>
+#include <filesystem>
+#include <fstream>
 #include <random>
 
 namespace fake {
@@ -24,12 +26,12 @@ namespace {
 // twice and crashes), so every such result below is bound to a name even when unused.
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-constexpr std::array<std::string_view, 18> counter_names{
+constexpr std::array<std::string_view, 20> counter_names{
     "sessions_created",  "creates_started",   "creates_in_flight",     "max_creates_in_flight",
     "prompts_started",   "prompts_in_flight", "max_prompts_in_flight", "prompts_completed",
     "aborts_total",      "requests_total",    "event_subscribers",     "flood_events",
     "permissions_asked", "questions_asked",   "flood_tools",           "agent_lists",
-    "provider_lists",    "unknown_prompts",
+    "provider_lists",    "unknown_prompts",   "worktrees_created",     "worktrees_removed",
 };
 
 bool is_space(char c) {
@@ -603,10 +605,11 @@ json::object fake_state::assistant_info(turn const& t, bool completed) const {
     json::object time{{"created", t.created_ms}};
     if (completed) time["completed"] = now_ms();
     bool const billed = completed && t.spec.mode != fault::error;
-    json::object info{{"id", t.message_id},           {"sessionID", t.owner->id},
-                      {"role", "assistant"},          {"time", std::move(time)},
-                      {"modelID", "fake-model"},      {"providerID", "fake"},
-                      {"cost", billed ? 0.0012 : 0.0}};
+    // parentID: the turn's user message, as the real server's (the key of its diff).
+    json::object info{
+        {"id", t.message_id},   {"sessionID", t.owner->id},     {"parentID", t.user_message_id},
+        {"role", "assistant"},  {"time", std::move(time)},      {"modelID", "fake-model"},
+        {"providerID", "fake"}, {"cost", billed ? 0.0012 : 0.0}};
     std::int64_t output_tokens = 0;
     if (billed) output_tokens = count_words(t.aborted ? t.streamed : t.spec.output);
     info["tokens"] = {{"input", completed ? t.spec.input_tokens : 0},
@@ -737,6 +740,7 @@ asio::awaitable<void> fake_state::run_turn(std::shared_ptr<turn> t) {
 
     if (!t->aborted) {
         begin_turn(*t);
+        if (!t->spec.write_file.empty()) write_file(*t);
         bool goes_on = co_await run_usage_steps(*t);
         if (goes_on) goes_on = co_await run_steps(t);
         if (stopping_) co_return;
@@ -744,6 +748,13 @@ asio::awaitable<void> fake_state::run_turn(std::shared_ptr<turn> t) {
         if (stopping_) co_return;
     }
     finish_turn(*t);
+}
+
+void fake_state::write_file(turn& t) {
+    session& s = *t.owner;
+    std::ofstream(std::filesystem::path(s.directory) / t.spec.write_file, std::ios::trunc)
+        << t.spec.write_text;
+    s.written[t.user_message_id].push_back(t.spec.write_file);
 }
 
 asio::awaitable<void> fake_state::pause(turn& t, std::int64_t ms) {

@@ -187,6 +187,8 @@ struct turn_spec {
     std::int64_t step_tokens = 100;
     std::int64_t step_ms = 0;
     bool fixed_output = false;  // output_bytes: the steps do not replace the text
+    std::string write_file;     // write=FILE: written as the turn begins
+    std::string write_text;
     bool agentic() const { return !tools.empty() || permission || question; }
 };
 
@@ -256,6 +258,8 @@ struct session {
     std::deque<std::shared_ptr<turn>> turns;  // the front one runs, the others queue behind it
     // "permission\npattern" pairs a reply "always" allowed for the rest of the session.
     std::set<std::string, std::less<>> always_allowed;
+    // The files each turn wrote, by its user message id (GET /session/{id}/diff?messageID=).
+    std::map<std::string, std::vector<std::string>, std::less<>> written;
 };
 
 class fake_state {
@@ -312,6 +316,7 @@ class fake_state {
     // Runs the turn's tool steps, permission and question; false when the turn ends there.
     asio::awaitable<bool> run_steps(std::shared_ptr<turn> t);
     asio::awaitable<void> stream_text(turn& t);
+    void write_file(turn& t);
     // The usage_steps, each a stored assistant message of its own; false when aborted.
     asio::awaitable<bool> run_usage_steps(turn& t);
     // Adds a tool part in state pending and publishes it; returns its index in t.tool_parts.

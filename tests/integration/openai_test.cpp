@@ -132,6 +132,19 @@ TEST_F(openai_test, StreamsTheCompletionWithUsage) {
     EXPECT_EQ(fake_->counter("streams_completed"), 1);
 }
 
+// DESIGN §2 isolation is opencode's: such a job fails at create, before any stream.
+TEST_F(openai_test, WorktreeIsolationFailsAtCreate) {
+    auto t = task("hello");
+    t["isolation"] = "worktree";
+    auto job = run_one(*agentd_, t);
+    SCOPED_TRACE(json::serialize(job));
+    EXPECT_EQ(str(job, "state"), "failed");
+    EXPECT_EQ(str(job.at("error"), "kind"), "upstream");
+    EXPECT_EQ(str(job.at("error"), "phase"), "create");
+    EXPECT_EQ(str(job.at("error"), "message"), "isolation: worktree needs the opencode upstream");
+    EXPECT_FALSE(job.contains("worktree"));
+}
+
 // DESIGN §2 budget: the stream's usage (its last chunk here) is checked as it arrives.
 TEST_F(openai_test, UsagePastTheTokenBudgetFailsTheJob) {
     auto over = task("hello [[fake output_bytes=400]]");

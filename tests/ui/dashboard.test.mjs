@@ -8,8 +8,8 @@
 // docs/ui-permission.png) the permission screenshot is also written there.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -543,6 +543,42 @@ test('screenshot with jobs in every live state', async () => {
   await page.screenshot({ path: join(dir, 'dashboard.png') });
   await rpc('agents_cancel', { session: 'plan', jobs: ids });
   for (const id of ids) await rowState(id, 'cancelled');
+});
+
+test('a job in a worktree shows its directory, branch and a coloured diff', async () => {
+  const repo = mkdtempSync(join(tmpdir(), 'agentd-ui-repo-'));
+  try {
+    writeFileSync(join(repo, 'a.txt'), 'one\ntwo\n');
+    const git = (...args) => execFileSync('git', ['-C', repo, ...args], { stdio: 'ignore' });
+    git('init', '-q');
+    git('add', 'a.txt');
+    git('-c', 'user.email=t@t', '-c', 'user.name=t', 'commit', '-qm', 'init');
+    const [id] = await startJobs('worktrees', [{
+      prompt: 'Edit a.txt [[fake write=a.txt write_text=one|three|<b>four</b>]]',
+      description: 'isolated edit', directory: repo, isolation: 'worktree',
+    }]);
+    await rowState(id, 'completed');
+    await row(id).click();
+    await page.locator('#detail-state[data-state="completed"]').waitFor();
+    const [job] = (await rpc('agents_status', { session: 'worktrees', jobs: [id] })).jobs;
+    assert.equal(await page.locator('#detail-facts .worktree-dir').textContent(), job.worktree.directory);
+    assert.match(await page.locator('#detail-facts .worktree-branch').textContent(), /^opencode\//);
+    assert.equal(await page.locator('#diff-summary').textContent(), '1 file +2 \u22121');
+
+    await page.locator('#diff-load').click();
+    const file = page.locator('#diff-files li.diff-file');
+    await file.waitFor({ timeout: WAIT_MS });
+    assert.equal(await file.locator('summary').textContent(), 'M +2 \u22121 a.txt');
+    await file.locator('summary').click();
+    const added = file.locator('.patch span.add');
+    assert.deepEqual(await added.allTextContents(), ['+three\n', '+<b>four</b>\n']);
+    assert.deepEqual(await file.locator('.patch span.del').allTextContents(), ['-two\n']);
+    assert.equal(await file.locator('.patch b').count(), 0, 'patch text stays text');
+    const font = await file.locator('.patch').evaluate((e) => getComputedStyle(e).fontFamily);
+    assert.match(font, /mono/);
+  } finally {
+    rmSync(repo, { recursive: true, force: true });
+  }
 });
 
 test('nothing broke the CSP or left the origin', () => {

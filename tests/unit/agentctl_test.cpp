@@ -450,5 +450,47 @@ TEST(parse_cli, ui_takes_open) {
     EXPECT_TRUE(std::get<invocation>(parsed).cmd.open_browser);
 }
 
+TEST(parse_cli, diff_and_worktree_rm_take_one_job) {
+    auto diff = parse({"diff", "job_a", "--json"});
+    ASSERT_TRUE(std::holds_alternative<invocation>(diff));
+    EXPECT_EQ(std::get<invocation>(diff).cmd.kind, command_kind::diff);
+    EXPECT_EQ(std::get<invocation>(diff).cmd.args, std::vector<std::string>{"job_a"});
+    EXPECT_TRUE(std::get<invocation>(diff).globals.json);
+    auto rm = parse({"worktree", "rm", "job_b"});
+    ASSERT_TRUE(std::holds_alternative<invocation>(rm));
+    EXPECT_EQ(std::get<invocation>(rm).cmd.kind, command_kind::worktree_rm);
+    EXPECT_EQ(std::get<invocation>(rm).cmd.args, std::vector<std::string>{"job_b"});
+    for (auto bad : std::vector<std::vector<char const*>>{
+             {"diff"}, {"worktree"}, {"worktree", "rm"}, {"diff", "a", "b"}}) {
+        auto code = parse(bad);
+        ASSERT_TRUE(std::holds_alternative<int>(code)) << bad.size();
+        EXPECT_EQ(std::get<int>(code), exit_usage);
+    }
+}
+
+TEST(render, diff_lists_files_then_patches) {
+    auto result = json::parse(R"({"job":{"id":"job_a","state":"completed","elapsed_ms":1500},
+        "changes":[{"file":"a.txt","status":"modified","additions":1,"deletions":1,
+                    "patch":"-two\n+three\n"},
+                   {"file":"n.txt","status":"added","additions":2,"deletions":0,
+                    "patch":"+x\n+y"}]})");
+    auto text = render_result(command_kind::diff, result.as_object(), 80);
+    EXPECT_EQ(text.out,
+              "modified  +1     -1      a.txt\nadded     +2     -0      n.txt\n\n"
+              "-two\n+three\n+x\n+y\n");
+    EXPECT_EQ(text.err, "job_a: completed, 1.5s\n");
+    auto none = json::parse(R"({"job":{"id":"job_b","state":"completed"},"changes":[]})");
+    EXPECT_EQ(render_result(command_kind::diff, none.as_object(), 80).err, "job_b: no changes\n");
+    auto failed = json::parse(R"({"job":{"id":"job_c","state":"completed"},"diff_error":"boom"})");
+    EXPECT_NE(render_result(command_kind::diff, failed.as_object(), 80).err.find("diff: boom"),
+              std::string::npos);
+}
+
+TEST(render, worktree_rm_names_the_directory) {
+    auto result = json::parse(R"({"job":{"id":"job_a","worktree":{"directory":"/w/x"}}})");
+    EXPECT_EQ(render_result(command_kind::worktree_rm, result.as_object(), 80).out,
+              "job_a: worktree /w/x removed\n");
+}
+
 }  // namespace
 }  // namespace agentctl

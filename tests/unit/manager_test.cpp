@@ -159,7 +159,7 @@ class fake_backend final : public upstream::backend {
                                                "stopped", std::nullopt};
         if (b.prompt.throws) throw std::runtime_error("fake prompt threw");
         if (b.prompt.error) co_return *b.prompt.error;
-        co_return b.outcome.value_or(upstream::prompt_outcome{"done: " + name, false, {}, {}});
+        co_return b.outcome.value_or(upstream::prompt_outcome{"done: " + name, false, {}, {}, {}});
     }
 
     asio::awaitable<upstream::up_result<void>> abort(
@@ -219,7 +219,7 @@ class fake_backend final : public upstream::backend {
         if (!ok)
             co_return upstream::upstream_error{error_kind::cancelled, error_phase::prompt,
                                                "stopped", std::nullopt};
-        co_return upstream::prompt_outcome{"followed", false, {}, {}};
+        co_return upstream::prompt_outcome{"followed", false, {}, {}, {}};
     }
 
     void start(std::shared_ptr<upstream::event_sink> sink) override {
@@ -1259,9 +1259,9 @@ TEST_F(manager_test, a_throwing_backend_fails_the_job_and_frees_the_gate) {
 
 TEST_F(manager_test, completed_job_carries_output_usage_and_times) {
     make();
-    script("a").outcome = upstream::prompt_outcome{"final answer", false, {120, 45, 0.25}, {}};
+    script("a").outcome = upstream::prompt_outcome{"final answer", false, {120, 45, 0.25}, {}, {}};
     script("a").prompt.latency = 20ms;
-    script("cut").outcome = upstream::prompt_outcome{"trunc", true, {}, {}};
+    script("cut").outcome = upstream::prompt_outcome{"trunc", true, {}, {}, {}};
     run([&]() -> asio::awaitable<void> {
         auto before = std::chrono::system_clock::now();
         auto ids = start(alice, {"a", "cut"});

@@ -759,3 +759,120 @@ TEST_F(opencode_requests, pending_requests_reads_both_lists) {
 
 }  // namespace
 }  // namespace agentd::jobs::upstream
+
+// --- worktrees and diffs (DESIGN §5), in the shapes tests/e2e/FINDINGS.md records -------------
+
+namespace agentd::jobs::upstream {
+namespace {
+
+constexpr std::string_view tree_dir = "/data/opencode/worktree/2a14/quiet-mountain";
+
+TEST(opencode_worktree, ready_and_failed_events_carry_the_frames_directory) {
+    auto ready = oc::parse_event(
+        R"({"directory":"/data/opencode/worktree/2a14/quiet-mountain","project":"2a14",)"
+        R"("payload":{"id":"evt_1","type":"worktree.ready",)"
+        R"("properties":{"name":"quiet-mountain","branch":"opencode/quiet-mountain"}}})");
+    ASSERT_TRUE(ready);
+    EXPECT_EQ(ready->what, kind::worktree_ready);
+    EXPECT_EQ(ready->directory, tree_dir);
+    EXPECT_EQ(ready->name, "quiet-mountain");
+    EXPECT_EQ(ready->branch, "opencode/quiet-mountain");
+    EXPECT_TRUE(ready->session.empty());
+
+    auto failed = oc::parse_event(
+        R"({"directory":"/data/opencode/worktree/2a14/quiet-mountain","payload":{"id":"evt_2",)"
+        R"("type":"worktree.failed","properties":{"message":"start command failed"}}})");
+    ASSERT_TRUE(failed);
+    EXPECT_EQ(failed->what, kind::worktree_failed);
+    EXPECT_EQ(failed->directory, tree_dir);
+    EXPECT_EQ(failed->message, "start command failed");
+}
+
+TEST(opencode_worktree, events_without_a_directory_are_dropped) {
+    // The bare /event form names no directory: it cannot be matched to a worktree.
+    EXPECT_FALSE(
+        oc::parse_event(R"({"id":"evt_1","type":"worktree.ready","properties":{"name":"x"}})"));
+    EXPECT_FALSE(oc::parse_event(
+        R"({"directory":"","payload":{"type":"worktree.failed","properties":{"message":"m"}}})"));
+    EXPECT_FALSE(oc::parse_event(R"({"directory":"/d","payload":{"type":"worktree.ready"}})"));
+}
+
+TEST(opencode_worktree, create_reply_and_its_errors) {
+    auto ok =
+        oc::parse_worktree(200, R"({"name":"quiet-mountain","branch":"opencode/quiet-mountain",)"
+                                R"("directory":"/data/opencode/worktree/2a14/quiet-mountain"})");
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(ok->name, "quiet-mountain");
+    EXPECT_EQ(ok->ref.directory, tree_dir);
+    EXPECT_EQ(ok->ref.branch, "opencode/quiet-mountain");
+    auto no_branch = oc::parse_worktree(200, R"({"name":"n","directory":"/w/n"})");
+    ASSERT_TRUE(no_branch);
+    EXPECT_FALSE(no_branch->ref.branch);
+
+    auto not_git = oc::parse_worktree(
+        400, R"({"name":"WorktreeNotGitError","data":{"message":"Worktrees are only supported )"
+             R"(for git projects"}})");
+    ASSERT_FALSE(not_git);
+    EXPECT_EQ(not_git.error().kind, protocol::error_kind::upstream);
+    EXPECT_EQ(not_git.error().phase, protocol::error_phase::create);
+    EXPECT_EQ(not_git.error().http_status, 400);
+    EXPECT_TRUE(contains(not_git.error().message, "Worktrees are only supported for git projects"))
+        << not_git.error().message;
+
+    for (auto bad :
+         {"", "[]", R"({"name":"n"})", R"({"directory":"relative/dir"})", R"({"directory":5})"}) {
+        auto r = oc::parse_worktree(200, bad);
+        ASSERT_FALSE(r) << bad;
+        EXPECT_EQ(r.error().kind, protocol::error_kind::protocol) << bad;
+        EXPECT_EQ(r.error().phase, protocol::error_phase::create) << bad;
+    }
+}
+
+TEST(opencode_worktree, diff_reply_is_read_and_hostile_entries_are_tamed) {
+    auto d = oc::parse_diff(
+        200, R"([{"file":"a.txt","patch":"Index: a.txt\n-two\n+three\n","additions":1,)"
+             R"("deletions":1,"status":"modified"},{"file":"n.txt","additions":3,"deletions":0,)"
+             R"("status":"added"},{"file":"x","additions":-4,"deletions":1e300,"status":"moved"},)"
+             R"({"additions":1},7])");
+    ASSERT_TRUE(d);
+    ASSERT_EQ(d->size(), 3u);
+    EXPECT_EQ((*d)[0].file, "a.txt");
+    EXPECT_EQ((*d)[0].status, "modified");
+    EXPECT_EQ((*d)[0].patch, "Index: a.txt\n-two\n+three\n");
+    EXPECT_EQ((*d)[1].status, "added");
+    EXPECT_EQ((*d)[1].additions, 3);
+    EXPECT_EQ((*d)[1].patch, "");
+    EXPECT_EQ((*d)[2].status, "modified");    // an unknown word
+    EXPECT_EQ((*d)[2].additions, 0);          // never negative
+    EXPECT_EQ((*d)[2].deletions, 1LL << 40);  // capped
+    EXPECT_EQ(protocol::summarize(*d), (protocol::diff_summary{3, 4, 1 + (1LL << 40)}));
+
+    EXPECT_TRUE(oc::parse_diff(200, "[]")->empty());
+    EXPECT_EQ(oc::parse_diff(200, "{}").error().kind, protocol::error_kind::protocol);
+    EXPECT_EQ(oc::parse_diff(400, R"({"name":"BadRequest"})").error().http_status, 400);
+}
+
+TEST(opencode_worktree, the_prompts_user_message_and_the_latest_one) {
+    auto out = oc::parse_prompt(
+        200, R"({"info":{"id":"msg_b","parentID":"msg_a","role":"assistant"},"parts":[]})", 100);
+    ASSERT_TRUE(out);
+    EXPECT_EQ(out->user_message_id, "msg_a");
+    EXPECT_EQ(out->message_id, "msg_b");
+
+    auto latest = oc::parse_latest_user_message(
+        200, R"([{"info":{"id":"msg_1","role":"user"},"parts":[]},)"
+             R"({"info":{"id":"msg_2","role":"assistant"},"parts":[]},)"
+             R"({"info":{"id":"msg_3","role":"user"},"parts":[]},)"
+             R"({"info":{"id":"msg_4","role":"assistant"},"parts":[]}])");
+    ASSERT_TRUE(latest);
+    EXPECT_EQ(*latest, "msg_3");
+    EXPECT_EQ(*oc::parse_latest_user_message(200, "[]"), "");
+    EXPECT_FALSE(oc::parse_latest_user_message(200, "{}"));
+
+    EXPECT_TRUE(oc::valid_message_id("msg_23daf1978001dLmoLYqyLLY1Mk"));
+    for (auto bad : {"", "msg", "ses_1", "msg_1&directory=/", "msg_1/../x", "msg 1"})
+        EXPECT_FALSE(oc::valid_message_id(bad)) << bad;
+}
+
+}  // namespace
+}  // namespace agentd::jobs::upstream

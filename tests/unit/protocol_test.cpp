@@ -396,6 +396,57 @@ TEST(params_start, bad_budget_names_the_field) {
                    "tasks[0].budget.maxcost");
 }
 
+TEST(params_start, isolation_worktree_is_read) {
+    auto p = start_task(R"("prompt":"x","isolation":"worktree")");
+    ASSERT_TRUE(p.has_value());
+    EXPECT_EQ(p->tasks[0].isolation, isolation_mode::worktree);
+    EXPECT_FALSE(start_task(R"("prompt":"x")")->tasks[0].isolation);
+    EXPECT_FALSE(start_task(R"("prompt":"x","isolation":null)")->tasks[0].isolation);
+}
+
+TEST(params_start, bad_isolation_names_the_field) {
+    for (auto bad : {R"("container")", R"("")", R"("Worktree")", "1", "true", "{}"})
+        expect_invalid(start_task(std::string(R"("prompt":"x","isolation":)") + bad),
+                       "tasks[0].isolation", bad);
+    expect_invalid(start(R"({"tasks":[{"prompt":"x"},{"prompt":"y","isolation":"vm"}]})"),
+                   "tasks[1].isolation");
+}
+
+TEST(params_peek, diff_is_an_optional_boolean) {
+    EXPECT_FALSE(parse_peek(js(R"({"job":"j"})"))->diff);
+    EXPECT_TRUE(parse_peek(js(R"({"job":"j","diff":true})"))->diff);
+    EXPECT_FALSE(parse_peek(js(R"({"job":"j","diff":false})"))->diff);
+    expect_invalid(parse_peek(js(R"({"job":"j","diff":"yes"})")), "diff");
+    expect_invalid(parse_peek(js(R"({"job":"j","diff":1})")), "diff");
+}
+
+TEST(params_worktree_remove, job_is_required) {
+    auto p = parse_worktree_remove(js(R"({"session":"s","job":"job_1"})"));
+    ASSERT_TRUE(p.has_value());
+    EXPECT_EQ(p->job, "job_1");
+    EXPECT_EQ(p->session, "s");
+    expect_invalid(parse_worktree_remove(js("{}")), "job");
+    expect_invalid(parse_worktree_remove(js(R"({"job":""})")), "job");
+    expect_invalid(parse_worktree_remove(js(R"({"job":"j","force":true})")), "force");
+}
+
+TEST(job_view_json, worktree_and_diff_summary_are_shown_when_set) {
+    job_view v;
+    v.id = "job_1";
+    auto plain = to_json(v, {}).as_object();
+    EXPECT_FALSE(plain.contains("worktree"));
+    EXPECT_FALSE(plain.contains("diff_summary"));
+    v.worktree = worktree_ref{"/wt/a", "opencode/a"};
+    v.diff_summary = summarize({{"a.txt", "modified", 2, 1, "p"}, {"b.txt", "added", 3, 0, "q"}});
+    auto o = to_json(v, {}).as_object();
+    EXPECT_EQ(o.at("worktree"),
+              (boost::json::value{{"directory", "/wt/a"}, {"branch", "opencode/a"}}));
+    EXPECT_EQ(o.at("diff_summary"),
+              (boost::json::value{{"files", 2}, {"additions", 5}, {"deletions", 1}}));
+    v.worktree->branch.reset();
+    EXPECT_FALSE(to_json(v, {}).at("worktree").as_object().contains("branch"));
+}
+
 TEST(params_start, null_fields_count_as_absent) {
     auto p = start(
         R"({"upstream_parent":null,"tasks":[{"prompt":"x","agent":null,"model":null,
