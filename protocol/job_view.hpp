@@ -181,6 +181,7 @@ struct job_view {
     std::optional<activity_view> activity;  // active jobs with tool steps
     std::vector<pending_request> requests;  // while waiting
     std::vector<answered_request> answered;
+    std::optional<std::string> continues;  // the job this one is the follow-up of
     shared_text output;
     bool truncated = false;
     std::optional<job_error> error;

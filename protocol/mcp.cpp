@@ -128,7 +128,12 @@ json::object task_schema() {
          {"system", string_schema("Extra system prompt.")},
          {"directory", non_empty(string_schema("Working directory of the sub-agent's session."))},
          {"timeout_ms", std::move(timeout)},
-         {"budget", std::move(budget)}},
+         {"budget", std::move(budget)},
+         {"continue",
+          non_empty(string_schema(
+              "Follow-up: the id of a finished job whose upstream session this task's turn "
+              "continues (its directory, agent and model carry over; only the latest job of a "
+              "chain; not with directory). The output is the new turn only."))}},
         {"prompt"}, true);
 }
 
@@ -316,6 +321,7 @@ json::object job_view_schema() {
          {"activity", std::move(activity)},
          {"requests", array_of(request_schema(), "What a waiting job needs answered.")},
          {"answered", array_of(std::move(answered), "The last 20 settled requests.")},
+         {"continues", string_schema("The job this one is the follow-up of.")},
          {"output", string_schema("Final assistant text (completed jobs only).")},
          {"truncated", described({{"type", "boolean"}}, "Whether output was capped.")},
          {"output_omitted",

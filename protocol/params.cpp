@@ -173,7 +173,7 @@ result<task> parse_task(json::value const& v, std::string path) {
     if (!v.is_object()) return invalid_params(path, "must be an object");
     reader r(v.get_object(), path);
     if (auto e = r.only({"prompt", "description", "agent", "model", "system", "directory",
-                         "timeout_ms", "permissions", "budget"}))
+                         "timeout_ms", "permissions", "budget", "continue"}))
         return *e;
     task t;
     auto prompt = r.opt_string("prompt", max_prompt_bytes, false);
@@ -211,6 +211,12 @@ result<task> parse_task(json::value const& v, std::string path) {
     auto spend = opt_budget(r);
     if (!spend) return spend.error();
     t.budget = *spend;
+    auto continues = r.opt_string("continue", 256, false);
+    if (!continues) return continues.error();
+    t.continues = std::move(*continues);
+    // A follow-up runs where its job ran (DESIGN §2).
+    if (t.continues && t.directory)
+        return invalid_params(r.field("directory"), "not allowed with continue");
     return t;
 }
 

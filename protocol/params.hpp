@@ -45,6 +45,8 @@ struct task {
     std::optional<std::int64_t> timeout_ms;
     std::optional<permission_policy> permissions;
     std::optional<task_budget> budget;
+    // `continue`: the job whose upstream session this task's turn follows (DESIGN §2).
+    std::optional<std::string> continues;
 };
 
 struct start_params {
