@@ -134,6 +134,19 @@ TEST_F(agentd_test, FollowUpRejectionsNameTheFieldAndReason) {
     EXPECT_EQ(str(wait_one(*agentd_, fid), "state"), "completed");
 }
 
+TEST_F(agentd_test, FollowUpRefusedByAFullQueueLeavesTheJobContinuable) {
+    restart_agentd({"--max-running", "1", "--max-queued", "1"});
+    auto a = run(*agentd_, task("done"));
+    auto busy = start(*agentd_, json::array{task("hold [[fake latency_ms=60000]]"), task("wait")});
+    auto full = agentd_->error("agents_start",
+                               json::object{{"tasks", json::array{follow("x", str(a, "id"))}}});
+    EXPECT_EQ(full.at("code").as_int64(), -32001) << json::serialize(full);
+    EXPECT_EQ(str(full.at("data"), "limit"), "max_queued");
+    agentd_->call("agents_cancel", json::object{{"jobs", ids_of(jobs_of(busy))}});
+    auto f = run(*agentd_, follow("after all", str(a, "id")));
+    EXPECT_EQ(str(f, "output"), "echo: after all") << json::serialize(f);
+}
+
 TEST_F(agentd_test, FollowUpOfAJobOfAnotherSessionJoinsTheCallersSession) {
     auto t = task("mine");
     auto a = agentd_->call("agents_start",
