@@ -77,6 +77,11 @@ void add_task_options(CLI::App& sub, task_options& t) {
     sub.add_option("--task-timeout-ms", t.timeout_ms, "wall-clock limit of each job")
         ->check(positive_ms)
         ->option_text("MS");
+    sub.add_option("--continue", t.continues,
+                   "follow-up: the next turn of finished job JOB, in its upstream session, "
+                   "directory, agent and model (only the latest job of a chain; not with "
+                   "--directory)")
+        ->option_text("JOB");
 }
 
 CLI::App* add_command(CLI::App& app, command& cmd, command_kind kind, char const* name,

@@ -42,6 +42,7 @@ struct task_options {
     std::optional<std::string> system;
     std::optional<std::string> directory;
     std::optional<std::int64_t> timeout_ms;
+    std::optional<std::string> continues;  // --continue JOB: a follow-up of that job
 };
 
 struct command {

@@ -33,6 +33,7 @@ class timed final : public up::backend {
     timed(std::unique_ptr<up::backend> inner, metrics& m) : inner_(std::move(inner)), m_(m) {}
 
     std::string_view name() const override { return inner_->name(); }
+    bool replays_transcript() const override { return inner_->replays_transcript(); }
 
     asio::awaitable<up::up_result<std::string>> create_upstream_session(
         up::upstream_session_request const& req, up::call_control& ctl) override {

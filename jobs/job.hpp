@@ -4,6 +4,7 @@
 #pragma once
 
 #include "jobs/upstream/call_control.hpp"
+#include "jobs/upstream/transcript.hpp"
 #include "protocol/job_view.hpp"
 #include "protocol/params.hpp"
 
@@ -40,6 +41,13 @@ struct job {
     std::optional<std::string> upstream_parent;
     // The job whose sub-agent started this one (DESIGN §2 nesting): cancels cascade down to it.
     std::optional<std::string> parent;
+    // The follow-up that continues this job (DESIGN §2 `continue`): only the latest job of a
+    // chain can be continued. Not stored: restore() derives it from the follow-ups' `continues`.
+    std::optional<std::string> continued_by;
+    // Backends that replay transcripts (openai): the system text and completed turns up to this
+    // job's own, kept by the latest job of a chain only (a follow-up takes it over). Each turn is
+    // bounded by the prompt's size limit and max_output_bytes.
+    upstream::transcript transcript;
     std::string partial;  // text streamed so far (peek), capped at max_output_bytes
     std::unique_ptr<upstream::call_control> control;  // while running
     std::vector<waiter_hook*> waiters;

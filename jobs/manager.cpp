@@ -345,14 +345,40 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             if (!ec && j->control) j->control->stop(stop_reason::deadline);
         });
 
+        // A follow-up prompts the session of the job it continues (DESIGN §2 `continue`).
+        if (!j->view.continues) {
+            auto created = co_await create_session(j);
+            if (!created) {
+                deadline.cancel();
+                co_return std::nullopt;
+            }
+        }
+        auto const upstream_session = j->view.upstream->session;
+        jobs.bind_upstream(j, upstream_session);
+
+        // An upstream without sessions gets the earlier turns and the chain's system text.
+        auto const replay = backend->replays_transcript();
+        upstream::prompt_request preq{
+            j->task.prompt,         j->task.agent,
+            j->task.model,          replay ? j->transcript.system : j->task.system,
+            upstream_directory(*j), replay ? &j->transcript.turns : nullptr};
+        auto out = co_await backend->prompt(upstream_session, preq, ctl);
+        deadline.cancel();
+        if (out) co_await summarize_diff(*j, upstream_session, out->user_message_id);
+        co_return end_turn(j, std::move(out));
+    }
+
+    // Creates the job's upstream session and binds it; false when the job ended meanwhile
+    // (failed at create, cancelled, stopped).
+    asio::awaitable<bool> create_session(job_ptr j) {
+        auto& ctl = *j->control;
         if (j->task.isolation) {
             auto tree = co_await backend->create_worktree(j->task.directory, ctl);
             if (!tree) {
-                deadline.cancel();
                 end_failed(*j, tree.error(), error_phase::create);
-                co_return std::nullopt;
+                co_return false;
             }
-            if (j->view.state != job_state::running) co_return std::nullopt;  // cancelled
+            if (j->view.state != job_state::running) co_return false;  // cancelled
             j->view.worktree = std::move(*tree);
             persist(*j);
         }
@@ -361,27 +387,18 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                                                 j->task.model};
         auto upstream_session = co_await backend->create_upstream_session(sreq, ctl);
         if (!upstream_session) {
-            deadline.cancel();
             end_failed(*j, upstream_session.error(), error_phase::create);
-            co_return std::nullopt;
+            co_return false;
         }
-        if (j->view.state != job_state::running) co_return std::nullopt;  // cancelled: final
+        if (j->view.state != job_state::running) co_return false;  // cancelled: final
         j->view.upstream = protocol::upstream_ref{std::string(backend->name()), *upstream_session};
-        jobs.bind_upstream(j, *upstream_session);
         persist(*j);
         if (ctl.stopped() != stop_reason::none) {
-            deadline.cancel();
             end_failed(*j, {error_kind::cancelled, error_phase::create, "stopped", {}},
                        error_phase::create);
-            co_return std::nullopt;
+            co_return false;
         }
-
-        upstream::prompt_request preq{j->task.prompt, j->task.agent, j->task.model, j->task.system,
-                                      upstream_directory(*j)};
-        auto out = co_await backend->prompt(*upstream_session, preq, ctl);
-        deadline.cancel();
-        if (out) co_await summarize_diff(*j, *upstream_session, out->user_message_id);
-        co_return end_turn(j, std::move(out));
+        co_return true;
     }
 
     // JobView diff_summary, read once as the turn ends (DESIGN §2): the files its prompt
@@ -408,6 +425,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                 return std::nullopt;
             }
             transition(*j, job_event::complete, [&](job& f) {
+                // Before the prompt is cut to its preview: a follow-up replays the whole turn.
+                if (backend->replays_transcript())
+                    f.transcript.turns.push_back({f.task.prompt, out->output});
                 f.view.output = std::move(out->output);
                 f.view.truncated = out->truncated;
             });
@@ -513,10 +533,13 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             }
         }
         // The store keeps no parent: a job started from an older job's upstream session is its
-        // child, as at creation (DESIGN §2 nesting).
+        // child, as at creation (DESIGN §2 nesting). Nor who continued a job: its follow-up says.
         for (auto const& j : loaded) {
             auto parent = jobs.find_by_upstream(j->own.principal, j->own.session);
             if (parent && parent->seq < j->seq) jobs.adopt(j, parent->view.id);
+            if (!j->view.continues) continue;
+            if (auto c = jobs.find(j->own.principal, *j->view.continues))
+                c->continued_by = j->view.id;
         }
     }
 
@@ -924,6 +947,64 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         spawn_answer(j, std::move(reply), protocol::answered_by::timeout);
     }
 
+    // --- follow-ups (DESIGN §2 `continue`) -------------------------------------------------
+
+    // The job each task continues (null for a fresh task), or -32602 on `tasks[i].continue`
+    // when it cannot be continued: unknown to the principal, not finished, continued already
+    // (also by an earlier task of this call), or without an upstream session.
+    protocol::result<std::vector<job_ptr>> continued_jobs(owner const& o,
+                                                          protocol::start_params const& p) const {
+        std::vector<job_ptr> out;
+        for (std::size_t i = 0; i < p.tasks.size(); ++i) {
+            auto const& id = p.tasks[i].continues;
+            if (!id) {
+                out.emplace_back();
+                continue;
+            }
+            auto c = jobs.find(o.principal, *id);
+            auto field = fmt::format("tasks[{}].continue", i);
+            if (!c) return protocol::invalid_params(field, "unknown job");
+            if (auto why = not_continuable(*c, out)) return protocol::invalid_params(field, *why);
+            out.push_back(std::move(c));
+        }
+        return out;
+    }
+
+    // Why `c` cannot be continued by one more task, given those of the call before it.
+    std::optional<std::string> not_continuable(job const& c,
+                                               std::vector<job_ptr> const& earlier) const {
+        auto const& id = c.view.id;
+        if (!protocol::is_terminal(c.view.state)) return fmt::format("job {} is not finished", id);
+        if (c.continued_by)
+            return fmt::format("job {} was already continued by {}", id, *c.continued_by);
+        for (std::size_t k = 0; k < earlier.size(); ++k)
+            if (earlier[k].get() == &c)
+                return fmt::format("job {} is already continued by tasks[{}] of this call", id, k);
+        if (!c.view.upstream || c.view.upstream->session.empty())
+            return fmt::format("job {} has no upstream session to continue", id);
+        if (c.view.upstream->backend != backend->name())
+            return fmt::format("job {} ran on the {} backend, not this one", id,
+                               c.view.upstream->backend);
+        return std::nullopt;
+    }
+
+    // Makes `j` the next turn of `c`: its upstream session, where it ran (its worktree too) and,
+    // unless the task names its own, its agent and model; its transcript, whose system text the
+    // task's own replaces. An upstream parent is moot (the session exists).
+    static void follow_up(job& j, job const& c) {
+        j.view.continues = c.view.id;
+        j.view.depth = c.view.depth;
+        j.view.upstream = c.view.upstream;
+        j.task.directory = c.task.directory;
+        j.view.worktree = c.view.worktree;
+        if (!j.task.agent) j.task.agent = c.task.agent;
+        if (!j.task.model) j.task.model = c.task.model;
+        j.upstream_parent.reset();
+        auto system = j.transcript.system;
+        j.transcript = c.transcript;
+        if (j.task.system) j.transcript.system = std::move(system);
+    }
+
     // --- views ---------------------------------------------------------------------------
 
     job_entry entry(owner const& o, std::string const& id) const {
@@ -1040,6 +1121,8 @@ protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
     auto parent = m.jobs.find_by_upstream(o.principal, o.session);
     int depth = parent ? parent->view.depth + 1 : 1;
     if (depth > m.lim.max_depth) return protocol::too_deep(depth, m.lim.max_depth);
+    auto continued = m.continued_jobs(o, p);
+    if (!continued) return continued.error();
 
     // Jobs that cannot launch at once wait in the queue; the call is all or nothing.
     auto free = m.lim.max_running - std::min(m.lim.max_running, m.running);
@@ -1063,8 +1146,10 @@ protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
         j->task = t;
         if (!j->task.budget && m.lim.default_max_cost)
             j->task.budget = protocol::task_budget{m.lim.default_max_cost, std::nullopt};
-        j->view.task = preview_of(t);
         j->upstream_parent = p.upstream_parent;
+        if (m.backend->replays_transcript()) j->transcript.system = t.system;
+        if (auto const& c = (*continued)[created.size()]) impl::follow_up(*j, *c);
+        j->view.task = preview_of(j->task);
         if (parent) j->parent = parent->view.id;
         j->seq = m.next_seq++;
         j->connection_id = connection_id;
@@ -1079,6 +1164,15 @@ protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
             return protocol::rpc_error{protocol::error_code::internal_error,
                                        "the job store is unavailable", nullptr};
         }
+    }
+    // The follow-up holds the transcript from now on: a chain keeps one copy.
+    for (std::size_t i = 0; i < created.size(); ++i) {
+        auto const& c = (*continued)[i];
+        if (!c) continue;
+        c->continued_by = created[i]->view.id;
+        if (c->transcript.turns.empty() && !c->transcript.system) continue;
+        c->transcript = {};
+        m.persist(*c);
     }
     for (auto const& j : created) {
         m.jobs.insert(j);

@@ -32,7 +32,8 @@ namespace {
 // never edited, since a database may be at any version; a new column is a new entry here
 // (ALTER TABLE jobs ADD COLUMN …) and its name in `column`. Version 1 is the schema of the first
 // agentd, which set no user_version.
-constexpr std::array<char const*, 3> migrations{R"(
+constexpr std::array<char const*, 5> migrations{
+    R"(
 CREATE TABLE jobs (
   id TEXT PRIMARY KEY, principal TEXT NOT NULL, session TEXT NOT NULL, seq INTEGER NOT NULL,
   description TEXT NOT NULL, state TEXT NOT NULL, created_ms INTEGER NOT NULL,
@@ -43,18 +44,22 @@ CREATE TABLE jobs (
   task TEXT NOT NULL, upstream_parent TEXT
 ) STRICT;
 )",
-                                                // v2: JobView `answered` (issue #16), as JSON.
-                                                "ALTER TABLE jobs ADD COLUMN answered TEXT",
-                                                // v3: JobView worktree and diff_summary, and the
-                                                // user message whose diff they are (#17 point 2).
-                                                R"(
+    // v2: JobView `answered` (issue #16), as JSON.
+    "ALTER TABLE jobs ADD COLUMN answered TEXT",
+    // v3: JobView worktree and diff_summary, and the user message whose diff they are (#17
+    // point 2).
+    R"(
 ALTER TABLE jobs ADD COLUMN worktree_directory TEXT;
 ALTER TABLE jobs ADD COLUMN worktree_branch TEXT;
 ALTER TABLE jobs ADD COLUMN user_message TEXT;
 ALTER TABLE jobs ADD COLUMN diff_files INTEGER;
 ALTER TABLE jobs ADD COLUMN diff_additions INTEGER;
 ALTER TABLE jobs ADD COLUMN diff_deletions INTEGER;
-)"};
+)",
+    // v4: JobView `continues` (issue #17).
+    "ALTER TABLE jobs ADD COLUMN continues TEXT",
+    // v5: the transcript a follow-up replays (openai), as JSON.
+    "ALTER TABLE jobs ADD COLUMN transcript TEXT"};
 constexpr std::int64_t latest_version = migrations.size();
 
 // The columns of the latest schema, by their SQL names (Boost.Describe gives the names): the one
@@ -64,7 +69,7 @@ BOOST_DEFINE_ENUM_CLASS(column, id, principal, session, seq, description, state,
                         truncated, error_kind, error_phase, error_message, error_http_status,
                         input_tokens, output_tokens, cost, task, upstream_parent, answered,
                         worktree_directory, worktree_branch, user_message, diff_files,
-                        diff_additions, diff_deletions)
+                        diff_additions, diff_deletions, continues, transcript)
 
 std::string upsert_sql() {
     constexpr auto& names = protocol::enum_names<column>;
@@ -115,6 +120,37 @@ std::optional<std::string> answered_json(std::vector<protocol::answered_request>
                                    {"by", protocol::to_string(a.by)},
                                    {"at_ms", to_ms(a.at)}});
     return json::serialize(out);
+}
+
+// {system?, turns: [[user, assistant], …]}, or NULL when there is none (opencode jobs).
+std::optional<std::string> transcript_json(upstream::transcript const& t) {
+    if (!t.system && t.turns.empty()) return std::nullopt;
+    json::object out;
+    if (t.system) out["system"] = *t.system;
+    json::array turns;
+    for (auto const& turn : t.turns) turns.push_back(json::array{turn.user, turn.assistant});
+    out["turns"] = std::move(turns);
+    return json::serialize(out);
+}
+
+upstream::transcript transcript_from(std::string_view text) {
+    upstream::transcript out;
+    boost::system::error_code ec;
+    auto v = json::parse(text, ec);
+    auto const* o = ec ? nullptr : v.if_object();
+    if (!o) return out;
+    if (auto const* s = o->if_contains("system"); s && s->is_string())
+        out.system = std::string(s->get_string());
+    auto const* turns = o->if_contains("turns");
+    if (!turns || !turns->is_array()) return out;
+    for (auto const& turn : turns->get_array()) {
+        auto const* pair = turn.if_array();
+        if (!pair || pair->size() != 2 || !(*pair)[0].is_string() || !(*pair)[1].is_string())
+            continue;
+        out.turns.push_back(
+            {std::string((*pair)[0].get_string()), std::string((*pair)[1].get_string())});
+    }
+    return out;
 }
 
 // Rows written by this agentd; anything unreadable in one entry drops that entry only.
@@ -290,6 +326,7 @@ std::shared_ptr<job const> row_of(job const& j) {
     row->upstream_parent = j.upstream_parent;
     row->seq = j.seq;
     row->user_message = j.user_message;
+    row->transcript = j.transcript;
     return row;
 }
 
@@ -494,6 +531,8 @@ void store::write(job const& j) {
     b.text(column::upstream_parent, j.upstream_parent);
     b.text(column::answered, answered_json(v.answered));
     write_changes(b, j);
+    b.text(column::continues, v.continues);
+    b.text(column::transcript, transcript_json(j.transcript));
     if (sqlite3_step(st.s) != SQLITE_DONE)
         throw std::runtime_error(
             fmt::format("state database write failed: {}", sqlite3_errmsg(db_)));
@@ -626,6 +665,9 @@ std::vector<job_ptr> store::load() const {
         j->upstream_parent = r.text(column::upstream_parent);
         if (auto a = r.text(column::answered)) v.answered = answered_from(*a);
         read_changes(r, *j);
+        v.continues = r.text(column::continues);
+        j->task.continues = v.continues;
+        if (auto t = r.text(column::transcript)) j->transcript = transcript_from(*t);
         out.push_back(std::move(j));
     }
     if (rc != SQLITE_DONE)

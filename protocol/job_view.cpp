@@ -188,6 +188,7 @@ json::value to_json(job_view const& v, wall_time now, json::storage_ptr sp,
                                           {"additions", v.diff_summary->additions},
                                           {"deletions", v.diff_summary->deletions}},
                                          sp);
+    if (v.continues) o["continues"] = *v.continues;
     if (budget) budget->spend(view_overhead(v));
     if (v.output && budget && !budget->take_json_string(*v.output)) {
         o["output_omitted"] = true;  // fetch this job alone to read it

@@ -208,6 +208,7 @@ struct job_view {
     std::vector<answered_request> answered;
     std::optional<worktree_ref> worktree;
     std::optional<struct diff_summary> diff_summary;
+    std::optional<std::string> continues;  // the job this one is the follow-up of
     shared_text output;
     bool truncated = false;
     std::optional<job_error> error;

@@ -136,7 +136,12 @@ json::object task_schema() {
          {"budget", std::move(budget)},
          {"isolation", enum_schema(enum_names<isolation_mode>,
                                    "worktree: run in a fresh git worktree of the directory "
-                                   "(opencode), kept when the job ends (JobView worktree).")}},
+                                   "(opencode), kept when the job ends (JobView worktree).")},
+         {"continue",
+          non_empty(string_schema(
+              "Follow-up: the id of a finished job whose upstream session this task's turn "
+              "continues (its directory, agent and model carry over; only the latest job of a "
+              "chain; not with directory or isolation). The output is the new turn only."))}},
         {"prompt"}, true);
 }
 
@@ -338,6 +343,7 @@ json::object job_view_schema() {
                                          {"additions", integer_schema("Lines added.")},
                                          {"deletions", integer_schema("Lines removed.")}},
                                         {"files", "additions", "deletions"}, false)},
+         {"continues", string_schema("The job this one is the follow-up of.")},
          {"output", string_schema("Final assistant text (completed jobs only).")},
          {"truncated", described({{"type", "boolean"}}, "Whether output was capped.")},
          {"output_omitted",

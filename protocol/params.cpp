@@ -173,7 +173,7 @@ result<task> parse_task(json::value const& v, std::string path) {
     if (!v.is_object()) return invalid_params(path, "must be an object");
     reader r(v.get_object(), path);
     if (auto e = r.only({"prompt", "description", "agent", "model", "system", "directory",
-                         "timeout_ms", "permissions", "budget", "isolation"}))
+                         "timeout_ms", "permissions", "budget", "isolation", "continue"}))
         return *e;
     task t;
     auto prompt = r.opt_string("prompt", max_prompt_bytes, false);
@@ -217,6 +217,14 @@ result<task> parse_task(json::value const& v, std::string path) {
         t.isolation = from_string<isolation_mode>(**isolation);
         if (!t.isolation) return invalid_params(r.field("isolation"), "must be \"worktree\"");
     }
+    auto continues = r.opt_string("continue", 256, false);
+    if (!continues) return continues.error();
+    t.continues = std::move(*continues);
+    // A follow-up runs where its job ran (DESIGN §2).
+    if (t.continues && t.directory)
+        return invalid_params(r.field("directory"), "not allowed with continue");
+    if (t.continues && t.isolation)
+        return invalid_params(r.field("isolation"), "not allowed with continue");
     return t;
 }
 

@@ -50,6 +50,8 @@ struct task {
     std::optional<permission_policy> permissions;
     std::optional<task_budget> budget;
     std::optional<isolation_mode> isolation;
+    // `continue`: the job whose upstream session this task's turn follows (DESIGN §2).
+    std::optional<std::string> continues;
 };
 
 struct start_params {

@@ -3,9 +3,10 @@
 // the jobs live from the pushed agents_event messages; no polling of the list. The selected job's
 // partial output and tool steps come from agents_peek on its events and on a modest timer while
 // it runs or waits. A `waiting` job's pending requests (permissions, questions) are answered
-// from the detail pane with agents_respond over the same connection. The header's usage total is
-// summed from the pushed JobViews (agents_status's `usage` is the same sum), so it stays
-// current without a request.
+// from the detail pane with agents_respond over the same connection. A finished job that is the
+// latest of its chain takes a follow-up (agents_start with `continue`) from the same pane. The
+// header's usage total is summed from the pushed JobViews (agents_status's `usage` is the same
+// sum), so it stays current without a request.
 // Everything shown comes from sub-agents and upstreams: it is set as text (textContent, value,
 // title), never parsed as markup.
 'use strict';
@@ -103,7 +104,7 @@ class Connection {
     } else if (msg.id !== undefined && this.pending.has(msg.id)) {
       const { resolve, reject } = this.pending.get(msg.id);
       this.pending.delete(msg.id);
-      if (msg.error) reject(new Error(msg.error.message));
+      if (msg.error) reject(Object.assign(new Error(msg.error.message), { data: msg.error.data }));
       else resolve(msg.result);
     }
   }
@@ -345,6 +346,8 @@ function select(id) {
   if (model.selected !== id) {
     model.peeked = null;
     $('requests').replaceChildren();
+    $('follow-up-text').value = '';
+    $('follow-up-error').hidden = true;
   }
   model.selected = id;
   $('output').textContent = '';
@@ -406,6 +409,7 @@ function renderDetail() {
       formatTime(j.activity.since), 'mono current-step');
   }
   renderError(j);
+  $('follow-up').hidden = !continuable(j);
   renderSteps();
   renderAnswered(j);
   renderOutput(j);
@@ -492,6 +496,43 @@ function renderOutput(j) {
   $('output-label').textContent = live(j.state) ? 'Output so far (live)'
     : j.output !== undefined ? (j.truncated ? 'Output (truncated)' : 'Output') : 'Output';
   if (j.output !== undefined) $('output').textContent = j.output;
+}
+
+// --- follow-ups ---------------------------------------------------------------------------
+
+// A finished job with an upstream session that no job continues yet (DESIGN §2 `continue`).
+function continuable(j) {
+  if (j.state === 'queued' || live(j.state) || !j.upstream) return false;
+  for (const rec of model.jobs.values()) if (rec.job.continues === j.id) return false;
+  return true;
+}
+
+// Starts the follow-up in the job's session and opens it; a refusal is shown under the box.
+async function followUp(e) {
+  e.preventDefault();
+  const rec = model.selected && model.jobs.get(model.selected);
+  const prompt = $('follow-up-text').value;
+  const error = $('follow-up-error');
+  if (!rec || !conn) return;
+  if (!prompt.trim()) {
+    error.textContent = 'Write the next prompt first.';
+    error.hidden = false;
+    return;
+  }
+  $('follow-up-send').disabled = true;
+  try {
+    const result = await conn.call('agents_start',
+      { session: rec.session, tasks: [{ prompt, continue: rec.job.id }] });
+    const job = result.jobs[0];
+    if (!model.jobs.has(job.id)) store({ job, session: rec.session });
+    select(job.id);
+  } catch (err) {
+    const reason = err.data && err.data.reason;
+    error.textContent = 'Follow-up refused: ' + (reason || err.message);
+    error.hidden = false;
+  } finally {
+    $('follow-up-send').disabled = false;
+  }
 }
 
 // --- steps and answered requests --------------------------------------------------------------
@@ -853,6 +894,7 @@ function start() {
     render();
   });
   $('cancel').addEventListener('click', cancelSelected);
+  $('follow-up').addEventListener('submit', followUp);
   $('close').addEventListener('click', closeDetail);
   $('diff-load').addEventListener('click', loadDiff);
   $('waiting').addEventListener('click', openWaiting);

@@ -49,6 +49,7 @@
 #pragma once
 
 #include "jobs/upstream/call_control.hpp"
+#include "jobs/upstream/transcript.hpp"
 #include "protocol/job_view.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -92,6 +93,9 @@ struct prompt_request {
     std::optional<std::string> model;  // "provider/model"
     std::optional<std::string> system;
     std::optional<std::string> directory;
+    // The earlier turns of the conversation, oldest first (backends that replay transcripts;
+    // null for a first turn). Owned by the job, which outlives the call.
+    std::vector<chat_turn> const* history;
 };
 
 struct prompt_outcome {
@@ -167,6 +171,9 @@ class backend {
   public:
     virtual ~backend() = default;
     virtual std::string_view name() const = 0;
+    // Whether the upstream keeps no conversation, so agentd keeps each job's transcript and
+    // replays it in a follow-up's prompt (openai); opencode keeps it in its session.
+    virtual bool replays_transcript() const { return false; }
 
     virtual boost::asio::awaitable<up_result<std::string>> create_upstream_session(
         upstream_session_request const& req, call_control& ctl) = 0;

@@ -324,9 +324,10 @@ class openai_backend final : public backend {
     }
 
     std::string_view name() const override { return protocol::to_string(backend_kind::openai); }
+    bool replays_transcript() const override { return true; }
 
-    // The transcript lives in agentd (one system + user turn per job), so a session is only a
-    // local name for the job's conversation: no network.
+    // The transcript lives in agentd (the manager replays a chain's turns), so a session is only
+    // a local name for the job's conversation: no network.
     asio::awaitable<up_result<std::string>> create_upstream_session(
         upstream_session_request const& req, call_control& ctl) override {
         auto model = co_await model_for(req.model, ctl);
@@ -339,7 +340,10 @@ class openai_backend final : public backend {
                                                       call_control& ctl) override {
         auto model = co_await model_for(req.model, ctl);
         if (!model) co_return model.error();
-        auto body = openai::request_body(*model, req.system, req.prompt);
+        auto body = openai::request_body(
+            *model, req.system,
+            req.history ? std::span<chat_turn const>(*req.history) : std::span<chat_turn const>{},
+            req.prompt);
         call c{cfg_, session, body, auth_, sink_.get(), ctl};
         for (int retry = 0;; ++retry) {
             auto a = co_await attempt_once(c);

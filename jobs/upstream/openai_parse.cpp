@@ -82,9 +82,13 @@ std::optional<std::string_view> content_of(json::object const& o, std::string_vi
 }  // namespace
 
 std::string request_body(std::string_view model, std::optional<std::string> const& system,
-                         std::string_view prompt) {
+                         std::span<chat_turn const> history, std::string_view prompt) {
     json::array messages;
     if (system) messages.push_back(json::object{{"role", "system"}, {"content", *system}});
+    for (auto const& t : history) {
+        messages.push_back(json::object{{"role", "user"}, {"content", t.user}});
+        messages.push_back(json::object{{"role", "assistant"}, {"content", t.assistant}});
+    }
     messages.push_back(json::object{{"role", "user"}, {"content", prompt}});
     json::object body{{"model", model},
                       {"messages", std::move(messages)},

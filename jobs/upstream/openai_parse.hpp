@@ -8,14 +8,16 @@
 #include <chrono>
 #include <cstddef>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
 namespace agentd::jobs::upstream::openai {
 
-// `{model, messages:[system?, user], stream:true, stream_options:{include_usage:true}}`.
+// `{model, messages:[system?, (user, assistant)…, user], stream:true,
+// stream_options:{include_usage:true}}`: the earlier turns of `history` replayed before `prompt`.
 std::string request_body(std::string_view model, std::optional<std::string> const& system,
-                         std::string_view prompt);
+                         std::span<chat_turn const> history, std::string_view prompt);
 
 // A non-2xx reply as an `upstream` failure, with the provider's `error.message` when it gave
 // one (OpenAI `{"error":{"message"}}`, or a bare `{"message"}` as some servers send).

@@ -315,11 +315,14 @@ up_result<std::optional<prompt_outcome>> parse_recovered(unsigned status, std::s
     auto v = parse_json(body);
     if (!v || !v->is_array())
         return protocol_error(error_phase::prompt, "messages: response is not a JSON array");
+    // The last turn's answer: an assistant message after the last user message. A follow-up's
+    // turn that has none yet must not take the earlier turn's answer for its own.
     json::value const* last = nullptr;
     for (auto const& m : v->get_array()) {
         auto const* mo = m.if_object();
         auto const* info = mo ? object_at(*mo, "info") : nullptr;
         if (info && string_at(*info, "role") == "assistant") last = &m;
+        if (info && string_at(*info, "role") == "user") last = nullptr;
     }
     if (!last) return std::optional<prompt_outcome>{};
     auto const* time = object_at(*object_at(last->get_object(), "info"), "time");

@@ -27,7 +27,8 @@ up_result<prompt_outcome> parse_prompt(unsigned status, std::string_view body,
                                        std::size_t max_output);
 up_result<std::string> parse_partial(unsigned status, std::string_view body);
 // The last assistant turn of a session's messages, if it has finished (time.completed set):
-// its outcome, or its info.error as a failure; nullopt while it still runs.
+// its outcome, or its info.error as a failure; nullopt while it still runs, or while the last
+// user message (a follow-up's) has no answer yet.
 up_result<std::optional<prompt_outcome>> parse_recovered(unsigned status, std::string_view body,
                                                          std::size_t max_output);
 

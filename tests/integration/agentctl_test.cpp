@@ -422,5 +422,32 @@ TEST_F(agentd_test, AgentctlStatusPutsTheErrorOnItsOwnLines) {
     EXPECT_NE(joined.find(str(e, "message")), std::string::npos) << joined << "\n" << e;
 }
 
+// start --continue JOB: a follow-up in the job's upstream session; a second one is refused
+// (exit 1, the reason on stderr), since only the latest job of a chain can be continued.
+TEST_F(agentd_test, AgentctlContinueStartsAFollowUp) {
+    // The JobView once its job has ended.
+    auto finished = [&](std::string const& id) {
+        auto done = agentd_->call(
+            "agents_wait",
+            json::object{{"jobs", json::array{json::value(id)}}, {"timeout_ms", 10000}});
+        return jobs_of(done).at(0).as_object();
+    };
+    auto first = agentctl(*agentd_, {"start", "-q", "first"});
+    ASSERT_EQ(first.exit_code, 0) << first.out;
+    auto const id = first.out.substr(0, first.out.find('\n'));
+    auto a = finished(id);
+    auto next = agentctl(*agentd_, {"start", "-q", "--continue", id, "second"});
+    ASSERT_EQ(next.exit_code, 0) << next.out;
+    auto f = finished(next.out.substr(0, next.out.find('\n')));
+    EXPECT_EQ(str(f, "continues"), id);
+    EXPECT_EQ(str(f, "output"), "echo: second");
+    EXPECT_EQ(str(f.at("upstream"), "session"), str(a.at("upstream"), "session"));
+    auto again = agentctl(*agentd_, {"start", "--continue", id, "third"}, true, true);
+    EXPECT_EQ(again.exit_code, 1) << again.out;
+    EXPECT_NE(again.out.find("tasks[0].continue"), std::string::npos) << again.out;
+    EXPECT_NE(again.out.find("was already continued by " + str(f, "id")), std::string::npos)
+        << again.out;
+}
+
 }  // namespace
 }  // namespace agentd::test

@@ -484,5 +484,54 @@ TEST_F(openai_tls_test, VerifiesTheCertificateAndTheHostName) {
     expect_failed(run_one(wrong_name, task("wrong name")), "transport", "hostname mismatch");
 }
 
+// Follow-ups (DESIGN §5): agentd keeps the transcript and replays it, with the new user message,
+// in the follow-up's request; a follow-up's system replaces the chain's; it survives a restart.
+TEST_F(openai_test, FollowUpReplaysTheTranscriptEvenAfterARestart) {
+    auto first = task("first question");
+    first["system"] = "be brief";
+    auto a = run_one(*agentd_, first);
+    ASSERT_EQ(str(a, "state"), "completed") << json::serialize(a);
+    auto follow = [](std::string prompt, json::value const& id) {
+        auto t = task(std::move(prompt));
+        t["continue"] = id;
+        return t;
+    };
+    // The messages the fake received last, as "role: content" lines.
+    auto received = [&] {
+        std::vector<std::string> out;
+        auto const stats = fake_->stats();  // the loop below reads into it: keep it alive
+        for (auto const& m : stats.at("last_request_body").at("messages").as_array())
+            out.push_back(str(m, "role") + ": " + str(m, "content"));
+        return out;
+    };
+    auto b = run_one(*agentd_, follow("second question", a.at("id")));
+    EXPECT_EQ(str(b, "output"), "echo: second question") << json::serialize(b);
+    EXPECT_EQ(str(b, "continues"), str(a, "id"));
+    EXPECT_EQ(str(b.at("upstream"), "session"), str(a.at("upstream"), "session"));
+    EXPECT_EQ(received(), (std::vector<std::string>{"system: be brief", "user: first question",
+                                                    "assistant: echo: first question",
+                                                    "user: second question"}));
+
+    agentd_->kill_and_restart();
+    auto again = follow("third question", b.at("id"));
+    again["system"] = "be thorough";
+    auto c = run_one(*agentd_, again);
+    EXPECT_EQ(str(c, "output"), "echo: third question") << json::serialize(c);
+    EXPECT_EQ(received(), (std::vector<std::string>{
+                              "system: be thorough", "user: first question",
+                              "assistant: echo: first question", "user: second question",
+                              "assistant: echo: second question", "user: third question"}));
+    // A failed turn is not replayed: the chain goes on from the turns that completed.
+    auto failed = run_one(*agentd_, follow("broken [[fake fault=500]]", c.at("id")));
+    ASSERT_EQ(str(failed, "state"), "failed") << json::serialize(failed);
+    auto d = run_one(*agentd_, follow("fourth", failed.at("id")));
+    EXPECT_EQ(str(d, "output"), "echo: fourth");
+    auto last = received();
+    ASSERT_EQ(last.size(), 8u);
+    EXPECT_EQ(last[0], "system: be thorough");
+    EXPECT_EQ(last[6], "assistant: echo: third question");
+    EXPECT_EQ(last[7], "user: fourth");
+}
+
 }  // namespace
 }  // namespace agentd::test

@@ -581,6 +581,43 @@ test('a job in a worktree shows its directory, branch and a coloured diff', asyn
   }
 });
 
+// --- issue #17: follow-ups ---------------------------------------------------------------------
+
+test('a finished job takes a follow-up that opens in its place; only the latest of a chain', async () => {
+  const [id] = await startJobs('follow', [
+    { prompt: 'Write the parser [[fake latency_ms=200]]', description: 'write parser' },
+  ]);
+  await rowState(id, 'completed');
+  await row(id).click();
+  await page.locator('#detail-state[data-state="completed"]').waitFor({ timeout: WAIT_MS });
+  await page.locator('#follow-up').waitFor({ timeout: WAIT_MS });
+  await page.locator('#follow-up-send').click();
+  assert.equal(await page.locator('#follow-up-error').textContent(), 'Write the next prompt first.');
+  await page.locator('#follow-up-text').fill('Now add its tests');
+  await page.locator('#follow-up-send').click();
+  // The follow-up is selected at once and shows only its own turn once done.
+  await outputIs('echo: Now add its tests');
+  const next = await page.locator('#detail-facts dd.mono').first().textContent();
+  assert.notEqual(next, id);
+  const { jobs } = await rpc('agents_status', { session: 'follow', jobs: [next] });
+  assert.equal(jobs[0].continues, id);
+  await rowState(next, 'completed');
+  await page.locator('#follow-up').waitFor({ timeout: WAIT_MS }); // the latest: continuable
+  assert.equal(await page.locator('#follow-up-text').inputValue(), '', 'a fresh box');
+  // The first job is continued already: no box there.
+  await row(id).click();
+  await page.locator('#follow-up').waitFor({ state: 'hidden', timeout: WAIT_MS });
+  // A running job has none either.
+  const [running] = await startJobs('follow', [{ prompt: longPrompt('Profile the build') }]);
+  await rowState(running, 'running');
+  await row(running).click();
+  await page.locator('#detail-state[data-state="running"]').waitFor({ timeout: WAIT_MS });
+  assert.equal(await page.locator('#follow-up').isHidden(), true);
+  await rpc('agents_cancel', { session: 'follow', jobs: [running] });
+  await rowState(running, 'cancelled');
+  await page.locator('#close').click();
+});
+
 test('nothing broke the CSP or left the origin', () => {
   assert.deepEqual(problems, []);
 });

@@ -202,6 +202,14 @@ TEST(build_tasks, options_apply_to_prompts_and_fill_json_tasks) {
                                      {"prompt":"third","model":"p/m","timeout_ms":5000}])"));
 }
 
+TEST(build_tasks, continue_makes_a_follow_up) {
+    auto parsed = parse({"start", "--continue", "job_abc", "and now the tests"});
+    auto const& inv = std::get<invocation>(parsed);
+    EXPECT_EQ(inv.cmd.task.continues, "job_abc");
+    EXPECT_EQ(build_tasks(inv.cmd, ""),
+              json::parse(R"([{"prompt":"and now the tests","continue":"job_abc"}])"));
+}
+
 TEST(build_tasks, rejects_no_tasks_and_bad_documents) {
     EXPECT_THROW(build_tasks(start({}).cmd, ""), usage_error);
     EXPECT_THROW(build_tasks(start({}).cmd, "[]"), usage_error);

@@ -595,6 +595,20 @@ TEST(budget, usage_sums_the_latest_of_each_message) {
     EXPECT_EQ(summed_usage(j).input_tokens, INT64_MAX);
 }
 
+// After a restart a follow-up's turn is read back from the session's messages: the earlier
+// turn's finished answer is not the new turn's.
+TEST(opencode_recover, only_an_answer_after_the_last_user_message_counts) {
+    auto const done = R"({"info":{"id":"msg_2","role":"assistant","time":{"completed":2}},
+                          "parts":[{"type":"text","text":"first answer"}]})";
+    auto const user = R"({"info":{"id":"msg_3","role":"user"},"parts":[]})";
+    auto one = oc::parse_recovered(200, fmt::format("[{},{}]", user, done), 1 << 20);
+    ASSERT_TRUE(one.has_value() && *one);
+    EXPECT_EQ((*one)->output, "first answer");
+    auto pending = oc::parse_recovered(200, fmt::format("[{},{},{}]", user, done, user), 1 << 20);
+    ASSERT_TRUE(pending.has_value());
+    EXPECT_FALSE(*pending) << "the follow-up's turn has no answer yet";
+}
+
 TEST(opencode_prompt, missing_usage_is_zero) {
     auto r = oc::parse_prompt(200, R"({"info":{},"parts":[]})", 100);
     ASSERT_TRUE(r.has_value());

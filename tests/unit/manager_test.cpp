@@ -669,6 +669,30 @@ TEST_F(manager_test, ids_reach_every_session_of_the_principal_but_listings_do_no
     });
 }
 
+// DESIGN §2 `continue`: by id from any session of the principal; another principal's job
+// answers like one that never existed.
+TEST_F(manager_test, a_follow_up_reaches_jobs_of_its_principal_only) {
+    make();
+    run([&]() -> asio::awaitable<void> {
+        auto ids = start(alice, {"a"});
+        auto wp = wait_for(ids, 10s);
+        auto done = co_await mgr_->wait(alice, wp);
+        CO_ASSERT_TRUE(done.done);
+        auto follow = tasks({"next"});
+        follow.tasks[0].continues = ids[0];
+        auto refused = mgr_->start_jobs(owner{"bob", "chat-1"}, follow);
+        CO_ASSERT_TRUE(!refused.has_value());
+        auto const data = refused.error().data.as_object();  // error() is a copy
+        EXPECT_EQ(data.at("field"), "tasks[0].continue");
+        EXPECT_EQ(data.at("reason"), "unknown job");
+        auto taken = mgr_->start_jobs(owner{"alice", "chat-2"}, follow);
+        CO_ASSERT_TRUE(taken.has_value());
+        EXPECT_EQ(taken->at(0).view->continues, ids[0]);
+        EXPECT_EQ(taken->at(0).view->session, "chat-2");
+        EXPECT_EQ(taken->at(0).view->upstream->session, view(alice, ids[0])->upstream->session);
+    });
+}
+
 TEST_F(manager_test, cancel_cascades_to_the_jobs_descendants_only) {
     limits lim;
     lim.max_depth = 3;

@@ -49,7 +49,7 @@ up_result<std::vector<std::string>> feed_all(stream_reader& r,
 // --- request body -----------------------------------------------------------------------------
 
 TEST(openai_request, body_with_and_without_system) {
-    auto v = json::parse(request_body("gpt-x", std::string("be brief"), "hi \"there\""));
+    auto v = json::parse(request_body("gpt-x", std::string("be brief"), {}, "hi \"there\""));
     auto const& o = v.as_object();
     EXPECT_EQ(o.at("model"), "gpt-x");
     EXPECT_EQ(o.at("stream"), true);
@@ -61,9 +61,25 @@ TEST(openai_request, body_with_and_without_system) {
     EXPECT_EQ(m[1].at("role"), "user");
     EXPECT_EQ(m[1].at("content"), "hi \"there\"");
 
-    auto bare = json::parse(request_body("m", std::nullopt, "p"));
+    auto bare = json::parse(request_body("m", std::nullopt, {}, "p"));
     ASSERT_EQ(bare.at("messages").as_array().size(), 1u);
     EXPECT_EQ(bare.at("messages").at(0).at("role"), "user");
+}
+
+// A follow-up (DESIGN §5): the earlier turns come back as user/assistant pairs, oldest first.
+TEST(openai_request, history_is_replayed_before_the_prompt) {
+    std::vector<chat_turn> history{{"first", "echo: first"}, {"second", "echo: second"}};
+    auto v = json::parse(request_body("m", std::string("sys"), history, "third"));
+    auto const& m = v.at("messages").as_array();
+    ASSERT_EQ(m.size(), 6u);
+    std::vector<std::pair<std::string, std::string>> got;
+    for (auto const& x : m) got.emplace_back(x.at("role").as_string(), x.at("content").as_string());
+    EXPECT_EQ(got, (std::vector<std::pair<std::string, std::string>>{{"system", "sys"},
+                                                                     {"user", "first"},
+                                                                     {"assistant", "echo: first"},
+                                                                     {"user", "second"},
+                                                                     {"assistant", "echo: second"},
+                                                                     {"user", "third"}}));
 }
 
 // --- stream chunks ----------------------------------------------------------------------------

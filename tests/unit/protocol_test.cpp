@@ -570,6 +570,24 @@ TEST(params_start, directory) {
                    "tasks[0].directory");
 }
 
+// DESIGN §2 `continue`: a job id; the follow-up runs where its job ran, so no directory.
+TEST(params_start, continue_names_a_job_and_excludes_directory) {
+    auto p = start_task(R"("prompt":"x","continue":"job_0123","system":"s","agent":"a")");
+    ASSERT_TRUE(p.has_value());
+    EXPECT_EQ(p->tasks[0].continues, "job_0123");
+    EXPECT_FALSE(start_task(R"("prompt":"x")")->tasks[0].continues);
+    EXPECT_FALSE(start_task(R"("prompt":"x","continue":null)")->tasks[0].continues);
+    expect_invalid(start_task(R"("prompt":"x","continue":"")"), "tasks[0].continue");
+    expect_invalid(start_task(R"("prompt":"x","continue":7)"), "tasks[0].continue");
+    expect_invalid(start_task(R"("prompt":"x","continue":")" + std::string(257, 'j') + "\""),
+                   "tasks[0].continue");
+    auto both =
+        start(R"({"tasks":[{"prompt":"x"},{"prompt":"y","continue":"job_1","directory":"/w"}]})");
+    expect_invalid(both, "tasks[1].directory");
+    ASSERT_FALSE(both.has_value());
+    EXPECT_EQ(both.error().data.at("reason"), json::value("not allowed with continue"));
+}
+
 TEST(params_start, task_timeout_range) {
     EXPECT_EQ(start_task(R"("prompt":"x","timeout_ms":1)")->tasks[0].timeout_ms, 1);
     auto max = std::to_string(max_task_timeout_ms);
@@ -811,6 +829,14 @@ TEST(job_view_json, queued_job_omits_unknown_fields) {
     EXPECT_EQ(j.at("state"), json::value("queued"));
     EXPECT_EQ(j.at("created_at"), json::value("2026-03-04T05:06:07.008Z"));
     EXPECT_EQ(j.at("depth"), json::value(1));
+}
+
+TEST(job_view_json, continues_is_shown_only_when_set) {
+    job_view v;
+    v.id = "job_f";
+    EXPECT_FALSE(to_json(v, {}).as_object().contains("continues"));
+    v.continues = "job_0";
+    EXPECT_EQ(to_json(v, {}).at("continues"), json::value("job_0"));
 }
 
 TEST(job_view_json, running_job_elapsed_is_measured_to_now) {

@@ -190,6 +190,8 @@ TEST_F(store_test, every_field_of_a_job_reads_back_as_saved) {
     j->task.timeout_ms = 60'000;
     j->task.budget = protocol::task_budget{0.25, 5000};
     j->upstream_parent = "ses_0";
+    j->view.continues = "job_prev";
+    j->transcript = {"sys", {{"u1", "a1"}, {"u2", "a\"2"}}};
     {
         store db(file_);
         db.save(*j);
@@ -226,6 +228,12 @@ TEST_F(store_test, every_field_of_a_job_reads_back_as_saved) {
     EXPECT_EQ(r.task.timeout_ms, 60'000);
     EXPECT_EQ(r.task.budget, (protocol::task_budget{0.25, 5000}));
     EXPECT_EQ(r.upstream_parent, "ses_0");
+    EXPECT_EQ(r.view.continues, "job_prev");
+    EXPECT_EQ(r.task.continues, "job_prev");
+    EXPECT_EQ(r.transcript.system, "sys");
+    ASSERT_EQ(r.transcript.turns.size(), 2u);
+    EXPECT_EQ(r.transcript.turns[1].user, "u2");
+    EXPECT_EQ(r.transcript.turns[1].assistant, "a\"2");
 }
 
 TEST_F(store_test, a_new_database_gets_the_latest_schema_version) {
