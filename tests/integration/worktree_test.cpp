@@ -286,6 +286,38 @@ TEST_F(worktree_test, BadIsolationAndDiffValuesAreInvalidParams) {
     EXPECT_EQ(str(e.at("data"), "field"), "diff");
 }
 
+// A follow-up of an isolated job is the next turn in the same worktree (DESIGN §2: it runs where
+// its job ran); its diff is its own turn's. It cannot ask for a worktree of its own.
+TEST_F(worktree_test, AFollowUpRunsInTheWorktreeOfItsJob) {
+    git_repo repo;
+    auto id = start({isolated("[[fake write=a.txt write_text=one|three]]", repo.path)})[0];
+    auto first = finished(id);
+    ASSERT_EQ(str(first, "state"), "completed") << json::serialize(first);
+    fs::path tree(str(first.at("worktree"), "directory"));
+
+    auto again = task("[[fake write=b.txt write_text=x|y]]");
+    again["continue"] = id;
+    again["isolation"] = "worktree";
+    auto e = agentd_->error("agents_start", json::object{{"tasks", json::array{again}}});
+    EXPECT_EQ(e.at("code").as_int64(), -32602);
+    EXPECT_EQ(str(e.at("data"), "field"), "tasks[0].isolation");
+    EXPECT_EQ(str(e.at("data"), "reason"), "not allowed with continue");
+
+    again.erase("isolation");
+    auto next = finished(start({again})[0]);
+    ASSERT_EQ(str(next, "state"), "completed") << json::serialize(next);
+    EXPECT_EQ(str(next, "continues"), id);
+    EXPECT_EQ(str(next.at("worktree"), "directory"), tree.string());
+    EXPECT_EQ(read_file(tree / "b.txt"), "x\ny\n");
+    EXPECT_FALSE(fs::exists(repo.path / "b.txt"));
+    EXPECT_EQ(next.at("diff_summary"),
+              (json::value{{"files", 1}, {"additions", 2}, {"deletions", 0}}));
+    // One worktree; the session made in it once and prompted there twice.
+    EXPECT_EQ(directories_of("POST", "/experimental/worktree").size(), 1u);
+    EXPECT_EQ(directories_of("POST", "/session"),
+              (std::vector<std::string>{tree.string(), tree.string(), tree.string()}));
+}
+
 TEST_F(worktree_test, WorktreeAndDiffSummarySurviveARestart) {
     git_repo repo;
     auto id = start({isolated("[[fake write=a.txt write_text=one|two|three]]", repo.path)})[0];
