@@ -65,9 +65,10 @@ class timed final : public up::backend {
     }
 
     asio::awaitable<up::up_result<std::optional<up::prompt_outcome>>> recover(
-        std::string const& session, std::optional<std::string> const& directory) override {
+        std::string const& session, std::optional<std::string> const& directory,
+        std::string const& own_prompt) override {
         call_timer t(m_, upstream_call::recover);
-        auto out = co_await inner_->recover(session, directory);
+        auto out = co_await inner_->recover(session, directory, own_prompt);
         co_return out;
     }
 
@@ -80,8 +81,8 @@ class timed final : public up::backend {
 
     asio::awaitable<up::up_result<up::prompt_outcome>> follow(
         std::string const& session, std::optional<std::string> const& directory,
-        up::call_control& ctl) override {
-        auto out = co_await inner_->follow(session, directory, ctl);
+        std::string const& own_prompt, up::call_control& ctl) override {
+        auto out = co_await inner_->follow(session, directory, own_prompt, ctl);
         co_return out;
     }
 

@@ -586,8 +586,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                 co_await self->restore_requests(j);
                 continue;
             }
-            auto outcome =
-                co_await self->backend->recover(upstream_session, upstream_directory(*j));
+            auto outcome = co_await self->backend->recover(upstream_session, upstream_directory(*j),
+                                                           own_prompt(*j));
             if (!self->unsettled.contains(j)) continue;
             self->settle_one(j);
             if (outcome && *outcome) {
@@ -602,6 +602,12 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                 self->interrupt_restored(j);
             }
         }
+    }
+
+    // What tells a follow-up's turn from the earlier ones in its upstream session after a
+    // restart: its prompt (a first turn's session holds no other).
+    static std::string own_prompt(job const& j) {
+        return j.view.continues ? j.task.prompt : std::string();
     }
 
     void settle_one(job_ptr const& j) {
@@ -636,7 +642,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         deadline.async_wait([j](boost::system::error_code ec) {
             if (!ec && j->control) j->control->stop(stop_reason::deadline);
         });
-        auto out = co_await backend->follow(j->view.upstream->session, upstream_directory(*j), ctl);
+        auto out = co_await backend->follow(j->view.upstream->session, upstream_directory(*j),
+                                            own_prompt(*j), ctl);
         deadline.cancel();
         if (out) co_await summarize_diff(*j, j->view.upstream->session, out->user_message_id);
         co_return end_turn(j, std::move(out));

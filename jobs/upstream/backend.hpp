@@ -189,11 +189,14 @@ class backend {
 
     // After a restart: how the session's last turn ended, if the upstream finished it while
     // agentd was down (an error result for a turn that failed); nullopt when it has not finished
-    // or the backend cannot tell. The default cannot tell.
+    // or the backend cannot tell. The default cannot tell. `own_prompt` is a follow-up's prompt
+    // (empty for a first turn): the turn counts only if that prompt reached the session.
     virtual boost::asio::awaitable<up_result<std::optional<prompt_outcome>>> recover(
-        std::string const& session, std::optional<std::string> const& directory) {
+        std::string const& session, std::optional<std::string> const& directory,
+        std::string const& own_prompt) {
         (void)session;
         (void)directory;
+        (void)own_prompt;
         co_return std::optional<prompt_outcome>{};
     }
 
@@ -206,12 +209,13 @@ class backend {
     // After a restart, for a session busy_upstream_sessions() listed: waits for its running
     // turn to end and returns its outcome as prompt would have (deltas reach the sink
     // meanwhile). Only called when busy_upstream_sessions() gave a set; the default cannot
-    // follow.
+    // follow. `own_prompt` as for recover.
     virtual boost::asio::awaitable<up_result<prompt_outcome>> follow(
         std::string const& session, std::optional<std::string> const& directory,
-        call_control& ctl) {
+        std::string const& own_prompt, call_control& ctl) {
         (void)session;
         (void)directory;
+        (void)own_prompt;
         (void)ctl;
         co_return upstream_error{protocol::error_kind::interrupted,
                                  protocol::error_phase::prompt,

@@ -346,7 +346,8 @@ class opencode_backend final : public backend {
     }
 
     asio::awaitable<up_result<std::optional<prompt_outcome>>> recover(
-        std::string const& session, std::optional<std::string> const& directory) override {
+        std::string const& session, std::optional<std::string> const& directory,
+        std::string const& own_prompt) override {
         http_request r{"GET",
                        with_directory("/session/" + session + "/message", directory),
                        {},
@@ -355,7 +356,8 @@ class opencode_backend final : public backend {
         r.max_body = 2 * cfg_.max_output + (1 << 20);
         auto reply = co_await pool_.request(std::move(r));
         if (!reply) co_return from_failure(reply.error(), error_phase::prompt);
-        co_return opencode::parse_recovered(reply->status, reply->body, cfg_.max_output);
+        co_return opencode::parse_recovered(reply->status, reply->body, cfg_.max_output,
+                                            own_prompt);
     }
 
     asio::awaitable<up_result<std::optional<std::set<std::string>>>> busy_upstream_sessions()
@@ -426,6 +428,7 @@ class opencode_backend final : public backend {
     // every couple of seconds in case the event came while the stream was reconnecting.
     asio::awaitable<up_result<prompt_outcome>> follow(std::string const& session,
                                                       std::optional<std::string> const& directory,
+                                                      std::string const& own_prompt,
                                                       call_control& ctl) override {
         wake_signal wake(ex_);
         struct waiting {
@@ -438,7 +441,7 @@ class opencode_backend final : public backend {
         if (events_) events_->idle_waiters[session] = &wake;
         std::stop_callback hook(ctl.stop_token(), [&wake] { wake.notify(); });
         while (ctl.stopped() == stop_reason::none) {
-            auto done = co_await recover(session, directory);
+            auto done = co_await recover(session, directory, own_prompt);
             if (!done) co_return done.error();
             if (*done) co_return std::move(**done);
             if (ctl.stopped() != stop_reason::none) break;

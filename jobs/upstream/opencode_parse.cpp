@@ -309,8 +309,23 @@ up_result<std::string> parse_partial(unsigned status, std::string_view body) {
     return text;
 }
 
+namespace {
+
+bool carries_text(json::object const& message, std::string_view text) {
+    auto const* parts = message.if_contains("parts");
+    if (!parts || !parts->is_array()) return false;
+    for (auto const& p : parts->get_array()) {
+        auto const* po = p.if_object();
+        if (po && string_at(*po, "type") == "text" && string_at(*po, "text") == text) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
 up_result<std::optional<prompt_outcome>> parse_recovered(unsigned status, std::string_view body,
-                                                         std::size_t max_output) {
+                                                         std::size_t max_output,
+                                                         std::string_view own_prompt) {
     if (!ok_status(status)) return http_error(error_phase::prompt, status, body);
     auto v = parse_json(body);
     if (!v || !v->is_array())
@@ -318,13 +333,16 @@ up_result<std::optional<prompt_outcome>> parse_recovered(unsigned status, std::s
     // The last turn's answer: an assistant message after the last user message. A follow-up's
     // turn that has none yet must not take the earlier turn's answer for its own.
     json::value const* last = nullptr;
+    json::object const* last_user = nullptr;
     for (auto const& m : v->get_array()) {
         auto const* mo = m.if_object();
         auto const* info = mo ? object_at(*mo, "info") : nullptr;
         if (info && string_at(*info, "role") == "assistant") last = &m;
-        if (info && string_at(*info, "role") == "user") last = nullptr;
+        if (info && string_at(*info, "role") == "user") last = nullptr, last_user = mo;
     }
     if (!last) return std::optional<prompt_outcome>{};
+    if (!own_prompt.empty() && (!last_user || !carries_text(*last_user, own_prompt)))
+        return std::optional<prompt_outcome>{};
     auto const* time = object_at(*object_at(last->get_object(), "info"), "time");
     if (!time || !time->contains("completed")) return std::optional<prompt_outcome>{};
     // A finished turn has the shape of a prompt response: reuse that parser.

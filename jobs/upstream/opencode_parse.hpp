@@ -28,9 +28,12 @@ up_result<prompt_outcome> parse_prompt(unsigned status, std::string_view body,
 up_result<std::string> parse_partial(unsigned status, std::string_view body);
 // The last assistant turn of a session's messages, if it has finished (time.completed set):
 // its outcome, or its info.error as a failure; nullopt while it still runs, or while the last
-// user message (a follow-up's) has no answer yet.
+// user message (a follow-up's) has no answer yet. With `own_prompt` (a follow-up's), the last
+// user message must carry it as a text part: else the follow-up's prompt never reached the
+// session, and the answer there is the earlier turn's (nullopt).
 up_result<std::optional<prompt_outcome>> parse_recovered(unsigned status, std::string_view body,
-                                                         std::size_t max_output);
+                                                         std::size_t max_output,
+                                                         std::string_view own_prompt = {});
 
 // GET /session/status ({id: {type}}): the sessions still running a turn.
 up_result<std::set<std::string>> parse_busy(unsigned status, std::string_view body);

@@ -609,6 +609,34 @@ TEST(opencode_recover, only_an_answer_after_the_last_user_message_counts) {
     EXPECT_FALSE(*pending) << "the follow-up's turn has no answer yet";
 }
 
+// A follow-up restored after a restart whose prompt never reached the session (agentd died
+// before sending it): the session's finished answer is the earlier turn's, not the follow-up's.
+TEST(opencode_recover, a_follow_up_counts_only_the_turn_of_its_own_prompt) {
+    auto const user = [](char const* id, char const* text) {
+        return fmt::format(R"({{"info":{{"id":"{}","role":"user"}},
+                               "parts":[{{"type":"text","text":"{}"}}]}})",
+                           id, text);
+    };
+    auto const done = [](char const* id, char const* text) {
+        return fmt::format(R"({{"info":{{"id":"{}","role":"assistant","time":{{"completed":2}}}},
+                               "parts":[{{"type":"text","text":"{}"}}]}})",
+                           id, text);
+    };
+    auto const one_turn = fmt::format("[{},{}]", user("msg_1", "first"), done("msg_2", "one"));
+    auto lost = oc::parse_recovered(200, one_turn, 1 << 20, "second");
+    ASSERT_TRUE(lost.has_value());
+    EXPECT_FALSE(*lost) << "the earlier turn's answer is not the follow-up's";
+    auto first = oc::parse_recovered(200, one_turn, 1 << 20);
+    ASSERT_TRUE(first.has_value() && *first);
+    EXPECT_EQ((*first)->output, "one");
+    auto const two_turns =
+        fmt::format("[{},{},{},{}]", user("msg_1", "first"), done("msg_2", "one"),
+                    user("msg_3", "second"), done("msg_4", "two"));
+    auto second = oc::parse_recovered(200, two_turns, 1 << 20, "second");
+    ASSERT_TRUE(second.has_value() && *second);
+    EXPECT_EQ((*second)->output, "two");
+}
+
 TEST(opencode_prompt, missing_usage_is_zero) {
     auto r = oc::parse_prompt(200, R"({"info":{},"parts":[]})", 100);
     ASSERT_TRUE(r.has_value());

@@ -210,7 +210,7 @@ class fake_backend final : public upstream::backend {
 
     // A re-attached turn runs until released or stopped.
     asio::awaitable<upstream::up_result<upstream::prompt_outcome>> follow(
-        std::string const& session, std::optional<std::string> const&,
+        std::string const& session, std::optional<std::string> const&, std::string const&,
         upstream::call_control& ctl) override {
         busy guard(*st_);
         step manual;
