@@ -72,10 +72,10 @@ class timed final : public up::backend {
         co_return out;
     }
 
-    asio::awaitable<up::up_result<std::optional<std::set<std::string>>>> busy_upstream_sessions()
-        override {
+    asio::awaitable<up::up_result<std::optional<std::set<std::string>>>> busy_upstream_sessions(
+        std::vector<std::optional<std::string>> const& directories) override {
         call_timer t(m_, upstream_call::recover);
-        auto out = co_await inner_->busy_upstream_sessions();
+        auto out = co_await inner_->busy_upstream_sessions(directories);
         co_return out;
     }
 

@@ -576,7 +576,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     // Decides every restored running job: still busy upstream → followed live; finished
     // meanwhile → its result; anything else → interrupted and aborted upstream.
     static asio::awaitable<void> settle(std::shared_ptr<impl> self) {
-        auto busy = co_await self->backend->busy_upstream_sessions();
+        auto busy = co_await self->backend->busy_upstream_sessions(self->unsettled_directories());
         for (auto const& j : std::vector<job_ptr>(self->unsettled.begin(), self->unsettled.end())) {
             if (!self->unsettled.contains(j)) continue;  // the bound passed meanwhile
             auto const upstream_session = j->view.upstream->session;
@@ -608,6 +608,12 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     // restart: its prompt (a first turn's session holds no other).
     static std::string own_prompt(job const& j) {
         return j.view.continues ? j.task.prompt : std::string();
+    }
+
+    std::vector<std::optional<std::string>> unsettled_directories() const {
+        std::set<std::optional<std::string>> dirs;
+        for (auto const& j : unsettled) dirs.insert(upstream_directory(*j));
+        return {dirs.begin(), dirs.end()};
     }
 
     void settle_one(job_ptr const& j) {

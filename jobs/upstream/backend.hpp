@@ -202,8 +202,10 @@ class backend {
 
     // After a restart: the upstream sessions still running a turn (opencode's GET
     // /session/status), to re-attach their jobs live; nullopt when the backend cannot tell.
+    // `directories`: those of the jobs to settle (opencode answers per directory).
     virtual boost::asio::awaitable<up_result<std::optional<std::set<std::string>>>>
-    busy_upstream_sessions() {
+    busy_upstream_sessions(std::vector<std::optional<std::string>> const& directories) {
+        (void)directories;
         co_return std::optional<std::set<std::string>>{};
     }
     // After a restart, for a session busy_upstream_sessions() listed: waits for its running

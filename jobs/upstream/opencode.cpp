@@ -360,15 +360,25 @@ class opencode_backend final : public backend {
                                             own_prompt);
     }
 
-    asio::awaitable<up_result<std::optional<std::set<std::string>>>> busy_upstream_sessions()
-        override {
-        http_request r{"GET", "/session/status", {}, clock::now() + cfg_.request_timeout, nullptr};
-        r.max_body = 1 << 20;
-        auto reply = co_await pool_.request(std::move(r));
-        if (!reply) co_return from_failure(reply.error(), error_phase::prompt);
-        auto busy = opencode::parse_busy(reply->status, reply->body);
-        if (!busy) co_return busy.error();
-        co_return std::optional<std::set<std::string>>(std::move(*busy));
+    // GET /session/status answers for one directory (an opencode instance): asked once per
+    // directory the jobs ran in (worktrees included).
+    asio::awaitable<up_result<std::optional<std::set<std::string>>>> busy_upstream_sessions(
+        std::vector<std::optional<std::string>> const& directories) override {
+        std::set<std::string> all;
+        for (auto const& directory : directories) {
+            http_request r{"GET",
+                           with_directory("/session/status", directory),
+                           {},
+                           clock::now() + cfg_.request_timeout,
+                           nullptr};
+            r.max_body = 1 << 20;
+            auto reply = co_await pool_.request(std::move(r));
+            if (!reply) co_return from_failure(reply.error(), error_phase::prompt);
+            auto busy = opencode::parse_busy(reply->status, reply->body);
+            if (!busy) co_return busy.error();
+            all.merge(*busy);
+        }
+        co_return std::optional<std::set<std::string>>(std::move(all));
     }
 
     // Permission: POST /permission/{id}/reply {reply, message?}; question: POST

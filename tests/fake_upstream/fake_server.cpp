@@ -608,7 +608,10 @@ class server {
                 out = co_await create_session(c, req, t);
             } else if (seg.size() == 2 && seg[0] == "session" && seg[1] == "status" &&
                        method == http::verb::get) {
-                out = json_reply(http::status::ok, state_.busy_sessions());
+                auto dir = t.query.find("directory");
+                out = json_reply(
+                    http::status::ok,
+                    state_.busy_sessions(dir == t.query.end() ? default_directory : dir->second));
             } else if (seg.size() >= 2 && seg[0] == "session") {
                 out = co_await session_route(c, req, t);
             } else if (method == http::verb::get &&
@@ -1067,7 +1070,7 @@ class server {
         if (sessions != t.query.end() && !live) bad_request("sessions must be all");
         if (spec.what != flood_spec::kind::reasoning && !live)
             bad_request("kind delta, tool and mixed need sessions=all");
-        auto const busy = static_cast<std::int64_t>(state_.busy_sessions().size());
+        auto const busy = static_cast<std::int64_t>(state_.busy_sessions(std::nullopt).size());
         asio::co_spawn(c.stream.get_executor(), state_.flood(spec), asio::detached);
         return {{"ok", true}, {"sessions", spec.what == flood_spec::kind::reasoning ? 0 : busy}};
     }

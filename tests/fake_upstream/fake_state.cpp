@@ -346,9 +346,10 @@ session& fake_state::create_session(std::optional<std::string> title,
     return ref;
 }
 
-json::object fake_state::busy_sessions() const {
+json::object fake_state::busy_sessions(std::optional<std::string_view> directory) const {
     json::object out;
     for (auto const& [id, s] : sessions_) {
+        if (directory && s->directory != *directory) continue;
         bool const running = !s->turns.empty() && s->turns.front()->started;
         if (running) out[id] = json::object{{"type", "busy"}};
     }

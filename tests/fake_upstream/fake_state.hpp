@@ -296,8 +296,9 @@ class fake_state {
     asio::awaitable<void> wait_done(std::shared_ptr<turn> t);
 
     // GET /session/status: {id: {"type": "busy"}} for sessions running a turn; like the real
-    // server, idle sessions are left out.
-    boost::json::object busy_sessions() const;
+    // server, idle sessions are left out, and it is per instance: `directory`'s sessions only
+    // (every directory's when nullopt, for the flood).
+    boost::json::object busy_sessions(std::optional<std::string_view> directory) const;
     // Publishes a flood of events (see flood_spec), paced so no subscriber is dropped; counts
     // them in flood_events (and the tool updates among them in flood_tools).
     asio::awaitable<void> flood(flood_spec spec);

@@ -348,8 +348,10 @@ TEST_F(worktree_test, AJobReattachedAfterARestartKeepsItsWorktreeAndGetsItsDiff)
     fs::path tree(str(job.at("worktree"), "directory"));
     EXPECT_EQ(job.at("diff_summary"),
               (json::value{{"files", 1}, {"additions", 1}, {"deletions", 2}}));
-    // Re-attached in the worktree: every call about the session named it.
+    // Re-attached in the worktree: every call about the session named it, the status read too
+    // (opencode answers it per directory).
     for (auto const& d : directories_of("GET", "/session/ses")) EXPECT_EQ(d, tree.string());
+    EXPECT_EQ(directories_of("GET", "/session/status"), std::vector<std::string>{tree.string()});
 }
 
 TEST_F(worktree_test, AgentctlDiffAndWorktreeRm) {

@@ -204,7 +204,7 @@ class fake_backend final : public upstream::backend {
     }
 
     asio::awaitable<upstream::up_result<std::optional<std::set<std::string>>>>
-    busy_upstream_sessions() override {
+    busy_upstream_sessions(std::vector<std::optional<std::string>> const&) override {
         co_return st_->busy_sessions;
     }
 
