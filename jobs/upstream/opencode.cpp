@@ -326,10 +326,17 @@ class opencode_backend final : public backend {
                                            std::optional<std::string> const& directory) override {
         http_request r{"POST", with_directory("/session/" + session + "/abort", directory), "{}",
                        clock::now() + cfg_.request_timeout, nullptr};
+        auto sent = co_await send(std::move(r), error_phase::abort);
+        co_return sent;
+    }
+
+    // A call whose reply says only yes or no: a transport failure or a non-2xx status is an
+    // error of `phase`, with the upstream's message.
+    asio::awaitable<up_result<void>> send(http_request r, error_phase phase) {
         auto reply = co_await pool_.request(std::move(r));
-        if (!reply) co_return from_failure(reply.error(), error_phase::abort);
+        if (!reply) co_return from_failure(reply.error(), phase);
         if (reply->status < 200 || reply->status >= 300)
-            co_return opencode::http_error(error_phase::abort, reply->status, reply->body);
+            co_return opencode::http_error(phase, reply->status, reply->body);
         co_return up_result<void>{};
     }
 
@@ -405,11 +412,8 @@ class opencode_backend final : public backend {
         http_request r{"POST", with_directory(std::move(path), directory), std::move(*body),
                        clock::now() + cfg_.request_timeout, nullptr};
         r.max_body = 64 << 10;
-        auto res = co_await pool_.request(std::move(r));
-        if (!res) co_return from_failure(res.error(), error_phase::prompt);
-        if (res->status < 200 || res->status >= 300)
-            co_return opencode::http_error(error_phase::prompt, res->status, res->body);
-        co_return up_result<void>{};
+        auto sent = co_await send(std::move(r), error_phase::prompt);
+        co_return sent;
     }
 
     asio::awaitable<up_result<std::vector<protocol::pending_request>>> pending_requests(
@@ -482,11 +486,8 @@ class opencode_backend final : public backend {
                        json::serialize(json::object{{"directory", worktree}}),
                        clock::now() + cfg_.request_timeout, nullptr};
         r.max_body = 64 << 10;
-        auto reply = co_await pool_.request(std::move(r));
-        if (!reply) co_return from_failure(reply.error(), error_phase::abort);
-        if (reply->status < 200 || reply->status >= 300)
-            co_return opencode::http_error(error_phase::abort, reply->status, reply->body);
-        co_return up_result<void>{};
+        auto sent = co_await send(std::move(r), error_phase::abort);
+        co_return sent;
     }
 
     // Without the user message (a turn still running) the session's latest one is read first.
