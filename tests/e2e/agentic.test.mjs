@@ -23,13 +23,14 @@
 // npm, so opencode is missing) reaches ctest.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { startScriptedLlm } from './scripted_llm.mjs';
 import { startOpencode, makeGitRepo, OPENCODE_BIN } from './opencode_server.mjs';
+import { pollUntil, spawnAgentd } from './agentd_process.mjs';
 
 if (!existsSync(OPENCODE_BIN)) {
   console.log(`SKIP: ${OPENCODE_BIN} is not installed (tests/e2e/install.sh could not reach the npm registry)`);
@@ -46,67 +47,29 @@ if (!AGENTD || !existsSync(AGENTD)) {
 const JOB_MS = Number(process.env.E2E_JOB_MS ?? 90_000);
 const STEP_MS = 30_000;
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const tag = () => randomUUID().slice(0, 8);
-
-// `check()` until it returns something truthy, every `everyMs`, for at most `timeoutMs`.
-async function pollUntil(check, what, timeoutMs, everyMs = 100) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    last = await check();
-    if (last) return last;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
 
 // --- agentd ------------------------------------------------------------------------------
 
 // A real agentd on 127.0.0.1:0 (no auth: loopback only) in front of `upstreamUrl`, with `flags`.
 async function startAgentd(upstreamUrl, flags = []) {
-  const stateDir = mkdtempSync(join(tmpdir(), 'agentd-e2e-state-'));
-  const args = ['--listen', '127.0.0.1:0', '--state-dir', stateDir, '--auth', 'none', '--upstream-url', upstreamUrl, ...flags];
-  const child = spawn(AGENTD, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  const proc = { stderr: '' };
-  const exited = new Promise((resolve) => {
-    child.once('exit', (code, signal) => resolve(code ?? signal));
-    child.once('error', (e) => resolve(e.code));
-  });
-  child.stderr.setEncoding('utf8').on('data', (text) => { proc.stderr = (proc.stderr + text).slice(-100_000); });
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    rmSync(stateDir, { recursive: true, force: true });
+  const agentd = await spawnAgentd(AGENTD, ['--auth', 'none', '--upstream-url', upstreamUrl, ...flags],
+                                   'agentd-e2e-state-', `agentd ${flags.join(' ')} listening`);
+  let nextId = 1;
+  // One JSON-RPC call; the result, or throws an Error carrying the JSON-RPC error as `rpc`.
+  const call = async (method, params = {}, timeoutMs = STEP_MS) => {
+    const res = await fetch(`${agentd.url}/rpc`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: nextId++, method, params }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    assert.equal(res.status, 200, `${method}: HTTP ${res.status}`);
+    const body = await res.json();
+    if (body.error) throw Object.assign(new Error(`${method}: ${JSON.stringify(body.error)}`), { rpc: body.error });
+    return body.result;
   };
-  try {
-    const url = await pollUntil(() => {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`agentd exited:\n${proc.stderr}`);
-      return proc.stderr.match(/agentd listening on (http:\/\/127\.0\.0\.1:\d+)/)?.[1];
-    }, `agentd ${flags.join(' ')} listening`, 15_000, 20);
-    let nextId = 1;
-    // One JSON-RPC call; the result, or throws an Error carrying the JSON-RPC error as `rpc`.
-    const call = async (method, params = {}, timeoutMs = STEP_MS) => {
-      const res = await fetch(`${url}/rpc`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ jsonrpc: '2.0', id: nextId++, method, params }),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      assert.equal(res.status, 200, `${method}: HTTP ${res.status}`);
-      const body = await res.json();
-      if (body.error) throw Object.assign(new Error(`${method}: ${JSON.stringify(body.error)}`), { rpc: body.error });
-      return body.result;
-    };
-    return { url, call, flags, stderr: () => proc.stderr, stop };
-  } catch (e) {
-    await stop();
-    throw e;
-  }
+  return { ...agentd, call, flags };
 }
 
 // The same agentd seen from one caller session: every call carries `session` (agentd finds a job

@@ -7,7 +7,6 @@
 // and a caller session opencode does not know. A plain script (exit 77 = skip).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import {
   copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync,
 } from 'node:fs';
@@ -17,6 +16,7 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { startScriptedLlm } from './scripted_llm.mjs';
 import { startOpencode, OPENCODE_BIN } from './opencode_server.mjs';
+import { pollUntil, spawnAgentd } from './agentd_process.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const pluginSource = join(here, '../../packaging/opencode/agentd.ts');
@@ -38,50 +38,12 @@ if (!AGENTD || !existsSync(AGENTD)) {
 
 // A job's whole run (a fresh server's first prompt takes up to ~25 s on loaded cores).
 const JOB_MS = Number(process.env.E2E_JOB_MS ?? 60_000);
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const tag = () => randomUUID().slice(0, 8);
 
-async function pollUntil(check, what, timeoutMs = JOB_MS, everyMs = 100) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const last = await check();
-    if (last) return last;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
-
 // A real agentd on 127.0.0.1:0 with token auth: the plugin finds the token in its state dir.
-async function startAgentd(upstreamUrl) {
-  const stateDir = mkdtempSync(join(tmpdir(), 'agentd-e2e-plugin-'));
-  const args = ['--listen', '127.0.0.1:0', '--state-dir', stateDir, '--auth', 'token',
-                '--upstream-url', upstreamUrl, '--upstream-permissions', 'ask'];
-  const child = spawn(AGENTD, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  const exited = new Promise((resolve) => {
-    child.once('exit', (code, signal) => resolve(code ?? signal));
-    child.once('error', (e) => resolve(e.code));
-  });
-  child.stderr.setEncoding('utf8').on('data', (text) => { stderr = (stderr + text).slice(-100_000); });
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    rmSync(stateDir, { recursive: true, force: true });
-  };
-  try {
-    const url = await pollUntil(() => {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`agentd exited:\n${stderr}`);
-      return stderr.match(/agentd listening on (http:\/\/127\.0\.0\.1:\d+)/)?.[1];
-    }, 'agentd listening', 15_000, 20);
-    return { url, stateDir, stderr: () => stderr, stop };
-  } catch (e) {
-    await stop();
-    throw e;
-  }
+function startAgentd(upstreamUrl) {
+  return spawnAgentd(AGENTD, ['--auth', 'token', '--upstream-url', upstreamUrl, '--upstream-permissions', 'ask'],
+                     'agentd-e2e-plugin-', 'agentd listening');
 }
 
 describe('the OpenCode plugin on the real opencode server', { timeout: 200_000 }, () => {
@@ -109,7 +71,7 @@ describe('the OpenCode plugin on the real opencode server', { timeout: 200_000 }
   const noticesOf = async (session, jobId) => (await messages(session)).filter((m) =>
     m.parts.some((p) => p.type === 'text' && p.text.startsWith(`[agentd] Background job ${jobId}`)));
   const noticeOf = async (session, jobId) =>
-    pollUntil(async () => (await noticesOf(session, jobId))[0], `the notice of ${jobId}`);
+    pollUntil(async () => (await noticesOf(session, jobId))[0], `the notice of ${jobId}`, JOB_MS);
 
   // What OpenCode passes a tool's execute(); the plugin reads sessionID and abort.
   const context = (sessionID) => ({
@@ -299,12 +261,12 @@ describe('the OpenCode plugin on the real opencode server', { timeout: 200_000 }
     assert.equal(res.status, 204);
     // Its bash step asks, so the turn stays open until answered.
     const permission = await pollUntil(async () =>
-      (await ocFetch('/permission')).find((p) => p.sessionID === parent), 'the parent\'s bash permission');
+      (await ocFetch('/permission')).find((p) => p.sessionID === parent), 'the parent\'s bash permission', JOB_MS);
     const job = await start(parent, { prompt: `Meanwhile [[llm marker=m-${tag()}]]` });
     const notice = await noticeOf(parent, job.id);
     assert.equal((await ocFetch('/session/status'))[parent]?.type, 'busy');
     await ocFetch(`/permission/${permission.id}/reply`, { method: 'POST', body: JSON.stringify({ reply: 'once' }) });
-    await pollUntil(async () => (await ocFetch('/session/status'))[parent]?.type !== 'busy', 'the turn\'s end');
+    await pollUntil(async () => (await ocFetch('/session/status'))[parent]?.type !== 'busy', 'the turn\'s end', JOB_MS);
     const all = await messages(parent);
     assert.deepEqual(all.map((m) => m.info.role), ['user', 'assistant', 'user', 'assistant']);
     assert.equal(all[2].info.id, notice.info.id);
@@ -319,7 +281,7 @@ describe('the OpenCode plugin on the real opencode server', { timeout: 200_000 }
     const unknown = `ses_agentdE2e${tag()}`;
     const job = await start(unknown, { prompt: `Orphan [[llm marker=o-${tag()}]]` });
     const path = `/session/${unknown}/message`;
-    await pollUntil(() => clientCalls.some((c) => c.path === path), 'the notice\'s POST');
+    await pollUntil(() => clientCalls.some((c) => c.path === path), 'the notice\'s POST', JOB_MS);
     assert.deepEqual(clientCalls.filter((c) => c.path === path).map((c) => c.status), [404]);
     const [view] = (await run('agents_status', { jobs: [job.id] }, unknown)).jobs;
     assert.equal(view.state, 'completed', JSON.stringify(view));
