@@ -235,6 +235,47 @@ case("d denies a pending permission and the job sees it", function()
   check(output:find("permission rejected: denied in Neovim", 1, true), "output: " .. output)
 end)
 
+case("a on a question offers its options and answers the one picked", function()
+  local id = start("pick [[fake question=red|green|blue]]")
+  vim.cmd("Agentd jobs")
+  local line = wait_line(id, "^! job_%x+ +waiting ")
+  check(line:find("asks: Which colour?", 1, true), "waiting line: " .. line)
+  local offered
+  local select = vim.ui.select
+  vim.ui.select = function(items, _, on_choice)
+    offered = table.concat(items, ",")
+    on_choice("green")
+  end
+  local ok, why = pcall(press, "a", id)
+  vim.ui.select = select
+  check(ok, tostring(why))
+  check(offered == "red,green,blue", "offered " .. tostring(offered))
+  wait_line(id, " completed ")
+  local output = output_of(id).output or ""
+  check(output:find("answered: green", 1, true), "output: " .. output)
+end)
+
+case("d on a question rejects it", function()
+  local id = start("pick [[fake question=red|green]]")
+  vim.cmd("Agentd jobs")
+  wait_line(id, "^! job_%x+ +waiting ")
+  press("d", id)
+  wait_line(id, "^  job_%x+ +completed ")
+  local job = output_of(id)
+  local answered = (job.answered or {})[1] or {}
+  check(answered.decision == "deny" and answered.by == "caller", "answered: " .. vim.inspect(job.answered))
+end)
+
+-- The token must not show in `ps`: curl's command line is world-readable.
+local function check_argv(pid)
+  local file = io.open("/proc/" .. pid .. "/cmdline", "rb")
+  check(file ~= nil, "no /proc/" .. pid .. "/cmdline")
+  local argv = file:read("*a")
+  file:close()
+  local secret = require("agentd.token").find()
+  check(argv:find("curl", 1, true) and not argv:find(secret, 1, true), "the token is on curl's command line")
+end
+
 case("closing the window stops the poll and its curl", function()
   local id = start("long one [[fake latency_ms=30000]]")
   for _, close in ipairs({ "q", "close" }) do
@@ -246,6 +287,7 @@ case("closing the window stops the poll and its curl", function()
       return job ~= nil and vim.fn.jobwait({ job }, 0)[1] == -1
     end)
     local pid = vim.fn.jobpid(job)
+    check_argv(pid)
     if close == "q" then
       press("q", id)
     else
