@@ -41,8 +41,9 @@ export HOME="$work/home"
 unset XDG_STATE_HOME STATE_DIRECTORY AGENTD_TOKEN AGENTD_URL
 mkdir -p "$HOME" "$work/my project"
 start fake "$fake" --listen 127.0.0.1:0
-start agentd "$agentd" --listen 127.0.0.1:0 --upstream-url "$url" --state-dir "$work/state"
-export AGENTD_URL=$url AGENTD_STATE_DIR="$work/state"
+start agentd "$agentd" --listen 127.0.0.1:0 --listen "unix:$work/agentd.sock" \
+  --upstream-url "$url" --state-dir "$work/state"
+export AGENTD_URL=$url AGENTD_STATE_DIR="$work/state" AGENTD_TEST_SOCKET="$work/agentd.sock"
 
 status=0
 (cd "$work/my project" &&

@@ -309,6 +309,14 @@ case(":Agentd status sums up the session", function()
   end)
 end)
 
+case("a unix:PATH url goes through the socket", function()
+  agentd.setup({ url = "unix:" .. vim.env.AGENTD_TEST_SOCKET })
+  vim.cmd("Agentd status")
+  wait_for(10000, "the status line over the socket", function()
+    return note_matching(vim.log.levels.INFO, "^agentd nvim%-my_project: .*completed") ~= nil
+  end)
+end)
+
 -- Returns the ERROR notifications that `command` led to, after waiting for the first.
 local function errors_of(command)
   local before = #notes
@@ -352,6 +360,7 @@ end)
 
 local failed = 0
 for _, c in ipairs(cases) do
+  notes = {}
   agentd.setup({})
   vim.v.errmsg = ""
   local ok, why = xpcall(c.run, debug.traceback)
