@@ -115,6 +115,11 @@ case("the session follows the working directory", function()
   check(agentd.session() == "nvim-my_project", "session is " .. agentd.session())
 end)
 
+case(":Agentd completes its subcommands", function()
+  local got = table.concat(vim.fn.getcompletion("Agentd st", "cmdline"), ",")
+  check(got == "start,status", "completions: " .. got)
+end)
+
 case("the token comes from $AGENTD_STATE_DIR, then XDG_STATE_HOME, then HOME", function()
   local token = require("agentd.token")
   local state_dir = vim.env.AGENTD_STATE_DIR

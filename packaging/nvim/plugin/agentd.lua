@@ -14,7 +14,7 @@ end, {
     if line:match("^%s*%S+%s+%S*$") then
       return vim.tbl_filter(function(name)
         return name:sub(1, #lead) == lead
-      end, { "start", "jobs", "cancel", "status" })
+      end, require("agentd").subcommands)
     end
     return {}
   end,
