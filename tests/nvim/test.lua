@@ -348,6 +348,8 @@ case("a daemon that is down is an error, not a traceback", function()
   check(text:find("cannot reach", 1, true) and not text:find("traceback", 1, true), "error: " .. text)
   text = errors_of("Agentd jobs")
   check(text:find("cannot reach", 1, true), "jobs window error: " .. text)
+  local shown = table.concat(window_lines(), "\n")
+  check(shown:find("cannot reach", 1, true) and shown:find("r: try again", 1, true), "window:\n" .. shown)
   ui.close()
 end)
 

@@ -40,8 +40,9 @@ function M.error(message)
 end
 
 -- Calls `method` in the session; `on_result(result)` runs only on success, failures are
--- notified. `opts.timeout_s` bounds the call; `opts.wanted()` false drops its answer (a call
--- the caller stopped, whose curl exit is no failure). Returns the curl job id.
+-- notified, then passed to `opts.on_error(message)`. `opts.timeout_s` bounds the call;
+-- `opts.wanted()` false drops its answer (a call the caller stopped, whose curl exit is no
+-- failure). Returns the curl job id.
 function M.call(method, params, on_result, opts)
   opts = opts or {}
   params = vim.tbl_extend("force", { session = M.session() }, params or {})
@@ -51,6 +52,9 @@ function M.call(method, params, on_result, opts)
       return
     elseif err then
       M.error(err)
+      if opts.on_error then
+        opts.on_error(err)
+      end
     elseif on_result then
       on_result(result)
     end

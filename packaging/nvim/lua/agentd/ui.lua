@@ -7,7 +7,7 @@ local M = {}
 
 -- `generation` changes whenever the loop restarts or the window closes, so answers of calls
 -- made before are dropped; `poll_job` is the loop's call in flight (its curl job).
-local state = { generation = 0, line_jobs = {} }
+local state = { generation = 0, jobs = {}, line_jobs = {} }
 
 local wait_ms = 25000
 local queued_wait_ms = 2000
@@ -46,7 +46,10 @@ local function job_line(job)
   return string.format("%s %-14s %-11s %7s  %s", marker, id, job.state, elapsed(job.elapsed_ms), preview)
 end
 
-local function render(jobs)
+-- `problem`: why the list could not be read (the jobs shown are the last ones read); the loop
+-- has stopped and `r` tries again.
+local function render(jobs, problem)
+  state.jobs = jobs
   local lines = {
     "agentd " .. agentd.session() .. "  (<CR> output, c cancel, a allow, d deny, r refresh, q close)",
   }
@@ -55,7 +58,9 @@ local function render(jobs)
     table.insert(lines, job_line(job))
     state.line_jobs[#lines] = job
   end
-  if #jobs == 0 then
+  if problem then
+    table.insert(lines, "  " .. problem .. " (r: try again)")
+  elseif #jobs == 0 then
     table.insert(lines, "  no jobs in this session: :Agentd start {prompt}")
   end
   local cursor = vim.api.nvim_win_get_cursor(state.win)
@@ -72,17 +77,21 @@ local function refresh_from(generation)
   local function wanted()
     return generation == state.generation and is_open()
   end
+  local function failed(problem)
+    state.poll_job = nil
+    render(state.jobs, problem)
+  end
   state.poll_job = agentd.call("agents_status", {}, function(result)
     render(result.jobs)
-    poll(generation, result.jobs, wanted)
-  end, { wanted = wanted })
+    poll(generation, result.jobs, wanted, failed)
+  end, { wanted = wanted, on_error = failed })
 end
 
 -- Waits until a queued or running job ends or needs input. A job already waiting would end the
 -- wait at once, so it is left out; with only waiting jobs the wait ignores input and returns when
 -- one of them ends, or after wait_ms (a request answered elsewhere shows by then). No wait ends
 -- when a queued job starts, so while one is queued the wait is short.
-function poll(generation, jobs, wanted)
+function poll(generation, jobs, wanted, failed)
   local active, waiting, queued = {}, {}, false
   for _, job in ipairs(jobs) do
     if job.state == "waiting" then
@@ -102,7 +111,7 @@ function poll(generation, jobs, wanted)
   end
   state.poll_job = agentd.call("agents_wait", params, function()
     refresh_from(generation)
-  end, { wanted = wanted, timeout_s = wait_ms / 1000 + 10 })
+  end, { wanted = wanted, on_error = failed, timeout_s = wait_ms / 1000 + 10 })
 end
 
 local function stop_poll()
@@ -260,6 +269,7 @@ local function map_keys(buf)
 end
 
 local function create_window()
+  state.jobs = {}
   state.buf = vim.api.nvim_create_buf(false, true)
   vim.api.nvim_buf_set_option(state.buf, "bufhidden", "wipe")
   vim.api.nvim_buf_set_option(state.buf, "filetype", "agentd")
