@@ -24,7 +24,8 @@ trap cleanup EXIT
 start() {
   local name=$1
   shift
-  "$@" 2>"$work/$name.log" &
+  : >"$work/$name.log"  # exists before the first grep, which may run before the child's redirect
+  "$@" 2>>"$work/$name.log" &
   pids+=($!)
   for _ in $(seq 100); do
     if url=$(grep -o -m1 'http://127\.0\.0\.1:[0-9]*' "$work/$name.log"); then return 0; fi
