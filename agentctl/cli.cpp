@@ -6,6 +6,7 @@
 
 #include "protocol/job_view.hpp"
 #include "protocol/params.hpp"
+#include "protocol/version.hpp"
 
 #include <fmt/core.h>
 #include <CLI/CLI.hpp>
@@ -295,6 +296,8 @@ std::variant<invocation, int> parse_cli(int argc, char const* const* argv) {
     invocation inv;
     CLI::App app{"agentctl: command-line client of agentd", "agentctl"};
     app.footer(footer);
+    // "agentctl VERSION", the form help2man reads for the manual page.
+    app.set_version_flag("--version", fmt::format("agentctl {}", agentd::version));
     app.fallthrough();  // inherited by the subcommands added below
     app.require_subcommand(1);
     add_globals(app, inv.globals);

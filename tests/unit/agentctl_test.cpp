@@ -175,13 +175,14 @@ TEST(parse_cli, cancel_takes_ids_or_all) {
     EXPECT_EQ(std::get<int>(parse({"cancel"})), exit_usage);
 }
 
-TEST(parse_cli, usage_errors_exit_2_and_help_exits_0) {
+TEST(parse_cli, usage_errors_exit_2_and_help_and_version_exit_0) {
     EXPECT_EQ(std::get<int>(parse({})), exit_usage);
     EXPECT_EQ(std::get<int>(parse({"cancel"})), exit_usage);
     EXPECT_EQ(std::get<int>(parse({"peek", "a", "b"})), exit_usage);
     EXPECT_EQ(std::get<int>(parse({"wait", "--timeout-ms", "-1"})), exit_usage);
     EXPECT_EQ(std::get<int>(parse({"--token", "t", "--token-file", "f", "status"})), exit_usage);
     EXPECT_EQ(std::get<int>(parse({"status", "--help"})), exit_ok);
+    EXPECT_EQ(std::get<int>(parse({"--version"})), exit_ok) << "without a command";
 }
 
 invocation start(std::vector<std::string> prompts) {
