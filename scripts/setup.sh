@@ -3,8 +3,7 @@
 # GoogleTest, CLI11, SQLite, OpenSSL, toml++, libsystemd, ccache, clang-format; dpkg-dev, lintian
 # and help2man (the manual pages) for the .deb; Node.js and npm, Chromium for the dashboard's
 # browser test, Neovim for the Neovim plugin's test). Idempotent: installs only what is missing;
-# uses sudo when not root. The Node
-# tests run on a Node 22 that npm installs.
+# uses sudo when not root. The Node tests run on a Node 22 that npm installs.
 set -euo pipefail
 
 packages=(
