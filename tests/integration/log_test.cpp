@@ -263,11 +263,14 @@ TEST_P(log_format_test, AScriptedRunLogsExactlyTheExpectedLines) {
         }
         auto l = as_json ? parse_json(text) : parse_text(text, false);
         ASSERT_TRUE(l) << "not a " << GetParam() << " log line: " << text;
-        if (auto ms = l->get("elapsed_ms"); !ms.empty())
+        if (auto ms = l->get("elapsed_ms"); !ms.empty()) {
             EXPECT_LT(std::stoll(ms), 60'000) << "milliseconds, within this test: " << text;
+        }
         if (as_json) {
             EXPECT_TRUE(l->is_number["elapsed_ms"] || l->get("elapsed_ms").empty()) << text;
-            if (!l->get("code").empty()) EXPECT_TRUE(l->is_number["code"]) << text;
+            if (!l->get("code").empty()) {
+                EXPECT_TRUE(l->is_number["code"]) << text;
+            }
         }
         got[alias.contains(group_of(*l)) ? alias[group_of(*l)] : group_of(*l)].push_back(
             canonical(*l, alias));
