@@ -298,6 +298,31 @@ TEST_F(agentd_test, LogLevelWarnDropsInfoLines) {
     EXPECT_EQ(all.find(" INFO "), std::string::npos) << all;
 }
 
+TEST_F(agentd_test, ARestartLogsTheJobsItReattaches) {
+    auto id = start_one(*agentd_, "epsilon [[fake fault=hang]]");
+    // Killed once its upstream session exists (before, a restart interrupts it: nothing ran).
+    auto end = std::chrono::steady_clock::now() + 10s;
+    auto has_upstream = [&] {
+        auto s = agentd_->call("agents_status", json::object{{"jobs", json::array{json::value(id)}},
+                                                             {"session", session}});
+        return jobs_of(s).at(0).as_object().contains("upstream");
+    };
+    while (!has_upstream() && std::chrono::steady_clock::now() < end)
+        std::this_thread::sleep_for(10ms);
+    ASSERT_TRUE(has_upstream());
+    agentd_->kill_and_restart();
+    // The upstream still runs the turn: the job is followed live again, and the log says so.
+    EXPECT_TRUE(agentd_->process().wait_for_line(
+        std::regex("INFO job job=" + id +
+                   " session=log-test state=running elapsed_ms=\\d+ restored=reattached$"),
+        10s))
+        << agentd_->process().stderr_text();
+    agentd_->call("agents_cancel",
+                  json::object{{"jobs", json::array{json::value(id)}}, {"session", session}});
+    EXPECT_TRUE(agentd_->process().wait_for_line(
+        std::regex("INFO job job=" + id + " session=log-test state=cancelled "), 10s));
+}
+
 // agentd with stderr on a regular file whose device and inode $JOURNAL_STREAM names, as systemd
 // sets it for a service whose stderr is the journal.
 class journald_log : public ::testing::Test {
