@@ -142,6 +142,23 @@ setting list(std::string key, std::string flag, std::string help, Field field,
     return s;
 }
 
+// An enum outside the wire protocol (the log's level and format): `words` name its values in
+// declaration order.
+template <class E, class Field>
+setting ordinal(std::string key, std::string flag, std::string help, std::vector<std::string> words,
+                Field field) {
+    setting s(std::move(key), std::move(flag), std::move(help), kind::text);
+    s.choices = words;
+    s.set = [field, words](config& c, value const& v) {
+        auto it = std::find(words.begin(), words.end(), std::get<std::string>(v));
+        field(c) = static_cast<E>(it - words.begin());
+    };
+    s.get = [field, words](config const& c) -> std::optional<value> {
+        return value(words[static_cast<std::size_t>(field(c))]);
+    };
+    return s;
+}
+
 std::optional<std::string> readable_file(std::string const& path) {
     if (std::ifstream(path)) return std::nullopt;
     return "cannot read " + path;
@@ -296,6 +313,12 @@ std::vector<setting> settings() {
             "websocket.idle_timeout_ms", "--ws-idle-timeout-ms",
             "WebSocket: silence before a ping (at half) and then a close", 100, hour_ms,
             [](auto& c) -> auto& { return c.ws_idle_timeout; }),
+        ordinal<log::level>(
+            "log.level", "--log-level", "Lines logged to stderr: error | warn | info | debug",
+            {"error", "warn", "info", "debug"}, [](auto& c) -> auto& { return c.log_level; }),
+        ordinal<log::format>(
+            "log.format", "--log-format", "Log lines: text (logfmt) | json (one object per line)",
+            {"text", "json"}, [](auto& c) -> auto& { return c.log_format; }),
     };
 }
 

@@ -2,6 +2,7 @@
 // from a TOML file (--config) and flags, flags winning. Defaults live here and nowhere else.
 #pragma once
 
+#include "common/log.hpp"
 #include "jobs/manager.hpp"
 #include "jobs/upstream/backend.hpp"
 #include "planner/traits.hpp"
@@ -47,6 +48,8 @@ struct config {
     planner::policy approval;
     std::vector<std::string> allowed_hosts;
     std::vector<std::string> allowed_origins;
+    log::level log_level = log::level::info;
+    log::format log_format = log::format::text;
 };
 
 // What the command line asks for: run with `run`, or leave with `exit_code` after printing

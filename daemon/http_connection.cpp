@@ -3,6 +3,7 @@
 // the body is read (an unauthenticated client cannot make us buffer 1 MiB), and the status codes
 // of DESIGN §2 (400, 401, 403, 405, 413, 415, 431, 501, 204).
 #include "daemon/http_connection.hpp"
+#include "common/log.hpp"
 
 #include "daemon/mcp_endpoint.hpp"
 #include "daemon/metrics.hpp"
@@ -92,6 +93,7 @@ std::optional<response> read_failure(beast::error_code ec) {
         case http::status::request_header_fields_too_large:
             return plain(*status, "header, chunk extension or trailer too large\n", 11);
         case http::status::payload_too_large:
+            log::warn("limit", {{"limit", "max_body_bytes"}, {"status", 413}});
             return plain(*status, "body too large\n", 11);
         default:
             return plain(*status, "malformed request\n", 11);
@@ -197,6 +199,7 @@ bool reserve_may_serve(endpoint handler) {
 }
 
 response connection_limit(unsigned version) {
+    log::warn("limit", {{"limit", "max_connections"}, {"status", 503}});
     auto res = plain(http::status::service_unavailable, "connection limit reached\n", version);
     res.set(http::field::retry_after, "1");
     return res;

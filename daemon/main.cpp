@@ -1,5 +1,6 @@
 // agentd's entry point: parse flags, open the state dir and token, wire the upstream backend,
 // job manager, RPC service and listeners onto one io_context, and run until SIGTERM/SIGINT.
+#include "common/log.hpp"
 #include "common/state_dir.hpp"
 #include "common/url.hpp"
 #include "daemon/auth.hpp"
@@ -23,7 +24,6 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <iostream>
 #include <variant>
 
 namespace {
@@ -130,7 +130,7 @@ int run(daemon::config const& c) {
 
     signals.async_wait([&](boost::system::error_code ec, int sig) {
         if (ec) return;
-        std::cerr << "agentd: signal " << sig << ", draining (again to exit at once)\n";
+        log::info("signal", {{"signal", sig}, {"action", "draining (again to exit at once)"}});
         stopping = true;
         daemon::notify_service_manager("STOPPING=1");
         // The store is consistent after every write, so a second signal may simply leave.
@@ -142,7 +142,7 @@ int run(daemon::config const& c) {
                               boost::asio::detached);
     });
     ioc.run();
-    std::cerr << "agentd: stopped\n";
+    log::info("stopped");
     return 0;
 }
 
@@ -151,10 +151,13 @@ int run(daemon::config const& c) {
 int main(int argc, char** argv) {
     auto parsed = daemon::parse_config(argc, argv);
     if (auto const* code = std::get_if<int>(&parsed)) return *code;
+    auto const& c = std::get<daemon::config>(parsed);
+    log::configure(c.log_level,
+                   {c.log_format, log::is_journal_stream(std::getenv("JOURNAL_STREAM"), 2)});
     try {
-        return run(std::get<daemon::config>(parsed));
+        return run(c);
     } catch (std::exception const& e) {
-        std::cerr << "agentd: " << e.what() << "\n";
+        log::error("fatal", {{"error", e.what()}});
         return 1;
     }
 }

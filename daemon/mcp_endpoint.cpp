@@ -7,6 +7,7 @@
 // request is never answered: its SSE stream just ends, a JSON exchange gets 202 and no body.
 #include "daemon/mcp_endpoint.hpp"
 
+#include "common/log.hpp"
 #include "daemon/mcp_sessions.hpp"
 #include "daemon/routes.hpp"
 #include "jobs/job.hpp"
@@ -31,7 +32,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <iostream>
 #include <vector>
 
 namespace agentd::daemon {
@@ -376,8 +376,10 @@ asio::awaitable<elicited> elicit(exchange& x, sse_stream& sse, elicitation const
     args["request"] = e.request.id;
     auto out = co_await x.ctx.rpc.invoke("agents_respond", args, x.who());
     if (!out) {
-        std::cerr << "agentd: MCP elicitation answer for " << e.job
-                  << " not applied: " << out.error().message << "\n";
+        log::warn("answer_failed", {{"job", e.job},
+                                    {"request", e.request.id},
+                                    {"by", "elicitation"},
+                                    {"error", out.error().message}});
     }
     co_return elicited::go_on;
 }
@@ -456,7 +458,7 @@ asio::awaitable<bool> stream_wait(exchange& x, json::value const& id, mcp::tool_
     try {
         out = co_await streamed_wait(x, sse, call, signal);
     } catch (std::exception const& e) {
-        std::cerr << "agentd: internal error in MCP agents_wait: " << e.what() << "\n";
+        log::error("internal_error", {{"method", "agents_wait"}, {"error", e.what()}});
         out = result<json::value>(protocol::internal_error());
     }
     if (out) {
@@ -492,7 +494,7 @@ asio::awaitable<std::optional<json::value>> answer(exchange& x, protocol::reques
                 id, protocol::invalid_request("initialize must be sent alone, not in a batch"));
         co_return protocol::make_error(id, protocol::method_not_found(req.method));
     } catch (std::exception const& e) {
-        std::cerr << "agentd: internal error in MCP " << req.method << ": " << e.what() << "\n";
+        log::error("internal_error", {{"method", req.method}, {"error", e.what()}});
     }
     co_return protocol::make_error(id, protocol::internal_error());
 }
@@ -539,6 +541,7 @@ protocol::request const* lone_initialize(mcp::body const& body) {
 
 // Every MCP session of the principal has a request in flight: none may be evicted for a new one.
 string_response all_sessions_busy(unsigned version) {
+    log::warn("limit", {{"limit", "max_mcp_sessions"}, {"status", 503}});
     auto res = refusal(http::status::service_unavailable,
                        "too many MCP sessions, all busy; retry when one ends", version);
     res.set(http::field::retry_after, "5");
@@ -607,8 +610,10 @@ std::optional<string_response> screen_mcp(http::request_parser<http::string_body
     if (!beast::iequals(media_type(req[http::field::content_type]), "application/json"))
         return refusal(http::status::unsupported_media_type,
                        "Content-Type must be application/json", v);
-    if (auto len = parser.content_length(); len && *len > ctx.opts.max_body_bytes)
+    if (auto len = parser.content_length(); len && *len > ctx.opts.max_body_bytes) {
+        log::warn("limit", {{"limit", "max_body_bytes"}, {"status", 413}});
         return refusal(http::status::payload_too_large, "body too large", v);
+    }
     return std::nullopt;
 }
 

@@ -3,6 +3,7 @@
 // See routes.hpp.
 #include "daemon/routes.hpp"
 
+#include "common/log.hpp"
 #include "daemon/auth.hpp"
 #include "daemon/ui_assets.hpp"
 
@@ -119,8 +120,10 @@ std::optional<string_response> content_refusal(request_parser const& parser, rou
     if (!beast::iequals(media_type(req[http::field::content_type]), "application/json"))
         return plain(http::status::unsupported_media_type,
                      "content type must be application/json\n", v);
-    if (auto len = parser.content_length(); len && *len > opts.max_body_bytes)
+    if (auto len = parser.content_length(); len && *len > opts.max_body_bytes) {
+        log::warn("limit", {{"limit", "max_body_bytes"}, {"status", 413}});
         return plain(http::status::payload_too_large, "body too large\n", v);
+    }
     return std::nullopt;
 }
 

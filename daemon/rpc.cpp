@@ -2,6 +2,7 @@
 // params only; anything unexpected is caught here once and answered -32603 without detail.
 #include "daemon/rpc.hpp"
 
+#include "common/log.hpp"
 #include "daemon/metrics.hpp"
 #include "planner/executor.hpp"
 #include "planner/plan.hpp"
@@ -17,7 +18,6 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
-#include <iostream>
 #include <type_traits>
 #include <utility>
 
@@ -30,13 +30,22 @@ namespace {
 
 using protocol::response_budget;
 
+// A job whose output did not fit the response (output_omitted) hit max_response_bytes.
+json::value warn_if_omitted(json::value view) {
+    auto const& o = view.get_object();
+    if (o.contains("output_omitted"))
+        log::warn("limit", {{"limit", "max_response_bytes"},
+                            {"job", std::string_view(o.at("id").as_string())}});
+    return view;
+}
+
 json::array render(std::vector<jobs::job_entry> const& entries, json::storage_ptr const& sp,
                    response_budget& budget) {
     auto now = std::chrono::system_clock::now();
     json::array out(sp);
     out.reserve(entries.size());
     for (auto const& e : entries)
-        out.push_back(e.view ? protocol::to_json(*e.view, now, sp, &budget)
+        out.push_back(e.view ? warn_if_omitted(protocol::to_json(*e.view, now, sp, &budget))
                              : protocol::not_found_json(e.id, sp));
     return out;
 }
@@ -48,8 +57,10 @@ json::array render(std::vector<jobs::session_job> const& listed, json::storage_p
     json::array out(sp);
     out.reserve(listed.size());
     for (auto const& l : listed)
-        out.push_back(json::object(
-            {{"job", protocol::to_json(l.view, now, sp, &budget)}, {"session", l.session}}, sp));
+        out.push_back(
+            json::object({{"job", warn_if_omitted(protocol::to_json(l.view, now, sp, &budget))},
+                          {"session", l.session}},
+                         sp));
     return out;
 }
 
@@ -229,10 +240,56 @@ asio::awaitable<result<json::value>> rpc_service::run(protocol::worktree_remove_
     co_return json::object({{"job", render({*out}, c.sp, c.budget).at(0)}}, c.sp);
 }
 
+namespace {
+
+// The session a call acts for, as the log names it: the one it names, else the caller's.
+std::string_view session_of(json::value const& params, caller const& who) {
+    if (auto const* o = params.if_object())
+        if (auto const* s = o->if_contains("session"); s && s->is_string()) return s->get_string();
+    return who.default_session;
+}
+
+// DESIGN §8: one line per request answered, and a warning for a limit the call hit.
+void log_answer(std::string_view method, std::string_view session,
+                std::chrono::steady_clock::time_point started, result<json::value> const& out) {
+    auto const elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now() - started)
+                             .count();
+    if (out) {
+        log::info("request", {{"method", method}, {"session", session}, {"elapsed_ms", elapsed}});
+        return;
+    }
+    auto const e = out.error();  // error() answers a copy
+    auto const code = static_cast<std::int64_t>(e.code);
+    log::info("request",
+              {{"method", method}, {"session", session}, {"elapsed_ms", elapsed}, {"code", code}});
+    if (e.code != protocol::error_code::limit_exceeded) return;
+    auto const* data = e.data.if_object();
+    auto const* limit = data ? data->if_contains("limit") : nullptr;
+    log::warn("limit",
+              {{"limit", limit && limit->is_string() ? std::string_view(limit->get_string())
+                                                     : std::string_view("unknown")},
+               {"method", method},
+               {"session", session},
+               {"error", e.message}});
+}
+
+}  // namespace
+
 asio::awaitable<result<json::value>> rpc_service::invoke(std::string_view method,
                                                          json::value const& params,
                                                          caller const& who, json::storage_ptr sp,
                                                          protocol::response_budget* budget) {
+    auto const started = std::chrono::steady_clock::now();
+    auto out = co_await dispatch(method, params, who, std::move(sp), budget);
+    log_answer(method, session_of(params, who), started, out);
+    co_return out;
+}
+
+asio::awaitable<result<json::value>> rpc_service::dispatch(std::string_view method,
+                                                           json::value const& params,
+                                                           caller const& who, json::storage_ptr sp,
+                                                           protocol::response_budget* budget) {
     using handler =
         asio::awaitable<result<json::value>> (rpc_service::*)(json::value const&, call_context&);
     static constexpr std::pair<std::string_view, handler> methods[] = {
@@ -275,10 +332,12 @@ asio::awaitable<result<json::value>> rpc_service::invoke(std::string_view method
 asio::awaitable<result<json::value>> rpc_service::wait(protocol::wait_params const& p,
                                                        caller const& who) {
     rpc_timer timing(metrics_, "agents_wait");
+    auto const started = std::chrono::steady_clock::now();
     protocol::response_budget budget(codec_.max_response_bytes);
     json::value const none;
     call_context c{who, none, {}, budget, who.owner(p.session)};
     auto out = co_await run(p, c);
+    log_answer("agents_wait", c.owner.session, started, out);
     co_return out;
 }
 
@@ -356,10 +415,10 @@ asio::awaitable<std::optional<std::string>> rpc_service::handle(std::string_view
             try {
                 std::rethrow_exception(o.error);
             } catch (std::exception const& x) {
-                std::cerr << "agentd: internal error in " << elements[i].req->method << ": "
-                          << x.what() << "\n";
+                log::error("internal_error",
+                           {{"method", elements[i].req->method}, {"error", x.what()}});
             } catch (...) {
-                std::cerr << "agentd: internal error in " << elements[i].req->method << "\n";
+                log::error("internal_error", {{"method", elements[i].req->method}});
             }
             responses.push_back(
                 protocol::make_error(*elements[i].req->id, protocol::internal_error(), sp));

@@ -75,6 +75,10 @@ class rpc_service {
 
   private:
     struct call_context;
+    // invoke() without its log line.
+    boost::asio::awaitable<protocol::result<boost::json::value>> dispatch(
+        std::string_view method, boost::json::value const& params, caller const& who,
+        boost::json::storage_ptr sp, protocol::response_budget* budget);
     // One agents_* method on the manager: its params parsed (a deny policy applied first), the
     // owner resolved once, then run(). invoke()'s method table lists one instance per method.
     template <auto Parse>

@@ -4,6 +4,7 @@
 // kills one connection and never the daemon.
 #include "daemon/server.hpp"
 
+#include "common/log.hpp"
 #include "daemon/http_connection.hpp"
 
 #include <fmt/format.h>
@@ -25,7 +26,6 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <iostream>
 #include <list>
 #include <stdexcept>
 
@@ -80,7 +80,7 @@ std::optional<std::string> listen_spec_error(std::string_view spec) {
 namespace {
 
 void announce(std::string const& where) {
-    std::cerr << "agentd listening on " << where << "\n" << std::flush;
+    log::raw("agentd listening on " + where);
 }
 
 std::string http_url(tcp::endpoint const& local) {
@@ -129,10 +129,11 @@ std::size_t clamp_to_fd_limit(std::size_t max_connections) {
     auto room = static_cast<std::size_t>(rl.rlim_cur > 2 * reserved_fds ? rl.rlim_cur - reserved_fds
                                                                         : rl.rlim_cur / 2);
     if (max_connections <= room) return max_connections;
-    std::cerr << fmt::format(
-        "agentd: warning: max_connections {} clamped to {}: the open-file limit is {} (raise "
-        "LimitNOFILE / ulimit -n)\n",
-        max_connections, room, rl.rlim_cur);
+    log::warn("limit", {{"limit", "max_connections"},
+                        {"configured", max_connections},
+                        {"clamped_to", room},
+                        {"open_file_limit", rl.rlim_cur},
+                        {"hint", "raise LimitNOFILE / ulimit -n"}});
     return room;
 }
 
@@ -278,6 +279,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
                 --open;  // it leaves once its coroutine sees the closed socket
             }
             if (open >= self->opts.max_connections + reserve_slots(self->opts.max_connections)) {
+                log::warn("limit", {{"limit", "max_connections"}, {"action", "closed"}});
                 boost::system::error_code ignored;
                 socket.close(ignored);  // over the cap: refuse rather than queue unbounded
                 continue;

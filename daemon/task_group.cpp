@@ -5,11 +5,10 @@
 // own sockets, which every pending operation of theirs observes.
 #include "daemon/task_group.hpp"
 
+#include "common/log.hpp"
 #include "jobs/wake_signal.hpp"
 
 #include <boost/asio/co_spawn.hpp>
-
-#include <iostream>
 
 namespace agentd::daemon {
 namespace asio = boost::asio;
@@ -59,9 +58,9 @@ void task_group::spawn(asio::awaitable<void> child) {
                        try {
                            std::rethrow_exception(e);
                        } catch (std::exception const& x) {
-                           std::cerr << "agentd: " << s->what << " error: " << x.what() << "\n";
+                           log::error("task_failed", {{"task", s->what}, {"error", x.what()}});
                        } catch (...) {
-                           std::cerr << "agentd: " << s->what << " error\n";
+                           log::error("task_failed", {{"task", s->what}});
                        }
                    });
 }

@@ -7,6 +7,7 @@
 // `approval/request` (DESIGN §4, approval.start=ask).
 #include "daemon/ws_connection.hpp"
 
+#include "common/log.hpp"
 #include "daemon/auth.hpp"
 #include "daemon/routes.hpp"
 #include "jobs/manager.hpp"
@@ -29,7 +30,6 @@
 
 #include <charconv>
 #include <deque>
-#include <iostream>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -218,7 +218,7 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
             if (auto* answer = std::get_if<0>(&raced); answer && *answer)
                 self->send(std::move(**answer));
         } catch (std::exception const& e) {
-            std::cerr << "agentd: websocket call failed: " << e.what() << "\n";
+            log::error("internal_error", {{"transport", "websocket"}, {"error", e.what()}});
         }
         self->finish_call(text.size());
     }
@@ -289,7 +289,7 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
         if (outbox_bytes_ > ctx_->opts.ws_max_outbox_bytes && outbox_.size() > 1) {
             // A client that does not read must not make us buffer without bound. One message
             // alone may exceed the cap (a large reply to a client that reads is fine).
-            std::cerr << "agentd: websocket client too slow, disconnecting\n";
+            log::warn("limit", {{"limit", "ws_max_outbox_bytes"}, {"action", "disconnected"}});
             close();
             return;
         }

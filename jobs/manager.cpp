@@ -3,6 +3,7 @@
 // their wake_signals, so waiting costs nothing while idle.
 #include "jobs/manager.hpp"
 
+#include "common/log.hpp"
 #include "jobs/lifecycle.hpp"
 #include "jobs/random.hpp"
 #include "jobs/registry.hpp"
@@ -19,7 +20,6 @@
 
 #include <algorithm>
 #include <deque>
-#include <iostream>
 #include <list>
 #include <unordered_set>
 
@@ -109,14 +109,14 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         while (!self->stopped) {
             auto const pending = self->db->pending();
             if (pending > 0 && self->db->flush()) {
-                std::cerr << "agentd: state database writable again; " << pending
-                          << " pending rows written\n";
+                log::info("store_recovered", {{"rows_written", pending}});
                 failing = false;
                 backoff = first;
             } else if (pending > 0) {
                 if (!failing)
-                    std::cerr << "agentd: " << self->db->last_error() << "; " << pending
-                              << " rows kept in memory, retrying\n";
+                    log::error("store_failing", {{"error", self->db->last_error()},
+                                                 {"rows_in_memory", pending},
+                                                 {"action", "retrying"}});
                 failing = true;
             }
             if (self->db->pending() > 0) {
@@ -137,9 +137,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             try {
                 std::rethrow_exception(e);
             } catch (std::exception const& x) {
-                std::cerr << "agentd: " << what << " failed: " << x.what() << "\n";
+                log::error("task_failed", {{"task", what}, {"error", x.what()}});
             } catch (...) {
-                std::cerr << "agentd: " << what << " failed\n";
+                log::error("task_failed", {{"task", what}});
             }
         };
     }
@@ -164,9 +164,50 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             retain(j.view.id, steady::now());
         }
         persist(j);
+        log_state(j);
         for (auto* w : std::vector<waiter_hook*>(j.waiters)) w->wake();
         notify(j);
         return true;
+    }
+
+    // DESIGN §8: one line per job state, and a warning when the job hit a limit or the upstream
+    // failed. `restored` says how a restart brought the job back.
+    void log_state(job const& j, std::string_view restored = {}) const {
+        if (!log::enabled(log::level::info)) return;
+        auto const elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 j.view.finished_at.value_or(now_ms()) - j.view.created_at)
+                                 .count();
+        std::vector<log::field> f{{"job", j.view.id},
+                                  {"session", j.view.session},
+                                  {"state", protocol::to_string(j.view.state)},
+                                  {"elapsed_ms", elapsed}};
+        if (j.view.depth > 1) f.emplace_back("depth", j.view.depth);
+        if (j.view.continues) f.emplace_back("continues", *j.view.continues);
+        if (!restored.empty()) f.emplace_back("restored", restored);
+        auto const& e = j.view.error;
+        std::string_view reason;
+        if (e && protocol::is_terminal(j.view.state)) {
+            reason = std::string_view(e->message).substr(0, protocol::utf8_prefix(e->message, 200));
+            f.emplace_back("error.kind", protocol::to_string(e->kind));
+            f.emplace_back("error", reason);
+        }
+        log::write(log::level::info, "job", f);
+        if (e && j.view.state == job_state::failed) warn_failure(j, *e, reason);
+    }
+
+    static void warn_failure(job const& j, protocol::job_error const& e, std::string_view reason) {
+        if (e.kind == error_kind::timeout || e.kind == error_kind::limit) {
+            log::warn("limit", {{"limit", e.kind == error_kind::timeout ? "timeout" : "budget"},
+                                {"job", j.view.id},
+                                {"session", j.view.session},
+                                {"error", reason}});
+        } else if (e.kind != error_kind::cancelled && e.kind != error_kind::interrupted) {
+            std::vector<log::field> f{{"job", j.view.id}, {"error.kind", to_string(e.kind)}};
+            if (e.phase) f.emplace_back("phase", to_string(*e.phase));
+            if (e.http_status) f.emplace_back("http_status", *e.http_status);
+            f.emplace_back("error", reason);
+            log::write(log::level::warn, "upstream", f);
+        }
     }
 
     // `finished` is in finish order; past max_retained_jobs the oldest go at once (memory and
@@ -482,7 +523,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                     next = self->finished.front().first + self->lim.retention;
             } catch (std::exception const& e) {
                 ++self->reaper_errors;
-                std::cerr << "agentd: reaper: " << e.what() << "; retrying in 1 s\n";
+                log::error("reaper_failed", {{"error", e.what()}, {"action", "retrying in 1 s"}});
                 next = steady::now() + std::chrono::seconds(1);
             }
             [[maybe_unused]] auto woken = co_await self->reaper.wait_until(next);
@@ -526,6 +567,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                 retain(j->view.id, steady_now - std::chrono::duration_cast<steady::duration>(age));
             } else if (j->view.state == job_state::queued) {
                 enqueue(j);  // it never started: it runs after the restart
+                log_state(*j, "queued");
             } else if (protocol::is_active(j->view.state) && j->view.upstream) {
                 unsettled.insert(j);
             } else {
@@ -582,6 +624,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             auto const upstream_session = j->view.upstream->session;
             if (busy && *busy && (*busy)->contains(upstream_session)) {
                 self->settle_one(j);
+                self->log_state(*j, "reattached");
                 self->attach(j);
                 co_await self->restore_requests(j);
                 continue;
@@ -819,10 +862,12 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         j.view.answered.push_back({id, kind, how, by, now_ms()});
         if (j.view.answered.size() > protocol::answered_request::kept)
             j.view.answered.erase(j.view.answered.begin());
-        std::cerr << "agentd: job=" << j.view.id << " request=" << id
-                  << " kind=" << protocol::to_string(kind)
-                  << " decision=" << protocol::to_string(how) << " by=" << protocol::to_string(by)
-                  << "\n";
+        log::info("answer", {{"job", j.view.id},
+                             {"session", j.view.session},
+                             {"request", id},
+                             {"kind", protocol::to_string(kind)},
+                             {"decision", protocol::to_string(how)},
+                             {"by", protocol::to_string(by)}});
         persist(j);
         // A terminal job's end was announced once already (listeners count terminal states).
         if (protocol::is_active(j.view.state)) notify(j);
@@ -867,9 +912,10 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         } else if (out.error().http_status == 404) {
             drop_request(*j, reply.request_id);
         } else {
-            std::cerr << "agentd: job=" << j->view.id << " request=" << reply.request_id
-                      << " answer by " << protocol::to_string(by)
-                      << " failed: " << out.error().message << "\n";
+            log::warn("answer_failed", {{"job", j->view.id},
+                                        {"request", reply.request_id},
+                                        {"by", protocol::to_string(by)},
+                                        {"error", out.error().message}});
         }
         co_return out;
     }
@@ -1173,7 +1219,7 @@ protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
         try {
             m.db->save_all(created);
         } catch (std::exception const& e) {
-            std::cerr << "agentd: agents_start refused: " << e.what() << "\n";
+            log::error("store_failed", {{"method", "agents_start"}, {"error", e.what()}});
             return protocol::rpc_error{protocol::error_code::internal_error,
                                        "the job store is unavailable", nullptr};
         }
@@ -1189,6 +1235,7 @@ protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
     }
     for (auto const& j : created) {
         m.jobs.insert(j);
+        m.log_state(*j);
         m.notify(*j);
         m.enqueue(j, created_at);
     }

@@ -49,6 +49,8 @@ agentd_process::agentd_process(std::string const& upstream, std::vector<std::str
     for (std::string arg : {"--listen", "127.0.0.1:0", "--state-dir"}) argv.push_back(arg);
     argv.push_back(dir_.string());
     argv.insert(argv.end(), {"--upstream-url", upstream});
+    // Like nginx's `access_log off` in the comparison: no line per request or job.
+    argv.insert(argv.end(), {"--log-level", "warn"});
     argv.insert(argv.end(), extra.begin(), extra.end());
     proc_ = std::make_unique<test::child_process>(argv);
     // Generous: under valgrind start-up takes seconds.

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <regex>
 
@@ -59,6 +60,11 @@ void agentd_process::launch() {
 }
 
 agentd_process::~agentd_process() {
+    // The child's stderr is echoed only with AGENTD_TEST_VERBOSE=1 (an info line per request
+    // would drown the test logs); a failed test shows it here, as the fake upstream does.
+    if (proc_ && ::testing::Test::HasFailure())
+        std::fprintf(stderr, "---- agentd stderr ----\n%s-----------------------\n",
+                     proc_->stderr_text().c_str());
     proc_.reset();
     std::error_code ec;
     fs::remove_all(state_dir_, ec);

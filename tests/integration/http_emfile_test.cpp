@@ -76,7 +76,8 @@ TEST_F(agentd_test, MaxConnectionsIsClampedBelowTheFileLimit) {
     if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max > 1'000'128)
         GTEST_SKIP() << "the hard open-file limit exceeds any --max-connections";
     restart_agentd({"--max-connections", "1000000"});
-    EXPECT_NE(agentd_->process().stderr_text().find("max_connections 1000000 clamped to"),
+    EXPECT_NE(agentd_->process().stderr_text().find(
+                  "limit=max_connections configured=1000000 clamped_to="),
               std::string::npos)
         << agentd_->process().stderr_text();
     EXPECT_EQ(http_request(agentd_->port(), "GET", "/healthz").status, 200);

@@ -43,7 +43,7 @@ std::pair<int, std::string> refused_start(fs::path const& state_dir) {
     child_process p({AGENTD_PATH, "--listen", "127.0.0.1:0", "--state-dir", state_dir.string(),
                      "--upstream-url", fmt::format("http://127.0.0.1:{}", unused_port())});
     // The refusal's line first: stderr is read on a thread of its own, which may lag the exit.
-    p.wait_for_line(std::regex("agentd: (token file|state directory)"), 10s);
+    p.wait_for_line(std::regex("ERROR fatal error=\"(token file|state directory)"), 10s);
     auto status = p.wait_exit(10s);
     EXPECT_TRUE(status.has_value()) << "agentd started: " << p.stderr_text();
     if (!status) p.signal(SIGKILL);

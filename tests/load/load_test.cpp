@@ -308,7 +308,7 @@ int main(int argc, char** argv) {
     agentd::test::child_process agentd({AGENTD_PATH, "--listen", "127.0.0.1:0", "--state-dir",
                                         dir.string(), "--upstream-url", fake.url(), "--max-running",
                                         "512", "--max-queued", "100000", "--max-connections",
-                                        "4096", "--retention-ms",
+                                        "4096", "--log-level", "warn", "--retention-ms",
                                         // Reaping keeps RSS flat; a slow sanitizer build must
                                         // not reap jobs before their client has looked.
                                         opts.check_rss ? "10000" : "600000"});

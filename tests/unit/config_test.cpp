@@ -249,6 +249,28 @@ TEST_F(config_test, print_config_redacts_secrets) {
     EXPECT_NE(s.output.find("api_key_env = 'AGENTD_TEST_KEY'"), std::string::npos) << s.output;
 }
 
+TEST_F(config_test, log_level_and_format_come_from_the_file_or_the_flags) {
+    auto defaults = read_startup({"agentd"});
+    ASSERT_TRUE(defaults.run) << defaults.output;
+    EXPECT_EQ(defaults.run->log_level, log::level::info);
+    EXPECT_EQ(defaults.run->log_format, log::format::text);
+    auto file = with_file("[log]\nlevel = \"debug\"\nformat = \"json\"\n");
+    ASSERT_TRUE(file.run) << file.output;
+    EXPECT_EQ(file.run->log_level, log::level::debug);
+    EXPECT_EQ(file.run->log_format, log::format::json);
+    auto flags = with_file("[log]\nlevel = \"debug\"\n", {"--log-level", "warn"});
+    ASSERT_TRUE(flags.run) << flags.output;
+    EXPECT_EQ(flags.run->log_level, log::level::warn);
+    EXPECT_EQ(
+        error_of(with_file("[log]\nlevel = \"loud\"\n")),
+        "agentd: config " + path_ + ": log.level: 'loud' is not one of error, warn, info, debug\n");
+    EXPECT_EQ(error_of(read_startup({"agentd", "--log-format", "xml"})),
+              "agentd: --log-format: 'xml' is not one of text, json\n");
+    auto help = read_startup({"agentd", "--help"});
+    EXPECT_NE(help.output.find("--log-level"), std::string::npos) << help.output;
+    EXPECT_NE(help.output.find("--log-format"), std::string::npos) << help.output;
+}
+
 TEST_F(config_test, print_config_reads_back_to_the_same_config) {
     auto first = with_file(full_file, {"--max-queued", "77", "--print-config"});
     ASSERT_EQ(first.exit_code, 0) << first.output;
