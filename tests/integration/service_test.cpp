@@ -151,7 +151,7 @@ TEST_F(service_test, install_without_any_agentd_refuses_and_writes_nothing) {
     auto lonely = dir_.path() / "lonely/agentctl";
     fs::create_directories(lonely.parent_path());
     fs::copy_file(AGENTCTL_PATH, lonely);
-    auto refused = agentctl({"service", "install"}, {{"PATH", "/usr/bin:/bin"}}, lonely.string());
+    auto refused = agentctl({"service", "install"}, {{"PATH", dir_ / "empty"}}, lonely.string());
     EXPECT_EQ(refused.status, 1) << refused.output;
     EXPECT_NE(refused.output.find("no agentd found beside agentctl nor in $PATH; name it with "
                                   "--agentd PATH"),
