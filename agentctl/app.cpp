@@ -11,6 +11,7 @@
 #include "render.hpp"
 #include "requests.hpp"
 #include "rpc.hpp"
+#include "service.hpp"
 #include "ui.hpp"
 
 #include "protocol/job_view.hpp"
@@ -261,7 +262,13 @@ int start_and_wait(invocation const& inv) {
     return run_request(waiting);
 }
 
+bool is_service(command_kind kind) {
+    return kind == command_kind::service_install || kind == command_kind::service_uninstall ||
+           kind == command_kind::service_status;
+}
+
 int dispatch(invocation const& inv) {
+    if (is_service(inv.cmd.kind)) return run_service(inv);
     if (inv.cmd.kind == command_kind::wait || inv.cmd.kind == command_kind::watch)
         stop_waiting_on_ctrl_c();
     if (inv.cmd.kind == command_kind::watch) return run_watch(inv);

@@ -25,14 +25,15 @@ const CLI::Range positive_ms{std::int64_t{1}, std::numeric_limits<std::int64_t>:
 constexpr char const* footer =
     R"(Environment: AGENTD_URL, AGENTD_TOKEN, AGENTD_STATE_DIR, STATE_DIRECTORY,
 XDG_STATE_HOME, HOME. The token is read from --token, --token-file, $AGENTD_TOKEN, then
-STATE_DIR/token; without one no Authorization header is sent. AGENTCTL_WAIT_SLICE_MS: the
-longest single agents_wait request of a long wait (default 300000; lower it behind a proxy
-that cuts idle requests).
+STATE_DIR/token, then /var/lib/agentd/token (the system service's, readable by the agentd
+group); without one no Authorization header is sent. AGENTCTL_WAIT_SLICE_MS: the longest
+single agents_wait request of a long wait (default 300000; lower it behind a proxy that cuts
+idle requests). service: XDG_CONFIG_HOME, and AGENTCTL_SYSTEMCTL (default systemctl in PATH).
 Exit codes:
   0    success
   1    a job did not complete (failed, cancelled, interrupted), or a JSON-RPC error
   2    usage error
-  3    wait timed out (the jobs go on)
+  3    wait timed out (the jobs go on); service status: agentd not running or not healthy
   4    cannot connect, HTTP error, or a reply that is not JSON-RPC
   5    input needed: a job waits for a permission or an answer nobody could give here
        (answer with `agentctl respond`)
@@ -256,6 +257,29 @@ void add_worktree(CLI::App& app, command& cmd) {
         ->expected(1);
 }
 
+// service install|uninstall|status: agentd as a systemd user service (service.hpp).
+void add_service(CLI::App& app, command& cmd) {
+    auto* service =
+        app.add_subcommand("service", "run agentd as a systemd user service (no root needed)");
+    service->require_subcommand(1);
+    auto* install = add_command(*service, cmd, command_kind::service_install, "install",
+                                "write ~/.config/systemd/user/agentd.{service,socket}, reload the "
+                                "user manager and enable agentd.socket (again: rewrite, reload)");
+    auto& o = cmd.service;
+    install->add_option("--agentd", o.agentd, "agentd to run (default: beside agentctl, or PATH)")
+        ->option_text("PATH");
+    install->add_option("--upstream-url", o.upstream_url, "agentd --upstream-url in ExecStart")
+        ->option_text("URL");
+    install->add_option("--listen", o.listen, "the socket's address (default 127.0.0.1:7077)")
+        ->option_text("HOST:PORT|unix:/PATH");
+    install->add_flag("--no-start", o.no_start, "only write the files and reload");
+    add_command(*service, cmd, command_kind::service_uninstall, "uninstall",
+                "disable and stop agentd.socket and agentd.service, remove their files");
+    add_command(*service, cmd, command_kind::service_status, "status",
+                "the unit files, whether the units are active, /healthz and the token path "
+                "(exit 0: running and healthy, else 3)");
+}
+
 void add_commands(CLI::App& app, command& cmd) {
     add_start(app, cmd);
     add_status(app, cmd);
@@ -269,6 +293,7 @@ void add_commands(CLI::App& app, command& cmd) {
     add_watch(app, cmd);
     add_respond(app, cmd);
     add_worktree(app, cmd);
+    add_service(app, cmd);
     add_command(app, cmd, command_kind::ui, "ui",
                 "print the dashboard's URL (the token rides in its #fragment)")
         ->add_flag("--open", cmd.open_browser, "also open it with xdg-open");

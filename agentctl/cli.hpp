@@ -31,7 +31,10 @@ enum class command_kind {
     watch,
     respond,
     diff,
-    worktree_rm
+    worktree_rm,
+    service_install,
+    service_uninstall,
+    service_status
 };
 
 // Fields of a DESIGN §2 Task that `start` takes as options and applies to every task it sends.
@@ -43,6 +46,14 @@ struct task_options {
     std::optional<std::string> directory;
     std::optional<std::int64_t> timeout_ms;
     std::optional<std::string> continues;  // --continue JOB: a follow-up of that job
+};
+
+// `service install`: what goes into the per-user units.
+struct service_options {
+    std::optional<std::string> agentd;  // else found beside agentctl or in PATH
+    std::optional<std::string> upstream_url;
+    std::optional<std::string> listen;  // the socket's address instead of 127.0.0.1:7077
+    bool no_start = false;
 };
 
 struct command {
@@ -68,6 +79,7 @@ struct command {
     std::optional<std::string> decision;
     std::optional<std::string> message;
     std::vector<std::string> answers;
+    service_options service;
 };
 
 struct invocation {

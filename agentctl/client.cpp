@@ -1,4 +1,4 @@
-// Sync-looking HTTP POST built on Beast's async operations, because only those honour
+// Sync-looking HTTP POST (and GET) built on Beast's async operations, because only those honour
 // basic_stream's expiry: the deadline covers connect, send and receive together.
 // The only translation unit of agentctl that includes Beast (~20 s to compile).
 #include "client.hpp"
@@ -31,14 +31,19 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // than one job's worth, but not unbounded memory.
 constexpr std::uint64_t max_reply_bytes = std::uint64_t{1} << 30;
 
-request make_request(endpoint const& to, http_post const& post) {
-    request req{http::verb::post, to.target, 11};
+request base_request(http::verb verb, endpoint const& to, std::string const& target) {
+    request req{verb, target, 11};
     req.set(http::field::host, to.host_header);
     req.set(http::field::user_agent, "agentctl");
+    req.keep_alive(false);
+    return req;
+}
+
+request make_request(endpoint const& to, http_post const& post) {
+    auto req = base_request(http::verb::post, to, to.target);
     req.set(http::field::content_type, "application/json");
     req.set(http::field::accept, "application/json");
     if (post.bearer) req.set(http::field::authorization, "Bearer " + *post.bearer);
-    req.keep_alive(false);
     req.body() = post.body;
     req.prepare_payload();
     return req;
@@ -90,12 +95,8 @@ asio::local::stream_protocol::endpoint socket_endpoint(std::string const& path) 
     }
 }
 
-}  // namespace
-
-http_reply post_json(endpoint const& to, http_post const& post,
-                     std::chrono::milliseconds deadline) {
+http_reply send(endpoint const& to, request req, std::chrono::milliseconds deadline) {
     asio::io_context io(1);
-    auto req = make_request(to, post);
     if (to.is_unix()) {
         return run<asio::local::stream_protocol>(io, socket_endpoint(to.socket_path),
                                                  std::move(req), deadline);
@@ -106,6 +107,22 @@ http_reply post_json(endpoint const& to, http_post const& post,
     auto addresses = asio::ip::tcp::resolver(io).resolve(to.host, to.port, ec);
     if (ec) throw transport_error(fmt::format("cannot resolve {}: {}", to.host, ec.message()));
     return run<asio::ip::tcp>(io, std::move(addresses), std::move(req), deadline);
+}
+
+}  // namespace
+
+http_reply post_json(endpoint const& to, http_post const& post,
+                     std::chrono::milliseconds deadline) {
+    return send(to, make_request(to, post), deadline);
+}
+
+http_reply get_path(endpoint const& to, std::string const& path,
+                    std::chrono::milliseconds deadline) {
+    auto rpc = std::string_view(to.target);
+    auto prefix = rpc.substr(0, rpc.size() - std::string_view("/rpc").size());
+    auto req = base_request(http::verb::get, to, std::string(prefix) + path);
+    req.prepare_payload();
+    return send(to, std::move(req), deadline);
 }
 
 }  // namespace agentctl

@@ -24,4 +24,8 @@ struct http_reply {
 // Throws transport_error when the exchange fails or the deadline passes.
 http_reply post_json(endpoint const& to, http_post const& post, std::chrono::milliseconds deadline);
 
+// GET of `path` ("/healthz") under the URL's prefix, without a token. Throws as post_json does.
+http_reply get_path(endpoint const& to, std::string const& path,
+                    std::chrono::milliseconds deadline);
+
 }  // namespace agentctl

@@ -23,6 +23,7 @@ namespace common = agentd::common;
 using common::env;
 
 constexpr std::string_view default_url = "http://127.0.0.1:7077";
+constexpr std::string_view no_token = "no token: ";
 
 std::string_view trimmed(std::string_view s) {
     auto first = s.find_first_not_of(" \t\r\n");
@@ -48,12 +49,12 @@ credentials token_from_file(std::filesystem::path const& path, bool required) {
         std::error_code why(errno, std::generic_category());
         auto reason = fmt::format("{}: {}", path.string(), why.message());
         if (required) throw usage_error("cannot read token file " + reason);
-        return {std::nullopt, "no token: " + reason};
+        return {std::nullopt, std::string(no_token) + reason};
     }
     std::ostringstream text;
     text << in.rdbuf();
     if (!required && trimmed(text.str()).empty())
-        return {std::nullopt, "no token: " + path.string() + " is empty"};
+        return {std::nullopt, std::string(no_token) + path.string() + " is empty"};
     return {checked_token(text.str(), path.string()), path.string()};
 }
 
@@ -81,14 +82,33 @@ std::filesystem::path resolve_state_dir(global_options const& globals) {
     return common::default_state_dir();
 }
 
-credentials resolve_credentials(global_options const& globals) {
+credentials resolve_credentials(global_options const& globals,
+                                std::vector<std::filesystem::path> const& fallbacks) {
     if (globals.token) return {checked_token(*globals.token, "--token"), "--token"};
     if (globals.token_file) return token_from_file(*globals.token_file, true);
     if (auto token = env("AGENTD_TOKEN"))
         return {checked_token(*token, "$AGENTD_TOKEN"), "$AGENTD_TOKEN"};
     auto dir = resolve_state_dir(globals);
-    if (dir.empty()) return {std::nullopt, "no token: no state directory (HOME is unset)"};
-    return token_from_file(common::token_path(dir), false);
+    auto found = dir.empty()
+                     ? credentials{std::nullopt, "no token: no state directory (HOME is unset)"}
+                     : token_from_file(common::token_path(dir), false);
+    // A state dir the caller named is the only place asked; the default one may simply have no
+    // daemon of the user's own, while the system service runs.
+    if (found.token || globals.state_dir || env("AGENTD_STATE_DIR")) return found;
+    for (auto const& path : fallbacks) {
+        std::error_code ec;  // EACCES on the directory is worth reporting, ENOENT is not
+        if (std::filesystem::status(path, ec).type() == std::filesystem::file_type::not_found)
+            continue;
+        auto other = token_from_file(path, false);
+        if (other.token) return other;
+        found.source += fmt::format("; {} (members of group agentd may read it)",
+                                    std::string_view(other.source).substr(no_token.size()));
+    }
+    return found;
+}
+
+credentials resolve_credentials(global_options const& globals) {
+    return resolve_credentials(globals, {system_token_path});
 }
 
 }  // namespace agentctl

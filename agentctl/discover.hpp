@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace agentctl {
 
@@ -36,7 +37,14 @@ endpoint parse_url(std::string_view url);
 // absolute $XDG_STATE_HOME only); empty when none applies.
 std::filesystem::path resolve_state_dir(global_options const& globals);
 
-// --token, --token-file, $AGENTD_TOKEN, then STATE_DIR/token; a missing default file means none.
+// The system service's token, readable by the members of group agentd (DESIGN §6).
+inline constexpr char const* system_token_path = "/var/lib/agentd/token";
+
+// --token, --token-file, $AGENTD_TOKEN, then STATE_DIR/token, then (when the state dir is the
+// default one) the first readable file of `fallbacks`; no file at all means no token.
+credentials resolve_credentials(global_options const& globals,
+                                std::vector<std::filesystem::path> const& fallbacks);
+// The same with `fallbacks` = {system_token_path}.
 credentials resolve_credentials(global_options const& globals);
 
 }  // namespace agentctl

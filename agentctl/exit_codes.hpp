@@ -11,6 +11,7 @@ enum exit_code : int {
     exit_failed = 1,  // a job did not complete, or the daemon answered with a JSON-RPC error
     exit_usage = 2,
     exit_timed_out = 3,
+    exit_not_running = 3,    // service status: agentd is not running, or not healthy
     exit_unreachable = 4,    // no connection, an HTTP error, or a reply that is not JSON-RPC
     exit_input_needed = 5,   // a job waits for a permission or an answer nobody could give here
     exit_unknown_job = 6,    // an id the daemon does not know (or another owner's job)

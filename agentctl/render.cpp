@@ -397,6 +397,9 @@ rendered render_result(command_kind kind, json::object const& result, std::size_
         }
         case command_kind::ui:
         case command_kind::watch:
+        case command_kind::service_install:
+        case command_kind::service_uninstall:
+        case command_kind::service_status:
             break;
     }
     return {};

@@ -91,8 +91,11 @@ json::object command_params(command const& cmd, std::string_view tasks_json) {
         case command_kind::respond:
             params = respond_params(cmd);
             break;
-        case command_kind::ui:     // sends no request
-        case command_kind::watch:  // speaks WebSocket (live.cpp)
+        case command_kind::ui:               // sends no request
+        case command_kind::watch:            // speaks WebSocket (live.cpp)
+        case command_kind::service_install:  // service.cpp: systemctl and GET /healthz
+        case command_kind::service_uninstall:
+        case command_kind::service_status:
             break;
     }
     return params;
@@ -117,6 +120,9 @@ char const* method_of(command_kind kind) {
             return "agents_respond";
         case command_kind::ui:
         case command_kind::watch:
+        case command_kind::service_install:
+        case command_kind::service_uninstall:
+        case command_kind::service_status:
             break;
     }
     return "";

@@ -154,8 +154,8 @@ void ensure_state_dir(fs::path const& state_dir) {
 namespace {
 
 // The token of an existing file, checked on the descriptor it is read from (no symlink is
-// followed, no FIFO blocks), or nullopt when there is no file yet.
-std::optional<std::string> read_token(fs::path const& path) {
+// followed, no FIFO blocks) and given `mode`, or nullopt when there is no file yet.
+std::optional<std::string> read_token(fs::path const& path, mode_t mode) {
     int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT) return std::nullopt;
@@ -170,7 +170,10 @@ std::optional<std::string> read_token(fs::path const& path) {
     if (::fstat(fd, &st) != 0)
         throw std::runtime_error("cannot read token file " + path.string() + ": " +
                                  std::strerror(errno));
-    verify_token_stat(path, st);
+    verify_token_stat(path, st, mode);
+    if ((st.st_mode & 07777) != mode && ::fchmod(fd, mode) != 0)
+        throw std::runtime_error("cannot change the mode of token file " + path.string() + ": " +
+                                 std::strerror(errno));
     std::string text(256, '\0');
     auto n = ::read(fd, text.data(), text.size());
     text.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
@@ -182,17 +185,19 @@ std::optional<std::string> read_token(fs::path const& path) {
 
 }  // namespace
 
-std::string load_or_create_token(fs::path const& state_dir) {
+std::string load_or_create_token(fs::path const& state_dir, mode_t mode) {
     ensure_state_dir(state_dir);
     auto path = common::token_path(state_dir);
-    if (auto token = read_token(path)) return *token;
+    if (auto token = read_token(path, mode)) return *token;
     std::string token = jobs::random_hex(32);
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         throw std::runtime_error("cannot create token file " + path.string() + ": " +
                                  std::strerror(errno));
     std::string line = token + "\n";
-    bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+    // fchmod, as the umask (UMask=0077 in the unit) would take the group's read bit away.
+    bool ok = ::fchmod(fd, mode) == 0;
+    ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && ok;
     ok = ::fsync(fd) == 0 && ok;
     ::close(fd);
     if (!ok) throw std::runtime_error("cannot write token file " + path.string());

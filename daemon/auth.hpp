@@ -3,6 +3,8 @@
 // Pure functions plus the token file; no sockets.
 #pragma once
 
+#include <sys/types.h>
+
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -30,8 +32,9 @@ bool subprotocol_offered(std::string_view protocols, std::string_view name);
 // Creates the state directory (0700) when missing; throws std::runtime_error when unusable.
 void ensure_state_dir(std::filesystem::path const& state_dir);
 
-// Reads $STATE_DIR/token, creating the directory (0700) and a random token (0600) on first
-// start. Throws std::runtime_error with a clear message when the directory is unusable.
-std::string load_or_create_token(std::filesystem::path const& state_dir);
+// Reads $STATE_DIR/token, creating the directory (0700) and a random token on first start; the
+// token gets `mode` (token_mode: 0600 or 0640) whether new or not, so a changed setting applies
+// to an existing token. Throws std::runtime_error with a clear message when unusable.
+std::string load_or_create_token(std::filesystem::path const& state_dir, mode_t mode = 0600);
 
 }  // namespace agentd::daemon

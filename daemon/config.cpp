@@ -166,6 +166,22 @@ std::optional<std::string> readable_file(std::string const& path) {
 
 constexpr std::int64_t hour_ms = 3'600'000;
 
+// Text, as modes are written in octal and a TOML 0640 would be the decimal 640.
+setting token_mode() {
+    setting s("token_mode", "--token-mode",
+              "Mode of STATE_DIR/token: 0600 | 0640 (group-readable, for the system service's "
+              "group agentd); an existing token is changed to it",
+              kind::text);
+    s.choices = {"0600", "0640"};
+    s.set = [](config& c, value const& v) {
+        c.token_mode = std::get<std::string>(v) == "0640" ? 0640 : 0600;
+    };
+    s.get = [](config const& c) -> std::optional<value> {
+        return value(fmt::format("{:04o}", c.token_mode));
+    };
+    return s;
+}
+
 // The two places an API key may come from exclude each other: choosing one drops the other, so
 // a flag replaces what the file chose (read_startup refuses a file that sets both).
 setting api_key_source(std::string key, std::string flag, std::string help,
@@ -195,6 +211,7 @@ std::vector<setting> settings() {
         choice<auth_mode>(
             "auth", "--auth", "token | none (none only on loopback and unix:)",
             [](auto& c) -> auto& { return c.auth; }),
+        token_mode(),
         number(
             "shutdown_grace_ms", "--shutdown-grace-ms",
             "On SIGTERM, how long running jobs may finish before they are interrupted", 0, hour_ms,

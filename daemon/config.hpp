@@ -23,6 +23,7 @@ struct config {
     std::vector<std::string> listen{"127.0.0.1:7077"};
     std::string state_dir;  // resolved default when empty after parsing
     auth_mode auth = auth_mode::token;
+    unsigned token_mode = 0600;  // 0640: the system service's group agentd may read the token
     jobs::upstream::backend_kind upstream_backend = jobs::upstream::backend_kind::opencode;
     std::string upstream_url = "http://127.0.0.1:4096";
     std::optional<std::string> upstream_username;

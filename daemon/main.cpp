@@ -104,8 +104,8 @@ int run(daemon::config const& c) {
     daemon::ensure_state_dir(c.state_dir);
     daemon::verify_state_dir(c.state_dir);
     if (c.auth == daemon::auth_mode::token) {
-        daemon::verify_token_file(common::token_path(c.state_dir));
-        so.token = daemon::load_or_create_token(c.state_dir);
+        daemon::verify_token_file(common::token_path(c.state_dir), c.token_mode);
+        so.token = daemon::load_or_create_token(c.state_dir, c.token_mode);
     }
     jobs::store db(std::filesystem::path(c.state_dir) / "agentd.db");
 

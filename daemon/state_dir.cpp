@@ -42,17 +42,17 @@ void verify_state_dir(std::filesystem::path const& dir) {
             dir.string(), mode_text(st.st_mode), dir.string()));
 }
 
-void verify_token_file(std::filesystem::path const& file) {
+void verify_token_file(std::filesystem::path const& file, mode_t wanted) {
     struct stat st {};
     if (::lstat(file.c_str(), &st) != 0) {
         if (errno == ENOENT) return;
         throw std::runtime_error(
             fmt::format("cannot use token file {}: {}", file.string(), std::strerror(errno)));
     }
-    verify_token_stat(file, st);
+    verify_token_stat(file, st, wanted);
 }
 
-void verify_token_stat(std::filesystem::path const& file, struct stat const& st) {
+void verify_token_stat(std::filesystem::path const& file, struct stat const& st, mode_t wanted) {
     auto refuse = [&](std::string const& why) {
         throw std::runtime_error(
             fmt::format("token file {} {}; remove it to have a new one created, or fix it",
@@ -63,7 +63,7 @@ void verify_token_stat(std::filesystem::path const& file, struct stat const& st)
     if (st.st_uid != ::geteuid())
         refuse(fmt::format("is owned by uid {}, not by agentd's uid {}", st.st_uid, ::geteuid()));
     auto mode = st.st_mode & 07777;
-    bool service_group = mode == 0640 && group_is_agentd(st.st_gid);
+    bool service_group = mode == 0640 && (wanted == 0640 || group_is_agentd(st.st_gid));
     if (mode != 0600 && !service_group)
         refuse(fmt::format("has mode {} (want 0600, or 0640 with group agentd)", mode_text(mode)));
 }

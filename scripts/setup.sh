@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Installs what agentd needs to build and test on Debian 12 (compiler, CMake, Boost 1.81, fmt,
-# GoogleTest, CLI11, SQLite, OpenSSL, toml++, libsystemd, spdlog, ccache, clang-format; dpkg-dev,
-# lintian and help2man (the manual pages) for the .deb; Node.js and npm, Chromium for the
-# dashboard's browser test, Neovim for the Neovim plugin's test). Idempotent: installs only what
-# is missing; uses sudo when not root. The Node tests run on a Node 22 that npm installs.
+# GoogleTest, CLI11, SQLite, OpenSSL, toml++, libsystemd, spdlog, ccache, clang-format; systemd
+# (systemd-analyze verify of the units), dpkg-dev, lintian and help2man (the manual pages) for the
+# .deb; Node.js and npm, Chromium for the dashboard's browser test, Neovim for the Neovim plugin's
+# test). Idempotent: installs only what is missing; uses sudo when not root. The Node tests run
+# on a Node 22 that npm installs.
 set -euo pipefail
 
 packages=(
   g++ make cmake git curl ca-certificates pkg-config ccache
   libboost1.81-dev libboost-json1.81-dev libfmt-dev libgtest-dev libgmock-dev libcli11-dev
   libssl-dev openssl libsqlite3-dev
-  libtomlplusplus-dev libsystemd-dev libspdlog-dev dpkg-dev lintian help2man
+  libtomlplusplus-dev libsystemd-dev libspdlog-dev systemd dpkg-dev lintian help2man
   clang libclang-rt-14-dev clang-format
   chromium neovim
 )

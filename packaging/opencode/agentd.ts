@@ -6,7 +6,8 @@
 //
 // agentd is found like agentctl finds it: $AGENTD_URL (default http://127.0.0.1:7077) and
 // $AGENTD_TOKEN, else the token file in agentd's state dir ($AGENTD_STATE_DIR, $STATE_DIRECTORY,
-// an absolute $XDG_STATE_HOME/agentd, ~/.local/state/agentd). Only erasable TypeScript is used,
+// an absolute $XDG_STATE_HOME/agentd, ~/.local/state/agentd), else the system service's
+// /var/lib/agentd/token (group agentd may read it). Only erasable TypeScript is used,
 // and the one export is the plugin (OpenCode calls every export as a plugin), so Node >= 22 can
 // load this file as is (tests/plugin).
 import { type Plugin, tool } from "@opencode-ai/plugin"
@@ -26,16 +27,25 @@ function stateDir(env: Env): string | undefined {
   return home ? join(home, ".local", "state", "agentd") : undefined
 }
 
+// The system service's token, readable by the members of group agentd.
+const systemToken = "/var/lib/agentd/token"
+
+function readToken(file: string): string | undefined {
+  try {
+    return readFileSync(file, "utf8").trim() || undefined
+  } catch {
+    return undefined // no token file: agentd may run with --auth none
+  }
+}
+
 // Read on every call: agentd writes the token on its first start, possibly after OpenCode's.
 function token(env: Env): string | undefined {
   if (env.AGENTD_TOKEN) return env.AGENTD_TOKEN
   const dir = stateDir(env)
-  if (!dir) return undefined
-  try {
-    return readFileSync(join(dir, "token"), "utf8").trim()
-  } catch {
-    return undefined // no token file: agentd may run with --auth none
-  }
+  const own = dir ? readToken(join(dir, "token")) : undefined
+  // As agentctl: a state dir named by $AGENTD_STATE_DIR is the only place asked.
+  if (own || env.AGENTD_STATE_DIR) return own
+  return readToken(systemToken)
 }
 
 // One JSON-RPC call; the result object, or a thrown Error that OpenCode shows as the tool's

@@ -73,6 +73,42 @@ TEST_F(discovery, missing_default_token_file_sends_no_token) {
     EXPECT_NE(creds.source.find(".local/state/agentd/token"), std::string::npos);
 }
 
+// The system service's token (readable by group agentd) is the last place asked, and only for
+// the default state dir; `source` names the file used. The candidates are injected: tests never
+// write to /var/lib.
+TEST_F(discovery, system_token_is_the_fallback_of_the_default_state_dir) {
+    setenv("XDG_STATE_HOME", (dir_ / "xdg").c_str(), 1);
+    auto system = write("system/token", "from_system\n");
+    std::vector<fs::path> fallbacks{dir_ / "missing/token", system};
+    auto found = resolve_credentials(global_options{}, fallbacks);
+    EXPECT_EQ(found.token, "from_system");
+    EXPECT_EQ(found.source, system.string());
+
+    auto own = write("xdg/agentd/token", "from_state_dir\n");
+    found = resolve_credentials(global_options{}, fallbacks);
+    EXPECT_EQ(found.token, "from_state_dir");
+    EXPECT_EQ(found.source, own.string());
+
+    fs::remove(own);
+    global_options named;
+    named.state_dir = (dir_ / "xdg/agentd").string();
+    EXPECT_FALSE(resolve_credentials(named, fallbacks).token);
+    setenv("AGENTD_STATE_DIR", named.state_dir->c_str(), 1);
+    EXPECT_FALSE(resolve_credentials(global_options{}, fallbacks).token);
+}
+
+TEST_F(discovery, an_unusable_system_token_is_reported_beside_the_missing_one) {
+    setenv("HOME", dir_.c_str(), 1);
+    auto system = write("system/token", "\n");
+    auto found = resolve_credentials(global_options{}, {system});
+    EXPECT_FALSE(found.token);
+    EXPECT_NE(found.source.find(".local/state/agentd/token"), std::string::npos) << found.source;
+    EXPECT_NE(found.source.find(system.string() + " is empty (members of group agentd"),
+              std::string::npos)
+        << found.source;
+    EXPECT_FALSE(resolve_credentials(global_options{}, {}).token);
+}
+
 TEST_F(discovery, token_precedence) {
     write("state/token", "from_state_dir");
     global_options g;

@@ -2,9 +2,11 @@
 // DNS-rebinding names, the bearer comparison, and load_or_create_token's directory and file
 // modes, reuse and failures, in a temporary directory under /tmp that each test removes.
 #include "daemon/auth.hpp"
+#include "daemon/state_dir.hpp"
 
 #include <gtest/gtest.h>
 
+#include <grp.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -200,6 +202,33 @@ TEST_F(token_file_test, existing_token_is_read_not_replaced) {
     fs::permissions(root_ / "token", fs::perms::owner_read | fs::perms::owner_write);
     EXPECT_EQ(load_or_create_token(root_), mine);
     EXPECT_EQ(read_file(root_ / "token"), mine + "\n");
+}
+
+// token_mode 0640 (the system service's group agentd reads the token): a new token gets it
+// whatever the umask, and an existing 0600 one is changed to it (a system service upgraded).
+TEST_F(token_file_test, token_mode_applies_to_new_and_existing_tokens) {
+    auto old = ::umask(0077);
+    auto token = load_or_create_token(root_ / "new", 0640);
+    ::umask(old);
+    EXPECT_EQ(mode_of(root_ / "new" / "token"), 0640u);
+
+    auto first = load_or_create_token(root_ / "old");
+    EXPECT_EQ(mode_of(root_ / "old" / "token"), 0600u);
+    EXPECT_EQ(load_or_create_token(root_ / "old", 0640), first);
+    EXPECT_EQ(mode_of(root_ / "old" / "token"), 0640u);
+    EXPECT_NO_THROW(verify_token_file(root_ / "old" / "token", 0640));
+    EXPECT_FALSE(token.empty());
+}
+
+// A group-readable token is accepted only when asked for (or with group agentd), so the
+// default still refuses one somebody loosened.
+TEST_F(token_file_test, a_0640_token_is_refused_unless_token_mode_is_0640) {
+    load_or_create_token(root_, 0640);
+    auto group = ::getgrgid(::getegid());
+    if (group && std::string(group->gr_name) == "agentd") GTEST_SKIP() << "runs as group agentd";
+    EXPECT_THROW(verify_token_file(root_ / "token"), std::runtime_error);
+    EXPECT_THROW(load_or_create_token(root_), std::runtime_error);
+    EXPECT_EQ(mode_of(root_ / "token"), 0640u);  // refused, not changed
 }
 
 // The checks apply to the file actually read, so a name swapped after verify_token_file (a

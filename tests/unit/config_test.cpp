@@ -194,6 +194,22 @@ TEST_F(config_test, a_bad_flag_is_named) {
     EXPECT_EQ(read_startup({"agentd", "--no-such-flag"}).exit_code, 2);
 }
 
+TEST_F(config_test, token_mode_is_0600_or_0640_from_the_file_or_the_flag) {
+    EXPECT_EQ(read_startup({"agentd"}).run->token_mode, 0600u);
+    auto file = with_file("auth = \"token\"\ntoken_mode = \"0640\"\n");
+    ASSERT_TRUE(file.run) << file.output;
+    EXPECT_EQ(file.run->token_mode, 0640u);
+    auto flag = with_file("token_mode = \"0640\"\n", {"--token-mode", "0600"});
+    ASSERT_TRUE(flag.run) << flag.output;
+    EXPECT_EQ(flag.run->token_mode, 0600u);
+    EXPECT_EQ(error_of(read_startup({"agentd", "--token-mode", "0644"})),
+              "agentd: --token-mode: '0644' is not one of 0600, 0640\n");
+    EXPECT_EQ(error_of(with_file("token_mode = \"0666\"\n")),
+              "agentd: config " + path_ + ": token_mode: '0666' is not one of 0600, 0640\n");
+    EXPECT_EQ(error_of(with_file("token_mode = 640\n")),
+              "agentd: config " + path_ + ": token_mode: expected a string, got an integer\n");
+}
+
 TEST_F(config_test, default_max_cost_is_a_number_from_the_file_or_the_flag) {
     EXPECT_FALSE(read_startup({"agentd"}).run->limits.default_max_cost);
     auto whole = with_file("[limits]\ndefault_max_cost = 2\n");
