@@ -12,6 +12,7 @@
 #include <ctime>
 #include <memory>
 #include <span>
+#include <utility>
 
 namespace agentd::log {
 namespace {
@@ -228,6 +229,26 @@ void write_span(level l, std::string_view event, field_span f) {
 }
 
 }  // namespace
+
+bool throttle::admit(std::chrono::steady_clock::time_point now, std::int64_t& dropped) {
+    std::lock_guard lock(mutex_);
+    if (now < next_) {
+        ++suppressed_;
+        return false;
+    }
+    next_ = now + std::chrono::seconds(1);
+    dropped = std::exchange(suppressed_, 0);
+    return true;
+}
+
+void throttle::warn(std::string_view event, fields f) {
+    std::int64_t dropped = 0;
+    if (!enabled(level::warn) || !admit(std::chrono::steady_clock::now(), dropped)) return;
+    if (dropped == 0) return write(level::warn, event, f);
+    std::vector<field> all(f);
+    all.emplace_back("suppressed", dropped);
+    write(level::warn, event, all);
+}
 
 void configure(level threshold, style s) {
     style_ = s;

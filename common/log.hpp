@@ -7,6 +7,7 @@
 #include <concepts>
 #include <cstdint>
 #include <initializer_list>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -59,6 +60,21 @@ inline void info(std::string_view event, fields f = {}) {
 inline void debug(std::string_view event, fields f = {}) {
     if (enabled(level::debug)) write(level::debug, event, f);
 }
+
+// For a warning a peer can trigger at will (refused connections, oversized bodies): at most one
+// line a second per throttle; the lines in between are counted and the next one written says how
+// many were dropped (`suppressed=N`), so a flood costs the journal a line a second, not one each.
+class throttle {
+  public:
+    void warn(std::string_view event, fields f);
+    // Whether a line at `now` is written; `dropped` gets the count since the last one written.
+    bool admit(std::chrono::steady_clock::time_point now, std::int64_t& dropped);
+
+  private:
+    std::mutex mutex_;
+    std::chrono::steady_clock::time_point next_{};
+    std::int64_t suppressed_ = 0;
+};
 
 // A line as it is, whatever the level and format (the listener lines scripts read).
 void raw(std::string_view line);

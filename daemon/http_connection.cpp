@@ -38,6 +38,10 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
+// Warnings a peer can trigger at will: a line a second each (log::throttle).
+log::throttle body_limit_log;
+log::throttle connection_limit_log;
+
 using response = string_response;
 
 response ui_file(ui_asset const& asset, unsigned version) {
@@ -93,7 +97,7 @@ std::optional<response> read_failure(beast::error_code ec) {
         case http::status::request_header_fields_too_large:
             return plain(*status, "header, chunk extension or trailer too large\n", 11);
         case http::status::payload_too_large:
-            log::warn("limit", {{"limit", "max_body_bytes"}, {"status", 413}});
+            body_limit_log.warn("limit", {{"limit", "max_body_bytes"}, {"status", 413}});
             return plain(*status, "body too large\n", 11);
         default:
             return plain(*status, "malformed request\n", 11);
@@ -199,7 +203,7 @@ bool reserve_may_serve(endpoint handler) {
 }
 
 response connection_limit(unsigned version) {
-    log::warn("limit", {{"limit", "max_connections"}, {"status", 503}});
+    connection_limit_log.warn("limit", {{"limit", "max_connections"}, {"status", 503}});
     auto res = plain(http::status::service_unavailable, "connection limit reached\n", version);
     res.set(http::field::retry_after, "1");
     return res;

@@ -46,6 +46,10 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
+// Warnings a peer can trigger at will: a line a second each (log::throttle).
+log::throttle sessions_full_log;
+log::throttle body_limit_log;
+
 using wait_result = std::optional<result<json::value>>;  // nullopt: cancelled
 constexpr std::string_view session_header = "Mcp-Session-Id";
 constexpr std::string_view version_header = "MCP-Protocol-Version";
@@ -541,7 +545,7 @@ protocol::request const* lone_initialize(mcp::body const& body) {
 
 // Every MCP session of the principal has a request in flight: none may be evicted for a new one.
 string_response all_sessions_busy(unsigned version) {
-    log::warn("limit", {{"limit", "max_mcp_sessions"}, {"status", 503}});
+    sessions_full_log.warn("limit", {{"limit", "max_mcp_sessions"}, {"status", 503}});
     auto res = refusal(http::status::service_unavailable,
                        "too many MCP sessions, all busy; retry when one ends", version);
     res.set(http::field::retry_after, "5");
@@ -611,7 +615,7 @@ std::optional<string_response> screen_mcp(http::request_parser<http::string_body
         return refusal(http::status::unsupported_media_type,
                        "Content-Type must be application/json", v);
     if (auto len = parser.content_length(); len && *len > ctx.opts.max_body_bytes) {
-        log::warn("limit", {{"limit", "max_body_bytes"}, {"status", 413}});
+        body_limit_log.warn("limit", {{"limit", "max_body_bytes"}, {"status", 413}});
         return refusal(http::status::payload_too_large, "body too large", v);
     }
     return std::nullopt;

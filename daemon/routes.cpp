@@ -20,6 +20,9 @@ namespace websocket = beast::websocket;
 
 namespace {
 
+// Warnings a peer can trigger at will: a line a second each (log::throttle).
+log::throttle body_limit_log;
+
 constexpr std::array get_head{http::verb::get, http::verb::head};
 constexpr std::array get_only{http::verb::get};
 constexpr std::array post_only{http::verb::post};
@@ -121,7 +124,7 @@ std::optional<string_response> content_refusal(request_parser const& parser, rou
         return plain(http::status::unsupported_media_type,
                      "content type must be application/json\n", v);
     if (auto len = parser.content_length(); len && *len > opts.max_body_bytes) {
-        log::warn("limit", {{"limit", "max_body_bytes"}, {"status", 413}});
+        body_limit_log.warn("limit", {{"limit", "max_body_bytes"}, {"status", 413}});
         return plain(http::status::payload_too_large, "body too large\n", v);
     }
     return std::nullopt;

@@ -79,6 +79,9 @@ std::optional<std::string> listen_spec_error(std::string_view spec) {
 
 namespace {
 
+// Warnings a peer can trigger at will: a line a second each (log::throttle).
+log::throttle refused_log;
+
 void announce(std::string const& where) {
     log::raw("agentd listening on " + where);
 }
@@ -279,7 +282,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
                 --open;  // it leaves once its coroutine sees the closed socket
             }
             if (open >= self->opts.max_connections + reserve_slots(self->opts.max_connections)) {
-                log::warn("limit", {{"limit", "max_connections"}, {"action", "closed"}});
+                refused_log.warn("limit", {{"limit", "max_connections"}, {"action", "closed"}});
                 boost::system::error_code ignored;
                 socket.close(ignored);  // over the cap: refuse rather than queue unbounded
                 continue;

@@ -298,6 +298,32 @@ TEST_F(agentd_test, LogLevelWarnDropsInfoLines) {
     EXPECT_EQ(all.find(" INFO "), std::string::npos) << all;
 }
 
+// Oversized bodies are a peer's to send at will: their warnings are throttled to a line a second,
+// and a later line counts what was dropped, so lines + dropped = requests refused.
+TEST_F(agentd_test, AFloodOfRefusedBodiesLogsALineASecondAndCountsTheRest) {
+    restart_agentd({"--max-body-bytes", "4096"});
+    auto const body = R"({"jsonrpc":"2.0","id":1,"method":"agents_status","params":{"session":")" +
+                      std::string(5000, 's') + "\"}}";
+    auto const t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 40; ++i) ASSERT_EQ(agentd_->post(body).status, 413);
+    auto const burst = std::chrono::steady_clock::now() - t0;
+    // The throttle's window is a second long: one more after it reports the ones it dropped.
+    std::this_thread::sleep_until(std::chrono::steady_clock::now() + 1100ms);
+    ASSERT_EQ(agentd_->post(body).status, 413);
+    ASSERT_TRUE(agentd_->process().wait_for_line(
+        std::regex("WARN limit limit=max_body_bytes status=413 suppressed=\\d+$"), 10s))
+        << agentd_->process().stderr_text();
+    auto const all = agentd_->process().stderr_text();
+    std::regex line("WARN limit limit=max_body_bytes status=413(?: suppressed=(\\d+))?\n");
+    long lines = 0, dropped = 0;
+    for (std::sregex_iterator it(all.begin(), all.end(), line), end; it != end; ++it) {
+        ++lines;
+        if ((*it)[1].matched) dropped += std::stol((*it)[1]);
+    }
+    EXPECT_EQ(lines + dropped, 41) << all;
+    EXPECT_LE(lines, 2 + std::chrono::duration_cast<std::chrono::seconds>(burst).count()) << all;
+}
+
 TEST_F(agentd_test, ARestartLogsTheJobsItReattaches) {
     auto id = start_one(*agentd_, "epsilon [[fake fault=hang]]");
     // Killed once its upstream session exists (before, a restart interrupts it: nothing ran).

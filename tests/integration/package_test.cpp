@@ -71,6 +71,8 @@ std::vector<std::string> packaged_files() {
                                    "usr/bin/agentctl",
                                    "lib/systemd/system/agentd.service",
                                    "lib/systemd/system/agentd.socket",
+                                   "usr/lib/systemd/user/agentd.service",
+                                   "usr/lib/systemd/user/agentd.socket",
                                    "usr/lib/sysusers.d/agentd.conf",
                                    "usr/lib/tmpfiles.d/agentd.conf",
                                    "etc/agentd/agentd.toml",
@@ -82,6 +84,10 @@ std::vector<std::string> packaged_files() {
                                    "usr/share/doc/agentd/README.md"};
     for (auto const& snippet : fs::directory_iterator(PACKAGING_DIR "/mcp"))
         files.push_back("usr/share/agentd/mcp/" + snippet.path().filename().string());
+    for (auto const& f : fs::recursive_directory_iterator(PACKAGING_DIR "/nvim"))
+        if (f.is_regular_file())
+            files.push_back("usr/share/agentd/nvim/" +
+                            fs::relative(f.path(), PACKAGING_DIR "/nvim").string());
     return files;
 }
 

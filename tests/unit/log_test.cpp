@@ -107,5 +107,20 @@ TEST(LogJournal, MatchesOnlyTheDeviceAndInodeOfTheFd) {
     std::fclose(f);
 }
 
+TEST(LogThrottle, OneLineASecondAndTheNextSaysHowManyWereDropped) {
+    throttle t;
+    auto t0 = std::chrono::steady_clock::now();
+    std::int64_t dropped = -1;
+    ASSERT_TRUE(t.admit(t0, dropped));
+    EXPECT_EQ(dropped, 0);
+    for (int i = 1; i <= 5; ++i)
+        EXPECT_FALSE(t.admit(t0 + std::chrono::milliseconds(i * 100), dropped));
+    EXPECT_FALSE(t.admit(t0 + std::chrono::milliseconds(999), dropped));
+    ASSERT_TRUE(t.admit(t0 + std::chrono::seconds(1), dropped));
+    EXPECT_EQ(dropped, 6);
+    ASSERT_TRUE(t.admit(t0 + std::chrono::seconds(5), dropped));
+    EXPECT_EQ(dropped, 0);
+}
+
 }  // namespace
 }  // namespace agentd::log
