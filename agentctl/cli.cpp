@@ -76,13 +76,18 @@ void add_task_options(CLI::App& sub, task_options& t) {
     sub.add_option("--system", t.system, "system prompt")->option_text("TEXT");
     sub.add_option("--directory", t.directory, "working directory of the sub-agent")
         ->option_text("DIR");
+    sub.add_option("--isolation", t.isolation,
+                   "worktree: each job works in its own git worktree of --directory (see "
+                   "`agentctl diff` and `agentctl worktree rm`)")
+        ->check(CLI::IsMember({"worktree"}))
+        ->option_text("worktree");
     sub.add_option("--task-timeout-ms", t.timeout_ms, "wall-clock limit of each job")
         ->check(positive_ms)
         ->option_text("MS");
     sub.add_option("--continue", t.continues,
                    "follow-up: the next turn of finished job JOB, in its upstream session, "
                    "directory, agent and model (only the latest job of a chain; not with "
-                   "--directory)")
+                   "--directory or --isolation)")
         ->option_text("JOB");
 }
 

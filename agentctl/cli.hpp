@@ -44,6 +44,7 @@ struct task_options {
     std::optional<std::string> model;
     std::optional<std::string> system;
     std::optional<std::string> directory;
+    std::optional<std::string> isolation;  // "worktree": a git worktree of --directory per job
     std::optional<std::int64_t> timeout_ms;
     std::optional<std::string> continues;  // --continue JOB: a follow-up of that job
 };

@@ -23,6 +23,7 @@ void apply_options(json::object& task, task_options const& options) {
     set_if(task, "model", options.model);
     set_if(task, "system", options.system);
     set_if(task, "directory", options.directory);
+    set_if(task, "isolation", options.isolation);
     set_if(task, "continue", options.continues);
     if (options.timeout_ms && !task.contains("timeout_ms"))
         task["timeout_ms"] = *options.timeout_ms;

@@ -354,10 +354,16 @@ TEST_F(worktree_test, AJobReattachedAfterARestartKeepsItsWorktreeAndGetsItsDiff)
     EXPECT_EQ(directories_of("GET", "/session/status"), std::vector<std::string>{tree.string()});
 }
 
-TEST_F(worktree_test, AgentctlDiffAndWorktreeRm) {
+TEST_F(worktree_test, AgentctlStartIsolatedThenDiffAndWorktreeRm) {
     git_repo repo;
-    auto id = start({isolated("[[fake write=a.txt write_text=one|three]]", repo.path)})[0];
+    ASSERT_TRUE(fake_->wait_counter("event_subscribers", 1, std::chrono::seconds(5)));
+    auto [start_code, started] = agentctl(
+        *agentd_, {"start", "-q", "--isolation", "worktree", "--directory", repo.path.string(),
+                   "'edit [[fake write=a.txt write_text=one|three]]'"});
+    ASSERT_EQ(start_code, 0) << started;
+    auto id = started.substr(0, started.find('\n'));
     auto job = finished(id);
+    ASSERT_EQ(str(job, "state"), "completed") << json::serialize(job);
     fs::path tree(str(job.at("worktree"), "directory"));
 
     auto [diff_code, diff] = agentctl(*agentd_, {"diff", id});
@@ -375,6 +381,9 @@ TEST_F(worktree_test, AgentctlDiffAndWorktreeRm) {
     auto [unknown_code, unknown] =
         agentctl(*agentd_, {"diff", "job_00000000000000000000000000000000"});
     EXPECT_EQ(unknown_code, 6) << unknown;  // an unknown id
+    // Only what DESIGN §2 knows is sent.
+    auto [bad_code, bad] = agentctl(*agentd_, {"start", "--isolation", "container", "x"});
+    EXPECT_EQ(bad_code, 2) << bad;
 }
 
 }  // namespace
