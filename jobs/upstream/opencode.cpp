@@ -342,12 +342,7 @@ class opencode_backend final : public backend {
 
     asio::awaitable<up_result<std::string>> read_partial(
         std::string const& session, std::optional<std::string> const& directory) override {
-        http_request r{"GET",
-                       with_directory("/session/" + session + "/message", directory),
-                       {},
-                       clock::now() + cfg_.request_timeout,
-                       nullptr};
-        auto reply = co_await pool_.request(std::move(r));
+        auto reply = co_await read_messages(session, directory);
         if (!reply) co_return from_failure(reply.error(), error_phase::prompt);
         co_return opencode::parse_partial(reply->status, reply->body);
     }
@@ -355,13 +350,7 @@ class opencode_backend final : public backend {
     asio::awaitable<up_result<std::optional<prompt_outcome>>> recover(
         std::string const& session, std::optional<std::string> const& directory,
         std::string const& own_prompt) override {
-        http_request r{"GET",
-                       with_directory("/session/" + session + "/message", directory),
-                       {},
-                       clock::now() + cfg_.request_timeout,
-                       nullptr};
-        r.max_body = 2 * cfg_.max_output + (1 << 20);
-        auto reply = co_await pool_.request(std::move(r));
+        auto reply = co_await read_messages(session, directory);
         if (!reply) co_return from_failure(reply.error(), error_phase::prompt);
         co_return opencode::parse_recovered(reply->status, reply->body, cfg_.max_output,
                                             own_prompt);
@@ -613,9 +602,10 @@ class opencode_backend final : public backend {
         }
     }
 
-    // The id of the session's latest user message ("" when none).
-    asio::awaitable<up_result<std::string>> latest_user_message(
-        std::string const& session, std::optional<std::string> const& directory) {
+    // GET /session/{id}/message: the transcript that partial text, recovery and the latest user
+    // message are all read from; bounded at twice the output cap plus 1 MiB of steps and parts.
+    asio::awaitable<http_result> read_messages(std::string const& session,
+                                               std::optional<std::string> const& directory) {
         http_request r{"GET",
                        with_directory("/session/" + session + "/message", directory),
                        {},
@@ -623,6 +613,13 @@ class opencode_backend final : public backend {
                        nullptr};
         r.max_body = 2 * cfg_.max_output + (1 << 20);
         auto reply = co_await pool_.request(std::move(r));
+        co_return reply;
+    }
+
+    // The id of the session's latest user message ("" when none).
+    asio::awaitable<up_result<std::string>> latest_user_message(
+        std::string const& session, std::optional<std::string> const& directory) {
+        auto reply = co_await read_messages(session, directory);
         if (!reply) co_return from_failure(reply.error(), error_phase::prompt);
         co_return opencode::parse_latest_user_message(reply->status, reply->body);
     }
