@@ -502,7 +502,10 @@ test('a running job shows its current step in the row and its steps in the pane'
   await row(id).locator('td.desc .activity', { hasText: 'bash: npm test' })
     .waitFor({ timeout: WAIT_MS });
   await row(id).click();
-  const step = page.locator('#steps .step').first();
+  await page.locator(`tr.job.selected[data-id="${id}"]`).waitFor({ timeout: WAIT_MS });
+  // This job's steps, not whatever the pane showed before the click took effect (CI once read
+  // the previous test's question step here).
+  const step = page.locator(`#steps[data-job="${id}"] .step`).first();
   await step.waitFor({ timeout: WAIT_MS });
   assert.equal(await step.locator('.step-tool').textContent(), 'bash');
   assert.equal(await step.locator('.step-title').textContent(), 'npm test');
