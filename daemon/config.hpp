@@ -24,6 +24,8 @@ struct config {
     std::string state_dir;  // resolved default when empty after parsing
     auth_mode auth = auth_mode::token;
     unsigned token_mode = 0600;  // 0640: the system service's group agentd may read the token
+    // Named principals' token hashes (auth.tokens_file); unset: STATE_DIR/tokens.toml if it exists.
+    std::optional<std::string> tokens_file;
     jobs::upstream::backend_kind upstream_backend = jobs::upstream::backend_kind::opencode;
     std::string upstream_url = "http://127.0.0.1:4096";
     std::optional<std::string> upstream_username;

@@ -49,6 +49,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     registry jobs;
     std::deque<job_ptr> queue;  // FIFO of jobs waiting for the launch gate
     std::size_t running = 0;
+    // The principals' quotas (set_quotas) and their running jobs, for the launch gate.
+    std::unordered_map<std::string, std::size_t> quotas;
+    std::unordered_map<std::string, std::size_t> running_of;
     std::unordered_set<job_ptr> active;  // launched and not yet ended
     std::uint64_t next_seq = 0;
     std::deque<std::pair<steady::time_point, std::string>> finished;  // retention order
@@ -257,12 +260,34 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         queue.push_back(std::move(j));
     }
 
+    // How many more jobs of `principal` may run now (its quota), at most the instance's room.
+    std::size_t room_of(std::string const& principal) const {
+        auto free = lim.max_running - std::min(lim.max_running, running);
+        auto q = quotas.find(principal);
+        if (q == quotas.end()) return free;
+        auto r = running_of.find(principal);
+        auto used = r == running_of.end() ? 0 : r->second;
+        return std::min(free, q->second - std::min(q->second, used));
+    }
+
+    // Launches queued jobs in FIFO order while there is room; a job whose principal is at its
+    // quota is passed over (it launches when one of that principal's jobs ends and pumps).
     void pump() {
-        while (!stopped && running < lim.max_running && !queue.empty()) {
-            auto j = std::move(queue.front());
-            queue.pop_front();
+        for (std::size_t i = 0; !stopped && running < lim.max_running && i < queue.size();) {
+            if (room_of(queue[i]->own.principal) == 0) {
+                ++i;
+                continue;
+            }
+            auto j = std::move(queue[i]);
+            queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(i));
             launch(std::move(j));
         }
+    }
+
+    void count_running(job const& j, bool up) {
+        auto& n = running_of[j.own.principal];
+        n = up ? n + 1 : n - 1;
+        if (n == 0) running_of.erase(j.own.principal);
     }
 
     // Wakes watch() for `t` when it sleeps longer.
@@ -277,6 +302,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         j->control = std::make_unique<upstream::call_control>(j->deadline);
         transition(*j, job_event::admit);
         ++running;
+        count_running(*j, true);
         active.insert(j);
         asio::co_spawn(ex, run(shared_from_this(), j), asio::detached);
     }
@@ -326,6 +352,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         j->control.reset();
         self->active.erase(j);
         --self->running;
+        self->count_running(*j, false);
         // The slot is free before the abort goes out: a hung upstream must not hold the gate.
         if (to_abort) self->spawn_abort(*to_abort, upstream_directory(*j));
         self->wake_if_idle();
@@ -680,6 +707,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         j->deadline = created + timeout;
         j->control = std::make_unique<upstream::call_control>(j->deadline);
         ++running;
+        count_running(*j, true);
         active.insert(j);
         asio::co_spawn(ex, run(shared_from_this(), j, true), asio::detached);
     }
@@ -1183,8 +1211,9 @@ protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
     auto continued = m.continued_jobs(o, p);
     if (!continued) return continued.error();
 
-    // Jobs that cannot launch at once wait in the queue; the call is all or nothing.
-    auto free = m.lim.max_running - std::min(m.lim.max_running, m.running);
+    // Jobs that cannot launch at once (instance limit, or the principal's quota) wait in the
+    // queue; the call is all or nothing.
+    auto free = m.room_of(o.principal);
     auto overflow =
         !m.queue.empty() ? p.tasks.size() : p.tasks.size() - std::min(free, p.tasks.size());
     if (m.queue.size() + overflow > m.lim.max_queued)
@@ -1500,6 +1529,11 @@ background_stats manager::background() const {
     out.reaper_errors = impl_->reaper_errors;
     out.task_errors = impl_->task_errors;
     return out;
+}
+
+void manager::set_quotas(std::unordered_map<std::string, std::size_t> quotas) {
+    impl_->quotas = std::move(quotas);
+    impl_->pump();
 }
 
 manager_stats manager::stats() const {
