@@ -197,6 +197,32 @@ setting api_key_source(std::string key, std::string flag, std::string help,
     return s;
 }
 
+// user:password@ in a URL, with the password replaced, for --print-config.
+std::string mask_password(std::string const& url) {
+    auto scheme = url.find("://");
+    auto at = url.find('@', scheme == std::string::npos ? 0 : scheme + 3);
+    if (scheme == std::string::npos || at == std::string::npos) return url;
+    auto colon = url.find(':', scheme + 3);
+    if (colon == std::string::npos || colon > at) return url;
+    return url.substr(0, colon + 1) + "***" + url.substr(at);
+}
+
+setting store_url() {
+    auto s = text(
+        "store.url", "--store", "PostgreSQL store: postgres://[USER[:PASSWORD]@]HOST[:PORT]/DB",
+        [](auto& c) -> auto& { return c.store_url; },
+        [](std::string const& url) -> std::optional<std::string> {
+            if (url.starts_with("postgres://") || url.starts_with("postgresql://"))
+                return std::nullopt;
+            return "must be a postgres:// or postgresql:// URL";
+        });
+    s.get = [](config const& c) -> std::optional<value> {
+        if (!c.store_url) return std::nullopt;
+        return value(mask_password(*c.store_url));
+    };
+    return s;
+}
+
 std::vector<setting> settings() {
     using planner::approval_mode;
     return {
@@ -211,6 +237,11 @@ std::vector<setting> settings() {
         choice<auth_mode>(
             "auth", "--auth", "token | none (none only on loopback and unix:)",
             [](auto& c) -> auto& { return c.auth; }),
+        choice<store_backend>(
+            "store.backend", "--store-backend",
+            "sqlite ($STATE_DIR/agentd.db) | postgres (store.url); --store URL implies postgres",
+            [](auto& c) -> auto& { return c.store; }),
+        store_url(),
         token_mode(),
         number(
             "shutdown_grace_ms", "--shutdown-grace-ms",
@@ -533,6 +564,17 @@ std::optional<std::string> apply_flags(std::vector<setting> const& table, flag_v
     return std::nullopt;
 }
 
+// --store URL implies store.backend = postgres; postgres needs a URL, sqlite takes none.
+std::optional<std::string> check_store(config& c, value_sources const& from) {
+    bool chosen = from.contains("store.backend");
+    if (c.store_url && !chosen) c.store = store_backend::postgres;
+    if (c.store == store_backend::postgres && !c.store_url)
+        return "store.backend = postgres needs store.url (--store postgres://…)";
+    if (c.store == store_backend::sqlite && c.store_url)
+        return "store.url is for store.backend = postgres, not sqlite";
+    return std::nullopt;
+}
+
 }  // namespace
 
 startup read_startup(std::vector<std::string> const& args) {
@@ -560,6 +602,7 @@ startup read_startup(std::vector<std::string> const& args) {
     auto error = config_file ? apply_file(table, *config_file, c, from) : std::nullopt;
     if (!error) error = apply_flags(table, flags, c, from);
     if (c.state_dir.empty()) c.state_dir = default_state_dir();
+    if (!error) error = check_store(c, from);
     if (!error) error = load_secrets(c, from);
     if (error) return failure(*error);
     if (print) return {std::nullopt, 0, config_to_toml(c)};

@@ -19,10 +19,16 @@ namespace agentd::daemon {
 enum class auth_mode { token, none };
 BOOST_DESCRIBE_ENUM(auth_mode, token, none)
 
+// Where job rows live (DESIGN §7, §9): SQLite in the state directory, or a PostgreSQL database.
+enum class store_backend { sqlite, postgres };
+BOOST_DESCRIBE_ENUM(store_backend, sqlite, postgres)
+
 struct config {
     std::vector<std::string> listen{"127.0.0.1:7077"};
     std::string state_dir;  // resolved default when empty after parsing
     auth_mode auth = auth_mode::token;
+    store_backend store = store_backend::sqlite;
+    std::optional<std::string> store_url;  // postgres://…; may hold a password: never logged
     unsigned token_mode = 0600;  // 0640: the system service's group agentd may read the token
     jobs::upstream::backend_kind upstream_backend = jobs::upstream::backend_kind::opencode;
     std::string upstream_url = "http://127.0.0.1:4096";

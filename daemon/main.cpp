@@ -12,7 +12,8 @@
 #include "daemon/state_dir.hpp"
 #include "daemon/timed_backend.hpp"
 #include "jobs/manager.hpp"
-#include "jobs/store.hpp"
+#include "jobs/postgres_store.hpp"
+#include "jobs/sqlite_store.hpp"
 #include "jobs/upstream/openai.hpp"
 #include "jobs/upstream/opencode.hpp"
 #include "protocol/version.hpp"
@@ -63,6 +64,13 @@ std::unique_ptr<jobs::upstream::backend> make_backend(boost::asio::any_io_execut
     return jobs::upstream::make_opencode_backend(std::move(ex), std::move(oc));
 }
 
+// SQLite in the state directory, or PostgreSQL (DESIGN §9); throws when the store is unusable.
+std::unique_ptr<jobs::store> open_store(boost::asio::any_io_executor ex, daemon::config const& c) {
+    if (c.store == daemon::store_backend::postgres)
+        return std::make_unique<jobs::postgres_store>(std::move(ex), *c.store_url);
+    return std::make_unique<jobs::sqlite_store>(std::filesystem::path(c.state_dir) / "agentd.db");
+}
+
 // DESIGN §7: restored jobs are settled before any client can see them, so the listeners accept
 // only once recovery is done (bounded, so an unreachable upstream cannot keep agentd closed).
 boost::asio::awaitable<void> serve_after_recovery(jobs::manager& manager, daemon::server& srv,
@@ -107,14 +115,15 @@ int run(daemon::config const& c) {
         daemon::verify_token_file(common::token_path(c.state_dir), c.token_mode);
         so.token = daemon::load_or_create_token(c.state_dir, c.token_mode);
     }
-    jobs::store db(std::filesystem::path(c.state_dir) / "agentd.db");
+    auto db = open_store(ioc.get_executor(), c);
 
     daemon::metrics stats(std::string(agentd::version),
                           std::string(protocol::to_string(c.upstream_backend)));
     auto limits = c.limits;
     limits.max_diff_bytes = c.max_response_bytes;
     jobs::manager manager(ioc.get_executor(), limits,
-                          daemon::timed_backend(make_backend(ioc.get_executor(), c), stats), &db);
+                          daemon::timed_backend(make_backend(ioc.get_executor(), c), stats),
+                          db.get());
     stats.watch_background([&manager] { return manager.background(); });
     // Before start(): jobs interrupted while restoring count as finished.
     auto counting = manager.listen([&stats](jobs::job const& j) { stats.job_changed(j.view); });

@@ -108,7 +108,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         bool failing = false;
         while (!self->stopped) {
             auto const pending = self->db->pending();
-            if (pending > 0 && self->db->flush()) {
+            auto const flushed = pending > 0 && (co_await self->db->flush());
+            if (flushed) {
                 log::info("store_recovered", {{"rows_written", pending}});
                 failing = false;
                 backoff = first;
@@ -1155,6 +1156,11 @@ asio::awaitable<void> manager::drain(std::chrono::milliseconds grace) {
         }
         self->stop_running();
     }
+    // Every row is committed before the daemon exits; a last try for rows the store held back.
+    if (self->db) {
+        co_await self->db->sync();
+        [[maybe_unused]] auto flushed = co_await self->db->flush();
+    }
     stop();
 }
 
@@ -1166,30 +1172,29 @@ void manager::stop() {
     impl_->queue_expiry.fire();
     impl_->watcher.fire();
     impl_->interrupt_queued();
-    if (impl_->db) impl_->db->flush();  // a last try for rows a locked database held back
     // Running jobs end through their own coroutines once their sockets are closed.
     impl_->stop_running();
     impl_->backend->stop();
 }
 
-protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
-                                                             protocol::start_params const& p,
-                                                             std::uint64_t connection_id) {
-    auto& m = *impl_;
-    if (m.stopped || m.draining) return protocol::shutting_down();
+asio::awaitable<protocol::result<std::vector<job_entry>>> manager::start_jobs(
+    owner const& o, protocol::start_params const& p, std::uint64_t connection_id) {
+    auto self = impl_;  // the manager may go while the store commits
+    auto& m = *self;
+    if (m.stopped || m.draining) co_return protocol::shutting_down();
     auto parent = m.jobs.find_by_upstream(o.principal, o.session);
     int depth = parent ? parent->view.depth + 1 : 1;
-    if (depth > m.lim.max_depth) return protocol::too_deep(depth, m.lim.max_depth);
+    if (depth > m.lim.max_depth) co_return protocol::too_deep(depth, m.lim.max_depth);
     auto continued = m.continued_jobs(o, p);
-    if (!continued) return continued.error();
+    if (!continued) co_return continued.error();
 
     // Jobs that cannot launch at once wait in the queue; the call is all or nothing.
     auto free = m.lim.max_running - std::min(m.lim.max_running, m.running);
     auto overflow =
         !m.queue.empty() ? p.tasks.size() : p.tasks.size() - std::min(free, p.tasks.size());
     if (m.queue.size() + overflow > m.lim.max_queued)
-        return protocol::queue_full(static_cast<std::int64_t>(m.queue.size() + overflow),
-                                    static_cast<std::int64_t>(m.lim.max_queued));
+        co_return protocol::queue_full(static_cast<std::int64_t>(m.queue.size() + overflow),
+                                       static_cast<std::int64_t>(m.lim.max_queued));
 
     auto created_at = steady::now();
     std::vector<job_ptr> created;
@@ -1216,12 +1221,22 @@ protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
     }
     // Durable before acknowledged; a failed write rejects the call with nothing created.
     if (m.db) {
+        std::optional<std::string> failed;
         try {
-            m.db->save_all(created);
+            co_await m.db->save_all(created);
         } catch (std::exception const& e) {
-            log::error("store_failed", {{"method", "agents_start"}, {"error", e.what()}});
-            return protocol::rpc_error{protocol::error_code::internal_error,
-                                       "the job store is unavailable", nullptr};
+            failed = e.what();
+        }
+        if (failed) {
+            log::error("store_failed", {{"method", "agents_start"}, {"error", *failed}});
+            co_return protocol::rpc_error{protocol::error_code::internal_error,
+                                          "the job store is unavailable", nullptr};
+        }
+        // The commit may have suspended: a stop meanwhile refuses the call, as it would have
+        // before (the rows of jobs that never ran are erased).
+        if (m.stopped || m.draining) {
+            for (auto const& j : created) m.forget(j->view.id);
+            co_return protocol::shutting_down();
         }
     }
     // The follow-up holds the transcript from now on: a chain keeps one copy.
@@ -1242,7 +1257,7 @@ protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
     m.pump();
     std::vector<job_entry> out;
     for (auto const& j : created) out.push_back({j->view.id, j->view});
-    return out;
+    co_return out;
 }
 
 std::vector<job_entry> manager::status(owner const& o, protocol::status_params const& p) const {
@@ -1356,6 +1371,7 @@ asio::awaitable<std::vector<job_entry>> manager::cancel(owner const& o,
     }
     // Answered after the aborts, or after abort_wait_cancel when the upstream hangs.
     if (!to_abort.empty()) co_await self->abort_bounded(to_abort, impl::abort_wait_cancel);
+    if (self->db) co_await self->db->sync();  // the cancellation is committed before the reply
     co_return out;
 }
 
@@ -1467,6 +1483,7 @@ asio::awaitable<protocol::result<job_entry>> manager::respond(owner const& o,
         co_return protocol::rpc_error{
             protocol::error_code::internal_error,
             "the upstream did not take the answer: " + sent.error().message, nullptr};
+    if (self->db) co_await self->db->sync();  // the answer is committed before the reply
     co_return job_entry{j->view.id, j->view};
 }
 
