@@ -275,7 +275,6 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             if (self->closed) break;
             if (connected) {
                 ++self->connects;
-                self->up = true;
                 backoff = first_backoff;
                 for (auto const& channel : std::vector<std::string>(self->channels)) {
                     request listen(self->ex);
@@ -283,6 +282,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
                     co_await self->execute(listen);
                     if (!self->conn) break;
                 }
+                // Up (queries accepted) only once listening again: nothing is missed after.
+                self->up = self->conn != nullptr;
             }
             if (!self->attempted.fired()) self->attempted.fire();
             while (self->conn && self->up && !self->closed) {
