@@ -32,7 +32,7 @@ namespace {
 // never edited, since a database may be at any version; a new column is a new entry here
 // (ALTER TABLE jobs ADD COLUMN …) and its name in `column`. Version 1 is the schema of the first
 // agentd, which set no user_version.
-constexpr std::array<char const*, 5> migrations{
+constexpr std::array<char const*, 6> migrations{
     R"(
 CREATE TABLE jobs (
   id TEXT PRIMARY KEY, principal TEXT NOT NULL, session TEXT NOT NULL, seq INTEGER NOT NULL,
@@ -59,7 +59,9 @@ ALTER TABLE jobs ADD COLUMN diff_deletions INTEGER;
     // v4: JobView `continues` (issue #17).
     "ALTER TABLE jobs ADD COLUMN continues TEXT",
     // v5: the transcript a follow-up replays (openai), as JSON.
-    "ALTER TABLE jobs ADD COLUMN transcript TEXT"};
+    "ALTER TABLE jobs ADD COLUMN transcript TEXT",
+    // v6: the upstream server a job runs on, of several (issue #19).
+    "ALTER TABLE jobs ADD COLUMN upstream_server TEXT"};
 constexpr std::int64_t latest_version = migrations.size();
 
 // The columns of the latest schema, by their SQL names (Boost.Describe gives the names): the one
@@ -69,7 +71,7 @@ BOOST_DEFINE_ENUM_CLASS(column, id, principal, session, seq, description, state,
                         truncated, error_kind, error_phase, error_message, error_http_status,
                         input_tokens, output_tokens, cost, task, upstream_parent, answered,
                         worktree_directory, worktree_branch, user_message, diff_files,
-                        diff_additions, diff_deletions, continues, transcript)
+                        diff_additions, diff_deletions, continues, transcript, upstream_server)
 
 std::string upsert_sql() {
     constexpr auto& names = protocol::enum_names<column>;
@@ -324,6 +326,7 @@ std::shared_ptr<job const> row_of(job const& j) {
     row->own = j.own;
     row->task = j.task;
     row->upstream_parent = j.upstream_parent;
+    row->upstream_server = j.upstream_server;
     row->seq = j.seq;
     row->user_message = j.user_message;
     row->transcript = j.transcript;
@@ -533,6 +536,9 @@ void store::write(job const& j) {
     write_changes(b, j);
     b.text(column::continues, v.continues);
     b.text(column::transcript, transcript_json(j.transcript));
+    b.text(column::upstream_server, j.upstream_server.empty()
+                                        ? std::nullopt
+                                        : std::optional<std::string_view>(j.upstream_server));
     if (sqlite3_step(st.s) != SQLITE_DONE)
         throw std::runtime_error(
             fmt::format("state database write failed: {}", sqlite3_errmsg(db_)));
@@ -668,6 +674,8 @@ std::vector<job_ptr> store::load() const {
         v.continues = r.text(column::continues);
         j->task.continues = v.continues;
         if (auto t = r.text(column::transcript)) j->transcript = transcript_from(*t);
+        j->upstream_server = r.text(column::upstream_server).value_or("");
+        if (v.upstream && !j->upstream_server.empty()) v.upstream->server = j->upstream_server;
         out.push_back(std::move(j));
     }
     if (rc != SQLITE_DONE)
