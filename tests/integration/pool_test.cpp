@@ -258,5 +258,51 @@ TEST_F(pool_test, OneServerShowsItsUrlAndRunsNoHealthChecks) {
     for (auto const& c : calls) EXPECT_NE(str(c, "path"), "/global/health");
 }
 
+// The fake OpenAI server on a free loopback port; its base URL as agentd takes it.
+struct openai_server {
+    std::unique_ptr<child_process> process;
+    unsigned short port = 0;
+
+    openai_server() {
+        process = std::make_unique<child_process>(
+            std::vector<std::string>{FAKE_OPENAI_PATH, "--listen", "127.0.0.1:0"});
+        auto p = process->wait_for_line(
+            std::regex(R"(fake_openai listening on http://127\.0\.0\.1:(\d+))"), 5s);
+        if (!p) throw std::runtime_error("fake_openai did not start: " + process->stderr_text());
+        port = static_cast<unsigned short>(std::stoi(*p));
+    }
+    std::string url() const { return fmt::format("http://127.0.0.1:{}/v1", port); }
+    std::int64_t counter(std::string const& name) const {
+        auto stats = json::parse(http_request(port, "GET", "/_fake/stats").body);
+        return stats.at(name).as_int64();
+    }
+};
+
+TEST(pool_openai, TwoServersShareTheJobsAndAFollowUpReplaysOnItsOwn) {
+    openai_server a, b;
+    agentd_process agentd(
+        a.url(), {"--upstream-url", b.url(), "--upstream-backend", "openai", "--upstream-model",
+                  "fake-model", "--upstream-health-interval-ms", "100"});
+    auto done = wait_all(agentd, start(agentd, tasks(2, "pair [[fake latency_ms=500]]")));
+    EXPECT_EQ(by_server(done), (std::map<std::string, int>{{a.url(), 1}, {b.url(), 1}}))
+        << json::serialize(done);
+    EXPECT_EQ(a.counter("streams_completed"), 1);
+    EXPECT_EQ(b.counter("streams_completed"), 1);
+
+    auto on_b = done.at(0);
+    for (auto const& j : done)
+        if (server_of(j) == b.url()) on_b = j;
+    auto f = task("again");
+    f["continue"] = str(on_b, "id");
+    auto next = wait_all(agentd, start(agentd, json::array{f})).at(0);
+    EXPECT_EQ(str(next, "state"), "completed") << json::serialize(next);
+    EXPECT_EQ(server_of(next), b.url());
+    EXPECT_EQ(b.counter("streams_completed"), 2);
+    EXPECT_EQ(a.counter("streams_completed"), 1);
+    auto text = scrape(agentd);
+    EXPECT_EQ(metric(text, "agentd_upstream_server_up", a.url()), "1") << text;
+    EXPECT_EQ(metric(text, "agentd_upstream_server_jobs_total", b.url()), "2") << text;
+}
+
 }  // namespace
 }  // namespace agentd::test

@@ -180,7 +180,8 @@ TEST_F(store_test, every_field_of_a_job_reads_back_as_saved) {
     j->view.started_at = protocol::wall_time(std::chrono::milliseconds(2'000));
     j->view.finished_at = protocol::wall_time(std::chrono::milliseconds(3'000));
     j->view.depth = 2;
-    j->view.upstream = protocol::upstream_ref{"opencode", "ses_1"};
+    j->view.upstream = protocol::upstream_ref{"opencode", "ses_1", "http://127.0.0.1:4096"};
+    j->upstream_server = "http://127.0.0.1:4096";
     j->view.output = "out";
     j->view.truncated = true;
     j->view.error = protocol::job_error{protocol::error_kind::upstream,
@@ -212,6 +213,8 @@ TEST_F(store_test, every_field_of_a_job_reads_back_as_saved) {
     ASSERT_TRUE(r.view.upstream);
     EXPECT_EQ(r.view.upstream->backend, "opencode");
     EXPECT_EQ(r.view.upstream->session, "ses_1");
+    EXPECT_EQ(r.view.upstream->server, "http://127.0.0.1:4096");
+    EXPECT_EQ(r.upstream_server, "http://127.0.0.1:4096");
     EXPECT_EQ(r.view.output, "out");
     EXPECT_TRUE(r.view.truncated);
     ASSERT_TRUE(r.view.error);
@@ -275,6 +278,8 @@ INSERT INTO jobs VALUES ('job_old', 'alice', 'chat', 3, 'old job', 'completed', 
         EXPECT_EQ(r.view.output, "the answer");
         ASSERT_TRUE(r.view.upstream);
         EXPECT_EQ(r.view.upstream->session, "ses_9");
+        EXPECT_FALSE(r.view.upstream->server) << "an older row names no server";
+        EXPECT_EQ(r.upstream_server, "");
         ASSERT_TRUE(r.view.usage);
         EXPECT_EQ(r.view.usage->output_tokens, 6);
         EXPECT_EQ(r.task.prompt, "question");
