@@ -31,7 +31,10 @@ struct config {
     std::optional<std::string> store_url;  // postgres://…; may hold a password: never logged
     unsigned token_mode = 0600;  // 0640: the system service's group agentd may read the token
     jobs::upstream::backend_kind upstream_backend = jobs::upstream::backend_kind::opencode;
-    std::string upstream_url = "http://127.0.0.1:4096";
+    // Several servers of one backend (jobs/upstream/pool.hpp); one is today's single upstream.
+    std::vector<std::string> upstream_urls{"http://127.0.0.1:4096"};
+    std::size_t upstream_max_running_per_server = 0;            // 0: no cap per server
+    std::chrono::milliseconds upstream_health_interval{2'000};  // several servers only
     std::optional<std::string> upstream_username;
     std::optional<std::string> upstream_password_file;  // else $OPENCODE_SERVER_PASSWORD
     std::optional<std::string> upstream_password;       // loaded; never logged or printed

@@ -258,12 +258,52 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         queue.push_back(std::move(j));
     }
 
+    // Launches queued jobs, in order, while the gate has room, each on the server the backend
+    // places it on (several servers: pool.hpp). A job whose server is full stays queued until a
+    // slot frees (run() pumps again) or a server comes back (on_capacity); one that no server
+    // can take fails at create. Launched after the scan: a launch may end and pump again.
     void pump() {
-        while (!stopped && running < lim.max_running && !queue.empty()) {
-            auto j = std::move(queue.front());
-            queue.pop_front();
-            launch(std::move(j));
+        std::vector<job_ptr> go, refused;
+        std::vector<upstream::upstream_error> why;
+        auto room = lim.max_running - std::min(lim.max_running, running);
+        bool any_full = false;  // a new job waited: every new job after it would too
+        for (auto it = queue.begin(); !stopped && go.size() < room && it != queue.end();) {
+            auto& j = **it;
+            if (any_full && j.upstream_server.empty()) {
+                ++it;
+                continue;
+            }
+            auto p = backend->place(j.upstream_server);
+            if (p.what == upstream::placement::verdict::wait) {
+                any_full = any_full || j.upstream_server.empty();
+                ++it;
+                continue;
+            }
+            if (p.what == upstream::placement::verdict::refuse) {
+                refused.push_back(*it);
+                why.push_back(std::move(*p.refused));
+            } else {
+                j.upstream_server = std::move(p.server);
+                go.push_back(*it);
+            }
+            it = queue.erase(it);
         }
+        for (std::size_t i = 0; i < refused.size(); ++i) fail(*refused[i], why[i]);
+        for (auto& j : go) launch(std::move(j));
+    }
+
+    // The backend of the job's server (several servers: pool.hpp).
+    upstream::backend& server_of(job const& j) const { return backend->at(j.upstream_server); }
+    static std::optional<std::string> server_name(job const& j) {
+        if (j.upstream_server.empty()) return std::nullopt;
+        return j.upstream_server;
+    }
+
+    // A create or prompt failed by itself (not stopped): a pool marks a server it cannot reach
+    // as down at once.
+    void note_failure(job const& j, upstream::upstream_error const& e) const {
+        if (j.control && j.control->stopped() == stop_reason::none)
+            backend->failed(j.upstream_server, e);
     }
 
     // Wakes watch() for `t` when it sleeps longer.
@@ -327,8 +367,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         j->control.reset();
         self->active.erase(j);
         --self->running;
+        self->backend->release(j->upstream_server);
         // The slot is free before the abort goes out: a hung upstream must not hold the gate.
-        if (to_abort) self->spawn_abort(*to_abort, upstream_directory(*j));
+        if (to_abort) self->spawn_abort(j->upstream_server, *to_abort, upstream_directory(*j));
         self->wake_if_idle();
         self->pump();
     }
@@ -342,21 +383,22 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         explicit abort_batch(asio::any_io_executor e) : done(std::move(e)) {}
     };
 
-    void spawn_abort(std::string upstream_session, std::optional<std::string> directory,
+    void spawn_abort(std::string const& server, std::string upstream_session,
+                     std::optional<std::string> directory,
                      std::shared_ptr<abort_batch> batch = nullptr) {
         ++aborting;
         if (batch) ++batch->left;
-        auto call = [](std::shared_ptr<impl> self, std::string s,
+        auto call = [](std::shared_ptr<impl> self, std::string server, std::string s,
                        std::optional<std::string> d) -> asio::awaitable<void> {
-            [[maybe_unused]] auto aborted = co_await self->backend->abort(s, d);
+            [[maybe_unused]] auto aborted = co_await self->backend->at(server).abort(s, d);
         };
-        asio::co_spawn(ex,
-                       call(shared_from_this(), std::move(upstream_session), std::move(directory)),
-                       [self = shared_from_this(), batch](std::exception_ptr) {
-                           --self->aborting;
-                           if (batch && --batch->left == 0) batch->done.fire();
-                           self->wake_if_idle();
-                       });
+        asio::co_spawn(
+            ex, call(shared_from_this(), server, std::move(upstream_session), std::move(directory)),
+            [self = shared_from_this(), batch](std::exception_ptr) {
+                --self->aborting;
+                if (batch && --batch->left == 0) batch->done.fire();
+                self->wake_if_idle();
+            });
     }
 
     // Sends the aborts concurrently (N hung sessions must not cost N timeouts) and waits for
@@ -365,7 +407,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                                         std::chrono::milliseconds bound) {
         auto batch = std::make_shared<abort_batch>(ex);
         for (auto const& j : jobs)
-            spawn_abort(j->view.upstream->session, upstream_directory(*j), batch);
+            spawn_abort(j->upstream_server, j->view.upstream->session, upstream_directory(*j),
+                        batch);
         if (batch->left == 0) co_return;
         [[maybe_unused]] auto woken = co_await batch->done.wait_for(bound);
     }
@@ -404,7 +447,11 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             j->task.prompt,         j->task.agent,
             j->task.model,          replay ? j->transcript.system : j->task.system,
             upstream_directory(*j), replay ? &j->transcript.turns : nullptr};
-        auto out = co_await backend->prompt(upstream_session, preq, ctl);
+        // The running row and its upstream session are committed before the prompt leaves (an
+        // async store commits later): after a crash the job is re-attached, never prompted twice.
+        if (db) co_await db->sync();
+        auto out = co_await server_of(*j).prompt(upstream_session, preq, ctl);
+        if (!out) note_failure(*j, out.error());
         deadline.cancel();
         if (out) co_await summarize_diff(*j, upstream_session, out->user_message_id);
         co_return end_turn(j, std::move(out));
@@ -415,8 +462,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     asio::awaitable<bool> create_session(job_ptr j) {
         auto& ctl = *j->control;
         if (j->task.isolation) {
-            auto tree = co_await backend->create_worktree(j->task.directory, ctl);
+            auto tree = co_await server_of(*j).create_worktree(j->task.directory, ctl);
             if (!tree) {
+                note_failure(*j, tree.error());
                 end_failed(*j, tree.error(), error_phase::create);
                 co_return false;
             }
@@ -427,13 +475,15 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         upstream::upstream_session_request sreq{j->view.description, j->upstream_parent,
                                                 upstream_directory(*j), j->task.agent,
                                                 j->task.model};
-        auto upstream_session = co_await backend->create_upstream_session(sreq, ctl);
+        auto upstream_session = co_await server_of(*j).create_upstream_session(sreq, ctl);
         if (!upstream_session) {
+            note_failure(*j, upstream_session.error());
             end_failed(*j, upstream_session.error(), error_phase::create);
             co_return false;
         }
         if (j->view.state != job_state::running) co_return false;  // cancelled: final
-        j->view.upstream = protocol::upstream_ref{std::string(backend->name()), *upstream_session};
+        j->view.upstream = protocol::upstream_ref{std::string(backend->name()), *upstream_session,
+                                                  server_name(*j)};
         persist(*j);
         if (ctl.stopped() != stop_reason::none) {
             end_failed(*j, {error_kind::cancelled, error_phase::create, "stopped", {}},
@@ -449,8 +499,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                                          std::string user_message) {
         if (user_message.empty()) co_return;
         j.user_message = std::move(user_message);
-        auto changes = co_await backend->session_diff(upstream_session, upstream_directory(j),
-                                                      j.user_message, lim.max_diff_bytes);
+        auto changes = co_await server_of(j).session_diff(upstream_session, upstream_directory(j),
+                                                          j.user_message, lim.max_diff_bytes);
         if (changes && !changes->empty()) j.view.diff_summary = protocol::summarize(*changes);
     }
 
@@ -630,8 +680,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                 co_await self->restore_requests(j);
                 continue;
             }
-            auto outcome = co_await self->backend->recover(upstream_session, upstream_directory(*j),
-                                                           own_prompt(*j));
+            auto outcome = co_await self->server_of(*j).recover(
+                upstream_session, upstream_directory(*j), own_prompt(*j));
             if (!self->unsettled.contains(j)) continue;
             self->settle_one(j);
             if (outcome && *outcome) {
@@ -668,7 +718,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     // Nobody would collect the turn: stop it upstream too.
     void interrupt_restored(job_ptr const& j) {
         interrupt(*j, "agentd restarted while the job ran");
-        spawn_abort(j->view.upstream->session, upstream_directory(*j));
+        spawn_abort(j->upstream_server, j->view.upstream->session, upstream_directory(*j));
     }
 
     // Runs a restored job again as a running one that follows its upstream turn; its deadline
@@ -681,6 +731,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         j->deadline = created + timeout;
         j->control = std::make_unique<upstream::call_control>(j->deadline);
         ++running;
+        backend->hold(j->upstream_server);
         active.insert(j);
         asio::co_spawn(ex, run(shared_from_this(), j, true), asio::detached);
     }
@@ -692,8 +743,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         deadline.async_wait([j](boost::system::error_code ec) {
             if (!ec && j->control) j->control->stop(stop_reason::deadline);
         });
-        auto out = co_await backend->follow(j->view.upstream->session, upstream_directory(*j),
-                                            own_prompt(*j), ctl);
+        auto out = co_await server_of(*j).follow(j->view.upstream->session, upstream_directory(*j),
+                                                 own_prompt(*j), ctl);
         deadline.cancel();
         if (out) co_await summarize_diff(*j, j->view.upstream->session, out->user_message_id);
         co_return end_turn(j, std::move(out));
@@ -904,8 +955,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             co_return upstream::upstream_error{error_kind::protocol, error_phase::prompt,
                                                "the job has no upstream session", std::nullopt};
         j->answering[reply.request_id] = by;
-        auto out =
-            co_await backend->respond(j->view.upstream->session, upstream_directory(*j), reply);
+        auto out = co_await server_of(*j).respond(j->view.upstream->session, upstream_directory(*j),
+                                                  reply);
         j->answering.erase(reply.request_id);
         if (out) {
             drop_request(*j, reply.request_id);
@@ -939,8 +990,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
 
     // After a re-attach: the requests the upstream still waits on come back (DESIGN §7).
     asio::awaitable<void> restore_requests(job_ptr j) {
-        auto pending =
-            co_await backend->pending_requests(j->view.upstream->session, upstream_directory(*j));
+        auto pending = co_await server_of(*j).pending_requests(j->view.upstream->session,
+                                                               upstream_directory(*j));
         if (pending)
             for (auto& r : *pending) on_request(j->view.upstream->session, std::move(r));
         if (j->view.state == job_state::waiting && j->view.requests.empty())
@@ -1055,6 +1106,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         j.view.continues = c.view.id;
         j.view.depth = c.view.depth;
         j.view.upstream = c.view.upstream;
+        j.upstream_server = c.upstream_server;  // a follow-up returns to its job's server
         j.task.directory = c.task.directory;
         j.view.worktree = c.view.worktree;
         if (!j.task.agent) j.task.agent = c.task.agent;
@@ -1099,6 +1151,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         void on_usage(std::string_view s, std::string_view message_id,
                       protocol::job_usage const& u) override {
             if (auto m = m_.lock()) m->on_usage(s, message_id, u);
+        }
+        void on_capacity() override {
+            if (auto m = m_.lock()) m->pump();
         }
 
       private:
@@ -1382,16 +1437,16 @@ asio::awaitable<peek_outcome> manager::peek(owner const& o, protocol::peek_param
     std::string text = j->view.output ? *j->view.output : j->partial;
     // No streamed text yet (event stream down or a proxy in between): ask the upstream.
     if (text.empty() && protocol::is_active(j->view.state) && j->view.upstream) {
-        auto read =
-            co_await self->backend->read_partial(j->view.upstream->session, upstream_directory(*j));
+        auto read = co_await self->server_of(*j).read_partial(j->view.upstream->session,
+                                                              upstream_directory(*j));
         if (read) text = std::move(*read);
     }
     std::vector<protocol::step> steps(j->steps.begin(), j->steps.end());
     peek_outcome out{{j->view.id, j->view}, std::move(text), std::move(steps), {}, {}};
     if (p.diff && j->view.upstream) {
-        auto changes =
-            co_await self->backend->session_diff(j->view.upstream->session, upstream_directory(*j),
-                                                 j->user_message, self->lim.max_diff_bytes);
+        auto changes = co_await self->server_of(*j).session_diff(
+            j->view.upstream->session, upstream_directory(*j), j->user_message,
+            self->lim.max_diff_bytes);
         if (changes)
             out.changes = std::move(*changes);
         else
@@ -1408,8 +1463,8 @@ asio::awaitable<protocol::result<job_entry>> manager::remove_worktree(owner cons
     auto j = self->jobs.find(o.principal, id);
     if (!j) co_return protocol::invalid_params("job", "no such job");
     if (!j->view.worktree) co_return protocol::invalid_params("job", "the job has no worktree");
-    auto removed =
-        co_await self->backend->remove_worktree(j->task.directory, j->view.worktree->directory);
+    auto removed = co_await self->server_of(*j).remove_worktree(j->task.directory,
+                                                                j->view.worktree->directory);
     if (!removed)
         co_return protocol::rpc_error{protocol::error_code::internal_error,
                                       "worktree not removed: " + removed.error().message, nullptr};
@@ -1505,6 +1560,10 @@ std::shared_ptr<void> manager::listen(job_listener listener) {
     return std::shared_ptr<void>(nullptr, [weak, it](void*) {
         if (auto self = weak.lock()) self->listeners.erase(it);
     });
+}
+
+std::vector<server_stats> manager::servers() const {
+    return impl_->backend->servers();
 }
 
 background_stats manager::background() const {

@@ -131,6 +131,8 @@ class manager {
 
     manager_stats stats() const;
     background_stats background() const;
+    // The upstream servers: up, running and started jobs (several servers: pool.hpp).
+    std::vector<server_stats> servers() const;
     limits const& config() const;
 
   private:

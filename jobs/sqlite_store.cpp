@@ -29,7 +29,7 @@ namespace {
 // never edited, since a database may be at any version; a new column is a new entry here
 // (ALTER TABLE jobs ADD COLUMN …) and its name in `column`. Version 1 is the schema of the first
 // agentd, which set no user_version.
-constexpr std::array<char const*, 5> migrations{
+constexpr std::array<char const*, 6> migrations{
     R"(
 CREATE TABLE jobs (
   id TEXT PRIMARY KEY, principal TEXT NOT NULL, session TEXT NOT NULL, seq INTEGER NOT NULL,
@@ -56,7 +56,9 @@ ALTER TABLE jobs ADD COLUMN diff_deletions INTEGER;
     // v4: JobView `continues` (issue #17).
     "ALTER TABLE jobs ADD COLUMN continues TEXT",
     // v5: the transcript a follow-up replays (openai), as JSON.
-    "ALTER TABLE jobs ADD COLUMN transcript TEXT"};
+    "ALTER TABLE jobs ADD COLUMN transcript TEXT",
+    // v6: the upstream server a job runs on, of several (issue #19).
+    "ALTER TABLE jobs ADD COLUMN upstream_server TEXT"};
 constexpr std::int64_t latest_version = migrations.size();
 
 std::string upsert_sql() {

@@ -257,6 +257,7 @@ store_row row_of(job const& j) {
     }
     put(r, column::continues, view_of(v.continues));
     put(r, column::transcript, transcript_json(j.transcript));
+    if (!j.upstream_server.empty()) r.set(column::upstream_server, j.upstream_server);
     return r;
 }
 
@@ -306,6 +307,8 @@ job_ptr job_of(store_row const& r) {
     v.continues = r.text(column::continues);
     j->task.continues = v.continues;
     if (auto t = r.text(column::transcript)) j->transcript = transcript_from(*t);
+    j->upstream_server = r.text(column::upstream_server).value_or("");
+    if (v.upstream && !j->upstream_server.empty()) v.upstream->server = j->upstream_server;
     return j;
 }
 

@@ -194,7 +194,8 @@ TEST_P(store_conformance, every_column_reads_back_as_saved) {
     j->view.started_at = protocol::wall_time(std::chrono::milliseconds(2'000));
     j->view.finished_at = protocol::wall_time(std::chrono::milliseconds(3'000));
     j->view.depth = 2;
-    j->view.upstream = protocol::upstream_ref{"opencode", "ses_1"};
+    j->view.upstream = protocol::upstream_ref{"opencode", "ses_1", "http://127.0.0.1:4096"};
+    j->upstream_server = "http://127.0.0.1:4096";
     j->view.output = "out\nwith \\ backslash";
     j->view.truncated = true;
     j->view.error = protocol::job_error{protocol::error_kind::upstream,
@@ -234,6 +235,8 @@ TEST_P(store_conformance, every_column_reads_back_as_saved) {
     ASSERT_TRUE(r.view.upstream);
     EXPECT_EQ(r.view.upstream->backend, "opencode");
     EXPECT_EQ(r.view.upstream->session, "ses_1");
+    EXPECT_EQ(r.view.upstream->server, "http://127.0.0.1:4096");
+    EXPECT_EQ(r.upstream_server, "http://127.0.0.1:4096");
     EXPECT_EQ(r.view.output, "out\nwith \\ backslash");
     EXPECT_TRUE(r.view.truncated);
     ASSERT_TRUE(r.view.error);

@@ -6,11 +6,11 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
-#include <sqlite3.h>
-#include <sys/stat.h>
 
 #include <chrono>
 #include <filesystem>
@@ -222,6 +222,8 @@ INSERT INTO jobs VALUES ('job_old', 'alice', 'chat', 3, 'old job', 'completed', 
         EXPECT_EQ(r.view.output, "the answer");
         ASSERT_TRUE(r.view.upstream);
         EXPECT_EQ(r.view.upstream->session, "ses_9");
+        EXPECT_FALSE(r.view.upstream->server) << "an older row names no server";
+        EXPECT_EQ(r.upstream_server, "");
         ASSERT_TRUE(r.view.usage);
         EXPECT_EQ(r.view.usage->output_tokens, 6);
         EXPECT_EQ(r.task.prompt, "question");
