@@ -47,6 +47,7 @@ struct setting {
     std::int64_t min = 0;
     std::int64_t max = 0;
     std::vector<std::string> choices;  // text: the accepted words, or empty for any text
+    bool one_or_many = false;          // list: the file may give one string for a list of one
     std::function<std::optional<std::string>(std::string const&)> check_item;  // text, list items
     std::function<void(config&, value const&)> set;                            // value is checked
     std::function<std::optional<value>(config const&)> get;                    // nullopt: unset
@@ -136,7 +137,10 @@ setting list(std::string key, std::string flag, std::string help, Field field,
     setting s(std::move(key), std::move(flag), std::move(help), kind::list);
     s.check_item = std::move(check);
     s.set = [field](config& c, value const& v) {
-        field(c) = std::get<std::vector<std::string>>(v);
+        if (auto const* one = std::get_if<std::string>(&v))
+            field(c) = {*one};
+        else
+            field(c) = std::get<std::vector<std::string>>(v);
     };
     s.get = [field](config const& c) -> std::optional<value> { return field(c); };
     return s;
@@ -197,6 +201,44 @@ setting api_key_source(std::string key, std::string flag, std::string help,
     return s;
 }
 
+// user:password@ in a URL, with the password replaced, for --print-config.
+std::string mask_password(std::string const& url) {
+    auto scheme = url.find("://");
+    auto at = url.find('@', scheme == std::string::npos ? 0 : scheme + 3);
+    if (scheme == std::string::npos || at == std::string::npos) return url;
+    auto colon = url.find(':', scheme + 3);
+    if (colon == std::string::npos || colon > at) return url;
+    return url.substr(0, colon + 1) + "***" + url.substr(at);
+}
+
+setting store_url() {
+    auto s = text(
+        "store.url", "--store", "PostgreSQL store: postgres://[USER[:PASSWORD]@]HOST[:PORT]/DB",
+        [](auto& c) -> auto& { return c.store_url; },
+        [](std::string const& url) -> std::optional<std::string> {
+            if (url.starts_with("postgres://") || url.starts_with("postgresql://"))
+                return std::nullopt;
+            return "must be a postgres:// or postgresql:// URL";
+        });
+    s.get = [](config const& c) -> std::optional<value> {
+        if (!c.store_url) return std::nullopt;
+        return value(mask_password(*c.store_url));
+    };
+    return s;
+}
+
+// A string or an array of strings in the file (several servers: jobs/upstream/pool.hpp); the
+// flag is repeatable, and the flags replace the file's whole list.
+setting upstream_urls() {
+    auto s = list(
+        "upstream.url", "--upstream-url",
+        "Upstream base URL (openai: e.g. http://127.0.0.1:8080/v1 or https://…/v1); repeatable: "
+        "several servers of one backend, each job on the least busy healthy one",
+        [](auto& c) -> auto& { return c.upstream_urls; });
+    s.one_or_many = true;
+    return s;
+}
+
 std::vector<setting> settings() {
     using planner::approval_mode;
     return {
@@ -217,6 +259,11 @@ std::vector<setting> settings() {
             "TOML file of named principals' token hashes (agentctl token add); default "
             "STATE_DIR/tokens.toml when it exists; reloaded on SIGHUP",
             [](auto& c) -> auto& { return c.tokens_file; }),
+        choice<store_backend>(
+            "store.backend", "--store-backend",
+            "sqlite ($STATE_DIR/agentd.db) | postgres (store.url); --store URL implies postgres",
+            [](auto& c) -> auto& { return c.store; }),
+        store_url(),
         token_mode(),
         number(
             "shutdown_grace_ms", "--shutdown-grace-ms",
@@ -226,10 +273,15 @@ std::vector<setting> settings() {
             "upstream.backend", "--upstream-backend",
             "opencode (an `opencode serve`) | openai (chat completions)",
             [](auto& c) -> auto& { return c.upstream_backend; }),
-        text(
-            "upstream.url", "--upstream-url",
-            "Upstream base URL (openai: e.g. http://127.0.0.1:8080/v1 or https://…/v1)",
-            [](auto& c) -> auto& { return c.upstream_url; }),
+        upstream_urls(),
+        number(
+            "upstream.max_running_per_server", "--upstream-max-running-per-server",
+            "Running jobs per upstream server (0: no cap; limits.max_running caps the instance)", 0,
+            100'000, [](auto& c) -> auto& { return c.upstream_max_running_per_server; }),
+        number(
+            "upstream.health_interval_ms", "--upstream-health-interval-ms",
+            "Several upstream servers: how often each one's health is checked", 10, hour_ms,
+            [](auto& c) -> auto& { return c.upstream_health_interval; }),
         text(
             "upstream.model", "--upstream-model",
             "openai: model of tasks that name none (a task's model is sent verbatim)",
@@ -379,8 +431,16 @@ std::optional<std::string> check(setting const& s, value const& v) {
         return std::nullopt;
     }
     if (s.type == kind::list) {
+        if (auto const* one = std::get_if<std::string>(&v); one && s.one_or_many)
+            return s.check_item ? s.check_item(*one) : std::nullopt;
         auto const* items = std::get_if<std::vector<std::string>>(&v);
         if (!items) return "expected an array of strings, got " + type_name(v);
+        if (s.one_or_many) {
+            if (items->empty()) return std::string("expected at least one");
+            for (auto it = items->begin(); it != items->end(); ++it)
+                if (std::find(items->begin(), it, *it) != it)
+                    return "'" + *it + "' is listed twice";
+        }
         for (auto const& item : *items)
             if (auto why = s.check_item ? s.check_item(item) : std::nullopt) return why;
         return std::nullopt;
@@ -549,6 +609,17 @@ std::optional<std::string> apply_flags(std::vector<setting> const& table, flag_v
     return std::nullopt;
 }
 
+// --store URL implies store.backend = postgres; postgres needs a URL, sqlite takes none.
+std::optional<std::string> check_store(config& c, value_sources const& from) {
+    bool chosen = from.contains("store.backend");
+    if (c.store_url && !chosen) c.store = store_backend::postgres;
+    if (c.store == store_backend::postgres && !c.store_url)
+        return "store.backend = postgres needs store.url (--store postgres://…)";
+    if (c.store == store_backend::sqlite && c.store_url)
+        return "store.url is for store.backend = postgres, not sqlite";
+    return std::nullopt;
+}
+
 }  // namespace
 
 startup read_startup(std::vector<std::string> const& args) {
@@ -576,6 +647,7 @@ startup read_startup(std::vector<std::string> const& args) {
     auto error = config_file ? apply_file(table, *config_file, c, from) : std::nullopt;
     if (!error) error = apply_flags(table, flags, c, from);
     if (c.state_dir.empty()) c.state_dir = default_state_dir();
+    if (!error) error = check_store(c, from);
     if (!error) error = load_secrets(c, from);
     if (error) return failure(*error);
     if (print) return {std::nullopt, 0, config_to_toml(c)};

@@ -19,15 +19,24 @@ namespace agentd::daemon {
 enum class auth_mode { token, none };
 BOOST_DESCRIBE_ENUM(auth_mode, token, none)
 
+// Where job rows live (DESIGN §7, §9): SQLite in the state directory, or a PostgreSQL database.
+enum class store_backend { sqlite, postgres };
+BOOST_DESCRIBE_ENUM(store_backend, sqlite, postgres)
+
 struct config {
     std::vector<std::string> listen{"127.0.0.1:7077"};
     std::string state_dir;  // resolved default when empty after parsing
     auth_mode auth = auth_mode::token;
+    store_backend store = store_backend::sqlite;
+    std::optional<std::string> store_url;  // postgres://…; may hold a password: never logged
     unsigned token_mode = 0600;  // 0640: the system service's group agentd may read the token
     // Named principals' token hashes (auth.tokens_file); unset: STATE_DIR/tokens.toml if it exists.
     std::optional<std::string> tokens_file;
     jobs::upstream::backend_kind upstream_backend = jobs::upstream::backend_kind::opencode;
-    std::string upstream_url = "http://127.0.0.1:4096";
+    // Several servers of one backend (jobs/upstream/pool.hpp); one is today's single upstream.
+    std::vector<std::string> upstream_urls{"http://127.0.0.1:4096"};
+    std::size_t upstream_max_running_per_server = 0;            // 0: no cap per server
+    std::chrono::milliseconds upstream_health_interval{2'000};  // several servers only
     std::optional<std::string> upstream_username;
     std::optional<std::string> upstream_password_file;  // else $OPENCODE_SERVER_PASSWORD
     std::optional<std::string> upstream_password;       // loaded; never logged or printed

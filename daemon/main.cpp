@@ -14,9 +14,11 @@
 #include "daemon/state_dir.hpp"
 #include "daemon/timed_backend.hpp"
 #include "jobs/manager.hpp"
-#include "jobs/store.hpp"
+#include "jobs/postgres_store.hpp"
+#include "jobs/sqlite_store.hpp"
 #include "jobs/upstream/openai.hpp"
 #include "jobs/upstream/opencode.hpp"
+#include "jobs/upstream/pool.hpp"
 #include "protocol/version.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -33,10 +35,11 @@ namespace {
 using namespace agentd;
 
 std::unique_ptr<jobs::upstream::backend> make_openai_backend(boost::asio::any_io_executor ex,
-                                                             daemon::config const& c) {
-    auto target = common::parse_url(c.upstream_url).value;
+                                                             daemon::config const& c,
+                                                             std::string const& url) {
+    auto target = common::parse_url(url).value;
     if (!target || target->scheme == common::url_scheme::unix_socket)
-        throw std::runtime_error("bad --upstream-url '" + c.upstream_url +
+        throw std::runtime_error("bad --upstream-url '" + url +
                                  "' (want http[s]://HOST[:PORT][/path], e.g. .../v1)");
     jobs::upstream::openai_config oc;
     oc.target = *target;
@@ -49,13 +52,13 @@ std::unique_ptr<jobs::upstream::backend> make_openai_backend(boost::asio::any_io
 }
 
 std::unique_ptr<jobs::upstream::backend> make_backend(boost::asio::any_io_executor ex,
-                                                      daemon::config const& c) {
+                                                      daemon::config const& c,
+                                                      std::string const& url) {
     if (c.upstream_backend == jobs::upstream::backend_kind::openai)
-        return make_openai_backend(std::move(ex), c);
-    auto target = common::parse_url(c.upstream_url).value;
+        return make_openai_backend(std::move(ex), c, url);
+    auto target = common::parse_url(url).value;
     if (!target || target->scheme != common::url_scheme::http)
-        throw std::runtime_error("bad --upstream-url '" + c.upstream_url +
-                                 "' (want http://HOST:PORT[/path])");
+        throw std::runtime_error("bad --upstream-url '" + url + "' (want http://HOST:PORT[/path])");
     jobs::upstream::opencode_config oc;
     oc.target = *target;
     oc.username = c.upstream_username;
@@ -63,6 +66,25 @@ std::unique_ptr<jobs::upstream::backend> make_backend(boost::asio::any_io_execut
     oc.request_timeout = c.upstream_timeout;
     oc.max_output = c.limits.max_output_bytes;
     return jobs::upstream::make_opencode_backend(std::move(ex), std::move(oc));
+}
+
+// SQLite in the state directory, or PostgreSQL (DESIGN §9); throws when the store is unusable.
+std::unique_ptr<jobs::store> open_store(boost::asio::any_io_executor ex, daemon::config const& c) {
+    if (c.store == daemon::store_backend::postgres)
+        return std::make_unique<jobs::postgres_store>(std::move(ex), *c.store_url);
+    return std::make_unique<jobs::sqlite_store>(std::filesystem::path(c.state_dir) / "agentd.db");
+}
+
+// Every configured server behind one pool (one server: no health checks, today's behaviour),
+// each timed into the metrics.
+std::unique_ptr<jobs::upstream::backend> make_pool(boost::asio::any_io_executor ex,
+                                                   daemon::config const& c, daemon::metrics& m) {
+    std::vector<jobs::upstream::pool_member> members;
+    for (auto const& url : c.upstream_urls)
+        members.push_back({url, daemon::timed_backend(make_backend(ex, c, url), m)});
+    return jobs::upstream::make_pool(
+        std::move(ex), std::move(members),
+        {c.upstream_max_running_per_server, c.upstream_health_interval});
 }
 
 // DESIGN §7: restored jobs are settled before any client can see them, so the listeners accept
@@ -149,16 +171,17 @@ int run(daemon::config const& c) {
         if (so.principals->count() > 0)
             log::info("principals_loaded", {{"count", so.principals->count()}});
     }
-    jobs::store db(std::filesystem::path(c.state_dir) / "agentd.db");
+    auto db = open_store(ioc.get_executor(), c);
 
     daemon::metrics stats(std::string(agentd::version),
                           std::string(protocol::to_string(c.upstream_backend)));
     auto limits = c.limits;
     limits.max_diff_bytes = c.max_response_bytes;
-    jobs::manager manager(ioc.get_executor(), limits,
-                          daemon::timed_backend(make_backend(ioc.get_executor(), c), stats), &db);
+    jobs::manager manager(ioc.get_executor(), limits, make_pool(ioc.get_executor(), c, stats),
+                          db.get());
     if (so.principals) manager.set_quotas(so.principals->quotas());
     stats.watch_background([&manager] { return manager.background(); });
+    stats.watch_servers([&manager] { return manager.servers(); });
     // Before start(): jobs interrupted while restoring count as finished.
     auto counting = manager.listen([&stats](jobs::job const& j) { stats.job_changed(j.view); });
     daemon::rpc_service rpc(manager, c.approval,

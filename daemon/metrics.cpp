@@ -171,6 +171,28 @@ void metrics::render_background(exposition& e) const {
     e.sample("agentd_background_errors_total", {}, b.task_errors);
 }
 
+void metrics::watch_servers(std::function<std::vector<jobs::server_stats>()> source) {
+    servers_ = std::move(source);
+}
+
+// Per upstream server, labelled by its URL as configured (a short, fixed list: no cardinality
+// a client could grow).
+void metrics::render_servers(exposition& e) const {
+    if (!servers_) return;
+    auto servers = servers_();
+    e.family("agentd_upstream_server_up", "gauge",
+             "Whether the upstream server passed its last health check (1) or not (0)");
+    for (auto const& s : servers)
+        e.sample("agentd_upstream_server_up", {{"server", s.url}}, std::uint64_t{s.up ? 1u : 0u});
+    e.family("agentd_upstream_server_running", "gauge", "Jobs running on the upstream server");
+    for (auto const& s : servers)
+        e.sample("agentd_upstream_server_running", {{"server", s.url}},
+                 static_cast<std::uint64_t>(s.running));
+    e.family("agentd_upstream_server_jobs_total", "counter", "Jobs started on the upstream server");
+    for (auto const& s : servers)
+        e.sample("agentd_upstream_server_jobs_total", {{"server", s.url}}, s.jobs_total);
+}
+
 std::string metrics::render(metrics_gauges const& g) const {
     exposition e;
     e.family("agentd_build_info", "gauge", "agentd version and upstream backend (always 1)");
@@ -211,6 +233,7 @@ std::string metrics::render(metrics_gauges const& g) const {
     for (std::size_t i = 0; i < rpc_methods.size(); ++i)
         e.histogram("agentd_rpc_duration_seconds", {{"method", rpc_methods[i]}}, rpc_[i]);
     render_background(e);
+    render_servers(e);
     return e.text();
 }
 

@@ -13,6 +13,7 @@
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace agentd::daemon {
 
@@ -85,6 +86,8 @@ class metrics {
 
     // Where render() reads the background tasks' health (the manager's); none: not shown.
     void watch_background(std::function<jobs::background_stats()> source);
+    // Where render() reads the upstream servers (the manager's); none: not shown.
+    void watch_servers(std::function<std::vector<jobs::server_stats>()> source);
 
     std::string render(metrics_gauges const& gauges) const;
 
@@ -98,10 +101,12 @@ class metrics {
         3 + protocol::enum_names<protocol::error_kind>.size();
 
     void render_background(exposition& e) const;
+    void render_servers(exposition& e) const;
 
     std::string version_;
     std::string backend_;
     std::function<jobs::background_stats()> background_;
+    std::function<std::vector<jobs::server_stats>()> servers_;
     std::uint64_t jobs_started_ = 0;
     std::array<std::uint64_t, outcome_count> jobs_finished_{};
     std::array<daemon::histogram, upstream_calls.size()> upstream_{};

@@ -186,7 +186,7 @@ asio::awaitable<result<json::value>> rpc_service::run(protocol::start_params con
         bool approved = co_await c.who.ask(std::move(request));
         if (!approved) co_return protocol::approval_error("agents_start was not approved");
     }
-    auto started = jobs_.start_jobs(c.owner, p, c.who.connection);
+    auto started = co_await jobs_.start_jobs(c.owner, p, c.who.connection);
     if (!started) co_return started.error();
     co_return json::object({{"jobs", render(*started, c.sp, c.budget)}}, c.sp);
 }

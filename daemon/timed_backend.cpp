@@ -123,6 +123,13 @@ class timed final : public up::backend {
         co_return out;
     }
 
+    // Not timed: a pool's background check, not a job's call.
+    asio::awaitable<up::up_result<void>> health(
+        std::chrono::steady_clock::time_point deadline) override {
+        auto out = co_await inner_->health(deadline);
+        co_return out;
+    }
+
     void start(std::shared_ptr<up::event_sink> sink) override { inner_->start(std::move(sink)); }
     void stop() override { inner_->stop(); }
 

@@ -1,5 +1,6 @@
 // How the jobs layer's background work fares, as /metrics shows it: store failures by operation,
-// rows waiting to be written, and errors the reaper and other background tasks survived. Plain
+// rows waiting to be written, errors the reaper and other background tasks survived, and the
+// upstream servers. Plain
 // data without Asio, so the metrics code can include it.
 #pragma once
 
@@ -8,6 +9,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace agentd::jobs {
 
@@ -21,6 +23,14 @@ struct background_stats {
     std::size_t store_pending_rows = 0;
     std::uint64_t reaper_errors = 0;
     std::uint64_t task_errors = 0;  // re-attach and other detached tasks
+};
+
+// One upstream server of a pool (jobs/upstream/pool.hpp).
+struct server_stats {
+    std::string url;  // as configured
+    bool up = true;
+    std::size_t running = 0;
+    std::uint64_t jobs_total = 0;  // jobs placed on it
 };
 
 }  // namespace agentd::jobs

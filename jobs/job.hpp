@@ -39,6 +39,9 @@ struct job {
     owner own;
     protocol::task task;
     std::optional<std::string> upstream_parent;
+    // The upstream server the job runs on, its URL as configured (several servers: the pool
+    // places it at launch; a follow-up gets its job's). Empty until placed.
+    std::string upstream_server;
     // The job whose sub-agent started this one (DESIGN §2 nesting): cancels cascade down to it.
     std::optional<std::string> parent;
     // The follow-up that continues this job (DESIGN §2 `continue`): only the latest job of a

@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <limits>
 #include <list>
 #include <unordered_set>
 
@@ -111,7 +112,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         bool failing = false;
         while (!self->stopped) {
             auto const pending = self->db->pending();
-            if (pending > 0 && self->db->flush()) {
+            auto const flushed = pending > 0 && (co_await self->db->flush());
+            if (flushed) {
                 log::info("store_recovered", {{"rows_written", pending}});
                 failing = false;
                 backoff = first;
@@ -260,28 +262,76 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         queue.push_back(std::move(j));
     }
 
-    // How many more jobs of `principal` may run now (its quota), at most the instance's room.
-    std::size_t room_of(std::string const& principal) const {
-        auto free = lim.max_running - std::min(lim.max_running, running);
+    // How many more jobs of `principal` its quota lets run beside `going` about to launch
+    // (no quota: no bound).
+    std::size_t quota_left(std::string const& principal, std::size_t going = 0) const {
         auto q = quotas.find(principal);
-        if (q == quotas.end()) return free;
+        if (q == quotas.end()) return std::numeric_limits<std::size_t>::max();
         auto r = running_of.find(principal);
-        auto used = r == running_of.end() ? 0 : r->second;
-        return std::min(free, q->second - std::min(q->second, used));
+        auto used = (r == running_of.end() ? 0 : r->second) + going;
+        return q->second - std::min(q->second, used);
     }
 
-    // Launches queued jobs in FIFO order while there is room; a job whose principal is at its
-    // quota is passed over (it launches when one of that principal's jobs ends and pumps).
+    // How many more jobs of `principal` may run now: its quota, at most the instance's room.
+    std::size_t room_of(std::string const& principal) const {
+        return std::min(lim.max_running - std::min(lim.max_running, running),
+                        quota_left(principal));
+    }
+
+    // Launches queued jobs, in order, while the gate has room, each on the server the backend
+    // places it on (several servers: pool.hpp). A job whose server is full stays queued until a
+    // slot frees (run() pumps again) or a server comes back (on_capacity); one that no server
+    // can take fails at create. A job whose principal is at its quota is passed over: it
+    // launches when one of that principal's jobs ends and pumps. Launched after the scan: a
+    // launch may end and pump again.
     void pump() {
-        for (std::size_t i = 0; !stopped && running < lim.max_running && i < queue.size();) {
-            if (room_of(queue[i]->own.principal) == 0) {
-                ++i;
+        std::vector<job_ptr> go, refused;
+        std::vector<upstream::upstream_error> why;
+        std::unordered_map<std::string, std::size_t> going;  // of `go`, by principal
+        auto room = lim.max_running - std::min(lim.max_running, running);
+        bool any_full = false;  // a new job waited: every new job after it would too
+        for (auto it = queue.begin(); !stopped && go.size() < room && it != queue.end();) {
+            auto& j = **it;
+            if (any_full && j.upstream_server.empty()) {
+                ++it;
                 continue;
             }
-            auto j = std::move(queue[i]);
-            queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(i));
-            launch(std::move(j));
+            if (quota_left(j.own.principal, going[j.own.principal]) == 0) {
+                ++it;
+                continue;
+            }
+            auto p = backend->place(j.upstream_server);
+            if (p.what == upstream::placement::verdict::wait) {
+                any_full = any_full || j.upstream_server.empty();
+                ++it;
+                continue;
+            }
+            if (p.what == upstream::placement::verdict::refuse) {
+                refused.push_back(*it);
+                why.push_back(std::move(*p.refused));
+            } else {
+                j.upstream_server = std::move(p.server);
+                ++going[j.own.principal];
+                go.push_back(*it);
+            }
+            it = queue.erase(it);
         }
+        for (std::size_t i = 0; i < refused.size(); ++i) fail(*refused[i], why[i]);
+        for (auto& j : go) launch(std::move(j));
+    }
+
+    // The backend of the job's server (several servers: pool.hpp).
+    upstream::backend& server_of(job const& j) const { return backend->at(j.upstream_server); }
+    static std::optional<std::string> server_name(job const& j) {
+        if (j.upstream_server.empty()) return std::nullopt;
+        return j.upstream_server;
+    }
+
+    // A create or prompt failed by itself (not stopped): a pool marks a server it cannot reach
+    // as down at once.
+    void note_failure(job const& j, upstream::upstream_error const& e) const {
+        if (j.control && j.control->stopped() == stop_reason::none)
+            backend->failed(j.upstream_server, e);
     }
 
     void count_running(job const& j, bool up) {
@@ -353,8 +403,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         self->active.erase(j);
         --self->running;
         self->count_running(*j, false);
+        self->backend->release(j->upstream_server);
         // The slot is free before the abort goes out: a hung upstream must not hold the gate.
-        if (to_abort) self->spawn_abort(*to_abort, upstream_directory(*j));
+        if (to_abort) self->spawn_abort(j->upstream_server, *to_abort, upstream_directory(*j));
         self->wake_if_idle();
         self->pump();
     }
@@ -368,21 +419,22 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         explicit abort_batch(asio::any_io_executor e) : done(std::move(e)) {}
     };
 
-    void spawn_abort(std::string upstream_session, std::optional<std::string> directory,
+    void spawn_abort(std::string const& server, std::string upstream_session,
+                     std::optional<std::string> directory,
                      std::shared_ptr<abort_batch> batch = nullptr) {
         ++aborting;
         if (batch) ++batch->left;
-        auto call = [](std::shared_ptr<impl> self, std::string s,
+        auto call = [](std::shared_ptr<impl> self, std::string server, std::string s,
                        std::optional<std::string> d) -> asio::awaitable<void> {
-            [[maybe_unused]] auto aborted = co_await self->backend->abort(s, d);
+            [[maybe_unused]] auto aborted = co_await self->backend->at(server).abort(s, d);
         };
-        asio::co_spawn(ex,
-                       call(shared_from_this(), std::move(upstream_session), std::move(directory)),
-                       [self = shared_from_this(), batch](std::exception_ptr) {
-                           --self->aborting;
-                           if (batch && --batch->left == 0) batch->done.fire();
-                           self->wake_if_idle();
-                       });
+        asio::co_spawn(
+            ex, call(shared_from_this(), server, std::move(upstream_session), std::move(directory)),
+            [self = shared_from_this(), batch](std::exception_ptr) {
+                --self->aborting;
+                if (batch && --batch->left == 0) batch->done.fire();
+                self->wake_if_idle();
+            });
     }
 
     // Sends the aborts concurrently (N hung sessions must not cost N timeouts) and waits for
@@ -391,7 +443,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                                         std::chrono::milliseconds bound) {
         auto batch = std::make_shared<abort_batch>(ex);
         for (auto const& j : jobs)
-            spawn_abort(j->view.upstream->session, upstream_directory(*j), batch);
+            spawn_abort(j->upstream_server, j->view.upstream->session, upstream_directory(*j),
+                        batch);
         if (batch->left == 0) co_return;
         [[maybe_unused]] auto woken = co_await batch->done.wait_for(bound);
     }
@@ -430,7 +483,11 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             j->task.prompt,         j->task.agent,
             j->task.model,          replay ? j->transcript.system : j->task.system,
             upstream_directory(*j), replay ? &j->transcript.turns : nullptr};
-        auto out = co_await backend->prompt(upstream_session, preq, ctl);
+        // The running row and its upstream session are committed before the prompt leaves (an
+        // async store commits later): after a crash the job is re-attached, never prompted twice.
+        if (db) co_await db->sync();
+        auto out = co_await server_of(*j).prompt(upstream_session, preq, ctl);
+        if (!out) note_failure(*j, out.error());
         deadline.cancel();
         if (out) co_await summarize_diff(*j, upstream_session, out->user_message_id);
         co_return end_turn(j, std::move(out));
@@ -441,8 +498,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     asio::awaitable<bool> create_session(job_ptr j) {
         auto& ctl = *j->control;
         if (j->task.isolation) {
-            auto tree = co_await backend->create_worktree(j->task.directory, ctl);
+            auto tree = co_await server_of(*j).create_worktree(j->task.directory, ctl);
             if (!tree) {
+                note_failure(*j, tree.error());
                 end_failed(*j, tree.error(), error_phase::create);
                 co_return false;
             }
@@ -453,13 +511,15 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         upstream::upstream_session_request sreq{j->view.description, j->upstream_parent,
                                                 upstream_directory(*j), j->task.agent,
                                                 j->task.model};
-        auto upstream_session = co_await backend->create_upstream_session(sreq, ctl);
+        auto upstream_session = co_await server_of(*j).create_upstream_session(sreq, ctl);
         if (!upstream_session) {
+            note_failure(*j, upstream_session.error());
             end_failed(*j, upstream_session.error(), error_phase::create);
             co_return false;
         }
         if (j->view.state != job_state::running) co_return false;  // cancelled: final
-        j->view.upstream = protocol::upstream_ref{std::string(backend->name()), *upstream_session};
+        j->view.upstream = protocol::upstream_ref{std::string(backend->name()), *upstream_session,
+                                                  server_name(*j)};
         persist(*j);
         if (ctl.stopped() != stop_reason::none) {
             end_failed(*j, {error_kind::cancelled, error_phase::create, "stopped", {}},
@@ -475,8 +535,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                                          std::string user_message) {
         if (user_message.empty()) co_return;
         j.user_message = std::move(user_message);
-        auto changes = co_await backend->session_diff(upstream_session, upstream_directory(j),
-                                                      j.user_message, lim.max_diff_bytes);
+        auto changes = co_await server_of(j).session_diff(upstream_session, upstream_directory(j),
+                                                          j.user_message, lim.max_diff_bytes);
         if (changes && !changes->empty()) j.view.diff_summary = protocol::summarize(*changes);
     }
 
@@ -656,8 +716,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                 co_await self->restore_requests(j);
                 continue;
             }
-            auto outcome = co_await self->backend->recover(upstream_session, upstream_directory(*j),
-                                                           own_prompt(*j));
+            auto outcome = co_await self->server_of(*j).recover(
+                upstream_session, upstream_directory(*j), own_prompt(*j));
             if (!self->unsettled.contains(j)) continue;
             self->settle_one(j);
             if (outcome && *outcome) {
@@ -694,7 +754,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     // Nobody would collect the turn: stop it upstream too.
     void interrupt_restored(job_ptr const& j) {
         interrupt(*j, "agentd restarted while the job ran");
-        spawn_abort(j->view.upstream->session, upstream_directory(*j));
+        spawn_abort(j->upstream_server, j->view.upstream->session, upstream_directory(*j));
     }
 
     // Runs a restored job again as a running one that follows its upstream turn; its deadline
@@ -708,6 +768,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         j->control = std::make_unique<upstream::call_control>(j->deadline);
         ++running;
         count_running(*j, true);
+        backend->hold(j->upstream_server);
         active.insert(j);
         asio::co_spawn(ex, run(shared_from_this(), j, true), asio::detached);
     }
@@ -719,8 +780,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         deadline.async_wait([j](boost::system::error_code ec) {
             if (!ec && j->control) j->control->stop(stop_reason::deadline);
         });
-        auto out = co_await backend->follow(j->view.upstream->session, upstream_directory(*j),
-                                            own_prompt(*j), ctl);
+        auto out = co_await server_of(*j).follow(j->view.upstream->session, upstream_directory(*j),
+                                                 own_prompt(*j), ctl);
         deadline.cancel();
         if (out) co_await summarize_diff(*j, j->view.upstream->session, out->user_message_id);
         co_return end_turn(j, std::move(out));
@@ -931,8 +992,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             co_return upstream::upstream_error{error_kind::protocol, error_phase::prompt,
                                                "the job has no upstream session", std::nullopt};
         j->answering[reply.request_id] = by;
-        auto out =
-            co_await backend->respond(j->view.upstream->session, upstream_directory(*j), reply);
+        auto out = co_await server_of(*j).respond(j->view.upstream->session, upstream_directory(*j),
+                                                  reply);
         j->answering.erase(reply.request_id);
         if (out) {
             drop_request(*j, reply.request_id);
@@ -966,8 +1027,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
 
     // After a re-attach: the requests the upstream still waits on come back (DESIGN §7).
     asio::awaitable<void> restore_requests(job_ptr j) {
-        auto pending =
-            co_await backend->pending_requests(j->view.upstream->session, upstream_directory(*j));
+        auto pending = co_await server_of(*j).pending_requests(j->view.upstream->session,
+                                                               upstream_directory(*j));
         if (pending)
             for (auto& r : *pending) on_request(j->view.upstream->session, std::move(r));
         if (j->view.state == job_state::waiting && j->view.requests.empty())
@@ -1082,6 +1143,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         j.view.continues = c.view.id;
         j.view.depth = c.view.depth;
         j.view.upstream = c.view.upstream;
+        j.upstream_server = c.upstream_server;  // a follow-up returns to its job's server
         j.task.directory = c.task.directory;
         j.view.worktree = c.view.worktree;
         if (!j.task.agent) j.task.agent = c.task.agent;
@@ -1126,6 +1188,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         void on_usage(std::string_view s, std::string_view message_id,
                       protocol::job_usage const& u) override {
             if (auto m = m_.lock()) m->on_usage(s, message_id, u);
+        }
+        void on_capacity() override {
+            if (auto m = m_.lock()) m->pump();
         }
 
       private:
@@ -1183,6 +1248,11 @@ asio::awaitable<void> manager::drain(std::chrono::milliseconds grace) {
         }
         self->stop_running();
     }
+    // Every row is committed before the daemon exits; a last try for rows the store held back.
+    if (self->db) {
+        co_await self->db->sync();
+        [[maybe_unused]] auto flushed = co_await self->db->flush();
+    }
     stop();
 }
 
@@ -1194,22 +1264,21 @@ void manager::stop() {
     impl_->queue_expiry.fire();
     impl_->watcher.fire();
     impl_->interrupt_queued();
-    if (impl_->db) impl_->db->flush();  // a last try for rows a locked database held back
     // Running jobs end through their own coroutines once their sockets are closed.
     impl_->stop_running();
     impl_->backend->stop();
 }
 
-protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
-                                                             protocol::start_params const& p,
-                                                             std::uint64_t connection_id) {
-    auto& m = *impl_;
-    if (m.stopped || m.draining) return protocol::shutting_down();
+asio::awaitable<protocol::result<std::vector<job_entry>>> manager::start_jobs(
+    owner const& o, protocol::start_params const& p, std::uint64_t connection_id) {
+    auto self = impl_;  // the manager may go while the store commits
+    auto& m = *self;
+    if (m.stopped || m.draining) co_return protocol::shutting_down();
     auto parent = m.jobs.find_by_upstream(o.principal, o.session);
     int depth = parent ? parent->view.depth + 1 : 1;
-    if (depth > m.lim.max_depth) return protocol::too_deep(depth, m.lim.max_depth);
+    if (depth > m.lim.max_depth) co_return protocol::too_deep(depth, m.lim.max_depth);
     auto continued = m.continued_jobs(o, p);
-    if (!continued) return continued.error();
+    if (!continued) co_return continued.error();
 
     // Jobs that cannot launch at once (instance limit, or the principal's quota) wait in the
     // queue; the call is all or nothing.
@@ -1217,8 +1286,8 @@ protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
     auto overflow =
         !m.queue.empty() ? p.tasks.size() : p.tasks.size() - std::min(free, p.tasks.size());
     if (m.queue.size() + overflow > m.lim.max_queued)
-        return protocol::queue_full(static_cast<std::int64_t>(m.queue.size() + overflow),
-                                    static_cast<std::int64_t>(m.lim.max_queued));
+        co_return protocol::queue_full(static_cast<std::int64_t>(m.queue.size() + overflow),
+                                       static_cast<std::int64_t>(m.lim.max_queued));
 
     auto created_at = steady::now();
     std::vector<job_ptr> created;
@@ -1245,12 +1314,22 @@ protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
     }
     // Durable before acknowledged; a failed write rejects the call with nothing created.
     if (m.db) {
+        std::optional<std::string> failed;
         try {
-            m.db->save_all(created);
+            co_await m.db->save_all(created);
         } catch (std::exception const& e) {
-            log::error("store_failed", {{"method", "agents_start"}, {"error", e.what()}});
-            return protocol::rpc_error{protocol::error_code::internal_error,
-                                       "the job store is unavailable", nullptr};
+            failed = e.what();
+        }
+        if (failed) {
+            log::error("store_failed", {{"method", "agents_start"}, {"error", *failed}});
+            co_return protocol::rpc_error{protocol::error_code::internal_error,
+                                          "the job store is unavailable", nullptr};
+        }
+        // The commit may have suspended: a stop meanwhile refuses the call, as it would have
+        // before (the rows of jobs that never ran are erased).
+        if (m.stopped || m.draining) {
+            for (auto const& j : created) m.forget(j->view.id);
+            co_return protocol::shutting_down();
         }
     }
     // The follow-up holds the transcript from now on: a chain keeps one copy.
@@ -1271,7 +1350,7 @@ protocol::result<std::vector<job_entry>> manager::start_jobs(owner const& o,
     m.pump();
     std::vector<job_entry> out;
     for (auto const& j : created) out.push_back({j->view.id, j->view});
-    return out;
+    co_return out;
 }
 
 std::vector<job_entry> manager::status(owner const& o, protocol::status_params const& p) const {
@@ -1385,6 +1464,7 @@ asio::awaitable<std::vector<job_entry>> manager::cancel(owner const& o,
     }
     // Answered after the aborts, or after abort_wait_cancel when the upstream hangs.
     if (!to_abort.empty()) co_await self->abort_bounded(to_abort, impl::abort_wait_cancel);
+    if (self->db) co_await self->db->sync();  // the cancellation is committed before the reply
     co_return out;
 }
 
@@ -1395,16 +1475,16 @@ asio::awaitable<peek_outcome> manager::peek(owner const& o, protocol::peek_param
     std::string text = j->view.output ? *j->view.output : j->partial;
     // No streamed text yet (event stream down or a proxy in between): ask the upstream.
     if (text.empty() && protocol::is_active(j->view.state) && j->view.upstream) {
-        auto read =
-            co_await self->backend->read_partial(j->view.upstream->session, upstream_directory(*j));
+        auto read = co_await self->server_of(*j).read_partial(j->view.upstream->session,
+                                                              upstream_directory(*j));
         if (read) text = std::move(*read);
     }
     std::vector<protocol::step> steps(j->steps.begin(), j->steps.end());
     peek_outcome out{{j->view.id, j->view}, std::move(text), std::move(steps), {}, {}};
     if (p.diff && j->view.upstream) {
-        auto changes =
-            co_await self->backend->session_diff(j->view.upstream->session, upstream_directory(*j),
-                                                 j->user_message, self->lim.max_diff_bytes);
+        auto changes = co_await self->server_of(*j).session_diff(
+            j->view.upstream->session, upstream_directory(*j), j->user_message,
+            self->lim.max_diff_bytes);
         if (changes)
             out.changes = std::move(*changes);
         else
@@ -1421,8 +1501,8 @@ asio::awaitable<protocol::result<job_entry>> manager::remove_worktree(owner cons
     auto j = self->jobs.find(o.principal, id);
     if (!j) co_return protocol::invalid_params("job", "no such job");
     if (!j->view.worktree) co_return protocol::invalid_params("job", "the job has no worktree");
-    auto removed =
-        co_await self->backend->remove_worktree(j->task.directory, j->view.worktree->directory);
+    auto removed = co_await self->server_of(*j).remove_worktree(j->task.directory,
+                                                                j->view.worktree->directory);
     if (!removed)
         co_return protocol::rpc_error{protocol::error_code::internal_error,
                                       "worktree not removed: " + removed.error().message, nullptr};
@@ -1496,6 +1576,7 @@ asio::awaitable<protocol::result<job_entry>> manager::respond(owner const& o,
         co_return protocol::rpc_error{
             protocol::error_code::internal_error,
             "the upstream did not take the answer: " + sent.error().message, nullptr};
+    if (self->db) co_await self->db->sync();  // the answer is committed before the reply
     co_return job_entry{j->view.id, j->view};
 }
 
@@ -1517,6 +1598,10 @@ std::shared_ptr<void> manager::listen(job_listener listener) {
     return std::shared_ptr<void>(nullptr, [weak, it](void*) {
         if (auto self = weak.lock()) self->listeners.erase(it);
     });
+}
+
+std::vector<server_stats> manager::servers() const {
+    return impl_->backend->servers();
 }
 
 background_stats manager::background() const {

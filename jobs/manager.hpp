@@ -101,9 +101,9 @@ class manager {
     boost::asio::awaitable<void> drain(std::chrono::milliseconds grace);
 
     // `connection_id` tags the jobs with the connection that started them (WebSocket push).
-    protocol::result<std::vector<job_entry>> start_jobs(owner const& o,
-                                                        protocol::start_params const& p,
-                                                        std::uint64_t connection_id = 0);
+    // Awaits the store's commit of the new jobs (durable before acknowledged).
+    boost::asio::awaitable<protocol::result<std::vector<job_entry>>> start_jobs(
+        owner const& o, protocol::start_params const& p, std::uint64_t connection_id = 0);
     std::vector<job_entry> status(owner const& o, protocol::status_params const& p) const;
     boost::asio::awaitable<wait_outcome> wait(owner const& o, protocol::wait_params const& p) const;
     // Ids reach the jobs of every session of o.principal (DESIGN §2); listings and waits without
@@ -138,6 +138,8 @@ class manager {
 
     manager_stats stats() const;
     background_stats background() const;
+    // The upstream servers: up, running and started jobs (several servers: pool.hpp).
+    std::vector<server_stats> servers() const;
     limits const& config() const;
 
   private:

@@ -1,24 +1,18 @@
-// Durable job state (DESIGN §7): every job row lives in SQLite (WAL) at $STATE_DIR/agentd.db and
-// is written before the change is acknowledged. Synchronous calls on the daemon's thread: a WAL
-// write without fsync costs microseconds; a locked database costs at most `busy_wait`, after which
-// the row waits in memory (write-behind) until flush() succeeds.
+// The job store interface (DESIGN §7, §9): the seam between the manager and a backend
+// (sqlite_store, embedded default; postgres_store, shared by several instances). Neither backend
+// leaks into the manager: it sees rows saved, erased, committed in batches and loaded at start.
 #pragma once
 
 #include "jobs/health.hpp"
 #include "jobs/job.hpp"
 
+#include <boost/asio/awaitable.hpp>
+
 #include <array>
-#include <chrono>
 #include <cstdint>
-#include <filesystem>
-#include <map>
-#include <memory>
 #include <span>
 #include <string>
 #include <vector>
-
-struct sqlite3;
-struct sqlite3_stmt;
 
 namespace agentd::jobs {
 
@@ -29,58 +23,28 @@ struct store_stats {
 
 class store {
   public:
-    // How long one write waits for another connection's lock before giving up: short, because
-    // the daemon's event loop waits with it.
-    static constexpr std::chrono::milliseconds busy_wait{50};
+    virtual ~store() = default;
 
-    // Opens or creates the database and migrates its schema to the latest version; throws
-    // std::runtime_error naming the file and the reason (unwritable directory, not a database,
-    // corrupt, written by a newer agentd) so start-up fails loudly, never silently.
-    explicit store(std::filesystem::path const& file);
-    // The schema version this agentd writes (PRAGMA user_version): its number of migrations.
-    static std::int64_t schema_version();
-    ~store();
-    store(store const&) = delete;
-    store& operator=(store const&) = delete;
-
-    // Writes the row, or keeps it pending when the write fails or rows are already pending (so
-    // an older pending row never overwrites a newer one). Never throws.
-    void save(job const& j);
-    void erase(std::string const& id);  // likewise
-    // New jobs in one transaction, now or never: throws std::runtime_error when it fails, so the
-    // call that creates them is refused (durable before acknowledged).
-    void save_all(std::span<job_ptr const> jobs);
+    // Writes the row, now or later (an asynchronous backend queues it and commits queued rows
+    // in groups), or keeps it pending after a failure; the newest content per id wins. Never
+    // throws.
+    virtual void save(job const& j) = 0;
+    virtual void erase(std::string const& id) = 0;  // likewise
+    // New jobs in one transaction, now or never: throws std::runtime_error when they could not
+    // be committed, so the call that creates them is refused (durable before acknowledged).
+    virtual boost::asio::awaitable<void> save_all(std::span<job_ptr const> jobs) = 0;
+    // Completes when everything saved or erased before the call is committed, or kept pending
+    // after a failure (then pending() > 0 and the flusher retries it).
+    virtual boost::asio::awaitable<void> sync() = 0;
     // Writes the pending rows in one transaction; true when none are left. Never throws.
-    bool flush();
-    std::size_t pending() const { return pending_.size(); }
-    store_stats stats() const;
-    std::string const& last_error() const { return last_error_; }
+    virtual boost::asio::awaitable<bool> flush() = 0;
+    // Rows kept after a failed write, waiting for flush().
+    virtual std::size_t pending() const = 0;
+    virtual store_stats stats() const = 0;
+    virtual std::string last_error() const = 0;
     // Every stored job, oldest first; views, owners, tasks and sequence numbers as saved.
-    std::vector<job_ptr> load() const;
-
-  private:
-    struct checkpointer;
-
-    void exec(char const* sql) const;
-    // Brings the schema to the latest version in one transaction (DESIGN §7); throws when the
-    // database is newer than this agentd.
-    void migrate();
-    void write(job const& j);
-    void remove(std::string const& id);
-    void keep_pending(std::string const& id, std::shared_ptr<job const> row, store_op op,
-                      std::exception const& why);
-
-    sqlite3* db_ = nullptr;
-    // Checkpoints the WAL on its own thread and connection: a checkpoint fsyncs, which on a busy
-    // disk takes tens to hundreds of ms, and must not stall the daemon's event loop.
-    std::unique_ptr<checkpointer> checkpointer_;
-    // Prepared once: compiling the SQL on every write cost a quarter of a job's instructions.
-    sqlite3_stmt* upsert_ = nullptr;
-    std::filesystem::path file_;
-    // Rows whose write failed, by job id, newest content only; null means "delete this row".
-    std::map<std::string, std::shared_ptr<job const>> pending_;
-    std::array<std::uint64_t, store_op_names.size()> errors_{};
-    std::string last_error_;
+    // Synchronous: it runs once at start-up, before the listeners accept.
+    virtual std::vector<job_ptr> load() const = 0;
 };
 
 }  // namespace agentd::jobs

@@ -168,9 +168,11 @@ json::value to_json(job_view const& v, wall_time now, json::storage_ptr sp,
     if (v.finished_at) o["finished_at"] = render_time(*v.finished_at).view();
     if (v.started_at) o["elapsed_ms"] = millis_between(*v.started_at, v.finished_at.value_or(now));
     o["depth"] = v.depth;
-    if (v.upstream)
-        o["upstream"] =
-            json::object({{"backend", v.upstream->backend}, {"session", v.upstream->session}}, sp);
+    if (v.upstream) {
+        json::object u({{"backend", v.upstream->backend}, {"session", v.upstream->session}}, sp);
+        if (v.upstream->server) u["server"] = *v.upstream->server;
+        o["upstream"] = std::move(u);
+    }
     if (v.activity) o["activity"] = activity_json(*v.activity, sp);
     if (!v.requests.empty()) {
         json::array requests(sp);

@@ -158,6 +158,7 @@ diff_summary summarize(std::vector<file_change> const& changes);
 struct upstream_ref {
     std::string backend;
     std::string session;
+    std::optional<std::string> server = {};  // the upstream server's URL as configured
 };
 
 // A job's output, shared rather than copied: every copy of a view (status and wait replies,

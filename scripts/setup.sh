@@ -14,6 +14,9 @@ packages=(
   libtomlplusplus-dev libsystemd-dev libspdlog-dev systemd dpkg-dev lintian help2man
   clang libclang-rt-14-dev clang-format
   chromium neovim
+  # The PostgreSQL store: libpq to build; the server for its tests, which start a throw-away
+  # cluster of their own (the package's 15/main cluster on 5432 is left alone).
+  libpq-dev postgresql-15
 )
 
 missing=()

@@ -26,6 +26,10 @@
 //                     after a restart: which upstream sessions still run a turn; follow
 //                     re-attaches to one of them and returns its outcome like prompt.
 //   stop()            once, at shutdown, after every running job's call_control was stopped.
+//   place/hold/release/at
+//                     several servers (pool.hpp): the launch gate asks place() for a job's
+//                     server, and every call of that job goes to at(server); release() frees
+//                     the slot as the job's run ends. A backend of one server keeps the defaults.
 //
 // Rules every call keeps:
 //   - Never throw and never hang: failures are upstream_error values. Kinds: cannot connect,
@@ -48,6 +52,7 @@
 // make_backend (daemon/main.cpp), and a fake server under tests/.
 #pragma once
 
+#include "jobs/health.hpp"
 #include "jobs/upstream/call_control.hpp"
 #include "jobs/upstream/transcript.hpp"
 #include "protocol/job_view.hpp"
@@ -55,6 +60,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/result.hpp>
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <set>
@@ -148,6 +154,8 @@ class event_sink {
     // before: the turn's usage is the sum over its messages (DESIGN §2 budget).
     virtual void on_usage(std::string_view session, std::string_view message_id,
                           protocol::job_usage const& usage) = 0;
+    // A server of a pool came back (pool.hpp): queued jobs may launch on it now.
+    virtual void on_capacity() {}
 
   protected:
     ~event_sink() = default;
@@ -166,6 +174,14 @@ struct request_reply {
 // JobView.upstream.backend shows it (tests plug in others with names of their own).
 enum class backend_kind { opencode, openai };
 BOOST_DESCRIBE_ENUM(backend_kind, opencode, openai)
+
+// Where the launch gate may run a job now (pool.hpp): on `server`, not yet (every healthy server
+// is full: the job stays queued), or nowhere (`refused`, a transport error naming the servers).
+struct placement {
+    enum class verdict { run, wait, refuse } what = verdict::run;
+    std::string server;
+    std::optional<upstream_error> refused;
+};
 
 class backend {
   public:
@@ -280,6 +296,34 @@ class backend {
         (void)max_bytes;
         co_return std::vector<protocol::file_change>{};
     }
+
+    // Whether the server answers (opencode GET /global/health, openai GET /models) before
+    // `deadline`; a pool's health checks call it. The default cannot tell and says yes.
+    virtual boost::asio::awaitable<up_result<void>> health(
+        std::chrono::steady_clock::time_point deadline) {
+        (void)deadline;
+        co_return up_result<void>{};
+    }
+
+    // Several servers (pool.hpp). `server` is a job's (empty: a new job, any server will do).
+    // A backend of one server runs everything itself, without servers of its own.
+    virtual placement place(std::string_view server) { return {{}, std::string(server), {}}; }
+    // Counts a job that runs on `server` without asking (a job re-attached after a restart).
+    virtual void hold(std::string_view server) { (void)server; }
+    // The slot place() or hold() gave ends.
+    virtual void release(std::string_view server) { (void)server; }
+    // A job's create or prompt on `server` failed with `e`: a pool takes a transport error for
+    // the server being down at once, not at its next health check.
+    virtual void failed(std::string_view server, upstream_error const& e) {
+        (void)server;
+        (void)e;
+    }
+    // The backend that serves the jobs of `server`.
+    virtual backend& at(std::string_view server) {
+        (void)server;
+        return *this;
+    }
+    virtual std::vector<jobs::server_stats> servers() const { return {}; }
 
     // Keeps `sink` (shared: background streams may outlive a stop()) and starts background work
     // (opencode's event stream).

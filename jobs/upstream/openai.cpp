@@ -369,6 +369,14 @@ class openai_backend final : public backend {
         co_return std::string{};
     }
 
+    // A server that lists its models serves (GET /models, as for a task naming no model).
+    asio::awaitable<up_result<void>> health(clock::time_point deadline) override {
+        call_control ctl(deadline);
+        auto listed = co_await list_models(ctl);
+        if (!listed) co_return listed.error();
+        co_return up_result<void>{};
+    }
+
     void start(std::shared_ptr<event_sink> sink) override { sink_ = std::move(sink); }
 
     // No background work: each prompt owns its socket, and the manager's stop of every job

@@ -330,6 +330,13 @@ class opencode_backend final : public backend {
         co_return sent;
     }
 
+    asio::awaitable<up_result<void>> health(clock::time_point deadline) override {
+        http_request r{"GET", "/global/health", {}, deadline, nullptr};
+        r.max_body = 64 << 10;
+        auto sent = co_await send(std::move(r), error_phase::create);
+        co_return sent;
+    }
+
     // A call whose reply says only yes or no: a transport failure or a non-2xx status is an
     // error of `phase`, with the upstream's message.
     asio::awaitable<up_result<void>> send(http_request r, error_phase phase) {

@@ -5,6 +5,9 @@
 // drains.
 #include "agentd_fixture.hpp"
 #include "ws_client.hpp"
+#ifdef AGENTD_DURABILITY_ON_POSTGRES
+#include "postgres/postgres_fixture.hpp"
+#endif
 
 #include <fstream>
 #include <thread>
@@ -13,6 +16,13 @@ namespace agentd::test {
 namespace {
 
 using namespace std::chrono_literals;
+// The same scenarios run on the PostgreSQL store too: tests/postgres builds this file again with
+// AGENTD_DURABILITY_ON_POSTGRES (the state-directory tests below are SQLite's only).
+#ifdef AGENTD_DURABILITY_ON_POSTGRES
+using durability_test = postgres_agentd_test;
+#else
+using durability_test = agentd_test;
+#endif
 
 json::object start(agentd_process& a, json::array tasks) {
     return a.call("agents_start", json::object{{"tasks", std::move(tasks)}});
@@ -23,7 +33,7 @@ json::object wait_for(agentd_process& a, json::value ids, std::int64_t timeout_m
                   json::object{{"jobs", std::move(ids)}, {"timeout_ms", timeout_ms}});
 }
 
-TEST_F(agentd_test, FinishedJobsAnswerExactlyTheSameAfterKill9) {
+TEST_F(durability_test, FinishedJobsAnswerExactlyTheSameAfterKill9) {
     auto started =
         start(*agentd_, json::array{task("fine", "ok"), task("boom [[fake fault=500]]", "bad"),
                                     task("slow [[fake latency_ms=5000]]", "cancel me")});
@@ -40,7 +50,7 @@ TEST_F(agentd_test, FinishedJobsAnswerExactlyTheSameAfterKill9) {
     EXPECT_TRUE(jobs_of(other).empty());
 }
 
-TEST_F(agentd_test, KillDuringHundredRunningJobsReattachesThemAndACancelRightAfterSticks) {
+TEST_F(durability_test, KillDuringHundredRunningJobsReattachesThemAndACancelRightAfterSticks) {
     restart_agentd({"--max-running", "100", "--max-tasks-per-call", "100"});
     json::array tasks;
     for (int i = 0; i < 100; ++i)
@@ -62,7 +72,7 @@ TEST_F(agentd_test, KillDuringHundredRunningJobsReattachesThemAndACancelRightAft
     for (auto const& j : jobs_of(done)) EXPECT_EQ(str(j, "state"), "cancelled");
 }
 
-TEST_F(agentd_test, RunningJobIsReattachedLiveAfterKill9AndCompletesWithItsOutput) {
+TEST_F(durability_test, RunningJobIsReattachedLiveAfterKill9AndCompletesWithItsOutput) {
     auto ids = ids_of(jobs_of(
         start(*agentd_, json::array{task("outlive agentd [[fake latency_ms=2500 chunks=5]]")})));
     ASSERT_TRUE(fake_->wait_counter("prompts_in_flight", 1, 5s));
@@ -77,7 +87,7 @@ TEST_F(agentd_test, RunningJobIsReattachedLiveAfterKill9AndCompletesWithItsOutpu
     EXPECT_EQ(fake_->stats().at("prompts_started").as_int64(), 1) << "never prompted again";
 }
 
-TEST_F(agentd_test, JobFinishedUpstreamWhileDownIsReattached) {
+TEST_F(durability_test, JobFinishedUpstreamWhileDownIsReattached) {
     auto ids = ids_of(
         jobs_of(start(*agentd_, json::array{task("finish without me [[fake latency_ms=600]]")})));
     ASSERT_TRUE(fake_->wait_counter("prompts_in_flight", 1, 5s));
@@ -96,7 +106,7 @@ TEST_F(agentd_test, JobFinishedUpstreamWhileDownIsReattached) {
     EXPECT_EQ(fake_->stats().at("aborts_total").as_int64(), 0);
 }
 
-TEST_F(agentd_test, QueuedJobStaysQueuedAndRunsAfterRestart) {
+TEST_F(durability_test, QueuedJobStaysQueuedAndRunsAfterRestart) {
     restart_agentd({"--max-running", "1"});
     auto ids = ids_of(
         jobs_of(start(*agentd_, json::array{task("a [[fake latency_ms=60000]]"), task("b")})));
@@ -112,7 +122,7 @@ TEST_F(agentd_test, QueuedJobStaysQueuedAndRunsAfterRestart) {
     EXPECT_EQ(str(jobs_of(b).at(0), "output"), "echo: b");
 }
 
-TEST_F(agentd_test, RetentionAppliesToRestoredJobs) {
+TEST_F(durability_test, RetentionAppliesToRestoredJobs) {
     restart_agentd({"--retention-ms", "1500"});
     auto ids = ids_of(jobs_of(start(*agentd_, json::array{task("brief")})));
     wait_for(*agentd_, ids);
@@ -129,7 +139,8 @@ TEST_F(agentd_test, RetentionAppliesToRestoredJobs) {
     EXPECT_EQ(state, "not_found");
 }
 
-TEST_F(agentd_test, CorruptDatabaseIsAClearStartupError) {
+#ifndef AGENTD_DURABILITY_ON_POSTGRES
+TEST_F(durability_test, CorruptDatabaseIsAClearStartupError) {
     auto dir = agentd_->state_dir();
     agentd_->process().signal(SIGKILL);
     agentd_->process().wait_exit(5s);
@@ -145,7 +156,7 @@ TEST_F(agentd_test, CorruptDatabaseIsAClearStartupError) {
         << p.stderr_text();
 }
 
-TEST_F(agentd_test, UnusableStateDirIsAClearStartupError) {
+TEST_F(durability_test, UnusableStateDirIsAClearStartupError) {
     auto file = agentd_->state_dir() / "not-a-dir";
     std::ofstream(file) << "x";
     child_process p(
@@ -158,7 +169,9 @@ TEST_F(agentd_test, UnusableStateDirIsAClearStartupError) {
         << p.stderr_text();
 }
 
-TEST_F(agentd_test, SigtermLetsRunningJobsFinishAndAnswersWaiters) {
+#endif
+
+TEST_F(durability_test, SigtermLetsRunningJobsFinishAndAnswersWaiters) {
     auto ids =
         ids_of(jobs_of(start(*agentd_, json::array{task("almost done [[fake latency_ms=400]]")})));
     ASSERT_TRUE(fake_->wait_counter("prompts_in_flight", 1, 5s));
@@ -193,7 +206,7 @@ TEST_F(agentd_test, SigtermLetsRunningJobsFinishAndAnswersWaiters) {
     EXPECT_EQ(str(jobs_of(s)[0], "output"), "echo: almost done");
 }
 
-TEST_F(agentd_test, SigtermInterruptsJobsPastTheGraceAndAbortsThem) {
+TEST_F(durability_test, SigtermInterruptsJobsPastTheGraceAndAbortsThem) {
     restart_agentd({"--shutdown-grace-ms", "200"});
     auto ids =
         ids_of(jobs_of(start(*agentd_, json::array{task("too long [[fake latency_ms=60000]]")})));
@@ -210,7 +223,7 @@ TEST_F(agentd_test, SigtermInterruptsJobsPastTheGraceAndAbortsThem) {
     EXPECT_EQ(str(jobs_of(s)[0], "state"), "interrupted");
 }
 
-TEST_F(agentd_test, SecondSignalExitsAtOnce) {
+TEST_F(durability_test, SecondSignalExitsAtOnce) {
     auto ids =
         ids_of(jobs_of(start(*agentd_, json::array{task("long [[fake latency_ms=60000]]")})));
     ASSERT_TRUE(fake_->wait_counter("prompts_in_flight", 1, 5s));

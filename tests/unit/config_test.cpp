@@ -101,7 +101,7 @@ TEST_F(config_test, every_section_of_a_good_file_is_read) {
     EXPECT_EQ(c.auth, auth_mode::none);
     EXPECT_EQ(c.shutdown_grace, 2500ms);
     EXPECT_EQ(c.upstream_backend, jobs::upstream::backend_kind::openai);
-    EXPECT_EQ(c.upstream_url, "http://127.0.0.1:8080/v1");
+    EXPECT_EQ(c.upstream_urls, std::vector<std::string>{"http://127.0.0.1:8080/v1"});
     EXPECT_EQ(c.upstream_model, "qwen");
     EXPECT_EQ(c.upstream_username, "bob");
     EXPECT_EQ(c.upstream_timeout, 1234ms);
@@ -184,6 +184,35 @@ TEST_F(config_test, flags_win_over_the_file) {
     EXPECT_EQ(s.run->auth, auth_mode::token);
     EXPECT_EQ(s.run->allowed_hosts, (std::vector<std::string>{"a.test", "b.test"}));
     EXPECT_EQ(s.run->limits.max_queued, 6u);  // the file's, where no flag was given
+}
+
+// Several upstream servers (issue #19): one string or an array in the file; the repeatable flag
+// replaces the file's whole list.
+TEST_F(config_test, upstream_url_is_a_string_or_an_array_and_the_flags_replace_the_list) {
+    auto one = with_file("[upstream]\nurl = \"http://127.0.0.1:1\"\n");
+    ASSERT_TRUE(one.run) << one.output;
+    EXPECT_EQ(one.run->upstream_urls, std::vector<std::string>{"http://127.0.0.1:1"});
+    auto toml = std::string(
+        "[upstream]\nurl = [\"http://127.0.0.1:1\", \"http://127.0.0.1:2\"]\n"
+        "max_running_per_server = 3\nhealth_interval_ms = 500\n");
+    auto many = with_file(toml);
+    ASSERT_TRUE(many.run) << many.output;
+    EXPECT_EQ(many.run->upstream_urls,
+              (std::vector<std::string>{"http://127.0.0.1:1", "http://127.0.0.1:2"}));
+    EXPECT_EQ(many.run->upstream_max_running_per_server, 3u);
+    EXPECT_EQ(many.run->upstream_health_interval, 500ms);
+    auto flags = with_file(toml, {"--upstream-url", "http://127.0.0.1:3", "--upstream-url",
+                                  "http://127.0.0.1:4", "--upstream-max-running-per-server", "1"});
+    ASSERT_TRUE(flags.run) << flags.output;
+    EXPECT_EQ(flags.run->upstream_urls,
+              (std::vector<std::string>{"http://127.0.0.1:3", "http://127.0.0.1:4"}));
+    EXPECT_EQ(flags.run->upstream_max_running_per_server, 1u);
+    EXPECT_EQ(read_startup({"agentd"}).run->upstream_max_running_per_server, 0u);
+    EXPECT_EQ(read_startup({"agentd"}).run->upstream_health_interval, 2000ms);
+    EXPECT_EQ(error_of(with_file("[upstream]\nurl = []\n")),
+              "agentd: config " + path_ + ": upstream.url: expected at least one\n");
+    EXPECT_EQ(error_of(with_file("[upstream]\nurl = [\"http://a:1\", \"http://a:1\"]\n")),
+              "agentd: config " + path_ + ": upstream.url: 'http://a:1' is listed twice\n");
 }
 
 TEST_F(config_test, a_bad_flag_is_named) {

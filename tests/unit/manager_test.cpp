@@ -3,7 +3,7 @@
 // isolation, event-driven waits, cancel and job deadlines with upstream abort, failures kept per
 // job, peek, the retention reaper, and stop(). Every test ends by checking no work is left behind.
 #include "jobs/manager.hpp"
-#include "jobs/store.hpp"
+#include "jobs/sqlite_store.hpp"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -14,6 +14,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -352,13 +353,16 @@ class manager_test : public ::testing::Test {
         return p;
     }
 
-    std::vector<std::string> start(owner const& o, std::vector<std::string> const& names) {
-        auto r = mgr_->start_jobs(o, tasks(names));
+    // By value: callers build the arguments in one statement and co_await in the next (g++ 12
+    // miscompiles a braced list inside a co_await expression).
+    asio::awaitable<std::vector<std::string>> start(owner o, std::vector<std::string> names) {
+        auto const p = tasks(names);
+        auto r = co_await mgr_->start_jobs(o, p);
         EXPECT_TRUE(r.has_value());
         std::vector<std::string> ids;
         if (r)
             for (auto const& e : *r) ids.push_back(e.id);
-        return ids;
+        co_return ids;
     }
 
     std::optional<protocol::job_view> view(owner const& o, std::string const& id) const {
@@ -413,7 +417,8 @@ TEST_F(manager_test, launch_gate_runs_max_running_and_drains_the_queue_fifo) {
     make(lim);
     st_->fallback.prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto r = mgr_->start_jobs(alice, tasks({"a", "b", "c", "d", "e"}));
+        auto r_tasks = tasks({"a", "b", "c", "d", "e"});
+        auto r = co_await mgr_->start_jobs(alice, r_tasks);
         CO_ASSERT_TRUE(r.has_value());
         CO_ASSERT_TRUE(r->size() == 5u);
         std::vector<job_state> states;
@@ -456,7 +461,8 @@ TEST_F(manager_test, launch_gate_with_latencies_never_exceeds_max_running) {
     make(lim);
     st_->fallback.prompt.latency = 15ms;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"a", "b", "c", "d", "e", "f", "g"});
+        auto ids_call = start(alice, {"a", "b", "c", "d", "e", "f", "g"});
+        auto ids = co_await std::move(ids_call);
         auto wp = wait_for(ids, 5s);
         auto w = co_await mgr_->wait(alice, wp);
         EXPECT_TRUE(w.done);
@@ -474,7 +480,8 @@ TEST_F(manager_test, max_queued_rejects_the_whole_call_and_creates_nothing) {
     st_->fallback.prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
         // 6 tasks: 2 could run, 4 would queue: over max_queued, so nothing at all is admitted.
-        auto r = mgr_->start_jobs(alice, tasks({"a", "b", "c", "d", "e", "f"}));
+        auto r_tasks = tasks({"a", "b", "c", "d", "e", "f"});
+        auto r = co_await mgr_->start_jobs(alice, r_tasks);
         CO_ASSERT_TRUE(!r.has_value());
         EXPECT_EQ(r.error().code, protocol::error_code::limit_exceeded);
         EXPECT_EQ(r.error().data.at("limit"), boost::json::value("max_queued"));
@@ -485,12 +492,14 @@ TEST_F(manager_test, max_queued_rejects_the_whole_call_and_creates_nothing) {
         EXPECT_EQ(mgr_->stats().jobs, 0u);
 
         // Exactly full is fine: 2 running + 3 queued.
-        auto ok = mgr_->start_jobs(alice, tasks({"g", "h", "i", "j", "k"}));
+        auto ok_tasks = tasks({"g", "h", "i", "j", "k"});
+        auto ok = co_await mgr_->start_jobs(alice, ok_tasks);
         CO_ASSERT_TRUE(ok.has_value());
         EXPECT_EQ(mgr_->stats().queued, 3u);
 
         // Now the queue is full: one more task is refused and nothing is added.
-        auto one = mgr_->start_jobs(alice, tasks({"l"}));
+        auto one_tasks = tasks({"l"});
+        auto one = co_await mgr_->start_jobs(alice, one_tasks);
         CO_ASSERT_TRUE(!one.has_value());
         EXPECT_EQ(one.error().data.at("limit"), boost::json::value("max_queued"));
         EXPECT_EQ(mgr_->stats().jobs, 5u);
@@ -505,16 +514,19 @@ TEST_F(manager_test, max_queued_counts_free_slots_of_the_gate) {
     make(lim);
     st_->fallback.prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto first = mgr_->start_jobs(alice, tasks({"a", "b"}));  // 1 running + 1 queued
+        auto first_tasks = tasks({"a", "b"});
+        auto first = co_await mgr_->start_jobs(alice, first_tasks);  // 1 running + 1 queued
         CO_ASSERT_TRUE(first.has_value());
-        auto more = mgr_->start_jobs(alice, tasks({"c"}));
+        auto more_tasks = tasks({"c"});
+        auto more = co_await mgr_->start_jobs(alice, more_tasks);
         CO_ASSERT_TRUE(!more.has_value());
         EXPECT_EQ(more.error().code, protocol::error_code::limit_exceeded);
         // Cancelling the queued job frees its place in the queue.
         auto cp = cancel_of({first->at(1).id});
         co_await mgr_->cancel(alice, cp);
         EXPECT_EQ(mgr_->stats().queued, 0u);
-        auto again = mgr_->start_jobs(alice, tasks({"c"}));
+        auto again_tasks = tasks({"c"});
+        auto again = co_await mgr_->start_jobs(alice, again_tasks);
         EXPECT_TRUE(again.has_value());
     });
 }
@@ -525,7 +537,8 @@ TEST_F(manager_test, max_depth_follows_upstream_sessions) {
     make(lim);
     st_->fallback.prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto top = start(alice, {"top"});
+        auto top_call = start(alice, {"top"});
+        auto top = co_await std::move(top_call);
         auto has_session = [&] { return st_->pending("prompt:top"); };
         CO_ASSERT_TRUE(co_await until(has_session));
         EXPECT_EQ(view(alice, top.at(0))->depth, 1);
@@ -533,7 +546,8 @@ TEST_F(manager_test, max_depth_follows_upstream_sessions) {
 
         // A sub-agent of "top" calls with its own upstream session as the session.
         owner child_owner{"alice", top_session};
-        auto child = mgr_->start_jobs(child_owner, tasks({"child"}));
+        auto child_tasks = tasks({"child"});
+        auto child = co_await mgr_->start_jobs(child_owner, child_tasks);
         CO_ASSERT_TRUE(child.has_value());
         EXPECT_EQ(child->at(0).view->depth, 2);
         auto child_session = [&] { return st_->pending("prompt:child"); };
@@ -541,7 +555,8 @@ TEST_F(manager_test, max_depth_follows_upstream_sessions) {
 
         // Its own sub-agent would be depth 3: refused, nothing created.
         owner grandchild_owner{"alice", st_->session_of.at("child")};
-        auto deep = mgr_->start_jobs(grandchild_owner, tasks({"grandchild"}));
+        auto deep_tasks = tasks({"grandchild"});
+        auto deep = co_await mgr_->start_jobs(grandchild_owner, deep_tasks);
         CO_ASSERT_TRUE(!deep.has_value());
         EXPECT_EQ(deep.error().code, protocol::error_code::limit_exceeded);
         EXPECT_EQ(deep.error().data.at("limit"), boost::json::value("max_depth"));
@@ -550,7 +565,8 @@ TEST_F(manager_test, max_depth_follows_upstream_sessions) {
 
         // The same session name under another principal is not a child of alice's job.
         owner other{"bob", top_session};
-        auto bobs = mgr_->start_jobs(other, tasks({"bobs"}));
+        auto bobs_tasks = tasks({"bobs"});
+        auto bobs = co_await mgr_->start_jobs(other, bobs_tasks);
         CO_ASSERT_TRUE(bobs.has_value());
         EXPECT_EQ(bobs->at(0).view->depth, 1);
         EXPECT_EQ(std::count(st_->creates.begin(), st_->creates.end(), "grandchild"), 0);
@@ -568,7 +584,7 @@ TEST_F(manager_test, start_passes_task_fields_to_the_backend) {
         t.directory = "/work/x";
         p.tasks.push_back(t);
         p.upstream_parent = "ses_parent";
-        auto r = mgr_->start_jobs(alice, p);
+        auto r = co_await mgr_->start_jobs(alice, p);
         CO_ASSERT_TRUE(r.has_value());
         EXPECT_EQ(r->at(0).id.substr(0, 4), "job_");
         EXPECT_EQ(r->at(0).id.size(), 4u + 32u);
@@ -599,8 +615,10 @@ TEST_F(manager_test, status_is_owner_scoped_newest_first_and_read_only) {
     make();
     st_->fallback.prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"a", "b"});
-        auto more = start(alice, {"c"});
+        auto ids_call = start(alice, {"a", "b"});
+        auto ids = co_await std::move(ids_call);
+        auto more_call = start(alice, {"c"});
+        auto more = co_await std::move(more_call);
         ids.push_back(more.at(0));
         auto all = mgr_->status(alice, {});
         std::vector<std::string> listed;
@@ -637,7 +655,8 @@ TEST_F(manager_test, ids_reach_every_session_of_the_principal_but_listings_do_no
     make();
     st_->fallback.prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"a", "b"});
+        auto ids_call = start(alice, {"a", "b"});
+        auto ids = co_await std::move(ids_call);
         owner other_session{"alice", "chat-2"};
         EXPECT_TRUE(mgr_->status(other_session, {}).empty());
         EXPECT_EQ(view(other_session, ids[0])->session, "chat-1");
@@ -674,18 +693,21 @@ TEST_F(manager_test, ids_reach_every_session_of_the_principal_but_listings_do_no
 TEST_F(manager_test, a_follow_up_reaches_jobs_of_its_principal_only) {
     make();
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"a"});
+        auto ids_call = start(alice, {"a"});
+        auto ids = co_await std::move(ids_call);
         auto wp = wait_for(ids, 10s);
         auto done = co_await mgr_->wait(alice, wp);
         CO_ASSERT_TRUE(done.done);
         auto follow = tasks({"next"});
         follow.tasks[0].continues = ids[0];
-        auto refused = mgr_->start_jobs(owner{"bob", "chat-1"}, follow);
+        owner const bob{"bob", "chat-1"};
+        auto refused = co_await mgr_->start_jobs(bob, follow);
         CO_ASSERT_TRUE(!refused.has_value());
         auto const data = refused.error().data.as_object();  // error() is a copy
         EXPECT_EQ(data.at("field"), "tasks[0].continue");
         EXPECT_EQ(data.at("reason"), "unknown job");
-        auto taken = mgr_->start_jobs(owner{"alice", "chat-2"}, follow);
+        owner const alice2{"alice", "chat-2"};
+        auto taken = co_await mgr_->start_jobs(alice2, follow);
         CO_ASSERT_TRUE(taken.has_value());
         EXPECT_EQ(taken->at(0).view->continues, ids[0]);
         EXPECT_EQ(taken->at(0).view->session, "chat-2");
@@ -699,19 +721,24 @@ TEST_F(manager_test, cancel_cascades_to_the_jobs_descendants_only) {
     make(lim);
     st_->fallback.prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto tops = start(alice, {"top", "other"});
+        auto tops_call = start(alice, {"top", "other"});
+        auto tops = co_await std::move(tops_call);
         auto created = [&] { return st_->pending("prompt:top") && st_->pending("prompt:other"); };
         CO_ASSERT_TRUE(co_await until(created));
         // Sub-agents of "top" and "other" call with their upstream session as the session.
-        auto child = start(owner{"alice", st_->session_of.at("top")}, {"child"});
-        auto niece = start(owner{"alice", st_->session_of.at("other")}, {"niece"});
+        auto child_call = start(owner{"alice", st_->session_of.at("top")}, {"child"});
+        auto child = co_await std::move(child_call);
+        auto niece_call = start(owner{"alice", st_->session_of.at("other")}, {"niece"});
+        auto niece = co_await std::move(niece_call);
         auto child_created = [&] { return st_->pending("prompt:child"); };
         CO_ASSERT_TRUE(co_await until(child_created));
-        auto grandchild = start(owner{"alice", st_->session_of.at("child")}, {"gc1", "gc2"});
+        auto grandchild_call = start(owner{"alice", st_->session_of.at("child")}, {"gc1", "gc2"});
+        auto grandchild = co_await std::move(grandchild_call);
         auto all_created = [&] { return st_->pending("prompt:gc1") && st_->pending("prompt:gc2"); };
         CO_ASSERT_TRUE(co_await until(all_created));
         // A job of another principal in the same session name is nobody's child.
-        auto bobs = start(owner{"bob", st_->session_of.at("top")}, {"bobs"});
+        auto bobs_call = start(owner{"bob", st_->session_of.at("top")}, {"bobs"});
+        auto bobs = co_await std::move(bobs_call);
 
         auto cp = cancel_of({tops[0]});
         auto out = co_await mgr_->cancel(alice, cp);
@@ -735,10 +762,12 @@ TEST_F(manager_test, cancelling_a_finished_job_still_cancels_its_running_descend
     make();
     st_->fallback.prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto top = start(alice, {"top"});
+        auto top_call = start(alice, {"top"});
+        auto top = co_await std::move(top_call);
         auto created = [&] { return st_->pending("prompt:top"); };
         CO_ASSERT_TRUE(co_await until(created));
-        auto child = start(owner{"alice", st_->session_of.at("top")}, {"child"});
+        auto child_call = start(owner{"alice", st_->session_of.at("top")}, {"child"});
+        auto child = co_await std::move(child_call);
         st_->release("prompt:top");
         auto top_done = [&] { return state(top[0]) == job_state::completed; };
         CO_ASSERT_TRUE(co_await until(top_done));
@@ -754,9 +783,12 @@ TEST_F(manager_test, list_spans_the_principals_sessions_and_no_one_elses) {
     make();
     st_->fallback.prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto a1 = start(owner{"alice", "s1"}, {"a"});
-        auto bob = start(owner{"bob", "s1"}, {"b"});
-        auto a2 = start(owner{"alice", "s2"}, {"c", "d"});
+        auto a1_call = start(owner{"alice", "s1"}, {"a"});
+        auto a1 = co_await std::move(a1_call);
+        auto bob_call = start(owner{"bob", "s1"}, {"b"});
+        auto bob = co_await std::move(bob_call);
+        auto a2_call = start(owner{"alice", "s2"}, {"c", "d"});
+        auto a2 = co_await std::move(a2_call);
         auto listed = mgr_->list("alice", std::nullopt, 10);
         CO_ASSERT_TRUE(listed.size() == 3u);
         EXPECT_EQ(listed[0].view.id, a2[1]);  // newest first, across sessions
@@ -787,7 +819,8 @@ TEST_F(manager_test, wait_zero_timeout_checks_now) {
     make();
     script("slow").prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"quick", "slow"});
+        auto ids_call = start(alice, {"quick", "slow"});
+        auto ids = co_await std::move(ids_call);
         auto quick_done = [&] { return state(ids[0]) == job_state::completed; };
         CO_ASSERT_TRUE(co_await until(quick_done));
 
@@ -812,7 +845,8 @@ TEST_F(manager_test, wait_times_out_without_polling) {
     make();
     st_->fallback.prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"a"});
+        auto ids_call = start(alice, {"a"});
+        auto ids = co_await std::move(ids_call);
         auto t0 = steady::now();
         auto wp = wait_for(ids, 300ms);
         auto w = co_await mgr_->wait(alice, wp);
@@ -831,7 +865,8 @@ TEST_F(manager_test, wait_is_woken_by_the_event) {
     make();
     script("a").prompt.latency = 30ms;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"a"});
+        auto ids_call = start(alice, {"a"});
+        auto ids = co_await std::move(ids_call);
         auto t0 = steady::now();
         auto wp = wait_for(ids, 10s);
         auto w = co_await mgr_->wait(alice, wp);
@@ -849,7 +884,8 @@ TEST_F(manager_test, wait_any_returns_at_the_first_terminal_job) {
     script("slow").prompt.manual = true;
     script("fast").prompt.latency = 20ms;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"slow", "fast"});
+        auto ids_call = start(alice, {"slow", "fast"});
+        auto ids = co_await std::move(ids_call);
         auto t0 = steady::now();
         auto wp = wait_for(ids, 10s, protocol::wait_mode::any);
         auto w = co_await mgr_->wait(alice, wp);
@@ -869,7 +905,8 @@ TEST_F(manager_test, wait_all_waits_for_every_job) {
     script("a").prompt.latency = 10ms;
     script("b").prompt.latency = 40ms;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"a", "b"});
+        auto ids_call = start(alice, {"a", "b"});
+        auto ids = co_await std::move(ids_call);
         auto wp = wait_for(ids, 10s);
         auto w = co_await mgr_->wait(alice, wp);
         EXPECT_TRUE(w.done);
@@ -882,7 +919,8 @@ TEST_F(manager_test, wait_counts_unknown_and_foreign_ids_as_resolved) {
     make();
     st_->fallback.prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"a"});
+        auto ids_call = start(alice, {"a"});
+        auto ids = co_await std::move(ids_call);
         auto t0 = steady::now();
         auto unknown = wait_for({"job_nope"}, 10s);
         auto w = co_await mgr_->wait(alice, unknown);
@@ -920,10 +958,13 @@ TEST_F(manager_test, wait_without_ids_takes_the_jobs_not_terminal_at_arrival) {
         EXPECT_TRUE(empty.done);
         EXPECT_TRUE(empty.jobs.empty());
 
-        auto early = start(alice, {"early"});
+        auto early_call = start(alice, {"early"});
+
+        auto early = co_await std::move(early_call);
         auto early_done = [&] { return state(early[0]) == job_state::completed; };
         CO_ASSERT_TRUE(co_await until(early_done));
-        auto later = start(alice, {"later"});
+        auto later_call = start(alice, {"later"});
+        auto later = co_await std::move(later_call);
         auto pending = [&] { return st_->pending("prompt:later"); };
         CO_ASSERT_TRUE(co_await until(pending));
 
@@ -952,7 +993,8 @@ TEST_F(manager_test, wait_is_woken_by_cancel) {
     make();
     st_->fallback.prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"a"});
+        auto ids_call = start(alice, {"a"});
+        auto ids = co_await std::move(ids_call);
         asio::steady_timer later(ioc_, 20ms);
         later.async_wait([&](boost::system::error_code) {
             asio::co_spawn(ioc_, cancel_later(alice, ids), asio::detached);
@@ -976,7 +1018,8 @@ TEST_F(manager_test, cancel_queued_job_never_reaches_the_backend) {
     make(lim);
     script("first").prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"first", "second"});
+        auto ids_call = start(alice, {"first", "second"});
+        auto ids = co_await std::move(ids_call);
         EXPECT_EQ(state(ids[1]), job_state::queued);
         auto cp = cancel_of({ids[1], "job_unknown"});
         auto out = co_await mgr_->cancel(alice, cp);
@@ -1010,7 +1053,7 @@ TEST_F(manager_test, cancel_running_job_stops_the_call_and_aborts_once) {
     t.directory = "/src";
     p.tasks = {t, task("next")};
     run([&]() -> asio::awaitable<void> {
-        auto r = mgr_->start_jobs(alice, p);
+        auto r = co_await mgr_->start_jobs(alice, p);
         CO_ASSERT_TRUE(r.has_value());
         std::string id = r->at(0).id;
         std::string next = r->at(1).id;
@@ -1059,7 +1102,7 @@ TEST_F(manager_test, cancel_racing_the_deadline_aborts_upstream_once) {
         auto t = task("race");
         t.timeout_ms = 30;
         p.tasks.push_back(t);
-        auto r = mgr_->start_jobs(alice, p);
+        auto r = co_await mgr_->start_jobs(alice, p);
         CO_ASSERT_TRUE(r.has_value());
         std::string id = r->at(0).id;
         // The hook has fired (deadline) but the prompt has not returned yet.
@@ -1081,7 +1124,8 @@ TEST_F(manager_test, cancel_aborts_several_jobs_concurrently) {
     st_->fallback.prompt.manual = true;
     st_->abort_latency = 150ms;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"a", "b", "c", "d"});
+        auto ids_call = start(alice, {"a", "b", "c", "d"});
+        auto ids = co_await std::move(ids_call);
         auto all_pending = [&] {
             return st_->pending("prompt:a") && st_->pending("prompt:b") &&
                    st_->pending("prompt:c") && st_->pending("prompt:d");
@@ -1102,7 +1146,8 @@ TEST_F(manager_test, cancel_during_create_sends_no_prompt) {
     make();
     script("a").create.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"a"});
+        auto ids_call = start(alice, {"a"});
+        auto ids = co_await std::move(ids_call);
         auto pending = [&] { return st_->pending("create:a"); };
         CO_ASSERT_TRUE(co_await until(pending));
         auto cp = cancel_of(ids);
@@ -1121,7 +1166,8 @@ TEST_F(manager_test, cancel_of_a_foreign_job_does_nothing) {
     make();
     st_->fallback.prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"a"});
+        auto ids_call = start(alice, {"a"});
+        auto ids = co_await std::move(ids_call);
         auto pending = [&] { return st_->pending("prompt:a"); };
         CO_ASSERT_TRUE(co_await until(pending));
         auto cp = cancel_of(ids);
@@ -1147,7 +1193,7 @@ TEST_F(manager_test, job_deadline_fails_a_hanging_prompt_and_aborts_upstream) {
         t.timeout_ms = 50;
         p.tasks.push_back(t);
         auto t0 = steady::now();  // before the launch, from which the deadline counts
-        auto r = mgr_->start_jobs(alice, p);
+        auto r = co_await mgr_->start_jobs(alice, p);
         CO_ASSERT_TRUE(r.has_value());
         auto wp = wait_for({r->at(0).id}, 10s);
         auto w = co_await mgr_->wait(alice, wp);
@@ -1175,7 +1221,8 @@ TEST_F(manager_test, default_job_timeout_comes_from_limits_and_covers_create) {
     make(lim);
     script("stuck").create.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"stuck"});
+        auto ids_call = start(alice, {"stuck"});
+        auto ids = co_await std::move(ids_call);
         auto wp = wait_for(ids, 10s);
         auto w = co_await mgr_->wait(alice, wp);
         auto const& v = *w.jobs.at(0).view;
@@ -1198,7 +1245,8 @@ TEST_F(manager_test, create_failure_fails_only_that_job) {
         upstream::upstream_error{error_kind::upstream, error_phase::create,
                                  "upstream answered HTTP 404: Session not found", 404};
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"good1", "bad", "good2"});
+        auto ids_call = start(alice, {"good1", "bad", "good2"});
+        auto ids = co_await std::move(ids_call);
         auto wp = wait_for(ids, 5s);
         auto w = co_await mgr_->wait(alice, wp);
         EXPECT_TRUE(w.done);
@@ -1223,7 +1271,8 @@ TEST_F(manager_test, upstream_error_result_is_preserved_and_not_aborted) {
     script("llm").prompt.error = upstream::upstream_error{error_kind::upstream, error_phase::prompt,
                                                           "APIError: Rate limit exceeded", 429};
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"llm"});
+        auto ids_call = start(alice, {"llm"});
+        auto ids = co_await std::move(ids_call);
         auto wp = wait_for(ids, 5s);
         auto w = co_await mgr_->wait(alice, wp);
         auto const& v = *w.jobs.at(0).view;
@@ -1247,7 +1296,8 @@ TEST_F(manager_test, transport_error_fails_the_job_and_aborts_upstream) {
     script("reset").prompt.error = upstream::upstream_error{
         error_kind::transport, error_phase::prompt, "connection reset", std::nullopt};
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"reset"});
+        auto ids_call = start(alice, {"reset"});
+        auto ids = co_await std::move(ids_call);
         auto wp = wait_for(ids, 5s);
         auto w = co_await mgr_->wait(alice, wp);
         auto const& v = *w.jobs.at(0).view;
@@ -1269,7 +1319,8 @@ TEST_F(manager_test, a_throwing_backend_fails_the_job_and_frees_the_gate) {
     make(lim);
     script("boom").prompt.throws = true;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"boom", "after"});
+        auto ids_call = start(alice, {"boom", "after"});
+        auto ids = co_await std::move(ids_call);
         auto wp = wait_for(ids, 5s);
         auto w = co_await mgr_->wait(alice, wp);
         EXPECT_TRUE(w.done);
@@ -1288,7 +1339,8 @@ TEST_F(manager_test, completed_job_carries_output_usage_and_times) {
     script("cut").outcome = upstream::prompt_outcome{"trunc", true, {}, {}, {}};
     run([&]() -> asio::awaitable<void> {
         auto before = std::chrono::system_clock::now();
-        auto ids = start(alice, {"a", "cut"});
+        auto ids_call = start(alice, {"a", "cut"});
+        auto ids = co_await std::move(ids_call);
         auto wp = wait_for(ids, 5s);
         auto w = co_await mgr_->wait(alice, wp);
         auto after = std::chrono::system_clock::now();
@@ -1327,7 +1379,8 @@ TEST_F(manager_test, peek_returns_streamed_deltas) {
     script("a").prompt.manual = true;
     script("a").partial = "should not be read";
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"a"});
+        auto ids_call = start(alice, {"a"});
+        auto ids = co_await std::move(ids_call);
         auto pending = [&] { return st_->pending("prompt:a"); };
         CO_ASSERT_TRUE(co_await until(pending));
         CO_ASSERT_TRUE(static_cast<bool>(st_->sink));
@@ -1371,7 +1424,8 @@ TEST_F(manager_test, peek_cap_does_not_split_a_utf8_character) {
     make(lim);
     script("a").prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"a"});
+        auto ids_call = start(alice, {"a"});
+        auto ids = co_await std::move(ids_call);
         auto pending = [&] { return st_->pending("prompt:a"); };
         CO_ASSERT_TRUE(co_await until(pending));
         st_->sink->on_text("ses_a", "abc");
@@ -1392,7 +1446,8 @@ TEST_F(manager_test, peek_falls_back_to_read_partial_without_deltas) {
     script("a").prompt.manual = true;
     script("a").partial = "from upstream";
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"a", "queued"});
+        auto ids_call = start(alice, {"a", "queued"});
+        auto ids = co_await std::move(ids_call);
         auto pending = [&] { return st_->pending("prompt:a"); };
         CO_ASSERT_TRUE(co_await until(pending));
         protocol::peek_params pp;
@@ -1424,10 +1479,11 @@ TEST_F(manager_test, job_timeout_counts_queue_time_and_fails_a_queued_job) {
     make(lim);
     script("blocker").prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto blocker = start(alice, {"blocker"});
+        auto blocker_call = start(alice, {"blocker"});
+        auto blocker = co_await std::move(blocker_call);
         auto p = tasks({"late"});
         p.tasks[0].timeout_ms = 50;
-        auto r = mgr_->start_jobs(alice, p);
+        auto r = co_await mgr_->start_jobs(alice, p);
         CO_ASSERT_TRUE(r.has_value());
         auto id = r->at(0).id;
         EXPECT_EQ(state(id), job_state::queued);
@@ -1459,10 +1515,11 @@ TEST_F(manager_test, a_launched_job_keeps_the_deadline_of_its_creation) {
     script("first").prompt.latency = 60ms;
     script("second").prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        start(alice, {"first"});
+        auto first_call = start(alice, {"first"});
+        [[maybe_unused]] auto first = co_await std::move(first_call);
         auto p = tasks({"second"});
         p.tasks[0].timeout_ms = 100;  // 60 ms of it pass in the queue
-        auto r = mgr_->start_jobs(alice, p);
+        auto r = co_await mgr_->start_jobs(alice, p);
         CO_ASSERT_TRUE(r.has_value());
         auto created = steady::now();
         auto wp = wait_for({r->at(0).id}, 5s);
@@ -1483,7 +1540,8 @@ TEST_F(manager_test, a_hung_post_failure_abort_does_not_hold_a_launch_slot) {
     script("reset").prompt.error = upstream::upstream_error{
         error_kind::transport, error_phase::prompt, "connection reset", std::nullopt};
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"reset", "next"});
+        auto ids_call = start(alice, {"reset", "next"});
+        auto ids = co_await std::move(ids_call);
         auto next_done = wait_for({ids[1]}, 3s);
         auto w = co_await mgr_->wait(alice, next_done);
         EXPECT_TRUE(w.done) << "the queued job waited behind the abort";
@@ -1497,7 +1555,8 @@ TEST_F(manager_test, cancel_answers_within_a_second_when_the_abort_hangs) {
     st_->abort_latency = 5s;
     script("held").prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"held"});
+        auto ids_call = start(alice, {"held"});
+        auto ids = co_await std::move(ids_call);
         auto launched = [&] { return st_->pending("prompt:held"); };
         CO_ASSERT_TRUE(co_await until(launched));
         auto t0 = steady::now();
@@ -1516,7 +1575,8 @@ TEST_F(manager_test, drain_bounds_the_wait_for_hung_aborts_after_the_grace) {
     st_->abort_latency = 30s;
     script("long").prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"long"});
+        auto ids_call = start(alice, {"long"});
+        auto ids = co_await std::move(ids_call);
         auto launched = [&] { return st_->pending("prompt:long"); };
         CO_ASSERT_TRUE(co_await until(launched));
         auto t0 = steady::now();
@@ -1539,7 +1599,8 @@ TEST_F(manager_test, reaper_removes_finished_jobs_after_retention_from_finish) {
     script("long").prompt.latency = 120ms;  // longer than the retention
     script("held").prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"long", "held"});
+        auto ids_call = start(alice, {"long", "held"});
+        auto ids = co_await std::move(ids_call);
         auto wp = wait_for({ids[0]}, 5s);
         auto w = co_await mgr_->wait(alice, wp);
         EXPECT_TRUE(w.done);
@@ -1573,7 +1634,7 @@ class locked_store {
                ("agentd-manager-" + std::to_string(::getpid()))) {
         std::filesystem::remove_all(dir_);
         std::filesystem::create_directories(dir_);
-        db_ = std::make_unique<store>(dir_ / "agentd.db");
+        db_ = std::make_unique<sqlite_store>(dir_ / "agentd.db");
         EXPECT_EQ(sqlite3_open((dir_ / "agentd.db").c_str(), &other_), SQLITE_OK);
         sqlite3_busy_timeout(other_, 10'000);  // the store's checkpoint may hold the lock a moment
     }
@@ -1583,13 +1644,13 @@ class locked_store {
         db_.reset();
         std::filesystem::remove_all(dir_);
     }
-    store& db() { return *db_; }
+    sqlite_store& db() { return *db_; }
     void lock() { EXPECT_EQ(sqlite3_exec(other_, "BEGIN IMMEDIATE", 0, 0, 0), SQLITE_OK); }
     void unlock() { sqlite3_exec(other_, "ROLLBACK", 0, 0, 0); }
 
   private:
     std::filesystem::path dir_;
-    std::unique_ptr<store> db_;
+    std::unique_ptr<sqlite_store> db_;
     sqlite3* other_ = nullptr;
 };
 
@@ -1599,7 +1660,8 @@ TEST_F(manager_test, reaper_survives_a_locked_store_and_reaps_later) {
     lim.retention = 30ms;
     make(lim, &s.db());
     run([&]() -> asio::awaitable<void> {
-        auto first = start(alice, {"one"});
+        auto first_call = start(alice, {"one"});
+        auto first = co_await std::move(first_call);
         s.lock();  // the job's completion and its reaping cannot be written now
         auto gone = [&] { return !view(alice, first[0]).has_value(); };
         CO_ASSERT_TRUE(co_await until(gone, 2s));
@@ -1609,7 +1671,8 @@ TEST_F(manager_test, reaper_survives_a_locked_store_and_reaps_later) {
                   0u);
 
         s.unlock();
-        auto second = start(alice, {"two"});
+        auto second_call = start(alice, {"two"});
+        auto second = co_await std::move(second_call);
         auto gone2 = [&] { return !view(alice, second[0]).has_value(); };
         bool reaped = co_await until(gone2, 2s);
         CO_ASSERT_TRUE(reaped);  // else the reaper died
@@ -1625,7 +1688,8 @@ TEST_F(manager_test, start_is_refused_whole_while_the_store_is_locked) {
     make({}, &s.db());
     run([&]() -> asio::awaitable<void> {
         s.lock();
-        auto r = mgr_->start_jobs(alice, tasks({"a", "b"}));
+        auto r_tasks = tasks({"a", "b"});
+        auto r = co_await mgr_->start_jobs(alice, r_tasks);
         CO_ASSERT_TRUE(!r.has_value());
         EXPECT_EQ(r.error().code, protocol::error_code::internal_error);
         EXPECT_EQ(r.error().message, "the job store is unavailable");
@@ -1646,7 +1710,8 @@ TEST_F(manager_test, stop_interrupts_queued_and_running_jobs) {
     make(lim);
     st_->fallback.prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"running", "queued"});
+        auto ids_call = start(alice, {"running", "queued"});
+        auto ids = co_await std::move(ids_call);
         auto pending = [&] { return st_->pending("prompt:running"); };
         CO_ASSERT_TRUE(co_await until(pending));
 
@@ -1663,7 +1728,9 @@ TEST_F(manager_test, stop_interrupts_queued_and_running_jobs) {
         EXPECT_EQ(st_->stopped_by_control, std::vector<std::string>{"prompt:running"});
         EXPECT_EQ(st_->creates, std::vector<std::string>{"running"}) << "queued job launched";
 
-        auto after = mgr_->start_jobs(alice, tasks({"late"}));
+        auto after_tasks = tasks({"late"});
+
+        auto after = co_await mgr_->start_jobs(alice, after_tasks);
         CO_ASSERT_TRUE(!after.has_value());
         EXPECT_EQ(after.error().code, protocol::error_code::shutting_down);
 
@@ -1683,7 +1750,8 @@ TEST_F(manager_test, stop_does_not_report_a_pending_wait_as_timed_out) {
     make(lim);
     st_->fallback.prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"running", "queued"});
+        auto ids_call = start(alice, {"running", "queued"});
+        auto ids = co_await std::move(ids_call);
         auto pending = [&] { return st_->pending("prompt:running"); };
         CO_ASSERT_TRUE(co_await until(pending));
         asio::steady_timer later(ioc_, 20ms);
@@ -1747,7 +1815,8 @@ TEST_F(manager_test, a_permission_makes_the_job_wait_and_an_answer_resumes_it) {
     make();
     script("a").prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"a"});
+        auto ids_call = start(alice, {"a"});
+        auto ids = co_await std::move(ids_call);
         auto pending = [&] { return st_->pending("prompt:a"); };
         CO_ASSERT_TRUE(co_await until(pending));
         st_->sink->on_request("ses_a", permission("per_1"));
@@ -1799,7 +1868,8 @@ TEST_F(manager_test, respond_checks_the_answer_against_the_request) {
         using D = protocol::respond_decision;
         using labels = std::vector<std::string>;
         using answers = std::vector<labels>;
-        auto ids = start(alice, {"a"});
+        auto ids_call = start(alice, {"a"});
+        auto ids = co_await std::move(ids_call);
         auto pending = [&] { return st_->pending("prompt:a"); };
         CO_ASSERT_TRUE(co_await until(pending));
         st_->sink->on_request("ses_a", permission("per_1"));
@@ -1852,7 +1922,8 @@ TEST_F(manager_test, a_request_answered_upstream_is_cleared_and_recorded) {
     make();
     script("a").prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"a"});
+        auto ids_call = start(alice, {"a"});
+        auto ids = co_await std::move(ids_call);
         auto pending = [&] { return st_->pending("prompt:a"); };
         CO_ASSERT_TRUE(co_await until(pending));
         st_->sink->on_request("ses_a", permission("per_1"));
@@ -1885,7 +1956,7 @@ TEST_F(manager_test, policy_answers_requests_without_waiting) {
     run([&]() -> asio::awaitable<void> {
         auto p = tasks({"a", "b"});
         p.tasks[1].permissions = protocol::permission_policy::deny;
-        auto started = mgr_->start_jobs(alice, p);
+        auto started = co_await mgr_->start_jobs(alice, p);
         CO_ASSERT_TRUE(started.has_value());
         auto pending = [&] { return st_->pending("prompt:a") && st_->pending("prompt:b"); };
         CO_ASSERT_TRUE(co_await until(pending));
@@ -1925,7 +1996,8 @@ TEST_F(manager_test, an_unanswered_request_is_rejected_after_the_input_timeout) 
     make(lim);
     script("a").prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"a"});
+        auto ids_call = start(alice, {"a"});
+        auto ids = co_await std::move(ids_call);
         auto pending = [&] { return st_->pending("prompt:a"); };
         CO_ASSERT_TRUE(co_await until(pending));
         st_->sink->on_request("ses_a", permission("per_1"));
@@ -1950,7 +2022,8 @@ TEST_F(manager_test, a_job_without_upstream_progress_fails_after_the_idle_timeou
     make(lim);
     st_->fallback.prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"quiet", "busy"});
+        auto ids_call = start(alice, {"quiet", "busy"});
+        auto ids = co_await std::move(ids_call);
         auto pending = [&] { return st_->pending("prompt:quiet") && st_->pending("prompt:busy"); };
         CO_ASSERT_TRUE(co_await until(pending));
         // "busy" shows progress every 20 ms for 300 ms; "quiet" shows none.
@@ -1978,7 +2051,8 @@ TEST_F(manager_test, on_input_ignore_waits_through_requests) {
     make();
     script("a").prompt.manual = true;
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"a"});
+        auto ids_call = start(alice, {"a"});
+        auto ids = co_await std::move(ids_call);
         auto pending = [&] { return st_->pending("prompt:a"); };
         CO_ASSERT_TRUE(co_await until(pending));
         st_->sink->on_request("ses_a", permission("per_1"));
@@ -2003,7 +2077,8 @@ TEST_F(manager_test, tool_steps_show_as_activity_and_pushes_are_throttled) {
         if (j.view.state == job_state::running) pushes.emplace_back(steady::now(), j.view.activity);
     });
     run([&]() -> asio::awaitable<void> {
-        auto ids = start(alice, {"a"});
+        auto ids_call = start(alice, {"a"});
+        auto ids = co_await std::move(ids_call);
         auto pending = [&] { return st_->pending("prompt:a"); };
         CO_ASSERT_TRUE(co_await until(pending));
         pushes.clear();
@@ -2054,17 +2129,19 @@ TEST_F(manager_test, a_reattached_job_gets_its_pending_requests_back) {
     std::filesystem::create_directories(dir);
     std::string id;
     {
-        store db((dir / "agentd.db").string());
+        sqlite_store db((dir / "agentd.db").string());
         auto st = std::make_shared<fake_state>();
         st->fallback.prompt.manual = true;
         asio::io_context ioc;
         manager m(ioc.get_executor(), {}, std::make_unique<fake_backend>(ioc.get_executor(), st),
                   &db);
         m.start();
-        auto r = m.start_jobs(alice, tasks({"a"}));
+        auto const p = tasks({"a"});  // outlives the coroutine, which holds a reference
+        auto started = asio::co_spawn(ioc, m.start_jobs(alice, p), asio::use_future);
+        ioc.run_for(50ms);
+        auto r = started.get();
         ASSERT_TRUE(r.has_value());
         id = (*r)[0].id;
-        ioc.run_for(50ms);
         st->sink->on_request("ses_a", permission("per_1"));
         ioc.run_for(20ms);
         m.stop();
@@ -2081,7 +2158,7 @@ TEST_F(manager_test, a_reattached_job_gets_its_pending_requests_back) {
                   SQLITE_OK);
         sqlite3_close(raw);
     }
-    store db((dir / "agentd.db").string());
+    sqlite_store db((dir / "agentd.db").string());
     st_->busy_sessions = std::set<std::string>{"ses_a"};
     st_->still_pending = {permission("per_1")};
     make({}, &db);

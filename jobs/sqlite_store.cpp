@@ -1,0 +1,431 @@
+// SQLite job store; see sqlite_store.hpp. One row per job with the JobView fields in named columns
+// (so the file is inspectable with the sqlite3 CLI) and the task as JSON; the schema has a version
+// (PRAGMA user_version) and numbered migrations (DESIGN §7).
+#include "jobs/sqlite_store.hpp"
+
+#include "jobs/store_row.hpp"
+
+#include "protocol/enum_names.hpp"
+
+#include <fmt/format.h>
+#include <sqlite3.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+namespace agentd::jobs {
+using column = store_column;
+
+namespace {
+
+// Numbered migrations: migrations[n] takes the schema from version n to n + 1. Shipped ones are
+// never edited, since a database may be at any version; a new column is a new entry here
+// (ALTER TABLE jobs ADD COLUMN …) and its name in `column`. Version 1 is the schema of the first
+// agentd, which set no user_version.
+constexpr std::array<char const*, 6> migrations{
+    R"(
+CREATE TABLE jobs (
+  id TEXT PRIMARY KEY, principal TEXT NOT NULL, session TEXT NOT NULL, seq INTEGER NOT NULL,
+  description TEXT NOT NULL, state TEXT NOT NULL, created_ms INTEGER NOT NULL,
+  started_ms INTEGER, finished_ms INTEGER, depth INTEGER NOT NULL,
+  backend TEXT, upstream_session TEXT, output TEXT, truncated INTEGER NOT NULL,
+  error_kind TEXT, error_phase TEXT, error_message TEXT, error_http_status INTEGER,
+  input_tokens INTEGER, output_tokens INTEGER, cost REAL,
+  task TEXT NOT NULL, upstream_parent TEXT
+) STRICT;
+)",
+    // v2: JobView `answered` (issue #16), as JSON.
+    "ALTER TABLE jobs ADD COLUMN answered TEXT",
+    // v3: JobView worktree and diff_summary, and the user message whose diff they are (#17
+    // point 2).
+    R"(
+ALTER TABLE jobs ADD COLUMN worktree_directory TEXT;
+ALTER TABLE jobs ADD COLUMN worktree_branch TEXT;
+ALTER TABLE jobs ADD COLUMN user_message TEXT;
+ALTER TABLE jobs ADD COLUMN diff_files INTEGER;
+ALTER TABLE jobs ADD COLUMN diff_additions INTEGER;
+ALTER TABLE jobs ADD COLUMN diff_deletions INTEGER;
+)",
+    // v4: JobView `continues` (issue #17).
+    "ALTER TABLE jobs ADD COLUMN continues TEXT",
+    // v5: the transcript a follow-up replays (openai), as JSON.
+    "ALTER TABLE jobs ADD COLUMN transcript TEXT",
+    // v6: the upstream server a job runs on, of several (issue #19).
+    "ALTER TABLE jobs ADD COLUMN upstream_server TEXT"};
+constexpr std::int64_t latest_version = migrations.size();
+
+std::string upsert_sql() {
+    constexpr auto& names = protocol::enum_names<column>;
+    std::string marks;
+    for (std::size_t i = 0; i < names.size(); ++i) marks += i == 0 ? "?" : ", ?";
+    return fmt::format("INSERT OR REPLACE INTO jobs ({}) VALUES ({})", fmt::join(names, ", "),
+                       marks);
+}
+
+std::string select_sql() {
+    return fmt::format("SELECT {} FROM jobs ORDER BY seq",
+                       fmt::join(protocol::enum_names<column>, ", "));
+}
+
+// Binds parameter n + 1 to column n of the row (upsert_sql's order); NULL when empty.
+void bind_row(sqlite3_stmt* s, store_row const& r) {
+    for (std::size_t i = 0; i < store_row::size; ++i) {
+        auto c = static_cast<column>(i);
+        int at = static_cast<int>(i) + 1;
+        std::visit(
+            [&](auto const& v) {
+                using T = std::decay_t<decltype(v)>;
+                if constexpr (std::is_same_v<T, std::string>)
+                    sqlite3_bind_text(s, at, v.data(), static_cast<int>(v.size()),
+                                      SQLITE_TRANSIENT);
+                else if constexpr (std::is_same_v<T, std::int64_t>)
+                    sqlite3_bind_int64(s, at, v);
+                else if constexpr (std::is_same_v<T, double>)
+                    sqlite3_bind_double(s, at, v);
+                else
+                    sqlite3_bind_null(s, at);
+            },
+            r.get(c));
+    }
+}
+
+// The current row of select_sql() (result column n is column n), each value as stored.
+store_row read_row(sqlite3_stmt* s) {
+    store_row r;
+    for (std::size_t i = 0; i < store_row::size; ++i) {
+        auto c = static_cast<column>(i);
+        int at = static_cast<int>(i);
+        switch (sqlite3_column_type(s, at)) {
+            case SQLITE_INTEGER:
+                r.set(c, static_cast<std::int64_t>(sqlite3_column_int64(s, at)));
+                break;
+            case SQLITE_FLOAT:
+                r.set(c, sqlite3_column_double(s, at));
+                break;
+            case SQLITE_NULL:
+                break;
+            default: {
+                auto const* p = reinterpret_cast<char const*>(sqlite3_column_text(s, at));
+                r.set(c, std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s, at))));
+            }
+        }
+    }
+    return r;
+}
+
+struct statement {
+    sqlite3_stmt* s = nullptr;
+    ~statement() { sqlite3_finalize(s); }
+};
+
+// The first column of the first row `sql` returns (0 when none): a pragma's value, a count.
+std::int64_t query_int(sqlite3* db, char const* sql) {
+    statement st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st.s, nullptr) != SQLITE_OK)
+        throw std::runtime_error(sqlite3_errmsg(db));
+    int rc = sqlite3_step(st.s);
+    if (rc == SQLITE_ROW) return sqlite3_column_int64(st.s, 0);
+    if (rc != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(db));
+    return 0;
+}
+
+// The database holds every prompt and output: readable by the service user only. SQLite gives the
+// -wal and -shm files the mode of the database file, so creating that one 0600 covers all three;
+// files left looser by an older agentd are tightened.
+void make_private(std::filesystem::path const& file) {
+    int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return;  // sqlite3_open_v2 reports the reason
+    ::close(fd);
+    for (char const* suffix : {"", "-wal", "-shm"}) {
+        auto path = file.string() + suffix;
+        struct stat st {};
+        if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) ::chmod(path.c_str(), 0600);
+    }
+}
+
+}  // namespace
+
+// SQLite's own auto-checkpoint would run inside the COMMIT that fills the WAL past 1000 pages,
+// on the daemon's thread. Instead the commit only signals this thread, which checkpoints
+// (PASSIVE: never blocks the writer) through a second connection to the same file.
+struct sqlite_store::checkpointer {
+    static constexpr int wal_pages = 1000;  // SQLite's default auto-checkpoint threshold
+    // Under a long burst of writes the background checkpoints can lag behind; past this the
+    // daemon's connection checkpoints itself, as SQLite would, so the WAL stays bounded.
+    static constexpr int max_wal_pages = 10 * wal_pages;
+
+    sqlite3* db = nullptr;
+    std::mutex mutex;
+    std::condition_variable wake;
+    bool pending = false;
+    bool stopping = false;
+    std::atomic<std::uint64_t> errors{0};
+    std::thread thread;
+
+    explicit checkpointer(std::filesystem::path const& file) {
+        // The pragma makes this connection read the file, so it knows the database is in WAL
+        // mode; until it has, a checkpoint through it does nothing.
+        if (sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK ||
+            sqlite3_exec(db, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr) != SQLITE_OK) {
+            std::string why = db ? sqlite3_errmsg(db) : "out of memory";
+            sqlite3_close(db);
+            throw std::runtime_error(why);
+        }
+        thread = std::thread([this] { run(); });
+    }
+    ~checkpointer() {
+        {
+            std::lock_guard lock(mutex);
+            stopping = true;
+        }
+        wake.notify_one();
+        thread.join();
+        sqlite3_close(db);
+    }
+    // The WAL hook of the daemon's connection, called after every commit.
+    static int on_commit(void* self, sqlite3* writer, char const*, int pages) {
+        if (pages >= max_wal_pages) {
+            sqlite3_wal_checkpoint_v2(writer, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+        } else if (pages >= wal_pages) {
+            auto& c = *static_cast<checkpointer*>(self);
+            {
+                std::lock_guard lock(c.mutex);
+                c.pending = true;
+            }
+            c.wake.notify_one();
+        }
+        return SQLITE_OK;
+    }
+    void run() {
+        std::unique_lock lock(mutex);
+        for (;;) {
+            wake.wait(lock, [&] { return pending || stopping; });
+            if (stopping) return;
+            pending = false;
+            lock.unlock();
+            int rc =
+                sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+            lock.lock();
+            if (rc != SQLITE_OK) {
+                // Counted and tried again in a second, not left for the next commit (which may
+                // never come) nor for the daemon's thread.
+                ++errors;
+                wake.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; });
+                pending = true;
+            }
+        }
+    }
+};
+
+sqlite_store::sqlite_store(std::filesystem::path const& file) : file_(file) {
+    auto fail = [&](std::string const& why) {
+        std::string msg = fmt::format("cannot use state database {}: {}", file_.string(), why);
+        sqlite3_close(db_);
+        db_ = nullptr;
+        throw std::runtime_error(msg);
+    };
+    make_private(file);
+    if (sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+        SQLITE_OK)
+        fail(db_ ? sqlite3_errmsg(db_) : "out of memory");
+    sqlite3_busy_timeout(db_, static_cast<int>(busy_wait.count()));
+    try {
+        exec("PRAGMA journal_mode=WAL");
+        exec("PRAGMA synchronous=NORMAL");  // with WAL: survives kill -9, fsyncs at checkpoints
+        // A burst of big prompts grows the WAL to tens of MB; once checkpointed it is cut back.
+        exec("PRAGMA journal_size_limit=4194304");
+        migrate();
+        exec("PRAGMA quick_check");
+    } catch (std::runtime_error const& e) {
+        fail(e.what());
+    }
+    if (sqlite3_prepare_v3(db_, upsert_sql().c_str(), -1, SQLITE_PREPARE_PERSISTENT, &upsert_,
+                           nullptr) != SQLITE_OK)
+        fail(sqlite3_errmsg(db_));
+    try {
+        checkpointer_ = std::make_unique<checkpointer>(file);
+    } catch (std::runtime_error const& e) {
+        sqlite3_finalize(upsert_);
+        fail(e.what());
+    }
+    // Replaces SQLite's auto-checkpoint on this connection (which is itself a WAL hook).
+    sqlite3_wal_hook(db_, &checkpointer::on_commit, checkpointer_.get());
+}
+
+sqlite_store::~sqlite_store() {
+    checkpointer_.reset();  // its thread is done before the connections close
+    sqlite3_finalize(upsert_);
+    sqlite3_close(db_);  // the last connection: SQLite checkpoints the rest here
+}
+
+void sqlite_store::exec(char const* sql) const {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+        std::string msg = err ? err : sqlite3_errmsg(db_);
+        sqlite3_free(err);
+        throw std::runtime_error(msg);
+    }
+}
+
+std::int64_t sqlite_store::schema_version() {
+    return latest_version;
+}
+
+void sqlite_store::migrate() {
+    if (query_int(db_, "PRAGMA user_version") == latest_version) return;  // no lock taken
+    exec("BEGIN IMMEDIATE");
+    try {
+        // Read again under the lock: another agentd on the same file may have migrated it.
+        auto version = query_int(db_, "PRAGMA user_version");
+        if (version == 0 &&
+            query_int(db_,
+                      "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = "
+                      "'jobs'") == 1)
+            version = 1;  // written by an agentd from before schema versions: version 1's schema
+        if (version > latest_version)
+            throw std::runtime_error(fmt::format(
+                "its schema is version {}, newer than the {} this agentd knows: it was written by "
+                "a newer agentd (run that one, or use another state directory)",
+                version, latest_version));
+        for (auto v = version; v < latest_version; ++v) exec(migrations[v]);
+        exec(fmt::format("PRAGMA user_version = {}", latest_version).c_str());
+        exec("COMMIT");
+    } catch (...) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+    }
+}
+
+void sqlite_store::write(store_row const& r) {
+    // Reset even when the step throws, so the next write starts clean.
+    struct reset {
+        sqlite3_stmt* s;
+        ~reset() {
+            sqlite3_reset(s);
+            sqlite3_clear_bindings(s);
+        }
+    } st{upsert_};
+    bind_row(st.s, r);
+    if (sqlite3_step(st.s) != SQLITE_DONE)
+        throw std::runtime_error(
+            fmt::format("state database write failed: {}", sqlite3_errmsg(db_)));
+}
+
+void sqlite_store::keep_pending(std::string const& id, std::optional<store_row> row, store_op op,
+                                std::exception const& why) {
+    ++errors_[static_cast<std::size_t>(op)];
+    last_error_ = why.what();
+    pending_[id] = std::move(row);
+}
+
+void sqlite_store::save(job const& j) {
+    if (!pending_.empty()) {
+        pending_[j.view.id] = row_of(j);
+        return;
+    }
+    auto row = row_of(j);
+    try {
+        write(row);
+    } catch (std::exception const& e) {
+        keep_pending(j.view.id, std::move(row), store_op::save, e);
+    }
+}
+
+void sqlite_store::erase(std::string const& id) {
+    if (!pending_.empty()) {
+        pending_[id] = std::nullopt;
+        return;
+    }
+    try {
+        remove(id);
+    } catch (std::exception const& e) {
+        keep_pending(id, std::nullopt, store_op::erase, e);
+    }
+}
+
+bool sqlite_store::flush_now() {
+    if (pending_.empty()) return true;
+    try {
+        exec("BEGIN IMMEDIATE");
+        try {
+            for (auto const& [id, row] : pending_) row ? write(*row) : remove(id);
+            exec("COMMIT");
+        } catch (...) {
+            sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+            throw;
+        }
+    } catch (std::exception const& e) {
+        ++errors_[static_cast<std::size_t>(store_op::flush)];
+        last_error_ = e.what();
+        return false;
+    }
+    pending_.clear();
+    return true;
+}
+
+store_stats sqlite_store::stats() const {
+    store_stats out{errors_, pending_.size()};
+    out.errors[static_cast<std::size_t>(store_op::checkpoint)] += checkpointer_->errors.load();
+    return out;
+}
+
+void sqlite_store::write_all(std::span<job_ptr const> jobs) {
+    try {
+        exec("BEGIN IMMEDIATE");
+    } catch (std::exception const&) {
+        ++errors_[static_cast<std::size_t>(store_op::start)];
+        throw;
+    }
+    try {
+        for (auto const& j : jobs) write(row_of(*j));
+        exec("COMMIT");
+    } catch (...) {
+        ++errors_[static_cast<std::size_t>(store_op::start)];
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+    }
+}
+
+void sqlite_store::remove(std::string const& id) {
+    statement st;
+    sqlite3_prepare_v2(db_, "DELETE FROM jobs WHERE id = ?", -1, &st.s, nullptr);
+    sqlite3_bind_text(st.s, 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
+    if (sqlite3_step(st.s) != SQLITE_DONE)
+        throw std::runtime_error(
+            fmt::format("state database delete failed: {}", sqlite3_errmsg(db_)));
+}
+
+std::vector<job_ptr> sqlite_store::load() const {
+    statement st;
+    if (sqlite3_prepare_v2(db_, select_sql().c_str(), -1, &st.s, nullptr) != SQLITE_OK)
+        throw std::runtime_error(fmt::format("state database: {}", sqlite3_errmsg(db_)));
+    std::vector<job_ptr> out;
+    int rc = 0;
+    while ((rc = sqlite3_step(st.s)) == SQLITE_ROW) out.push_back(job_of(read_row(st.s)));
+    if (rc != SQLITE_DONE)
+        throw std::runtime_error(
+            fmt::format("state database read failed: {}", sqlite3_errmsg(db_)));
+    return out;
+}
+
+boost::asio::awaitable<void> sqlite_store::save_all(std::span<job_ptr const> jobs) {
+    write_all(jobs);
+    co_return;
+}
+
+boost::asio::awaitable<void> sqlite_store::sync() {
+    co_return;  // every save() has been written, or kept pending, before it returned
+}
+
+boost::asio::awaitable<bool> sqlite_store::flush() {
+    co_return flush_now();
+}
+
+}  // namespace agentd::jobs
