@@ -12,6 +12,7 @@
 #include "requests.hpp"
 #include "rpc.hpp"
 #include "service.hpp"
+#include "tokens.hpp"
 #include "ui.hpp"
 
 #include "protocol/job_view.hpp"
@@ -278,10 +279,16 @@ int dispatch(invocation const& inv) {
     return run_request(inv);
 }
 
+bool is_token(command_kind kind) {
+    return kind == command_kind::token_add || kind == command_kind::token_list ||
+           kind == command_kind::token_revoke;
+}
+
 }  // namespace
 
 int run(invocation const& inv) {
     if (inv.cmd.kind == command_kind::ui) return run_ui(inv);  // prints a URL, sends nothing
+    if (is_token(inv.cmd.kind)) return run_token(inv);         // edits a file, sends nothing
     auto url = resolve_url(inv.globals);
     try {
         return dispatch(inv);

@@ -37,7 +37,7 @@ Exit codes:
   4    cannot connect, HTTP error, or a reply that is not JSON-RPC
   5    input needed: a job waits for a permission or an answer nobody could give here
        (answer with `agentctl respond`)
-  6    unknown job id (never existed, expired, or another owner's)
+  6    unknown job id (never existed, expired, or another owner's); token revoke: unknown NAME
   130  interrupted (Ctrl-C) while waiting or watching: agentctl stops, the jobs go on)";
 
 constexpr char const* on_input_help =
@@ -285,6 +285,39 @@ void add_service(CLI::App& app, command& cmd) {
                 "(exit 0: running and healthy, else 3)");
 }
 
+// token add|list|revoke: agentd's named principals (tokens.hpp); works on the file, not the daemon.
+void add_token(CLI::App& app, command& cmd) {
+    auto* token = app.add_subcommand(
+        "token",
+        "manage agentd's principals: tokens of other people or services, whose jobs "
+        "they alone see (the file keeps only SHA-256 hashes; reload agentd after)");
+    token->require_subcommand(1);
+    auto& o = cmd.token;
+    token
+        ->add_option("--tokens-file", o.tokens_file,
+                     "the tokens file (default STATE_DIR/tokens.toml, agentd's default)")
+        ->option_text("PATH");
+    auto* add = add_command(*token, cmd, command_kind::token_add, "add",
+                            "create principal NAME (again: a new token replaces its old one) and "
+                            "print its token once on stdout");
+    add->add_option("NAME", cmd.args, "[A-Za-z0-9_.-]{1,64}; \"local\" is reserved")
+        ->required()
+        ->expected(1);
+    add->add_flag("--admin", o.admin, "may read /metrics");
+    add->add_option("--max-running", o.max_running,
+                    "at most N of its jobs run at once; the rest wait queued (0: no quota)")
+        ->check(CLI::Range(std::int64_t{0}, std::int64_t{100'000}))
+        ->option_text("N");
+    add_command(*token, cmd, command_kind::token_list, "list",
+                "the principals: NAME, ADMIN, MAX_RUNNING (never hashes)");
+    add_command(*token, cmd, command_kind::token_revoke, "revoke",
+                "remove principal NAME (exit 6 when there is none); after a reload its token "
+                "gets 401 and its connections close")
+        ->add_option("NAME", cmd.args, "the principal")
+        ->required()
+        ->expected(1);
+}
+
 void add_commands(CLI::App& app, command& cmd) {
     add_start(app, cmd);
     add_status(app, cmd);
@@ -299,6 +332,7 @@ void add_commands(CLI::App& app, command& cmd) {
     add_respond(app, cmd);
     add_worktree(app, cmd);
     add_service(app, cmd);
+    add_token(app, cmd);
     add_command(app, cmd, command_kind::ui, "ui",
                 "print the dashboard's URL (the token rides in its #fragment)")
         ->add_flag("--open", cmd.open_browser, "also open it with xdg-open");

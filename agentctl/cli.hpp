@@ -34,7 +34,10 @@ enum class command_kind {
     worktree_rm,
     service_install,
     service_uninstall,
-    service_status
+    service_status,
+    token_add,
+    token_list,
+    token_revoke
 };
 
 // Fields of a DESIGN §2 Task that `start` takes as options and applies to every task it sends.
@@ -55,6 +58,13 @@ struct service_options {
     std::optional<std::string> upstream_url;
     std::optional<std::string> listen;  // the socket's address instead of 127.0.0.1:7077
     bool no_start = false;
+};
+
+// `token add|list|revoke`: the tokens file of agentd's named principals (tokens.hpp).
+struct token_options {
+    std::optional<std::string> tokens_file;  // else STATE_DIR/tokens.toml, as agentd
+    bool admin = false;
+    std::int64_t max_running = 0;  // 0: only agentd's limits.max_running
 };
 
 struct command {
@@ -81,6 +91,7 @@ struct command {
     std::optional<std::string> message;
     std::vector<std::string> answers;
     service_options service;
+    token_options token;  // args[0]: the principal's NAME
 };
 
 struct invocation {

@@ -15,6 +15,7 @@ enum exit_code : int {
     exit_unreachable = 4,    // no connection, an HTTP error, or a reply that is not JSON-RPC
     exit_input_needed = 5,   // a job waits for a permission or an answer nobody could give here
     exit_unknown_job = 6,    // an id the daemon does not know (or another owner's job)
+    exit_unknown_name = 6,   // token revoke: no principal of that name in the tokens file
     exit_interrupted = 130,  // Ctrl-C ended a wait (128 + SIGINT, as shells report it); jobs go on
 };
 

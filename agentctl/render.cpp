@@ -400,6 +400,9 @@ rendered render_result(command_kind kind, json::object const& result, std::size_
         case command_kind::service_install:
         case command_kind::service_uninstall:
         case command_kind::service_status:
+        case command_kind::token_add:  // tokens.cpp: edits the tokens file
+        case command_kind::token_list:
+        case command_kind::token_revoke:
             break;
     }
     return {};

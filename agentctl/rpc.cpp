@@ -97,6 +97,9 @@ json::object command_params(command const& cmd, std::string_view tasks_json) {
         case command_kind::service_install:  // service.cpp: systemctl and GET /healthz
         case command_kind::service_uninstall:
         case command_kind::service_status:
+        case command_kind::token_add:  // tokens.cpp: edits the tokens file
+        case command_kind::token_list:
+        case command_kind::token_revoke:
             break;
     }
     return params;
@@ -124,6 +127,9 @@ char const* method_of(command_kind kind) {
         case command_kind::service_install:
         case command_kind::service_uninstall:
         case command_kind::service_status:
+        case command_kind::token_add:  // tokens.cpp: edits the tokens file
+        case command_kind::token_list:
+        case command_kind::token_revoke:
             break;
     }
     return "";

@@ -72,15 +72,6 @@ bool loopback_name(std::string_view host) {
            is_ipv4_loopback(host) || host == "[::1]";
 }
 
-// Equal length and content; the time depends on the length only.
-bool same_secret(std::string_view given, std::string_view token) {
-    if (given.size() != token.size()) return false;
-    unsigned char diff = 0;
-    for (std::size_t i = 0; i < token.size(); ++i)
-        diff |= static_cast<unsigned char>(given[i] ^ token[i]);
-    return diff == 0;
-}
-
 // Calls `f` with each element of a comma-separated header list, without blanks around it.
 template <class F>
 void for_each_subprotocol(std::string_view list, F f) {
@@ -117,20 +108,20 @@ bool origin_allowed(std::string_view origin, std::vector<std::string> const& ext
     return false;
 }
 
-bool bearer_matches(std::string_view authorization, std::string_view token) {
+std::string_view bearer_token(std::string_view authorization) {
     constexpr std::string_view prefix = "Bearer ";
-    if (token.empty() || authorization.size() != prefix.size() + token.size()) return false;
-    if (!iequals(authorization.substr(0, prefix.size()), prefix)) return false;
-    return same_secret(authorization.substr(prefix.size()), token);
+    if (authorization.size() <= prefix.size()) return {};
+    if (!iequals(authorization.substr(0, prefix.size()), prefix)) return {};
+    return authorization.substr(prefix.size());
 }
 
-bool subprotocol_bearer_matches(std::string_view protocols, std::string_view token) {
-    bool match = false;
+std::vector<std::string_view> subprotocol_bearers(std::string_view protocols) {
+    std::vector<std::string_view> tokens;
     for_each_subprotocol(protocols, [&](std::string_view p) {
-        if (p.starts_with(ws_bearer_prefix))
-            match = same_secret(p.substr(ws_bearer_prefix.size()), token) || match;
+        if (p.starts_with(ws_bearer_prefix) && p.size() > ws_bearer_prefix.size())
+            tokens.push_back(p.substr(ws_bearer_prefix.size()));
     });
-    return !token.empty() && match;
+    return tokens;
 }
 
 bool subprotocol_offered(std::string_view protocols, std::string_view name) {

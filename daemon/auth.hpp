@@ -17,15 +17,16 @@ namespace agentd::daemon {
 bool host_allowed(std::string_view host, std::vector<std::string> const& extra = {});
 // Origin is http(s):// + an allowed host, or one of `extra` exactly.
 bool origin_allowed(std::string_view origin, std::vector<std::string> const& extra = {});
-// "Bearer <token>" with a constant-time comparison.
-bool bearer_matches(std::string_view authorization, std::string_view token);
+// The token of "Bearer <token>" (scheme case-insensitive), or empty. Tokens are compared as
+// hashes, in constant time, by principals::find.
+std::string_view bearer_token(std::string_view authorization);
 
 // Browsers cannot set headers on a WebSocket, so /ws also takes the token as a subprotocol:
 // the client offers `agentd.v1` and `agentd.bearer.<token>`, the server selects `agentd.v1`.
 inline constexpr std::string_view ws_subprotocol = "agentd.v1";
 inline constexpr std::string_view ws_bearer_prefix = "agentd.bearer.";
-// Whether a Sec-WebSocket-Protocol list offers `agentd.bearer.<token>` (constant time).
-bool subprotocol_bearer_matches(std::string_view protocols, std::string_view token);
+// The tokens a Sec-WebSocket-Protocol list offers as `agentd.bearer.<token>`, in order.
+std::vector<std::string_view> subprotocol_bearers(std::string_view protocols);
 // Whether the list offers `name` (the one the server then selects).
 bool subprotocol_offered(std::string_view protocols, std::string_view name);
 

@@ -250,9 +250,15 @@ std::vector<setting> settings() {
         text(
             "state_dir", "--state-dir", "State directory (token, database)",
             [](auto& c) -> auto& { return c.state_dir; }),
+        // Principals (issue #19): `auth = "token"` in a file is read as auth.mode (auth_key).
         choice<auth_mode>(
-            "auth", "--auth", "token | none (none only on loopback and unix:)",
+            "auth.mode", "--auth", "token | none (none only on loopback and unix:)",
             [](auto& c) -> auto& { return c.auth; }),
+        text(
+            "auth.tokens_file", "--tokens-file",
+            "TOML file of named principals' token hashes (agentctl token add); default "
+            "STATE_DIR/tokens.toml when it exists; reloaded on SIGHUP",
+            [](auto& c) -> auto& { return c.tokens_file; }),
         choice<store_backend>(
             "store.backend", "--store-backend",
             "sqlite ($STATE_DIR/agentd.db) | postgres (store.url); --store URL implies postgres",
@@ -529,6 +535,13 @@ startup failure(std::string const& message) {
     return {std::nullopt, 2, "agentd: " + message + "\n"};
 }
 
+// `auth` is a string (`auth = "token"`, as before principals) or a table (`[auth] mode = "token"`,
+// `tokens_file = "…"`): the string is the table's `mode`. --print-config writes the table.
+std::string const& auth_key(std::string const& key) {
+    static std::string const mode = "auth.mode";
+    return key == "auth" ? mode : key;
+}
+
 // Applies the file's keys to `c`; an error message naming the file and the key.
 std::optional<std::string> apply_file(std::vector<setting> const& table, std::string const& path,
                                       config& c, value_sources& from) {
@@ -542,13 +555,16 @@ std::optional<std::string> apply_file(std::vector<setting> const& table, std::st
     };
     if (in_file("upstream.api_key_env") && in_file("upstream.api_key_file"))
         return where + "upstream.api_key_env and upstream.api_key_file exclude each other";
+    if (in_file("auth") && in_file("auth.mode"))
+        return where + "auth and auth.mode name the same setting: keep one";
     for (auto const& [key, v] : entries) {
+        auto const& name = auth_key(key);
         auto s =
-            std::find_if(table.begin(), table.end(), [&](auto const& s) { return s.key == key; });
+            std::find_if(table.begin(), table.end(), [&](auto const& s) { return s.key == name; });
         if (s == table.end()) return where + "unknown key " + key;
         if (auto why = check(*s, v)) return where + key + ": " + *why;
         s->set(c, v);
-        from[key] = where + key;
+        from[name] = where + key;
     }
     return std::nullopt;
 }

@@ -30,6 +30,8 @@ struct config {
     store_backend store = store_backend::sqlite;
     std::optional<std::string> store_url;  // postgres://…; may hold a password: never logged
     unsigned token_mode = 0600;  // 0640: the system service's group agentd may read the token
+    // Named principals' token hashes (auth.tokens_file); unset: STATE_DIR/tokens.toml if it exists.
+    std::optional<std::string> tokens_file;
     jobs::upstream::backend_kind upstream_backend = jobs::upstream::backend_kind::opencode;
     // Several servers of one backend (jobs/upstream/pool.hpp); one is today's single upstream.
     std::vector<std::string> upstream_urls{"http://127.0.0.1:4096"};

@@ -53,9 +53,9 @@ response ui_file(ui_asset const& asset, unsigned version) {
     return res;
 }
 
-// GET /metrics: the Prometheus text format, with the gauges read now. Behind the same token as
-// /rpc: job counts and method timings are the daemon's business (Prometheus sends the token with
-// `authorization: {credentials_file: …/token}`).
+// GET /metrics: the Prometheus text format, with the gauges read now. Behind an admin token (the
+// route table): job counts and method timings of every principal are the operator's business
+// (Prometheus sends the token with `authorization: {credentials_file: …/token}`).
 response scrape(http_context const& ctx, unsigned version) {
     auto const* m = ctx.rpc.metrics();
     if (!m) return plain(http::status::not_found, "not found\n", version);
@@ -66,7 +66,7 @@ response scrape(http_context const& ctx, unsigned version) {
 
 // The answer of an admitted request other than /mcp and /ws (which write their own).
 asio::awaitable<response> dispatch(endpoint handler, http::request<http::string_body> const& req,
-                                   http_context& ctx) {
+                                   principal const& caller_principal, http_context& ctx) {
     auto v = req.version();
     auto path = req.target().substr(0, req.target().find('?'));
     switch (handler) {
@@ -83,6 +83,7 @@ asio::awaitable<response> dispatch(endpoint handler, http::request<http::string_
             break;
     }
     caller who;  // named: GCC 12 mishandles temporaries that live across a co_await
+    who.principal = caller_principal.name;
     auto answer = co_await ctx.rpc.handle(req.body(), who);
     if (!answer) co_return make_response(http::status::no_content, v, {}, {});
     co_return make_response(http::status::ok, v, "application/json", std::move(*answer));
@@ -285,8 +286,8 @@ asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_contex
                           res.result() == http::status::not_implemented;
             keep_alive = keep_alive && !unread_body;
         } else if (admitted.upgrade) {
-            co_await serve_ws(std::move(stream), parser.release(), ctx, stop_current,
-                              abort_current);
+            co_await serve_ws(std::move(stream), parser.release(), admitted.who.name, ctx,
+                              stop_current, abort_current);
             co_return;
         } else {
             parser.body_limit(ctx->opts.max_body_bytes);
@@ -305,15 +306,15 @@ asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_contex
             }
             if (admitted.match->handler == endpoint::mcp) {
                 // serve_mcp writes the response itself, possibly as an SSE stream.
-                auto reusable =
-                    co_await unless_abandoned(stream, serve_mcp(stream, parser.get(), *ctx));
+                auto reusable = co_await unless_abandoned(
+                    stream, serve_mcp(stream, parser.get(), admitted.who.name, *ctx));
                 busy = false;
                 if (!reusable || !*reusable || stop_requested) break;
                 continue;
             }
             stream.expires_never();  // a long agents_wait is not a slow client
             auto answer = co_await unless_abandoned(
-                stream, dispatch(admitted.match->handler, parser.get(), *ctx));
+                stream, dispatch(admitted.match->handler, parser.get(), admitted.who, *ctx));
             if (!answer) break;  // the client went away; its call was cancelled
             res = std::move(*answer);
         }

@@ -1,5 +1,6 @@
 // agentd's entry point: parse flags, open the state dir and token, wire the upstream backend,
-// job manager, RPC service and listeners onto one io_context, and run until SIGTERM/SIGINT.
+// job manager, RPC service and listeners onto one io_context, and run until SIGTERM/SIGINT
+// (SIGHUP re-reads the tokens file of the principals).
 #include "common/log.hpp"
 #include "common/state_dir.hpp"
 #include "common/url.hpp"
@@ -7,6 +8,7 @@
 #include "daemon/config.hpp"
 #include "daemon/metrics.hpp"
 #include "daemon/notify.hpp"
+#include "daemon/principals.hpp"
 #include "daemon/rpc.hpp"
 #include "daemon/server.hpp"
 #include "daemon/state_dir.hpp"
@@ -107,12 +109,49 @@ boost::asio::awaitable<void> shutdown(boost::asio::io_context& ioc, jobs::manage
     ioc.stop();
 }
 
+// The named principals: the configured tokens file (which must exist), else STATE_DIR/tokens.toml
+// when there is one. An error names the file and the key.
+std::vector<common::principal_entry> read_principals(daemon::config const& c) {
+    auto path = c.tokens_file ? std::filesystem::path(*c.tokens_file)
+                              : common::default_tokens_path(c.state_dir);
+    auto read = common::read_tokens_file(path, c.tokens_file.has_value());
+    if (auto const* error = std::get_if<std::string>(&read)) throw std::runtime_error(*error);
+    return std::get<std::vector<common::principal_entry>>(std::move(read));
+}
+
+// SIGHUP: the tokens file again. A revoked token is refused from its next request on and its
+// WebSocket and MCP sessions close; on an error the previous principals stay.
+void reload_principals(daemon::config const& c, daemon::principals& table, jobs::manager& manager) {
+    try {
+        table.replace(read_principals(c));
+    } catch (std::exception const& e) {
+        log::error("principals_reload_failed",
+                   {{"error", e.what()}, {"action", "kept the previous principals"}});
+        return;
+    }
+    manager.set_quotas(table.quotas());
+    log::info("principals_reloaded", {{"count", table.count()}});
+}
+
+void on_hangup(boost::asio::signal_set& hangup, daemon::config const& c,
+               std::shared_ptr<daemon::principals> const& table, jobs::manager& manager) {
+    hangup.async_wait([&hangup, &c, table, &manager](boost::system::error_code ec, int) {
+        if (ec) return;
+        if (table)
+            reload_principals(c, *table, manager);
+        else
+            log::info("principals_reloaded", {{"count", 0}, {"auth", "none"}});
+        on_hangup(hangup, c, table, manager);
+    });
+}
+
 int run(daemon::config const& c) {
     boost::asio::io_context ioc(1);
     // Before the listening line: a supervisor may signal as soon as it has read it.
     boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
+    boost::asio::signal_set hangup(ioc, SIGHUP);
     daemon::server_options so{.listen = c.listen,
-                              .token = std::nullopt,
+                              .principals = nullptr,
                               .allowed_hosts = c.allowed_hosts,
                               .allowed_origins = c.allowed_origins,
                               .max_body_bytes = c.max_body_bytes,
@@ -127,7 +166,10 @@ int run(daemon::config const& c) {
     daemon::verify_state_dir(c.state_dir);
     if (c.auth == daemon::auth_mode::token) {
         daemon::verify_token_file(common::token_path(c.state_dir), c.token_mode);
-        so.token = daemon::load_or_create_token(c.state_dir, c.token_mode);
+        so.principals = std::make_shared<daemon::principals>(
+            daemon::load_or_create_token(c.state_dir, c.token_mode), read_principals(c));
+        if (so.principals->count() > 0)
+            log::info("principals_loaded", {{"count", so.principals->count()}});
     }
     auto db = open_store(ioc.get_executor(), c);
 
@@ -137,6 +179,7 @@ int run(daemon::config const& c) {
     limits.max_diff_bytes = c.max_response_bytes;
     jobs::manager manager(ioc.get_executor(), limits, make_pool(ioc.get_executor(), c, stats),
                           db.get());
+    if (so.principals) manager.set_quotas(so.principals->quotas());
     stats.watch_background([&manager] { return manager.background(); });
     stats.watch_servers([&manager] { return manager.servers(); });
     // Before start(): jobs interrupted while restoring count as finished.
@@ -150,6 +193,7 @@ int run(daemon::config const& c) {
     bool stopping = false;
     boost::asio::co_spawn(ioc, serve_after_recovery(manager, srv, stopping), boost::asio::detached);
     daemon::watchdog alive(ioc.get_executor());
+    on_hangup(hangup, c, so.principals, manager);
 
     signals.async_wait([&](boost::system::error_code ec, int sig) {
         if (ec) return;
@@ -161,6 +205,7 @@ int run(daemon::config const& c) {
             if (!again) std::_Exit(128 + second);
         });
         srv.stop();
+        hangup.cancel();
         boost::asio::co_spawn(ioc, shutdown(ioc, manager, srv, signals, c.shutdown_grace),
                               boost::asio::detached);
     });

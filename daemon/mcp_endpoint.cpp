@@ -96,10 +96,12 @@ struct exchange {
     http_stream& stream;
     http::request<http::string_body> const& req;
     http_context& ctx;
+    std::string principal;
     std::shared_ptr<mcp_session> session;
 
     caller who() const {
         caller c;
+        c.principal = principal;
         // A call's `session` wins over both (caller::owner); screen_mcp checked the header.
         if (auto pinned = req[pinned_session_header]; !pinned.empty())
             c.default_session = pinned;
@@ -576,6 +578,8 @@ std::optional<string_response> attach_session(exchange& x) {
     if (id.empty())
         return refusal(http::status::bad_request, "Mcp-Session-Id header is required", v);
     x.session = x.ctx.mcp.find(id);
+    // Another principal's session is as good as unknown: its id must not lend its requests.
+    if (x.session && x.session->principal != x.principal) x.session = nullptr;
     if (!x.session) return refusal(http::status::not_found, "unknown or ended MCP session", v);
     return std::nullopt;
 }
@@ -586,7 +590,8 @@ asio::awaitable<bool> end_session(exchange& x) {
     string_response res;
     if (id.empty()) {
         res = refusal(http::status::bad_request, "Mcp-Session-Id header is required", v);
-    } else if (!x.ctx.mcp.end(id)) {
+    } else if (auto s = x.ctx.mcp.find(id);
+               !s || s->principal != x.principal || !x.ctx.mcp.end(id)) {
         res = refusal(http::status::not_found, "unknown or ended MCP session", v);
     } else {
         res = empty_response(http::status::no_content, v);
@@ -622,9 +627,9 @@ std::optional<string_response> screen_mcp(http::request_parser<http::string_body
 }
 
 asio::awaitable<bool> serve_mcp(http_stream& stream, http::request<http::string_body> const& req,
-                                http_context& ctx) {
+                                std::string principal, http_context& ctx) {
     stream.expires_never();  // a long agents_wait is not a slow client; writes set deadlines
-    exchange x{stream, req, ctx, nullptr};
+    exchange x{stream, req, ctx, std::move(principal), nullptr};
     if (req.method() == http::verb::delete_) co_return co_await end_session(x);
     auto body = mcp::parse_body(req.body());
     if (!body) {

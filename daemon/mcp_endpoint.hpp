@@ -12,6 +12,7 @@
 #include <boost/beast/http/string_body.hpp>
 
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace agentd::daemon {
@@ -22,10 +23,11 @@ std::optional<boost::beast::http::response<boost::beast::http::string_body>> scr
     boost::beast::http::request_parser<boost::beast::http::string_body> const& parser,
     http_context const& ctx);
 
-// Answers one /mcp request whose body has been read, writing the response itself. False when
-// the connection must close.
+// Answers one /mcp request of `principal` (the token's) whose body has been read, writing the
+// response itself. A session belongs to the principal that opened it. False when the connection
+// must close.
 boost::asio::awaitable<bool> serve_mcp(
     http_stream& stream, boost::beast::http::request<boost::beast::http::string_body> const& req,
-    http_context& ctx);
+    std::string principal, http_context& ctx);
 
 }  // namespace agentd::daemon

@@ -123,4 +123,12 @@ bool mcp_sessions::end(std::string_view id) {
     return true;
 }
 
+void mcp_sessions::end_all(std::string const& principal) {
+    std::erase_if(sessions_, [&](auto const& kv) {
+        if (kv.second->principal != principal) return false;
+        end_session(kv.second);
+        return true;
+    });
+}
+
 }  // namespace agentd::daemon

@@ -89,6 +89,8 @@ class mcp_sessions {
     std::shared_ptr<mcp_session> find(std::string_view id);
     // Ends a session and stops its in-flight requests; false when there was none.
     bool end(std::string_view id);
+    // Ends every session of `principal` (its token was revoked).
+    void end_all(std::string const& principal);
 
   private:
     bool expired(mcp_session const& s, mcp_session::clock::time_point now) const;

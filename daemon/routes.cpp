@@ -31,7 +31,7 @@ constexpr std::array post_delete{http::verb::post, http::verb::delete_};
 // The dashboard's files need no token: it lives in the URL fragment and reaches only /ws.
 constexpr std::array<route, 6> routes{{
     {"/healthz", false, get_head, access::open, false, false, endpoint::healthz},
-    {"/metrics", false, get_only, access::token, false, true, endpoint::metrics},
+    {"/metrics", false, get_only, access::admin, false, true, endpoint::metrics},
     {"/rpc", false, post_only, access::token, false, true, endpoint::rpc},
     {"/ws", false, get_only, access::token, true, true, endpoint::ws},
     {"/mcp", false, post_delete, access::token, false, true, endpoint::mcp},
@@ -53,12 +53,18 @@ std::string allow_list(route const& r) {
     return allow;
 }
 
-bool token_ok(http::request<http::string_body> const& req, route const& r,
-              server_options const& opts) {
-    if (r.auth == access::open || !opts.token) return true;
-    if (bearer_matches(req[http::field::authorization], *opts.token)) return true;
-    return r.upgrade &&
-           subprotocol_bearer_matches(req[http::field::sec_websocket_protocol], *opts.token);
+// The caller's principal: the Authorization bearer's, else (WebSocket routes, whose browser
+// clients cannot set headers) the first offered subprotocol bearer that is known; nullopt when
+// no token authenticates. Open routes and auth = none: "local".
+std::optional<principal> authenticate(http::request<http::string_body> const& req, route const& r,
+                                      server_options const& opts) {
+    if (r.auth == access::open || !opts.principals) return principal{};
+    if (auto bearer = bearer_token(req[http::field::authorization]); !bearer.empty())
+        if (auto who = opts.principals->find(bearer)) return who;
+    if (!r.upgrade) return std::nullopt;
+    for (auto offered : subprotocol_bearers(req[http::field::sec_websocket_protocol]))
+        if (auto who = opts.principals->find(offered)) return who;
+    return std::nullopt;
 }
 
 // Request smuggling and framing we do not speak: two Host fields, or a transfer coding other
@@ -130,6 +136,12 @@ std::optional<string_response> content_refusal(request_parser const& parser, rou
     return std::nullopt;
 }
 
+admission refused(string_response res) {
+    admission a;
+    a.refusal = std::move(res);
+    return a;
+}
+
 }  // namespace
 
 std::span<route const> route_table() {
@@ -145,20 +157,23 @@ route const* find_route(std::string_view path) {
 admission admit(request_parser const& parser, server_options const& opts) {
     auto const& req = parser.get();
     auto v = req.version();
-    if (auto bad = framing_refusal(req)) return {nullptr, std::move(bad)};
+    if (auto bad = framing_refusal(req)) return refused(std::move(*bad));
     auto target = req.target();
     auto path = target.substr(0, target.find('?'));
     auto const* r = find_route(path);
-    if (auto bad = guard_refusal(req, r, opts)) return {nullptr, std::move(bad)};
-    if (!r) return {nullptr, plain(http::status::not_found, "not found\n", v)};
-    if (!token_ok(req, *r, opts)) {
+    if (auto bad = guard_refusal(req, r, opts)) return refused(std::move(*bad));
+    if (!r) return refused(plain(http::status::not_found, "not found\n", v));
+    auto who = authenticate(req, *r, opts);
+    if (!who) {
         auto res = plain(http::status::unauthorized, "missing or bad token\n", v);
         res.set(http::field::www_authenticate, "Bearer");
-        return {nullptr, std::move(res)};
+        return refused(std::move(res));
     }
-    if (auto bad = method_refusal(req, *r)) return {nullptr, std::move(bad)};
-    if (auto bad = content_refusal(parser, *r, path, opts)) return {nullptr, std::move(bad)};
-    return {r, std::nullopt, r->upgrade};
+    if (r->auth == access::admin && !who->admin)
+        return refused(plain(http::status::forbidden, "an admin token is required\n", v));
+    if (auto bad = method_refusal(req, *r)) return refused(std::move(*bad));
+    if (auto bad = content_refusal(parser, *r, path, opts)) return refused(std::move(*bad));
+    return {r, std::nullopt, r->upgrade, std::move(*who)};
 }
 
 void set_common_headers(http::fields& headers, std::string_view content_type) {

@@ -4,6 +4,7 @@
 // Included by the HTTP session code only (Beast stays out of widely included headers).
 #pragma once
 
+#include "daemon/principals.hpp"
 #include "daemon/request_reader.hpp"
 #include "daemon/server_options.hpp"
 
@@ -22,7 +23,8 @@ namespace agentd::daemon {
 using string_response = boost::beast::http::response<boost::beast::http::string_body>;
 
 enum class endpoint { healthz, metrics, rpc, ws, mcp, ui };
-enum class access { open, token };
+// open: no token; token: any principal's; admin: an admin principal's (others get 403).
+enum class access { open, token, admin };
 
 struct route {
     std::string_view path;
@@ -42,10 +44,11 @@ struct admission {
     route const* match = nullptr;            // the route to run when there is no refusal
     std::optional<string_response> refusal;  // 400/401/403/404/405/413/415/426/501
     bool upgrade = false;                    // hand the connection to the WebSocket session
+    principal who;  // the token's principal ("local" with auth = none and on open routes)
 };
 
-// Decides from the head alone: framing errors, Host/Origin, token, method, upgrade, and for
-// /rpc the media type and declared length. /mcp's own header rules follow in screen_mcp.
+// Decides from the head alone: framing errors, Host/Origin, token and principal, method, upgrade,
+// and for /rpc the media type and declared length. /mcp's own header rules follow in screen_mcp.
 admission admit(request_parser const& parser, server_options const& opts);
 
 // The headers every response carries (Server, Cache-Control, and Content-Type when given); also

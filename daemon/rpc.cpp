@@ -2,6 +2,8 @@
 // params only; anything unexpected is caught here once and answered -32603 without detail.
 #include "daemon/rpc.hpp"
 
+#include "common/tokens_file.hpp"
+
 #include "common/log.hpp"
 #include "daemon/metrics.hpp"
 #include "planner/executor.hpp"
@@ -249,20 +251,24 @@ std::string_view session_of(json::value const& params, caller const& who) {
     return who.default_session;
 }
 
-// DESIGN §8: one line per request answered, and a warning for a limit the call hit.
-void log_answer(std::string_view method, std::string_view session,
+// DESIGN §8: one line per request answered, and a warning for a limit the call hit. A named
+// principal (tokens file) is on the line; "local", the one principal of a single-user daemon,
+// is left out so that its lines stay as they were.
+void log_answer(std::string_view method, std::string_view session, std::string_view principal,
                 std::chrono::steady_clock::time_point started, result<json::value> const& out) {
     auto const elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::steady_clock::now() - started)
                              .count();
+    std::vector<log::field> fields{{"method", method}, {"session", session}};
+    if (principal != common::local_principal) fields.push_back({"principal", principal});
+    fields.push_back({"elapsed_ms", elapsed});
     if (out) {
-        log::info("request", {{"method", method}, {"session", session}, {"elapsed_ms", elapsed}});
+        log::write(log::level::info, "request", fields);
         return;
     }
     auto const e = out.error();  // error() answers a copy
-    auto const code = static_cast<std::int64_t>(e.code);
-    log::info("request",
-              {{"method", method}, {"session", session}, {"elapsed_ms", elapsed}, {"code", code}});
+    fields.push_back({"code", static_cast<std::int64_t>(e.code)});
+    log::write(log::level::info, "request", fields);
     if (e.code != protocol::error_code::limit_exceeded) return;
     auto const* data = e.data.if_object();
     auto const* limit = data ? data->if_contains("limit") : nullptr;
@@ -282,7 +288,7 @@ asio::awaitable<result<json::value>> rpc_service::invoke(std::string_view method
                                                          protocol::response_budget* budget) {
     auto const started = std::chrono::steady_clock::now();
     auto out = co_await dispatch(method, params, who, std::move(sp), budget);
-    log_answer(method, session_of(params, who), started, out);
+    log_answer(method, session_of(params, who), who.principal, started, out);
     co_return out;
 }
 
@@ -337,7 +343,7 @@ asio::awaitable<result<json::value>> rpc_service::wait(protocol::wait_params con
     json::value const none;
     call_context c{who, none, {}, budget, who.owner(p.session)};
     auto out = co_await run(p, c);
-    log_answer("agents_wait", c.owner.session, started, out);
+    log_answer("agents_wait", c.owner.session, who.principal, started, out);
     co_return out;
 }
 

@@ -6,6 +6,7 @@
 
 #include "common/log.hpp"
 #include "daemon/http_connection.hpp"
+#include "daemon/principals.hpp"
 
 #include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
@@ -172,6 +173,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     std::shared_ptr<http_context> ctx;
     std::list<any_acceptor> acceptors;
     std::vector<std::string> socket_files;  // created here, removed on stop
+    std::shared_ptr<void> revocation;       // a revoked principal's MCP sessions end
 
     impl(asio::any_io_executor e, server_options o, rpc_service& rpc)
         : ex(std::move(e)),
@@ -181,7 +183,13 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
                            rpc,
                            task_group(ex, "connection"),
                            mcp_sessions({.max_sessions = opts.max_mcp_sessions}),
-                           {}})) {}
+                           {}})) {
+        if (!opts.principals) return;
+        std::weak_ptr<http_context> weak = ctx;
+        revocation = opts.principals->on_revoked([weak](std::string const& name) {
+            if (auto c = weak.lock()) c->mcp.end_all(name);
+        });
+    }
 
     void open_one(std::string const& spec) {
         if (auto why = listen_spec_error(spec))
@@ -195,7 +203,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     void open_tcp(std::string const& spec) {
         auto addr = parse_listen_address(spec);
         auto ip = asio::ip::make_address(addr->host);
-        if (!opts.token && !ip.is_loopback())
+        if (!opts.principals && !ip.is_loopback())
             throw std::runtime_error("refusing to listen on non-loopback " + spec +
                                      " with --auth none");
         tcp::endpoint ep(ip, addr->port);
@@ -244,7 +252,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
                 fmt::format("socket activation: fd {} is not TCP or unix", fd));
         tcp::acceptor acc(ex, family == AF_INET ? tcp::v4() : tcp::v6(), fd);
         auto local_ep = acc.local_endpoint();
-        if (!opts.token && !local_ep.address().is_loopback())
+        if (!opts.principals && !local_ep.address().is_loopback())
             throw std::runtime_error("refusing the non-loopback socket " + http_url(local_ep) +
                                      " with --auth none");
         announce(http_url(local_ep));

@@ -5,15 +5,18 @@
 
 #include <chrono>
 #include <cstddef>
-#include <optional>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace agentd::daemon {
 
+class principals;
+
 struct server_options {
     std::vector<std::string> listen;
-    std::optional<std::string> token;  // nullopt: auth = none
+    // Who each token is (reloaded on SIGHUP); null: auth = none, every caller is "local".
+    std::shared_ptr<daemon::principals> principals;
     std::vector<std::string> allowed_hosts;
     std::vector<std::string> allowed_origins;
     std::size_t max_body_bytes = 1 << 20;

@@ -9,6 +9,7 @@
 
 #include "common/log.hpp"
 #include "daemon/auth.hpp"
+#include "daemon/principals.hpp"
 #include "daemon/routes.hpp"
 #include "jobs/manager.hpp"
 #include "jobs/wake_signal.hpp"
@@ -53,8 +54,11 @@ constexpr std::size_t max_bytes_in_flight_bodies = 4;  // times max_body_bytes
 
 class ws_connection : public std::enable_shared_from_this<ws_connection> {
   public:
-    ws_connection(http_stream stream, std::shared_ptr<http_context> ctx)
-        : ws_(std::move(stream)), ctx_(std::move(ctx)), wake_writer_(ws_.get_executor()) {
+    ws_connection(http_stream stream, std::string principal, std::shared_ptr<http_context> ctx)
+        : ws_(std::move(stream)),
+          ctx_(std::move(ctx)),
+          wake_writer_(ws_.get_executor()),
+          principal_(std::move(principal)) {
         static std::uint64_t next_id = 0;
         id_ = ++next_id;
     }
@@ -78,6 +82,11 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
         listening_ = ctx_->rpc.jobs().listen([weak](jobs::job const& j) {
             if (auto self = weak.lock()) self->on_job(j);
         });
+        if (ctx_->opts.principals)
+            revocation_ = ctx_->opts.principals->on_revoked([weak](std::string const& name) {
+                auto self = weak.lock();
+                if (self && name == self->principal_) self->close();
+            });
 
         beast::flat_buffer buffer;
         for (;;) {
@@ -105,6 +114,7 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
         if (closed_) return;
         closed_ = true;
         listening_.reset();
+        revocation_.reset();
         outbox_.clear();
         queued_push_.clear();
         outbox_bytes_ = 0;
@@ -343,8 +353,9 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
     bool closed_ = false;
     bool stopping_ = false;
     std::uint64_t id_ = 0;
-    std::string principal_ = caller{}.principal;
+    std::string principal_;
     std::shared_ptr<void> listening_;
+    std::shared_ptr<void> revocation_;  // closes the connection when its token is revoked
     std::set<std::string> sessions_;
     bool all_sessions_ = false;
 };
@@ -352,9 +363,10 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
 }  // namespace
 
 asio::awaitable<void> serve_ws(http_stream stream, http::request<http::string_body> req,
-                               std::shared_ptr<http_context> ctx, std::function<void()>& stop,
-                               std::function<void()>& abort) {
-    auto conn = std::make_shared<ws_connection>(std::move(stream), std::move(ctx));
+                               std::string principal, std::shared_ptr<http_context> ctx,
+                               std::function<void()>& stop, std::function<void()>& abort) {
+    auto conn =
+        std::make_shared<ws_connection>(std::move(stream), std::move(principal), std::move(ctx));
     stop = [conn] { conn->stop(); };
     abort = [conn] { conn->close(); };
     if (conn->ctx().connections.stop_requested()) conn->stop();  // upgraded during shutdown

@@ -10,11 +10,15 @@
 
 #include <functional>
 #include <memory>
+#include <string>
 
 namespace agentd::daemon {
 
+// `principal`: the token's (the route table authenticated the upgrade request). The connection
+// closes when a reload revokes that principal's token.
 boost::asio::awaitable<void> serve_ws(
     http_stream stream, boost::beast::http::request<boost::beast::http::string_body> req,
-    std::shared_ptr<http_context> ctx, std::function<void()>& stop, std::function<void()>& abort);
+    std::string principal, std::shared_ptr<http_context> ctx, std::function<void()>& stop,
+    std::function<void()>& abort);
 
 }  // namespace agentd::daemon

@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <limits>
 #include <list>
 #include <unordered_set>
 
@@ -49,6 +50,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     registry jobs;
     std::deque<job_ptr> queue;  // FIFO of jobs waiting for the launch gate
     std::size_t running = 0;
+    // The principals' quotas (set_quotas) and their running jobs, for the launch gate.
+    std::unordered_map<std::string, std::size_t> quotas;
+    std::unordered_map<std::string, std::size_t> running_of;
     std::unordered_set<job_ptr> active;  // launched and not yet ended
     std::uint64_t next_seq = 0;
     std::deque<std::pair<steady::time_point, std::string>> finished;  // retention order
@@ -258,18 +262,41 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         queue.push_back(std::move(j));
     }
 
+    // How many more jobs of `principal` its quota lets run beside `going` about to launch
+    // (no quota: no bound).
+    std::size_t quota_left(std::string const& principal, std::size_t going = 0) const {
+        auto q = quotas.find(principal);
+        if (q == quotas.end()) return std::numeric_limits<std::size_t>::max();
+        auto r = running_of.find(principal);
+        auto used = (r == running_of.end() ? 0 : r->second) + going;
+        return q->second - std::min(q->second, used);
+    }
+
+    // How many more jobs of `principal` may run now: its quota, at most the instance's room.
+    std::size_t room_of(std::string const& principal) const {
+        return std::min(lim.max_running - std::min(lim.max_running, running),
+                        quota_left(principal));
+    }
+
     // Launches queued jobs, in order, while the gate has room, each on the server the backend
     // places it on (several servers: pool.hpp). A job whose server is full stays queued until a
     // slot frees (run() pumps again) or a server comes back (on_capacity); one that no server
-    // can take fails at create. Launched after the scan: a launch may end and pump again.
+    // can take fails at create. A job whose principal is at its quota is passed over: it
+    // launches when one of that principal's jobs ends and pumps. Launched after the scan: a
+    // launch may end and pump again.
     void pump() {
         std::vector<job_ptr> go, refused;
         std::vector<upstream::upstream_error> why;
+        std::unordered_map<std::string, std::size_t> going;  // of `go`, by principal
         auto room = lim.max_running - std::min(lim.max_running, running);
         bool any_full = false;  // a new job waited: every new job after it would too
         for (auto it = queue.begin(); !stopped && go.size() < room && it != queue.end();) {
             auto& j = **it;
             if (any_full && j.upstream_server.empty()) {
+                ++it;
+                continue;
+            }
+            if (quota_left(j.own.principal, going[j.own.principal]) == 0) {
                 ++it;
                 continue;
             }
@@ -284,6 +311,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                 why.push_back(std::move(*p.refused));
             } else {
                 j.upstream_server = std::move(p.server);
+                ++going[j.own.principal];
                 go.push_back(*it);
             }
             it = queue.erase(it);
@@ -306,6 +334,12 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             backend->failed(j.upstream_server, e);
     }
 
+    void count_running(job const& j, bool up) {
+        auto& n = running_of[j.own.principal];
+        n = up ? n + 1 : n - 1;
+        if (n == 0) running_of.erase(j.own.principal);
+    }
+
     // Wakes watch() for `t` when it sleeps longer.
     void arm(steady::time_point t) {
         if (t < watch_next) {
@@ -318,6 +352,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         j->control = std::make_unique<upstream::call_control>(j->deadline);
         transition(*j, job_event::admit);
         ++running;
+        count_running(*j, true);
         active.insert(j);
         asio::co_spawn(ex, run(shared_from_this(), j), asio::detached);
     }
@@ -367,6 +402,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         j->control.reset();
         self->active.erase(j);
         --self->running;
+        self->count_running(*j, false);
         self->backend->release(j->upstream_server);
         // The slot is free before the abort goes out: a hung upstream must not hold the gate.
         if (to_abort) self->spawn_abort(j->upstream_server, *to_abort, upstream_directory(*j));
@@ -731,6 +767,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         j->deadline = created + timeout;
         j->control = std::make_unique<upstream::call_control>(j->deadline);
         ++running;
+        count_running(*j, true);
         backend->hold(j->upstream_server);
         active.insert(j);
         asio::co_spawn(ex, run(shared_from_this(), j, true), asio::detached);
@@ -1243,8 +1280,9 @@ asio::awaitable<protocol::result<std::vector<job_entry>>> manager::start_jobs(
     auto continued = m.continued_jobs(o, p);
     if (!continued) co_return continued.error();
 
-    // Jobs that cannot launch at once wait in the queue; the call is all or nothing.
-    auto free = m.lim.max_running - std::min(m.lim.max_running, m.running);
+    // Jobs that cannot launch at once (instance limit, or the principal's quota) wait in the
+    // queue; the call is all or nothing.
+    auto free = m.room_of(o.principal);
     auto overflow =
         !m.queue.empty() ? p.tasks.size() : p.tasks.size() - std::min(free, p.tasks.size());
     if (m.queue.size() + overflow > m.lim.max_queued)
@@ -1576,6 +1614,11 @@ background_stats manager::background() const {
     out.reaper_errors = impl_->reaper_errors;
     out.task_errors = impl_->task_errors;
     return out;
+}
+
+void manager::set_quotas(std::unordered_map<std::string, std::size_t> quotas) {
+    impl_->quotas = std::move(quotas);
+    impl_->pump();
 }
 
 manager_stats manager::stats() const {

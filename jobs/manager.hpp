@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace agentd::jobs {
@@ -128,6 +129,12 @@ class manager {
     // dropped. Listeners run synchronously on the manager's executor and must not block.
     using job_listener = std::function<void(job const&)>;
     std::shared_ptr<void> listen(job_listener listener);
+
+    // Each principal's quota: at most this many of its jobs run at once (a principal not named
+    // has only the instance's max_running). Its jobs beyond it stay queued, not refused, while
+    // other principals' jobs launch; they launch as its running ones end. Replaces the previous
+    // quotas (the daemon's tokens file, at start and on reload); a raised one applies at once.
+    void set_quotas(std::unordered_map<std::string, std::size_t> quotas);
 
     manager_stats stats() const;
     background_stats background() const;

@@ -2,6 +2,7 @@
 // one connection, delivered in reads of a size its first byte picks. Each head is parsed with
 // the server's limits and admitted by the route table; each body (chunked with extensions and
 // trailers too) is read through the server's bounded buffer and framing budget.
+#include "daemon/principals.hpp"
 #include "daemon/request_reader.hpp"
 #include "daemon/routes.hpp"
 
@@ -24,7 +25,7 @@ constexpr std::size_t max_body_bytes = 64 * 1024;
 server_options const& options() {
     static server_options const opts = [] {
         server_options o;
-        o.token = std::string(64, 'a');
+        o.principals = std::make_shared<principals>(std::string(64, 'a'));
         o.max_body_bytes = max_body_bytes;
         return o;
     }();

@@ -2,6 +2,7 @@
 // DNS-rebinding names, the bearer comparison, and load_or_create_token's directory and file
 // modes, reuse and failures, in a temporary directory under /tmp that each test removes.
 #include "daemon/auth.hpp"
+#include "daemon/principals.hpp"
 #include "daemon/state_dir.hpp"
 
 #include <gtest/gtest.h>
@@ -86,6 +87,21 @@ TEST(origin_allowed, extra_origins_match_exactly) {
     EXPECT_TRUE(origin_allowed("http://localhost", extra));
 }
 
+// Whether `authorization` authenticates as the principal whose token is `token`: the header's
+// token goes through principals::find, as routes.cpp does.
+bool bearer_matches(std::string_view authorization, std::string const& token) {
+    principals const set(token);
+    auto const presented = bearer_token(authorization);
+    return !presented.empty() && set.find(presented).has_value();
+}
+
+bool subprotocol_bearer_matches(std::string_view protocols, std::string const& token) {
+    principals const set(token);
+    for (auto presented : subprotocol_bearers(protocols))
+        if (set.find(presented)) return true;
+    return false;
+}
+
 TEST(bearer_matches, exact_token_only) {
     std::string const token = "0123456789abcdef0123456789abcdef";
     EXPECT_TRUE(bearer_matches("Bearer " + token, token));
@@ -112,7 +128,7 @@ TEST(subprotocol_bearer_matches, finds_the_token_among_offered_subprotocols) {
     EXPECT_FALSE(subprotocol_bearer_matches("AGENTD.BEARER." + token, token)) << "exact prefix";
     EXPECT_FALSE(subprotocol_bearer_matches(token, token)) << "no prefix";
     EXPECT_FALSE(subprotocol_bearer_matches("", token));
-    EXPECT_FALSE(subprotocol_bearer_matches("agentd.bearer.", "")) << "empty token never matches";
+    EXPECT_TRUE(subprotocol_bearers("agentd.bearer.").empty()) << "an empty token is not offered";
 
     EXPECT_TRUE(subprotocol_offered("agentd.bearer.x , agentd.v1", "agentd.v1"));
     EXPECT_FALSE(subprotocol_offered("agentd.v10, agentd.v", "agentd.v1"));
@@ -126,10 +142,37 @@ TEST(bearer_matches, scheme_is_case_insensitive_token_is_not) {
     EXPECT_FALSE(bearer_matches("Bearer abcdef0123456789abcdef0123456789", token));
 }
 
-TEST(bearer_matches, empty_token_never_matches) {
-    EXPECT_FALSE(bearer_matches("Bearer ", ""));
-    EXPECT_FALSE(bearer_matches("", ""));
-    EXPECT_FALSE(bearer_matches("Bearer x", ""));
+TEST(bearer_token, empty_when_there_is_no_token) {
+    EXPECT_EQ(bearer_token("Bearer "), "");
+    EXPECT_EQ(bearer_token(""), "");
+    EXPECT_EQ(bearer_token("Bearer"), "");
+    EXPECT_EQ(bearer_token("Bearer x"), "x");
+}
+
+TEST(principals, local_token_is_admin_and_named_tokens_are_theirs) {
+    principals set("local-token-0123456789abcdef0123",
+                   {common::principal_entry{.name = "ci",
+                                            .sha256 = common::sha256_hex("ci-token"),
+                                            .admin = false,
+                                            .max_running = 3}});
+    auto const local = set.find("local-token-0123456789abcdef0123");
+    ASSERT_TRUE(local);
+    EXPECT_EQ(local->name, "local");
+    EXPECT_TRUE(local->admin);
+    auto const ci = set.find("ci-token");
+    ASSERT_TRUE(ci);
+    EXPECT_EQ(ci->name, "ci");
+    EXPECT_FALSE(ci->admin);
+    EXPECT_EQ(set.quotas().at("ci"), 3u);
+    EXPECT_FALSE(set.find("ci-token2"));
+    EXPECT_FALSE(set.find(""));
+
+    std::vector<std::string> revoked;
+    auto const handle = set.on_revoked([&](std::string const& name) { revoked.push_back(name); });
+    set.replace({});
+    EXPECT_FALSE(set.find("ci-token"));
+    EXPECT_TRUE(set.find("local-token-0123456789abcdef0123"));
+    EXPECT_EQ(revoked, std::vector<std::string>{"ci"});
 }
 
 // A fresh directory under /tmp, removed with everything in it at the end of the test.
