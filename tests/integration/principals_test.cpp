@@ -88,8 +88,7 @@ std::string start_as(agentd_process& a, std::string const& token, std::string co
 std::vector<std::string> ids_listed(agentd_process& a, std::string const& token) {
     std::vector<std::string> ids;
     auto const listed = call_as(a, token, "agents_status", {});  // jobs_of() refers into it
-    for (auto const& j : jobs_of(listed))
-        ids.push_back(str(j, "id"));
+    for (auto const& j : jobs_of(listed)) ids.push_back(str(j, "id"));
     return ids;
 }
 
