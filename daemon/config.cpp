@@ -6,6 +6,7 @@
 #include "common/state_dir.hpp"
 #include "daemon/config_toml.hpp"
 #include "daemon/server.hpp"
+#include "jobs/postgres_store.hpp"
 #include "protocol/enum_names.hpp"
 #include "protocol/version.hpp"
 
@@ -264,6 +265,20 @@ std::vector<setting> settings() {
             "sqlite ($STATE_DIR/agentd.db) | postgres (store.url); --store URL implies postgres",
             [](auto& c) -> auto& { return c.store; }),
         store_url(),
+        text(
+            "store.instance", "--store-instance",
+            "PostgreSQL: this instance's name, its jobs' lease owner ([A-Za-z0-9._-]{1,64}); "
+            "default: kept in STATE_DIR/instance",
+            [](auto& c) -> auto& { return c.store_instance; },
+            [](std::string const& name) -> std::optional<std::string> {
+                if (jobs::valid_instance_name(name)) return std::nullopt;
+                return "want 1 to 64 of [A-Za-z0-9._-]";
+            }),
+        number(
+            "store.lease_ttl_ms", "--store-lease-ttl-ms",
+            "PostgreSQL: a running job's lease; an instance silent this long loses its jobs to "
+            "another",
+            300, hour_ms, [](auto& c) -> auto& { return c.store_lease_ttl; }),
         token_mode(),
         number(
             "shutdown_grace_ms", "--shutdown-grace-ms",

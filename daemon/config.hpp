@@ -29,6 +29,10 @@ struct config {
     auth_mode auth = auth_mode::token;
     store_backend store = store_backend::sqlite;
     std::optional<std::string> store_url;  // postgres://…; may hold a password: never logged
+    // Several instances on one PostgreSQL store (DESIGN §9): this one's name (unset: kept in
+    // STATE_DIR/instance, made once) and the lease time after which another takes its jobs.
+    std::optional<std::string> store_instance;
+    std::chrono::milliseconds store_lease_ttl{15'000};
     unsigned token_mode = 0600;  // 0640: the system service's group agentd may read the token
     // Named principals' token hashes (auth.tokens_file); unset: STATE_DIR/tokens.toml if it exists.
     std::optional<std::string> tokens_file;

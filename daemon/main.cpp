@@ -15,6 +15,7 @@
 #include "daemon/timed_backend.hpp"
 #include "jobs/manager.hpp"
 #include "jobs/postgres_store.hpp"
+#include "jobs/random.hpp"
 #include "jobs/sqlite_store.hpp"
 #include "jobs/upstream/openai.hpp"
 #include "jobs/upstream/opencode.hpp"
@@ -26,8 +27,12 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include <unistd.h>
+
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <variant>
 
 namespace {
@@ -68,10 +73,30 @@ std::unique_ptr<jobs::upstream::backend> make_backend(boost::asio::any_io_execut
     return jobs::upstream::make_opencode_backend(std::move(ex), std::move(oc));
 }
 
+// This instance's name on a shared store: configured, else kept in STATE_DIR/instance (host name
+// and a random suffix, made once), so a restart under the same state takes its jobs back.
+std::string instance_name(daemon::config const& c) {
+    if (c.store_instance) return *c.store_instance;
+    auto const file = std::filesystem::path(c.state_dir) / "instance";
+    std::string name;
+    if (std::ifstream in(file); in) std::getline(in, name);
+    if (jobs::valid_instance_name(name)) return name;
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    for (char const* p = host; *p && name.size() < 40; ++p)
+        name += std::isalnum(static_cast<unsigned char>(*p)) || *p == '.' || *p == '-' ? *p : '-';
+    name = (name.empty() ? "agentd" : name) + "-" + jobs::random_hex(4);
+    std::ofstream(file) << name << '\n';
+    return name;
+}
+
 // SQLite in the state directory, or PostgreSQL (DESIGN §9); throws when the store is unusable.
-std::unique_ptr<jobs::store> open_store(boost::asio::any_io_executor ex, daemon::config const& c) {
+std::unique_ptr<jobs::store> open_store(boost::asio::any_io_executor ex, daemon::config const& c,
+                                        std::string const& instance) {
     if (c.store == daemon::store_backend::postgres)
-        return std::make_unique<jobs::postgres_store>(std::move(ex), *c.store_url);
+        return std::make_unique<jobs::postgres_store>(
+            std::move(ex), *c.store_url,
+            jobs::postgres_options{.instance = instance, .lease_ttl = c.store_lease_ttl});
     return std::make_unique<jobs::sqlite_store>(std::filesystem::path(c.state_dir) / "agentd.db");
 }
 
@@ -161,7 +186,8 @@ int run(daemon::config const& c) {
                               .ws_idle_timeout = c.ws_idle_timeout,
                               .inherited_fds = daemon::systemd_listen_fds(),
                               .max_mcp_sessions = c.max_mcp_sessions,
-                              .first_request_timeout = c.first_request_timeout};
+                              .first_request_timeout = c.first_request_timeout,
+                              .mcp_session_prefix = {}};
     daemon::ensure_state_dir(c.state_dir);
     daemon::verify_state_dir(c.state_dir);
     if (c.auth == daemon::auth_mode::token) {
@@ -171,7 +197,10 @@ int run(daemon::config const& c) {
         if (so.principals->count() > 0)
             log::info("principals_loaded", {{"count", so.principals->count()}});
     }
-    auto db = open_store(ioc.get_executor(), c);
+    auto const instance =
+        c.store == daemon::store_backend::postgres ? instance_name(c) : std::string();
+    if (!instance.empty()) so.mcp_session_prefix = instance + ".";
+    auto db = open_store(ioc.get_executor(), c, instance);
 
     daemon::metrics stats(std::string(agentd::version),
                           std::string(protocol::to_string(c.upstream_backend)));
@@ -183,10 +212,16 @@ int run(daemon::config const& c) {
     stats.watch_background([&manager] { return manager.background(); });
     stats.watch_servers([&manager] { return manager.servers(); });
     // Before start(): jobs interrupted while restoring count as finished.
-    auto counting = manager.listen([&stats](jobs::job const& j) { stats.job_changed(j.view); });
+    // Another instance's jobs (a shared store) count there, not here.
+    auto counting = manager.listen([&stats](jobs::job const& j) {
+        if (j.holder.empty()) stats.job_changed(j.view);
+    });
     daemon::rpc_service rpc(manager, c.approval,
                             protocol::codec_limits{.max_response_bytes = c.max_response_bytes},
                             &stats);
+    if (auto* shared = manager.shared())
+        shared->serve(
+            [&rpc](std::string request) { return rpc.answer_forwarded(std::move(request)); });
     daemon::server srv(ioc.get_executor(), so, rpc);
     srv.open();
     manager.start();

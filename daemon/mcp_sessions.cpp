@@ -95,7 +95,7 @@ bool mcp_sessions::make_room(std::string const& principal) {
 std::shared_ptr<mcp_session> mcp_sessions::open(std::string const& principal) {
     if (!make_room(principal)) return nullptr;
     auto s = std::make_shared<mcp_session>();
-    s->id = jobs::random_hex(16);
+    s->id = opts_.id_prefix + jobs::random_hex(16);
     s->principal = principal;
     s->last_used = mcp_session::clock::now();
     sessions_.emplace(s->id, s);

@@ -77,6 +77,7 @@ class mcp_sessions {
     struct options {
         std::size_t max_sessions = 1024;  // per principal
         std::chrono::milliseconds idle_timeout{3'600'000};
+        std::string id_prefix;  // before the random part of each id
     };
 
     explicit mcp_sessions(options opts);

@@ -6,6 +6,7 @@
 
 #include "common/log.hpp"
 #include "daemon/metrics.hpp"
+#include "jobs/store.hpp"
 #include "planner/executor.hpp"
 #include "planner/plan.hpp"
 #include "protocol/json_text.hpp"
@@ -14,12 +15,15 @@
 #include <boost/asio/error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/json/monotonic_resource.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/json/value_from.hpp>
 #include <boost/system/system_error.hpp>
 
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <map>
 #include <type_traits>
 #include <utility>
 
@@ -141,6 +145,7 @@ rpc_service::rpc_service(jobs::manager& jobs, planner::policy policy, protocol::
 
 // What one agents_* call on the manager runs with.
 struct rpc_service::call_context {
+    std::string_view method;
     caller const& who;
     json::value const& params;  // as sent: what an approval request shows the user
     json::storage_ptr sp;
@@ -162,17 +167,170 @@ auto rpc_service::parse(Parse parser, json::value const& params) const {
     }
 }
 
+namespace {
+
+// The job ids a call names (a follow-up's `continue` too).
+std::vector<std::string> named_ids(protocol::start_params const& p) {
+    std::vector<std::string> ids;
+    for (auto const& t : p.tasks)
+        if (t.continues) ids.push_back(*t.continues);
+    return ids;
+}
+template <class Params>
+std::vector<std::string> named_ids(Params const& p) {
+    if constexpr (requires { p.jobs.value_or(std::vector<std::string>{}); })
+        return p.jobs.value_or(std::vector<std::string>{});
+    else if constexpr (requires { p.jobs.size(); })
+        return p.jobs;
+    else
+        return {p.job};
+}
+
+// What another instance holding the job answers for (its live text, steps and upstream calls).
+template <class Params>
+constexpr bool forwardable = std::is_same_v<Params, protocol::cancel_params> ||
+                             std::is_same_v<Params, protocol::peek_params> ||
+                             std::is_same_v<Params, protocol::respond_params> ||
+                             std::is_same_v<Params, protocol::worktree_remove_params>;
+
+// How long a forwarded call may take: the holder answers cancel, respond and peek at once (an
+// abort it awaits is bounded well below this).
+constexpr std::chrono::seconds forward_timeout{10};
+
+}  // namespace
+
+template <class Params>
+asio::awaitable<std::optional<result<json::value>>> rpc_service::forward(Params const& p,
+                                                                         call_context& c) {
+    auto to = jobs_.holder(c.owner, p.job);
+    if (!to) co_return std::nullopt;
+    auto out = co_await call_instance(*to, c.params, c);
+    co_return out;
+}
+
+// Each instance holding some of the ids cancels those; the entries come back in request order.
+asio::awaitable<std::optional<result<json::value>>> rpc_service::forward(
+    protocol::cancel_params const& p, call_context& c) {
+    std::map<std::string, std::vector<std::string>> remote;
+    std::vector<std::string> local;
+    for (auto const& id : p.jobs) {
+        if (auto to = jobs_.holder(c.owner, id))
+            remote[*to].push_back(id);
+        else
+            local.push_back(id);
+    }
+    if (remote.empty()) co_return std::nullopt;
+    std::map<std::string, json::value> entries;
+    auto keep = [&](json::array const& jobs) {
+        for (auto const& e : jobs)
+            if (auto const* id = e.as_object().if_contains("id"); id && id->is_string())
+                entries.emplace(std::string(id->get_string()), e);
+    };
+    for (auto const& [to, ids] : remote) {
+        json::object params{{"jobs", json::value_from(ids)}};
+        if (p.session) params["session"] = *p.session;
+        auto out = co_await call_instance(to, params, c);
+        if (!out) co_return out;
+        keep(out->as_object().at("jobs").as_array());
+    }
+    if (!local.empty()) {
+        protocol::cancel_params mine{p.session, local};
+        auto out = co_await jobs_.cancel(c.owner, mine);
+        keep(render(out, c.sp, c.budget));
+    }
+    json::array jobs(c.sp);
+    for (auto const& id : p.jobs) jobs.push_back(entries.at(id));
+    co_return json::value(json::object({{"jobs", std::move(jobs)}}, c.sp));
+}
+
+asio::awaitable<result<json::value>> rpc_service::call_instance(std::string const& to,
+                                                                json::value const& params,
+                                                                call_context& c) {
+    json::object request{{"method", c.method},
+                         {"params", params},
+                         {"principal", c.who.principal},
+                         {"session", c.owner.session}};
+    auto reply = co_await jobs_.shared()->call(to, json::serialize(request), forward_timeout);
+    if (!reply)
+        co_return protocol::rpc_error{
+            protocol::error_code::internal_error,
+            fmt::format("the agentd instance {} holding the job did not answer within {} s; if "
+                        "it stopped, another instance takes its jobs over within the lease time",
+                        to, forward_timeout.count()),
+            nullptr};
+    boost::system::error_code ec;
+    auto v = json::parse(*reply, ec, c.sp);
+    auto const* o = ec ? nullptr : v.if_object();
+    if (o && o->contains("result")) co_return o->at("result");
+    auto const* e = o ? o->if_contains("error") : nullptr;
+    if (!e || !e->is_object() || !e->as_object().contains("code"))
+        co_return protocol::rpc_error{protocol::error_code::internal_error, "internal error",
+                                      nullptr};
+    auto const& err = e->as_object();
+    auto const* message = err.if_contains("message");
+    auto const* data = err.if_contains("data");
+    co_return protocol::rpc_error{
+        static_cast<protocol::error_code>(err.at("code").template to_number<int>()),
+        message && message->is_string() ? std::string(message->get_string()) : std::string(),
+        data ? *data : json::value(nullptr)};
+}
+
+asio::awaitable<std::string> rpc_service::answer_forwarded(std::string request) {
+    boost::system::error_code ec;
+    auto v = json::parse(request, ec);
+    auto const* o = ec ? nullptr : v.if_object();
+    auto text = [&](char const* key) -> std::string {
+        auto const* f = o ? o->if_contains(key) : nullptr;
+        return f && f->is_string() ? std::string(f->get_string()) : std::string();
+    };
+    caller who;
+    who.principal = text("principal");
+    who.default_session = text("session");
+    who.forwarded = true;
+    auto const method = text("method");
+    auto const* params = o ? o->if_contains("params") : nullptr;
+    json::object reply;
+    if (!params || method.empty() || who.principal.empty() || who.default_session.empty()) {
+        reply["error"] = {{"code", static_cast<int>(protocol::error_code::internal_error)},
+                          {"message", "internal error"}};
+    } else {
+        auto out = co_await invoke(method, *params, who);
+        if (out) {
+            reply["result"] = std::move(*out);
+        } else {
+            auto e = out.error();
+            reply["error"] = {
+                {"code", static_cast<int>(e.code)}, {"message", e.message}, {"data", e.data}};
+        }
+    }
+    co_return json::serialize(reply);
+}
+
 template <auto Parse>
 asio::awaitable<result<json::value>> rpc_service::method(json::value const& params,
                                                          call_context& c) {
     auto p = parse(Parse, params);
     if (!p) co_return p.error();
     c.owner = c.who.owner(p->session);
-    // agents_status answers at once: the hottest call costs no second coroutine frame.
+    // Several instances on one store: a job started on another instance a moment ago is fetched
+    // before the call looks for it, and a call on another instance's job is answered there.
+    if (jobs_.shared() && !c.who.forwarded) {
+        auto ids = named_ids(*p);
+        if (!jobs_.knows(c.owner, ids)) co_await jobs_.discover(std::move(ids));
+        if constexpr (forwardable<std::decay_t<decltype(*p)>>) {
+            auto out = co_await forward(*p, c);
+            if (out) co_return std::move(*out);
+        }
+    }
+    // agents_status answers at once: the hottest call costs no second coroutine frame. What a
+    // reply shows is committed first (an asynchronous store may still hold it).
     if constexpr (std::is_same_v<decltype(run(*p, c)), result<json::value>>) {
-        co_return run(*p, c);
+        auto out = run(*p, c);
+        if (!jobs_.committed()) co_await jobs_.sync_store();
+        co_return out;
     } else {
         auto out = co_await run(*p, c);
+        if (!jobs_.committed()) co_await jobs_.sync_store();
         co_return out;
     }
 }
@@ -313,7 +471,7 @@ asio::awaitable<result<json::value>> rpc_service::dispatch(std::string_view meth
     if (!budget) budget = &own.emplace(codec_.max_response_bytes);
     for (auto const& [name, run_method] : methods) {
         if (name != method) continue;
-        call_context c{who, params, sp, *budget, {}};
+        call_context c{name, who, params, sp, *budget, {}};
         auto out = co_await (this->*run_method)(params, c);
         co_return out;
     }
@@ -341,7 +499,7 @@ asio::awaitable<result<json::value>> rpc_service::wait(protocol::wait_params con
     auto const started = std::chrono::steady_clock::now();
     protocol::response_budget budget(codec_.max_response_bytes);
     json::value const none;
-    call_context c{who, none, {}, budget, who.owner(p.session)};
+    call_context c{"agents_wait", who, none, {}, budget, who.owner(p.session)};
     auto out = co_await run(p, c);
     log_answer("agents_wait", c.owner.session, who.principal, started, out);
     co_return out;

@@ -38,6 +38,9 @@ struct caller {
     // (an object with `id` and no `method`): true when it answered one of theirs; otherwise it
     // is refused as an invalid request.
     std::function<bool(boost::json::object const&)> take_reply;
+    // A call another instance forwarded to the one holding its job (DESIGN §9): answered here,
+    // never forwarded again (a lease that moved meanwhile must not bounce it around).
+    bool forwarded = false;
 
     // The owner of a call's jobs: the session the call names, else this caller's default. The
     // one place the default applies (params keep an absent session absent).
@@ -72,6 +75,9 @@ class rpc_service {
     // invoke() answers it.
     boost::asio::awaitable<protocol::result<boost::json::value>> wait(
         protocol::wait_params const& p, caller const& who);
+    // Several instances on one store: answers a call another instance forwarded here
+    // ({method, params, principal, session} → {result} or {error}).
+    boost::asio::awaitable<std::string> answer_forwarded(std::string request);
 
   private:
     struct call_context;
@@ -99,6 +105,16 @@ class rpc_service {
         protocol::respond_params const& p, call_context& c);
     boost::asio::awaitable<protocol::result<boost::json::value>> run(
         protocol::worktree_remove_params const& p, call_context& c);
+
+    // Several instances on one store: the call as the instance holding the job answers it, or
+    // nullopt when this instance holds it (cancel splits its ids by instance).
+    template <class Params>
+    boost::asio::awaitable<std::optional<protocol::result<boost::json::value>>> forward(
+        Params const& p, call_context& c);
+    boost::asio::awaitable<std::optional<protocol::result<boost::json::value>>> forward(
+        protocol::cancel_params const& p, call_context& c);
+    boost::asio::awaitable<protocol::result<boost::json::value>> call_instance(
+        std::string const& to, boost::json::value const& params, call_context& c);
 
     // Batches of parallel calls and serial barriers (DESIGN §4).
     std::vector<planner::batch> plan_for(

@@ -182,7 +182,8 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
               http_context{opts,
                            rpc,
                            task_group(ex, "connection"),
-                           mcp_sessions({.max_sessions = opts.max_mcp_sessions}),
+                           mcp_sessions({.max_sessions = opts.max_mcp_sessions,
+                                         .id_prefix = opts.mcp_session_prefix}),
                            {}})) {
         if (!opts.principals) return;
         std::weak_ptr<http_context> weak = ctx;

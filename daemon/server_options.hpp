@@ -28,6 +28,9 @@ struct server_options {
     std::size_t max_mcp_sessions = 1024;  // per principal
     // A new connection's first request head must come sooner: idle sockets cannot hold slots.
     std::chrono::milliseconds first_request_timeout{5'000};
+    // Several instances on one store: MCP session ids start with "INSTANCE." so that a load
+    // balancer can route a session to the instance that holds it.
+    std::string mcp_session_prefix;
 };
 
 }  // namespace agentd::daemon

@@ -42,6 +42,10 @@ struct job {
     // The upstream server the job runs on, its URL as configured (several servers: the pool
     // places it at launch; a follow-up gets its job's). Empty until placed.
     std::string upstream_server;
+    // Several instances on one store (DESIGN §9): the instance holding the lease of another
+    // instance's job, which this one only mirrors (its rows arrive on change notices); empty for
+    // this instance's own jobs. A mirrored job that finished keeps it.
+    std::string holder;
     // The job whose sub-agent started this one (DESIGN §2 nesting): cancels cascade down to it.
     std::optional<std::string> parent;
     // The follow-up that continues this job (DESIGN §2 `continue`): only the latest job of a

@@ -22,6 +22,7 @@
 #include <deque>
 #include <limits>
 #include <list>
+#include <map>
 #include <unordered_set>
 
 namespace agentd::jobs {
@@ -41,6 +42,12 @@ std::string seconds_text(std::chrono::milliseconds d) {
 // Job times at the precision they are shown and stored, so a restored job reads the same.
 protocol::wall_time now_ms() {
     return std::chrono::time_point_cast<std::chrono::milliseconds>(wall::now());
+}
+
+std::uint64_t micros_since_epoch() {
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(wall::now().time_since_epoch())
+            .count());
 }
 
 struct manager::impl : std::enable_shared_from_this<manager::impl> {
@@ -64,7 +71,13 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     std::uint64_t reaper_errors = 0;
     std::uint64_t task_errors = 0;
     std::list<job_listener> listeners;
-    store* db = nullptr;    // null: nothing is persisted (unit tests)
+    store* db = nullptr;  // null: nothing is persisted (unit tests)
+    // Several instances on one store (DESIGN §9): other instances' jobs are mirrored from their
+    // change notices; ids noticed and not fetched yet wait in `to_fetch`.
+    shared_store* shared = nullptr;
+    std::unordered_set<std::string> to_fetch;
+    bool fetching = false;
+    wake_signal leases;     // hold_leases() sleeps on it between rounds
     bool draining = false;  // no new jobs; running ones may finish
     wake_signal idle;       // drain() waits on it: nothing running, nothing aborting
     bool stopped = false;
@@ -85,6 +98,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
           flusher(ex),
           queue_expiry(ex),
           db(s),
+          shared(s ? s->shared() : nullptr),
+          leases(ex),
           idle(ex),
           settled(ex),
           watcher(ex) {}
@@ -627,6 +642,147 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         }
     }
 
+    // --- several instances on one store (DESIGN §9) ----------------------------------------
+
+    // A change notice: every id that is not this instance's own job is (re)fetched.
+    void noticed(std::vector<std::string> ids) {
+        for (auto& id : ids) {
+            auto j = jobs.find_any(id);
+            if (j && j->holder.empty()) continue;
+            to_fetch.insert(std::move(id));
+        }
+        if (!to_fetch.empty() && !fetching && !stopped)
+            asio::co_spawn(ex, refresh(shared_from_this()), report_failure("the job mirror"));
+    }
+
+    // Fetches the noticed ids in rounds (notices arriving meanwhile join the next round).
+    static asio::awaitable<void> refresh(std::shared_ptr<impl> self) {
+        self->fetching = true;
+        while (!self->to_fetch.empty() && !self->stopped) {
+            std::vector<std::string> ids(self->to_fetch.begin(), self->to_fetch.end());
+            self->to_fetch.clear();
+            auto rows = co_await self->shared->fetch(ids);
+            self->mirror(ids, std::move(rows));
+        }
+        self->fetching = false;
+    }
+
+    // Applies fetched rows of `ids` to the mirrors: new jobs appear, changed ones wake their
+    // waiters and listeners, gone ones disappear. This instance's own jobs are left alone.
+    void mirror(std::vector<std::string> const& ids, std::vector<job_ptr> rows) {
+        std::unordered_set<std::string> seen;
+        for (auto& row : rows) {
+            seen.insert(row->view.id);
+            auto j = jobs.find_any(row->view.id);
+            if (j && j->holder.empty()) continue;
+            if (row->holder.empty()) continue;  // this instance's by its lease: take_over() has it
+            if (j)
+                update_mirror(j, *row);
+            else
+                add_mirror(std::move(row));
+        }
+        for (auto const& id : ids) {
+            auto j = jobs.find_any(id);
+            if (!seen.contains(id) && j && !j->holder.empty()) jobs.erase(id);
+        }
+    }
+
+    void add_mirror(job_ptr j) {
+        next_seq = std::max(next_seq, j->seq + 1);
+        jobs.insert(j);
+        if (j->view.upstream) jobs.bind_upstream(j, j->view.upstream->session);
+        if (auto parent = jobs.find_by_upstream(j->own.principal, j->own.session);
+            parent && parent != j)
+            jobs.adopt(j, parent->view.id);
+        if (j->view.continues)
+            if (auto c = jobs.find(j->own.principal, *j->view.continues))
+                c->continued_by = j->view.id;
+        if (protocol::is_terminal(j->view.state)) retain(j->view.id, steady::now());
+        notify(*j);
+    }
+
+    // The row's content into the mirror `j` (its waiters keep their hooks on it).
+    void update_mirror(job_ptr const& j, job& row) {
+        bool was_finished = protocol::is_terminal(j->view.state);
+        bool rebind = row.view.upstream && (!j->view.upstream || j->view.upstream->session !=
+                                                                     row.view.upstream->session);
+        j->view = std::move(row.view);
+        j->holder = std::move(row.holder);
+        j->task = std::move(row.task);
+        j->transcript = std::move(row.transcript);
+        j->upstream_server = std::move(row.upstream_server);
+        j->user_message = std::move(row.user_message);
+        if (rebind) jobs.bind_upstream(j, j->view.upstream->session);
+        if (!was_finished && protocol::is_terminal(j->view.state))
+            retain(j->view.id, steady::now());
+        for (auto* w : std::vector<waiter_hook*>(j->waiters)) w->wake();
+        notify(*j);
+    }
+
+    // Renews this instance's leases every third of the lease time and takes over the jobs of
+    // instances whose leases expired; the mirrors of unfinished jobs are re-read each round too,
+    // in case a notice was lost with a connection.
+    static asio::awaitable<void> hold_leases(std::shared_ptr<impl> self) {
+        auto const period = self->shared->lease_ttl() / 3;
+        while (!self->stopped) {
+            auto taken = co_await self->shared->take_over();
+            if (!taken.empty() && !self->stopped) self->take(std::move(taken));
+            std::vector<std::string> unfinished;
+            self->jobs.for_each([&](job const& j) {
+                if (!j.holder.empty() && !protocol::is_terminal(j.view.state))
+                    unfinished.push_back(j.view.id);
+            });
+            if (!unfinished.empty()) self->noticed(std::move(unfinished));
+            [[maybe_unused]] auto woken = co_await self->leases.wait_for(period);
+        }
+    }
+
+    // Jobs claimed from a dead instance: the restart rules (DESIGN §7) apply as after a restart.
+    void take(std::vector<job_ptr> rows) {
+        std::map<std::string, std::size_t> from;  // jobs taken, by the instance they were on
+        for (auto& row : rows) {
+            auto j = jobs.find_any(row->view.id);
+            if (j && j->holder.empty()) continue;
+            ++from[j ? j->holder : std::string("unknown")];
+            if (j) {
+                update_mirror(j, *row);
+                j->holder.clear();
+            } else {
+                j = row;
+                j->holder.clear();
+                add_mirror(j);
+            }
+            if (j->view.state == job_state::queued) {
+                enqueue(j);
+            } else if (protocol::is_active(j->view.state) && j->view.upstream) {
+                unsettled.insert(j);
+            } else if (!protocol::is_terminal(j->view.state)) {
+                interrupt(*j, "its agentd instance stopped while the job started");
+            }
+        }
+        for (auto const& [instance, count] : from)
+            log::info("jobs_taken_over", {{"count", count}, {"from", instance}});
+        if (!unsettled.empty())
+            asio::co_spawn(ex, settle_within(shared_from_this(), std::chrono::seconds(5)),
+                           report_failure("taking over jobs"));
+        pump();
+    }
+
+    // Settles the unsettled jobs (restored or taken over) within `bound`; the rest are
+    // interrupted then.
+    static asio::awaitable<void> settle_within(std::shared_ptr<impl> self,
+                                               std::chrono::milliseconds bound) {
+        if (self->unsettled.empty()) co_return;
+        asio::co_spawn(self->ex, settle(self), [self](std::exception_ptr) {
+            // A failure to settle leaves the rest to the bound below.
+            self->settled.fire();
+        });
+        [[maybe_unused]] auto woken = co_await self->settled.wait_for(bound);
+        for (auto const& j : std::vector<job_ptr>(self->unsettled.begin(), self->unsettled.end()))
+            self->interrupt_restored(j);
+        self->unsettled.clear();
+    }
+
     // --- restart -------------------------------------------------------------------------
 
     // Jobs from the store: finished ones as they were (retention counts from their finish),
@@ -649,7 +805,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             next_seq = std::max(next_seq, j->seq + 1);
             jobs.insert(j);
             if (j->view.upstream) jobs.bind_upstream(j, j->view.upstream->session);
-            if (protocol::is_terminal(j->view.state)) {
+            if (!j->holder.empty() && !protocol::is_terminal(j->view.state)) {
+                continue;  // another instance runs it: mirrored only
+            } else if (protocol::is_terminal(j->view.state)) {
                 auto age = wall_now - j->view.finished_at.value_or(wall_now);
                 retain(j->view.id, steady_now - std::chrono::duration_cast<steady::duration>(age));
             } else if (j->view.state == job_state::queued) {
@@ -797,7 +955,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
 
     job_ptr active_job(std::string_view upstream_session) const {
         auto j = jobs.find_by_upstream(upstream_session);
-        return j && protocol::is_active(j->view.state) ? j : nullptr;
+        // Another instance's job: its events are that instance's to follow.
+        return j && j->holder.empty() && protocol::is_active(j->view.state) ? j : nullptr;
     }
 
     void on_delta(std::string_view upstream_session, std::string_view delta) {
@@ -934,6 +1093,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         } else if (j.view.requests.empty() && j.view.state == job_state::waiting) {
             transition(j, job_event::resume);
         } else {
+            persist(j);  // the row shows them too (other instances read it)
             for (auto* w : std::vector<waiter_hook*>(j.waiters)) w->wake();
             notify(j);
         }
@@ -1027,6 +1187,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
 
     // After a re-attach: the requests the upstream still waits on come back (DESIGN §7).
     asio::awaitable<void> restore_requests(job_ptr j) {
+        // The row's requests are what was pending then: the upstream says what still is (and
+        // each gets its input timeout from now).
+        j->view.requests.clear();
         auto pending = co_await server_of(*j).pending_requests(j->view.upstream->session,
                                                                upstream_directory(*j));
         if (pending)
@@ -1218,20 +1381,17 @@ void manager::start() {
     asio::co_spawn(impl_->ex, impl::expire_queued(impl_), impl_->report_failure("queue expiry"));
     if (impl_->db)
         asio::co_spawn(impl_->ex, impl::flush(impl_), impl_->report_failure("the store flusher"));
+    if (impl_->shared) {
+        impl_->shared->watch([weak = std::weak_ptr<impl>(impl_)](std::vector<std::string> ids) {
+            if (auto self = weak.lock()) self->noticed(std::move(ids));
+        });
+        asio::co_spawn(impl_->ex, impl::hold_leases(impl_), impl_->report_failure("the leases"));
+    }
 }
 
 asio::awaitable<void> manager::recover(std::chrono::milliseconds bound) {
     auto self = impl_;
-    if (!self->unsettled.empty()) {
-        asio::co_spawn(self->ex, impl::settle(self), [self](std::exception_ptr) {
-            // A failure to settle leaves the rest to the bound below.
-            self->settled.fire();
-        });
-        [[maybe_unused]] auto woken = co_await self->settled.wait_for(bound);
-        for (auto const& j : std::vector<job_ptr>(self->unsettled.begin(), self->unsettled.end()))
-            self->interrupt_restored(j);
-        self->unsettled.clear();
-    }
+    co_await impl::settle_within(self, bound);
     self->pump();  // restored queued jobs
 }
 
@@ -1263,6 +1423,7 @@ void manager::stop() {
     impl_->flusher.fire();
     impl_->queue_expiry.fire();
     impl_->watcher.fire();
+    impl_->leases.fire();
     impl_->interrupt_queued();
     // Running jobs end through their own coroutines once their sockets are closed.
     impl_->stop_running();
@@ -1308,6 +1469,8 @@ asio::awaitable<protocol::result<std::vector<job_entry>>> manager::start_jobs(
         if (auto const& c = (*continued)[created.size()]) impl::follow_up(*j, *c);
         j->view.task = preview_of(j->task);
         if (parent) j->parent = parent->view.id;
+        // Instances sharing a store number jobs by creation time, so listings interleave them.
+        if (m.shared) m.next_seq = std::max(m.next_seq, micros_since_epoch());
         j->seq = m.next_seq++;
         j->connection_id = connection_id;
         created.push_back(std::move(j));
@@ -1619,6 +1782,38 @@ background_stats manager::background() const {
 void manager::set_quotas(std::unordered_map<std::string, std::size_t> quotas) {
     impl_->quotas = std::move(quotas);
     impl_->pump();
+}
+
+std::optional<std::string> manager::holder(owner const& o, std::string const& id) const {
+    auto j = impl_->jobs.find(o.principal, id);
+    if (!j || j->holder.empty() || protocol::is_terminal(j->view.state)) return std::nullopt;
+    return j->holder;
+}
+
+bool manager::knows(owner const& o, std::span<std::string const> ids) const {
+    if (!impl_->shared) return true;
+    return std::all_of(ids.begin(), ids.end(),
+                       [&](std::string const& id) { return impl_->jobs.find(o.principal, id); });
+}
+
+asio::awaitable<void> manager::discover(std::vector<std::string> ids) {
+    auto self = impl_;
+    if (!self->shared || ids.empty()) co_return;
+    auto rows = co_await self->shared->fetch(ids);
+    self->mirror(ids, std::move(rows));
+}
+
+bool manager::committed() const {
+    return !impl_->db || impl_->db->committed();
+}
+
+asio::awaitable<void> manager::sync_store() {
+    auto self = impl_;
+    if (self->db) co_await self->db->sync();
+}
+
+shared_store* manager::shared() const {
+    return impl_->shared;
 }
 
 manager_stats manager::stats() const {

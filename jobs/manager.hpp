@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -25,6 +26,7 @@
 namespace agentd::jobs {
 
 class store;
+class shared_store;
 
 struct limits {
     std::size_t max_tasks_per_call = 8;
@@ -135,6 +137,20 @@ class manager {
     // other principals' jobs launch; they launch as its running ones end. Replaces the previous
     // quotas (the daemon's tokens file, at start and on reload); a raised one applies at once.
     void set_quotas(std::unordered_map<std::string, std::size_t> quotas);
+
+    // Several instances on one store (DESIGN §9). The instance holding job `id` of o's
+    // principal when another instance runs it (cancel, respond and peek go there), else nullopt.
+    std::optional<std::string> holder(owner const& o, std::string const& id) const;
+    // Whether every id is known here; a job started on another instance a moment ago may not
+    // be mirrored yet: discover() fetches such ids. Always true without a shared store.
+    bool knows(owner const& o, std::span<std::string const> ids) const;
+    boost::asio::awaitable<void> discover(std::vector<std::string> ids);
+    // Whether every change so far is committed to the store; sync_store() waits until it is.
+    // A reply shows only committed states (DESIGN §7: what a client saw survives a crash).
+    bool committed() const;
+    boost::asio::awaitable<void> sync_store();
+    // The shared store, or null.
+    shared_store* shared() const;
 
     manager_stats stats() const;
     background_stats background() const;

@@ -43,7 +43,12 @@ void registry::erase(std::string const& id) {
     by_parent_.erase(id);
     auto owner_it = by_owner_.find(key(j->own));
     if (owner_it != by_owner_.end()) {
-        owner_it->second.erase(j->seq);
+        auto [first, last] = owner_it->second.equal_range(j->seq);
+        for (auto o = first; o != last; ++o) {
+            if (o->second != j) continue;
+            owner_it->second.erase(o);
+            break;
+        }
         if (owner_it->second.empty()) by_owner_.erase(owner_it);
     }
     by_id_.erase(it);
@@ -51,6 +56,11 @@ void registry::erase(std::string const& id) {
 
 void registry::bind_upstream(job_ptr const& j, std::string const& upstream_session) {
     by_upstream_[upstream_session] = j;
+}
+
+job_ptr registry::find_any(std::string const& id) const {
+    auto it = by_id_.find(id);
+    return it == by_id_.end() ? nullptr : it->second;
 }
 
 job_ptr registry::find(std::string const& principal, std::string const& id) const {

@@ -27,6 +27,8 @@ class registry {
     // nullptr when unknown or of another principal: the two cases are indistinguishable. Any
     // session of the principal reaches a job by id (DESIGN §2: ids are capabilities).
     job_ptr find(std::string const& principal, std::string const& id) const;
+    // Whatever its principal (change notices of a shared store name ids only).
+    job_ptr find_any(std::string const& id) const;
     // The job's children, their children and so on, parents before children; never the job.
     std::vector<job_ptr> descendants(std::string const& id) const;
     std::vector<job_ptr> list(owner const& o) const;  // newest first
@@ -52,7 +54,8 @@ class registry {
     static std::string key(owner const& o);
 
     std::unordered_map<std::string, job_ptr> by_id_;
-    std::unordered_map<std::string, std::map<std::uint64_t, job_ptr>> by_owner_;
+    // A multimap: instances sharing a store number their jobs apart, but two may collide.
+    std::unordered_map<std::string, std::multimap<std::uint64_t, job_ptr>> by_owner_;
     std::unordered_map<std::string, job_ptr, string_hash, std::equal_to<>> by_upstream_;
     std::unordered_map<std::string, std::vector<std::string>> by_parent_;  // parent id → child ids
 };

@@ -29,7 +29,7 @@ namespace {
 // never edited, since a database may be at any version; a new column is a new entry here
 // (ALTER TABLE jobs ADD COLUMN …) and its name in `column`. Version 1 is the schema of the first
 // agentd, which set no user_version.
-constexpr std::array<char const*, 6> migrations{
+constexpr std::array<char const*, 7> migrations{
     R"(
 CREATE TABLE jobs (
   id TEXT PRIMARY KEY, principal TEXT NOT NULL, session TEXT NOT NULL, seq INTEGER NOT NULL,
@@ -58,7 +58,9 @@ ALTER TABLE jobs ADD COLUMN diff_deletions INTEGER;
     // v5: the transcript a follow-up replays (openai), as JSON.
     "ALTER TABLE jobs ADD COLUMN transcript TEXT",
     // v6: the upstream server a job runs on, of several (issue #19).
-    "ALTER TABLE jobs ADD COLUMN upstream_server TEXT"};
+    "ALTER TABLE jobs ADD COLUMN upstream_server TEXT",
+    // v7: a waiting job's pending requests (several instances show them from the row)
+    "ALTER TABLE jobs ADD COLUMN requests TEXT"};
 constexpr std::int64_t latest_version = migrations.size();
 
 std::string upsert_sql() {

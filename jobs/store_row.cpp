@@ -54,6 +54,85 @@ std::optional<std::string> answered_json(std::vector<protocol::answered_request>
     return json::serialize(out);
 }
 
+// A waiting job's pending requests, or NULL: [{id, kind, permission, patterns, questions:
+// [{question, header, multiple, custom, options: [[label, description], …]}], asked_ms}, …].
+std::optional<std::string> requests_json(protocol::job_view const& v) {
+    if (v.state != job_state::waiting || v.requests.empty()) return std::nullopt;
+    json::array out;
+    for (auto const& r : v.requests) {
+        json::array patterns, questions;
+        for (auto const& p : r.patterns) patterns.emplace_back(p);
+        for (auto const& q : r.questions) {
+            json::array options;
+            for (auto const& o : q.options) options.push_back(json::array{o.label, o.description});
+            questions.push_back(json::object{{"question", q.question},
+                                             {"header", q.header},
+                                             {"multiple", q.multiple},
+                                             {"custom", q.custom},
+                                             {"options", std::move(options)}});
+        }
+        out.push_back(json::object{{"id", r.id},
+                                   {"kind", protocol::to_string(r.kind)},
+                                   {"permission", r.permission},
+                                   {"patterns", std::move(patterns)},
+                                   {"questions", std::move(questions)},
+                                   {"asked_ms", to_ms(r.asked_at)}});
+    }
+    return json::serialize(out);
+}
+
+// Rows written by this agentd; anything unreadable in one entry drops that entry only.
+std::vector<protocol::pending_request> requests_from(std::string_view text) {
+    std::vector<protocol::pending_request> out;
+    boost::system::error_code ec;
+    auto v = json::parse(text, ec);
+    if (ec || !v.is_array()) return out;
+    auto str = [](json::object const& o, char const* key) {
+        auto const* s = o.if_contains(key);
+        return s && s->is_string() ? std::string(s->get_string()) : std::string();
+    };
+    auto flag = [](json::object const& o, char const* key, bool otherwise) {
+        auto const* b = o.if_contains(key);
+        return b && b->is_bool() ? b->get_bool() : otherwise;
+    };
+    auto array = [](json::object const& o, char const* key) {
+        auto const* a = o.if_contains(key);
+        return a && a->is_array() ? a->get_array() : json::array();
+    };
+    for (auto const& e : v.get_array()) {
+        auto const* o = e.if_object();
+        auto kind =
+            o ? protocol::from_string<protocol::request_kind>(str(*o, "kind")) : std::nullopt;
+        auto const* at = o ? o->if_contains("asked_ms") : nullptr;
+        if (!kind || !at || !at->is_int64()) continue;
+        protocol::pending_request r;
+        r.id = str(*o, "id");
+        r.kind = *kind;
+        r.permission = str(*o, "permission");
+        for (auto const& p : array(*o, "patterns"))
+            if (p.is_string()) r.patterns.emplace_back(p.get_string());
+        for (auto const& q : array(*o, "questions")) {
+            auto const* qo = q.if_object();
+            if (!qo) continue;
+            protocol::question_item item{str(*qo, "question"),
+                                         str(*qo, "header"),
+                                         {},
+                                         flag(*qo, "multiple", false),
+                                         flag(*qo, "custom", true)};
+            for (auto const& opt : array(*qo, "options")) {
+                auto const* pair = opt.if_array();
+                if (pair && pair->size() == 2 && (*pair)[0].is_string() && (*pair)[1].is_string())
+                    item.options.push_back({std::string((*pair)[0].get_string()),
+                                            std::string((*pair)[1].get_string())});
+            }
+            r.questions.push_back(std::move(item));
+        }
+        r.asked_at = from_ms(at->get_int64());
+        out.push_back(std::move(r));
+    }
+    return out;
+}
+
 // {system?, turns: [[user, assistant], …]}, or NULL when there is none (opencode jobs).
 std::optional<std::string> transcript_json(upstream::transcript const& t) {
     if (!t.system && t.turns.empty()) return std::nullopt;
@@ -258,6 +337,7 @@ store_row row_of(job const& j) {
     put(r, column::continues, view_of(v.continues));
     put(r, column::transcript, transcript_json(j.transcript));
     if (!j.upstream_server.empty()) r.set(column::upstream_server, j.upstream_server);
+    put(r, column::requests, requests_json(v));
     return r;
 }
 
@@ -309,6 +389,8 @@ job_ptr job_of(store_row const& r) {
     if (auto t = r.text(column::transcript)) j->transcript = transcript_from(*t);
     j->upstream_server = r.text(column::upstream_server).value_or("");
     if (v.upstream && !j->upstream_server.empty()) v.upstream->server = j->upstream_server;
+    if (auto rq = r.text(column::requests); rq && v.state == job_state::waiting)
+        v.requests = requests_from(*rq);
     return j;
 }
 

@@ -23,7 +23,8 @@ BOOST_DEFINE_ENUM_CLASS(store_column, id, principal, session, seq, description, 
                         truncated, error_kind, error_phase, error_message, error_http_status,
                         input_tokens, output_tokens, cost, task, upstream_parent, answered,
                         worktree_directory, worktree_branch, user_message, diff_files,
-                        diff_additions, diff_deletions, continues, transcript, upstream_server)
+                        diff_additions, diff_deletions, continues, transcript, upstream_server,
+                        requests)
 
 enum class column_type { text, integer, real };
 column_type type_of(store_column c);

@@ -39,7 +39,7 @@ install_tools() {
 run_all() {
   scripts/build.sh "$build"
   mkdir -p "$out"
-  for b in fanout wait scale http cpu event; do
+  for b in fanout wait scale http cpu event cluster; do
     echo "bench: $b"
     "$build/tests/bench/${b}_bench" "${quick[@]}" --out "$out"
   done

@@ -121,7 +121,10 @@ class postgres_backend final : public backend {
     postgres_backend() : url_(pg_cluster::shared().create_database()) {}
     ~postgres_backend() override { come_back(); }
     std::unique_ptr<store> open(asio::io_context& ioc) override {
-        return std::make_unique<postgres_store>(ioc.get_executor(), url_);
+        // One instance name throughout, as agentd restarted on the same state dir: a store of
+        // another name could not overwrite the rows this one leased (fenced writes).
+        return std::make_unique<postgres_store>(ioc.get_executor(), url_,
+                                                postgres_options{.instance = "conformance"});
     }
     void exec(std::string const& sql) override { PQclear(run(sql)); }
     std::int64_t query_int(std::string const& sql) override {
@@ -217,7 +220,7 @@ TEST_P(store_conformance, every_column_reads_back_as_saved) {
         auto db = open();
         db->save(*j);
         run(db->sync());
-        EXPECT_EQ(db->pending(), 0u);
+        EXPECT_EQ(db->pending(), 0u) << db->last_error();
     }
     auto db = open();
     auto rows = db->load();
@@ -268,6 +271,52 @@ TEST_P(store_conformance, every_column_reads_back_as_saved) {
     ASSERT_EQ(r.transcript.turns.size(), 2u);
     EXPECT_EQ(r.transcript.turns[1].user, "u2");
     EXPECT_EQ(r.transcript.turns[1].assistant, "a\"2");
+}
+
+// A waiting job's pending requests are in its row (other instances show them from it).
+TEST_P(store_conformance, a_waiting_jobs_requests_read_back) {
+    auto j = make_job("job_w", protocol::job_state::waiting);
+    protocol::pending_request perm;
+    perm.id = "per_1";
+    perm.permission = "bash";
+    perm.patterns = {"rm -rf build", "ls"};
+    perm.asked_at = protocol::wall_time(std::chrono::milliseconds(1'700'000'000'000));
+    protocol::pending_request question;
+    question.id = "que_1";
+    question.kind = protocol::request_kind::question;
+    question.questions = {{"Which one?", "Pick", {{"a", "first"}, {"b", ""}}, true, false}};
+    question.asked_at = perm.asked_at;
+    j->view.requests = {perm, question};
+    {
+        auto db = open();
+        db->save(*j);
+        run(db->sync());
+    }
+    auto rows = open()->load();
+    ASSERT_EQ(rows.size(), 1u);
+    auto const& got = rows[0]->view.requests;
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[0].id, "per_1");
+    EXPECT_EQ(got[0].permission, "bash");
+    EXPECT_EQ(got[0].patterns, perm.patterns);
+    EXPECT_EQ(got[0].asked_at, perm.asked_at);
+    EXPECT_EQ(got[1].kind, protocol::request_kind::question);
+    ASSERT_EQ(got[1].questions.size(), 1u);
+    EXPECT_EQ(got[1].questions[0].question, "Which one?");
+    EXPECT_EQ(got[1].questions[0].header, "Pick");
+    EXPECT_TRUE(got[1].questions[0].multiple);
+    EXPECT_FALSE(got[1].questions[0].custom);
+    ASSERT_EQ(got[1].questions[0].options.size(), 2u);
+    EXPECT_EQ(got[1].questions[0].options[0].description, "first");
+
+    // Once the job runs on, the row keeps none.
+    j->view.state = protocol::job_state::running;
+    {
+        auto db = open();
+        db->save(*j);
+        run(db->sync());
+    }
+    EXPECT_TRUE(open()->load().at(0)->view.requests.empty());
 }
 
 TEST_P(store_conformance, the_newest_content_wins_and_erase_removes_the_row) {

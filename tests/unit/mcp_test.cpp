@@ -271,7 +271,7 @@ TEST(McpElicitation, ReadsAnswersIntoAgentsRespondArguments) {
 }
 
 daemon::mcp_sessions registry(std::size_t max_sessions, std::chrono::milliseconds idle = 1h) {
-    return daemon::mcp_sessions({max_sessions, idle});
+    return daemon::mcp_sessions({max_sessions, idle, {}});
 }
 
 TEST(McpRegistry, OpensFindsAndEndsSessions) {
