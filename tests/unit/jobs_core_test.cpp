@@ -197,6 +197,24 @@ TEST(registry, list_is_newest_first_and_per_owner) {
     EXPECT_EQ(r.size(), 5u);
 }
 
+// Instances sharing a store number their jobs apart by time, but two may still collide: both
+// jobs are listed, and erasing one leaves the other.
+TEST(registry, jobs_with_the_same_seq_are_both_kept) {
+    registry r;
+    auto a = make_job("ja", alice_a, 7);
+    auto b = make_job("jb", alice_a, 7);
+    r.insert(a);
+    r.insert(b);
+    EXPECT_EQ(r.list(alice_a).size(), 2u);
+    EXPECT_EQ(r.find_any("jb"), b);
+    EXPECT_EQ(r.find_any("nope"), nullptr);
+    r.erase("jb");
+    EXPECT_EQ(ids_of(r.list(alice_a)), std::vector<std::string>{"ja"});
+    EXPECT_EQ(b.use_count(), 1) << "the registry still holds the erased job somewhere";
+    r.erase("ja");
+    EXPECT_TRUE(r.list(alice_a).empty());
+}
+
 TEST(registry, erase_removes_from_every_index) {
     registry r;
     auto j0 = make_job("j0", alice_a, 0);

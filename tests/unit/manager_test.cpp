@@ -4,6 +4,7 @@
 // job, peek, the retention reaper, and stop(). Every test ends by checking no work is left behind.
 #include "jobs/manager.hpp"
 #include "jobs/sqlite_store.hpp"
+#include "jobs/store.hpp"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -20,10 +21,12 @@
 #include <chrono>
 #include <exception>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -2171,6 +2174,151 @@ TEST_F(manager_test, a_reattached_job_gets_its_pending_requests_back) {
         EXPECT_EQ(v->requests[0].id, "per_1");
     });
     std::filesystem::remove_all(dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several instances on one store (DESIGN §9), with the store's shared side faked in memory
+// ---------------------------------------------------------------------------------------------
+
+// Rows as another instance committed them: fetch() answers them, the test announces changes
+// through the watch callback, take_over() hands out the rows listed in `expired` once.
+class fake_shared_store final : public store, public shared_store {
+  public:
+    std::map<std::string, job> rows;   // by id, as committed (holder: the lease owner)
+    std::vector<std::string> expired;  // take_over() claims these once
+    std::vector<std::string> saved;    // this instance's writes, by id
+    std::function<void(std::vector<std::string>)> on_change;
+    int take_overs = 0;
+
+    void save(job const& j) override { saved.push_back(j.view.id); }
+    void erase(std::string const&) override {}
+    asio::awaitable<void> save_all(std::span<job_ptr const> jobs) override {
+        for (auto const& j : jobs) saved.push_back(j->view.id);
+        co_return;
+    }
+    asio::awaitable<void> sync() override { co_return; }
+    asio::awaitable<bool> flush() override { co_return true; }
+    std::size_t pending() const override { return 0; }
+    store_stats stats() const override { return {}; }
+    std::string last_error() const override { return {}; }
+    std::vector<job_ptr> load() const override { return {}; }
+    shared_store* shared() override { return this; }
+
+    std::string const& instance() const override { return me_; }
+    std::chrono::milliseconds lease_ttl() const override { return 30ms; }
+    void watch(std::function<void(std::vector<std::string>)> f) override { on_change = f; }
+    asio::awaitable<std::vector<job_ptr>> fetch(std::vector<std::string> ids) override {
+        std::vector<job_ptr> out;
+        for (auto const& id : ids)
+            if (auto it = rows.find(id); it != rows.end()) out.push_back(copy(it->second));
+        co_return out;
+    }
+    asio::awaitable<std::vector<job_ptr>> take_over() override {
+        ++take_overs;
+        std::vector<job_ptr> out;
+        for (auto const& id : std::exchange(expired, {})) {
+            auto j = copy(rows.at(id));
+            j->holder.clear();  // claimed: this instance's now
+            out.push_back(j);
+        }
+        co_return out;
+    }
+    asio::awaitable<std::optional<std::string>> call(std::string, std::string,
+                                                     std::chrono::milliseconds) override {
+        co_return std::nullopt;
+    }
+    void serve(std::function<asio::awaitable<std::string>(std::string)>) override {}
+
+  private:
+    static job_ptr copy(job const& row) {
+        auto j = std::make_shared<job>();
+        j->view = row.view;
+        j->own = row.own;
+        j->task = row.task;
+        j->seq = row.seq;
+        j->holder = row.holder;
+        return j;
+    }
+    std::string me_ = "here";
+};
+
+job other_instances_job(std::string const& id, job_state state, std::string const& prompt) {
+    job j;
+    j.view.id = id;
+    j.view.state = state;
+    j.view.session = alice.session;
+    j.view.created_at =
+        std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+    j.view.depth = 1;
+    j.own = alice;
+    j.task.prompt = prompt;
+    j.task.description = prompt;
+    j.view.description = prompt;
+    j.seq = 1;
+    j.holder = "there";
+    return j;
+}
+
+TEST_F(manager_test, another_instances_job_is_mirrored_and_its_change_wakes_a_wait) {
+    fake_shared_store db;
+    db.rows.emplace("job_far", other_instances_job("job_far", job_state::running, "far"));
+    make({}, &db);
+    run([&]() -> asio::awaitable<void> {
+        std::vector<std::string> const ids{"job_far"};
+        EXPECT_FALSE(mgr_->knows(alice, ids));
+        co_await mgr_->discover(ids);
+        EXPECT_TRUE(mgr_->knows(alice, ids));
+        EXPECT_EQ(state("job_far"), job_state::running);
+        EXPECT_EQ(mgr_->holder(alice, "job_far"), "there");
+        EXPECT_FALSE(mgr_->holder(owner{"bob", "x"}, "job_far").has_value()) << "principal";
+
+        // Its instance finishes it: the change notice wakes a wait here.
+        auto w = wait_for(ids, 5s);
+        auto waiting = asio::co_spawn(ioc_, mgr_->wait(alice, w), asio::use_awaitable);
+        auto finish = [&]() -> asio::awaitable<void> {
+            co_await sleep(20ms);
+            auto& row = db.rows.at("job_far");
+            row.view.state = job_state::completed;
+            row.view.output = "from there";
+            db.on_change({"job_far"});
+        };
+        asio::co_spawn(ioc_, finish(), asio::detached);
+        auto out = co_await std::move(waiting);
+        EXPECT_TRUE(out.done);
+        CO_ASSERT_TRUE(out.jobs.size() == 1u && out.jobs[0].view.has_value());
+        EXPECT_EQ(out.jobs[0].view->state, job_state::completed);
+        EXPECT_EQ(out.jobs[0].view->output, "from there");
+        EXPECT_FALSE(mgr_->holder(alice, "job_far").has_value()) << "finished: answered here";
+        EXPECT_TRUE(st_->creates.empty()) << "a mirrored job never runs here";
+        EXPECT_TRUE(db.saved.empty()) << "a mirrored job is never written here";
+
+        // Gone from the database: gone here.
+        db.rows.erase("job_far");
+        db.on_change({"job_far"});
+        auto gone = [&] { return !view(alice, "job_far").has_value(); };
+        CO_ASSERT_TRUE(co_await until(gone));
+    });
+}
+
+TEST_F(manager_test, a_dead_instances_queued_job_is_taken_over_and_runs_here) {
+    fake_shared_store db;
+    db.rows.emplace("job_orphan", other_instances_job("job_orphan", job_state::queued, "orphan"));
+    make({}, &db);
+    run([&]() -> asio::awaitable<void> {
+        std::vector<std::string> const ids{"job_orphan"};
+        co_await mgr_->discover(ids);
+        EXPECT_EQ(mgr_->holder(alice, "job_orphan"), "there");
+        db.expired = {"job_orphan"};
+        auto done = [&] {
+            auto v = view(alice, "job_orphan");
+            return v && v->state == job_state::completed;
+        };
+        CO_ASSERT_TRUE(co_await until(done));
+        EXPECT_EQ(st_->creates, std::vector<std::string>{"orphan"});
+        EXPECT_FALSE(mgr_->holder(alice, "job_orphan").has_value());
+        EXPECT_NE(std::find(db.saved.begin(), db.saved.end(), "job_orphan"), db.saved.end());
+        EXPECT_GT(db.take_overs, 1) << "leases are renewed every third of the lease time";
+    });
 }
 
 }  // namespace
