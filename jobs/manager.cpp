@@ -77,6 +77,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     shared_store* shared = nullptr;
     std::unordered_set<std::string> to_fetch;
     bool fetching = false;
+    // Unsettled jobs taken over from a dead instance (not restored after this one's restart).
+    std::unordered_set<job_ptr> taken_over;
     wake_signal leases;     // hold_leases() sleeps on it between rounds
     bool draining = false;  // no new jobs; running ones may finish
     wake_signal idle;       // drain() waits on it: nothing running, nothing aborting
@@ -756,6 +758,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                 enqueue(j);
             } else if (protocol::is_active(j->view.state) && j->view.upstream) {
                 unsettled.insert(j);
+                taken_over.insert(j);
             } else if (!protocol::is_terminal(j->view.state)) {
                 interrupt(*j, "its agentd instance stopped while the job started");
             }
@@ -869,6 +872,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             auto const upstream_session = j->view.upstream->session;
             if (busy && *busy && (*busy)->contains(upstream_session)) {
                 self->settle_one(j);
+                self->taken_over.erase(j);
                 self->log_state(*j, "reattached");
                 self->attach(j);
                 co_await self->restore_requests(j);
@@ -889,6 +893,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             } else {
                 self->interrupt_restored(j);
             }
+            self->taken_over.erase(j);
         }
     }
 
@@ -911,7 +916,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
 
     // Nobody would collect the turn: stop it upstream too.
     void interrupt_restored(job_ptr const& j) {
-        interrupt(*j, "agentd restarted while the job ran");
+        bool const taken = taken_over.erase(j) > 0;
+        interrupt(*j, taken ? "its agentd instance stopped while the job ran"
+                            : "agentd restarted while the job ran");
         spawn_abort(j->upstream_server, j->view.upstream->session, upstream_directory(*j));
     }
 

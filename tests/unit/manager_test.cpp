@@ -2321,5 +2321,33 @@ TEST_F(manager_test, a_dead_instances_queued_job_is_taken_over_and_runs_here) {
     });
 }
 
+// The restart rules for a taken-over job whose turn is no longer running upstream: interrupted,
+// saying why, and aborted upstream; never prompted again.
+TEST_F(manager_test, a_dead_instances_running_job_whose_turn_is_gone_is_interrupted) {
+    fake_shared_store db;
+    auto row = other_instances_job("job_lost", job_state::running, "lost");
+    row.view.upstream = protocol::upstream_ref{"fake", "ses_lost"};
+    db.rows.emplace("job_lost", std::move(row));
+    st_->busy_sessions = std::set<std::string>{};  // the upstream runs nothing
+    make({}, &db);
+    run([&]() -> asio::awaitable<void> {
+        std::vector<std::string> const ids{"job_lost"};
+        co_await mgr_->discover(ids);
+        db.expired = ids;
+        auto ended = [&] {
+            auto v = view(alice, "job_lost");
+            return v && v->state == job_state::interrupted;
+        };
+        CO_ASSERT_TRUE(co_await until(ended));
+        auto v = view(alice, "job_lost");
+        CO_ASSERT_TRUE(v->error.has_value());
+        EXPECT_EQ(v->error->message, "its agentd instance stopped while the job ran");
+        auto aborted = [&] { return !st_->aborts.empty(); };
+        CO_ASSERT_TRUE(co_await until(aborted));
+        EXPECT_EQ(st_->aborts.at(0).first, "ses_lost");
+        EXPECT_TRUE(st_->prompts.empty());
+    });
+}
+
 }  // namespace
 }  // namespace agentd::jobs
