@@ -211,6 +211,26 @@ TEST_F(pool_test, AFollowUpReturnsToItsServerAndFailsWhenItIsDown) {
     EXPECT_EQ(counter(*fakes_[1], "prompts_started") + counter(*fakes_[2], "prompts_started"), 0);
 }
 
+// A kill -9 and restart with several servers: each running job is re-attached on its own server
+// (the one its row names), followed live there and completes; nothing is prompted again.
+TEST_F(pool_test, ARestartReattachesEachJobOnItsOwnServer) {
+    start_pool(3);
+    for (auto const& f : fakes_) urls_.push_back(f->url());
+    auto jobs = start(*agentd_, tasks(6, "long [[fake latency_ms=2500]]"));
+    for (auto const& f : fakes_) ASSERT_TRUE(f->wait_counter("prompts_in_flight", 2, 5s));
+    auto before = status(*agentd_, jobs);
+    agentd_->kill_and_restart();
+    auto after = status(*agentd_, jobs);
+    for (std::size_t i = 0; i < after.size(); ++i) {
+        EXPECT_EQ(str(after[i], "state"), "running") << json::serialize(after[i]);
+        EXPECT_EQ(server_of(after[i]), server_of(before[i]));
+    }
+    auto done = wait_all(*agentd_, jobs);
+    for (auto const& j : done) EXPECT_EQ(str(j, "state"), "completed") << json::serialize(j);
+    EXPECT_EQ(by_server(done), (std::map<std::string, int>{{url(0), 2}, {url(1), 2}, {url(2), 2}}));
+    for (auto const& f : fakes_) EXPECT_EQ(counter(*f, "prompts_started"), 2);
+}
+
 TEST_F(pool_test, EveryServerDownFailsAtCreateNamingThem) {
     start_pool(2);
     for (auto const& f : fakes_) urls_.push_back(f->url());
