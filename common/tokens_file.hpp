@@ -4,6 +4,7 @@
 // (add/replace, remove) by agentctl. Only token hashes are ever stored.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <filesystem>
 #include <optional>
@@ -27,7 +28,8 @@ struct principal_entry {
 // [A-Za-z0-9_.-]{1,64}
 bool valid_principal_name(std::string_view name);
 
-// SHA-256 of `text` as 64 lowercase hex digits.
+// SHA-256 of `text`, and as 64 lowercase hex digits.
+std::array<unsigned char, 32> sha256(std::string_view text);
 std::string sha256_hex(std::string_view text);
 
 // A new token: 32 random bytes (getrandom) as 64 hex digits, like the daemon's own token.

@@ -29,13 +29,13 @@ bool same(digest const& a, digest const& b) {
 }  // namespace
 
 principals::principals(std::string const& local_token, std::vector<common::principal_entry> extra)
-    : local_(from_hex(common::sha256_hex(local_token))) {
+    : local_(common::sha256(local_token)) {
     replace(std::move(extra));
 }
 
 std::optional<principal> principals::find(std::string_view token) const {
     if (token.empty()) return std::nullopt;
-    auto hash = from_hex(common::sha256_hex(token));
+    auto const hash = common::sha256(token);
     // Every hash is compared, so the time says nothing about which one matched.
     entry const* match = nullptr;
     for (auto const& e : extra_)
