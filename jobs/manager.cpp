@@ -83,9 +83,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     bool draining = false;  // no new jobs; running ones may finish
     wake_signal idle;       // drain() waits on it: nothing running, nothing aborting
     bool stopped = false;
-    // Restored running jobs whose fate (re-attached, finished, interrupted) is not decided yet.
+    // Restored or taken-over running jobs whose fate (re-attached, finished, interrupted) is not
+    // decided yet.
     std::unordered_set<job_ptr> unsettled;
-    wake_signal settled;  // recover() waits on it; fired once unsettled is empty
     // watch(): idle jobs, unanswered requests and merged activity events, woken for a time
     // earlier than the one it sleeps until.
     wake_signal watcher;
@@ -103,7 +103,6 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
           shared(s ? s->shared() : nullptr),
           leases(ex),
           idle(ex),
-          settled(ex),
           watcher(ex) {}
 
     // Writes the job's row before the change is acknowledged. A failed write stays pending in
@@ -742,6 +741,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     // Jobs claimed from a dead instance: the restart rules (DESIGN §7) apply as after a restart.
     void take(std::vector<job_ptr> rows) {
         std::map<std::string, std::size_t> from;  // jobs taken, by the instance they were on
+        std::vector<job_ptr> batch;               // running ones, to settle
         for (auto& row : rows) {
             auto j = jobs.find_any(row->view.id);
             if (j && j->holder.empty()) continue;
@@ -759,31 +759,32 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             } else if (protocol::is_active(j->view.state) && j->view.upstream) {
                 unsettled.insert(j);
                 taken_over.insert(j);
+                batch.push_back(j);
             } else if (!protocol::is_terminal(j->view.state)) {
                 interrupt(*j, "its agentd instance stopped while the job started");
             }
         }
         for (auto const& [instance, count] : from)
             log::info("jobs_taken_over", {{"count", count}, {"from", instance}});
-        if (!unsettled.empty())
-            asio::co_spawn(ex, settle_within(shared_from_this(), std::chrono::seconds(5)),
+        if (!batch.empty())
+            asio::co_spawn(ex, settle_within(shared_from_this(), batch, std::chrono::seconds(5)),
                            report_failure("taking over jobs"));
         pump();
     }
 
-    // Settles the unsettled jobs (restored or taken over) within `bound`; the rest are
-    // interrupted then.
+    // Settles `batch` (restored or taken-over running jobs, in `unsettled`) within `bound`; the
+    // rest of it is interrupted then. Batches may overlap in time (a take-over while recovering):
+    // each has its own signal, so neither cuts the other's time short.
     static asio::awaitable<void> settle_within(std::shared_ptr<impl> self,
+                                               std::vector<job_ptr> batch,
                                                std::chrono::milliseconds bound) {
-        if (self->unsettled.empty()) co_return;
-        asio::co_spawn(self->ex, settle(self), [self](std::exception_ptr) {
-            // A failure to settle leaves the rest to the bound below.
-            self->settled.fire();
-        });
-        [[maybe_unused]] auto woken = co_await self->settled.wait_for(bound);
-        for (auto const& j : std::vector<job_ptr>(self->unsettled.begin(), self->unsettled.end()))
-            self->interrupt_restored(j);
-        self->unsettled.clear();
+        if (batch.empty()) co_return;
+        auto done = std::make_shared<wake_signal>(self->ex);
+        // A failure to settle leaves the rest to the bound below.
+        asio::co_spawn(self->ex, settle(self, batch), [done](std::exception_ptr) { done->fire(); });
+        [[maybe_unused]] auto woken = co_await done->wait_for(bound);
+        for (auto const& j : batch)
+            if (self->unsettled.erase(j) > 0) self->interrupt_restored(j);
     }
 
     // --- restart -------------------------------------------------------------------------
@@ -865,9 +866,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
 
     // Decides every restored running job: still busy upstream → followed live; finished
     // meanwhile → its result; anything else → interrupted and aborted upstream.
-    static asio::awaitable<void> settle(std::shared_ptr<impl> self) {
-        auto busy = co_await self->backend->busy_upstream_sessions(self->unsettled_directories());
-        for (auto const& j : std::vector<job_ptr>(self->unsettled.begin(), self->unsettled.end())) {
+    static asio::awaitable<void> settle(std::shared_ptr<impl> self, std::vector<job_ptr> batch) {
+        auto busy = co_await self->backend->busy_upstream_sessions(directories_of(batch));
+        for (auto const& j : batch) {
             if (!self->unsettled.contains(j)) continue;  // the bound passed meanwhile
             auto const upstream_session = j->view.upstream->session;
             if (busy && *busy && (*busy)->contains(upstream_session)) {
@@ -903,16 +904,13 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         return j.view.continues ? j.task.prompt : std::string();
     }
 
-    std::vector<std::optional<std::string>> unsettled_directories() const {
+    static std::vector<std::optional<std::string>> directories_of(std::vector<job_ptr> const& js) {
         std::set<std::optional<std::string>> dirs;
-        for (auto const& j : unsettled) dirs.insert(upstream_directory(*j));
+        for (auto const& j : js) dirs.insert(upstream_directory(*j));
         return {dirs.begin(), dirs.end()};
     }
 
-    void settle_one(job_ptr const& j) {
-        unsettled.erase(j);
-        if (unsettled.empty()) settled.fire();
-    }
+    void settle_one(job_ptr const& j) { unsettled.erase(j); }
 
     // Nobody would collect the turn: stop it upstream too.
     void interrupt_restored(job_ptr const& j) {
@@ -1398,7 +1396,8 @@ void manager::start() {
 
 asio::awaitable<void> manager::recover(std::chrono::milliseconds bound) {
     auto self = impl_;
-    co_await impl::settle_within(self, bound);
+    std::vector<job_ptr> restored(self->unsettled.begin(), self->unsettled.end());
+    co_await impl::settle_within(self, std::move(restored), bound);
     self->pump();  // restored queued jobs
 }
 

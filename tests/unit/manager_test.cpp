@@ -106,6 +106,7 @@ struct fake_state {
     std::optional<upstream::upstream_error> respond_error;  // answered instead of success
     std::vector<protocol::pending_request> still_pending;   // pending_requests()
     std::optional<std::set<std::string>> busy_sessions;     // busy_upstream_sessions()
+    ms busy_latency{0};                                     // before it answers
 
     behaviour const& of(std::string const& name) const {
         auto it = scripts.find(name);
@@ -209,6 +210,10 @@ class fake_backend final : public upstream::backend {
 
     asio::awaitable<upstream::up_result<std::optional<std::set<std::string>>>>
     busy_upstream_sessions(std::vector<std::optional<std::string>> const&) override {
+        if (st_->busy_latency.count() > 0) {  // an upstream that takes a moment to answer
+            asio::steady_timer t(ex_, st_->busy_latency);
+            [[maybe_unused]] auto [ec] = co_await t.async_wait(use_tuple);
+        }
         co_return st_->busy_sessions;
     }
 
@@ -2346,6 +2351,38 @@ TEST_F(manager_test, a_dead_instances_running_job_whose_turn_is_gone_is_interrup
         CO_ASSERT_TRUE(co_await until(aborted));
         EXPECT_EQ(st_->aborts.at(0).first, "ses_lost");
         EXPECT_TRUE(st_->prompts.empty());
+    });
+}
+
+// Take-overs one after another (a second instance dies later): each batch gets its own time to
+// settle, so running turns are re-attached both times, never cut short by the earlier batch.
+TEST_F(manager_test, running_jobs_of_two_dead_instances_are_both_reattached) {
+    fake_shared_store db;
+    for (auto const* id : {"job_one", "job_two"}) {
+        auto row = other_instances_job(id, job_state::running, id);
+        row.view.upstream = protocol::upstream_ref{"fake", std::string("ses_") + id};
+        db.rows.emplace(id, std::move(row));
+    }
+    st_->busy_sessions = std::set<std::string>{"ses_job_one", "ses_job_two"};
+    st_->busy_latency = 20ms;
+    make({}, &db);
+    run([&]() -> asio::awaitable<void> {
+        std::vector<std::string> const ids{"job_one", "job_two"};
+        co_await mgr_->discover(ids);
+        auto following = [&](std::size_t n) {
+            return [&, n] { return mgr_->stats().running == n; };
+        };
+        db.expired = {"job_one"};
+        auto first = following(1);
+        CO_ASSERT_TRUE(co_await until(first));
+        db.expired = {"job_two"};
+        auto both = following(2);
+        CO_ASSERT_TRUE(co_await until(both));
+        co_await sleep(50ms);  // past the moment an earlier batch's signal would cut it short
+        EXPECT_EQ(state("job_one"), job_state::running);
+        EXPECT_EQ(state("job_two"), job_state::running);
+        EXPECT_TRUE(st_->prompts.empty()) << "re-attached, never prompted again";
+        EXPECT_TRUE(st_->aborts.empty());
     });
 }
 
