@@ -4,6 +4,7 @@
 #include "discover.hpp"
 #include "exit_codes.hpp"
 
+#include "common/names.hpp"
 #include "common/tokens_file.hpp"
 
 #include <fmt/core.h>
@@ -56,7 +57,7 @@ void reload_hint(fs::path const& path) {
 
 int add(invocation const& inv, fs::path const& path) {
     auto const& name = inv.cmd.args.at(0);
-    if (!common::valid_principal_name(name) || name == common::local_principal)
+    if (!common::valid_name(name) || name == common::local_principal)
         throw usage_error(fmt::format(
             "token add: '{}' is not a principal name ([A-Za-z0-9_.-]{{1,64}}, not \"local\")",
             name));

@@ -2,6 +2,8 @@
 // and the atomic rewrite; see tokens_file.hpp.
 #include "common/tokens_file.hpp"
 
+#include "common/names.hpp"
+
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <sys/random.h>
@@ -47,7 +49,7 @@ bool lowercase_hex(std::string_view s) {
 std::optional<std::string> check_entry(std::string const& name, toml::table const& t,
                                        principal_entry& e) {
     auto key = "principals." + name;
-    if (!valid_principal_name(name)) return key + ": a name is [A-Za-z0-9_.-]{1,64}";
+    if (!valid_name(name)) return key + ": a name is [A-Za-z0-9_.-]{1,64}";
     if (name == local_principal)
         return key + ": \"local\" is reserved for the state directory's token";
     e.name = name;
@@ -96,13 +98,6 @@ std::string to_text(toml::table const& root) {
 }
 
 }  // namespace
-
-bool valid_principal_name(std::string_view name) {
-    return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
-        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-               c == '_' || c == '.' || c == '-';
-    });
-}
 
 std::array<unsigned char, 32> sha256(std::string_view text) {
     // Fetched once, with one context per thread: EVP_Digest(…, EVP_sha256(), …) makes OpenSSL 3

@@ -25,9 +25,6 @@ struct principal_entry {
     std::size_t max_running = 0;  // 0: only the instance's limits.max_running
 };
 
-// [A-Za-z0-9_.-]{1,64}
-bool valid_principal_name(std::string_view name);
-
 // SHA-256 of `text`, and as 64 lowercase hex digits.
 std::array<unsigned char, 32> sha256(std::string_view text);
 std::string sha256_hex(std::string_view text);

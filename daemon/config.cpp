@@ -3,10 +3,10 @@
 // both sources; an error names the key or flag and leaves with exit code 2.
 #include "daemon/config.hpp"
 
+#include "common/names.hpp"
 #include "common/state_dir.hpp"
 #include "daemon/config_toml.hpp"
 #include "daemon/server.hpp"
-#include "jobs/postgres_store.hpp"
 #include "protocol/enum_names.hpp"
 #include "protocol/version.hpp"
 
@@ -271,7 +271,7 @@ std::vector<setting> settings() {
             "default: kept in STATE_DIR/instance",
             [](auto& c) -> auto& { return c.store_instance; },
             [](std::string const& name) -> std::optional<std::string> {
-                if (jobs::valid_instance_name(name)) return std::nullopt;
+                if (common::valid_name(name)) return std::nullopt;
                 return "want 1 to 64 of [A-Za-z0-9._-]";
             }),
         number(

@@ -2,6 +2,7 @@
 // job manager, RPC service and listeners onto one io_context, and run until SIGTERM/SIGINT
 // (SIGHUP re-reads the tokens file of the principals).
 #include "common/log.hpp"
+#include "common/names.hpp"
 #include "common/state_dir.hpp"
 #include "common/url.hpp"
 #include "daemon/auth.hpp"
@@ -80,7 +81,7 @@ std::string instance_name(daemon::config const& c) {
     auto const file = std::filesystem::path(c.state_dir) / "instance";
     std::string name;
     if (std::ifstream in(file); in) std::getline(in, name);
-    if (jobs::valid_instance_name(name)) return name;
+    if (common::valid_name(name)) return name;
     char host[256] = {};
     ::gethostname(host, sizeof host - 1);
     for (char const* p = host; *p && name.size() < 40; ++p)

@@ -4,6 +4,7 @@
 // atomic without a transaction spanning several queries on the shared connection.
 #include "jobs/postgres_store.hpp"
 
+#include "common/names.hpp"
 #include "jobs/pg/connection.hpp"
 #include "jobs/random.hpp"
 #include "jobs/store_row.hpp"
@@ -473,15 +474,9 @@ struct postgres_store::impl : std::enable_shared_from_this<impl> {
     }
 };
 
-bool valid_instance_name(std::string_view name) {
-    return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
-    });
-}
-
 postgres_store::postgres_store(asio::any_io_executor ex, std::string url, postgres_options opt) {
     if (opt.instance.empty()) opt.instance = "agentd-" + random_hex(6);
-    if (!valid_instance_name(opt.instance))
+    if (!common::valid_name(opt.instance))
         throw std::runtime_error("store.instance must be 1 to 64 of [A-Za-z0-9._-]");
     {
         blocking_connection db(url);

@@ -73,9 +73,6 @@ class postgres_store final : public store, public shared_store {
 std::vector<std::string> notify_payloads(std::vector<std::string> const& ids,
                                          std::size_t limit = 7999);
 
-// Whether `name` may name an instance: [A-Za-z0-9._-]{1,64}.
-bool valid_instance_name(std::string_view name);
-
 // True for the URLs that select the PostgreSQL store.
 bool is_postgres_url(std::string_view url);
 
