@@ -63,12 +63,19 @@ ALTER TABLE jobs ADD COLUMN diff_deletions INTEGER;
     "ALTER TABLE jobs ADD COLUMN requests TEXT"};
 constexpr std::int64_t latest_version = migrations.size();
 
+// An upsert that updates a known row in place: INSERT OR REPLACE would delete it and insert it
+// again under a new rowid, touching the id index twice on every transition.
 std::string upsert_sql() {
     constexpr auto& names = protocol::enum_names<column>;
     std::string marks;
-    for (std::size_t i = 0; i < names.size(); ++i) marks += i == 0 ? "?" : ", ?";
-    return fmt::format("INSERT OR REPLACE INTO jobs ({}) VALUES ({})", fmt::join(names, ", "),
-                       marks);
+    std::string sets;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        marks += i == 0 ? "?" : ", ?";
+        if (i > 0)
+            sets += fmt::format("{}{} = excluded.{}", i == 1 ? "" : ", ", names[i], names[i]);
+    }
+    return fmt::format("INSERT INTO jobs ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}",
+                       fmt::join(names, ", "), marks, sets);
 }
 
 std::string select_sql() {

@@ -117,7 +117,7 @@ struct event_stream {
     std::deque<opencode::event> worktree_events;
     std::unordered_set<wake_signal*> worktree_waiters;
 
-    void on_event(opencode::event e) {
+    void on_event(opencode::event&& e) {
         using kind = opencode::event::kind;
         if (e.what == kind::worktree_ready || e.what == kind::worktree_failed) {
             worktree_events.push_back(std::move(e));

@@ -2,6 +2,8 @@
 // a `protocol` failure naming what was missing, never an exception.
 #include "jobs/upstream/opencode_parse.hpp"
 
+#include "jobs/upstream/opencode_event_scan.hpp"
+
 #include "jobs/upstream/json_read.hpp"
 #include "protocol/utf8.hpp"
 
@@ -487,6 +489,50 @@ bool assistant_message(json::object const& props) {
 }  // namespace
 
 std::optional<event> parse_event(std::string_view data) {
+    auto scanned = scan_event(data);
+    if (!scanned) return std::nullopt;
+    auto& s = scanned->event;
+    if (!s.properties_object) return std::nullopt;
+    auto const& type = s.type;
+    bool assistant = s.info_object && s.info_role == "assistant" && !s.info_id.empty();
+    if (type.starts_with("worktree.") || type.starts_with("permission.") ||
+        type.starts_with("question.") || (type == "message.updated" && assistant) ||
+        (type == "message.part.updated" && s.part_type == "tool"))
+        return parse_event_tree(data);  // structure beyond a few strings
+    std::optional<event> out(std::in_place);
+    auto& e = *out;
+    if (type == "message.part.delta") {
+        if (s.field.empty()) return std::nullopt;
+        e.what = s.field == "text" ? event::kind::delta : event::kind::progress;
+        e.session = std::move(s.session);
+        e.part_id = std::move(s.part_id);
+        if (e.what == event::kind::delta) e.delta = std::move(s.delta);
+    } else if (type == "message.part.updated") {
+        if (!s.part_object) return std::nullopt;
+        e.what = event::kind::part_updated;
+        e.session = std::move(s.part_session);
+        e.part_id = std::move(s.part_key);
+        e.part_type = std::move(s.part_type);
+    } else if (type == "session.idle") {
+        e.what = event::kind::idle;
+        e.session = std::move(s.session);
+    } else if (type == "message.updated" || type == "session.updated" || type == "session.diff" ||
+               type == "session.status") {
+        // As in parse_event_tree: a retry notice is not progress.
+        e.session = s.session.empty() && type == "message.updated" ? std::move(s.info_session)
+                                                                   : std::move(s.session);
+        bool works = type != "session.status" || (s.status_object && s.status_type == "busy");
+        if (e.session.empty() || !works) return event{};
+        e.what = event::kind::progress;
+    } else {
+        return event{};
+    }
+    if (e.session.empty()) return std::nullopt;
+    if (scanned->wrapped) e.directory = std::move(scanned->directory);
+    return out;
+}
+
+std::optional<event> parse_event_tree(std::string_view data) {
     // A flood parses thousands of frames a second: their DOM lives on the stack, not the heap.
     unsigned char scratch[8192];
     json::monotonic_resource arena(scratch, sizeof scratch);

@@ -2,23 +2,50 @@
 // blank line dispatches; comments (`:`) and other fields are ignored.
 #include "jobs/upstream/sse.hpp"
 
+#include <cstring>
+
 namespace agentd::jobs::upstream {
+
+namespace {
+
+// The first CR or LF in `s`, or npos. Two memchr scans instead of a byte loop: the event stream
+// carries every event of every upstream session, and this is most of its bytes' cost.
+std::size_t line_end(std::string_view s) {
+    auto const* lf = static_cast<char const*>(std::memchr(s.data(), '\n', s.size()));
+    auto span = lf ? static_cast<std::size_t>(lf - s.data()) : s.size();
+    auto const* cr = static_cast<char const*>(std::memchr(s.data(), '\r', span));
+    if (cr) return static_cast<std::size_t>(cr - s.data());
+    return lf ? span : std::string_view::npos;
+}
+
+}  // namespace
 
 bool sse_parser::feed(std::string_view chunk,
                       std::function<void(std::string_view)> const& on_data) {
-    for (char c : chunk) {
+    while (!chunk.empty()) {
         if (after_cr_) {
             after_cr_ = false;
-            if (c == '\n') continue;  // the LF of a CRLF pair
+            if (chunk.front() == '\n') {  // the LF of a CRLF pair
+                chunk.remove_prefix(1);
+                continue;
+            }
         }
-        if (c == '\r' || c == '\n') {
-            after_cr_ = c == '\r';
+        auto end = line_end(chunk);
+        auto piece = chunk.substr(0, end);
+        if (pending_.size() + piece.size() + data_.size() > max_event_) return false;
+        if (end == std::string_view::npos) {
+            pending_.append(piece);
+            return true;
+        }
+        after_cr_ = chunk[end] == '\r';
+        chunk.remove_prefix(end + 1);
+        if (pending_.empty()) {
+            line(piece, on_data);  // the whole line is in this chunk: no copy
+        } else {
+            pending_.append(piece);
             line(pending_, on_data);
             pending_.clear();
-            continue;
         }
-        pending_.push_back(c);
-        if (pending_.size() + data_.size() > max_event_) return false;
     }
     return true;
 }

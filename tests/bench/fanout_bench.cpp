@@ -114,7 +114,8 @@ struct completion_row {
 };
 
 std::vector<completion_row> measure_completion(fake_upstream& fake, bool quick) {
-    std::vector<int> ns = quick ? std::vector<int>{1, 8} : std::vector<int>{1, 8, 32, 64, 256};
+    std::vector<int> ns =
+        quick ? std::vector<int>{1, 8} : std::vector<int>{1, 8, 32, 64, 256, 1024};
     int const repeats = quick ? 1 : 3;
     int const prompt_ms = quick ? quick_prompt_latency_ms : prompt_latency_ms;
     agentd_process d(fake.url(), wide_limits);

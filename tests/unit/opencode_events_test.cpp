@@ -3,10 +3,12 @@
 // the pending-request lists, reply bodies and error bodies of the request endpoints, and the
 // backend's respond/pending_requests calls against a scripted local HTTP server.
 #include "jobs/upstream/opencode.hpp"
+#include "jobs/upstream/opencode_event_scan.hpp"
 #include "jobs/upstream/opencode_parse.hpp"
 #include "protocol/utf8.hpp"
 #include "tests/unit/io_fixture.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -16,8 +18,12 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -488,6 +494,109 @@ TEST(opencode_event_hostile, wrong_types_nulls_and_huge_values) {
         EXPECT_EQ(protocol::utf8_clean(e->tool.output_tail), e->tool.output_tail);
         EXPECT_LE(e->request.id.size(), 256u);
     }
+}
+
+// Every field an event carries, so two reads of one frame can be compared whole.
+std::string described(std::optional<oc::event> const& e) {
+    if (!e) return "none";
+    auto const& t = e->tool;
+    return fmt::format(
+        "{}|{}|{}|{}|{}|{}|tool {} {} {} {} {}|request {} {}|settled {} {}|{}|{} {} {}|{}|{}|{}|{}",
+        static_cast<int>(e->what), e->session, e->part_id, e->part_type, e->delta, e->directory,
+        t.call_id, t.tool, static_cast<int>(t.status), t.title, t.output_tail, e->request.id,
+        e->request.permission, e->settled.request_id, static_cast<int>(e->settled.how),
+        e->message_id, e->usage.input_tokens, e->usage.output_tokens, e->usage.cost, e->name,
+        e->branch, e->message, e->request.questions.size());
+}
+
+void expect_same_read(std::string const& data) {
+    EXPECT_EQ(described(oc::parse_event(data)), described(oc::parse_event_tree(data))) << data;
+}
+
+// The one-pass scan and the tree read agree on every frame a real opencode 1.18.33 sent in the
+// e2e captures, in both forms, and most of those frames never need the tree.
+TEST(opencode_event_scan, agrees_with_the_tree_on_every_captured_frame) {
+    std::size_t frames = 0, scanned = 0;
+    for (auto const& file : std::filesystem::directory_iterator(CAPTURED_DIR)) {
+        if (file.path().extension() != ".jsonl") continue;
+        std::ifstream in(file.path());
+        std::string line;
+        while (std::getline(in, line)) {
+            boost::system::error_code ec;
+            auto parsed = boost::json::parse(line, ec);
+            if (ec) continue;  // a capture's last line, cut off when its server stopped
+            auto const& record = parsed.as_object();
+            if (record.at("kind").as_string() != "event") continue;
+            auto frame = boost::json::serialize(record.at("frame"));
+            std::vector<std::string> forms{frame};
+            if (record.at("frame").as_object().contains("payload")) forms.push_back(bare(frame));
+            for (auto const& data : forms) {
+                expect_same_read(data);
+                ++frames;
+                auto s = oc::scan_event(data);
+                ASSERT_TRUE(s) << data;
+                auto const& type = s->event.type;
+                if (type == "message.part.delta" || type == "session.idle" ||
+                    type == "session.status")
+                    ++scanned;
+            }
+        }
+    }
+    EXPECT_GT(frames, 1000u);
+    EXPECT_GT(scanned * 4, frames);  // deltas and status changes: the bulk of a stream
+}
+
+TEST(opencode_event_scan, agrees_with_the_tree_on_odd_and_hostile_frames) {
+    std::string deep = R"({"type":"session.idle","properties":{"sessionID":"ses_1","x":)";
+    for (int i = 0; i < 70; ++i) deep += "[";
+    for (int i = 0; i < 70; ++i) deep += "]";
+    deep += "}}";
+    for (std::string const& data : {
+             std::string(
+                 R"({"type":"message.part.delta","properties":{"sessionID":"ses_1",)"
+                 R"("partID":"prt_1","field":"text","delta":"a\"b\\c\u00e9\n\ud83d\ude00"}})"),
+             std::string(R"({"properties":{"sessionID":"ses_1"},"type":"session.idle"})"),
+             std::string(R"({"type":"session.idle","properties":{"sessionID":"ses_1"},)"
+                         R"("properties":{"sessionID":"ses_2"}})"),
+             std::string(R"({"type":"session.idle","properties":{"sessionID":"ses_1",)"
+                         R"("sessionID":7}})"),
+             std::string(R"({"type":"session.idle","properties":{"sessionID":"ses_1"},)"
+                         R"("properties":[]})"),
+             std::string(R"({"directory":"/d","payload":{"type":"session.idle","properties":)"
+                         R"({"sessionID":"ses_1"}},"payload":7,"type":"session.idle",)"
+                         R"("properties":{"sessionID":"ses_2"}})"),
+             std::string(R"({"directory":"/d","payload":7,"type":"session.idle",)"
+                         R"("properties":{"sessionID":"ses_2"}})"),
+             std::string(R"({"directory":{"x":"/d"},"payload":{"type":"session.idle",)"
+                         R"("properties":{"sessionID":"ses_1"}}})"),
+             std::string(R"({"type":"message.updated","properties":{"info":{"sessionID":"ses_3",)"
+                         R"("role":"user","id":"msg_1"}}})"),
+             std::string(R"({"type":"message.updated","properties":{"info":{"sessionID":"ses_3",)"
+                         R"("role":"assistant","id":"msg_1","tokens":{"input":5}}}})"),
+             std::string(R"({"type":"message.updated","properties":{"info":"ses_3"}})"),
+             std::string(R"({"type":"session.status","properties":{"sessionID":"ses_1",)"
+                         R"("status":{"type":"busy"},"status":{"type":"retry"}}})"),
+             std::string(R"({"type":"session.status","properties":{"sessionID":"ses_1",)"
+                         R"("status":"busy"}})"),
+             std::string(R"({"type":"message.part.updated","properties":{"part":{"id":"prt_1",)"
+                         R"("sessionID":"ses_1","type":"reasoning","type":"text"}}})"),
+             std::string(R"({"type":"message.part.updated","properties":{"part":{"id":"prt_1",)"
+                         R"("sessionID":"ses_1","type":"text"},"part":null}})"),
+             std::string(R"({"type":"message.part.delta","properties":{"sessionID":"ses_1",)"
+                         R"("field":"reasoning","delta":"x"}})"),
+             std::string(R"({"type":"message.part.delta","properties":{"sessionID":"ses_1"}})"),
+             std::string(R"({"type":"message.part.delta","properties":{"field":"text"}})"),
+             std::string(R"({"type":"server.heartbeat","properties":{}})"),
+             std::string(R"({"type":7,"properties":{"sessionID":"ses_1"}})"),
+             std::string(R"({"type":"session.idle","properties":{"sessionID":"ses_1"}}  )"),
+             std::string(R"({"type":"session.idle","properties":{"sessionID":"ses_1"}} x)"),
+             std::string(R"({"type":"session.idle","properties":{"sessionID":"ses_1"})"),
+             std::string(R"([{"type":"session.idle","properties":{"sessionID":"ses_1"}}])"),
+             std::string(R"("session.idle")"),
+             std::string(),
+             deep,
+         })
+        expect_same_read(data);
 }
 
 TEST(opencode_pending, lists_keep_the_sessions_requests) {
