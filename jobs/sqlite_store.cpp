@@ -83,10 +83,41 @@ std::string select_sql() {
                        fmt::join(protocol::enum_names<column>, ", "));
 }
 
-// Binds parameter n + 1 to column n of the row (upsert_sql's order); NULL when empty.
-void bind_row(sqlite3_stmt* s, store_row const& r) {
-    for (std::size_t i = 0; i < store_row::size; ++i) {
-        auto c = static_cast<column>(i);
+// The columns a later write of a stored job sets (every one but the id and the fixed ones),
+// then the id: the parameters of update_sql() in order.
+std::vector<column> const& update_columns() {
+    static std::vector<column> const columns = [] {
+        std::vector<column> out;
+        for (std::size_t i = 0; i < store_row::size; ++i) {
+            auto c = static_cast<column>(i);
+            if (c != column::id && !fixed_column(c)) out.push_back(c);
+        }
+        out.push_back(column::id);
+        return out;
+    }();
+    return columns;
+}
+
+// A stored job's changes: what a transition can change, without rebuilding its task's JSON
+// (a NULL task keeps the stored one; see row_of).
+std::string update_sql() {
+    auto const& columns = update_columns();
+    std::string sets;
+    for (std::size_t i = 0; i + 1 < columns.size(); ++i) {
+        auto name = protocol::to_string(columns[i]);
+        if (i > 0) sets += ", ";
+        sets += columns[i] == column::task ? fmt::format("{0} = coalesce(?, {0})", name)
+                                           : fmt::format("{} = ?", name);
+    }
+    return fmt::format("UPDATE jobs SET {} WHERE id = ?", sets);
+}
+
+// Binds parameter k + 1 to the row's column columns[k] (every column in order when empty);
+// NULL when the value is empty.
+void bind_row(sqlite3_stmt* s, store_row const& r, std::span<column const> columns = {}) {
+    auto const count = columns.empty() ? store_row::size : columns.size();
+    for (std::size_t i = 0; i < count; ++i) {
+        auto c = columns.empty() ? static_cast<column>(i) : columns[i];
         int at = static_cast<int>(i) + 1;
         std::visit(
             [&](auto const& v) {
@@ -236,6 +267,8 @@ struct sqlite_store::checkpointer {
 sqlite_store::sqlite_store(std::filesystem::path const& file) : file_(file) {
     auto fail = [&](std::string const& why) {
         std::string msg = fmt::format("cannot use state database {}: {}", file_.string(), why);
+        sqlite3_finalize(upsert_);  // either may be prepared already; null is a no-op
+        sqlite3_finalize(update_);
         sqlite3_close(db_);
         db_ = nullptr;
         throw std::runtime_error(msg);
@@ -255,13 +288,13 @@ sqlite_store::sqlite_store(std::filesystem::path const& file) : file_(file) {
     } catch (std::runtime_error const& e) {
         fail(e.what());
     }
-    if (sqlite3_prepare_v3(db_, upsert_sql().c_str(), -1, SQLITE_PREPARE_PERSISTENT, &upsert_,
-                           nullptr) != SQLITE_OK)
-        fail(sqlite3_errmsg(db_));
+    for (auto [sql, statement] : {std::pair{upsert_sql(), &upsert_}, {update_sql(), &update_}})
+        if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, statement,
+                               nullptr) != SQLITE_OK)
+            fail(sqlite3_errmsg(db_));
     try {
         checkpointer_ = std::make_unique<checkpointer>(file);
     } catch (std::runtime_error const& e) {
-        sqlite3_finalize(upsert_);
         fail(e.what());
     }
     // Replaces SQLite's auto-checkpoint on this connection (which is itself a WAL hook).
@@ -271,6 +304,7 @@ sqlite_store::sqlite_store(std::filesystem::path const& file) : file_(file) {
 sqlite_store::~sqlite_store() {
     checkpointer_.reset();  // its thread is done before the connections close
     sqlite3_finalize(upsert_);
+    sqlite3_finalize(update_);
     sqlite3_close(db_);  // the last connection: SQLite checkpoints the rest here
 }
 
@@ -312,19 +346,34 @@ void sqlite_store::migrate() {
     }
 }
 
+namespace {
+
+// Resets a prepared statement even when its step throws, so the next use starts clean.
+struct reset_after {
+    sqlite3_stmt* s;
+    ~reset_after() {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+    }
+};
+
+}  // namespace
+
 void sqlite_store::write(store_row const& r) {
-    // Reset even when the step throws, so the next write starts clean.
-    struct reset {
-        sqlite3_stmt* s;
-        ~reset() {
-            sqlite3_reset(s);
-            sqlite3_clear_bindings(s);
-        }
-    } st{upsert_};
+    reset_after st{upsert_};
     bind_row(st.s, r);
     if (sqlite3_step(st.s) != SQLITE_DONE)
         throw std::runtime_error(
             fmt::format("state database write failed: {}", sqlite3_errmsg(db_)));
+}
+
+bool sqlite_store::update(store_row const& changes) {
+    reset_after st{update_};
+    bind_row(st.s, changes, update_columns());
+    if (sqlite3_step(st.s) != SQLITE_DONE)
+        throw std::runtime_error(
+            fmt::format("state database write failed: {}", sqlite3_errmsg(db_)));
+    return sqlite3_changes(db_) > 0;
 }
 
 void sqlite_store::keep_pending(std::string const& id, std::optional<store_row> row, store_op op,
@@ -339,11 +388,11 @@ void sqlite_store::save(job const& j) {
         pending_[j.view.id] = row_of(j);
         return;
     }
-    auto row = row_of(j);
     try {
-        write(row);
+        // A job's first row is written whole (by save_all, mostly); later ones set its changes.
+        if (!update(row_of(j, false))) write(row_of(j));
     } catch (std::exception const& e) {
-        keep_pending(j.view.id, std::move(row), store_op::save, e);
+        keep_pending(j.view.id, row_of(j), store_op::save, e);
     }
 }
 

@@ -61,6 +61,8 @@ class sqlite_store final : public store {
     // database is newer than this agentd.
     void migrate();
     void write(store_row const& r);
+    // Sets a stored job's changes (a row of row_of(j, false)); false when no row has its id.
+    bool update(store_row const& changes);
     void write_all(std::span<job_ptr const> jobs);
     void remove(std::string const& id);
     void keep_pending(std::string const& id, std::optional<store_row> row, store_op op,
@@ -72,6 +74,7 @@ class sqlite_store final : public store {
     std::unique_ptr<checkpointer> checkpointer_;
     // Prepared once: compiling the SQL on every write cost a quarter of a job's instructions.
     sqlite3_stmt* upsert_ = nullptr;
+    sqlite3_stmt* update_ = nullptr;
     std::filesystem::path file_;
     // Rows whose write failed, by job id, newest content only; empty means "delete this row".
     std::map<std::string, std::optional<store_row>> pending_;

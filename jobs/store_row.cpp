@@ -284,7 +284,21 @@ T required(std::optional<T> v, column c) {
 
 }  // namespace
 
-store_row row_of(job const& j) {
+bool fixed_column(store_column c) {
+    switch (c) {
+        case column::principal:
+        case column::session:
+        case column::seq:
+        case column::description:
+        case column::created_ms:
+        case column::depth:
+            return true;
+        default:
+            return false;
+    }
+}
+
+store_row row_of(job const& j, bool with_fixed) {
     auto const& v = j.view;
     auto const& e = v.error;
     auto const& u = v.usage;
@@ -293,15 +307,20 @@ store_row row_of(job const& j) {
     };
     store_row r;
     r.set(column::id, v.id);
-    r.set(column::principal, j.own.principal);
-    r.set(column::session, j.own.session);
-    r.set(column::seq, static_cast<std::int64_t>(j.seq));
-    r.set(column::description, v.description);
+    if (with_fixed) {
+        r.set(column::principal, j.own.principal);
+        r.set(column::session, j.own.session);
+        r.set(column::seq, static_cast<std::int64_t>(j.seq));
+        r.set(column::description, v.description);
+        r.set(column::created_ms, to_ms(v.created_at));
+        r.set(column::depth, std::int64_t{v.depth});
+    }
+    // The costliest column to build (JSON), and it changes once: compact_finished() cuts a
+    // finished job's prompt. A stored job's changes carry it only then (NULL: unchanged).
+    if (with_fixed || protocol::is_terminal(v.state)) r.set(column::task, task_json(j.task));
     r.set(column::state, std::string(protocol::to_string(v.state)));
-    r.set(column::created_ms, to_ms(v.created_at));
     put(r, column::started_ms, ms(v.started_at));
     put(r, column::finished_ms, ms(v.finished_at));
-    r.set(column::depth, std::int64_t{v.depth});
     if (v.upstream) {
         r.set(column::backend, v.upstream->backend);
         r.set(column::upstream_session, v.upstream->session);
@@ -319,7 +338,6 @@ store_row row_of(job const& j) {
         r.set(column::output_tokens, std::int64_t{u->output_tokens});
         r.set(column::cost, u->cost);
     }
-    r.set(column::task, task_json(j.task));
     put(r, column::upstream_parent, view_of(j.upstream_parent));
     put(r, column::answered, answered_json(v.answered));
     auto const& w = v.worktree;

@@ -46,7 +46,11 @@ class store_row {
     std::array<value, size> values_{};
 };
 
-store_row row_of(job const& j);
+// Columns set once when the job is created, which its later writes never change.
+bool fixed_column(store_column c);
+// `with_fixed` false leaves the fixed columns NULL: the changes of a job already stored. Its
+// task is NULL too unless the job is finished (the one change a task gets: its compaction).
+store_row row_of(job const& j, bool with_fixed = true);
 // Throws std::runtime_error when a column that is never NULL is missing or the task is not JSON.
 job_ptr job_of(store_row const& r);
 

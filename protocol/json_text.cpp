@@ -57,6 +57,19 @@ std::string expand(std::string_view token) {
     return out;
 }
 
+// Just past the closing quote of the string that opens at `open` (its end when unterminated):
+// the first quote after it that an even number of backslashes precedes.
+std::size_t string_end(std::string_view s, std::size_t open) {
+    for (auto at = open + 1;;) {
+        auto quote = s.find('"', at);
+        if (quote == std::string_view::npos) return s.size();
+        std::size_t slashes = 0;
+        while (quote - slashes > open + 1 && s[quote - slashes - 1] == '\\') ++slashes;
+        if (slashes % 2 == 0) return quote + 1;
+        at = quote + 1;
+    }
+}
+
 }  // namespace
 
 std::string plain_decimals(std::string text) {
@@ -64,28 +77,32 @@ std::string plain_decimals(std::string text) {
     if (std::memchr(text.data(), 'E', text.size()) == nullptr) return text;
     std::string out;
     out.reserve(text.size());
+    std::string_view const all(text);
     std::size_t i = 0;
-    while (i < text.size()) {
-        char c = text[i];
-        if (c == '"') {  // copy the string, escapes included
-            std::size_t j = i + 1;
-            while (j < text.size() && text[j] != '"') j += text[j] == '\\' ? 2 : 1;
-            j = std::min(j + 1, text.size());
-            out.append(text, i, j - i);
-            i = j;
-        } else if (c == '-' || (c >= '0' && c <= '9')) {
-            std::size_t j = i;
-            while (j < text.size() && number_char(text[j])) ++j;
-            std::string_view token(text.data() + i, j - i);
+    while (i < all.size()) {
+        // Strings are most of the text: each is copied whole, found with memchr, not walked.
+        auto quote = all.find('"', i);
+        auto plain = all.substr(i, quote == std::string_view::npos ? all.npos : quote - i);
+        for (std::size_t at = 0; at < plain.size();) {
+            char c = plain[at];
+            if (c != '-' && (c < '0' || c > '9')) {
+                out += c;
+                ++at;
+                continue;
+            }
+            auto end = at;
+            while (end < plain.size() && number_char(plain[end])) ++end;
+            auto token = plain.substr(at, end - at);
             if (token.find_first_of("eE") != std::string_view::npos)
                 out += expand(token);
             else
                 out += token;
-            i = j;
-        } else {
-            out += c;
-            ++i;
+            at = end;
         }
+        if (quote == std::string_view::npos) break;
+        auto end = string_end(all, quote);
+        out.append(all.substr(quote, end - quote));
+        i = end;
     }
     return out;
 }

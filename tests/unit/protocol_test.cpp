@@ -987,6 +987,11 @@ TEST(json_text, strings_and_plain_numbers_are_left_alone) {
     std::string text = R"({"a":"1E5 \"2E3\"","b":-17,"ERROR":12})";
     EXPECT_EQ(plain_decimals(text), text);
     EXPECT_EQ(plain_decimals("[]"), "[]");
+    // A string that ends in an escaped backslash ends at its quote; escaped quotes do not end it.
+    EXPECT_EQ(plain_decimals(R"({"a":"x\\","b":1E1})"), R"({"a":"x\\","b":10})");
+    EXPECT_EQ(plain_decimals(R"({"a":"q\"1E1\\\"2E0","b":2E0,"c":"E"})"),
+              R"({"a":"q\"1E1\\\"2E0","b":2,"c":"E"})");
+    EXPECT_EQ(plain_decimals(R"(["1E1)"), R"(["1E1)");  // unterminated: copied as it is
 }
 
 TEST(json_text, a_job_view_cost_prints_as_a_plain_decimal_and_keeps_its_value) {

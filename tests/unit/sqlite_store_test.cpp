@@ -107,6 +107,56 @@ TEST_F(store_test, a_locked_database_costs_one_short_wait_then_rows_wait_in_memo
     EXPECT_EQ(rows[0]->view.state, protocol::job_state::completed);
 }
 
+// A stored job's later rows set only what changes: its owner, sequence and task stay as
+// first written, a running job's task is not rewritten, a finished one's compacted task is.
+TEST_F(store_test, later_saves_update_the_changes_and_the_finished_task) {
+    sqlite_store db(file_);
+    auto j = make_job("job_a", protocol::job_state::queued);
+    j->seq = 7;
+    j->view.description = "first";
+    j->task.prompt = std::string(1000, 'p');
+    save_all_now(db, {j});
+    j->view.state = protocol::job_state::running;
+    j->view.upstream = protocol::upstream_ref{"opencode", "ses_1"};
+    db.save(*j);
+    auto running = db.load();
+    ASSERT_EQ(running.size(), 1u);
+    EXPECT_EQ(running[0]->view.state, protocol::job_state::running);
+    EXPECT_EQ(running[0]->view.upstream->session, "ses_1");
+    EXPECT_EQ(running[0]->task.prompt.size(), 1000u);
+    EXPECT_EQ(running[0]->seq, 7u);
+    EXPECT_EQ(running[0]->own.principal, "alice");
+    EXPECT_EQ(running[0]->view.description, "first");
+
+    j->view.state = protocol::job_state::completed;
+    j->view.output = "done";
+    compact_finished(*j);
+    db.save(*j);
+    auto done = db.load();
+    ASSERT_EQ(done.size(), 1u);
+    EXPECT_EQ(done[0]->view.output, "done");
+    EXPECT_EQ(done[0]->task.prompt, j->task.prompt);
+    EXPECT_EQ(done[0]->task.prompt.size(), protocol::task_preview::prompt_chars);
+    EXPECT_EQ(done[0]->own.session, "chat");
+    EXPECT_EQ(done[0]->seq, 7u);
+}
+
+// A job saved before any row of it was written (no save_all) gets its whole row.
+TEST_F(store_test, a_first_save_writes_the_whole_row) {
+    {
+        sqlite_store db(file_);
+        auto j = make_job("job_a", protocol::job_state::running);
+        j->seq = 3;
+        db.save(*j);
+    }
+    sqlite_store db(file_);
+    auto rows = db.load();
+    ASSERT_EQ(rows.size(), 1u);
+    EXPECT_EQ(rows[0]->seq, 3u);
+    EXPECT_EQ(rows[0]->task.prompt, "p");
+    EXPECT_EQ(rows[0]->own.principal, "alice");
+}
+
 TEST_F(store_test, a_pending_erase_is_written_by_flush) {
     sqlite_store db(file_);
     db.save(*make_job("job_a", protocol::job_state::completed));
