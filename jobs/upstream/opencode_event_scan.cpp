@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <limits>
+#include <utility>
 
 namespace agentd::jobs::upstream::opencode {
 namespace {
@@ -19,6 +20,67 @@ constexpr std::size_t max_depth = 64;  // as parse_json
 
 // The objects whose fields matter; everything under any other value is skipped.
 enum class node : std::uint8_t { skip, root, payload, properties, info, status, part };
+
+// What the value of the key just read fills, by the object it is in.
+enum class slot : std::uint8_t {
+    none,
+    directory,
+    payload,
+    type,
+    properties,
+    session,
+    part_id,
+    field,
+    delta,
+    info,
+    status,
+    part,
+    info_role,
+    info_id,
+    info_session,
+    status_type,
+    part_type,
+    part_session,
+    part_key
+};
+
+// Keys are classified once, when read: no key is copied unless it came in pieces.
+slot classify(node in, std::string_view key) {
+    switch (in) {
+        case node::root:
+            if (key == "directory") return slot::directory;
+            if (key == "payload") return slot::payload;
+            [[fallthrough]];
+        case node::payload:
+            if (key == "type") return slot::type;
+            if (key == "properties") return slot::properties;
+            return slot::none;
+        case node::properties:
+            if (key == "sessionID") return slot::session;
+            if (key == "partID") return slot::part_id;
+            if (key == "field") return slot::field;
+            if (key == "delta") return slot::delta;
+            if (key == "info") return slot::info;
+            if (key == "status") return slot::status;
+            if (key == "part") return slot::part;
+            return slot::none;
+        case node::info:
+            if (key == "role") return slot::info_role;
+            if (key == "id") return slot::info_id;
+            if (key == "sessionID") return slot::info_session;
+            return slot::none;
+        case node::status:
+            return key == "type" ? slot::status_type : slot::none;
+        case node::part:
+            if (key == "type") return slot::part_type;
+            if (key == "sessionID") return slot::part_session;
+            if (key == "id") return slot::part_key;
+            return slot::none;
+        case node::skip:
+            return slot::none;
+    }
+    return slot::none;
+}
 
 class scan_handler {
   public:
@@ -62,14 +124,17 @@ class scan_handler {
         return true;
     }
     bool on_key_part(std::string_view s, std::size_t, error_code&) {
-        if (!in_key_) key_.clear();
-        in_key_ = true;
         key_.append(s);
         return true;
     }
-    bool on_key(std::string_view s, std::size_t n, error_code& ec) {
-        on_key_part(s, n, ec);
-        in_key_ = false;
+    bool on_key(std::string_view s, std::size_t, error_code&) {
+        if (key_.empty()) {
+            slot_ = classify(top().what, s);
+        } else {
+            key_.append(s);
+            slot_ = classify(top().what, key_);
+            key_.clear();
+        }
         return true;
     }
     bool on_number_part(std::string_view, error_code&) { return true; }
@@ -101,14 +166,14 @@ class scan_handler {
         return true;
     }
 
-    // A value of key_ in the current object begins: resets what it replaces (the last of a
-    // repeated key counts), points target_ at the string it fills, and returns the node it is
-    // when it is an object.
+    // A value of the key just read begins: resets what it replaces (the last of a repeated key
+    // counts), points target_ at the string it fills, and returns the node it is when it is an
+    // object.
     node value(bool object, bool string) {
         target_ = nullptr;
-        if (depth_ == 0) return node::skip;
-        auto const& at = top();
-        auto& ev = at.wrapped ? frame.event : bare;
+        auto what = std::exchange(slot_, slot::none);
+        if (what == slot::none) return node::skip;
+        auto& ev = top().wrapped ? frame.event : bare;
         auto field = [&](std::string& s) {
             s.clear();
             if (string) target_ = &s;
@@ -119,64 +184,65 @@ class scan_handler {
             is_object = object;
             return object ? n : node::skip;
         };
-        switch (at.what) {
-            case node::root:
-                if (key_ == "directory") return field(frame.directory);
-                if (key_ == "payload")
-                    return child(node::payload, frame.wrapped, [&] { frame.event = {}; });
-                [[fallthrough]];
-            case node::payload:
-                if (key_ == "type") return field(ev.type);
-                if (key_ == "properties")
-                    return child(node::properties, ev.properties_object, [&] {
-                        auto type = std::move(ev.type);
-                        ev = {};
-                        ev.type = std::move(type);
-                    });
-                return node::skip;
-            case node::properties:
-                if (key_ == "sessionID") return field(ev.session);
-                if (key_ == "partID") return field(ev.part_id);
-                if (key_ == "field") return field(ev.field);
-                if (key_ == "delta") return field(ev.delta);
-                if (key_ == "info")
-                    return child(node::info, ev.info_object, [&] {
-                        ev.info_role.clear();
-                        ev.info_id.clear();
-                        ev.info_session.clear();
-                    });
-                if (key_ == "status")
-                    return child(node::status, ev.status_object, [&] { ev.status_type.clear(); });
-                if (key_ == "part")
-                    return child(node::part, ev.part_object, [&] {
-                        ev.part_type.clear();
-                        ev.part_session.clear();
-                        ev.part_key.clear();
-                    });
-                return node::skip;
-            case node::info:
-                if (key_ == "role") return field(ev.info_role);
-                if (key_ == "id") return field(ev.info_id);
-                if (key_ == "sessionID") return field(ev.info_session);
-                return node::skip;
-            case node::status:
-                if (key_ == "type") return field(ev.status_type);
-                return node::skip;
-            case node::part:
-                if (key_ == "type") return field(ev.part_type);
-                if (key_ == "sessionID") return field(ev.part_session);
-                if (key_ == "id") return field(ev.part_key);
-                return node::skip;
-            case node::skip:
-                return node::skip;
+        switch (what) {
+            case slot::directory:
+                return field(frame.directory);
+            case slot::payload:
+                return child(node::payload, frame.wrapped, [&] { frame.event = {}; });
+            case slot::type:
+                return field(ev.type);
+            case slot::properties:
+                return child(node::properties, ev.properties_object, [&] {
+                    auto type = std::move(ev.type);
+                    ev = {};
+                    ev.type = std::move(type);
+                });
+            case slot::session:
+                return field(ev.session);
+            case slot::part_id:
+                return field(ev.part_id);
+            case slot::field:
+                return field(ev.field);
+            case slot::delta:
+                return field(ev.delta);
+            case slot::info:
+                return child(node::info, ev.info_object, [&] {
+                    ev.info_role.clear();
+                    ev.info_id.clear();
+                    ev.info_session.clear();
+                });
+            case slot::status:
+                return child(node::status, ev.status_object, [&] { ev.status_type.clear(); });
+            case slot::part:
+                return child(node::part, ev.part_object, [&] {
+                    ev.part_type.clear();
+                    ev.part_session.clear();
+                    ev.part_key.clear();
+                });
+            case slot::info_role:
+                return field(ev.info_role);
+            case slot::info_id:
+                return field(ev.info_id);
+            case slot::info_session:
+                return field(ev.info_session);
+            case slot::status_type:
+                return field(ev.status_type);
+            case slot::part_type:
+                return field(ev.part_type);
+            case slot::part_session:
+                return field(ev.part_session);
+            case slot::part_key:
+                return field(ev.part_key);
+            case slot::none:
+                break;
         }
         return node::skip;
     }
 
     std::array<level, max_depth + 1> stack_{};
     std::size_t depth_ = 0;
-    std::string key_;
-    bool in_key_ = false;
+    slot slot_ = slot::none;
+    std::string key_;  // a key that came in pieces (escapes), until its last one
     bool in_string_ = false;
     std::string* target_ = nullptr;
 };

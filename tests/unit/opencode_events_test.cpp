@@ -556,6 +556,9 @@ TEST(opencode_event_scan, agrees_with_the_tree_on_odd_and_hostile_frames) {
                  R"({"type":"message.part.delta","properties":{"sessionID":"ses_1",)"
                  R"("partID":"prt_1","field":"text","delta":"a\"b\\c\u00e9\n\ud83d\ude00"}})"),
              std::string(R"({"properties":{"sessionID":"ses_1"},"type":"session.idle"})"),
+             // Keys with escapes reach the scan in pieces.
+             std::string(R"({"typ\u0065":"session.idle","properties":{"session\u0049D":)"
+                         R"("ses_\u0031","x\"y":"z"}})"),
              std::string(R"({"type":"session.idle","properties":{"sessionID":"ses_1"},)"
                          R"("properties":{"sessionID":"ses_2"}})"),
              std::string(R"({"type":"session.idle","properties":{"sessionID":"ses_1",)"
