@@ -19,7 +19,7 @@ using boost::system::error_code;
 constexpr std::size_t max_depth = 64;  // as parse_json
 
 // The objects whose fields matter; everything under any other value is skipped.
-enum class node : std::uint8_t { skip, root, payload, properties, info, status, part };
+enum class node : std::uint8_t { skip, root, payload, properties, info, tokens, status, part };
 
 // What the value of the key just read fills, by the object it is in.
 enum class slot : std::uint8_t {
@@ -38,6 +38,11 @@ enum class slot : std::uint8_t {
     info_role,
     info_id,
     info_session,
+    tokens,
+    cost,
+    tokens_input,
+    tokens_output,
+    tokens_reasoning,
     status_type,
     part_type,
     part_session,
@@ -68,6 +73,13 @@ slot classify(node in, std::string_view key) {
             if (key == "role") return slot::info_role;
             if (key == "id") return slot::info_id;
             if (key == "sessionID") return slot::info_session;
+            if (key == "tokens") return slot::tokens;
+            if (key == "cost") return slot::cost;
+            return slot::none;
+        case node::tokens:
+            if (key == "input") return slot::tokens_input;
+            if (key == "output") return slot::tokens_output;
+            if (key == "reasoning") return slot::tokens_reasoning;
             return slot::none;
         case node::status:
             return key == "type" ? slot::status_type : slot::none;
@@ -138,9 +150,15 @@ class scan_handler {
         return true;
     }
     bool on_number_part(std::string_view, error_code&) { return true; }
-    bool on_int64(std::int64_t, std::string_view, error_code&) { return scalar(); }
-    bool on_uint64(std::uint64_t, std::string_view, error_code&) { return scalar(); }
-    bool on_double(double, std::string_view, error_code&) { return scalar(); }
+    bool on_int64(std::int64_t i, std::string_view, error_code&) {
+        return number(static_cast<double>(i), i);
+    }
+    bool on_uint64(std::uint64_t u, std::string_view, error_code&) {
+        return number(static_cast<double>(u), static_cast<std::int64_t>(u));
+    }
+    bool on_double(double d, std::string_view, error_code&) {
+        return number(d, static_cast<std::int64_t>(d));
+    }
     bool on_bool(bool, error_code&) { return scalar(); }
     bool on_null(error_code&) { return scalar(); }
     bool on_comment_part(std::string_view, error_code&) { return true; }
@@ -163,6 +181,29 @@ class scan_handler {
     }
     bool scalar() {
         value(false, false);
+        return true;
+    }
+    // As the tree read takes numbers: a count as an integer, the cost as a real.
+    bool number(double real, std::int64_t integer) {
+        auto what = slot_;
+        value(false, false);
+        auto& ev = depth_ > 0 && top().wrapped ? frame.event : bare;
+        switch (what) {
+            case slot::tokens_input:
+                ev.tokens_input = integer;
+                break;
+            case slot::tokens_output:
+                ev.tokens_output = integer;
+                break;
+            case slot::tokens_reasoning:
+                ev.tokens_reasoning = integer;
+                break;
+            case slot::cost:
+                ev.cost = real;
+                break;
+            default:
+                break;
+        }
         return true;
     }
 
@@ -210,7 +251,24 @@ class scan_handler {
                     ev.info_role.clear();
                     ev.info_id.clear();
                     ev.info_session.clear();
+                    ev.tokens_input = ev.tokens_output = ev.tokens_reasoning = 0;
+                    ev.cost = 0;
                 });
+            case slot::tokens:
+                ev.tokens_input = ev.tokens_output = ev.tokens_reasoning = 0;
+                return object ? node::tokens : node::skip;
+            case slot::cost:
+                ev.cost = 0;
+                return node::skip;
+            case slot::tokens_input:
+                ev.tokens_input = 0;
+                return node::skip;
+            case slot::tokens_output:
+                ev.tokens_output = 0;
+                return node::skip;
+            case slot::tokens_reasoning:
+                ev.tokens_reasoning = 0;
+                return node::skip;
             case slot::status:
                 return child(node::status, ev.status_object, [&] { ev.status_type.clear(); });
             case slot::part:

@@ -1,9 +1,10 @@
 // A single pass over one opencode event frame that keeps only the few string fields the common
-// events carry (type, session, part, delta, status…), with no JSON tree: most of the event
+// events carry (type, session, part, delta, status, usage…), with no JSON tree: most of the event
 // stream (text deltas above all) needs nothing else. parse_event builds its event from this, or
 // hands frames with more structure (tools, requests, usage) to the full parse.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +24,12 @@ struct scanned_event {
     std::string info_role;     // properties.info.role
     std::string info_id;       // properties.info.id
     std::string info_session;  // properties.info.sessionID
+    // properties.info.tokens.{input,output,reasoning} and .cost: 0 when missing or not numbers
+    // (a real number's integer part for the token counts)
+    std::int64_t tokens_input = 0;
+    std::int64_t tokens_output = 0;
+    std::int64_t tokens_reasoning = 0;
+    double cost = 0;
     bool status_object = false;
     std::string status_type;  // properties.status.type
     bool part_object = false;

@@ -496,8 +496,7 @@ std::optional<event> parse_event(std::string_view data) {
     auto const& type = s.type;
     bool assistant = s.info_object && s.info_role == "assistant" && !s.info_id.empty();
     if (type.starts_with("worktree.") || type.starts_with("permission.") ||
-        type.starts_with("question.") || (type == "message.updated" && assistant) ||
-        (type == "message.part.updated" && s.part_type == "tool"))
+        type.starts_with("question.") || (type == "message.part.updated" && s.part_type == "tool"))
         return parse_event_tree(data);  // structure beyond a few strings
     std::optional<event> out(std::in_place);
     auto& e = *out;
@@ -516,6 +515,15 @@ std::optional<event> parse_event(std::string_view data) {
     } else if (type == "session.idle") {
         e.what = event::kind::idle;
         e.session = std::move(s.session);
+    } else if (type == "message.updated" && assistant) {
+        // As in parse_event_tree: an assistant message's usage so far (usage_of).
+        e.what = event::kind::usage;
+        e.session = std::move(s.info_session);
+        e.message_id = std::move(s.info_id);
+        e.usage.input_tokens = std::max<std::int64_t>(s.tokens_input, 0);
+        e.usage.output_tokens = std::max<std::int64_t>(s.tokens_output, 0) +
+                                std::max<std::int64_t>(s.tokens_reasoning, 0);
+        e.usage.cost = std::max(s.cost, 0.0);
     } else if (type == "message.updated" || type == "session.updated" || type == "session.diff" ||
                type == "session.status") {
         // As in parse_event_tree: a retry notice is not progress.

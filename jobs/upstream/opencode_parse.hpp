@@ -99,7 +99,7 @@ struct event {
     std::string message;    // worktree.failed
 };
 // One SSE data frame of /global/event ({directory, payload}) or /event (the payload itself).
-// Frames of the common kinds (deltas, progress, idle, non-tool parts) are read in one scan
+// Frames of the common kinds (deltas, progress, usage, idle, non-tool parts) are read in one scan
 // without a JSON tree; the rest go to parse_event_tree.
 std::optional<event> parse_event(std::string_view data);
 // The same read through a full JSON tree: every kind of frame gives the same event as through

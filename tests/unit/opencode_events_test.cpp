@@ -577,6 +577,17 @@ TEST(opencode_event_scan, agrees_with_the_tree_on_odd_and_hostile_frames) {
              std::string(R"({"type":"message.updated","properties":{"info":{"sessionID":"ses_3",)"
                          R"("role":"assistant","id":"msg_1","tokens":{"input":5}}}})"),
              std::string(R"({"type":"message.updated","properties":{"info":"ses_3"}})"),
+             std::string(R"({"type":"message.updated","properties":{"info":{"sessionID":"ses_3",)"
+                         R"("role":"assistant","id":"msg_1","cost":0.25,"tokens":{"input":7,)"
+                         R"("output":2.9,"reasoning":18446744073709551615},"tokens":{"input":-4,)"
+                         R"("output":3,"reasoning":"9"},"cost":"1"}}})"),
+             std::string(R"({"type":"message.updated","properties":{"info":{"sessionID":"ses_3",)"
+                         R"("role":"assistant","id":"msg_1","cost":1.5e-3,"tokens":{"input":)"
+                         R"(12345678901,"output":5,"reasoning":2,"cache":{"read":9}}}}})"),
+             std::string(R"({"type":"message.updated","properties":{"info":{"sessionID":"ses_3",)"
+                         R"("role":"assistant","id":"","tokens":{"input":1}}}})"),
+             std::string(R"({"type":"message.updated","properties":{"info":{"role":"assistant",)"
+                         R"("id":"msg_1","tokens":[1,2],"cost":-2}}})"),
              std::string(R"({"type":"session.status","properties":{"sessionID":"ses_1",)"
                          R"("status":{"type":"busy"},"status":{"type":"retry"}}})"),
              std::string(R"({"type":"session.status","properties":{"sessionID":"ses_1",)"
