@@ -220,7 +220,9 @@ upstream_error http_error(error_phase phase, unsigned status, std::string_view b
 
 up_result<std::string> parse_session(unsigned status, std::string_view body) {
     if (!ok_status(status)) return http_error(error_phase::create, status, body);
-    auto v = parse_json(body);
+    unsigned char scratch[4096];  // read and dropped here: no heap for a small reply
+    json::monotonic_resource arena(scratch, sizeof scratch);
+    auto v = parse_json(body, &arena);
     if (!v) return protocol_error(error_phase::create, "session create: response is not JSON");
     if (!v->is_object())
         return protocol_error(error_phase::create, "session create: response is not an object");
@@ -260,7 +262,9 @@ bool valid_request_id(std::string_view id, protocol::request_kind kind) {
 up_result<prompt_outcome> parse_prompt(unsigned status, std::string_view body,
                                        std::size_t max_output) {
     if (!ok_status(status)) return http_error(error_phase::prompt, status, body);
-    auto v = parse_json(body);
+    unsigned char scratch[16384];  // read and dropped here: most replies need no heap
+    json::monotonic_resource arena(scratch, sizeof scratch);
+    auto v = parse_json(body, &arena);
     if (!v) return protocol_error(error_phase::prompt, "prompt: response is not JSON");
     auto const* root = v->if_object();
     auto const* info = root ? object_at(*root, "info") : nullptr;
