@@ -174,6 +174,9 @@ asio::awaitable<http_result> http_pool::request(http_request req) {
             if (reused && may_resend) continue;
             co_return classify(wec, req.control, false);
         }
+        // A request that is never sent again needs neither its head nor its body while the
+        // reply is awaited, which for a prompt is the job's whole run: free them.
+        if (!may_resend) msg = {};
         http::response_parser<http::string_body> parser;
         parser.body_limit(req.max_body);
         auto [rec, got_some] = co_await read_reply(*stream, parser);

@@ -9,7 +9,6 @@
 #include "protocol/params.hpp"
 
 #include <chrono>
-#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -67,8 +66,10 @@ struct job {
     // upstream last showed progress (idle_timeout_ms), when each pending request was asked
     // (input_timeout_ms), the requests whose answer is on its way upstream, and the throttle of
     // activity events (a change within activity_gap of the last push is merged into one later).
+    // A vector, not a deque: libstdc++'s deque allocates ~570 bytes even when empty, which every
+    // job (most never run a tool) paid; dropping the oldest of 100 steps is a cheap move.
     static constexpr std::size_t steps_kept = 100;
-    std::deque<protocol::step> steps;
+    std::vector<protocol::step> steps;
     std::chrono::steady_clock::time_point last_progress{};
     std::map<std::string, std::chrono::steady_clock::time_point, std::less<>> asked;
     std::map<std::string, protocol::answered_by, std::less<>> answering;

@@ -1024,7 +1024,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             s = &*it;
         } else {
             j->steps.push_back({u.call_id, u.tool, u.status, {}, {}, {}, {}});
-            if (j->steps.size() > job::steps_kept) j->steps.pop_front();
+            if (j->steps.size() > job::steps_kept) j->steps.erase(j->steps.begin());
             s = &j->steps.back();
         }
         s->status = u.status;
