@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -30,6 +31,10 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+// For an operation that may stay pending for a job's whole run (the reply to a prompt): awaited
+// as a deferred operation it needs no coroutine frame of its own, which use_awaitable's
+// initiation allocates (~300 B per running job).
+constexpr auto deferred_tuple = asio::as_tuple(asio::deferred);
 
 void throw_exception_from_error(http_failure const& e, boost::source_location const& loc) {
     boost::throw_exception(std::runtime_error("http failure: " + e.message), loc);
@@ -122,13 +127,27 @@ asio::awaitable<std::pair<beast::error_code, bool>> read_reply(
     framing_meter meter;
     while (!parser.is_done()) {
         auto const body_before = parser.is_header_done() ? parser.get().body().size() : 0;
-        auto [ec, n] = co_await http::async_read_some(stream, buf, parser, use_tuple);
+        auto [ec, n] = co_await http::async_read_some(stream, buf, parser, deferred_tuple);
         if (ec) co_return std::pair{ec, parser.got_some() || n > 0};
         auto const body_after = parser.is_header_done() ? parser.get().body().size() : 0;
         if (!meter.add(n, body_after - body_before))
             co_return std::pair{beast::error_code(http::error::buffer_overflow), true};
     }
     co_return std::pair{beast::error_code{}, true};
+}
+
+// Resolves and connects a new stream. A coroutine of its own so that the resolver and its results
+// are not kept in request()'s frame while a running job waits for its reply.
+asio::awaitable<beast::error_code> open_stream(beast::tcp_stream& stream, asio::any_io_executor ex,
+                                               std::string const& host, std::string const& port) {
+    tcp::resolver resolver(ex);
+    auto [rec, endpoints] = co_await resolver.async_resolve(host, port, use_tuple);
+    if (rec) co_return rec;
+    auto [cec, ep] = co_await stream.async_connect(endpoints, use_tuple);
+    if (cec) co_return cec;
+    beast::error_code ignored;  // a request's head and body may go out as two writes
+    stream.socket().set_option(tcp::no_delay(true), ignored);
+    co_return beast::error_code{};
 }
 
 }  // namespace
@@ -160,20 +179,17 @@ asio::awaitable<http_result> http_pool::request(http_request req) {
                                  [&s = *stream] { s.close(); });
         stream->expires_at(req.deadline);
         if (!reused) {
-            tcp::resolver resolver(p.ex);
-            auto [rec, endpoints] =
-                co_await resolver.async_resolve(p.target.host, p.target.port, use_tuple);
-            if (rec) co_return classify(rec, req.control, true);
-            auto [cec, ep] = co_await stream->async_connect(endpoints, use_tuple);
+            auto cec = co_await open_stream(*stream, p.ex, p.target.host, p.target.port);
             if (cec) co_return classify(cec, req.control, true);
-            beast::error_code ignored;  // a request's head and body may go out as two writes
-            stream->socket().set_option(tcp::no_delay(true), ignored);
         }
         auto [wec, wn] = co_await http::async_write(*stream, msg, use_tuple);
         if (wec) {
             if (reused && may_resend) continue;
             co_return classify(wec, req.control, false);
         }
+        // A request that is never sent again needs neither its head nor its body while the
+        // reply is awaited, which for a prompt is the job's whole run: free them.
+        if (!may_resend) msg = {};
         http::response_parser<http::string_body> parser;
         parser.body_limit(req.max_body);
         auto [rec, got_some] = co_await read_reply(*stream, parser);

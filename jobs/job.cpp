@@ -47,7 +47,7 @@ void add_usage(protocol::job_usage& sum, protocol::job_usage const& u) {
 
 protocol::job_usage summed_usage(job const& j) {
     protocol::job_usage sum;
-    for (auto const& [id, u] : j.usage_by_message) add_usage(sum, u);
+    for (auto const& [id, u] : j.agentic().usage_by_message) add_usage(sum, u);
     return sum;
 }
 
@@ -82,14 +82,17 @@ void compact_finished(job& j) {
     j.task.prompt.shrink_to_fit();
     j.task.system.reset();
     std::string().swap(j.partial);
-    // Peek of a finished job still lists its steps, without their output (10 000 retained jobs
-    // with 100 steps of 2 KiB would be 2 GB).
-    for (auto& s : j.steps) std::string().swap(s.output_tail);
     j.view.activity.reset();
     j.view.requests.clear();
-    j.asked.clear();
-    j.answering.clear();
-    j.usage_by_message.clear();
+    if (!j.has_agentic()) return;
+    auto& a = j.agentic_mut();
+    if (a.steps.empty()) return j.drop_agentic();  // only usage or requests: nothing to keep
+    // Peek of a finished job still lists its steps, without their output (10 000 retained jobs
+    // with 100 steps of 2 KiB would be 2 GB).
+    for (auto& s : a.steps) std::string().swap(s.output_tail);
+    a.asked.clear();
+    a.answering.clear();
+    a.usage_by_message.clear();
 }
 
 }  // namespace agentd::jobs

@@ -9,7 +9,6 @@
 #include "protocol/params.hpp"
 
 #include <chrono>
-#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -63,25 +62,46 @@ struct job {
     // Creation + timeout (DESIGN §3: queue time counts), on the monotonic clock.
     std::chrono::steady_clock::time_point deadline{};
 
-    // Agentic state (DESIGN §2): tool steps (the last steps_kept, oldest first), when the
-    // upstream last showed progress (idle_timeout_ms), when each pending request was asked
-    // (input_timeout_ms), the requests whose answer is on its way upstream, and the throttle of
-    // activity events (a change within activity_gap of the last push is merged into one later).
-    static constexpr std::size_t steps_kept = 100;
-    std::deque<protocol::step> steps;
+    // When the upstream last showed progress (idle_timeout_ms).
     std::chrono::steady_clock::time_point last_progress{};
-    std::map<std::string, std::chrono::steady_clock::time_point, std::less<>> asked;
-    std::map<std::string, protocol::answered_by, std::less<>> answering;
-    std::chrono::steady_clock::time_point activity_pushed{};
-    bool activity_due = false;  // a change not pushed yet
 
-    // DESIGN §2 budget: the latest usage of each upstream message of the turn (opencode: one
-    // per LLM step), whose sum is the job's usage.
-    std::map<std::string, protocol::job_usage, std::less<>> usage_by_message;
+    // Agentic state (DESIGN §2: tool steps, requests, per-message usage), on first use: a queued
+    // job or a plain prompt never has any, and the containers cost ~180 B inline in every job.
+    static constexpr std::size_t steps_kept = 100;
+    struct agentic_state {
+        // The last steps_kept tool steps, oldest first. A vector, not a deque: libstdc++'s deque
+        // allocates ~570 B even when empty; dropping the oldest of 100 steps is a cheap move.
+        std::vector<protocol::step> steps;
+        // When each pending request was asked (input_timeout_ms), and the requests whose answer
+        // is on its way upstream.
+        std::map<std::string, std::chrono::steady_clock::time_point, std::less<>> asked;
+        std::map<std::string, protocol::answered_by, std::less<>> answering;
+        // The throttle of activity events: a change within activity_gap of the last push is
+        // merged into one later.
+        std::chrono::steady_clock::time_point activity_pushed{};
+        bool activity_due = false;  // a change not pushed yet
+        // DESIGN §2 budget: the latest usage of each upstream message of the turn (opencode: one
+        // per LLM step), whose sum is the job's usage.
+        std::map<std::string, protocol::job_usage, std::less<>> usage_by_message;
+    };
+    // The state, or an empty one for a job without any; never allocates.
+    agentic_state const& agentic() const {
+        static agentic_state const none;
+        return agentic_ ? *agentic_ : none;
+    }
+    agentic_state& agentic_mut() {
+        if (!agentic_) agentic_ = std::make_unique<agentic_state>();
+        return *agentic_;
+    }
+    bool has_agentic() const { return agentic_ != nullptr; }
+    void drop_agentic() { agentic_.reset(); }
 
     // The upstream's id of the prompt this job sent (opencode: the user message), whose diff
     // agents_peek {diff} and JobView diff_summary show; empty until the turn ended.
     std::string user_message;
+
+  private:
+    std::unique_ptr<agentic_state> agentic_;
 };
 
 using job_ptr = std::shared_ptr<job>;

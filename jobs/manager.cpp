@@ -979,13 +979,14 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     static constexpr std::size_t max_usage_messages = 4096;
 
     void record_usage(job& j, std::string_view message_id, protocol::job_usage const& u) {
-        auto it = j.usage_by_message.find(message_id);
-        if (it != j.usage_by_message.end()) {
+        auto& by_message = j.agentic_mut().usage_by_message;
+        auto it = by_message.find(message_id);
+        if (it != by_message.end()) {
             it->second = u;
-        } else if (j.usage_by_message.size() < max_usage_messages) {
-            j.usage_by_message.emplace(message_id, u);
+        } else if (by_message.size() < max_usage_messages) {
+            by_message.emplace(message_id, u);
         } else {
-            add_usage(j.usage_by_message["~more"], u);
+            add_usage(by_message["~more"], u);
         }
         j.view.usage = summed_usage(j);
     }
@@ -1016,16 +1017,17 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         auto j = active_job(upstream_session);
         if (!j) return;
         j->last_progress = steady::now();
-        auto it = std::find_if(j->steps.rbegin(), j->steps.rend(),
+        auto& steps = j->agentic_mut().steps;
+        auto it = std::find_if(steps.rbegin(), steps.rend(),
                                [&](protocol::step const& s) { return s.call_id == u.call_id; });
-        bool const is_new = it == j->steps.rend();
+        bool const is_new = it == steps.rend();
         protocol::step* s = nullptr;
         if (!is_new) {
             s = &*it;
         } else {
-            j->steps.push_back({u.call_id, u.tool, u.status, {}, {}, {}, {}});
-            if (j->steps.size() > job::steps_kept) j->steps.pop_front();
-            s = &j->steps.back();
+            steps.push_back({u.call_id, u.tool, u.status, {}, {}, {}, {}});
+            if (steps.size() > job::steps_kept) steps.erase(steps.begin());
+            s = &steps.back();
         }
         s->status = u.status;
         if (!u.title.empty()) s->title = u.title;
@@ -1047,13 +1049,14 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     // at last push + activity_gap with whatever it is then (≤ 4 events/s per job, DESIGN §6).
     void activity_changed(job& j) {
         auto now = steady::now();
-        if (now - j.activity_pushed >= activity_gap) {
-            j.activity_pushed = now;
-            j.activity_due = false;
+        auto& a = j.agentic_mut();
+        if (now - a.activity_pushed >= activity_gap) {
+            a.activity_pushed = now;
+            a.activity_due = false;
             notify(j);
-        } else if (!j.activity_due) {
-            j.activity_due = true;
-            arm(j.activity_pushed + activity_gap);
+        } else if (!a.activity_due) {
+            a.activity_due = true;
+            arm(a.activity_pushed + activity_gap);
         }
     }
 
@@ -1065,7 +1068,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             return std::any_of(list.begin(), list.end(),
                                [&](auto const& x) { return x.id == r.id; });
         };
-        if (known(j->view.requests) || known(j->view.answered) || j->answering.contains(r.id))
+        if (known(j->view.requests) || known(j->view.answered) ||
+            j->agentic().answering.contains(r.id))
             return;  // told twice (event and restore)
         r.asked_at = now_ms();
         auto policy = j->task.permissions.value_or(lim.permissions);
@@ -1073,7 +1077,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             spawn_answer(j, policy_reply(r, policy), protocol::answered_by::policy);
             return;
         }
-        j->asked[r.id] = steady::now();
+        j->agentic_mut().asked[r.id] = steady::now();
         if (lim.input_timeout.count() > 0) arm(steady::now() + lim.input_timeout);
         j->view.requests.push_back(std::move(r));
         requests_changed(*j);
@@ -1082,7 +1086,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     // A request the upstream settled: by us (send_answer records it), or elsewhere.
     void on_settled(std::string_view upstream_session, upstream::request_settled const& s) {
         auto j = active_job(upstream_session);
-        if (!j || j->answering.contains(s.request_id)) return;
+        if (!j || j->agentic().answering.contains(s.request_id)) return;
         auto const* r = find_request(*j, s.request_id);
         if (!r) return;
         auto kind = r->kind;
@@ -1105,7 +1109,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     }
 
     void drop_request(job& j, std::string const& id) {
-        j.asked.erase(id);
+        if (j.has_agentic()) j.agentic_mut().asked.erase(id);
         auto before = j.view.requests.size();
         std::erase_if(j.view.requests, [&](auto const& r) { return r.id == id; });
         if (j.view.requests.size() != before) requests_changed(j);
@@ -1156,10 +1160,10 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         if (!j->view.upstream)
             co_return upstream::upstream_error{error_kind::protocol, error_phase::prompt,
                                                "the job has no upstream session", std::nullopt};
-        j->answering[reply.request_id] = by;
+        j->agentic_mut().answering[reply.request_id] = by;
         auto out = co_await server_of(*j).respond(j->view.upstream->session, upstream_directory(*j),
                                                   reply);
-        j->answering.erase(reply.request_id);
+        j->agentic_mut().answering.erase(reply.request_id);
         if (out) {
             drop_request(*j, reply.request_id);
             record(*j, reply.request_id, reply.kind, reply.how, by);
@@ -1180,8 +1184,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             auto id = r.request_id;
             auto sent = co_await self->send_answer(j, std::move(r), by);
             // Not taken (upstream down): try again after another input timeout.
-            if (!sent && j->asked.contains(id)) {
-                j->asked[id] = steady::now();
+            if (!sent && j->agentic().asked.contains(id)) {
+                j->agentic_mut().asked[id] = steady::now();
                 self->arm(steady::now() +
                           std::max(self->lim.input_timeout, std::chrono::milliseconds(1000)));
             }
@@ -1227,24 +1231,25 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                 else
                     next = std::min(next, due);
             }
-            if (input_on && j->view.state == job_state::waiting) {
+            if (input_on && j->view.state == job_state::waiting && j->has_agentic()) {
                 // timeout_request only spawns the answer: the map is not changed under us.
-                for (auto& [id, asked] : j->asked) {
+                for (auto& [id, asked] : j->agentic_mut().asked) {
                     if (asked == steady::time_point::max()) continue;  // its answer is on its way
                     auto due = asked + lim.input_timeout;
                     if (due > now) {
                         next = std::min(next, due);
-                    } else if (!j->answering.contains(id)) {
+                    } else if (!j->agentic().answering.contains(id)) {
                         asked = steady::time_point::max();  // until the answer settles
                         timeout_request(j, id);
                     }
                 }
             }
-            if (j->activity_due) {
-                auto due = j->activity_pushed + activity_gap;
+            if (j->agentic().activity_due) {
+                auto& a = j->agentic_mut();
+                auto due = a.activity_pushed + activity_gap;
                 if (due <= now) {
-                    j->activity_due = false;
-                    j->activity_pushed = now;
+                    a.activity_due = false;
+                    a.activity_pushed = now;
                     notify(*j);
                 } else {
                     next = std::min(next, due);
@@ -1648,7 +1653,7 @@ asio::awaitable<peek_outcome> manager::peek(owner const& o, protocol::peek_param
                                                               upstream_directory(*j));
         if (read) text = std::move(*read);
     }
-    std::vector<protocol::step> steps(j->steps.begin(), j->steps.end());
+    auto steps = j->agentic().steps;
     peek_outcome out{{j->view.id, j->view}, std::move(text), std::move(steps), {}, {}};
     if (p.diff && j->view.upstream) {
         auto changes = co_await self->server_of(*j).session_diff(
@@ -1733,7 +1738,7 @@ asio::awaitable<protocol::result<job_entry>> manager::respond(owner const& o,
     auto j = self->jobs.find(o.principal, p.job);
     if (!j) co_return protocol::invalid_params("job", "no such job");
     auto const* pending = find_request(*j, p.request);
-    if (!pending || j->answering.contains(p.request))
+    if (!pending || j->agentic().answering.contains(p.request))
         co_return protocol::invalid_params(
             "request", "is not pending (answered, timed out or answered in OpenCode's own UI)");
     auto reply = reply_for(*pending, p);

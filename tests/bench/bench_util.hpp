@@ -41,6 +41,8 @@ class agentd_process {
     unsigned short port() const { return port_; }
     std::string const& token() const { return token_; }
     int pid() const { return proc_->pid(); }
+    // Its --state-dir (agentd.db and its WAL), removed with this object.
+    std::filesystem::path const& state_dir() const { return dir_; }
     test::http_headers auth() const;
     // One JSON-RPC call on a fresh connection; the `result`, or throws with the error.
     boost::json::value rpc(std::string const& method, boost::json::object params,

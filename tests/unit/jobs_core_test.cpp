@@ -603,13 +603,13 @@ TEST(budget, a_message_of_each_bound_and_none_within_them) {
 
 TEST(budget, usage_sums_the_latest_of_each_message) {
     job j;
-    j.usage_by_message["msg_1"] = {10, 20, 0.25};
-    j.usage_by_message["msg_2"] = {1, 2, 0.5};
+    j.agentic_mut().usage_by_message["msg_1"] = {10, 20, 0.25};
+    j.agentic_mut().usage_by_message["msg_2"] = {1, 2, 0.5};
     auto sum = summed_usage(j);
     EXPECT_EQ(sum.input_tokens, 11);
     EXPECT_EQ(sum.output_tokens, 22);
     EXPECT_EQ(sum.cost, 0.75);
-    j.usage_by_message["msg_3"] = {INT64_MAX, 0, 0};
+    j.agentic_mut().usage_by_message["msg_3"] = {INT64_MAX, 0, 0};
     EXPECT_EQ(summed_usage(j).input_tokens, INT64_MAX);
 }
 
