@@ -267,8 +267,8 @@ struct sqlite_store::checkpointer {
 sqlite_store::sqlite_store(std::filesystem::path const& file) : file_(file) {
     auto fail = [&](std::string const& why) {
         std::string msg = fmt::format("cannot use state database {}: {}", file_.string(), why);
-        sqlite3_finalize(upsert_);  // either may be prepared already; null is a no-op
-        sqlite3_finalize(update_);
+        for (auto* st : {upsert_, update_, begin_, commit_})
+            sqlite3_finalize(st);  // some may be prepared already; null is a no-op
         sqlite3_close(db_);
         db_ = nullptr;
         throw std::runtime_error(msg);
@@ -288,7 +288,10 @@ sqlite_store::sqlite_store(std::filesystem::path const& file) : file_(file) {
     } catch (std::runtime_error const& e) {
         fail(e.what());
     }
-    for (auto [sql, statement] : {std::pair{upsert_sql(), &upsert_}, {update_sql(), &update_}})
+    for (auto [sql, statement] : {std::pair{upsert_sql(), &upsert_},
+                                  {update_sql(), &update_},
+                                  {std::string("BEGIN IMMEDIATE"), &begin_},
+                                  {std::string("COMMIT"), &commit_}})
         if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, statement,
                                nullptr) != SQLITE_OK)
             fail(sqlite3_errmsg(db_));
@@ -303,8 +306,7 @@ sqlite_store::sqlite_store(std::filesystem::path const& file) : file_(file) {
 
 sqlite_store::~sqlite_store() {
     checkpointer_.reset();  // its thread is done before the connections close
-    sqlite3_finalize(upsert_);
-    sqlite3_finalize(update_);
+    for (auto* st : {upsert_, update_, begin_, commit_}) sqlite3_finalize(st);
     sqlite3_close(db_);  // the last connection: SQLite checkpoints the rest here
 }
 
@@ -359,6 +361,11 @@ struct reset_after {
 
 }  // namespace
 
+void sqlite_store::run(sqlite3_stmt* statement) {
+    reset_after st{statement};
+    if (sqlite3_step(st.s) != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(db_));
+}
+
 void sqlite_store::write(store_row const& r) {
     reset_after st{upsert_};
     bind_row(st.s, r);
@@ -411,10 +418,10 @@ void sqlite_store::erase(std::string const& id) {
 bool sqlite_store::flush_now() {
     if (pending_.empty()) return true;
     try {
-        exec("BEGIN IMMEDIATE");
+        run(begin_);
         try {
             for (auto const& [id, row] : pending_) row ? write(*row) : remove(id);
-            exec("COMMIT");
+            run(commit_);
         } catch (...) {
             sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
             throw;
@@ -436,14 +443,14 @@ store_stats sqlite_store::stats() const {
 
 void sqlite_store::write_all(std::span<job_ptr const> jobs) {
     try {
-        exec("BEGIN IMMEDIATE");
+        run(begin_);
     } catch (std::exception const&) {
         ++errors_[static_cast<std::size_t>(store_op::start)];
         throw;
     }
     try {
         for (auto const& j : jobs) write(row_of(*j));
-        exec("COMMIT");
+        run(commit_);
     } catch (...) {
         ++errors_[static_cast<std::size_t>(store_op::start)];
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);

@@ -57,6 +57,8 @@ class sqlite_store final : public store {
     struct checkpointer;
 
     void exec(char const* sql) const;
+    // Steps a prepared statement without rows (BEGIN, COMMIT) once; throws on failure.
+    void run(sqlite3_stmt* statement);
     // Brings the schema to the latest version in one transaction (DESIGN §7); throws when the
     // database is newer than this agentd.
     void migrate();
@@ -75,6 +77,11 @@ class sqlite_store final : public store {
     // Prepared once: compiling the SQL on every write cost a quarter of a job's instructions.
     sqlite3_stmt* upsert_ = nullptr;
     sqlite3_stmt* update_ = nullptr;
+    // BEGIN IMMEDIATE and COMMIT of a group of rows, prepared once (sqlite3_exec would compile
+    // them on every call).
+    sqlite3_stmt* begin_ = nullptr;
+    sqlite3_stmt* commit_ = nullptr;
+
     std::filesystem::path file_;
     // Rows whose write failed, by job id, newest content only; empty means "delete this row".
     std::map<std::string, std::optional<store_row>> pending_;
