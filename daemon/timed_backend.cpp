@@ -46,9 +46,8 @@ class timed final : public up::backend {
                                                               up::prompt_request const& req,
                                                               up::call_control& ctl) override {
         call_timer t(m_, upstream_call::prompt);
-        // No named local: a coroutine frame keeps every local for the whole call (a job's run),
-        // and the outcome would be one more copy of prompt_outcome in it.
-        co_return co_await inner_->prompt(session, req, ctl);
+        auto out = co_await inner_->prompt(session, req, ctl);
+        co_return out;
     }
 
     asio::awaitable<up::up_result<void>> abort(
