@@ -88,7 +88,7 @@ report() {
   mkdir -p "$(dirname "$png")"
   # BENCHMARKS.md: the template with each @name@ line replaced by $out/name.md.
   awk -v dir="$out" '
-    /^@[a-z]+@$/ { f = dir "/" substr($0, 2, length($0) - 2) ".md"
+    /^@[a-z_]+@$/ { f = dir "/" substr($0, 2, length($0) - 2) ".md"
                    while ((getline line < f) > 0) print line; close(f); next }
     { print }' tests/bench/BENCHMARKS.md.in >"$md"
   # The plot: fan-out ratio vs N, and latency percentiles (wait wake-up, agentd vs nginx);

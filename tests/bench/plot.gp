@@ -9,13 +9,19 @@ set title "Fan-out: N tasks (20 ms create + 500 ms prompt), wall time / N=1"
 set xlabel "N (tasks in one agents_start)"
 set ylabel "wall time ratio to N = 1"
 set logscale x 2
-set xrange [0.8:320]
+set xrange [0.8:1300]
 set yrange [0.9:*]
 set grid
 set key top left
+# Issue #20's targets at N = 256 and 1 024, beside round 1's up to N = 64.
+$targets << EOD
+256,1.05
+1024,1.15
+EOD
 set datafile separator ","
 plot dir."/fanout.csv" using 1:3 skip 1 with linespoints lw 2 pt 7 title "agentd", \
-     1.1 with lines dt 2 lc rgb "red" title "target 1.1 (up to N = 64)", \
+     [0.8:64] 1.1 with lines dt 2 lc rgb "red" title "target 1.1 (up to N = 64)", \
+     $targets using 1:2 with points pt 9 ps 2 lc rgb "red" title "targets 1.05 (N = 256), 1.15 (N = 1 024)", \
      1.0 with lines dt 3 lc rgb "gray" title "ideal"
 
 unset logscale x
