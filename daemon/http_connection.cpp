@@ -89,6 +89,20 @@ asio::awaitable<response> dispatch(endpoint handler, http::request<http::string_
     co_return make_response(http::status::ok, v, "application/json", std::move(*answer));
 }
 
+// A call that is answered without suspending (a lone agents_status), or nullopt: dispatch()
+// then runs it under unless_abandoned(), whose watch on the client (a second coroutine, a wait
+// on the socket and its cancellation) cost more than the status call itself.
+// Its answer is a 200 application/json body, whose head json_ok_head() writes without Beast's
+// fields.
+std::optional<std::string> answer_at_once(endpoint handler,
+                                          http::request<http::string_body> const& req,
+                                          principal const& caller_principal, http_context& ctx) {
+    if (handler != endpoint::rpc) return std::nullopt;
+    caller who;
+    who.principal = caller_principal.name;
+    return ctx.rpc.answer_at_once(req.body(), who);
+}
+
 // What a failed read tells the client before the connection closes; nullopt when the client
 // is gone or silent (end of stream, reset, deadline) and nothing can be said.
 std::optional<response> read_failure(beast::error_code ec) {
@@ -126,27 +140,6 @@ asio::awaitable<beast::error_code> read_body(http_stream& stream, beast::flat_bu
         if (rec) co_return rec;
         buffer.commit(n);
     }
-}
-
-// The head of a response as HTTP/1.x text. Beast's serializer is built for every kind of body
-// (chunked, buffered, written in parts) and took a fifth of the instructions of a small request;
-// a string body is complete, so head and body leave in one gathered write.
-std::string encode_head(response const& res) {
-    std::string head;
-    head.reserve(128);
-    head += res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
-    head += std::to_string(res.result_int());
-    head += ' ';
-    head += res.reason();
-    head += "\r\n";
-    for (auto const& field : res) {
-        head += field.name_string();
-        head += ": ";
-        head += field.value();
-        head += "\r\n";
-    }
-    head += "\r\n";
-    return head;
 }
 
 // Before closing on a request whose body we refused to read, drain what the client is still
@@ -251,6 +244,7 @@ asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_contex
         ~end_silence() { (*this)(); }
     } spoke{*ctx, silent, silent_entry};
     beast::flat_buffer buffer(read_buffer_limit);
+    auth_memo memo;  // the token of this connection's last request, hashed once
     bool first = true;
     for (;;) {
         request_parser parser;
@@ -269,10 +263,11 @@ asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_contex
         }
 
         response res;
+        std::optional<std::string> json_body;  // an answer at once: no response object
         busy = true;
         bool keep_alive = parser.get().keep_alive();
         bool unread_body = false;
-        auto admitted = admit(parser, ctx->opts);
+        auto admitted = admit(parser, ctx->opts, &memo);
         if (!admitted.refusal && reserve_slot && !reserve_may_serve(admitted.match->handler))
             admitted.refusal = connection_limit(parser.get().version());
         if (!admitted.refusal && admitted.match->handler == endpoint::mcp)
@@ -312,18 +307,29 @@ asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_contex
                 if (!reusable || !*reusable || stop_requested) break;
                 continue;
             }
-            stream.expires_never();  // a long agents_wait is not a slow client
-            auto answer = co_await unless_abandoned(
-                stream, dispatch(admitted.match->handler, parser.get(), admitted.who, *ctx));
-            if (!answer) break;  // the client went away; its call was cancelled
-            res = std::move(*answer);
+            json_body = answer_at_once(admitted.match->handler, parser.get(), admitted.who, *ctx);
+            if (!json_body) {
+                stream.expires_never();  // a long agents_wait is not a slow client
+                auto answer = co_await unless_abandoned(
+                    stream, dispatch(admitted.match->handler, parser.get(), admitted.who, *ctx));
+                if (!answer) break;  // the client went away; its call was cancelled
+                res = std::move(*answer);
+            }
         }
-        res.keep_alive(keep_alive);
-        res.prepare_payload();
+        std::string head;
+        std::string_view body;
+        if (json_body) {
+            head = json_ok_head(parser.get().version(), keep_alive, json_body->size());
+            body = *json_body;
+        } else {
+            res.keep_alive(keep_alive);
+            res.prepare_payload();
+            head = encode_head(res);
+            body = res.body();
+        }
         stream.expires_after(ctx->opts.read_timeout);
-        auto head = encode_head(res);
         // A response to HEAD has the headers of the GET, Content-Length included, and no body.
-        auto body = parser.get().method() == http::verb::head ? std::string_view{} : res.body();
+        if (parser.get().method() == http::verb::head) body = {};
         std::array<asio::const_buffer, 2> wire{asio::buffer(head), asio::buffer(body)};
         auto [wec, wn] = co_await asio::async_write(stream, wire, use_tuple);
         if (!wec && unread_body) co_await linger(stream);

@@ -57,6 +57,7 @@ void principals::replace(std::vector<common::principal_entry> extra) {
         if (!kept) revoked.push_back(old.info.name);
     }
     extra_ = std::move(next);
+    ++generation_;
     auto listeners = listeners_;  // a listener may drop its own handle while called
     for (auto const& name : revoked)
         for (auto const& f : std::vector<revoked_listener>(listeners->begin(), listeners->end()))

@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <list>
 #include <memory>
@@ -36,6 +37,8 @@ class principals {
     // or went away are told (on_revoked), so they close.
     void replace(std::vector<common::principal_entry> extra);
     std::size_t count() const { return extra_.size(); }
+    // Changes with every replace(): what a connection remembered of a token is stale then.
+    std::uint64_t generation() const { return generation_; }
     // Each principal's max_running (0: no quota of its own).
     std::unordered_map<std::string, std::size_t> quotas() const;
 
@@ -51,6 +54,7 @@ class principals {
     };
     digest local_{};
     std::vector<entry> extra_;
+    std::uint64_t generation_ = 0;
     std::shared_ptr<std::list<revoked_listener>> listeners_ =
         std::make_shared<std::list<revoked_listener>>();
 };

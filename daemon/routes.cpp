@@ -57,10 +57,23 @@ std::string allow_list(route const& r) {
 // clients cannot set headers) the first offered subprotocol bearer that is known; nullopt when
 // no token authenticates. Open routes and auth = none: "local".
 std::optional<principal> authenticate(http::request<http::string_body> const& req, route const& r,
-                                      server_options const& opts) {
+                                      server_options const& opts, auth_memo* memo) {
     if (r.auth == access::open || !opts.principals) return principal{};
-    if (auto bearer = bearer_token(req[http::field::authorization]); !bearer.empty())
-        if (auto who = opts.principals->find(bearer)) return who;
+    auto const authorization = req[http::field::authorization];
+    if (auto bearer = bearer_token(authorization); !bearer.empty()) {
+        auto const generation = opts.principals->generation();
+        if (memo && !memo->authorization.empty() && memo->generation == generation &&
+            memo->authorization == authorization)
+            return memo->who;
+        if (auto who = opts.principals->find(bearer)) {
+            if (memo) {
+                memo->authorization.assign(authorization.data(), authorization.size());
+                memo->who = *who;
+                memo->generation = generation;
+            }
+            return who;
+        }
+    }
     if (!r.upgrade) return std::nullopt;
     for (auto offered : subprotocol_bearers(req[http::field::sec_websocket_protocol]))
         if (auto who = opts.principals->find(offered)) return who;
@@ -154,7 +167,7 @@ route const* find_route(std::string_view path) {
     return nullptr;
 }
 
-admission admit(request_parser const& parser, server_options const& opts) {
+admission admit(request_parser const& parser, server_options const& opts, auth_memo* memo) {
     auto const& req = parser.get();
     auto v = req.version();
     if (auto bad = framing_refusal(req)) return refused(std::move(*bad));
@@ -163,7 +176,7 @@ admission admit(request_parser const& parser, server_options const& opts) {
     auto const* r = find_route(path);
     if (auto bad = guard_refusal(req, r, opts)) return refused(std::move(*bad));
     if (!r) return refused(plain(http::status::not_found, "not found\n", v));
-    auto who = authenticate(req, *r, opts);
+    auto who = authenticate(req, *r, opts, memo);
     if (!who) {
         auto res = plain(http::status::unauthorized, "missing or bad token\n", v);
         res.set(http::field::www_authenticate, "Bearer");
@@ -192,6 +205,39 @@ string_response make_response(http::status status, unsigned version, std::string
 
 string_response plain(http::status status, std::string body, unsigned version) {
     return make_response(status, version, "text/plain; charset=utf-8", std::move(body));
+}
+
+std::string encode_head(string_response const& res) {
+    std::string head;
+    head.reserve(128);
+    head += res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+    head += std::to_string(res.result_int());
+    head += ' ';
+    head += res.reason();
+    head += "\r\n";
+    for (auto const& field : res) {
+        head += field.name_string();
+        head += ": ";
+        head += field.value();
+        head += "\r\n";
+    }
+    head += "\r\n";
+    return head;
+}
+
+std::string json_ok_head(unsigned version, bool keep_alive, std::size_t content_length) {
+    // set_common_headers' fields in their order; then what message::keep_alive() adds (only
+    // where the version's default differs) and prepare_payload()'s Content-Length.
+    std::string head;
+    head.reserve(160);
+    head += version == 10 ? "HTTP/1.0 200 OK\r\n" : "HTTP/1.1 200 OK\r\n";
+    head += "Server: agentd\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n";
+    if (version < 11 && keep_alive) head += "Connection: keep-alive\r\n";
+    if (version >= 11 && !keep_alive) head += "Connection: close\r\n";
+    head += "Content-Length: ";
+    head += std::to_string(content_length);
+    head += "\r\n\r\n";
+    return head;
 }
 
 std::string_view media_type(std::string_view content_type) {

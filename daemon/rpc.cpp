@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <iterator>
 #include <map>
 #include <type_traits>
 #include <utility>
@@ -525,6 +526,132 @@ std::vector<planner::batch> rpc_service::plan_for(
     return planner::plan(traits);
 }
 
+namespace {
+
+// The answer to a call that threw: logged here, and -32603 without detail for the client.
+json::value internal_error_response(protocol::request const& req, std::exception_ptr error,
+                                    json::storage_ptr const& sp) {
+    try {
+        std::rethrow_exception(error);
+    } catch (std::exception const& x) {
+        log::error("internal_error", {{"method", req.method}, {"error", x.what()}});
+    } catch (...) {
+        log::error("internal_error", {{"method", req.method}});
+    }
+    return protocol::make_error(*req.id, protocol::internal_error(), sp);
+}
+
+}  // namespace
+
+std::optional<std::string> rpc_service::answer_at_once(std::string_view body, caller const& who) {
+    // What handle() would suspend for goes there: other methods (found without parsing when the
+    // body does not name agents_status), batches, another instance's jobs, and a store still
+    // committing what a reply would show.
+    constexpr std::string_view method_name = "agents_status";
+    if (body.find("\"agents_status\"") == std::string_view::npos) return std::nullopt;
+    if (jobs_.shared() || !jobs_.committed()) return std::nullopt;
+    std::array<unsigned char, 4096> arena;  // as in handle(): one arena for all of its JSON
+    json::monotonic_resource resource(arena.data(), arena.size());
+    json::storage_ptr sp(&resource);
+    auto frame = protocol::parse_frame(body, codec_, sp);
+    if (!frame || frame->is_batch || is_reply(*frame)) return std::nullopt;
+    auto msg = protocol::parse_message(std::move(*frame));
+    auto const& req = msg.elements.front().req;
+    if (!req || !req->id || req->method != method_name) return std::nullopt;
+
+    // As handle() -> answer() -> invoke() -> dispatch() -> method<parse_status>() -> run() run
+    // it: the same timing, budget, owner, log line and error answers; the response is written as
+    // text (status_text) rather than built as a JSON tree and serialized.
+    auto const& id = *req->id;
+    try {
+        auto const started = std::chrono::steady_clock::now();
+        protocol::response_budget budget(codec_.max_response_bytes);
+        std::optional<std::string> text;
+        auto const out = [&]() -> result<json::value> {
+            rpc_timer timing(metrics_, method_name);
+            auto p = parse(&protocol::parse_status, req->params);
+            if (!p) return p.error();
+            text = status_text(id, jobs_.status(who.owner(p->session), *p), sp, budget);
+            return json::value(nullptr);
+        }();
+        log_answer(method_name, session_of(req->params, who), who.principal, started, out);
+        if (text) return std::move(*text);
+        return protocol::to_text(protocol::make_error(id, out.error(), sp));
+    } catch (...) {
+        return protocol::to_text(internal_error_response(*req, std::current_exception(), sp));
+    }
+}
+
+std::string rpc_service::status_text(json::value const& id,
+                                     std::vector<jobs::job_entry> const& found,
+                                     json::storage_ptr const& sp,
+                                     protocol::response_budget& budget) {
+    // make_result({"jobs", "usage"}) as to_text() writes it: the text of a JSON tree is the text
+    // of its parts, so each part is written on its own.
+    protocol::job_usage total;
+    for (auto const& e : found) {
+        if (!e.view || !e.view->usage) continue;
+        total.input_tokens += e.view->usage->input_tokens;
+        total.output_tokens += e.view->usage->output_tokens;
+        total.cost += e.view->usage->cost;
+    }
+    auto const now = std::chrono::system_clock::now();
+    std::string text;
+    text.reserve(1024);  // a one-job reply in one allocation
+    text += "{\"jsonrpc\":\"2.0\",\"id\":";
+    if (id.is_int64())  // the usual id, written without a string of its own
+        fmt::format_to(std::back_inserter(text), "{}", id.get_int64());
+    else
+        text += protocol::to_text(id);
+    text += ",\"result\":{\"jobs\":[";
+    for (std::size_t i = 0; i < found.size(); ++i) {
+        if (i != 0) text += ',';
+        auto const& e = found[i];
+        if (e.view)
+            append_view(text, *e.view, now, sp, budget);
+        else
+            text += protocol::to_text(protocol::not_found_json(e.id, sp));
+    }
+    text += "],\"usage\":";
+    text += protocol::to_text(protocol::to_json(total, sp));
+    text += "}}";
+    return text;
+}
+
+void rpc_service::append_view(std::string& text, protocol::job_view const& v,
+                              protocol::wall_time now, json::storage_ptr const& sp,
+                              protocol::response_budget& budget) {
+    bool const with_output = protocol::charge(v, budget);
+    // A finished job's text depends on nothing but its view (elapsed_ms is finished - started),
+    // and the view rarely changes any more (a worktree removed): the text is kept, and used
+    // while the whole view is still equal to the one it was written from. Rendering and
+    // serializing a one-job view was two fifths of an agents_status request's instructions.
+    bool const keep =
+        with_output && protocol::is_terminal(v.state) && (!v.started_at || v.finished_at);
+    if (keep) {
+        if (auto it = view_texts_.find(v.id); it != view_texts_.end() && it->second.view == v) {
+            text += it->second.text;
+            return;
+        }
+    }
+    auto fresh =
+        protocol::to_text(warn_if_omitted(protocol::to_json_charged(v, now, sp, with_output)));
+    text += fresh;
+    if (!keep || fresh.size() > max_kept_view_bytes) return;
+    // Bounded by bytes and count; when full, it starts over (ids of removed jobs go too).
+    if (auto it = view_texts_.find(v.id); it != view_texts_.end()) {
+        view_texts_bytes_ -= it->second.text.size();
+        view_texts_.erase(it);
+    }
+    if (view_texts_bytes_ + fresh.size() > max_kept_views_bytes ||
+        view_texts_.size() >= max_kept_views) {
+        view_texts_.clear();
+        view_texts_bytes_ = 0;
+    }
+    view_texts_bytes_ += fresh.size();
+    view_texts_.emplace(v.id, kept_view{v, std::move(fresh)});
+}
+
 asio::awaitable<std::optional<std::string>> rpc_service::handle(std::string_view body,
                                                                 caller const& who) {
     // Everything JSON of one message (the parsed request, the replies, the job views) lives in
@@ -573,20 +700,10 @@ asio::awaitable<std::optional<std::string>> rpc_service::handle(std::string_view
     json::array responses(sp);
     for (std::size_t i = 0; i < outcomes.size(); ++i) {
         auto& o = outcomes[i];
-        if (o.response) {
+        if (o.response)
             responses.push_back(std::move(*o.response));
-        } else if (o.error && elements[i].req && elements[i].req->id) {
-            try {
-                std::rethrow_exception(o.error);
-            } catch (std::exception const& x) {
-                log::error("internal_error",
-                           {{"method", elements[i].req->method}, {"error", x.what()}});
-            } catch (...) {
-                log::error("internal_error", {{"method", elements[i].req->method}});
-            }
-            responses.push_back(
-                protocol::make_error(*elements[i].req->id, protocol::internal_error(), sp));
-        }
+        else if (o.error && elements[i].req && elements[i].req->id)
+            responses.push_back(internal_error_response(*elements[i].req, o.error, sp));
     }
     if (responses.empty()) co_return std::nullopt;
     if (!msg.is_batch) co_return protocol::to_text(responses.front());

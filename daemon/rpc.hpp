@@ -19,6 +19,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <vector>
 
 namespace agentd::daemon {
 
@@ -62,6 +64,11 @@ class rpc_service {
     // (operation_aborted) instead of answering: nobody reads the answer, and it is not an error.
     boost::asio::awaitable<std::optional<std::string>> handle(std::string_view body,
                                                               caller const& who);
+    // A lone agents_status answered without suspending, or nullopt for any other body (handle()
+    // answers it). The hottest call (a status poll) then costs no coroutine frames and no watch
+    // on its client; its answer, log line and metrics are handle()'s.
+    std::optional<std::string> answer_at_once(std::string_view body, caller const& who);
+
     jobs::manager& jobs() const { return jobs_; }
     // Null when the daemon keeps no metrics (unit tests); GET /metrics renders it.
     daemon::metrics* metrics() const { return metrics_; }
@@ -124,10 +131,27 @@ class rpc_service {
                                                       boost::json::storage_ptr sp,
                                                       protocol::response_budget& budget);
 
+    // answer_at_once()'s agents_status response as text, and one job's view in it: a finished
+    // job's text comes from view_texts_ while its view is unchanged.
+    std::string status_text(boost::json::value const& id, std::vector<jobs::job_entry> const& found,
+                            boost::json::storage_ptr const& sp, protocol::response_budget& budget);
+    void append_view(std::string& text, protocol::job_view const& v, protocol::wall_time now,
+                     boost::json::storage_ptr const& sp, protocol::response_budget& budget);
+
     jobs::manager& jobs_;
     planner::policy policy_;
     protocol::codec_limits codec_;
     daemon::metrics* metrics_;
+    // The texts of finished jobs' views with the view each was written from, by job id.
+    struct kept_view {
+        protocol::job_view view;
+        std::string text;
+    };
+    static constexpr std::size_t max_kept_view_bytes = 64 << 10;
+    static constexpr std::size_t max_kept_views_bytes = 8 << 20;
+    static constexpr std::size_t max_kept_views = 4096;
+    std::unordered_map<std::string, kept_view> view_texts_;
+    std::size_t view_texts_bytes_ = 0;
 };
 
 }  // namespace agentd::daemon

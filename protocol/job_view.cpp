@@ -155,8 +155,19 @@ std::size_t view_overhead(job_view const& v) {
 
 }  // namespace
 
+bool charge(job_view const& v, response_budget& budget) {
+    budget.spend(view_overhead(v));
+    return !v.output || budget.take_json_string(*v.output);
+}
+
 json::value to_json(job_view const& v, wall_time now, json::storage_ptr sp,
                     response_budget* budget) {
+    bool const with_output = !budget || charge(v, *budget);
+    return to_json_charged(v, now, std::move(sp), with_output);
+}
+
+json::value to_json_charged(job_view const& v, wall_time now, json::storage_ptr sp,
+                            bool with_output) {
     json::object o(22, sp);  // room for every field: no growth while it fills
     o["id"] = v.id;
     if (!v.session.empty()) o["session"] = v.session;
@@ -191,8 +202,7 @@ json::value to_json(job_view const& v, wall_time now, json::storage_ptr sp,
                                           {"deletions", v.diff_summary->deletions}},
                                          sp);
     if (v.continues) o["continues"] = *v.continues;
-    if (budget) budget->spend(view_overhead(v));
-    if (v.output && budget && !budget->take_json_string(*v.output)) {
+    if (v.output && !with_output) {
         o["output_omitted"] = true;  // fetch this job alone to read it
         o["truncated"] = v.truncated;
     } else if (v.output) {

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -45,12 +46,14 @@ struct job_error {
     std::optional<error_phase> phase;
     std::string message;
     std::optional<int> http_status;
+    bool operator==(job_error const&) const = default;
 };
 
 struct job_usage {
     std::int64_t input_tokens = 0;
     std::int64_t output_tokens = 0;
     double cost = 0.0;
+    bool operator==(job_usage const&) const = default;
 };
 
 // What a JobView shows of the task (DESIGN §2): the prompt's first 200 characters.
@@ -60,6 +63,7 @@ struct task_preview {
     std::optional<std::string> agent;
     std::optional<std::string> model;
     std::optional<std::string> directory;
+    bool operator==(task_preview const&) const = default;
 };
 
 // Tool steps and requests of an agentic sub-agent (DESIGN §2 agents_peek, Requests).
@@ -100,6 +104,7 @@ struct activity_view {
 struct question_option {
     std::string label;
     std::string description;  // omitted when empty
+    bool operator==(question_option const&) const = default;
 };
 
 struct question_item {
@@ -108,6 +113,7 @@ struct question_item {
     std::vector<question_option> options;
     bool multiple = false;
     bool custom = true;  // free text allowed (opencode's default; its tool never says otherwise)
+    bool operator==(question_item const&) const = default;
 };
 
 // JobView `requests`: what a `waiting` job needs answered.
@@ -118,6 +124,7 @@ struct pending_request {
     std::vector<std::string> patterns;  // permission
     std::vector<question_item> questions;
     wall_time asked_at;
+    bool operator==(pending_request const&) const = default;
 };
 
 // JobView `answered` (the last 20).
@@ -128,6 +135,7 @@ struct answered_request {
     decision how = decision::allow;
     answered_by by = answered_by::caller;
     wall_time at;
+    bool operator==(answered_request const&) const = default;
 };
 
 // JobView `worktree` (DESIGN §2 isolation): where an isolated job ran, kept after it ends.
@@ -159,6 +167,7 @@ struct upstream_ref {
     std::string backend;
     std::string session;
     std::optional<std::string> server = {};  // the upstream server's URL as configured
+    bool operator==(upstream_ref const&) const = default;
 };
 
 // A job's output, shared rather than copied: every copy of a view (status and wait replies,
@@ -188,6 +197,13 @@ class shared_text {
         return a.text_ && *a.text_ == b;
     }
     friend bool operator==(shared_text const& a, std::nullopt_t) { return !a.text_; }
+    // Two views' outputs (job_view's ==): mostly copies of one text, found equal without a scan.
+    // A template, so that `text == "literal"` still means the string_view comparison.
+    template <std::same_as<shared_text> T>
+    friend bool operator==(shared_text const& a, T const& b) {
+        if (a.text_ == b.text_) return true;
+        return a.text_ && b.text_ && *a.text_ == *b.text_;
+    }
 
   private:
     std::shared_ptr<std::string const> text_;
@@ -214,6 +230,7 @@ struct job_view {
     bool truncated = false;
     std::optional<job_error> error;
     std::optional<job_usage> usage;
+    bool operator==(job_view const&) const = default;
 };
 
 // What one response may still spend (DESIGN §2, limits.max_response_bytes), shared by every job
@@ -241,6 +258,12 @@ std::size_t json_string_size(std::string_view text);
 // an output that does not fit it is omitted (`output_omitted: true`).
 boost::json::value to_json(job_view const& v, wall_time now, boost::json::storage_ptr sp = {},
                            response_budget* budget = nullptr);
+// to_json() in two steps, for a caller that keeps a view's text: what the view takes of the
+// budget, true when its output fits (or it has none); then the JSON with its output, or with
+// `output_omitted: true` instead.
+bool charge(job_view const& v, response_budget& budget);
+boost::json::value to_json_charged(job_view const& v, wall_time now, boost::json::storage_ptr sp,
+                                   bool with_output);
 boost::json::value to_json(step const& s, boost::json::storage_ptr sp = {});
 boost::json::value to_json(job_usage const& u, boost::json::storage_ptr sp = {});
 boost::json::value to_json(file_change const& c, boost::json::storage_ptr sp = {});

@@ -57,53 +57,54 @@ std::string expand(std::string_view token) {
     return out;
 }
 
-// Just past the closing quote of the string that opens at `open` (its end when unterminated):
-// the first quote after it that an even number of backslashes precedes.
-std::size_t string_end(std::string_view s, std::size_t open) {
-    for (auto at = open + 1;;) {
-        auto quote = s.find('"', at);
-        if (quote == std::string_view::npos) return s.size();
-        std::size_t slashes = 0;
-        while (quote - slashes > open + 1 && s[quote - slashes - 1] == '\\') ++slashes;
-        if (slashes % 2 == 0) return quote + 1;
-        at = quote + 1;
-    }
-}
-
 }  // namespace
 
 std::string plain_decimals(std::string text) {
     // Most replies hold no double at all, and Boost writes the exponent as `E`: one scan decides.
     if (std::memchr(text.data(), 'E', text.size()) == nullptr) return text;
+    // Text between rewritten numbers is copied in runs, and strings are skipped with memchr: a
+    // byte-by-byte copy was a sixth of an agents_status request's instructions (its usage.cost
+    // is a double, so every reply takes this path). A text with no exponent number outside its
+    // strings comes back as it was, without a copy.
     std::string out;
-    out.reserve(text.size());
-    std::string_view const all(text);
+    std::size_t copied = 0;  // text[copied, i) is still to be copied to `out`
     std::size_t i = 0;
-    while (i < all.size()) {
-        // Strings are most of the text: each is copied whole, found with memchr, not walked.
-        auto quote = all.find('"', i);
-        auto plain = all.substr(i, quote == std::string_view::npos ? all.npos : quote - i);
-        for (std::size_t at = 0; at < plain.size();) {
-            char c = plain[at];
-            if (c != '-' && (c < '0' || c > '9')) {
-                out += c;
-                ++at;
-                continue;
+    char const* const data = text.data();
+    std::size_t const size = text.size();
+    while (i < size) {
+        char c = data[i];
+        if (c == '"') {  // skip the string, escapes included
+            std::size_t j = i + 1;
+            for (;;) {
+                auto const* q = static_cast<char const*>(std::memchr(data + j, '"', size - j));
+                if (!q) {
+                    j = size;
+                    break;
+                }
+                j = static_cast<std::size_t>(q - data);
+                std::size_t backslashes = 0;
+                while (j - backslashes > i + 1 && data[j - backslashes - 1] == '\\') ++backslashes;
+                ++j;
+                if (backslashes % 2 == 0) break;  // not escaped: the string's end
             }
-            auto end = at;
-            while (end < plain.size() && number_char(plain[end])) ++end;
-            auto token = plain.substr(at, end - at);
-            if (token.find_first_of("eE") != std::string_view::npos)
+            i = j;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            std::size_t j = i;
+            while (j < size && number_char(data[j])) ++j;
+            std::string_view token(data + i, j - i);
+            if (token.find_first_of("eE") != std::string_view::npos) {
+                if (out.empty()) out.reserve(size + 16);
+                out.append(data + copied, i - copied);
                 out += expand(token);
-            else
-                out += token;
-            at = end;
+                copied = j;
+            }
+            i = j;
+        } else {
+            ++i;
         }
-        if (quote == std::string_view::npos) break;
-        auto end = string_end(all, quote);
-        out.append(all.substr(quote, end - quote));
-        i = end;
     }
+    if (copied == 0) return text;
+    out.append(data + copied, size - copied);
     return out;
 }
 

@@ -255,8 +255,14 @@ TEST_F(worktree_test, WorktreeRemoveRemovesItAndChecksTheJob) {
     fs::path tree(str(job.at("worktree"), "directory"));
     ASSERT_TRUE(fs::is_directory(tree));
 
+    // A finished job's status text is kept (daemon/rpc.cpp): whatever the removal changes in its
+    // view, agents_status shows it as the removal's reply does.
+    agentd_->call("agents_status", json::object{{"jobs", json::array{json::value(id)}}});
     auto removed = agentd_->call("agents_worktree_remove", json::object{{"job", id}});
     EXPECT_EQ(str(removed.at("job"), "id"), id);
+    auto status =
+        agentd_->call("agents_status", json::object{{"jobs", json::array{json::value(id)}}});
+    EXPECT_EQ(status.at("jobs").at(0), removed.at("job"));
     EXPECT_FALSE(fs::exists(tree));
     EXPECT_EQ(sh(fmt::format("git -C {} worktree list", repo.path.string())).find(tree.string()),
               std::string::npos);

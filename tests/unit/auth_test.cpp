@@ -3,6 +3,7 @@
 // modes, reuse and failures, in a temporary directory under /tmp that each test removes.
 #include "daemon/auth.hpp"
 #include "daemon/principals.hpp"
+#include "daemon/routes.hpp"
 #include "daemon/state_dir.hpp"
 
 #include <gtest/gtest.h>
@@ -173,6 +174,65 @@ TEST(principals, local_token_is_admin_and_named_tokens_are_theirs) {
     EXPECT_FALSE(set.find("ci-token"));
     EXPECT_TRUE(set.find("local-token-0123456789abcdef0123"));
     EXPECT_EQ(revoked, std::vector<std::string>{"ci"});
+}
+
+// A request head as the HTTP session admits it.
+admission admit_head(std::string const& head, server_options const& opts, auth_memo* memo) {
+    request_parser parser;
+    prepare_parser(parser);
+    boost::beast::error_code ec;
+    parser.put(boost::asio::buffer(head), ec);
+    EXPECT_TRUE(parser.is_header_done()) << ec.message();
+    return admit(parser, opts, memo);
+}
+
+std::string rpc_head(std::string_view token) {
+    return "POST /rpc HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + std::string(token) +
+           "\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n";
+}
+
+TEST(auth_memo, remembers_a_connections_token_until_the_tokens_file_is_reloaded) {
+    server_options opts;
+    opts.principals = std::make_shared<principals>(
+        "local-token-0123456789abcdef0123",
+        std::vector<common::principal_entry>{{.name = "ci",
+                                              .sha256 = common::sha256_hex("ci-token"),
+                                              .admin = false,
+                                              .max_running = 0}});
+    auth_memo memo;
+    auto first = admit_head(rpc_head("ci-token"), opts, &memo);
+    ASSERT_FALSE(first.refusal);
+    EXPECT_EQ(first.who.name, "ci");
+    EXPECT_EQ(memo.who.name, "ci");
+    auto again = admit_head(rpc_head("ci-token"), opts, &memo);
+    ASSERT_FALSE(again.refusal);
+    EXPECT_EQ(again.who.name, "ci");
+    // Another token on the same connection is hashed and checked, never taken from the memo.
+    auto wrong = admit_head(rpc_head("ci-token2"), opts, &memo);
+    ASSERT_TRUE(wrong.refusal);
+    EXPECT_EQ(wrong.refusal->result(), boost::beast::http::status::unauthorized);
+    auto local = admit_head(rpc_head("local-token-0123456789abcdef0123"), opts, &memo);
+    ASSERT_FALSE(local.refusal);
+    EXPECT_EQ(local.who.name, "local");
+    // A reload that revokes the token: the memo is stale, the token refused.
+    ASSERT_FALSE(admit_head(rpc_head("ci-token"), opts, &memo).refusal);
+    opts.principals->replace({});
+    auto revoked = admit_head(rpc_head("ci-token"), opts, &memo);
+    ASSERT_TRUE(revoked.refusal);
+    EXPECT_EQ(revoked.refusal->result(), boost::beast::http::status::unauthorized);
+}
+
+TEST(json_ok_head, is_the_head_of_make_response_byte_for_byte) {
+    for (unsigned version : {10u, 11u}) {
+        for (bool keep_alive : {false, true}) {
+            auto res = make_response(boost::beast::http::status::ok, version, "application/json",
+                                     std::string(1234, 'x'));
+            res.keep_alive(keep_alive);
+            res.prepare_payload();
+            EXPECT_EQ(json_ok_head(version, keep_alive, 1234), encode_head(res))
+                << version << " " << keep_alive;
+        }
+    }
 }
 
 // A fresh directory under /tmp, removed with everything in it at the end of the test.

@@ -805,6 +805,51 @@ std::string format_time(wall_time t) {
     return std::string(to_json(v, t).at("created_at").as_string());
 }
 
+// agentd keeps a finished job's status text while its view compares equal: every field counts,
+// and outputs compare by content, not by which copy holds them.
+TEST(job_view_json, views_are_equal_only_when_every_field_is) {
+    job_view a;
+    a.id = "job_1";
+    a.state = job_state::completed;
+    a.output = std::string("out");
+    a.usage = job_usage{1, 2, 0.5};
+    auto b = a;
+    EXPECT_EQ(a, b);
+    b.output = std::string("out");  // another copy of the same text
+    EXPECT_EQ(a, b);
+    EXPECT_TRUE(a.output == "out");
+    b.output = std::string("other");
+    EXPECT_NE(a, b);
+    b = a;
+    b.worktree = worktree_ref{"/tmp/w", std::nullopt};
+    EXPECT_NE(a, b);
+    b = a;
+    b.usage->cost = 0.25;
+    EXPECT_NE(a, b);
+    b = a;
+    b.answered.push_back(answered_request{});
+    EXPECT_NE(a, b);
+    b = a;
+    b.output.reset();
+    EXPECT_NE(a, b);
+}
+
+// to_json() is charge() and then to_json_charged(): the same text and the same budget left.
+TEST(job_view_json, charge_then_render_is_to_json) {
+    job_view v;
+    v.id = "job_1";
+    v.state = job_state::completed;
+    v.output = std::string(100, 'x');
+    for (std::size_t bytes : {50u, 500u, 5000u}) {
+        response_budget one(bytes), two(bytes);
+        auto whole = to_json(v, {}, {}, &one);
+        bool fits = charge(v, two);
+        EXPECT_EQ(boost::json::serialize(whole),
+                  boost::json::serialize(to_json_charged(v, {}, {}, fits)));
+        EXPECT_EQ(one.take(1), two.take(1));
+    }
+}
+
 TEST(job_view_json, format_time_is_iso8601_utc_with_millis) {
     EXPECT_EQ(format_time(at(2026, 11, 22, 5, 17, 51, 123)), "2026-11-22T05:17:51.123Z");
     EXPECT_EQ(format_time(at(2026, 1, 2, 3, 4, 5, 0)), "2026-01-02T03:04:05.000Z");
