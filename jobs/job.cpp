@@ -77,6 +77,28 @@ protocol::task_preview preview_of(protocol::task const& t) {
             t.directory};
 }
 
+std::span<protocol::step const> job::agentic_state::kept_steps() const {
+    auto n = std::min(steps.size(), steps_kept);
+    return {steps.end() - static_cast<std::ptrdiff_t>(n), steps.end()};
+}
+
+std::span<protocol::step> job::agentic_state::kept_steps() {
+    auto n = std::min(steps.size(), steps_kept);
+    return {steps.end() - static_cast<std::ptrdiff_t>(n), steps.end()};
+}
+
+protocol::step& job::agentic_state::add_step(protocol::step s) {
+    steps.push_back(std::move(s));
+    if (steps.size() > steps_kept) {
+        auto& gone = steps[steps.size() - steps_kept - 1];  // it just left the window
+        std::string().swap(gone.title);
+        std::string().swap(gone.output_tail);
+    }
+    if (steps.size() > steps_kept + steps_slack)
+        steps.erase(steps.begin(), steps.end() - static_cast<std::ptrdiff_t>(steps_kept));
+    return steps.back();
+}
+
 void compact_finished(job& j) {
     j.task.prompt = first_chars(j.task.prompt, protocol::task_preview::prompt_chars);
     j.task.prompt.shrink_to_fit();
@@ -89,6 +111,8 @@ void compact_finished(job& j) {
     if (a.steps.empty()) return j.drop_agentic();  // only usage or requests: nothing to keep
     // Peek of a finished job still lists its steps, without their output (10 000 retained jobs
     // with 100 steps of 2 KiB would be 2 GB).
+    a.steps.erase(a.steps.begin(),
+                  a.steps.end() - static_cast<std::ptrdiff_t>(a.kept_steps().size()));
     for (auto& s : a.steps) std::string().swap(s.output_tail);
     a.asked.clear();
     a.answering.clear();

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -69,9 +70,16 @@ struct job {
     // job or a plain prompt never has any, and the containers cost ~180 B inline in every job.
     static constexpr std::size_t steps_kept = 100;
     struct agentic_state {
-        // The last steps_kept tool steps, oldest first. A vector, not a deque: libstdc++'s deque
-        // allocates ~570 B even when empty; dropping the oldest of 100 steps is a cheap move.
+        // Tool steps, oldest first: the job's are the last steps_kept (kept_steps()). A vector,
+        // not a deque (libstdc++'s deque allocates ~570 B even when empty); the steps that left
+        // the window are erased steps_slack at a time, since erasing the front moves every step
+        // (a tool flood made that a third of agentd's CPU), and their texts freed as they leave.
         std::vector<protocol::step> steps;
+        static constexpr std::size_t steps_slack = 25;
+        std::span<protocol::step const> kept_steps() const;
+        std::span<protocol::step> kept_steps();
+        // Appends a new step and returns it.
+        protocol::step& add_step(protocol::step s);
         // When each pending request was asked (input_timeout_ms), and the requests whose answer
         // is on its way upstream.
         std::map<std::string, std::chrono::steady_clock::time_point, std::less<>> asked;

@@ -1017,18 +1017,13 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         auto j = active_job(upstream_session);
         if (!j) return;
         j->last_progress = steady::now();
-        auto& steps = j->agentic_mut().steps;
-        auto it = std::find_if(steps.rbegin(), steps.rend(),
+        auto& agentic = j->agentic_mut();
+        auto kept = agentic.kept_steps();
+        auto it = std::find_if(kept.rbegin(), kept.rend(),
                                [&](protocol::step const& s) { return s.call_id == u.call_id; });
-        bool const is_new = it == steps.rend();
-        protocol::step* s = nullptr;
-        if (!is_new) {
-            s = &*it;
-        } else {
-            steps.push_back({u.call_id, u.tool, u.status, {}, {}, {}, {}});
-            if (steps.size() > job::steps_kept) steps.erase(steps.begin());
-            s = &steps.back();
-        }
+        bool const is_new = it == kept.rend();
+        protocol::step* s =
+            is_new ? &agentic.add_step({u.call_id, u.tool, u.status, {}, {}, {}, {}}) : &*it;
         s->status = u.status;
         if (!u.title.empty()) s->title = u.title;
         if (u.started_at) s->started_at = u.started_at;
@@ -1653,7 +1648,8 @@ asio::awaitable<peek_outcome> manager::peek(owner const& o, protocol::peek_param
                                                               upstream_directory(*j));
         if (read) text = std::move(*read);
     }
-    auto steps = j->agentic().steps;
+    auto kept = j->agentic().kept_steps();
+    std::vector<protocol::step> steps(kept.begin(), kept.end());
     peek_outcome out{{j->view.id, j->view}, std::move(text), std::move(steps), {}, {}};
     if (p.diff && j->view.upstream) {
         auto changes = co_await self->server_of(*j).session_diff(

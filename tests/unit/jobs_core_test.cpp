@@ -136,6 +136,38 @@ TEST(task_preview, a_finished_job_keeps_the_preview_and_its_session_only) {
     EXPECT_EQ(j.view.upstream->session, "ses_1");  // what `continue` needs
 }
 
+// A job shows its last steps_kept tool steps, oldest first; the older ones hold no text and are
+// erased a slack at a time, and a finished job keeps only the window.
+TEST(tool_steps, the_last_steps_are_kept_in_order_and_older_ones_dropped) {
+    job j;
+    auto& a = j.agentic_mut();
+    auto const total = job::steps_kept + job::agentic_state::steps_slack + 7;
+    for (std::size_t i = 0; i < total; ++i) {
+        auto& s = a.add_step({"call_" + std::to_string(i),
+                              "bash",
+                              protocol::step_status::running,
+                              "title",
+                              {},
+                              {},
+                              std::string(2048, 'o')});
+        EXPECT_EQ(s.call_id, "call_" + std::to_string(i));
+        EXPECT_LE(a.steps.size(), job::steps_kept + job::agentic_state::steps_slack);
+        auto kept = a.kept_steps();
+        ASSERT_EQ(kept.size(), std::min(i + 1, job::steps_kept));
+        EXPECT_EQ(kept.back().call_id, s.call_id);
+        EXPECT_EQ(kept.front().call_id,
+                  "call_" + std::to_string(i + 1 - kept.size()));  // oldest first, none skipped
+        for (auto const& k : kept) EXPECT_EQ(k.output_tail.size(), 2048u);
+        for (std::size_t d = 0; d + kept.size() < a.steps.size(); ++d)
+            EXPECT_TRUE(a.steps[d].output_tail.empty()) << "a step out of the window keeps no text";
+    }
+    j.view.state = protocol::job_state::completed;
+    compact_finished(j);
+    ASSERT_TRUE(j.has_agentic());
+    ASSERT_EQ(j.agentic().steps.size(), job::steps_kept);
+    EXPECT_EQ(j.agentic().steps.front().call_id, "call_" + std::to_string(total - job::steps_kept));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Registry
 // ---------------------------------------------------------------------------------------------
