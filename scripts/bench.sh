@@ -84,6 +84,12 @@ describe_machine() {
   echo "| source | git $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' + uncommitted changes') |"
 }
 
+# The median of column $2 of http.csv over the rounds of server,conns $1.
+http_median() {
+  awk -F, -v k="$1" -v c="$2" 'NR > 1 && $1 "," $2 == k { print $c }' "$out/http.csv" |
+    sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+
 report() {
   mkdir -p "$(dirname "$png")"
   # BENCHMARKS.md: the template with each @name@ line replaced by $out/name.md.
@@ -97,7 +103,11 @@ report() {
     awk -F, 'NR > 1 { v[$1] = $2 } END { printf "\"agents_wait wake-up\" %s %s\n", v["p50"], v["p99"] }' \
       "$out/wait.csv"
     if [ -f "$out/http.csv" ]; then
-      awk -F, 'NR > 1 { printf "\"%s, %s conn\" %s %s\n", $1, $2, $4, $5 }' "$out/http.csv"
+      # http.csv has every round (server,conns,round,rps,p50_ms,p99_ms): plot the medians.
+      for key in $(awk -F, 'NR > 1 { print $1 "," $2 }' "$out/http.csv" | sort -u -t, -k2,2n -k1,1); do
+        printf '"%s, %s conn" %s %s\n' "${key%,*}" "${key#*,}" \
+          "$(http_median "$key" 5)" "$(http_median "$key" 6)"
+      done
     fi
   } >"$out/latency.dat"
   gnuplot -e "dir='$out'; output='$png'" tests/bench/plot.gp
