@@ -138,6 +138,18 @@ class rpc_timer {
     std::chrono::steady_clock::time_point began_;
 };
 
+// agents_status's `usage`: the sum over the jobs found.
+protocol::job_usage usage_total(std::vector<jobs::job_entry> const& found) {
+    protocol::job_usage total;
+    for (auto const& e : found) {
+        if (!e.view || !e.view->usage) continue;
+        total.input_tokens += e.view->usage->input_tokens;
+        total.output_tokens += e.view->usage->output_tokens;
+        total.cost += e.view->usage->cost;
+    }
+    return total;
+}
+
 }  // namespace
 
 rpc_service::rpc_service(jobs::manager& jobs, planner::policy policy, protocol::codec_limits codec,
@@ -352,13 +364,7 @@ asio::awaitable<result<json::value>> rpc_service::run(protocol::start_params con
 
 result<json::value> rpc_service::run(protocol::status_params const& p, call_context& c) {
     auto found = jobs_.status(c.owner, p);
-    protocol::job_usage total;
-    for (auto const& e : found) {
-        if (!e.view || !e.view->usage) continue;
-        total.input_tokens += e.view->usage->input_tokens;
-        total.output_tokens += e.view->usage->output_tokens;
-        total.cost += e.view->usage->cost;
-    }
+    auto const total = usage_total(found);
     return json::object(
         {{"jobs", render(found, c.sp, c.budget)}, {"usage", protocol::to_json(total, c.sp)}}, c.sp);
 }
@@ -588,13 +594,7 @@ std::string rpc_service::status_text(json::value const& id,
                                      protocol::response_budget& budget) {
     // make_result({"jobs", "usage"}) as to_text() writes it: the text of a JSON tree is the text
     // of its parts, so each part is written on its own.
-    protocol::job_usage total;
-    for (auto const& e : found) {
-        if (!e.view || !e.view->usage) continue;
-        total.input_tokens += e.view->usage->input_tokens;
-        total.output_tokens += e.view->usage->output_tokens;
-        total.cost += e.view->usage->cost;
-    }
+    auto const total = usage_total(found);
     auto const now = std::chrono::system_clock::now();
     std::string text;
     text.reserve(1024);  // a one-job reply in one allocation
