@@ -110,6 +110,10 @@ struct prompt_outcome {
     protocol::job_usage usage;    // of the final message (opencode) or the whole call (openai)
     std::string message_id;       // the final message's, as event_sink::on_usage names it
     std::string user_message_id;  // the prompt's own message (opencode: its diff's messageID)
+    // Whether the turn changed files, when the backend can tell (opencode: from its event
+    // stream, having waited for the diff summary that includes the last change); nullopt: the
+    // diff must be read to know.
+    std::optional<bool> files_changed;
 };
 
 // One update of a tool step (opencode `message.part.updated` with a tool part). The backend

@@ -92,6 +92,50 @@ upstream_error from_failure(http_failure const& f, error_phase phase) {
     return {error_kind::transport, phase, "upstream connection failed: " + f.message, {}};
 }
 
+// How long a reply may wait for the stream to show its turn's end and diff summary
+// (turn_marks), within the job's deadline: past it the diff is read as it is.
+constexpr auto summary_timeout = std::chrono::seconds(10);
+
+// What the event stream showed of a live session's turn, for the diff read at its end. Opencode
+// writes a `patch` part after each LLM step that changed files, then computes the user message's
+// summary.diffs in the background (session.diff as one begins, the user message.updated with
+// summary.diffs as it ends), often after the prompt's reply: GET /session/{id}/diff shows the
+// change only once a summary begun after its patch has ended.
+struct turn_marks {
+    std::string user_message;       // the turn's, from its first message.updated
+    std::string completed_message;  // the last assistant message seen with time.completed
+    std::uint32_t started = 0;      // summaries begun since the user message
+    std::uint32_t ended = 0;        // summaries of the user message ended
+    std::uint32_t needed = 0;       // ends that include one begun after the last patch; 0: none
+    wake_signal* waiter = nullptr;  // prompt() waiting for these marks
+
+    void on_event(opencode::event const& e) {
+        using kind = opencode::event::kind;
+        switch (e.what) {
+            case kind::user_message:
+                if (!e.summarized && e.message_id != user_message)
+                    *this = {e.message_id, {}, 0, 0, 0, waiter};  // a new turn
+                else if (e.summarized && e.message_id == user_message)
+                    ++ended;
+                break;
+            case kind::summary_started:
+                ++started;
+                break;
+            case kind::part_updated:
+                // A summary that ends before one begun now cannot include the change: the
+                // count of ends must pass every summary begun so far.
+                if (e.part_type == "patch") needed = started + 1;
+                break;
+            case kind::usage:
+                if (e.completed) completed_message = e.message_id;
+                break;
+            default:
+                return;
+        }
+        if (waiter) waiter->notify();
+    }
+};
+
 // State shared with the event-stream coroutine, which may outlive a call to stop().
 struct event_stream {
     asio::any_io_executor ex;
@@ -116,6 +160,11 @@ struct event_stream {
     static constexpr std::size_t worktree_events_kept = 64;
     std::deque<opencode::event> worktree_events;
     std::unordered_set<wake_signal*> worktree_waiters;
+    // The turns of live sessions as the stream shows them, and whether it showed all of them:
+    // `connections` counts the streams that started (a reconnect may have lost events).
+    std::unordered_map<std::string, turn_marks> turns;
+    bool connected = false;
+    std::uint64_t connections = 0;
 
     void on_event(opencode::event&& e) {
         using kind = opencode::event::kind;
@@ -129,7 +178,21 @@ struct event_stream {
         sweep_ended();
         if (!sink->live(e.session)) {
             hidden_parts.erase(e.session);
+            turns.erase(e.session);
             return;
+        }
+        switch (e.what) {
+            case kind::user_message:
+            case kind::summary_started:
+                turns[e.session].on_event(e);
+                sink->on_progress(e.session);
+                return;
+            case kind::part_updated:
+            case kind::usage:
+                if (e.part_type == "patch" || e.completed) turns[e.session].on_event(e);
+                break;
+            default:
+                break;
         }
         switch (e.what) {
             case kind::part_updated:
@@ -168,6 +231,8 @@ struct event_stream {
             case kind::progress:
                 sink->on_progress(e.session);
                 break;
+            case kind::user_message:
+            case kind::summary_started:
             case kind::worktree_ready:
             case kind::worktree_failed:
             case kind::other:
@@ -175,11 +240,19 @@ struct event_stream {
         }
     }
 
+    // Wakes the turns' waiters when the stream ends: what it did not show cannot be waited for.
+    void disconnected() {
+        connected = false;
+        for (auto& [session, marks] : turns)
+            if (marks.waiter) marks.waiter->notify();
+    }
+
     // Drops the entries of sessions whose job ended without a closing event (cancel, deadline).
     void sweep_ended() {
         if (++events_since_sweep < 1024) return;
         events_since_sweep = 0;
         std::erase_if(hidden_parts, [this](auto const& entry) { return !sink->live(entry.first); });
+        std::erase_if(turns, [this](auto const& entry) { return !sink->live(entry.first); });
     }
 
     asio::awaitable<void> read_once() {
@@ -187,7 +260,10 @@ struct event_stream {
         active = &stream;
         struct clear_active {
             event_stream* self;
-            ~clear_active() { self->active = nullptr; }
+            ~clear_active() {
+                self->active = nullptr;
+                if (self->connected) self->disconnected();
+            }
         } guard{this};
 
         stream.expires_after(idle_timeout);
@@ -214,6 +290,8 @@ struct event_stream {
         if (hec) co_return;
         if (parser.get().result_int() == 404 && path != "/event") path = "/event";  // older servers
         if (parser.get().result_int() != 200) co_return;
+        connected = true;
+        ++connections;
 
         // One socket read, then every event it holds parsed in place: a flood costs a syscall
         // per 64 KiB, not an async operation (and a timer reset) per HTTP chunk.
@@ -317,9 +395,49 @@ class opencode_backend final : public backend {
         http_request r{"POST", with_directory("/session/" + session + "/message", req.directory),
                        json::serialize(body), ctl.deadline(), &ctl};
         r.max_body = 2 * cfg_.max_output + (1 << 20);
+        auto events = events_;
+        auto epoch = events && events->connected ? events->connections : 0;
         auto reply = co_await pool_.request(std::move(r));
         if (!reply) co_return from_failure(reply.error(), error_phase::prompt);
-        co_return opencode::parse_prompt(reply->status, reply->body, cfg_.max_output);
+        auto out = opencode::parse_prompt(reply->status, reply->body, cfg_.max_output);
+        if (out && epoch != 0) {
+            auto changed = co_await turn_diff(*events, session, out->message_id, epoch, ctl);
+            out->files_changed = changed;
+        }
+        co_return out;
+    }
+
+    // After a reply: waits until the stream has shown the turn up to its final message and,
+    // when a step changed files, the end of a diff summary begun after the change (turn_marks).
+    // Whether files changed; nullopt when it cannot tell (the stream was not connected
+    // throughout, or the wait ran out), and the diff is read all the same.
+    asio::awaitable<std::optional<bool>> turn_diff(event_stream& events, std::string const& session,
+                                                   std::string const& final_message,
+                                                   std::uint64_t epoch, call_control& ctl) {
+        wake_signal wake(ex_);
+        struct registered {
+            event_stream& events;
+            std::string const& session;
+            ~registered() {
+                if (auto it = events.turns.find(session); it != events.turns.end())
+                    it->second.waiter = nullptr;
+            }
+        } guard{events, session};
+        std::stop_callback hook(ctl.stop_token(), [&wake] { wake.notify(); });
+        auto const deadline = std::min(ctl.deadline(), clock::now() + summary_timeout);
+        while (events.connected && events.connections == epoch &&
+               ctl.stopped() == stop_reason::none) {
+            auto& marks = events.turns[session];
+            if (marks.completed_message == final_message && marks.ended >= marks.needed) {
+                bool changed = marks.needed > 0;
+                events.turns.erase(session);
+                co_return changed;
+            }
+            marks.waiter = &wake;
+            auto woken = co_await wake.wait_until(deadline);
+            if (!woken) break;
+        }
+        co_return std::nullopt;
     }
 
     asio::awaitable<up_result<void>> abort(std::string const& session,

@@ -19,7 +19,18 @@ using boost::system::error_code;
 constexpr std::size_t max_depth = 64;  // as parse_json
 
 // The objects whose fields matter; everything under any other value is skipped.
-enum class node : std::uint8_t { skip, root, payload, properties, info, tokens, status, part };
+enum class node : std::uint8_t {
+    skip,
+    root,
+    payload,
+    properties,
+    info,
+    tokens,
+    time,
+    summary,
+    status,
+    part
+};
 
 // What the value of the key just read fills, by the object it is in.
 enum class slot : std::uint8_t {
@@ -43,6 +54,10 @@ enum class slot : std::uint8_t {
     tokens_input,
     tokens_output,
     tokens_reasoning,
+    time,
+    time_completed,
+    summary,
+    summary_diffs,
     status_type,
     part_type,
     part_session,
@@ -75,12 +90,18 @@ slot classify(node in, std::string_view key) {
             if (key == "sessionID") return slot::info_session;
             if (key == "tokens") return slot::tokens;
             if (key == "cost") return slot::cost;
+            if (key == "time") return slot::time;
+            if (key == "summary") return slot::summary;
             return slot::none;
         case node::tokens:
             if (key == "input") return slot::tokens_input;
             if (key == "output") return slot::tokens_output;
             if (key == "reasoning") return slot::tokens_reasoning;
             return slot::none;
+        case node::time:
+            return key == "completed" ? slot::time_completed : slot::none;
+        case node::summary:
+            return key == "diffs" ? slot::summary_diffs : slot::none;
         case node::status:
             return key == "type" ? slot::status_type : slot::none;
         case node::part:
@@ -108,7 +129,9 @@ class scan_handler {
     bool on_document_begin(error_code&) { return true; }
     bool on_document_end(error_code&) { return true; }
     bool on_array_begin(error_code&) {
+        bool diffs = slot_ == slot::summary_diffs;
         value(false, false);
+        if (diffs) event().info_summary_diffs = true;
         return push(node::skip, false);
     }
     bool on_array_end(std::size_t, error_code&) { return pop(); }
@@ -171,6 +194,8 @@ class scan_handler {
     };
 
     level const& top() const { return stack_[depth_ - 1]; }
+    // The event the value being read belongs to.
+    scanned_event& event() { return depth_ > 0 && top().wrapped ? frame.event : bare; }
     bool push(node what, bool wrapped) {
         stack_[depth_++] = {what, wrapped};
         return true;
@@ -187,8 +212,11 @@ class scan_handler {
     bool number(double real, std::int64_t integer) {
         auto what = slot_;
         value(false, false);
-        auto& ev = depth_ > 0 && top().wrapped ? frame.event : bare;
+        auto& ev = event();
         switch (what) {
+            case slot::time_completed:
+                ev.info_completed = true;
+                break;
             case slot::tokens_input:
                 ev.tokens_input = integer;
                 break;
@@ -251,6 +279,7 @@ class scan_handler {
                     ev.info_role.clear();
                     ev.info_id.clear();
                     ev.info_session.clear();
+                    ev.info_completed = ev.info_summary_diffs = false;
                     ev.tokens_input = ev.tokens_output = ev.tokens_reasoning = 0;
                     ev.cost = 0;
                 });
@@ -259,6 +288,18 @@ class scan_handler {
                 return object ? node::tokens : node::skip;
             case slot::cost:
                 ev.cost = 0;
+                return node::skip;
+            case slot::time:
+                ev.info_completed = false;
+                return object ? node::time : node::skip;
+            case slot::time_completed:
+                ev.info_completed = false;
+                return node::skip;
+            case slot::summary:
+                ev.info_summary_diffs = false;
+                return object ? node::summary : node::skip;
+            case slot::summary_diffs:
+                ev.info_summary_diffs = false;
                 return node::skip;
             case slot::tokens_input:
                 ev.tokens_input = 0;

@@ -21,9 +21,11 @@ struct scanned_event {
     std::string field;    // properties.field
     std::string delta;    // properties.delta
     bool info_object = false;
-    std::string info_role;     // properties.info.role
-    std::string info_id;       // properties.info.id
-    std::string info_session;  // properties.info.sessionID
+    std::string info_role;            // properties.info.role
+    std::string info_id;              // properties.info.id
+    std::string info_session;         // properties.info.sessionID
+    bool info_completed = false;      // properties.info.time.completed is a number
+    bool info_summary_diffs = false;  // properties.info.summary.diffs is an array
     // properties.info.tokens.{input,output,reasoning} and .cost: 0 when missing or not numbers
     // (a real number's integer part for the token counts)
     std::int64_t tokens_input = 0;

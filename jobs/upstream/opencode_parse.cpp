@@ -485,9 +485,19 @@ std::optional<std::string> reply_body(request_reply const& reply) {
 
 namespace {
 
-bool assistant_message(json::object const& props) {
+// The message.updated's info when it is a message of `role` with an id.
+json::object const* message_info(json::object const& props, std::string_view role) {
     auto const* info = object_at(props, "info");
-    return info && string_at(*info, "role") == "assistant" && !string_at(*info, "id").empty();
+    if (!info || string_at(*info, "role") != role || string_at(*info, "id").empty()) return nullptr;
+    return info;
+}
+
+// Whether `o.key1.key2` holds a value of the kind `is` accepts.
+template <class Is>
+bool nested_is(json::object const& o, std::string_view key1, std::string_view key2, Is is) {
+    auto const* inner = object_at(o, key1);
+    auto const* v = inner ? inner->if_contains(key2) : nullptr;
+    return v && is(*v);
 }
 
 }  // namespace
@@ -499,6 +509,7 @@ std::optional<event> parse_event(std::string_view data) {
     if (!s.properties_object) return std::nullopt;
     auto const& type = s.type;
     bool assistant = s.info_object && s.info_role == "assistant" && !s.info_id.empty();
+    bool user = s.info_object && s.info_role == "user" && !s.info_id.empty();
     if (type.starts_with("worktree.") || type.starts_with("permission.") ||
         type.starts_with("question.") || (type == "message.part.updated" && s.part_type == "tool"))
         return parse_event_tree(data);  // structure beyond a few strings
@@ -528,6 +539,12 @@ std::optional<event> parse_event(std::string_view data) {
         e.usage.output_tokens = std::max<std::int64_t>(s.tokens_output, 0) +
                                 std::max<std::int64_t>(s.tokens_reasoning, 0);
         e.usage.cost = std::max(s.cost, 0.0);
+        e.completed = s.info_completed;
+    } else if (type == "message.updated" && user) {
+        e.what = event::kind::user_message;
+        e.session = std::move(s.info_session);
+        e.message_id = std::move(s.info_id);
+        e.summarized = s.info_summary_diffs;
     } else if (type == "message.updated" || type == "session.updated" || type == "session.diff" ||
                type == "session.status") {
         // As in parse_event_tree: a retry notice is not progress.
@@ -535,7 +552,7 @@ std::optional<event> parse_event(std::string_view data) {
                                                                    : std::move(s.session);
         bool works = type != "session.status" || (s.status_object && s.status_type == "busy");
         if (e.session.empty() || !works) return event{};
-        e.what = event::kind::progress;
+        e.what = type == "session.diff" ? event::kind::summary_started : event::kind::progress;
     } else {
         return event{};
     }
@@ -612,13 +629,22 @@ std::optional<event> parse_event_tree(std::string_view data) {
         e.what = event::kind::settled;
         e.session = string_at(*props, "sessionID");
         e.settled = std::move(*s);
-    } else if (type == "message.updated" && assistant_message(*props)) {
+    } else if (auto const* info =
+                   type == "message.updated" ? message_info(*props, "assistant") : nullptr) {
         // An assistant message's usage so far (each LLM step is a message of its own).
-        auto const& info = *object_at(*props, "info");
         e.what = event::kind::usage;
-        e.session = string_at(info, "sessionID");
-        e.message_id = string_at(info, "id");
-        e.usage = usage_of(info);
+        e.session = string_at(*info, "sessionID");
+        e.message_id = string_at(*info, "id");
+        e.usage = usage_of(*info);
+        e.completed = nested_is(*info, "time", "completed",
+                                [](json::value const& v) { return v.is_number(); });
+    } else if (auto const* user =
+                   type == "message.updated" ? message_info(*props, "user") : nullptr) {
+        e.what = event::kind::user_message;
+        e.session = string_at(*user, "sessionID");
+        e.message_id = string_at(*user, "id");
+        e.summarized =
+            nested_is(*user, "summary", "diffs", [](json::value const& v) { return v.is_array(); });
     } else if (type == "message.updated" || type == "session.updated" || type == "session.diff" ||
                type == "session.status") {
         e.session = string_at(*props, "sessionID");
@@ -632,7 +658,7 @@ std::optional<event> parse_event_tree(std::string_view data) {
             works = st && string_at(*st, "type") == "busy";
         }
         if (e.session.empty() || !works) return event{};
-        e.what = event::kind::progress;
+        e.what = type == "session.diff" ? event::kind::summary_started : event::kind::progress;
     } else {
         return event{};
     }

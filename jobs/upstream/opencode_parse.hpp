@@ -68,7 +68,8 @@ up_result<std::string> parse_latest_user_message(unsigned status, std::string_vi
 up_result<std::vector<protocol::file_change>> parse_diff(unsigned status, std::string_view body);
 
 // What one event means for a job. `progress`: any other event of the session that shows work
-// (message.updated, a non-tool part, session.status busy…), not retry notices or heartbeats.
+// (session.updated, a non-tool part, session.status busy…), not retry notices or heartbeats;
+// usage, user_message and summary_started show work too.
 struct event {
     enum class kind {
         delta,
@@ -80,7 +81,11 @@ struct event {
         idle,
         worktree_ready,   // worktree.ready: `directory` (the frame's), `name`, `branch`
         worktree_failed,  // worktree.failed: `directory` (the frame's), `message`
-        usage,  // message.updated of an assistant message: `message_id`, `usage` (also progress)
+        usage,  // message.updated of an assistant message: `message_id`, `usage`, `completed`
+        // message.updated of a user message: `message_id`; `summarized` once its summary.diffs
+        // are written (the end of a diff summary, which opencode computes after each step)
+        user_message,
+        summary_started,  // session.diff: a diff summary of the session begins
         progress,
         other
     } what = kind::other;
@@ -93,10 +98,12 @@ struct event {
     request_settled settled;
     std::string message_id;
     protocol::job_usage usage;
-    std::string directory;  // the /global/event frame's (the worktree's for worktree events)
-    std::string name;       // worktree.ready
-    std::string branch;     // worktree.ready
-    std::string message;    // worktree.failed
+    bool completed = false;   // usage: the message has time.completed
+    bool summarized = false;  // user_message
+    std::string directory;    // the /global/event frame's (the worktree's for worktree events)
+    std::string name;         // worktree.ready
+    std::string branch;       // worktree.ready
+    std::string message;      // worktree.failed
 };
 // One SSE data frame of /global/event ({directory, payload}) or /event (the payload itself).
 // Frames of the common kinds (deltas, progress, usage, idle, non-tool parts) are read in one scan

@@ -206,7 +206,9 @@ async function tracedBatch(proxy, n, viaAgentd) {
     else (job.other ??= []).push(c);
   }
   const jobs = [...sessions.values()];
-  if (jobs.length !== n || jobs.some((j) => !j.message || (viaAgentd && !j.diff))) throw new Error(`traced batch: ${jobs.length} of ${n} jobs seen upstream with all their calls`);
+  if (jobs.length !== n || jobs.some((j) => !j.message)) throw new Error(`traced batch: ${jobs.length} of ${n} jobs seen upstream with all their calls`);
+  // The bench's turns change no file, which agentd knows from the event stream: no diff read.
+  if (viaAgentd && jobs.some((j) => j.diff)) throw new Error('traced batch: agentd read the diff of a turn that changed no file');
   const lastCall = (j) => j.diff ?? j.message;
   const last = jobs.reduce((a, b) => (lastCall(b).end > lastCall(a).end ? b : a));
   const span = (c) => (c ? c.end - c.start : 0);

@@ -125,6 +125,8 @@ void apply_key(std::string_view key, std::string_view value, directives& out) {
         out.write = directive_text(value);
     } else if (key == "write_text") {
         out.write_text = directive_list(value);
+    } else if (key == "summary_ms") {
+        out.summary_ms = directive_count(key, value, 5000);
     } else {
         throw std::invalid_argument("unknown fake directive key '" + std::string(key) + "'");
     }

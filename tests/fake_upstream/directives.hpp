@@ -77,8 +77,12 @@ std::string_view fault_name(fault f);
 //      running, or after its step-start and empty text parts when it has no tool part.
 //   write=FILE [write_text=L1|L2]: as the turn begins, FILE (relative, inside the session's
 //      directory) is written with the lines L1, L2 (default "written by the fake"), each ending
-//      in a newline; GET /session/{id}/diff?messageID=<the turn's user message> then shows it,
-//      diffed by git against HEAD (worktrees.hpp).
+//      in a newline. Then, as the real server after a step that changed files, a `patch` part
+//      of the assistant message, and the user message's diff summary computed in the
+//      background: session.diff as it begins and, summary_ms=N (default 0, at most 5000) later,
+//      the user message.updated with summary.diffs as it ends (maybe after the reply). Only
+//      from then on does GET /session/{id}/diff?messageID=<the turn's user message> show the
+//      file, diffed by git against HEAD (worktrees.hpp).
 // With any of 1-3 the text is these lines joined by "\n" (output_bytes still wins); the text
 // part appears only after them and streams over latency_ms as usual. An abort ends a waiting
 // turn: its pending request leaves the lists at once, an unfinished tool part errors "Tool
@@ -114,6 +118,7 @@ struct directives {
     std::optional<std::int64_t> step_ms;
     std::optional<std::string> write;
     std::vector<std::string> write_text;
+    std::optional<std::int64_t> summary_ms;
 };
 
 // A directive text value: `_` becomes a space and `%XX` the byte XX.

@@ -368,8 +368,9 @@ prompt_request parse_prompt(json::object const& obj, options const& opts) {
         out.spec.write_file = *d.write;
         if (d.write_text.empty()) d.write_text.emplace_back("written by the fake");
         for (auto const& line : d.write_text) out.spec.write_text += line + "\n";
-    } else if (!d.write_text.empty()) {
-        bad_request("write_text needs write=FILE");
+        out.spec.summary_ms = d.summary_ms.value_or(0);
+    } else if (!d.write_text.empty() || d.summary_ms) {
+        bad_request("write_text and summary_ms need write=FILE");
     }
     if (out.requested == fault::error || out.requested == fault::hang ||
         out.requested == fault::stall) {

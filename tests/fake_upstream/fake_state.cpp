@@ -3,9 +3,12 @@
 // the text part staying empty in stored messages until the turn finishes.
 #include "fake_state.hpp"
 
+#include "worktrees.hpp"
+
 #include <fmt/core.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
@@ -755,7 +758,37 @@ void fake_state::write_file(turn& t) {
     session& s = *t.owner;
     std::ofstream(std::filesystem::path(s.directory) / t.spec.write_file, std::ios::trunc)
         << t.spec.write_text;
-    s.written[t.user_message_id].push_back(t.spec.write_file);
+    publish_part(s,
+                 {{"id", new_id("prt")},
+                  {"sessionID", s.id},
+                  {"messageID", t.message_id},
+                  {"type", "patch"},
+                  {"hash", "0000000000000000000000000000000000000000"},
+                  {"files", {(std::filesystem::path(s.directory) / t.spec.write_file).string()}}});
+    asio::co_spawn(ex_, summarize(s.id, t.user_message_id, t.spec.write_file, t.spec.summary_ms),
+                   asio::detached);
+}
+
+asio::awaitable<void> fake_state::summarize(std::string session_id, std::string user_message,
+                                            std::string file, std::int64_t ms) {
+    auto* s = find_session(session_id);
+    if (!s) co_return;
+    bus_.publish(s->directory, "session.diff",
+                 {{"sessionID", session_id}, {"diff", json::array{}}});
+    asio::steady_timer timer(ex_, std::chrono::milliseconds(ms));
+    [[maybe_unused]] auto [ec] = co_await timer.async_wait(use_tuple);
+    s = find_session(session_id);
+    if (!s || stopping_) co_return;
+    auto& files = s->written[user_message];
+    files.push_back(std::move(file));
+    auto diffs = file_diffs(s->directory, files);
+    for (auto& m : s->messages) {
+        auto& info = m.at("info").as_object();
+        if (info.at("id").as_string() != user_message) continue;
+        info["summary"] = {{"diffs", std::move(diffs)}};
+        bus_.publish(s->directory, "message.updated", {{"info", info}});
+        break;
+    }
 }
 
 asio::awaitable<void> fake_state::pause(turn& t, std::int64_t ms) {

@@ -189,6 +189,7 @@ struct turn_spec {
     bool fixed_output = false;  // output_bytes: the steps do not replace the text
     std::string write_file;     // write=FILE: written as the turn begins
     std::string write_text;
+    std::int64_t summary_ms = 0;  // how long the diff summary of the write takes
     bool agentic() const { return !tools.empty() || permission || question; }
 };
 
@@ -258,7 +259,8 @@ struct session {
     std::deque<std::shared_ptr<turn>> turns;  // the front one runs, the others queue behind it
     // "permission\npattern" pairs a reply "always" allowed for the rest of the session.
     std::set<std::string, std::less<>> always_allowed;
-    // The files each turn wrote, by its user message id (GET /session/{id}/diff?messageID=).
+    // The files each turn wrote, by its user message id, once its diff summary has ended
+    // (GET /session/{id}/diff?messageID=).
     std::map<std::string, std::vector<std::string>, std::less<>> written;
 };
 
@@ -318,6 +320,9 @@ class fake_state {
     asio::awaitable<bool> run_steps(std::shared_ptr<turn> t);
     asio::awaitable<void> stream_text(turn& t);
     void write_file(turn& t);
+    // The diff summary of a turn that wrote `file`: ends `ms` after it begins.
+    asio::awaitable<void> summarize(std::string session_id, std::string user_message,
+                                    std::string file, std::int64_t ms);
     // The usage_steps, each a stored assistant message of its own; false when aborted.
     asio::awaitable<bool> run_usage_steps(turn& t);
     // Adds a tool part in state pending and publishes it; returns its index in t.tool_parts.

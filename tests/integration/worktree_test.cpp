@@ -199,7 +199,26 @@ TEST_F(worktree_test, AddedFileAndAJobThatChangedNothing) {
     EXPECT_EQ(str(peek(ids[0], true).at("changes").at(0), "status"), "added");
     // No file changed: no diff_summary, and an empty `changes`.
     EXPECT_FALSE(quiet.contains("diff_summary")) << json::serialize(quiet);
+    // The event stream showed the turn without a patch part: its diff was not read as it
+    // ended (the one read is peek's, below).
+    auto session = str(quiet.at("upstream"), "session");
+    EXPECT_TRUE(directories_of("GET", "/session/" + session + "/diff").empty());
     EXPECT_TRUE(peek(ids[1], true).at("changes").as_array().empty());
+    EXPECT_EQ(directories_of("GET", "/session/" + session + "/diff").size(), 1u);
+}
+
+// Opencode computes a turn's diff summary in the background after the step that changed
+// files; until it ends, GET /diff shows nothing. Here it ends 1.5 s after the reply: the job
+// completes with its diff_summary all the same, once the summary's event came.
+TEST_F(worktree_test, DiffSummaryWrittenAfterTheReplyIsWaitedFor) {
+    git_repo repo;
+    auto id = start(
+        {isolated("[[fake write=a.txt write_text=one|three summary_ms=1500]]", repo.path)})[0];
+    auto job = finished(id);
+    ASSERT_EQ(str(job, "state"), "completed") << json::serialize(job);
+    ASSERT_TRUE(job.contains("diff_summary")) << json::serialize(job);
+    EXPECT_EQ(job.at("diff_summary"),
+              (json::value{{"files", 1}, {"additions", 1}, {"deletions", 1}}));
 }
 
 TEST_F(worktree_test, ReadyEventBeforeTheReplyIsNotLost) {

@@ -107,6 +107,7 @@ struct fake_state {
     std::vector<protocol::pending_request> still_pending;   // pending_requests()
     std::optional<std::set<std::string>> busy_sessions;     // busy_upstream_sessions()
     ms busy_latency{0};                                     // before it answers
+    std::vector<std::string> diff_reads;                    // session_diff(): user messages
 
     behaviour const& of(std::string const& name) const {
         auto it = scripts.find(name);
@@ -164,7 +165,15 @@ class fake_backend final : public upstream::backend {
                                                "stopped", std::nullopt};
         if (b.prompt.throws) throw std::runtime_error("fake prompt threw");
         if (b.prompt.error) co_return *b.prompt.error;
-        co_return b.outcome.value_or(upstream::prompt_outcome{"done: " + name, false, {}, {}, {}});
+        co_return b.outcome.value_or(
+            upstream::prompt_outcome{"done: " + name, false, {}, {}, {}, {}});
+    }
+
+    asio::awaitable<upstream::up_result<std::vector<protocol::file_change>>> session_diff(
+        std::string const&, std::optional<std::string> const&, std::string const& user_message,
+        std::size_t) override {
+        st_->diff_reads.push_back(user_message);
+        co_return std::vector<protocol::file_change>{{"a.txt", "modified", 2, 1, "@@"}};
     }
 
     asio::awaitable<upstream::up_result<void>> abort(
@@ -228,7 +237,7 @@ class fake_backend final : public upstream::backend {
         if (!ok)
             co_return upstream::upstream_error{error_kind::cancelled, error_phase::prompt,
                                                "stopped", std::nullopt};
-        co_return upstream::prompt_outcome{"followed", false, {}, {}, {}};
+        co_return upstream::prompt_outcome{"followed", false, {}, {}, {}, {}};
     }
 
     void start(std::shared_ptr<upstream::event_sink> sink) override {
@@ -1340,11 +1349,39 @@ TEST_F(manager_test, a_throwing_backend_fails_the_job_and_frees_the_gate) {
     });
 }
 
+// The diff is read as the turn ends unless the backend knows no file changed.
+TEST_F(manager_test, diff_is_read_unless_the_backend_knows_nothing_changed) {
+    make();
+    script("unknown").outcome = upstream::prompt_outcome{"u", false, {}, "msg_a", "msg_1", {}};
+    script("changed").outcome = upstream::prompt_outcome{"c", false, {}, "msg_a", "msg_2", true};
+    script("same").outcome = upstream::prompt_outcome{"s", false, {}, "msg_a", "msg_3", false};
+    run([&]() -> asio::awaitable<void> {
+        auto ids_call = start(alice, {"unknown", "changed", "same"});
+        auto ids = co_await std::move(ids_call);
+        auto wp = wait_for(ids, 5s);
+        auto w = co_await mgr_->wait(alice, wp);
+        CO_ASSERT_TRUE(w.jobs.size() == 3u);
+        auto reads = st_->diff_reads;
+        std::sort(reads.begin(), reads.end());
+        EXPECT_EQ(reads, (std::vector<std::string>{"msg_1", "msg_2"}));
+        for (auto const& j : w.jobs) {
+            auto const& v = *j.view;
+            EXPECT_EQ(v.state, job_state::completed);
+            if (v.output == "s") {
+                EXPECT_FALSE(v.diff_summary);
+            } else {
+                EXPECT_EQ(v.diff_summary, (protocol::diff_summary{1, 2, 1}));
+            }
+        }
+    });
+}
+
 TEST_F(manager_test, completed_job_carries_output_usage_and_times) {
     make();
-    script("a").outcome = upstream::prompt_outcome{"final answer", false, {120, 45, 0.25}, {}, {}};
+    script("a").outcome =
+        upstream::prompt_outcome{"final answer", false, {120, 45, 0.25}, {}, {}, {}};
     script("a").prompt.latency = 20ms;
-    script("cut").outcome = upstream::prompt_outcome{"trunc", true, {}, {}, {}};
+    script("cut").outcome = upstream::prompt_outcome{"trunc", true, {}, {}, {}, {}};
     run([&]() -> asio::awaitable<void> {
         auto before = std::chrono::system_clock::now();
         auto ids_call = start(alice, {"a", "cut"});

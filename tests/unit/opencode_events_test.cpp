@@ -421,11 +421,15 @@ TEST(opencode_usage_event, an_assistant_messages_update_carries_its_usage) {
 }
 
 TEST(opencode_progress_event, work_is_progress_retry_and_heartbeat_are_not) {
-    for (auto frame : {message_updated, status_busy, session_diff}) {
+    // A user's message.updated and session.diff are kinds of their own (the diff summary's
+    // marks), which the stream reports as progress too.
+    for (auto [frame, what] :
+         {std::pair{message_updated, kind::user_message}, std::pair{status_busy, kind::progress},
+          std::pair{session_diff, kind::summary_started}}) {
         for (auto const& f : {std::string(frame), bare(frame)}) {
             auto e = oc::parse_event(f);
             ASSERT_TRUE(e.has_value()) << f;
-            EXPECT_EQ(e->what, kind::progress) << f;
+            EXPECT_EQ(e->what, what) << f;
             EXPECT_FALSE(e->session.empty()) << f;
         }
     }
@@ -501,16 +505,69 @@ std::string described(std::optional<oc::event> const& e) {
     if (!e) return "none";
     auto const& t = e->tool;
     return fmt::format(
-        "{}|{}|{}|{}|{}|{}|tool {} {} {} {} {}|request {} {}|settled {} {}|{}|{} {} {}|{}|{}|{}|{}",
+        "{}|{}|{}|{}|{}|{}|tool {} {} {} {} {}|request {} {}|settled {} {}|{}|{} {} {}|{}|{}|{}|{}|"
+        "{} {}",
         static_cast<int>(e->what), e->session, e->part_id, e->part_type, e->delta, e->directory,
         t.call_id, t.tool, static_cast<int>(t.status), t.title, t.output_tail, e->request.id,
         e->request.permission, e->settled.request_id, static_cast<int>(e->settled.how),
         e->message_id, e->usage.input_tokens, e->usage.output_tokens, e->usage.cost, e->name,
-        e->branch, e->message, e->request.questions.size());
+        e->branch, e->message, e->request.questions.size(), e->completed, e->summarized);
 }
 
 void expect_same_read(std::string const& data) {
     EXPECT_EQ(described(oc::parse_event(data)), described(oc::parse_event_tree(data))) << data;
+}
+
+// The marks of a turn's diff summary (opencode.cpp turn_marks), as the real server sent them
+// in the edit_diff capture: the user message without and with summary.diffs, an assistant
+// message with time.completed, a patch part.
+TEST(opencode_summary_event, the_marks_of_a_diff_summary) {
+    auto created = oc::parse_event(message_updated);
+    ASSERT_TRUE(created.has_value());
+    EXPECT_EQ(created->message_id, "msg_23daed1d70013POOdaDVv10FE2");
+    EXPECT_FALSE(created->summarized);
+    auto summarized = oc::parse_event(
+        R"({"directory":"/p","payload":{"type":"message.updated","properties":{"sessionID":"ses_1",)"
+        R"("info":{"id":"msg_u","role":"user","sessionID":"ses_1","time":{"created":1},)"
+        R"("summary":{"diffs":[{"file":"README.md","patch":"Index: README.md\n","additions":1,)"
+        R"("deletions":0,"status":"modified"}]}}}}})");
+    ASSERT_TRUE(summarized.has_value());
+    EXPECT_EQ(summarized->what, kind::user_message);
+    EXPECT_EQ(summarized->message_id, "msg_u");
+    EXPECT_TRUE(summarized->summarized);
+    auto completed = oc::parse_event(
+        R"({"type":"message.updated","properties":{"sessionID":"ses_1","info":{"id":"msg_a",)"
+        R"("role":"assistant","sessionID":"ses_1","time":{"created":1,"completed":2},)"
+        R"("finish":"stop"}}})");
+    ASSERT_TRUE(completed.has_value());
+    EXPECT_EQ(completed->what, kind::usage);
+    EXPECT_TRUE(completed->completed);
+    auto patch = oc::parse_event(
+        R"({"type":"message.part.updated","properties":{"sessionID":"ses_1","part":{"id":"prt_p",)"
+        R"("messageID":"msg_a","sessionID":"ses_1","type":"patch","hash":"abc",)"
+        R"("files":["/p/README.md"]}}})");
+    ASSERT_TRUE(patch.has_value());
+    EXPECT_EQ(patch->what, kind::part_updated);
+    EXPECT_EQ(patch->part_type, "patch");
+    // Only the right types count: a summary whose diffs are not a list, a completed time that
+    // is not a number, a repeated key whose last value does not fit.
+    for (std::string const& frame : {
+             std::string(R"({"type":"message.updated","properties":{"info":{"id":"msg_u",)"
+                         R"("role":"user","sessionID":"ses_1","summary":{"diffs":{}}}}})"),
+             std::string(R"({"type":"message.updated","properties":{"info":{"id":"msg_u",)"
+                         R"("role":"user","sessionID":"ses_1","summary":{"diffs":[]},)"
+                         R"("summary":{"title":"x"}}}})"),
+             std::string(R"({"type":"message.updated","properties":{"info":{"id":"msg_a",)"
+                         R"("role":"assistant","sessionID":"ses_1","time":{"completed":"2"}}}})"),
+             std::string(R"({"type":"message.updated","properties":{"info":{"id":"msg_a",)"
+                         R"("role":"assistant","sessionID":"ses_1","time":{"completed":2},)"
+                         R"("time":{"created":1}}}})"),
+         }) {
+        auto e = oc::parse_event(frame);
+        ASSERT_TRUE(e.has_value()) << frame;
+        EXPECT_FALSE(e->summarized || e->completed) << frame;
+        expect_same_read(frame);
+    }
 }
 
 // The one-pass scan and the tree read agree on every frame a real opencode 1.18.33 sent in the
