@@ -103,7 +103,8 @@ constexpr auto summary_timeout = std::chrono::seconds(10);
 // change only once a summary begun after its patch has ended.
 struct turn_marks {
     std::string user_message;       // the turn's, from its first message.updated
-    std::string completed_message;  // the last assistant message seen with time.completed
+    std::string latest_message;     // the last assistant message (one per step) seen so far
+    bool latest_completed = false;  // and whether it was seen with time.completed
     std::uint32_t started = 0;      // summaries begun since the user message
     std::uint32_t ended = 0;        // summaries of the user message ended
     std::uint32_t needed = 0;       // ends that include one begun after the last patch; 0: none
@@ -114,7 +115,7 @@ struct turn_marks {
         switch (e.what) {
             case kind::user_message:
                 if (!e.summarized && e.message_id != user_message)
-                    *this = {e.message_id, {}, 0, 0, 0, waiter};  // a new turn
+                    *this = {e.message_id, {}, false, 0, 0, 0, waiter};  // a new turn
                 else if (e.summarized && e.message_id == user_message)
                     ++ended;
                 break;
@@ -127,7 +128,11 @@ struct turn_marks {
                 if (e.part_type == "patch") needed = started + 1;
                 break;
             case kind::usage:
-                if (e.completed) completed_message = e.message_id;
+                if (e.message_id != latest_message) {
+                    latest_message = e.message_id;
+                    latest_completed = false;
+                }
+                latest_completed = latest_completed || e.completed;
                 break;
             default:
                 return;
@@ -188,8 +193,10 @@ struct event_stream {
                 sink->on_progress(e.session);
                 return;
             case kind::part_updated:
+                if (e.part_type == "patch") turns[e.session].on_event(e);
+                break;
             case kind::usage:
-                if (e.part_type == "patch" || e.completed) turns[e.session].on_event(e);
+                turns[e.session].on_event(e);
                 break;
             default:
                 break;
@@ -401,19 +408,25 @@ class opencode_backend final : public backend {
         if (!reply) co_return from_failure(reply.error(), error_phase::prompt);
         auto out = opencode::parse_prompt(reply->status, reply->body, cfg_.max_output);
         if (out && epoch != 0) {
-            auto changed = co_await turn_diff(*events, session, out->message_id, epoch, ctl);
+            bool const final_patched = out->files_changed.value_or(false);
+            auto changed =
+                co_await turn_diff(*events, session, out->message_id, final_patched, epoch, ctl);
             out->files_changed = changed;
         }
         co_return out;
     }
 
-    // After a reply: waits until the stream has shown the turn up to its final message and,
-    // when a step changed files, the end of a diff summary begun after the change (turn_marks).
+    // After a reply: waits until the stream has shown every patch part of the turn and, when
+    // there was one, the end of a diff summary begun after the last (turn_marks). The stream
+    // lags the reply (5-40 ms on opencode 1.18.33), so the marks are as early as they can be:
+    // the final message's first event follows every earlier step's patch part; only when the
+    // reply shows the final step's own patch (`final_patched`) must its completion be seen.
     // Whether files changed; nullopt when it cannot tell (the stream was not connected
     // throughout, or the wait ran out), and the diff is read all the same.
     asio::awaitable<std::optional<bool>> turn_diff(event_stream& events, std::string const& session,
                                                    std::string const& final_message,
-                                                   std::uint64_t epoch, call_control& ctl) {
+                                                   bool final_patched, std::uint64_t epoch,
+                                                   call_control& ctl) {
         wake_signal wake(ex_);
         struct registered {
             event_stream& events;
@@ -428,7 +441,9 @@ class opencode_backend final : public backend {
         while (events.connected && events.connections == epoch &&
                ctl.stopped() == stop_reason::none) {
             auto& marks = events.turns[session];
-            if (marks.completed_message == final_message && marks.ended >= marks.needed) {
+            bool const shown =
+                marks.latest_message == final_message && (!final_patched || marks.latest_completed);
+            if (shown && marks.ended >= marks.needed) {
                 bool changed = marks.needed > 0;
                 events.turns.erase(session);
                 co_return changed;

@@ -295,6 +295,10 @@ up_result<prompt_outcome> parse_prompt(unsigned status, std::string_view body,
     out.usage = usage_of(*info);
     out.message_id = string_at(*info, "id");
     out.user_message_id = string_at(*info, "parentID");
+    // The final step changed files: its patch part is written before the reply.
+    for (auto const& part : parts->get_array())
+        if (auto const* po = part.if_object(); po && string_at(*po, "type") == "patch")
+            out.files_changed = true;
     return out;
 }
 

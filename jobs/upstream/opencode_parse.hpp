@@ -23,6 +23,8 @@ bool valid_upstream_session_id(std::string_view id);
 bool valid_request_id(std::string_view id, protocol::request_kind kind);
 // `msg` + [A-Za-z0-9_-]+, at most 256 bytes: a message id that may go into a query.
 bool valid_message_id(std::string_view id);
+// files_changed is true when the reply's message has a `patch` part (its step changed files),
+// else nullopt: earlier steps are other messages.
 up_result<prompt_outcome> parse_prompt(unsigned status, std::string_view body,
                                        std::size_t max_output);
 up_result<std::string> parse_partial(unsigned status, std::string_view body);

@@ -657,6 +657,7 @@ void fake_state::publish_part(session const& s, json::object const& part) {
 json::array fake_state::message_parts(turn const& t, bool final) const {
     json::array parts{step_start_part(t)};
     for (auto const& p : t.tool_parts) parts.push_back(p);
+    if (!t.patch_part.empty()) parts.push_back(t.patch_part);
     if (t.text_started) {
         std::string_view text;
         if (final) text = t.aborted ? std::string_view(t.streamed) : t.spec.output;
@@ -758,13 +759,14 @@ void fake_state::write_file(turn& t) {
     session& s = *t.owner;
     std::ofstream(std::filesystem::path(s.directory) / t.spec.write_file, std::ios::trunc)
         << t.spec.write_text;
-    publish_part(s,
-                 {{"id", new_id("prt")},
-                  {"sessionID", s.id},
-                  {"messageID", t.message_id},
-                  {"type", "patch"},
-                  {"hash", "0000000000000000000000000000000000000000"},
-                  {"files", {(std::filesystem::path(s.directory) / t.spec.write_file).string()}}});
+    t.patch_part = {{"id", new_id("prt")},
+                    {"sessionID", s.id},
+                    {"messageID", t.message_id},
+                    {"type", "patch"},
+                    {"hash", "0000000000000000000000000000000000000000"},
+                    {"files", {(std::filesystem::path(s.directory) / t.spec.write_file).string()}}};
+    publish_part(s, t.patch_part);
+    store_message(t);
     asio::co_spawn(ex_, summarize(s.id, t.user_message_id, t.spec.write_file, t.spec.summary_ms),
                    asio::detached);
 }

@@ -234,11 +234,12 @@ struct turn {
     bool text_started = false;   // the text part was published (agentic turns: after the steps)
     bool ended_on_tool = false;  // a reject ended the turn without text: finish "tool-calls"
     std::vector<boost::json::object> tool_parts;  // latest state of each tool part
-    std::vector<std::string> lines;               // the text of an agentic turn
-    std::optional<boost::json::object> answer;    // the reply to its pending request
-    boost::json::object result;                   // {info, parts}, set once done
-    asio::steady_timer signal;                    // wakes the turn: queue advanced, abort, shutdown
-    asio::steady_timer done_signal;               // cancelled once done, waking every waiter
+    boost::json::object patch_part;  // write=: the step's patch part, after the tool parts
+    std::vector<std::string> lines;  // the text of an agentic turn
+    std::optional<boost::json::object> answer;  // the reply to its pending request
+    boost::json::object result;                 // {info, parts}, set once done
+    asio::steady_timer signal;                  // wakes the turn: queue advanced, abort, shutdown
+    asio::steady_timer done_signal;             // cancelled once done, waking every waiter
 };
 
 // A permission or question waiting for its reply; `request` is the .asked event's properties,

@@ -1038,6 +1038,16 @@ TEST(opencode_worktree, the_prompts_user_message_and_the_latest_one) {
     ASSERT_TRUE(out);
     EXPECT_EQ(out->user_message_id, "msg_a");
     EXPECT_EQ(out->message_id, "msg_b");
+    EXPECT_FALSE(out->files_changed);  // the reply alone cannot tell about earlier steps
+    // A final step that changed files shows its patch part in the reply.
+    auto patched = oc::parse_prompt(
+        200,
+        R"({"info":{"id":"msg_b","parentID":"msg_a","role":"assistant"},"parts":[)"
+        R"({"type":"step-start"},{"type":"tool","tool":"edit"},{"type":"step-finish"},)"
+        R"({"type":"patch","hash":"abc","files":["/p/a.txt"]}]})",
+        100);
+    ASSERT_TRUE(patched);
+    EXPECT_EQ(patched->files_changed, true);
 
     auto latest = oc::parse_latest_user_message(
         200, R"([{"info":{"id":"msg_1","role":"user"},"parts":[]},)"
