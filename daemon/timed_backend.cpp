@@ -123,6 +123,14 @@ class timed final : public up::backend {
         co_return out;
     }
 
+    // Not timed: a wait on the event stream, part of the prompt's time as the job sees it.
+    asio::awaitable<std::optional<bool>> turn_changed_files(std::string const& session,
+                                                            up::prompt_outcome const& out,
+                                                            up::call_control& ctl) override {
+        auto changed = co_await inner_->turn_changed_files(session, out, ctl);
+        co_return changed;
+    }
+
     // Not timed: a pool's background check, not a job's call.
     asio::awaitable<up::up_result<void>> health(
         std::chrono::steady_clock::time_point deadline) override {

@@ -504,6 +504,10 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         if (db) co_await db->sync();
         auto out = co_await server_of(*j).prompt(upstream_session, preq, ctl);
         if (!out) note_failure(*j, out.error());
+        if (out) {  // within the job's deadline: opencode may still be summing up the diff
+            auto changed = co_await server_of(*j).turn_changed_files(upstream_session, *out, ctl);
+            out->files_changed = changed;
+        }
         deadline.cancel();
         if (out) co_await summarize_diff(*j, upstream_session, *out);
         co_return end_turn(j, std::move(out));

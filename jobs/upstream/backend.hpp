@@ -110,9 +110,8 @@ struct prompt_outcome {
     protocol::job_usage usage;    // of the final message (opencode) or the whole call (openai)
     std::string message_id;       // the final message's, as event_sink::on_usage names it
     std::string user_message_id;  // the prompt's own message (opencode: its diff's messageID)
-    // Whether the turn changed files, when the backend can tell (opencode: from its event
-    // stream, having waited for the diff summary that includes the last change); nullopt: the
-    // diff must be read to know.
+    // Whether the reply itself shows a change to files (opencode: a `patch` part in its final
+    // message); nullopt when it does not tell. See backend::turn_changed_files.
     std::optional<bool> files_changed;
 };
 
@@ -299,6 +298,18 @@ class backend {
         (void)user_message;
         (void)max_bytes;
         co_return std::vector<protocol::file_change>{};
+    }
+
+    // After prompt() returned `out` for `session`: whether the turn changed files, when the
+    // backend can tell (opencode: from its event stream, once the diff summary that includes the
+    // last change has ended, so that session_diff then shows it); nullopt: read the diff to
+    // know. A separate call so that prompt()'s frame, alive for the whole turn, stays small.
+    virtual boost::asio::awaitable<std::optional<bool>> turn_changed_files(
+        std::string const& session, prompt_outcome const& out, call_control& ctl) {
+        (void)session;
+        (void)out;
+        (void)ctl;
+        co_return std::nullopt;
     }
 
     // Whether the server answers (opencode GET /global/health, openai GET /models) before

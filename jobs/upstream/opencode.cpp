@@ -101,22 +101,29 @@ constexpr auto summary_timeout = std::chrono::seconds(10);
 // summary.diffs in the background (session.diff as one begins, the user message.updated with
 // summary.diffs as it ends), often after the prompt's reply: GET /session/{id}/diff shows the
 // change only once a summary begun after its patch has ended.
+// Message ids are kept as hashes: a running job's marks stay a few words.
 struct turn_marks {
-    std::string user_message;       // the turn's, from its first message.updated
-    std::string latest_message;     // the last assistant message (one per step) seen so far
-    bool latest_completed = false;  // and whether it was seen with time.completed
-    std::uint32_t started = 0;      // summaries begun since the user message
-    std::uint32_t ended = 0;        // summaries of the user message ended
-    std::uint32_t needed = 0;       // ends that include one begun after the last patch; 0: none
-    wake_signal* waiter = nullptr;  // prompt() waiting for these marks
+    std::size_t user_message = 0;    // the turn's, from its first message.updated
+    std::size_t latest_message = 0;  // the last assistant message (one per step) seen so far
+    bool latest_completed = false;   // and whether it was seen with time.completed
+    std::uint32_t started = 0;       // summaries begun since the user message
+    std::uint32_t ended = 0;         // summaries of the user message ended
+    std::uint32_t needed = 0;        // ends that include one begun after the last patch; 0: none
+    // The event stream that was connected as the prompt left (event_stream::connections); 0:
+    // none was, and the marks cannot be trusted.
+    std::uint64_t epoch = 0;
+    wake_signal* waiter = nullptr;  // turn_changed_files() waiting for these marks
+
+    static std::size_t id_hash(std::string_view id) { return std::hash<std::string_view>{}(id); }
 
     void on_event(opencode::event const& e) {
         using kind = opencode::event::kind;
+        auto const message = id_hash(e.message_id);
         switch (e.what) {
             case kind::user_message:
-                if (!e.summarized && e.message_id != user_message)
-                    *this = {e.message_id, {}, false, 0, 0, 0, waiter};  // a new turn
-                else if (e.summarized && e.message_id == user_message)
+                if (!e.summarized && message != user_message)
+                    *this = {message, 0, false, 0, 0, 0, epoch, waiter};  // a new turn
+                else if (e.summarized && message == user_message)
                     ++ended;
                 break;
             case kind::summary_started:
@@ -128,8 +135,8 @@ struct turn_marks {
                 if (e.part_type == "patch") needed = started + 1;
                 break;
             case kind::usage:
-                if (e.message_id != latest_message) {
-                    latest_message = e.message_id;
+                if (message != latest_message) {
+                    latest_message = message;
                     latest_completed = false;
                 }
                 latest_completed = latest_completed || e.completed;
@@ -139,6 +146,13 @@ struct turn_marks {
         }
         if (waiter) waiter->notify();
     }
+};
+
+// What the event stream keeps of a live job's session.
+struct session_marks {
+    // Parts that are not assistant text (reasoning, tools) must not leak into peek.
+    std::unordered_set<std::string> hidden_parts;
+    turn_marks turn;
 };
 
 // State shared with the event-stream coroutine, which may outlive a call to stop().
@@ -154,9 +168,8 @@ struct event_stream {
     std::string path = "/global/event";
     beast::tcp_stream* active = nullptr;
     asio::steady_timer* backoff = nullptr;
-    // Parts that are not assistant text (reasoning, tools) must not leak into peek. Only live
-    // jobs' sessions have an entry: the stream carries every session of the server.
-    std::unordered_map<std::string, std::unordered_set<std::string>> hidden_parts;
+    // Only live jobs' sessions have an entry: the stream carries every session of the server.
+    std::unordered_map<std::string, session_marks> sessions;
     std::size_t events_since_sweep = 0;
     // follow(): re-attached sessions waiting for their session.idle.
     std::unordered_map<std::string, wake_signal*> idle_waiters;
@@ -165,9 +178,8 @@ struct event_stream {
     static constexpr std::size_t worktree_events_kept = 64;
     std::deque<opencode::event> worktree_events;
     std::unordered_set<wake_signal*> worktree_waiters;
-    // The turns of live sessions as the stream shows them, and whether it showed all of them:
-    // `connections` counts the streams that started (a reconnect may have lost events).
-    std::unordered_map<std::string, turn_marks> turns;
+    // Whether the stream showed all of a turn's events: `connections` counts the streams that
+    // started (a reconnect may have lost events).
     bool connected = false;
     std::uint64_t connections = 0;
 
@@ -182,32 +194,31 @@ struct event_stream {
         if (e.session.empty()) return;
         sweep_ended();
         if (!sink->live(e.session)) {
-            hidden_parts.erase(e.session);
-            turns.erase(e.session);
+            sessions.erase(e.session);
             return;
         }
         switch (e.what) {
             case kind::user_message:
             case kind::summary_started:
-                turns[e.session].on_event(e);
+                sessions[e.session].turn.on_event(e);
                 sink->on_progress(e.session);
                 return;
             case kind::part_updated:
-                if (e.part_type == "patch") turns[e.session].on_event(e);
+                if (e.part_type == "patch") sessions[e.session].turn.on_event(e);
                 break;
             case kind::usage:
-                turns[e.session].on_event(e);
+                sessions[e.session].turn.on_event(e);
                 break;
             default:
                 break;
         }
         switch (e.what) {
             case kind::part_updated:
-                if (e.part_type != "text") hidden_parts[e.session].insert(e.part_id);
+                if (e.part_type != "text") sessions[e.session].hidden_parts.insert(e.part_id);
                 sink->on_progress(e.session);
                 break;
             case kind::tool:
-                hidden_parts[e.session].insert(e.part_id);
+                sessions[e.session].hidden_parts.insert(e.part_id);
                 sink->on_tool(e.session, e.tool);
                 break;
             case kind::permission:
@@ -218,13 +229,15 @@ struct event_stream {
                 sink->on_settled(e.session, e.settled);
                 break;
             case kind::idle:
-                hidden_parts.erase(e.session);
+                // The turn's marks stay: its reply may come after the idle event.
+                if (auto it = sessions.find(e.session); it != sessions.end())
+                    it->second.hidden_parts = {};
                 if (auto it = idle_waiters.find(e.session); it != idle_waiters.end())
                     it->second->notify();
                 break;
             case kind::delta: {
-                auto it = hidden_parts.find(e.session);
-                bool hidden = it != hidden_parts.end() && it->second.contains(e.part_id);
+                auto it = sessions.find(e.session);
+                bool hidden = it != sessions.end() && it->second.hidden_parts.contains(e.part_id);
                 if (!e.delta.empty() && !hidden)
                     sink->on_text(e.session, e.delta);
                 else
@@ -250,16 +263,15 @@ struct event_stream {
     // Wakes the turns' waiters when the stream ends: what it did not show cannot be waited for.
     void disconnected() {
         connected = false;
-        for (auto& [session, marks] : turns)
-            if (marks.waiter) marks.waiter->notify();
+        for (auto& [session, marks] : sessions)
+            if (marks.turn.waiter) marks.turn.waiter->notify();
     }
 
     // Drops the entries of sessions whose job ended without a closing event (cancel, deadline).
     void sweep_ended() {
         if (++events_since_sweep < 1024) return;
         events_since_sweep = 0;
-        std::erase_if(hidden_parts, [this](auto const& entry) { return !sink->live(entry.first); });
-        std::erase_if(turns, [this](auto const& entry) { return !sink->live(entry.first); });
+        std::erase_if(sessions, [this](auto const& entry) { return !sink->live(entry.first); });
     }
 
     asio::awaitable<void> read_once() {
@@ -402,50 +414,46 @@ class opencode_backend final : public backend {
         http_request r{"POST", with_directory("/session/" + session + "/message", req.directory),
                        json::serialize(body), ctl.deadline(), &ctl};
         r.max_body = 2 * cfg_.max_output + (1 << 20);
-        auto events = events_;
-        auto epoch = events && events->connected ? events->connections : 0;
+        if (events_)
+            events_->sessions[session].turn.epoch = events_->connected ? events_->connections : 0;
         auto reply = co_await pool_.request(std::move(r));
         if (!reply) co_return from_failure(reply.error(), error_phase::prompt);
-        auto out = opencode::parse_prompt(reply->status, reply->body, cfg_.max_output);
-        if (out && epoch != 0) {
-            bool const final_patched = out->files_changed.value_or(false);
-            auto changed =
-                co_await turn_diff(*events, session, out->message_id, final_patched, epoch, ctl);
-            out->files_changed = changed;
-        }
-        co_return out;
+        co_return opencode::parse_prompt(reply->status, reply->body, cfg_.max_output);
     }
 
-    // After a reply: waits until the stream has shown every patch part of the turn and, when
-    // there was one, the end of a diff summary begun after the last (turn_marks). The stream
+    // Waits until the stream has shown every patch part of the turn and, when there was one,
+    // the end of a diff summary begun after the last (turn_marks). The stream
     // lags the reply (5-40 ms on opencode 1.18.33), so the marks are as early as they can be:
     // the final message's first event follows every earlier step's patch part; only when the
     // reply shows the final step's own patch (`final_patched`) must its completion be seen.
     // Whether files changed; nullopt when it cannot tell (the stream was not connected
     // throughout, or the wait ran out), and the diff is read all the same.
-    asio::awaitable<std::optional<bool>> turn_diff(event_stream& events, std::string const& session,
-                                                   std::string const& final_message,
-                                                   bool final_patched, std::uint64_t epoch,
-                                                   call_control& ctl) {
+    asio::awaitable<std::optional<bool>> turn_changed_files(std::string const& session,
+                                                            prompt_outcome const& out,
+                                                            call_control& ctl) override {
+        if (!events_) co_return std::nullopt;
+        auto& events = *events_;
+        auto const final_message = turn_marks::id_hash(out.message_id);
+        bool const final_patched = out.files_changed.value_or(false);
         wake_signal wake(ex_);
         struct registered {
             event_stream& events;
             std::string const& session;
             ~registered() {
-                if (auto it = events.turns.find(session); it != events.turns.end())
-                    it->second.waiter = nullptr;
+                if (auto it = events.sessions.find(session); it != events.sessions.end())
+                    it->second.turn.waiter = nullptr;
             }
         } guard{events, session};
         std::stop_callback hook(ctl.stop_token(), [&wake] { wake.notify(); });
         auto const deadline = std::min(ctl.deadline(), clock::now() + summary_timeout);
-        while (events.connected && events.connections == epoch &&
-               ctl.stopped() == stop_reason::none) {
-            auto& marks = events.turns[session];
+        while (events.connected && ctl.stopped() == stop_reason::none) {
+            auto& marks = events.sessions[session].turn;
+            if (marks.epoch != events.connections) break;  // events of the turn may be lost
             bool const shown =
                 marks.latest_message == final_message && (!final_patched || marks.latest_completed);
             if (shown && marks.ended >= marks.needed) {
                 bool changed = marks.needed > 0;
-                events.turns.erase(session);
+                events.sessions.erase(session);
                 co_return changed;
             }
             marks.waiter = &wake;

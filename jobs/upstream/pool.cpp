@@ -177,6 +177,12 @@ class pool final : public backend {
         auto out = co_await first().prompt(session, req, ctl);
         co_return out;
     }
+    asio::awaitable<std::optional<bool>> turn_changed_files(std::string const& session,
+                                                            prompt_outcome const& out,
+                                                            call_control& ctl) override {
+        auto changed = co_await first().turn_changed_files(session, out, ctl);
+        co_return changed;
+    }
     asio::awaitable<up_result<void>> abort(std::string const& session,
                                            std::optional<std::string> const& directory) override {
         auto out = co_await first().abort(session, directory);

@@ -169,6 +169,13 @@ class fake_backend final : public upstream::backend {
             upstream::prompt_outcome{"done: " + name, false, {}, {}, {}, {}});
     }
 
+    // The scripted outcome's files_changed stands for what the event stream would tell.
+    asio::awaitable<std::optional<bool>> turn_changed_files(std::string const&,
+                                                            upstream::prompt_outcome const& out,
+                                                            upstream::call_control&) override {
+        co_return out.files_changed;
+    }
+
     asio::awaitable<upstream::up_result<std::vector<protocol::file_change>>> session_diff(
         std::string const&, std::optional<std::string> const&, std::string const& user_message,
         std::size_t) override {
