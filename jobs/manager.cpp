@@ -504,12 +504,13 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         if (db) co_await db->sync();
         auto out = co_await server_of(*j).prompt(upstream_session, preq, ctl);
         if (!out) note_failure(*j, out.error());
+        std::optional<bool> changed;
         if (out) {  // within the job's deadline: opencode may still be summing up the diff
-            auto changed = co_await server_of(*j).turn_changed_files(upstream_session, *out, ctl);
-            out->files_changed = changed;
+            auto known = co_await server_of(*j).turn_changed_files(upstream_session, *out, ctl);
+            changed = known;
         }
         deadline.cancel();
-        if (out) co_await summarize_diff(*j, upstream_session, *out);
+        if (out) co_await summarize_diff(*j, upstream_session, out->user_message_id, changed);
         co_return end_turn(j, std::move(out));
     }
 
@@ -550,13 +551,13 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     }
 
     // JobView diff_summary, read once as the turn ends (DESIGN §2): the files its prompt
-    // changed, unless the backend knows none changed. A failed read leaves it out; it never
-    // fails the job.
+    // changed, unless the backend knows none changed (`changed`: turn_changed_files()). A failed
+    // read leaves it out; it never fails the job.
     asio::awaitable<void> summarize_diff(job& j, std::string const& upstream_session,
-                                         upstream::prompt_outcome const& out) {
-        if (out.user_message_id.empty()) co_return;
-        j.user_message = out.user_message_id;
-        if (out.files_changed == false) co_return;
+                                         std::string user_message, std::optional<bool> changed) {
+        if (user_message.empty()) co_return;
+        j.user_message = std::move(user_message);
+        if (changed == false) co_return;
         auto changes = co_await server_of(j).session_diff(upstream_session, upstream_directory(j),
                                                           j.user_message, lim.max_diff_bytes);
         if (changes && !changes->empty()) j.view.diff_summary = protocol::summarize(*changes);
@@ -952,7 +953,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         auto out = co_await server_of(*j).follow(j->view.upstream->session, upstream_directory(*j),
                                                  own_prompt(*j), ctl);
         deadline.cancel();
-        if (out) co_await summarize_diff(*j, j->view.upstream->session, *out);
+        if (out)
+            co_await summarize_diff(*j, j->view.upstream->session, out->user_message_id,
+                                    std::nullopt);
         co_return end_turn(j, std::move(out));
     }
 

@@ -198,23 +198,12 @@ struct event_stream {
             return;
         }
         switch (e.what) {
-            case kind::user_message:
-            case kind::summary_started:
-                sessions[e.session].turn.on_event(e);
-                sink->on_progress(e.session);
-                return;
             case kind::part_updated:
-                if (e.part_type == "patch") sessions[e.session].turn.on_event(e);
-                break;
-            case kind::usage:
-                sessions[e.session].turn.on_event(e);
-                break;
-            default:
-                break;
-        }
-        switch (e.what) {
-            case kind::part_updated:
-                if (e.part_type != "text") sessions[e.session].hidden_parts.insert(e.part_id);
+                if (e.part_type != "text") {
+                    auto& marks = sessions[e.session];
+                    marks.hidden_parts.insert(e.part_id);
+                    if (e.part_type == "patch") marks.turn.on_event(e);
+                }
                 sink->on_progress(e.session);
                 break;
             case kind::tool:
@@ -245,14 +234,18 @@ struct event_stream {
                 break;
             }
             case kind::usage:
+                sessions[e.session].turn.on_event(e);
                 sink->on_usage(e.session, e.message_id, e.usage);
+                sink->on_progress(e.session);
+                break;
+            case kind::user_message:
+            case kind::summary_started:
+                sessions[e.session].turn.on_event(e);
                 sink->on_progress(e.session);
                 break;
             case kind::progress:
                 sink->on_progress(e.session);
                 break;
-            case kind::user_message:
-            case kind::summary_started:
             case kind::worktree_ready:
             case kind::worktree_failed:
             case kind::other:
@@ -422,10 +415,10 @@ class opencode_backend final : public backend {
     }
 
     // Waits until the stream has shown every patch part of the turn and, when there was one,
-    // the end of a diff summary begun after the last (turn_marks). The stream
-    // lags the reply (5-40 ms on opencode 1.18.33), so the marks are as early as they can be:
-    // the final message's first event follows every earlier step's patch part; only when the
-    // reply shows the final step's own patch (`final_patched`) must its completion be seen.
+    // the end of a diff summary begun after the last (turn_marks). The stream lags the reply
+    // (0.3-39 ms on opencode 1.18.33), so the marks are as early as they can be: the final
+    // message's first event follows every earlier step's patch part; only when the reply shows
+    // the final step's own patch (`final_patched`) must its completion be seen.
     // Whether files changed; nullopt when it cannot tell (the stream was not connected
     // throughout, or the wait ran out), and the diff is read all the same.
     asio::awaitable<std::optional<bool>> turn_changed_files(std::string const& session,
