@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every benchmark in tests/bench, writes their raw results to bench-results/ and regenerates
-# BENCHMARKS.md and docs/bench.png from them. Usage: scripts/bench.sh [--quick | --report-only]
-# (--report-only: regenerate BENCHMARKS.md and the plot from bench-results/ without running).
+# BENCHMARKS.md and docs/bench.png from them. Usage: scripts/bench.sh [--quick | --report-only |
+# --check] (--report-only: regenerate BENCHMARKS.md and the plot from bench-results/ without
+# running; --check: fail when BENCHMARKS.md is not what they give).
 # BUILD_DIR (default `build`) is the build used; installs wrk, nginx, gnuplot-nox and valgrind
 # with apt-get (sudo when not root) when missing, like scripts/setup.sh.
 set -euo pipefail
@@ -90,13 +91,17 @@ http_median() {
     sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
 
-report() {
-  mkdir -p "$(dirname "$png")"
-  # BENCHMARKS.md: the template with each @name@ line replaced by $out/name.md.
+# BENCHMARKS.md: the template with each @name@ line replaced by $out/name.md.
+render_md() {
   awk -v dir="$out" '
     /^@[a-z_]+@$/ { f = dir "/" substr($0, 2, length($0) - 2) ".md"
                    while ((getline line < f) > 0) print line; close(f); next }
-    { print }' tests/bench/BENCHMARKS.md.in >"$md"
+    { print }' tests/bench/BENCHMARKS.md.in
+}
+
+report() {
+  mkdir -p "$(dirname "$png")"
+  render_md >"$md"
   # The plot: fan-out ratio vs N, and latency percentiles (wait wake-up, agentd vs nginx);
   # latency.dat has one "label" p50 p99 row per bar pair.
   {
@@ -113,6 +118,14 @@ report() {
   gnuplot -e "dir='$out'; output='$png'" tests/bench/plot.gp
   echo "bench: wrote $md, $png and $out/"
 }
+
+# --check (a test): the committed BENCHMARKS.md is what the template and bench-results give, so
+# an edit made to the generated file alone, which the next run would undo, fails.
+if [ "$mode" = "--check" ]; then
+  render_md | diff -u - "$md" && exit 0
+  echo "bench: $md differs from tests/bench/BENCHMARKS.md.in + $out/: edit the template" >&2
+  exit 1
+fi
 
 if [ "$mode" != "--report-only" ]; then
   install_tools
