@@ -69,7 +69,7 @@ protocol::pending_request const* find_request(job const& j, std::string_view id)
 
 std::optional<std::string> upstream_directory(job const& j) {
     if (j.view.worktree) return j.view.worktree->directory;
-    return j.task.directory;
+    return j.task.directory.optional();
 }
 
 protocol::task_preview preview_of(protocol::task const& t) {

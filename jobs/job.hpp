@@ -38,7 +38,7 @@ struct job {
     protocol::job_view view;
     owner own;
     protocol::task task;
-    std::optional<std::string> upstream_parent;
+    protocol::boxed<std::string> upstream_parent;
     // The upstream server the job runs on, its URL as configured (several servers: the pool
     // places it at launch; a follow-up gets its job's). Empty until placed.
     std::string upstream_server;
@@ -47,10 +47,10 @@ struct job {
     // this instance's own jobs. A mirrored job that finished keeps it.
     std::string holder;
     // The job whose sub-agent started this one (DESIGN §2 nesting): cancels cascade down to it.
-    std::optional<std::string> parent;
+    protocol::boxed<std::string> parent;
     // The follow-up that continues this job (DESIGN §2 `continue`): only the latest job of a
     // chain can be continued. Not stored: restore() derives it from the follow-ups' `continues`.
-    std::optional<std::string> continued_by;
+    protocol::boxed<std::string> continued_by;
     // Backends that replay transcripts (openai): the system text and completed turns up to this
     // job's own, kept by the latest job of a chain only (a follow-up takes it over). Each turn is
     // bounded by the prompt's size limit and max_output_bytes.

@@ -496,9 +496,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         // An upstream without sessions gets the earlier turns and the chain's system text.
         auto const replay = backend->replays_transcript();
         upstream::prompt_request preq{
-            j->task.prompt,         j->task.agent,
-            j->task.model,          replay ? j->transcript.system : j->task.system,
-            upstream_directory(*j), replay ? &j->transcript.turns : nullptr};
+            j->task.prompt,           j->task.agent.optional(),
+            j->task.model.optional(), replay ? j->transcript.system : j->task.system.optional(),
+            upstream_directory(*j),   replay ? &j->transcript.turns : nullptr};
         // The running row and its upstream session are committed before the prompt leaves (an
         // async store commits later): after a crash the job is re-attached, never prompted twice.
         if (db) co_await db->sync();
@@ -519,7 +519,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     asio::awaitable<bool> create_session(job_ptr j) {
         auto& ctl = *j->control;
         if (j->task.isolation) {
-            auto tree = co_await server_of(*j).create_worktree(j->task.directory, ctl);
+            auto tree = co_await server_of(*j).create_worktree(j->task.directory.optional(), ctl);
             if (!tree) {
                 note_failure(*j, tree.error());
                 end_failed(*j, tree.error(), error_phase::create);
@@ -529,9 +529,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             j->view.worktree = std::move(*tree);
             persist(*j);
         }
-        upstream::upstream_session_request sreq{j->view.description, j->upstream_parent,
-                                                upstream_directory(*j), j->task.agent,
-                                                j->task.model};
+        upstream::upstream_session_request sreq{j->view.description, j->upstream_parent.optional(),
+                                                upstream_directory(*j), j->task.agent.optional(),
+                                                j->task.model.optional()};
         auto upstream_session = co_await server_of(*j).create_upstream_session(sreq, ctl);
         if (!upstream_session) {
             note_failure(*j, upstream_session.error());
@@ -1480,7 +1480,7 @@ asio::awaitable<protocol::result<std::vector<job_entry>>> manager::start_jobs(
         if (!j->task.budget && m.lim.default_max_cost)
             j->task.budget = protocol::task_budget{m.lim.default_max_cost, std::nullopt};
         j->upstream_parent = p.upstream_parent;
-        if (m.backend->replays_transcript()) j->transcript.system = t.system;
+        if (m.backend->replays_transcript()) j->transcript.system = t.system.optional();
         if (auto const& c = (*continued)[created.size()]) impl::follow_up(*j, *c);
         j->view.task = preview_of(j->task);
         if (parent) j->parent = parent->view.id;
@@ -1680,7 +1680,7 @@ asio::awaitable<protocol::result<job_entry>> manager::remove_worktree(owner cons
     auto j = self->jobs.find(o.principal, id);
     if (!j) co_return protocol::invalid_params("job", "no such job");
     if (!j->view.worktree) co_return protocol::invalid_params("job", "the job has no worktree");
-    auto removed = co_await self->server_of(*j).remove_worktree(j->task.directory,
+    auto removed = co_await self->server_of(*j).remove_worktree(j->task.directory.optional(),
                                                                 j->view.worktree->directory);
     if (!removed)
         co_return protocol::rpc_error{protocol::error_code::internal_error,

@@ -272,7 +272,9 @@ void put(store_row& r, column c, std::optional<T> const& v) {
         r.set(c, static_cast<std::int64_t>(*v));
 }
 
-std::optional<std::string_view> view_of(std::optional<std::string> const& s) {
+// Of a std::optional<std::string> or a protocol::boxed<std::string>.
+template <class Optional>
+std::optional<std::string_view> view_of(Optional const& s) {
     return s ? std::optional<std::string_view>(*s) : std::nullopt;
 }
 

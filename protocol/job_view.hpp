@@ -2,6 +2,7 @@
 // it serialises to. The jobs layer fills it; every transport shows exactly this.
 #pragma once
 
+#include "protocol/boxed.hpp"
 #include "protocol/enum_names.hpp"
 
 #include <boost/json/value.hpp>
@@ -60,9 +61,9 @@ struct job_usage {
 struct task_preview {
     static constexpr std::size_t prompt_chars = 200;
     std::string prompt;
-    std::optional<std::string> agent;
-    std::optional<std::string> model;
-    std::optional<std::string> directory;
+    boxed<std::string> agent;
+    boxed<std::string> model;
+    boxed<std::string> directory;
     bool operator==(task_preview const&) const = default;
 };
 
@@ -209,6 +210,8 @@ class shared_text {
     std::shared_ptr<std::string const> text_;
 };
 
+// Every job keeps one for its whole life, so the fields a queued job never has are boxed (8 bytes
+// each when empty; BENCHMARKS.md finding 7).
 struct job_view {
     std::string id;
     std::string session;      // the owner session; omitted when empty
@@ -219,17 +222,17 @@ struct job_view {
     std::optional<wall_time> finished_at;
     int depth = 1;
     std::optional<task_preview> task;
-    std::optional<upstream_ref> upstream;
-    std::optional<activity_view> activity;  // active jobs with tool steps
+    boxed<upstream_ref> upstream;
+    boxed<activity_view> activity;          // active jobs with tool steps
     std::vector<pending_request> requests;  // while waiting
     std::vector<answered_request> answered;
-    std::optional<worktree_ref> worktree;
-    std::optional<struct diff_summary> diff_summary;
-    std::optional<std::string> continues;  // the job this one is the follow-up of
+    boxed<worktree_ref> worktree;
+    boxed<struct diff_summary> diff_summary;
+    boxed<std::string> continues;  // the job this one is the follow-up of
     shared_text output;
     bool truncated = false;
-    std::optional<job_error> error;
-    std::optional<job_usage> usage;
+    boxed<job_error> error;
+    boxed<job_usage> usage;
     bool operator==(job_view const&) const = default;
 };
 

@@ -2,6 +2,7 @@
 // handlers never touch raw JSON. Every rejection names the exact field (`tasks[2].prompt`).
 #pragma once
 
+#include "protocol/boxed.hpp"
 #include "protocol/enum_names.hpp"
 #include "protocol/errors.hpp"
 
@@ -39,19 +40,20 @@ struct task_budget {
 enum class isolation_mode { worktree };
 BOOST_DESCRIBE_ENUM(isolation_mode, worktree)
 
+// A job keeps its task for its whole life: the optional fields most tasks leave out are boxed.
 struct task {
     std::string prompt;
     std::string description;
-    std::optional<std::string> agent;
-    std::optional<std::string> model;  // "provider/model"
-    std::optional<std::string> system;
-    std::optional<std::string> directory;
+    boxed<std::string> agent;
+    boxed<std::string> model;  // "provider/model"
+    boxed<std::string> system;
+    boxed<std::string> directory;
     std::optional<std::int64_t> timeout_ms;
     std::optional<permission_policy> permissions;
-    std::optional<task_budget> budget;
+    boxed<task_budget> budget;
     std::optional<isolation_mode> isolation;
     // `continue`: the job whose upstream session this task's turn follows (DESIGN §2).
-    std::optional<std::string> continues;
+    boxed<std::string> continues;
 };
 
 struct start_params {

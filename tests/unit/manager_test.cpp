@@ -2124,7 +2124,7 @@ TEST_F(manager_test, on_input_ignore_waits_through_requests) {
 TEST_F(manager_test, tool_steps_show_as_activity_and_pushes_are_throttled) {
     make();
     script("a").prompt.manual = true;
-    std::vector<std::pair<steady::time_point, std::optional<protocol::activity_view>>> pushes;
+    std::vector<std::pair<steady::time_point, protocol::boxed<protocol::activity_view>>> pushes;
     auto listening = mgr_->listen([&](job const& j) {
         if (j.view.state == job_state::running) pushes.emplace_back(steady::now(), j.view.activity);
     });

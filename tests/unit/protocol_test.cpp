@@ -1053,5 +1053,51 @@ TEST(json_text, a_job_view_cost_prints_as_a_plain_decimal_and_keeps_its_value) {
     EXPECT_NE(to_text(to_json(v, {})).find(R"("cost":0.0012)"), std::string::npos);
 }
 
+// boxed<T> reads like std::optional<T>, copies deep, and is what keeps a queued job small.
+TEST(boxed, reads_like_an_optional_and_copies_deep) {
+    boxed<std::string> a;
+    EXPECT_FALSE(a);
+    EXPECT_TRUE(a == std::nullopt);
+    EXPECT_EQ(a.value_or("none"), "none");
+    EXPECT_THROW(static_cast<void>(a.value()), std::bad_optional_access);
+    a = "first";
+    ASSERT_TRUE(a.has_value());
+    EXPECT_TRUE(a == std::string("first"));
+    auto b = a;  // deep: changing one leaves the other
+    *b += " changed";
+    EXPECT_EQ(*a, "first");
+    EXPECT_EQ(*b, "first changed");
+    EXPECT_FALSE(a == b);
+    b = a;
+    EXPECT_TRUE(a == b);
+    auto moved = std::move(b);
+    EXPECT_EQ(*moved, "first");
+    b = std::nullopt;
+    EXPECT_FALSE(b);
+    EXPECT_FALSE(a == b);
+    b = moved;
+    EXPECT_TRUE(a == b);
+    a.reset();
+    EXPECT_EQ(a.optional(), std::nullopt);
+    EXPECT_EQ(b.optional(), std::optional<std::string>("first"));
+    boxed<std::string> from_optional = std::optional<std::string>("x");
+    EXPECT_EQ(from_optional.emplace(3, 'y'), "yyy");
+    EXPECT_EQ(boxed<std::string>(std::optional<std::string>()), std::nullopt);
+}
+
+TEST(boxed, an_empty_field_takes_a_pointer_and_a_view_compares_its_boxes_by_value) {
+    static_assert(sizeof(boxed<upstream_ref>) == sizeof(void*));
+    job_view v;
+    v.id = "job_1";
+    v.upstream = upstream_ref{"opencode", "ses_1"};
+    auto w = v;
+    EXPECT_EQ(v, w);
+    w.upstream->session = "ses_2";
+    EXPECT_NE(v, w);
+    EXPECT_EQ(v.upstream->session, "ses_1");
+    w.upstream = std::nullopt;
+    EXPECT_NE(v, w);
+}
+
 }  // namespace
 }  // namespace agentd::protocol
