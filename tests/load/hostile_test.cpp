@@ -357,6 +357,10 @@ void print_evil(run_stats const& r) {
 }
 
 // Prints the figures and the verdict; true when the run passed.
+std::string last_bytes(std::string const& text, std::size_t n) {
+    return text.size() <= n ? text : text.substr(text.size() - n);
+}
+
 bool report(run_stats const& r) {
     fmt::print("hostile run: {} ms{}; --first-request-timeout-ms {}\n", r.ran_ms,
                r.runaway ? " (stopped early: RSS ran away)" : "",
@@ -522,7 +526,12 @@ int run(options const& opts) {
     for (auto& t : threads) t.join();
     evil.stop();
     r.evil = evil.stats();
-    return report(r) ? 0 : 1;
+    if (report(r)) return 0;
+    // The daemons' warnings (connection cap, evictions) say why a /healthz was refused or cut.
+    for (auto const* d : {&normal_d, &evil_d})
+        fmt::print("{} agentd's log (warnings, last 4 KiB):\n{}\n", d->name,
+                   last_bytes(d->proc->stderr_text(), 4096));
+    return 1;
 }
 
 }  // namespace
