@@ -279,6 +279,8 @@ sqlite_store::sqlite_store(std::filesystem::path const& file) : file_(file) {
         fail(db_ ? sqlite3_errmsg(db_) : "out of memory");
     sqlite3_busy_timeout(db_, static_cast<int>(busy_wait.count()));
     try {
+        // A new database only (an existing one keeps its size): see page_size in the header.
+        exec(fmt::format("PRAGMA page_size={}", page_size).c_str());
         exec("PRAGMA journal_mode=WAL");
         exec("PRAGMA synchronous=NORMAL");  // with WAL: survives kill -9, fsyncs at checkpoints
         // A burst of big prompts grows the WAL to tens of MB; once checkpointed it is cut back.

@@ -27,6 +27,11 @@ class sqlite_store final : public store {
     // How long one write waits for another connection's lock before giving up: short, because
     // the daemon's event loop waits with it.
     static constexpr std::chrono::milliseconds busy_wait{50};
+    // The page size of a new database. Each commit writes, and checksums, every page it changed
+    // into the WAL, and a job's row is well under a page: 4 KiB pages (SQLite's default) cost
+    // ~12 k more instructions per job on the event loop and more on the checkpoint thread
+    // (BENCHMARKS.md finding 12).
+    static constexpr int page_size = 2048;
 
     // Opens or creates the database and migrates its schema to the latest version; throws
     // std::runtime_error naming the file and the reason (unwritable directory, not a database,

@@ -220,9 +220,11 @@ class raw_db {
         EXPECT_EQ(sqlite3_exec(db_, sql, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
         sqlite3_free(err);
     }
-    std::int64_t user_version() {
+    std::int64_t user_version() { return query("PRAGMA user_version"); }
+    std::int64_t page_size() { return query("PRAGMA page_size"); }
+    std::int64_t query(char const* sql) {
         sqlite3_stmt* s = nullptr;
-        EXPECT_EQ(sqlite3_prepare_v2(db_, "PRAGMA user_version", -1, &s, nullptr), SQLITE_OK);
+        EXPECT_EQ(sqlite3_prepare_v2(db_, sql, -1, &s, nullptr), SQLITE_OK);
         EXPECT_EQ(sqlite3_step(s), SQLITE_ROW);
         auto v = sqlite3_column_int64(s, 0);
         sqlite3_finalize(s);
@@ -236,6 +238,28 @@ class raw_db {
 TEST_F(store_test, a_new_database_gets_the_latest_schema_version) {
     { sqlite_store db(file_); }
     EXPECT_EQ(raw_db(file_).user_version(), sqlite_store::schema_version());
+}
+
+// A new database gets the smaller page; one made with SQLite's default keeps it and works.
+TEST_F(store_test, a_new_database_gets_small_pages_and_an_old_one_keeps_its_own) {
+    {
+        sqlite_store db(file_);
+        db.save(*make_job("job_a", protocol::job_state::queued));
+    }
+    EXPECT_EQ(raw_db(file_).page_size(), sqlite_store::page_size);
+    auto old_file = dir_ / "old.db";
+    {
+        raw_db old(old_file);
+        old.exec("PRAGMA page_size=4096; CREATE TABLE t (x); DROP TABLE t;");
+    }
+    {
+        sqlite_store db(old_file);
+        db.save(*make_job("job_b", protocol::job_state::queued));
+    }
+    EXPECT_EQ(raw_db(old_file).page_size(), 4096);
+    sqlite_store db(old_file);
+    ASSERT_EQ(db.load().size(), 1u);
+    EXPECT_EQ(db.load()[0]->view.id, "job_b");
 }
 
 // The first agentd set no user_version: its database (version 0 with a jobs table) is version 1,
