@@ -205,6 +205,15 @@ response connection_limit(unsigned version) {
 
 }  // namespace
 
+bool evict_silent(http_context& ctx) {
+    for (auto it = ctx.silent.begin(); it != ctx.silent.end(); ++it) {
+        if (!(*it)()) continue;  // it spoke: its read comes next
+        ctx.silent.erase(it);
+        return true;
+    }
+    return false;
+}
+
 asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_context> ctx,
                                  bool reserve_slot) {
     http_stream stream(std::move(socket));
@@ -229,14 +238,19 @@ asio::awaitable<void> serve_http(http_socket socket, std::shared_ptr<http_contex
                                 [&abort_current] { abort_current(); });
     bool silent = true;  // until the first request head is read (or the accept loop evicts us)
     auto silent_entry = ctx->silent.insert(ctx->silent.end(), [&silent, &stream] {
+        // Bytes waiting in the socket: the client spoke in time, and only its read has not run
+        // yet (an accept was handled first). Closing now would reset a request that came.
+        beast::error_code unknown;
+        if (stream.socket().available(unknown) > 0) return false;
         silent = false;
         beast::error_code ignored;
         stream.socket().close(ignored);
+        return true;
     });
     struct end_silence {
         http_context& ctx;
         bool& silent;
-        std::list<std::function<void()>>::iterator it;
+        std::list<std::function<bool()>>::iterator it;
         void operator()() {
             if (silent) ctx.silent.erase(it);
             silent = false;

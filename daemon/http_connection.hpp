@@ -32,9 +32,13 @@ struct http_context {
     mcp_sessions mcp;  // the sessions of /mcp
     // Closers of the connections that have not sent a whole request head yet, oldest first. At
     // the cap the accept loop closes the oldest to make room: silent sockets cannot lock clients
-    // out, since a real client sends its request as soon as it connects.
-    std::list<std::function<void()>> silent;
+    // out, since a real client sends its request as soon as it connects. A closer returns false,
+    // closing nothing, when the client's bytes are already waiting to be read.
+    std::list<std::function<bool()>> silent;
 };
+
+// Closes the oldest connection of `ctx.silent` that really is silent; false when none is.
+bool evict_silent(http_context& ctx);
 
 // `reserve_slot`: the connection was accepted past max_connections, into the few slots kept for
 // /healthz and /metrics; anything else gets 503, and the connection closes after one answer.

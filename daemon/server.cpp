@@ -283,13 +283,9 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
             boost::system::error_code not_tcp;
             socket.set_option(asio::ip::tcp::no_delay(true), not_tcp);
             auto open = self->ctx->connections.size();
-            if (open >= self->opts.max_connections && !self->ctx->silent.empty()) {
-                // At the cap a connection that never spoke makes room (see http_context::silent).
-                auto evict = std::move(self->ctx->silent.front());
-                self->ctx->silent.pop_front();
-                evict();
-                --open;  // it leaves once its coroutine sees the closed socket
-            }
+            // At the cap a connection that never spoke makes room (see http_context::silent); it
+            // leaves once its coroutine sees the closed socket.
+            if (open >= self->opts.max_connections && evict_silent(*self->ctx)) --open;
             if (open >= self->opts.max_connections + reserve_slots(self->opts.max_connections)) {
                 refused_log.warn("limit", {{"limit", "max_connections"}, {"action", "closed"}});
                 boost::system::error_code ignored;

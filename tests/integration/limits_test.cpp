@@ -5,10 +5,23 @@
 #include "agentd_fixture.hpp"
 #include "raw_socket.hpp"
 
+#include <csignal>
+
 namespace agentd::test {
 namespace {
 
 using namespace std::chrono_literals;
+
+// `n` keep-alive connections, each served one request: the connection is registered once it has
+// been served, and none of them counts as silent.
+std::vector<http_connection> served_connections(int port, int n) {
+    std::vector<http_connection> held;
+    for (int i = 0; i < n; ++i) {
+        held.emplace_back(static_cast<unsigned short>(port));
+        EXPECT_EQ(held.back().request("GET", "/healthz").status, 200);
+    }
+    return held;
+}
 
 http_headers bearer(agentd_process& a) {
     return {{"Authorization", "Bearer " + a.token()}};
@@ -103,12 +116,7 @@ TEST_F(agentd_test, OversizedHeaderGets431AndTheConnectionCloses) {
 
 TEST_F(agentd_test, ConnectionsOverTheCapAreClosedAndTheCapFreesUp) {
     restart_agentd({"--max-connections", "3"});  // plus one reserve slot (/healthz, /metrics)
-    std::vector<http_connection> held;
-    for (int i = 0; i < 3; ++i) {
-        held.emplace_back(agentd_->port());
-        // One request each: the connection is registered once it has been served.
-        EXPECT_EQ(held.back().request("GET", "/healthz").status, 200);
-    }
+    auto held = served_connections(agentd_->port(), 3);
     raw_socket reserve(agentd_->port());  // silent, in the reserve slot
     raw_socket over(agentd_->port());     // past cap and reserve: the oldest silent one goes
     EXPECT_TRUE(reserve.closed_within(2s)) << "a connection past the cap was kept";
@@ -124,6 +132,26 @@ TEST_F(agentd_test, ConnectionsOverTheCapAreClosedAndTheCapFreesUp) {
     }
     EXPECT_TRUE(served);
     EXPECT_EQ(held.front().request("GET", "/healthz").status, 200);
+}
+
+// At the cap, a client whose request is already in its socket is not evicted as silent for an
+// idle connection whose accept happens to be handled first. agentd is paused (SIGSTOP) while
+// the idle one connects and the client sends, so both arrive in one wake-up of its event loop,
+// the accept first; before the fix every round reset the client.
+TEST_F(agentd_test, AClientWhoseRequestIsWaitingIsNotEvictedForAnIdleOne) {
+    restart_agentd({"--max-connections", "3"});  // plus one reserve slot (/healthz, /metrics)
+    auto held = served_connections(agentd_->port(), 3);
+    auto const pid = agentd_->process().pid();
+    for (int round = 0; round < 5; ++round) {
+        raw_socket client(agentd_->port());
+        // Accepted into the reserve slot meanwhile, silent (nothing comes back to read).
+        EXPECT_FALSE(client.readable_within(50ms));
+        ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+        raw_socket idle(agentd_->port());  // its handshake completes in the kernel's backlog
+        client.send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        ASSERT_EQ(::kill(pid, SIGCONT), 0);
+        EXPECT_EQ(client.read_status(5s), 200) << "round " << round;
+    }
 }
 
 TEST_F(agentd_test, SlowlorisAndIdleConnectionsCloseWhileOthersAreServed) {
