@@ -206,7 +206,9 @@ struct sqlite_store::checkpointer {
     std::condition_variable wake;
     bool pending = false;
     bool stopping = false;
+    int signalled_at = 0;  // the WAL's size at the last signal; the writer's thread only
     std::atomic<std::uint64_t> errors{0};
+    std::atomic<std::uint64_t> runs{0};
     std::thread thread;
 
     explicit checkpointer(std::filesystem::path const& file) {
@@ -229,12 +231,18 @@ struct sqlite_store::checkpointer {
         thread.join();
         sqlite3_close(db);
     }
-    // The WAL hook of the daemon's connection, called after every commit.
+    // The WAL hook of the daemon's connection, called after every commit. It signals once per
+    // wal_pages frames appended: a PASSIVE checkpoint cannot restart a WAL that a burst keeps
+    // appending to, so signalling on every commit past the threshold ran a checkpoint (two
+    // fsyncs and a thread wake-up) every few commits until the burst ended (BENCHMARKS.md
+    // finding 14: 290 checkpoints in one 1 024-job fan-out).
     static int on_commit(void* self, sqlite3* writer, char const*, int pages) {
+        auto& c = *static_cast<checkpointer*>(self);
+        if (pages < c.signalled_at) c.signalled_at = 0;  // the WAL restarted from its start
         if (pages >= max_wal_pages) {
             sqlite3_wal_checkpoint_v2(writer, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-        } else if (pages >= wal_pages) {
-            auto& c = *static_cast<checkpointer*>(self);
+        } else if (pages >= c.signalled_at + wal_pages) {
+            c.signalled_at = pages;
             {
                 std::lock_guard lock(c.mutex);
                 c.pending = true;
@@ -252,6 +260,7 @@ struct sqlite_store::checkpointer {
             lock.unlock();
             int rc =
                 sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+            ++runs;
             lock.lock();
             if (rc != SQLITE_OK) {
                 // Counted and tried again in a second, not left for the next commit (which may
@@ -441,6 +450,10 @@ store_stats sqlite_store::stats() const {
     store_stats out{errors_, pending_.size()};
     out.errors[static_cast<std::size_t>(store_op::checkpoint)] += checkpointer_->errors.load();
     return out;
+}
+
+std::uint64_t sqlite_store::checkpoints() const {
+    return checkpointer_->runs.load();
 }
 
 void sqlite_store::write_all(std::span<job_ptr const> jobs) {

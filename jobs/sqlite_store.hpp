@@ -57,6 +57,8 @@ class sqlite_store final : public store {
     store_stats stats() const override;
     std::string last_error() const override { return last_error_; }
     std::vector<job_ptr> load() const override;
+    // Checkpoints the background thread has run (tried) so far.
+    std::uint64_t checkpoints() const;
 
   private:
     struct checkpointer;
