@@ -6,6 +6,7 @@
 #include "jobs/http_client.hpp"
 
 #include "jobs/bounded_read.hpp"
+#include "jobs/endpoints.hpp"
 
 #include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
@@ -141,7 +142,7 @@ asio::awaitable<std::pair<beast::error_code, bool>> read_reply(
 asio::awaitable<beast::error_code> open_stream(beast::tcp_stream& stream, asio::any_io_executor ex,
                                                std::string const& host, std::string const& port) {
     tcp::resolver resolver(ex);
-    auto [rec, endpoints] = co_await resolver.async_resolve(host, port, use_tuple);
+    auto [rec, endpoints] = co_await endpoints_of(resolver, host, port);
     if (rec) co_return rec;
     auto [cec, ep] = co_await stream.async_connect(endpoints, use_tuple);
     if (cec) co_return cec;

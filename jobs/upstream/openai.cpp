@@ -4,6 +4,7 @@
 #include "jobs/upstream/openai.hpp"
 
 #include "jobs/bounded_read.hpp"
+#include "jobs/endpoints.hpp"
 #include "jobs/random.hpp"
 #include "jobs/upstream/catalog.hpp"
 #include "jobs/upstream/openai_parse.hpp"
@@ -274,8 +275,7 @@ asio::awaitable<R> exchange(Stream& s, call const& c, http::request<http::string
     if (c.ctl.stopped() != stop_reason::none) co_return failed<R>(stopped());
 
     sock.expires_after(c.cfg.request_timeout);
-    auto [rec, eps] =
-        co_await resolver.async_resolve(c.cfg.target.host, c.cfg.target.port, use_tuple);
+    auto [rec, eps] = co_await endpoints_of(resolver, c.cfg.target.host, c.cfg.target.port);
     if (rec) co_return failed<R>(io_error(rec, c.ctl, "resolving the host"));
     auto [cec, ep] = co_await sock.async_connect(eps, use_tuple);
     if (cec) co_return failed<R>(io_error(cec, c.ctl, "while connecting"));

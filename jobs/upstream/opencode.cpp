@@ -5,6 +5,7 @@
 #include "jobs/upstream/opencode.hpp"
 
 #include "jobs/bounded_read.hpp"
+#include "jobs/endpoints.hpp"
 #include "jobs/upstream/catalog.hpp"
 #include "jobs/upstream/json_read.hpp"
 #include "jobs/upstream/opencode_parse.hpp"
@@ -280,7 +281,7 @@ struct event_stream {
 
         stream.expires_after(idle_timeout);
         asio::ip::tcp::resolver resolver(ex);
-        auto [rec, eps] = co_await resolver.async_resolve(target.host, target.port, use_tuple);
+        auto [rec, eps] = co_await endpoints_of(resolver, target.host, target.port);
         if (rec || stopping) co_return;
         auto [cec, ep] = co_await stream.async_connect(eps, use_tuple);
         if (cec || stopping) co_return;
