@@ -30,6 +30,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
@@ -71,6 +72,10 @@ std::unique_ptr<jobs::upstream::backend> make_backend(boost::asio::any_io_execut
     oc.password = c.upstream_password;
     oc.request_timeout = c.upstream_timeout;
     oc.max_output = c.limits.max_output_bytes;
+    auto const per_server = c.upstream_max_running_per_server;
+    oc.max_idle_connections = std::max<std::size_t>(
+        oc.max_idle_connections,
+        per_server > 0 ? std::min(per_server, c.limits.max_running) : c.limits.max_running);
     return jobs::upstream::make_opencode_backend(std::move(ex), std::move(oc));
 }
 

@@ -12,6 +12,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -22,6 +23,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <stdexcept>
 #include <vector>
@@ -67,16 +69,24 @@ struct http_pool::impl {
     common::url target;
     std::optional<std::string> auth;
     std::size_t max_idle;
-    std::vector<pooled> idle;
+    std::vector<pooled> idle;  // oldest first
+    // Closes idle streams once too old to reuse, so a burst's connections do not stay open
+    // (half-closed by the server) until the next request; armed while any is idle.
+    asio::steady_timer sweeper{ex};
+    bool sweeping = false;
+    // Expires with the pool: a sweep whose wait completed just as the pool went checks it.
+    std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 
     // The newest idle stream that is still usable; stale ones are closed on the way.
     std::unique_ptr<beast::tcp_stream> take_idle();
+    void park(std::unique_ptr<beast::tcp_stream> stream);
+    void close_stale(std::chrono::steady_clock::time_point now);
+    void sweep_later();
 };
 
 http_pool::http_pool(asio::any_io_executor ex, common::url o, std::optional<std::string> basic_auth,
                      std::size_t max_idle)
-    : impl_(std::make_unique<impl>(
-          impl{std::move(ex), std::move(o), std::move(basic_auth), max_idle, {}})) {}
+    : impl_(std::make_unique<impl>(std::move(ex), std::move(o), std::move(basic_auth), max_idle)) {}
 
 http_pool::~http_pool() = default;
 
@@ -85,6 +95,7 @@ common::url const& http_pool::target() const {
 }
 void http_pool::close_idle() {
     impl_->idle.clear();
+    impl_->sweeper.cancel();
 }
 
 namespace {
@@ -107,6 +118,33 @@ std::unique_ptr<beast::tcp_stream> http_pool::impl::take_idle() {
         if (now - p.since < max_idle_age && still_open(*p.stream)) return std::move(p.stream);
     }
     return nullptr;
+}
+
+void http_pool::impl::park(std::unique_ptr<beast::tcp_stream> stream) {
+    auto const now = std::chrono::steady_clock::now();
+    close_stale(now);
+    if (idle.size() >= max_idle) return;
+    stream->expires_never();
+    idle.push_back({std::move(stream), now});
+    sweep_later();
+}
+
+void http_pool::impl::close_stale(std::chrono::steady_clock::time_point now) {
+    auto fresh = std::find_if(idle.begin(), idle.end(),
+                              [&](pooled const& p) { return now - p.since < max_idle_age; });
+    idle.erase(idle.begin(), fresh);
+}
+
+void http_pool::impl::sweep_later() {
+    if (sweeping || idle.empty()) return;
+    sweeping = true;
+    sweeper.expires_at(idle.front().since + max_idle_age);
+    sweeper.async_wait([this, alive = std::weak_ptr<bool>(alive)](beast::error_code) {
+        if (alive.expired()) return;
+        sweeping = false;
+        close_stale(std::chrono::steady_clock::now());
+        sweep_later();
+    });
 }
 
 namespace {
@@ -205,10 +243,7 @@ asio::awaitable<http_result> http_pool::request(http_request req) {
         auto& res = parser.get();
         http_reply reply{res.result_int(), std::string(res[http::field::content_type]),
                          std::move(res.body())};
-        if (res.keep_alive() && p.idle.size() < p.max_idle) {
-            stream->expires_never();
-            p.idle.push_back({std::move(stream), std::chrono::steady_clock::now()});
-        }
+        if (res.keep_alive()) p.park(std::move(stream));
         co_return reply;
     }
 }

@@ -373,7 +373,7 @@ class opencode_backend final : public backend {
     opencode_backend(asio::any_io_executor ex, opencode_config cfg)
         : ex_(ex),
           cfg_(std::move(cfg)),
-          pool_(ex, cfg_.target, basic_auth(cfg_)),
+          pool_(ex, cfg_.target, basic_auth(cfg_), cfg_.max_idle_connections),
           catalogs_(ex, catalog_ttl, catalog_directories) {}
 
     std::string_view name() const override { return protocol::to_string(backend_kind::opencode); }

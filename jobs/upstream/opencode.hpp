@@ -20,6 +20,9 @@ struct opencode_config {
     std::chrono::milliseconds request_timeout{30'000};     // create, abort, read (not the prompt)
     std::chrono::milliseconds event_idle_timeout{35'000};  // > the server's 10 s heartbeat
     std::size_t max_output = 1 << 20;
+    // Idle keep-alive connections kept: each running job holds one for its prompt, so as many
+    // as jobs may run at once, or a burst of completions closes what the next wave reopens.
+    std::size_t max_idle_connections = 64;
 };
 
 std::unique_ptr<backend> make_opencode_backend(boost::asio::any_io_executor ex,

@@ -424,6 +424,9 @@ class server {
 
   private:
     asio::awaitable<void> serve(stream_t stream) {
+        // Connections accepted, and open now: how a client pools its keep-alive connections.
+        state_.counters().add("connections_total", 1);
+        auto open = gauge_hold("connections_open");
         connection c(std::move(stream));
         connections_.push_back(&c);
         struct unregister {

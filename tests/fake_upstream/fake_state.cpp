@@ -29,12 +29,13 @@ namespace {
 // twice and crashes), so every such result below is bound to a name even when unused.
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-constexpr std::array<std::string_view, 20> counter_names{
+constexpr std::array<std::string_view, 22> counter_names{
     "sessions_created",  "creates_started",   "creates_in_flight",     "max_creates_in_flight",
     "prompts_started",   "prompts_in_flight", "max_prompts_in_flight", "prompts_completed",
     "aborts_total",      "requests_total",    "event_subscribers",     "flood_events",
     "permissions_asked", "questions_asked",   "flood_tools",           "agent_lists",
     "provider_lists",    "unknown_prompts",   "worktrees_created",     "worktrees_removed",
+    "connections_total", "connections_open",
 };
 
 bool is_space(char c) {
@@ -195,7 +196,9 @@ json::object stats::to_json() const {
 
 void stats::reset() {
     for (auto& [name, value] : counters_) {
-        if (!name.ends_with("_in_flight") && name != "event_subscribers") value = 0;
+        bool const gauge = name.ends_with("_in_flight") || name == "event_subscribers" ||
+                           name == "connections_open";
+        if (!gauge) value = 0;
     }
     for (auto& [name, value] : counters_) {
         if (name.starts_with("max_")) value = counters_.find(name.substr(4))->second;

@@ -2,7 +2,8 @@
 // servers, one killed by PID and started again on its port. Jobs spread by running count, a dead
 // server is skipped at once and its running jobs fail (never re-run), it gets jobs again once
 // its health check passes, a follow-up returns to its server, all servers down fails at create,
-// the per-server cap queues jobs; per-server metrics; two fake OpenAI servers.
+// the per-server cap queues jobs; per-server metrics; two fake OpenAI servers; keep-alive
+// connections kept for as many jobs as may run, and closed once too old to reuse.
 #include "agentd_fixture.hpp"
 
 #include <csignal>
@@ -322,6 +323,27 @@ TEST(pool_openai, TwoServersShareTheJobsAndAFollowUpReplaysOnItsOwn) {
     auto text = scrape(agentd);
     EXPECT_EQ(metric(text, "agentd_upstream_server_up", a.url()), "1") << text;
     EXPECT_EQ(metric(text, "agentd_upstream_server_jobs_total", b.url()), "2") << text;
+}
+
+// The upstream connection pool keeps as many idle keep-alive connections as jobs may run at
+// once: a second wave of 100 jobs reuses the first wave's connections (64 kept before: 36+
+// reconnected). Stale ones, too old to reuse, are closed by the pool within its 2 s age, not
+// left half-closed until the next request.
+TEST(pool_connections, AWaveOfJobsReusesThePreviousWavesConnectionsAndIdleOnesClose) {
+    auto fake = fake_on();
+    agentd_process a(fake->url(), {"--max-running", "100", "--max-tasks-per-call", "100"});
+    auto first = start(a, tasks(100, "w [[fake latency_ms=300]]"));
+    for (auto const& j : wait_all(a, first))
+        EXPECT_EQ(str(j, "state"), "completed") << json::serialize(j);
+    auto const after_first = counter(*fake, "connections_total");
+    EXPECT_GE(after_first, 100);
+    auto second = start(a, tasks(100, "w [[fake latency_ms=300]]"));
+    for (auto const& j : wait_all(a, second)) EXPECT_EQ(str(j, "state"), "completed");
+    // The stats requests themselves come on new connections: a few, not dozens.
+    EXPECT_LE(counter(*fake, "connections_total") - after_first, 5);
+    // Left: agentd's event stream and the wait's own connection.
+    EXPECT_TRUE(fake->wait_counter_at_most("connections_open", 2, 6s))
+        << counter(*fake, "connections_open") << " connections still open";
 }
 
 }  // namespace
