@@ -294,6 +294,7 @@ sqlite_store::sqlite_store(std::filesystem::path const& file) : file_(file) {
         exec("PRAGMA synchronous=NORMAL");  // with WAL: survives kill -9, fsyncs at checkpoints
         // A burst of big prompts grows the WAL to tens of MB; once checkpointed it is cut back.
         exec("PRAGMA journal_size_limit=4194304");
+        exec(fmt::format("PRAGMA cache_size=-{}", cache_kib).c_str());
         migrate();
         exec("PRAGMA quick_check");
     } catch (std::runtime_error const& e) {
