@@ -111,11 +111,11 @@ bool still_open(beast::tcp_stream& s) {
 }  // namespace
 
 std::unique_ptr<beast::tcp_stream> http_pool::impl::take_idle() {
-    auto const now = std::chrono::steady_clock::now();
+    close_stale(std::chrono::steady_clock::now());
     while (!idle.empty()) {
         auto p = std::move(idle.back());
         idle.pop_back();
-        if (now - p.since < max_idle_age && still_open(*p.stream)) return std::move(p.stream);
+        if (still_open(*p.stream)) return std::move(p.stream);
     }
     return nullptr;
 }

@@ -46,8 +46,9 @@ struct http_request {
 class http_pool {
   public:
     // `o` is an http:// URL (the pool speaks plain HTTP); its base path prefixes every target.
+    // At most `max_idle` keep-alive connections wait for reuse.
     http_pool(boost::asio::any_io_executor ex, common::url o, std::optional<std::string> basic_auth,
-              std::size_t max_idle = 64);
+              std::size_t max_idle);
     ~http_pool();
     http_pool(http_pool const&) = delete;
     http_pool& operator=(http_pool const&) = delete;
