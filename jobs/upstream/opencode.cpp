@@ -1,7 +1,8 @@
 // opencode backend: requests through the keep-alive pool, failures mapped to error kinds and
 // phases, and one long-lived `GET /global/event` stream (reconnecting with backoff) whose text
-// deltas feed peek, since mid-turn message reads show the text part empty, and whose tool steps,
-// requests and other progress go to the sink; permission and question replies.
+// deltas feed peek, since mid-turn message reads show the text part empty, whose tool steps,
+// requests and other progress go to the sink, and which ends prompt_async turns with their
+// answer; permission and question replies.
 #include "jobs/upstream/opencode.hpp"
 
 #include "jobs/bounded_read.hpp"
@@ -12,6 +13,7 @@
 #include "jobs/upstream/shared_lookup.hpp"
 #include "jobs/upstream/sse.hpp"
 #include "jobs/wake_signal.hpp"
+#include "protocol/utf8.hpp"
 
 #include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
@@ -33,6 +35,7 @@
 
 #include <deque>
 #include <iterator>
+#include <map>
 #include <set>
 #include <stdexcept>
 #include <unordered_map>
@@ -92,6 +95,11 @@ upstream_error from_failure(http_failure const& f, error_phase phase) {
     }
     return {error_kind::transport, phase, "upstream connection failed: " + f.message, {}};
 }
+
+// While a prompt_async turn runs, its end is also looked up in the session itself this often: a
+// stream that stays connected but loses or holds back events (a buffering proxy) costs a job at
+// most this much, not its whole deadline.
+constexpr auto quiet_check = std::chrono::seconds(15);
 
 // How long a reply may wait for the stream to show its turn's end and diff summary
 // (turn_marks), within the job's deadline: past it the diff is read as it is.
@@ -156,6 +164,74 @@ struct session_marks {
     turn_marks turn;
 };
 
+// A prompt sent with prompt_async, waiting on the event stream for its turn's end: the stream
+// marks what it saw of the turn here and wakes the prompt. The turn's answer is its last
+// assistant message (one per LLM step), kept as the stream shows it: once that message has
+// finished when the session goes idle, the answer needs no read.
+struct async_turn {
+    wake_signal& wake;
+    std::uint64_t epoch;                   // event_stream::connections when the prompt left
+    std::string user_message;              // the turn's, from its first message.updated
+    std::optional<upstream_error> failed;  // a session.error of the turn
+    bool idle = false;                     // a session.idle after the turn began
+    // The latest assistant message of the turn: its usage, whether it has finished
+    // (time.completed), its text parts by part id (ids ascend, so the map keeps their order)
+    // and whether it has a patch part.
+    std::string answer;
+    protocol::job_usage usage;
+    bool completed = false;
+    std::map<std::string, std::string, std::less<>> text;
+    bool patched = false;
+    // The text kept is bounded like the synchronous reply's output: max_output in all, cut on
+    // a character boundary, `cut` once something was left out.
+    std::size_t max_output;
+    std::size_t text_bytes = 0;
+    bool cut = false;
+
+    async_turn(wake_signal& w, std::uint64_t connection, std::size_t max)
+        : wake(w), epoch(connection), max_output(max) {}
+
+    void on_message(opencode::event const& e) {
+        if (e.message_id.empty() || e.message_id == answer) return;
+        answer = e.message_id;
+        usage = {};
+        completed = false;
+        text.clear();
+        patched = false;
+        text_bytes = 0;
+        cut = false;
+    }
+    void on_usage(opencode::event const& e) {
+        on_message(e);
+        usage = e.usage;
+        completed = e.completed;
+    }
+    void on_part(opencode::event const& e) {
+        if (e.message_id == user_message) return;  // the prompt's own text
+        on_message(e);
+        if (e.part_type == "patch") patched = true;
+        if (e.part_type != "text") return;
+        auto& kept = text[e.part_id];
+        text_bytes -= kept.size();
+        auto const room = max_output - std::min(max_output, text_bytes);
+        kept.assign(e.text, 0, protocol::utf8_prefix(e.text, room));
+        cut = cut || kept.size() < e.text.size();
+        text_bytes += kept.size();
+    }
+    // The answer as the synchronous prompt's reply gives it: its text parts' text.
+    prompt_outcome outcome() const {
+        prompt_outcome out;
+        out.output.reserve(text_bytes);
+        for (auto const& [id, part] : text) out.output += part;
+        out.truncated = cut;
+        out.usage = usage;
+        out.message_id = answer;
+        out.user_message_id = user_message;
+        if (patched) out.files_changed = true;
+        return out;
+    }
+};
+
 // State shared with the event-stream coroutine, which may outlive a call to stop().
 struct event_stream {
     asio::any_io_executor ex;
@@ -174,6 +250,8 @@ struct event_stream {
     std::size_t events_since_sweep = 0;
     // follow(): re-attached sessions waiting for their session.idle.
     std::unordered_map<std::string, wake_signal*> idle_waiters;
+    // Prompts sent with prompt_async, by upstream session (one prompt in flight per session).
+    std::unordered_map<std::string, async_turn*> async_turns;
     // The last worktree events, kept because worktree.ready may come before the reply to the
     // POST that named its directory; create_worktree() waits on the signals registered here.
     static constexpr std::size_t worktree_events_kept = 64;
@@ -198,8 +276,11 @@ struct event_stream {
             sessions.erase(e.session);
             return;
         }
+        auto* turn = async_turn_of(e.session);
+        if (turn && turn->user_message.empty()) turn = nullptr;  // not begun: not its events
         switch (e.what) {
             case kind::part_updated:
+                if (turn) turn->on_part(e);
                 if (e.part_type != "text") {
                     auto& marks = sessions[e.session];
                     marks.hidden_parts.insert(e.part_id);
@@ -224,6 +305,23 @@ struct event_stream {
                     it->second.hidden_parts = {};
                 if (auto it = idle_waiters.find(e.session); it != idle_waiters.end())
                     it->second->notify();
+                // An idle before the turn's user message is the previous turn's.
+                if (turn) {
+                    turn->idle = true;
+                    turn->wake.notify();
+                }
+                break;
+            case kind::session_error:
+                if (auto* t = async_turn_of(e.session); t && !t->failed) {
+                    // The abort of an earlier turn (a cancelled job's) may be reported after
+                    // this prompt left; this turn cannot have been aborted before it began.
+                    bool stale = t->user_message.empty() &&
+                                 e.failure.message.starts_with("MessageAbortedError");
+                    if (!stale) {
+                        t->failed = std::move(e.failure);
+                        t->wake.notify();
+                    }
+                }
                 break;
             case kind::delta: {
                 auto it = sessions.find(e.session);
@@ -235,11 +333,18 @@ struct event_stream {
                 break;
             }
             case kind::usage:
+                if (turn) turn->on_usage(e);
                 sessions[e.session].turn.on_event(e);
                 sink->on_usage(e.session, e.message_id, e.usage);
                 sink->on_progress(e.session);
                 break;
             case kind::user_message:
+                if (auto* t = async_turn_of(e.session);
+                    t && !e.summarized && t->user_message.empty())
+                    t->user_message = e.message_id;
+                sessions[e.session].turn.on_event(e);
+                sink->on_progress(e.session);
+                break;
             case kind::summary_started:
                 sessions[e.session].turn.on_event(e);
                 sink->on_progress(e.session);
@@ -259,6 +364,12 @@ struct event_stream {
         connected = false;
         for (auto& [session, marks] : sessions)
             if (marks.turn.waiter) marks.turn.waiter->notify();
+        for (auto& [session, turn] : async_turns) turn->wake.notify();
+    }
+
+    async_turn* async_turn_of(std::string const& session) {
+        auto it = async_turns.find(session);
+        return it == async_turns.end() ? nullptr : it->second;
     }
 
     // Drops the entries of sessions whose job ended without a closing event (cancel, deadline).
@@ -393,26 +504,16 @@ class opencode_backend final : public backend {
         co_return opencode::parse_session(reply->status, reply->body);
     }
 
+    // With the event stream connected, the prompt goes with prompt_async and the stream shows
+    // its turn's end: a running job holds no upstream connection. Without it, the synchronous
+    // prompt, whose reply is the turn's end. Not a coroutine itself: a running job keeps only
+    // the frame of the way taken.
     asio::awaitable<up_result<prompt_outcome>> prompt(std::string const& session,
                                                       prompt_request const& req,
                                                       call_control& ctl) override {
-        json::object body{
-            {"parts", json::array{json::object{{"type", "text"}, {"text", req.prompt}}}}};
-        if (req.agent) body["agent"] = *req.agent;
-        if (req.system) body["system"] = *req.system;
-        if (req.model) {
-            auto slash = req.model->find('/');
-            body["model"] = json::object{{"providerID", req.model->substr(0, slash)},
-                                         {"modelID", req.model->substr(slash + 1)}};
-        }
-        http_request r{"POST", with_directory("/session/" + session + "/message", req.directory),
-                       json::serialize(body), ctl.deadline(), &ctl};
-        r.max_body = 2 * cfg_.max_output + (1 << 20);
-        if (events_)
-            events_->sessions[session].turn.epoch = events_->connected ? events_->connections : 0;
-        auto reply = co_await pool_.request(std::move(r));
-        if (!reply) co_return from_failure(reply.error(), error_phase::prompt);
-        co_return opencode::parse_prompt(reply->status, reply->body, cfg_.max_output);
+        bool const streaming = events_ && events_->connected;
+        if (events_) events_->sessions[session].turn.epoch = streaming ? events_->connections : 0;
+        return streaming ? prompt_async(session, req, ctl) : prompt_sync(session, req, ctl);
     }
 
     // Waits until the stream has shown every patch part of the turn and, when there was one,
@@ -569,30 +670,12 @@ class opencode_backend final : public backend {
         co_return all;
     }
 
-    // The turn ends with a session.idle event; the messages are read again on each one, and
-    // every couple of seconds in case the event came while the stream was reconnecting.
     asio::awaitable<up_result<prompt_outcome>> follow(std::string const& session,
                                                       std::optional<std::string> const& directory,
                                                       std::string const& own_prompt,
                                                       call_control& ctl) override {
-        wake_signal wake(ex_);
-        struct waiting {
-            std::shared_ptr<event_stream> events;
-            std::string const& session;
-            ~waiting() {
-                if (events) events->idle_waiters.erase(session);
-            }
-        } registered{events_, session};
-        if (events_) events_->idle_waiters[session] = &wake;
-        std::stop_callback hook(ctl.stop_token(), [&wake] { wake.notify(); });
-        while (ctl.stopped() == stop_reason::none) {
-            auto done = co_await recover(session, directory, own_prompt);
-            if (!done) co_return done.error();
-            if (*done) co_return std::move(**done);
-            if (ctl.stopped() != stop_reason::none) break;
-            [[maybe_unused]] auto woken = co_await wake.wait_for(std::chrono::seconds(2));
-        }
-        co_return upstream_error{error_kind::cancelled, error_phase::prompt, "stopped", {}};
+        auto out = co_await follow_turn(session, directory, own_prompt, {}, ctl);
+        co_return out;
     }
 
     // POST /experimental/worktree answers before the files are checked out: the worktree is
@@ -663,6 +746,135 @@ class opencode_backend final : public backend {
     }
 
   private:
+    asio::awaitable<up_result<prompt_outcome>> prompt_sync(std::string const& session,
+                                                           prompt_request const& req,
+                                                           call_control& ctl) {
+        http_request r{"POST", with_directory("/session/" + session + "/message", req.directory),
+                       opencode::prompt_body(req), ctl.deadline(), &ctl};
+        r.max_body = 2 * cfg_.max_output + (1 << 20);
+        auto reply = co_await pool_.request(std::move(r));
+        if (!reply) co_return from_failure(reply.error(), error_phase::prompt);
+        co_return opencode::parse_prompt(reply->status, reply->body, cfg_.max_output);
+    }
+
+    // POST /session/{id}/prompt_async, 204 at once; then the turn's end as the stream shows it
+    // (async_turn): a session.error or a session.idle, when the session's last message is read
+    // once. The prompt is aborted by the manager on a stop, as the synchronous one.
+    asio::awaitable<up_result<prompt_outcome>> prompt_async(std::string const& session,
+                                                            prompt_request const& req,
+                                                            call_control& ctl) {
+        auto events = events_;
+        wake_signal wake(ex_);
+        async_turn turn(wake, events->connections, cfg_.max_output);
+        struct registered {
+            event_stream& events;
+            std::string const& session;
+            ~registered() { events.async_turns.erase(session); }
+        } guard{*events, session};
+        events->async_turns[session] = &turn;
+        std::stop_callback hook(ctl.stop_token(), [&wake] { wake.notify(); });
+        auto sent = co_await send_prompt_async(session, req, ctl);
+        if (!sent) co_return sent.error();
+
+        bool quiet = false;  // quiet_check passed without the turn's end
+        for (;;) {
+            if (ctl.stopped() != stop_reason::none)
+                co_return upstream_error{error_kind::cancelled, error_phase::prompt, "stopped", {}};
+            if (turn.idle && turn.completed && !turn.failed) co_return turn.outcome();
+            if (quiet || ((turn.failed || turn.idle) && !turn.user_message.empty())) {
+                auto end =
+                    co_await read_outcome(session, req.directory, req.prompt, turn.user_message);
+                if (!end) co_return end.error();
+                if (*end) co_return std::move(**end);
+                turn.idle = false;  // its last message is not stored yet: the next idle
+            }
+            if (turn.failed) co_return std::move(*turn.failed);
+            if (!events->connected || events->connections != turn.epoch) {
+                // The stream may have lost the turn's end: the session's messages tell.
+                auto out = co_await follow_turn(session, req.directory, req.prompt,
+                                                turn.user_message, ctl);
+                co_return out;
+            }
+            auto const until = std::min(ctl.deadline(), clock::now() + quiet_check);
+            auto woken = co_await wake.wait_until(until);
+            if (!woken && clock::now() >= ctl.deadline())
+                co_return upstream_error{error_kind::timeout,
+                                         error_phase::prompt,
+                                         "upstream did not answer before the deadline",
+                                         {}};
+            quiet = !woken;
+        }
+    }
+
+    // In a frame of its own, freed before the turn's long wait.
+    asio::awaitable<up_result<void>> send_prompt_async(std::string const& session,
+                                                       prompt_request const& req,
+                                                       call_control& ctl) {
+        http_request r{"POST",
+                       with_directory("/session/" + session + "/prompt_async", req.directory),
+                       opencode::prompt_body(req), short_deadline(ctl), &ctl};
+        r.max_body = 64 << 10;
+        auto accepted = co_await pool_.request(std::move(r));
+        if (!accepted) co_return from_failure(accepted.error(), error_phase::prompt);
+        if (accepted->status != 204)
+            co_return opencode::not_accepted(accepted->status, accepted->body);
+        co_return up_result<void>{};
+    }
+
+    // The turn ends with a session.idle event; the messages are read again on each one, and
+    // every couple of seconds in case the event came while the stream was reconnecting. With the
+    // turn's user message known, only the session's last message is read.
+    asio::awaitable<up_result<prompt_outcome>> follow_turn(
+        std::string const& session, std::optional<std::string> const& directory,
+        std::string const& own_prompt, std::string const& user_message, call_control& ctl) {
+        wake_signal wake(ex_);
+        struct waiting {
+            std::shared_ptr<event_stream> events;
+            std::string const& session;
+            ~waiting() {
+                if (events) events->idle_waiters.erase(session);
+            }
+        } registered{events_, session};
+        if (events_) events_->idle_waiters[session] = &wake;
+        std::stop_callback hook(ctl.stop_token(), [&wake] { wake.notify(); });
+        while (ctl.stopped() == stop_reason::none) {
+            auto done = co_await read_outcome(session, directory, own_prompt, user_message);
+            if (!done) co_return done.error();
+            if (*done) co_return std::move(**done);
+            if (ctl.stopped() != stop_reason::none) break;
+            [[maybe_unused]] auto woken = co_await wake.wait_for(std::chrono::seconds(2));
+        }
+        co_return upstream_error{error_kind::cancelled, error_phase::prompt, "stopped", {}};
+    }
+
+    // The turn's outcome if it has ended: from the session's last message when the turn's user
+    // message is known, else from all its messages (recover).
+    asio::awaitable<up_result<std::optional<prompt_outcome>>> read_outcome(
+        std::string const& session, std::optional<std::string> const& directory,
+        std::string const& own_prompt, std::string const& user_message) {
+        if (user_message.empty()) {
+            auto all = co_await recover(session, directory, own_prompt);
+            co_return all;
+        }
+        auto last = co_await read_turn_end(session, directory, user_message);
+        co_return last;
+    }
+
+    // GET /session/{id}/message?limit=1: the session's last message, the turn's answer once it
+    // has finished.
+    asio::awaitable<up_result<std::optional<prompt_outcome>>> read_turn_end(
+        std::string const& session, std::optional<std::string> const& directory,
+        std::string const& user_message) {
+        std::string path = "/session/" + session + "/message?limit=1";
+        if (directory) path += "&directory=" + url_encode(*directory);
+        http_request r{"GET", std::move(path), {}, clock::now() + cfg_.request_timeout, nullptr};
+        r.max_body = 2 * cfg_.max_output + (1 << 20);
+        auto reply = co_await pool_.request(std::move(r));
+        if (!reply) co_return from_failure(reply.error(), error_phase::prompt);
+        co_return opencode::parse_turn_end(reply->status, reply->body, cfg_.max_output,
+                                           user_message);
+    }
+
     clock::time_point short_deadline(call_control const& ctl) const {
         return std::min(ctl.deadline(), clock::now() + cfg_.request_timeout);
     }

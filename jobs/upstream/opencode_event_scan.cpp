@@ -61,7 +61,9 @@ enum class slot : std::uint8_t {
     status_type,
     part_type,
     part_session,
-    part_key
+    part_key,
+    part_message,
+    part_text
 };
 
 // Keys are classified once, when read: no key is copied unless it came in pieces.
@@ -108,6 +110,8 @@ slot classify(node in, std::string_view key) {
             if (key == "type") return slot::part_type;
             if (key == "sessionID") return slot::part_session;
             if (key == "id") return slot::part_key;
+            if (key == "messageID") return slot::part_message;
+            if (key == "text") return slot::part_text;
             return slot::none;
         case node::skip:
             return slot::none;
@@ -317,6 +321,8 @@ class scan_handler {
                     ev.part_type.clear();
                     ev.part_session.clear();
                     ev.part_key.clear();
+                    ev.part_message.clear();
+                    ev.part_text.clear();
                 });
             case slot::info_role:
                 return field(ev.info_role);
@@ -332,6 +338,10 @@ class scan_handler {
                 return field(ev.part_session);
             case slot::part_key:
                 return field(ev.part_key);
+            case slot::part_message:
+                return field(ev.part_message);
+            case slot::part_text:
+                return field(ev.part_text);
             case slot::none:
                 break;
         }

@@ -38,6 +38,8 @@ struct scanned_event {
     std::string part_type;     // properties.part.type
     std::string part_session;  // properties.part.sessionID
     std::string part_key;      // properties.part.id
+    std::string part_message;  // properties.part.messageID
+    std::string part_text;     // properties.part.text (a text part's, whole)
 };
 
 struct scanned_frame {

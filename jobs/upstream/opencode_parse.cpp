@@ -259,32 +259,30 @@ bool valid_request_id(std::string_view id, protocol::request_kind kind) {
     });
 }
 
-up_result<prompt_outcome> parse_prompt(unsigned status, std::string_view body,
-                                       std::size_t max_output) {
-    if (!ok_status(status)) return http_error(error_phase::prompt, status, body);
-    unsigned char scratch[16384];  // read and dropped here: most replies need no heap
-    json::monotonic_resource arena(scratch, sizeof scratch);
-    auto v = parse_json(body, &arena);
-    if (!v) return protocol_error(error_phase::prompt, "prompt: response is not JSON");
-    auto const* root = v->if_object();
-    auto const* info = root ? object_at(*root, "info") : nullptr;
-    auto const* parts = root ? root->if_contains("parts") : nullptr;
+namespace {
+
+// An `info.error` or a session.error's `error` ({name, data: {message, statusCode?}}).
+upstream_error error_of(json::object const& err) {
+    auto const* data = object_at(err, "data");
+    std::string name(string_at(err, "name"));
+    std::string detail(data ? string_at(*data, "message") : std::string_view{});
+    upstream_error e{error_kind::upstream, error_phase::prompt,
+                     excerpt(name.empty() ? "upstream error" : name), std::nullopt};
+    if (!detail.empty()) e.message += ": " + excerpt(detail);
+    if (data && data->contains("statusCode")) {
+        auto code = int_at(data, "statusCode");
+        if (code > 0 && code < 1000) e.http_status = static_cast<int>(code);
+    }
+    return e;
+}
+
+// One message {info, parts}: an assistant message's outcome, or its info.error as a failure.
+up_result<prompt_outcome> outcome_of(json::object const& message, std::size_t max_output) {
+    auto const* info = object_at(message, "info");
+    auto const* parts = message.if_contains("parts");
     if (!info || !parts || !parts->is_array())
         return protocol_error(error_phase::prompt, "prompt: response has no info/parts");
-
-    if (auto const* err = object_at(*info, "error")) {
-        auto const* data = object_at(*err, "data");
-        std::string name(string_at(*err, "name"));
-        std::string detail(data ? string_at(*data, "message") : std::string_view{});
-        upstream_error e{error_kind::upstream, error_phase::prompt,
-                         excerpt(name.empty() ? "upstream error" : name), std::nullopt};
-        if (!detail.empty()) e.message += ": " + excerpt(detail);
-        if (data && data->contains("statusCode")) {
-            auto code = int_at(data, "statusCode");
-            if (code > 0 && code < 1000) e.http_status = static_cast<int>(code);
-        }
-        return e;
-    }
+    if (auto const* err = object_at(*info, "error")) return error_of(*err);
 
     prompt_outcome out;
     out.output = text_of(parts->get_array());
@@ -300,6 +298,60 @@ up_result<prompt_outcome> parse_prompt(unsigned status, std::string_view body,
         if (auto const* po = part.if_object(); po && string_at(*po, "type") == "patch")
             out.files_changed = true;
     return out;
+}
+
+}  // namespace
+
+std::string prompt_body(prompt_request const& req) {
+    json::object body{{"parts", json::array{json::object{{"type", "text"}, {"text", req.prompt}}}}};
+    if (req.agent) body["agent"] = *req.agent;
+    if (req.system) body["system"] = *req.system;
+    if (req.model) {
+        auto slash = req.model->find('/');
+        body["model"] = json::object{{"providerID", req.model->substr(0, slash)},
+                                     {"modelID", req.model->substr(slash + 1)}};
+    }
+    return json::serialize(body);
+}
+
+upstream_error not_accepted(unsigned status, std::string_view body) {
+    if (!ok_status(status)) return http_error(error_phase::prompt, status, body);
+    return {error_kind::protocol, error_phase::prompt,
+            fmt::format("prompt_async: expected 204 No Content, got {}", status), std::nullopt};
+}
+
+up_result<prompt_outcome> parse_prompt(unsigned status, std::string_view body,
+                                       std::size_t max_output) {
+    if (!ok_status(status)) return http_error(error_phase::prompt, status, body);
+    unsigned char scratch[16384];  // read and dropped here: most replies need no heap
+    json::monotonic_resource arena(scratch, sizeof scratch);
+    auto v = parse_json(body, &arena);
+    if (!v) return protocol_error(error_phase::prompt, "prompt: response is not JSON");
+    auto const* root = v->if_object();
+    if (!root) return protocol_error(error_phase::prompt, "prompt: response has no info/parts");
+    return outcome_of(*root, max_output);
+}
+
+up_result<std::optional<prompt_outcome>> parse_turn_end(unsigned status, std::string_view body,
+                                                        std::size_t max_output,
+                                                        std::string_view user_message) {
+    if (!ok_status(status)) return http_error(error_phase::prompt, status, body);
+    unsigned char scratch[16384];
+    json::monotonic_resource arena(scratch, sizeof scratch);
+    auto v = parse_json(body, &arena);
+    if (!v || !v->is_array())
+        return protocol_error(error_phase::prompt, "messages: response is not a JSON array");
+    if (v->get_array().empty()) return std::optional<prompt_outcome>{};
+    auto const* last = v->get_array().back().if_object();
+    auto const* info = last ? object_at(*last, "info") : nullptr;
+    if (!info || string_at(*info, "role") != "assistant" ||
+        string_at(*info, "parentID") != user_message)
+        return std::optional<prompt_outcome>{};
+    auto const* time = object_at(*info, "time");
+    if (!time || !time->contains("completed")) return std::optional<prompt_outcome>{};
+    auto outcome = outcome_of(*last, max_output);
+    if (!outcome) return outcome.error();
+    return std::optional<prompt_outcome>{std::move(*outcome)};
 }
 
 up_result<std::string> parse_partial(unsigned status, std::string_view body) {
@@ -355,8 +407,7 @@ up_result<std::optional<prompt_outcome>> parse_recovered(unsigned status, std::s
         return std::optional<prompt_outcome>{};
     auto const* time = object_at(*object_at(last->get_object(), "info"), "time");
     if (!time || !time->contains("completed")) return std::optional<prompt_outcome>{};
-    // A finished turn has the shape of a prompt response: reuse that parser.
-    auto outcome = parse_prompt(200, json::serialize(*last), max_output);
+    auto outcome = outcome_of(last->get_object(), max_output);
     if (!outcome) return outcome.error();
     return std::optional<prompt_outcome>{std::move(*outcome)};
 }
@@ -515,7 +566,8 @@ std::optional<event> parse_event(std::string_view data) {
     bool assistant = s.info_object && s.info_role == "assistant" && !s.info_id.empty();
     bool user = s.info_object && s.info_role == "user" && !s.info_id.empty();
     if (type.starts_with("worktree.") || type.starts_with("permission.") ||
-        type.starts_with("question.") || (type == "message.part.updated" && s.part_type == "tool"))
+        type.starts_with("question.") || type == "session.error" ||
+        (type == "message.part.updated" && s.part_type == "tool"))
         return parse_event_tree(data);  // structure beyond a few strings
     std::optional<event> out(std::in_place);
     auto& e = *out;
@@ -531,6 +583,8 @@ std::optional<event> parse_event(std::string_view data) {
         e.session = std::move(s.part_session);
         e.part_id = std::move(s.part_key);
         e.part_type = std::move(s.part_type);
+        e.message_id = std::move(s.part_message);
+        if (e.part_type == "text") e.text = std::move(s.part_text);
     } else if (type == "session.idle") {
         e.what = event::kind::idle;
         e.session = std::move(s.session);
@@ -613,10 +667,19 @@ std::optional<event> parse_event_tree(std::string_view data) {
             e.tool = std::move(*t);
         } else {
             e.what = event::kind::part_updated;
+            e.message_id = string_at(*part, "messageID");
+            if (e.part_type == "text") e.text = string_at(*part, "text");
         }
     } else if (type == "session.idle") {
         e.what = event::kind::idle;
         e.session = string_at(*props, "sessionID");
+    } else if (type == "session.error") {
+        e.what = event::kind::session_error;
+        e.session = string_at(*props, "sessionID");
+        auto const* err = object_at(*props, "error");
+        e.failure = err ? error_of(*err)
+                        : upstream_error{error_kind::upstream, error_phase::prompt,
+                                         "upstream error", std::nullopt};
     } else if (type == "permission.asked" || type == "question.asked") {
         auto kind = type == "permission.asked" ? protocol::request_kind::permission
                                                : protocol::request_kind::question;

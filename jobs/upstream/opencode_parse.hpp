@@ -23,6 +23,12 @@ bool valid_upstream_session_id(std::string_view id);
 bool valid_request_id(std::string_view id, protocol::request_kind kind);
 // `msg` + [A-Za-z0-9_-]+, at most 256 bytes: a message id that may go into a query.
 bool valid_message_id(std::string_view id);
+// The body of POST /session/{id}/message and /prompt_async: {parts: [{type: "text", text}],
+// agent?, system?, model?: {providerID, modelID}}.
+std::string prompt_body(prompt_request const& req);
+// A prompt_async reply other than its 204: an upstream failure for a non-2xx status (as
+// http_error), a protocol error for any other 2xx.
+upstream_error not_accepted(unsigned status, std::string_view body);
 // files_changed is true when the reply's message has a `patch` part (its step changed files),
 // else nullopt: earlier steps are other messages.
 up_result<prompt_outcome> parse_prompt(unsigned status, std::string_view body,
@@ -36,6 +42,13 @@ up_result<std::string> parse_partial(unsigned status, std::string_view body);
 up_result<std::optional<prompt_outcome>> parse_recovered(unsigned status, std::string_view body,
                                                          std::size_t max_output,
                                                          std::string_view own_prompt = {});
+
+// GET /session/{id}/message?limit=1 at a turn's end: the outcome of the turn begun by the user
+// message `user_message` once its last assistant message has finished (time.completed), or its
+// info.error as a failure; nullopt while the session's last message is anything else.
+up_result<std::optional<prompt_outcome>> parse_turn_end(unsigned status, std::string_view body,
+                                                        std::size_t max_output,
+                                                        std::string_view user_message);
 
 // GET /session/status ({id: {type}}): the sessions still running a turn.
 up_result<std::set<std::string>> parse_busy(unsigned status, std::string_view body);
@@ -75,11 +88,13 @@ up_result<std::vector<protocol::file_change>> parse_diff(unsigned status, std::s
 struct event {
     enum class kind {
         delta,
-        part_updated,  // a part that is not a tool part (text, reasoning, step-start…)
-        tool,          // a tool part: `tool` holds the step
-        permission,    // permission.asked: `request`
-        question,      // question.asked: `request`
-        settled,       // permission.replied, question.replied|rejected: `settled`
+        // a part that is not a tool part (text, reasoning, step-start…): `message_id` its
+        // message's, `text` a text part's text so far
+        part_updated,
+        tool,        // a tool part: `tool` holds the step
+        permission,  // permission.asked: `request`
+        question,    // question.asked: `request`
+        settled,     // permission.replied, question.replied|rejected: `settled`
         idle,
         worktree_ready,   // worktree.ready: `directory` (the frame's), `name`, `branch`
         worktree_failed,  // worktree.failed: `directory` (the frame's), `message`
@@ -88,6 +103,7 @@ struct event {
         // are written (the end of a diff summary, which opencode computes after each step)
         user_message,
         summary_started,  // session.diff: a diff summary of the session begins
+        session_error,    // session.error: the turn failed, `failure` says how
         progress,
         other
     } what = kind::other;
@@ -95,6 +111,7 @@ struct event {
     std::string part_id;
     std::string part_type;  // part_updated, tool
     std::string delta;      // delta of field "text"
+    std::string text;       // part_updated of a text part
     tool_update tool;
     protocol::pending_request request;  // asked_at left for the receiver to set
     request_settled settled;
@@ -106,6 +123,7 @@ struct event {
     std::string name;         // worktree.ready
     std::string branch;       // worktree.ready
     std::string message;      // worktree.failed
+    upstream_error failure;   // session_error: its `error` as info.error reads
 };
 // One SSE data frame of /global/event ({directory, payload}) or /event (the payload itself).
 // Frames of the common kinds (deltas, progress, usage, idle, non-tool parts) are read in one scan

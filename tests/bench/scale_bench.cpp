@@ -148,6 +148,7 @@ int main(int argc, char** argv) try {
     auto opts = agentd::bench::parse_options(argc, argv);
     setup s = opts.quick ? setup{100, 1000, 200ms, 500ms} : setup{1000, 10000, 1s, 5s};
     long rss0 = 0, rss1 = 0, rss2 = 0;
+    std::int64_t connections = 0;  // upstream connections open while the jobs run
     double cpu = 0;
     std::size_t waits = 0;
     {
@@ -167,6 +168,11 @@ int main(int argc, char** argv) try {
         start_jobs(d, s.running, "long [[fake latency_ms=3600000]]", &running_ids);
         if (!fake.wait_counter("prompts_in_flight", s.running, 120s))
             throw std::runtime_error("the running jobs did not all reach the upstream");
+        // The launch burst's upstream connections go back to the pool, which closes idle ones
+        // after 2 s: what stays is what the running jobs hold (a synchronous prompt keeps its
+        // connection, so with it this waits the whole bound and the connections remain).
+        fake.wait_counter_at_most("connections_open", 2, 5s);
+        connections = fake.stats().at("connections_open").as_int64();
         rss1 = rss_at(d, "running");
 
         start_jobs(d, s.queued, "queued [[fake latency_ms=0]]");
@@ -187,6 +193,7 @@ int main(int argc, char** argv) try {
     auto const mib = [](std::uintmax_t b) { return static_cast<double>(b) / (1 << 20); };
     fmt::print("== scale: {} running + {} queued jobs\n", s.running, s.queued);
     fmt::print("  VmRSS warm {} KiB, +running {} KiB, +queued {} KiB\n", rss0, rss1, rss2);
+    fmt::print("  upstream connections open while {} jobs run: {}\n", s.running, connections);
     fmt::print("  per running job {:.0f} B, per queued job {:.0f} B\n", per_running, per_queued);
     fmt::print("  CPU while {} jobs and {} waits idle: {:.0f} ms in {} ms ({:.2f} %)\n", s.running,
                waits, cpu, window_ms, 100.0 * cpu / window_ms);
@@ -201,12 +208,13 @@ int main(int argc, char** argv) try {
         "| VmRSS after warm-up (50 jobs done) | {} KiB |\n"
         "| VmRSS with {} running jobs | {} KiB |\n"
         "| VmRSS with {} running + {} queued | {} KiB |\n"
-        "| **RSS per running job** (session, upstream connection, coroutine) | **{:.1f} KiB** |\n"
+        "| upstream connections open while they run (the fake's count) | {} |\n"
+        "| **RSS per running job** (session, event-stream marks, coroutines) | **{:.1f} KiB** |\n"
         "| **RSS per queued job** | **{:.2f} KiB** |\n"
         "| **CPU while {} jobs run and {} agents_wait block** | **{:.0f} ms in {:.0f} s "
         "({:.2f} %)** |\n",
-        rss0, s.running, rss1, s.running, s.queued, rss2, per_running / 1024, per_queued / 1024,
-        s.running, waits, cpu, window_ms / 1000, 100.0 * cpu / window_ms);
+        rss0, s.running, rss1, s.running, s.queued, rss2, connections, per_running / 1024,
+        per_queued / 1024, s.running, waits, cpu, window_ms / 1000, 100.0 * cpu / window_ms);
     md += fmt::format(
         "| VmRSS with {} finished jobs retained ({} B output each; warm {} KiB) | {} KiB |\n"
         "| **RSS per finished retained job** | **{:.2f} KiB** |\n"
@@ -220,6 +228,7 @@ int main(int argc, char** argv) try {
                    {"rss_warm_kib", rss0},
                    {"rss_running_kib", rss1},
                    {"rss_queued_kib", rss2},
+                   {"upstream_connections_running", connections},
                    {"bytes_per_running_job", per_running},
                    {"bytes_per_queued_job", per_queued},
                    {"idle_cpu_ms", cpu},

@@ -1,7 +1,8 @@
 // Wait wake-up latency: N (1 000) agents_wait calls blocked at once, each on its own job and
 // its own keep-alive connection; the fake upstream answers the jobs' prompts one after another
-// at known times (latency 3 s + i x 2 ms) and records when each reply went out. Latency = the
-// wait's reply read by the client - the upstream's reply sent, on the same monotonic clock.
+// at known times (latency 3 s + i x 2 ms) and records when each turn ended (its session.idle
+// sent; agentd then reads the turn's last message). Latency = the wait's reply read by the
+// client - the upstream's turn end, on the same monotonic clock.
 // Target: p99 < 5 ms. Usage: wait_bench [--quick] [--out DIR] (wait.json, wait.csv, wait.md)
 #include "bench_util.hpp"
 #include "parallel_client.hpp"

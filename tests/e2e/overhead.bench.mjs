@@ -145,15 +145,33 @@ function startRecordingProxy(targetUrl) {
   const target = new URL(targetUrl);
   const agent = new Agent({ keepAlive: true });
   const calls = [];
+  // When the event stream carried each session's session.idle on to its reader: the end of a
+  // prompt_async turn, which no call's reply shows.
+  const idles = new Map();
+  const idlePattern = /"type":"session\.idle","properties":\{"sessionID":"(ses_[A-Za-z0-9_-]+)"/g;
+  const noteIdles = (text) => {
+    for (const m of text.matchAll(idlePattern)) {
+      if (!idles.has(m[1])) idles.set(m[1], []);
+      idles.get(m[1]).push(performance.now());
+    }
+    return text.slice(-512);  // a frame cut between two chunks is matched with the next one
+  };
+  const idleAfter = (session, at) => (idles.get(session) ?? []).find((t) => t >= at);
   const server = createServer((req, res) => {
     const call = { method: req.method, path: req.url, start: performance.now() };
     const creating = req.method === 'POST' && /^\/session(\?|$)/.test(req.url);
     const sent = [];
     const answered = [];
+    const streaming = /^\/(global\/)?event(\?|$)/.test(req.url);
+    let carry = '';
     const up = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, agent,
                              headers: { ...req.headers, host: target.host } }, (upRes) => {
       res.writeHead(upRes.statusCode, upRes.headers);
-      upRes.on('data', (chunk) => { if (creating) answered.push(chunk); res.write(chunk); });
+      upRes.on('data', (chunk) => {
+        if (creating) answered.push(chunk);
+        if (streaming) carry = noteIdles(carry + chunk.toString('latin1'));
+        res.write(chunk);
+      });
       upRes.on('end', () => res.end());
       upRes.on('error', () => res.destroy());
     });
@@ -179,7 +197,7 @@ function startRecordingProxy(targetUrl) {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const close = () => new Promise((done) => { server.closeAllConnections(); server.close(() => done()); agent.destroy(); });
-      resolve({ url: `http://127.0.0.1:${server.address().port}`, calls, close });
+      resolve({ url: `http://127.0.0.1:${server.address().port}`, calls, idleAfter, close });
     });
   });
 }
@@ -201,15 +219,24 @@ async function tracedBatch(proxy, n, viaAgentd) {
   for (const c of proxy.calls) {
     const job = sessions.get(c.session);
     if (!job || c === job.create) continue;
-    if (c.method === 'POST' && c.path.includes('/message')) job.message = c;
+    if (c.method === 'POST' && (c.path.includes('/message') || c.path.includes('/prompt_async'))) job.message = c;
     else if (c.path.includes('/diff')) job.diff = c;
+    else if (c.method === 'GET' && c.path.includes('/message?limit=')) job.read = c;
     else (job.other ??= []).push(c);
   }
   const jobs = [...sessions.values()];
+  // A prompt_async turn (agentd's, with its event stream up) runs from the prompt's 204 to the
+  // session.idle the stream carries; agentd then reads the turn's last message, its extra call.
+  for (const j of jobs) {
+    if (!j.message?.path.includes('/prompt_async')) continue;
+    const idle = proxy.idleAfter(j.create.session, j.message.end);
+    j.message = idle && { ...j.message, end: idle };
+  }
   if (jobs.length !== n || jobs.some((j) => !j.message)) throw new Error(`traced batch: ${jobs.length} of ${n} jobs seen upstream with all their calls`);
   // The bench's turns change no file, which agentd knows from the event stream: no diff read.
   if (viaAgentd && jobs.some((j) => j.diff)) throw new Error('traced batch: agentd read the diff of a turn that changed no file');
-  const lastCall = (j) => j.diff ?? j.message;
+  const extra = (j) => j.diff ?? j.read;
+  const lastCall = (j) => extra(j) ?? j.message;
   const last = jobs.reduce((a, b) => (lastCall(b).end > lastCall(a).end ? b : a));
   const span = (c) => (c ? c.end - c.start : 0);
   return {
@@ -218,8 +245,8 @@ async function tracedBatch(proxy, n, viaAgentd) {
     createMs: span(last.create),
     beforePromptMs: last.message.start - last.create.end,
     promptMs: span(last.message),
-    beforeDiffMs: last.diff ? last.diff.start - last.message.end : 0,
-    diffMs: span(last.diff),
+    beforeDiffMs: extra(last) ? extra(last).start - last.message.end : 0,
+    diffMs: span(extra(last)),
     afterMs: t1 - lastCall(last).end,
     otherCalls: jobs.reduce((k, j) => k + (j.other?.length ?? 0), 0),
     firstCreateMs: Math.min(...jobs.map((j) => j.create.start)) - t0,
@@ -238,7 +265,8 @@ function report(rows) {
     const ok = r.overhead_ms <= r.target_ms ? '✓' : '✗';
     lines.push(`| ${r.n} | ${r.direct_ms.toFixed(1)} | ${r.agentd_ms.toFixed(1)} | ${r.overhead_ms.toFixed(1)} | ${r.overhead_pct.toFixed(1)} % | ≤ ${r.target_ms.toFixed(1)} ms ${ok} | ${r.direct_diff_ms.toFixed(1)} | ${r.agentd_inside_ms.toFixed(0)} |`);
   }
-  lines.push('', '| N | client | before POST /session | between create and prompt | between prompt and diff read | after the last call, to the client | own time | agentd\'s own time − the direct client\'s | opencode: create | opencode: prompt | opencode: diff read (agentd\'s extra call) |',
+  lines.push('', 'agentd sends its prompt with prompt_async: its turn runs from the POST to the session.idle that the event stream carries, and agentd then reads the turn\'s last message (`GET /session/{id}/message?limit=1`), its extra call.',
+             '', '| N | client | before POST /session | between create and prompt | between the turn\'s end and the extra read | after the last call, to the client | own time | agentd\'s own time − the direct client\'s | opencode: create | opencode: prompt (its turn) | opencode: extra read (agentd\'s) |',
              '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) {
     const t = r.traced;

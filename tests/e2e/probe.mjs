@@ -167,6 +167,35 @@ const scenarios = {
     s.finish();
   },
 
+  // prompt_async's failures: an unknown agent or model (the synchronous call's 500), and an LLM
+  // error; what the event stream shows of each, since no reply carries them.
+  async prompt_async_errors(s) {
+    const a = await s.session({});
+    await s.call('POST', `/session/${a}/prompt_async`, { ...text('Hi [[llm]]'), agent: 'no-such-agent' });
+    const b = await s.session({});
+    await s.call('POST', `/session/${b}/prompt_async`, { ...text('Hi [[llm]]'), model: { providerID: 'scripted', modelID: 'no-such-model' } });
+    const c = await s.session({});
+    await s.call('POST', `/session/${c}/prompt_async`, text('Fail [[llm status=400]]'));
+    await s.waitIdle(c);
+    const d = await s.session({});
+    await s.call('POST', `/session/${d}/prompt_async`, text('Run it [[llm tool=bash command="echo async-step"]]'));
+    await s.waitIdle(d);
+    const last = await s.call('GET', `/session/${d}/message?limit=1`);
+    await s.call('GET', `/session/${d}/message?limit=2`);
+    for (let i = 0; i < 3; i++) {
+      await s.call('GET', `/session/${d}/message?limit=1`);
+      await s.call('GET', `/session/${d}/message/${last.body[0].info.id}`);
+      await s.call('GET', `/session/${d}/message`);
+    }
+    await sleep(1500);
+    for (const id of [a, b, c]) await s.call('GET', `/session/${id}/message`);
+    for (const id of [a, b, c]) await s.call('GET', `/session/${id}/message?limit=1`);
+    await s.call('GET', '/session/status');
+    const scoped = s.ctx.events.frames.slice(s.eventStart).filter((f) => f.stream === 'scoped' && [a, b, c].some((id) => JSON.stringify(f.frame).includes(id)));
+    for (const f of scoped) s.write('event', { at: f.at - s.t0, stream: 'scoped', frame: f.frame });
+    s.finish();
+  },
+
   async bash_step(s) {
     const id = await s.session({});
     await s.call('POST', `/session/${id}/message`, text('Run it [[llm tool=bash command="echo hi-from-bash"]]'));

@@ -652,14 +652,21 @@ class server {
 
     // A prompt naming an unknown agent or model: the real server's bare 500, with the reason
     // only in a session.error event.
-    std::optional<reply> refuse_unknown(session const& s, json::object const& prompt) {
+    // An unknown agent or model: the real reason goes out as session.error, and the synchronous
+    // prompt gets a bare 500 (prompt_async its 204, and no turn starts).
+    bool report_unknown(session const& s, json::object const& prompt) {
         auto why = unknown_in_prompt(prompt);
-        if (!why) return std::nullopt;
+        if (!why) return false;
         state_.counters().add("unknown_prompts", 1);
         state_.bus().publish(
             s.directory, "session.error",
             {{"sessionID", s.id},
              {"error", {{"name", "UnknownError"}, {"data", {{"message", *why}}}}}});
+        return true;
+    }
+
+    std::optional<reply> refuse_unknown(session const& s, json::object const& prompt) {
+        if (!report_unknown(s, prompt)) return std::nullopt;
         return json_reply(
             http::status::internal_server_error,
             json::object{{"name", "UnknownError"},
@@ -776,7 +783,18 @@ class server {
         if (seg.size() != 3) co_return std::nullopt;
         auto const& verb = seg[2];
         if (verb == "message" && method == http::verb::get) {
-            co_return json_reply(http::status::ok, require_session(id).messages);
+            auto const& all = require_session(id).messages;
+            auto limit = t.query.find("limit");
+            if (limit == t.query.end()) co_return json_reply(http::status::ok, all);
+            // ?limit=N: the newest N messages, oldest first, as the real server answers.
+            std::size_t n = 0;
+            auto const& text = limit->second;
+            auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+            if (ec != std::errc{} || end != text.data() + text.size() || n == 0)
+                bad_request("limit must be a positive integer");
+            json::array newest(all.end() - static_cast<std::ptrdiff_t>(std::min(n, all.size())),
+                               all.end());
+            co_return json_reply(http::status::ok, newest);
         }
         if (verb == "message" && method == http::verb::post) co_return co_await prompt(c, req, id);
         if (verb == "prompt_async" && method == http::verb::post) {
@@ -905,7 +923,6 @@ class server {
         if (is_http_fault(p.requested) && p.requested != fault::hang) {
             co_return fault_reply(p.requested, json::serialize(t->result));
         }
-        state_.counters().record_answer(id);
         co_return json_reply(http::status::ok, t->result);
     }
 
@@ -916,7 +933,14 @@ class server {
         auto const& obj = require_object(body);
         auto p = parse_prompt(obj, state_.opts());
         auto& s = require_session(id);
-        if (auto refused = refuse_unknown(s, obj)) co_return std::move(*refused);
+        reply accepted;
+        accepted.res.result(http::status::no_content);
+        if (report_unknown(s, obj)) co_return accepted;
+        // The upstream got the prompt and runs it; only the connection dies.
+        if (p.requested == fault::early_reset) {
+            state_.start_turn(s, std::move(p.spec), obj);
+            co_return reply{action::reset_now, {}, {}};
+        }
         // A spoiled reply means the prompt was not accepted, so no turn starts.
         if (is_http_fault(p.requested) && p.requested != fault::hang) {
             if (!co_await sleep_or_closed(c, p.spec.latency_ms))
@@ -925,9 +949,7 @@ class server {
         }
         state_.start_turn(s, std::move(p.spec), obj);
         if (p.requested == fault::hang) co_return reply{action::hang, {}, {}};
-        reply r;
-        r.res.result(http::status::no_content);
-        co_return r;
+        co_return accepted;
     }
 
     asio::awaitable<void> stream_events(connection& c, std::optional<std::string> directory,
@@ -1034,6 +1056,10 @@ class server {
         if (seg[1] == "wait" && method == http::verb::get) co_return co_await wait_counter(c, t);
         if (seg[1] == "flood" && method == http::verb::post) {
             co_return json_reply(http::status::ok, start_flood(c, t));
+        }
+        if (seg[1] == "drop_events" && method == http::verb::post) {
+            auto dropped = static_cast<std::int64_t>(state_.bus().drop_all());
+            co_return json_reply(http::status::ok, json::object{{"dropped", dropped}});
         }
         if (seg[1] == "throw") throw std::runtime_error("fake handler failure (/_fake/throw)");
         co_return std::nullopt;

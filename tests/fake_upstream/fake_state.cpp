@@ -313,6 +313,20 @@ std::size_t event_bus::backlog() const {
     return most;
 }
 
+std::size_t event_bus::drop_all() {
+    std::size_t dropped = 0;
+    for (auto* sub : subscribers_) {
+        if (sub->dropped) continue;
+        sub->dropped = true;
+        sub->frames.clear();
+        sub->bytes = 0;
+        if (sub->on_drop) sub->on_drop();
+        sub->wake.cancel();
+        ++dropped;
+    }
+    return dropped;
+}
+
 void event_bus::shutdown() {
     for (auto* sub : subscribers_) {
         sub->dropped = true;
@@ -735,6 +749,9 @@ void fake_state::finish_turn(turn& t) {
     if (was_front && !s.turns.empty()) s.turns.front()->signal.cancel();
     stats_.add("prompts_in_flight", -1);
     stats_.add("prompts_completed", 1);
+    // When the turn's end went out: the synchronous reply follows at once, and a prompt_async
+    // caller learns it from the session.idle just published.
+    stats_.record_answer(s.id);
     t.done = true;
     t.done_signal.cancel();
 }

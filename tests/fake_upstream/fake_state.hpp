@@ -51,8 +51,9 @@ class stats {
     void add(std::string_view name, std::int64_t delta);
     void record_abort(std::string_view session_id);
     void record_directory(std::string_view directory);
-    // When the reply to a session's prompt went out (steady clock, µs; the same CLOCK_MONOTONIC
-    // a benchmark on this machine reads): the start of a measured agents_wait wake-up.
+    // When a session's turn ended (its session.idle published, the synchronous reply about to
+    // go out; steady clock, µs, the same CLOCK_MONOTONIC a benchmark on this machine reads): the
+    // start of a measured agents_wait wake-up.
     void record_answer(std::string_view session_id);
     // Every OpenCode call (not /_fake/): method, path and its ?directory= (null when absent), the
     // last `max_calls` of them, so a test can check which directory agentd named.
@@ -133,6 +134,9 @@ class event_bus {
     std::size_t readers() const;
     // Frames queued for the slowest subscriber that is still served.
     std::size_t backlog() const;
+    // Ends every event stream now (POST /_fake/drop_events): the events published meanwhile are
+    // lost to its readers, as on a connection that broke.
+    std::size_t drop_all();
     void shutdown();
 
   private:

@@ -85,6 +85,8 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
         case 3:
             if (auto r = opencode::parse_recovered(status, body, max_output); r && *r)
                 check_text((*r)->output, max_output);
+            if (auto r = opencode::parse_turn_end(status, body, max_output, "msg_1"); r && *r)
+                check_text((*r)->output, max_output);
             break;
         case 4:
             if (auto e = opencode::parse_event(body)) check_event(*e);

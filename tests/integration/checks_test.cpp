@@ -133,7 +133,8 @@ TEST_F(agentd_test, ListsAreReadPerDirectory) {
 }
 
 // When the lists cannot be read, the check steps aside: the known task runs, the unknown one
-// gets the server's own answer at the prompt.
+// gets the server's own answer at the prompt: prompt_async's 204, then a session.error with the
+// real reason (the synchronous prompt's bare 500 says nothing).
 class lists_unreadable : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(lists_unreadable, TasksLaunchUnchecked) {
@@ -145,7 +146,11 @@ TEST_P(lists_unreadable, TasksLaunchUnchecked) {
     SCOPED_TRACE(json::serialize(jobs.at(1)));
     EXPECT_EQ(str(jobs.at(1), "state"), "failed");
     EXPECT_EQ(str(jobs.at(1).at("error"), "phase"), "prompt");
-    EXPECT_EQ(jobs.at(1).at("error").at("http_status").as_int64(), 500);
+    EXPECT_EQ(str(jobs.at(1).at("error"), "kind"), "upstream");
+    EXPECT_EQ(str(jobs.at(1).at("error"), "message"),
+              "UnknownError: Agent not found: \"ghost\". Available agents: build, explore, "
+              "general, plan");
+    EXPECT_FALSE(jobs.at(1).at("error").as_object().contains("http_status"));
     EXPECT_GE(fake.stats().at("agent_lists").as_int64(), 1);
     EXPECT_EQ(fake.stats().at("unknown_prompts").as_int64(), 1);
 }

@@ -72,7 +72,7 @@ TEST_F(agentd_test, FollowUpRunsInTheSameUpstreamSessionAndOutputsOnlyItsTurn) {
     EXPECT_EQ(stats.at("sessions_created").as_int64(), 1) << json::serialize(stats);
     EXPECT_EQ(stats.at("prompts_started").as_int64(), 2);
     // Both turns in the first job's directory; the follow-up kept its agent.
-    EXPECT_EQ(calls_to(*fake_, "POST", "/session/" + upstream_session + "/message"),
+    EXPECT_EQ(calls_to(*fake_, "POST", "/session/" + upstream_session + "/prompt_async"),
               (std::vector<std::string>{"/tmp/agentd-followup-dir", "/tmp/agentd-followup-dir"}));
     EXPECT_EQ(str(stats.at("last_prompt_body"), "agent"), "plan");
     // The continued job is unchanged: its own output, not continued twice.

@@ -687,6 +687,89 @@ TEST(opencode_recover, a_follow_up_counts_only_the_turn_of_its_own_prompt) {
     EXPECT_EQ((*second)->output, "two");
 }
 
+// prompt_async: the turn's end is read as the session's last message (?limit=1), and only the
+// finished answer to the turn's own user message counts.
+TEST(opencode_turn_end, only_the_finished_answer_to_its_own_user_message_counts) {
+    auto const assistant = [](char const* parent, bool completed, char const* extra = "") {
+        return fmt::format(R"([{{"info":{{"id":"msg_9","role":"assistant","parentID":"{}",
+                               "time":{{"created":1{}}}{}}},
+                               "parts":[{{"type":"text","text":"the answer"}},
+                                        {{"type":"patch","hash":"h","files":[]}}]}}])",
+                           parent, completed ? R"(,"completed":2)" : "", extra);
+    };
+    auto done = oc::parse_turn_end(200, assistant("msg_1", true), 1 << 20, "msg_1");
+    ASSERT_TRUE(done.has_value() && *done);
+    EXPECT_EQ((*done)->output, "the answer");
+    EXPECT_EQ((*done)->message_id, "msg_9");
+    EXPECT_EQ((*done)->user_message_id, "msg_1");
+    EXPECT_EQ((*done)->files_changed, true);
+
+    for (auto const& [body, why] : {
+             std::pair{assistant("msg_1", false), "still running"},
+             std::pair{assistant("msg_0", true), "an earlier turn's answer"},
+             std::pair{std::string(R"([{"info":{"id":"msg_1","role":"user"},"parts":[]}])"),
+                       "the user message alone"},
+             std::pair{std::string("[]"), "no message"},
+             std::pair{std::string(R"([{"parts":[]}])"), "no info"},
+         }) {
+        auto r = oc::parse_turn_end(200, body, 1 << 20, "msg_1");
+        ASSERT_TRUE(r.has_value()) << why;
+        EXPECT_FALSE(*r) << why;
+    }
+
+    auto failed = oc::parse_turn_end(
+        200,
+        assistant("msg_1", true,
+                  R"(,"error":{"name":"APIError","data":{"message":"no","statusCode":400}})"),
+        1 << 20, "msg_1");
+    ASSERT_FALSE(failed.has_value());
+    EXPECT_EQ(failed.error().message, "APIError: no");
+    EXPECT_EQ(failed.error().http_status, 400);
+
+    auto truncated = oc::parse_turn_end(200, assistant("msg_1", true), 3, "msg_1");
+    ASSERT_TRUE(truncated.has_value() && *truncated);
+    EXPECT_EQ((*truncated)->output, "the");
+    EXPECT_TRUE((*truncated)->truncated);
+
+    for (auto const* hostile : {"<html>", R"({"info":{}})", "[1]", "null"}) {
+        auto r = oc::parse_turn_end(200, hostile, 1 << 20, "msg_1");
+        if (r.has_value()) {
+            EXPECT_FALSE(*r) << hostile;
+        } else {
+            EXPECT_EQ(r.error().kind, error_kind::protocol) << hostile;
+        }
+    }
+    auto missing = oc::parse_turn_end(404, R"({"name":"NotFoundError","data":{"message":"gone"}})",
+                                      1 << 20, "msg_1");
+    ASSERT_FALSE(missing.has_value());
+    EXPECT_EQ(missing.error().http_status, 404);
+}
+
+TEST(opencode_prompt, body_names_what_the_task_sets) {
+    upstream::prompt_request req;
+    req.prompt = "say \"hi\"";
+    EXPECT_EQ(oc::prompt_body(req), R"({"parts":[{"type":"text","text":"say \"hi\""}]})");
+    req.agent = "plan";
+    req.system = "be brief";
+    req.model = "anthropic/claude-x";
+    auto body = boost::json::parse(oc::prompt_body(req)).as_object();
+    EXPECT_EQ(body.at("agent"), "plan");
+    EXPECT_EQ(body.at("system"), "be brief");
+    EXPECT_EQ(body.at("model").at("providerID"), "anthropic");
+    EXPECT_EQ(body.at("model").at("modelID"), "claude-x");
+}
+
+TEST(opencode_prompt, a_prompt_async_reply_other_than_204_is_a_failure) {
+    auto refused = oc::not_accepted(400, R"({"_tag":"BadRequest"})");
+    EXPECT_EQ(refused.kind, error_kind::upstream);
+    EXPECT_EQ(refused.phase, error_phase::prompt);
+    EXPECT_EQ(refused.http_status, 400);
+    auto odd = oc::not_accepted(200, R"({"info":{}})");
+    EXPECT_EQ(odd.kind, error_kind::protocol);
+    EXPECT_EQ(odd.message, "prompt_async: expected 204 No Content, got 200");
+    EXPECT_FALSE(odd.http_status);
+}
+
 TEST(opencode_prompt, missing_usage_is_zero) {
     auto r = oc::parse_prompt(200, R"({"info":{},"parts":[]})", 100);
     ASSERT_TRUE(r.has_value());

@@ -465,6 +465,32 @@ TEST(opencode_progress_event, work_is_progress_retry_and_heartbeat_are_not) {
     }
 }
 
+// session.error ends a prompt_async turn, and for an unknown agent it is all there is (no user
+// message, no idle: tests/e2e/captured/prompt_async_errors.jsonl). Its error reads as info.error.
+TEST(opencode_session_error_event, carries_the_failure_in_both_forms) {
+    auto const frame =
+        R"({"directory":"/p","payload":{"type":"session.error","properties":{"sessionID":"ses_1",
+            "error":{"name":"APIError","data":{"message":"scripted failure 400","statusCode":400,
+            "isRetryable":false}}}}})";
+    for (auto const& f : {std::string(frame), bare(frame)}) {
+        auto e = oc::parse_event(f);
+        ASSERT_TRUE(e.has_value()) << f;
+        EXPECT_EQ(e->what, kind::session_error) << f;
+        EXPECT_EQ(e->session, "ses_1");
+        EXPECT_EQ(e->failure.kind, protocol::error_kind::upstream);
+        EXPECT_EQ(e->failure.phase, protocol::error_phase::prompt);
+        EXPECT_EQ(e->failure.message, "APIError: scripted failure 400");
+        EXPECT_EQ(e->failure.http_status, 400);
+    }
+    auto bare_error =
+        oc::parse_event(R"({"type":"session.error","properties":{"sessionID":"ses_1"}})");
+    ASSERT_TRUE(bare_error.has_value());
+    EXPECT_EQ(bare_error->what, kind::session_error);
+    EXPECT_EQ(bare_error->failure.message, "upstream error");
+    // Without a session it concerns no job.
+    EXPECT_FALSE(oc::parse_event(R"({"type":"session.error","properties":{"error":{}}})"));
+}
+
 TEST(opencode_event_hostile, wrong_types_nulls_and_huge_values) {
     std::string huge(1 << 20, 'x');
     std::string huge_utf8;
@@ -505,13 +531,14 @@ std::string described(std::optional<oc::event> const& e) {
     if (!e) return "none";
     auto const& t = e->tool;
     return fmt::format(
-        "{}|{}|{}|{}|{}|{}|tool {} {} {} {} {}|request {} {}|settled {} {}|{}|{} {} {}|{}|{}|{}|{}|"
-        "{} {}",
-        static_cast<int>(e->what), e->session, e->part_id, e->part_type, e->delta, e->directory,
-        t.call_id, t.tool, static_cast<int>(t.status), t.title, t.output_tail, e->request.id,
-        e->request.permission, e->settled.request_id, static_cast<int>(e->settled.how),
-        e->message_id, e->usage.input_tokens, e->usage.output_tokens, e->usage.cost, e->name,
-        e->branch, e->message, e->request.questions.size(), e->completed, e->summarized);
+        "{}|{}|{}|{}|{}|{}|{}|tool {} {} {} {} {}|request {} {}|settled {} {}|{}|{} {} {}|{}|{}|{}|"
+        "{}|{} {}",
+        static_cast<int>(e->what), e->session, e->part_id, e->part_type, e->delta, e->text,
+        e->directory, t.call_id, t.tool, static_cast<int>(t.status), t.title, t.output_tail,
+        e->request.id, e->request.permission, e->settled.request_id,
+        static_cast<int>(e->settled.how), e->message_id, e->usage.input_tokens,
+        e->usage.output_tokens, e->usage.cost, e->name, e->branch, e->message,
+        e->request.questions.size(), e->completed, e->summarized);
 }
 
 void expect_same_read(std::string const& data) {
