@@ -75,8 +75,11 @@ std::optional<std::string> basic_auth(opencode_config const& cfg) {
     return "Basic " + out;
 }
 
+// `path` (which may have a query already) with the job's ?directory=.
 std::string with_directory(std::string path, std::optional<std::string> const& directory) {
-    if (directory) path += "?directory=" + url_encode(*directory);
+    if (!directory) return path;
+    path += path.find('?') == std::string::npos ? "?directory=" : "&directory=";
+    path += url_encode(*directory);
     return path;
 }
 
@@ -276,8 +279,10 @@ struct event_stream {
             sessions.erase(e.session);
             return;
         }
-        auto* turn = async_turn_of(e.session);
-        if (turn && turn->user_message.empty()) turn = nullptr;  // not begun: not its events
+        // The prompt_async turn of the session, and the same once it has begun: events before
+        // its user message are not its own.
+        auto* const pending = async_turn_of(e.session);
+        auto* const turn = pending && !pending->user_message.empty() ? pending : nullptr;
         switch (e.what) {
             case kind::part_updated:
                 if (turn) turn->on_part(e);
@@ -312,14 +317,13 @@ struct event_stream {
                 }
                 break;
             case kind::session_error:
-                if (auto* t = async_turn_of(e.session); t && !t->failed) {
+                if (pending && !pending->failed) {
                     // The abort of an earlier turn (a cancelled job's) may be reported after
                     // this prompt left; this turn cannot have been aborted before it began.
-                    bool stale = t->user_message.empty() &&
-                                 e.failure.message.starts_with("MessageAbortedError");
+                    bool stale = !turn && e.failure.message.starts_with("MessageAbortedError");
                     if (!stale) {
-                        t->failed = std::move(e.failure);
-                        t->wake.notify();
+                        pending->failed = std::move(e.failure);
+                        pending->wake.notify();
                     }
                 }
                 break;
@@ -339,9 +343,7 @@ struct event_stream {
                 sink->on_progress(e.session);
                 break;
             case kind::user_message:
-                if (auto* t = async_turn_of(e.session);
-                    t && !e.summarized && t->user_message.empty())
-                    t->user_message = e.message_id;
+                if (pending && !turn && !e.summarized) pending->user_message = e.message_id;
                 sessions[e.session].turn.on_event(e);
                 sink->on_progress(e.session);
                 break;
@@ -717,9 +719,12 @@ class opencode_backend final : public backend {
         if (message.empty()) co_return std::vector<protocol::file_change>{};
         if (!opencode::valid_upstream_session_id(session) || !opencode::valid_message_id(message))
             co_return upstream_error{error_kind::protocol, error_phase::prompt, "invalid id", {}};
-        std::string path = "/session/" + session + "/diff?messageID=" + message;
-        if (directory) path += "&directory=" + url_encode(*directory);
-        http_request r{"GET", std::move(path), {}, clock::now() + cfg_.request_timeout, nullptr};
+        http_request r{
+            "GET",
+            with_directory("/session/" + session + "/diff?messageID=" + message, directory),
+            {},
+            clock::now() + cfg_.request_timeout,
+            nullptr};
         r.max_body = max_bytes;
         auto reply = co_await pool_.request(std::move(r));
         if (!reply) co_return from_failure(reply.error(), error_phase::prompt);
@@ -865,9 +870,11 @@ class opencode_backend final : public backend {
     asio::awaitable<up_result<std::optional<prompt_outcome>>> read_turn_end(
         std::string const& session, std::optional<std::string> const& directory,
         std::string const& user_message) {
-        std::string path = "/session/" + session + "/message?limit=1";
-        if (directory) path += "&directory=" + url_encode(*directory);
-        http_request r{"GET", std::move(path), {}, clock::now() + cfg_.request_timeout, nullptr};
+        http_request r{"GET",
+                       with_directory("/session/" + session + "/message?limit=1", directory),
+                       {},
+                       clock::now() + cfg_.request_timeout,
+                       nullptr};
         r.max_body = 2 * cfg_.max_output + (1 << 20);
         auto reply = co_await pool_.request(std::move(r));
         if (!reply) co_return from_failure(reply.error(), error_phase::prompt);

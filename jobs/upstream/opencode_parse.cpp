@@ -300,6 +300,18 @@ up_result<prompt_outcome> outcome_of(json::object const& message, std::size_t ma
     return out;
 }
 
+// The outcome of a turn's answer `message` once it has finished (time.completed); nullopt while
+// it still runs.
+up_result<std::optional<prompt_outcome>> finished_outcome(json::object const& message,
+                                                          json::object const& info,
+                                                          std::size_t max_output) {
+    auto const* time = object_at(info, "time");
+    if (!time || !time->contains("completed")) return std::optional<prompt_outcome>{};
+    auto outcome = outcome_of(message, max_output);
+    if (!outcome) return outcome.error();
+    return std::optional<prompt_outcome>{std::move(*outcome)};
+}
+
 }  // namespace
 
 std::string prompt_body(prompt_request const& req) {
@@ -347,11 +359,7 @@ up_result<std::optional<prompt_outcome>> parse_turn_end(unsigned status, std::st
     if (!info || string_at(*info, "role") != "assistant" ||
         string_at(*info, "parentID") != user_message)
         return std::optional<prompt_outcome>{};
-    auto const* time = object_at(*info, "time");
-    if (!time || !time->contains("completed")) return std::optional<prompt_outcome>{};
-    auto outcome = outcome_of(*last, max_output);
-    if (!outcome) return outcome.error();
-    return std::optional<prompt_outcome>{std::move(*outcome)};
+    return finished_outcome(*last, *info, max_output);
 }
 
 up_result<std::string> parse_partial(unsigned status, std::string_view body) {
@@ -405,11 +413,8 @@ up_result<std::optional<prompt_outcome>> parse_recovered(unsigned status, std::s
     if (!last) return std::optional<prompt_outcome>{};
     if (!own_prompt.empty() && (!last_user || !carries_text(*last_user, own_prompt)))
         return std::optional<prompt_outcome>{};
-    auto const* time = object_at(*object_at(last->get_object(), "info"), "time");
-    if (!time || !time->contains("completed")) return std::optional<prompt_outcome>{};
-    auto outcome = outcome_of(last->get_object(), max_output);
-    if (!outcome) return outcome.error();
-    return std::optional<prompt_outcome>{std::move(*outcome)};
+    auto const& message = last->get_object();
+    return finished_outcome(message, *object_at(message, "info"), max_output);
 }
 
 up_result<created_worktree> parse_worktree(unsigned status, std::string_view body) {
