@@ -220,7 +220,7 @@ int run(daemon::config const& c) {
     // Before start(): jobs interrupted while restoring count as finished.
     // Another instance's jobs (a shared store) count there, not here.
     auto counting = manager.listen([&stats](jobs::job const& j) {
-        if (j.holder.empty()) stats.job_changed(j.view);
+        if (j.runtime().holder.empty()) stats.job_changed(j.view);
     });
     daemon::rpc_service rpc(manager, c.approval,
                             protocol::codec_limits{.max_response_bytes = c.max_response_bytes},

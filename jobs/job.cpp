@@ -103,7 +103,15 @@ void compact_finished(job& j) {
     j.task.prompt = first_chars(j.task.prompt, protocol::task_preview::prompt_chars);
     j.task.prompt.shrink_to_fit();
     j.task.system.reset();
-    std::string().swap(j.partial);
+    if (j.has_runtime()) {
+        auto& r = j.runtime_mut();
+        std::string().swap(r.partial);
+        // Nothing `continue` or peek needs, and no call still running (a job cancelled while
+        // its call stops is compacted before its run ends).
+        if (!r.control && r.upstream_server.empty() && r.holder.empty() && r.user_message.empty() &&
+            !r.transcript.system && r.transcript.turns.empty())
+            j.drop_runtime();
+    }
     j.view.activity.reset();
     j.view.requests.clear();
     if (!j.has_agentic()) return;

@@ -39,32 +39,57 @@ struct job {
     owner own;
     protocol::task task;
     protocol::boxed<std::string> upstream_parent;
-    // The upstream server the job runs on, its URL as configured (several servers: the pool
-    // places it at launch; a follow-up gets its job's). Empty until placed.
-    std::string upstream_server;
-    // Several instances on one store (DESIGN §9): the instance holding the lease of another
-    // instance's job, which this one only mirrors (its rows arrive on change notices); empty for
-    // this instance's own jobs. A mirrored job that finished keeps it.
-    std::string holder;
     // The job whose sub-agent started this one (DESIGN §2 nesting): cancels cascade down to it.
     protocol::boxed<std::string> parent;
     // The follow-up that continues this job (DESIGN §2 `continue`): only the latest job of a
     // chain can be continued. Not stored: restore() derives it from the follow-ups' `continues`.
     protocol::boxed<std::string> continued_by;
-    // Backends that replay transcripts (openai): the system text and completed turns up to this
-    // job's own, kept by the latest job of a chain only (a follow-up takes it over). Each turn is
-    // bounded by the prompt's size limit and max_output_bytes.
-    upstream::transcript transcript;
-    std::string partial;  // text streamed so far (peek), capped at max_output_bytes
-    std::unique_ptr<upstream::call_control> control;  // while running
     std::vector<waiter_hook*> waiters;
     std::uint64_t seq = 0;            // creation order, for newest-first listings
     std::uint64_t connection_id = 0;  // the connection that started it (0: none), for push events
     // Creation + timeout (DESIGN §3: queue time counts), on the monotonic clock.
     std::chrono::steady_clock::time_point deadline{};
 
-    // When the upstream last showed progress (idle_timeout_ms).
-    std::chrono::steady_clock::time_point last_progress{};
+    // What a job has once it is placed on a server, runs or is mirrored, allocated on first
+    // write: a queued job is its view, owner, task and queue marks only (~200 B less for each of
+    // up to max_queued jobs). A finished job keeps what `continue` and peek need.
+    struct runtime_state {
+        // The upstream server the job runs on, its URL as configured (several servers: the pool
+        // places it at launch; a follow-up gets its job's). Empty until placed.
+        std::string upstream_server;
+        // Several instances on one store (DESIGN §9): the instance holding the lease of another
+        // instance's job, which this one only mirrors (its rows arrive on change notices); empty
+        // for this instance's own jobs. A mirrored job that finished keeps it.
+        std::string holder;
+        // Backends that replay transcripts (openai): the system text and completed turns up to
+        // this job's own, kept by the latest job of a chain only (a follow-up takes it over).
+        // Each turn is bounded by the prompt's size limit and max_output_bytes.
+        upstream::transcript transcript;
+        std::string partial;  // text streamed so far (peek), capped at max_output_bytes
+        std::unique_ptr<upstream::call_control> control;  // while running
+        // When the upstream last showed progress (idle_timeout_ms).
+        std::chrono::steady_clock::time_point last_progress{};
+        // The upstream's id of the prompt this job sent (opencode: the user message), whose diff
+        // agents_peek {diff} and JobView diff_summary show; empty until the turn ended.
+        std::string user_message;
+    };
+    // The state, or an empty one for a job without any; never allocates.
+    runtime_state const& runtime() const {
+        static runtime_state const none;
+        return runtime_ ? *runtime_ : none;
+    }
+    runtime_state& runtime_mut() {
+        if (!runtime_) runtime_ = std::make_unique<runtime_state>();
+        return *runtime_;
+    }
+    bool has_runtime() const { return runtime_ != nullptr; }
+    void drop_runtime() { runtime_.reset(); }
+    // Sets one of the state's strings, allocating the state only for a non-empty value.
+    void set_runtime(std::string runtime_state::*field, std::string value) {
+        if (!value.empty() || runtime_) runtime_mut().*field = std::move(value);
+    }
+    // Takes `from`'s state whole (a mirror updated from its row).
+    void take_runtime(job& from) { runtime_ = std::move(from.runtime_); }
 
     // Agentic state (DESIGN §2: tool steps, requests, per-message usage), on first use: a queued
     // job or a plain prompt never has any, and the containers cost ~180 B inline in every job.
@@ -104,11 +129,8 @@ struct job {
     bool has_agentic() const { return agentic_ != nullptr; }
     void drop_agentic() { agentic_.reset(); }
 
-    // The upstream's id of the prompt this job sent (opencode: the user message), whose diff
-    // agents_peek {diff} and JobView diff_summary show; empty until the turn ended.
-    std::string user_message;
-
   private:
+    std::unique_ptr<runtime_state> runtime_;
     std::unique_ptr<agentic_state> agentic_;
 };
 

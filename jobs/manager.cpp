@@ -176,8 +176,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         auto now = now_ms();
         if (*next == job_state::running && !j.view.started_at) j.view.started_at = now;
         if (*next == job_state::running) {
-            j.last_progress = steady::now();  // admitted or resumed: the idle clock starts over
-            if (lim.idle_timeout.count() > 0) arm(j.last_progress + lim.idle_timeout);
+            j.runtime_mut().last_progress =
+                steady::now();  // admitted or resumed: the idle clock starts over
+            if (lim.idle_timeout.count() > 0) arm(j.runtime().last_progress + lim.idle_timeout);
         }
         if (protocol::is_terminal(*next)) {
             j.view.finished_at = now;
@@ -308,7 +309,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         bool any_full = false;  // a new job waited: every new job after it would too
         for (auto it = queue.begin(); !stopped && go.size() < room && it != queue.end();) {
             auto& j = **it;
-            if (any_full && j.upstream_server.empty()) {
+            if (any_full && j.runtime().upstream_server.empty()) {
                 ++it;
                 continue;
             }
@@ -316,9 +317,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                 ++it;
                 continue;
             }
-            auto p = backend->place(j.upstream_server);
+            auto p = backend->place(j.runtime().upstream_server);
             if (p.what == upstream::placement::verdict::wait) {
-                any_full = any_full || j.upstream_server.empty();
+                any_full = any_full || j.runtime().upstream_server.empty();
                 ++it;
                 continue;
             }
@@ -326,7 +327,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                 refused.push_back(*it);
                 why.push_back(std::move(*p.refused));
             } else {
-                j.upstream_server = std::move(p.server);
+                j.runtime_mut().upstream_server = std::move(p.server);
                 ++going[j.own.principal];
                 go.push_back(*it);
             }
@@ -337,17 +338,19 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     }
 
     // The backend of the job's server (several servers: pool.hpp).
-    upstream::backend& server_of(job const& j) const { return backend->at(j.upstream_server); }
+    upstream::backend& server_of(job const& j) const {
+        return backend->at(j.runtime().upstream_server);
+    }
     static std::optional<std::string> server_name(job const& j) {
-        if (j.upstream_server.empty()) return std::nullopt;
-        return j.upstream_server;
+        if (j.runtime().upstream_server.empty()) return std::nullopt;
+        return j.runtime().upstream_server;
     }
 
     // A create or prompt failed by itself (not stopped): a pool marks a server it cannot reach
     // as down at once.
     void note_failure(job const& j, upstream::upstream_error const& e) const {
-        if (j.control && j.control->stopped() == stop_reason::none)
-            backend->failed(j.upstream_server, e);
+        if (j.runtime().control && j.runtime().control->stopped() == stop_reason::none)
+            backend->failed(j.runtime().upstream_server, e);
     }
 
     void count_running(job const& j, bool up) {
@@ -365,7 +368,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     }
 
     void launch(job_ptr j) {
-        j->control = std::make_unique<upstream::call_control>(j->deadline);
+        j->runtime_mut().control = std::make_unique<upstream::call_control>(j->deadline);
         transition(*j, job_event::admit);
         ++running;
         count_running(*j, true);
@@ -415,13 +418,14 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             self->fail(*j, {error_kind::protocol, error_phase::prompt,
                             "internal error while running the job", std::nullopt});
         }
-        j->control.reset();
+        j->runtime_mut().control.reset();
         self->active.erase(j);
         --self->running;
         self->count_running(*j, false);
-        self->backend->release(j->upstream_server);
+        self->backend->release(j->runtime().upstream_server);
         // The slot is free before the abort goes out: a hung upstream must not hold the gate.
-        if (to_abort) self->spawn_abort(j->upstream_server, *to_abort, upstream_directory(*j));
+        if (to_abort)
+            self->spawn_abort(j->runtime().upstream_server, *to_abort, upstream_directory(*j));
         self->wake_if_idle();
         self->pump();
     }
@@ -459,8 +463,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                                         std::chrono::milliseconds bound) {
         auto batch = std::make_shared<abort_batch>(ex);
         for (auto const& j : jobs)
-            spawn_abort(j->upstream_server, j->view.upstream->session, upstream_directory(*j),
-                        batch);
+            spawn_abort(j->runtime().upstream_server, j->view.upstream->session,
+                        upstream_directory(*j), batch);
         if (batch->left == 0) co_return;
         [[maybe_unused]] auto woken = co_await batch->done.wait_for(bound);
     }
@@ -476,10 +480,10 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
 
     // The job's upstream session to abort afterwards, if any.
     asio::awaitable<std::optional<std::string>> run_job(job_ptr j) {
-        auto& ctl = *j->control;
+        auto& ctl = *j->runtime().control;
         asio::steady_timer deadline(ex, ctl.deadline());
         deadline.async_wait([j](boost::system::error_code ec) {
-            if (!ec && j->control) j->control->stop(stop_reason::deadline);
+            if (!ec && j->runtime().control) j->runtime().control->stop(stop_reason::deadline);
         });
 
         // A follow-up prompts the session of the job it continues (DESIGN §2 `continue`).
@@ -496,9 +500,12 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         // An upstream without sessions gets the earlier turns and the chain's system text.
         auto const replay = backend->replays_transcript();
         upstream::prompt_request preq{
-            j->task.prompt,           j->task.agent.optional(),
-            j->task.model.optional(), replay ? j->transcript.system : j->task.system.optional(),
-            upstream_directory(*j),   replay ? &j->transcript.turns : nullptr};
+            j->task.prompt,
+            j->task.agent.optional(),
+            j->task.model.optional(),
+            replay ? j->runtime().transcript.system : j->task.system.optional(),
+            upstream_directory(*j),
+            replay ? &j->runtime().transcript.turns : nullptr};
         // The running row and its upstream session are committed before the prompt leaves (an
         // async store commits later): after a crash the job is re-attached, never prompted twice.
         if (db) co_await db->sync();
@@ -517,7 +524,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     // Creates the job's upstream session and binds it; false when the job ended meanwhile
     // (failed at create, cancelled, stopped).
     asio::awaitable<bool> create_session(job_ptr j) {
-        auto& ctl = *j->control;
+        auto& ctl = *j->runtime().control;
         if (j->task.isolation) {
             auto tree = co_await server_of(*j).create_worktree(j->task.directory.optional(), ctl);
             if (!tree) {
@@ -556,10 +563,10 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     asio::awaitable<void> summarize_diff(job& j, std::string const& upstream_session,
                                          std::string user_message, std::optional<bool> changed) {
         if (user_message.empty()) co_return;
-        j.user_message = std::move(user_message);
+        j.set_runtime(&job::runtime_state::user_message, std::move(user_message));
         if (changed == false) co_return;
-        auto changes = co_await server_of(j).session_diff(upstream_session, upstream_directory(j),
-                                                          j.user_message, lim.max_diff_bytes);
+        auto changes = co_await server_of(j).session_diff(
+            upstream_session, upstream_directory(j), j.runtime().user_message, lim.max_diff_bytes);
         if (changes && !changes->empty()) j.view.diff_summary = protocol::summarize(*changes);
     }
 
@@ -578,7 +585,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             transition(*j, job_event::complete, [&](job& f) {
                 // Before the prompt is cut to its preview: a follow-up replays the whole turn.
                 if (backend->replays_transcript())
-                    f.transcript.turns.push_back({f.task.prompt, out->output});
+                    f.runtime_mut().transcript.turns.push_back({f.task.prompt, out->output});
                 f.view.output = std::move(out->output);
                 f.view.truncated = out->truncated;
             });
@@ -593,7 +600,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
 
     // Ends a job whose upstream call failed, attributing a stop to its real cause.
     void end_failed(job& j, upstream::upstream_error e, error_phase phase) {
-        switch (j.control->stopped()) {
+        switch (j.runtime().control->stopped()) {
             case stop_reason::cancelled:
                 return;  // already cancelled by the caller
             case stop_reason::deadline:
@@ -656,7 +663,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     void noticed(std::vector<std::string> ids) {
         for (auto& id : ids) {
             auto j = jobs.find_any(id);
-            if (j && j->holder.empty()) continue;
+            if (j && j->runtime().holder.empty()) continue;
             to_fetch.insert(std::move(id));
         }
         if (!to_fetch.empty() && !fetching && !stopped)
@@ -682,8 +689,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         for (auto& row : rows) {
             seen.insert(row->view.id);
             auto j = jobs.find_any(row->view.id);
-            if (j && j->holder.empty()) continue;
-            if (row->holder.empty()) continue;  // this instance's by its lease: take_over() has it
+            if (j && j->runtime().holder.empty()) continue;
+            if (row->runtime().holder.empty())
+                continue;  // this instance's by its lease: take_over() has it
             if (j)
                 update_mirror(j, *row);
             else
@@ -691,7 +699,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         }
         for (auto const& id : ids) {
             auto j = jobs.find_any(id);
-            if (!seen.contains(id) && j && !j->holder.empty()) jobs.erase(id);
+            if (!seen.contains(id) && j && !j->runtime().holder.empty()) jobs.erase(id);
         }
     }
 
@@ -715,11 +723,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         bool rebind = row.view.upstream && (!j->view.upstream || j->view.upstream->session !=
                                                                      row.view.upstream->session);
         j->view = std::move(row.view);
-        j->holder = std::move(row.holder);
         j->task = std::move(row.task);
-        j->transcript = std::move(row.transcript);
-        j->upstream_server = std::move(row.upstream_server);
-        j->user_message = std::move(row.user_message);
+        j->take_runtime(row);  // its holder, transcript, server and user message; never runs here
         if (rebind) jobs.bind_upstream(j, j->view.upstream->session);
         if (!was_finished && protocol::is_terminal(j->view.state))
             retain(j->view.id, steady::now());
@@ -737,7 +742,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             if (!taken.empty() && !self->stopped) self->take(std::move(taken));
             std::vector<std::string> unfinished;
             self->jobs.for_each([&](job const& j) {
-                if (!j.holder.empty() && !protocol::is_terminal(j.view.state))
+                if (!j.runtime().holder.empty() && !protocol::is_terminal(j.view.state))
                     unfinished.push_back(j.view.id);
             });
             if (!unfinished.empty()) self->noticed(std::move(unfinished));
@@ -751,14 +756,14 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         std::vector<job_ptr> batch;               // running ones, to settle
         for (auto& row : rows) {
             auto j = jobs.find_any(row->view.id);
-            if (j && j->holder.empty()) continue;
-            ++from[j ? j->holder : std::string("unknown")];
+            if (j && j->runtime().holder.empty()) continue;
+            ++from[j ? j->runtime().holder : std::string("unknown")];
             if (j) {
                 update_mirror(j, *row);
-                j->holder.clear();
+                j->set_runtime(&job::runtime_state::holder, {});
             } else {
                 j = row;
-                j->holder.clear();
+                j->set_runtime(&job::runtime_state::holder, {});
                 add_mirror(j);
             }
             if (j->view.state == job_state::queued) {
@@ -816,7 +821,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             next_seq = std::max(next_seq, j->seq + 1);
             jobs.insert(j);
             if (j->view.upstream) jobs.bind_upstream(j, j->view.upstream->session);
-            if (!j->holder.empty() && !protocol::is_terminal(j->view.state)) {
+            if (!j->runtime().holder.empty() && !protocol::is_terminal(j->view.state)) {
                 continue;  // another instance runs it: mirrored only
             } else if (protocol::is_terminal(j->view.state)) {
                 auto age = wall_now - j->view.finished_at.value_or(wall_now);
@@ -849,7 +854,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             std::erase(queue, j);
         } else if (protocol::is_active(j->view.state)) {
             end_with(*j, job_event::cancel, error_kind::cancelled, std::nullopt, std::move(why));
-            if (j->control) j->control->stop(stop_reason::cancelled);
+            if (j->runtime().control) j->runtime().control->stop(stop_reason::cancelled);
             if (j->view.upstream) to_abort.push_back(j);
         }
     }
@@ -868,7 +873,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     // Stops every running job's upstream call; each ends interrupted through its own coroutine.
     void stop_running() {
         for (auto const& j : std::vector<job_ptr>(active.begin(), active.end()))
-            if (j->control) j->control->stop(stop_reason::shutdown);
+            if (j->runtime().control) j->runtime().control->stop(stop_reason::shutdown);
     }
 
     // Decides every restored running job: still busy upstream → followed live; finished
@@ -924,7 +929,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         bool const taken = taken_over.erase(j) > 0;
         interrupt(*j, taken ? "its agentd instance stopped while the job ran"
                             : "agentd restarted while the job ran");
-        spawn_abort(j->upstream_server, j->view.upstream->session, upstream_directory(*j));
+        spawn_abort(j->runtime().upstream_server, j->view.upstream->session,
+                    upstream_directory(*j));
     }
 
     // Runs a restored job again as a running one that follows its upstream turn; its deadline
@@ -935,20 +941,20 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         auto created = steady::now() - std::chrono::duration_cast<steady::duration>(
                                            wall::now() - j->view.created_at);
         j->deadline = created + timeout;
-        j->control = std::make_unique<upstream::call_control>(j->deadline);
+        j->runtime_mut().control = std::make_unique<upstream::call_control>(j->deadline);
         ++running;
         count_running(*j, true);
-        backend->hold(j->upstream_server);
+        backend->hold(j->runtime().upstream_server);
         active.insert(j);
         asio::co_spawn(ex, run(shared_from_this(), j, true), asio::detached);
     }
 
     // The upstream session to abort afterwards, if any (as run_job).
     asio::awaitable<std::optional<std::string>> follow_job(job_ptr j) {
-        auto& ctl = *j->control;
+        auto& ctl = *j->runtime().control;
         asio::steady_timer deadline(ex, ctl.deadline());
         deadline.async_wait([j](boost::system::error_code ec) {
-            if (!ec && j->control) j->control->stop(stop_reason::deadline);
+            if (!ec && j->runtime().control) j->runtime().control->stop(stop_reason::deadline);
         });
         auto out = co_await server_of(*j).follow(j->view.upstream->session, upstream_directory(*j),
                                                  own_prompt(*j), ctl);
@@ -970,15 +976,16 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     job_ptr active_job(std::string_view upstream_session) const {
         auto j = jobs.find_by_upstream(upstream_session);
         // Another instance's job: its events are that instance's to follow.
-        return j && j->holder.empty() && protocol::is_active(j->view.state) ? j : nullptr;
+        return j && j->runtime().holder.empty() && protocol::is_active(j->view.state) ? j : nullptr;
     }
 
     void on_delta(std::string_view upstream_session, std::string_view delta) {
         auto j = active_job(upstream_session);
         if (!j) return;
-        j->last_progress = steady::now();
-        auto room = lim.max_output_bytes - std::min(lim.max_output_bytes, j->partial.size());
-        j->partial.append(delta.substr(0, protocol::utf8_prefix(delta, room)));
+        j->runtime_mut().last_progress = steady::now();
+        auto room =
+            lim.max_output_bytes - std::min(lim.max_output_bytes, j->runtime().partial.size());
+        j->runtime_mut().partial.append(delta.substr(0, protocol::utf8_prefix(delta, room)));
     }
 
     // --- usage and budget (DESIGN §2) -------------------------------------------------
@@ -1013,19 +1020,19 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         auto j = active_job(upstream_session);
         if (!j) return;
         record_usage(*j, message_id, u);
-        if (j->control && exhausted(*j)) j->control->stop(stop_reason::budget);
+        if (j->runtime().control && exhausted(*j)) j->runtime().control->stop(stop_reason::budget);
     }
 
     // --- tool steps and requests (DESIGN §2) --------------------------------------------
 
     void on_progress(std::string_view upstream_session) {
-        if (auto j = active_job(upstream_session)) j->last_progress = steady::now();
+        if (auto j = active_job(upstream_session)) j->runtime_mut().last_progress = steady::now();
     }
 
     void on_tool(std::string_view upstream_session, upstream::tool_update const& u) {
         auto j = active_job(upstream_session);
         if (!j) return;
-        j->last_progress = steady::now();
+        j->runtime_mut().last_progress = steady::now();
         auto& agentic = j->agentic_mut();
         auto kept = agentic.kept_steps();
         auto it = std::find_if(kept.rbegin(), kept.rend(),
@@ -1067,7 +1074,7 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     void on_request(std::string_view upstream_session, protocol::pending_request r) {
         auto j = active_job(upstream_session);
         if (!j) return;
-        j->last_progress = steady::now();
+        j->runtime_mut().last_progress = steady::now();
         auto known = [&](auto const& list) {
             return std::any_of(list.begin(), list.end(),
                                [&](auto const& x) { return x.id == r.id; });
@@ -1227,11 +1234,11 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         auto const idle_on = lim.idle_timeout.count() > 0;
         auto const input_on = lim.input_timeout.count() > 0;
         for (auto const& j : std::vector<job_ptr>(active.begin(), active.end())) {
-            if (idle_on && j->view.state == job_state::running && j->control &&
-                j->control->stopped() == stop_reason::none) {
-                auto due = j->last_progress + lim.idle_timeout;
+            if (idle_on && j->view.state == job_state::running && j->runtime().control &&
+                j->runtime().control->stopped() == stop_reason::none) {
+                auto due = j->runtime().last_progress + lim.idle_timeout;
                 if (due <= now)
-                    j->control->stop(stop_reason::idle);
+                    j->runtime().control->stop(stop_reason::idle);
                 else
                     next = std::min(next, due);
             }
@@ -1320,15 +1327,16 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         j.view.continues = c.view.id;
         j.view.depth = c.view.depth;
         j.view.upstream = c.view.upstream;
-        j.upstream_server = c.upstream_server;  // a follow-up returns to its job's server
+        j.set_runtime(&job::runtime_state::upstream_server,
+                      c.runtime().upstream_server);  // a follow-up returns to its job's server
         j.task.directory = c.task.directory;
         j.view.worktree = c.view.worktree;
         if (!j.task.agent) j.task.agent = c.task.agent;
         if (!j.task.model) j.task.model = c.task.model;
         j.upstream_parent.reset();
-        auto system = j.transcript.system;
-        j.transcript = c.transcript;
-        if (j.task.system) j.transcript.system = std::move(system);
+        auto system = j.runtime().transcript.system;
+        j.runtime_mut().transcript = c.runtime().transcript;
+        if (j.task.system) j.runtime_mut().transcript.system = std::move(system);
     }
 
     // --- views ---------------------------------------------------------------------------
@@ -1480,7 +1488,8 @@ asio::awaitable<protocol::result<std::vector<job_entry>>> manager::start_jobs(
         if (!j->task.budget && m.lim.default_max_cost)
             j->task.budget = protocol::task_budget{m.lim.default_max_cost, std::nullopt};
         j->upstream_parent = p.upstream_parent;
-        if (m.backend->replays_transcript()) j->transcript.system = t.system.optional();
+        if (m.backend->replays_transcript() && t.system)
+            j->runtime_mut().transcript.system = *t.system;
         if (auto const& c = (*continued)[created.size()]) impl::follow_up(*j, *c);
         j->view.task = preview_of(j->task);
         if (parent) j->parent = parent->view.id;
@@ -1515,8 +1524,8 @@ asio::awaitable<protocol::result<std::vector<job_entry>>> manager::start_jobs(
         auto const& c = (*continued)[i];
         if (!c) continue;
         c->continued_by = created[i]->view.id;
-        if (c->transcript.turns.empty() && !c->transcript.system) continue;
-        c->transcript = {};
+        if (c->runtime().transcript.turns.empty() && !c->runtime().transcript.system) continue;
+        c->runtime_mut().transcript = {};
         m.persist(*c);
     }
     for (auto const& j : created) {
@@ -1650,7 +1659,7 @@ asio::awaitable<peek_outcome> manager::peek(owner const& o, protocol::peek_param
     std::shared_ptr<impl const> self = impl_;
     auto j = self->jobs.find(o.principal, p.job);
     if (!j) co_return peek_outcome{{p.job, std::nullopt}, {}, {}, {}, {}};
-    std::string text = j->view.output ? *j->view.output : j->partial;
+    std::string text = j->view.output ? *j->view.output : j->runtime().partial;
     // No streamed text yet (event stream down or a proxy in between): ask the upstream.
     if (text.empty() && protocol::is_active(j->view.state) && j->view.upstream) {
         auto read = co_await self->server_of(*j).read_partial(j->view.upstream->session,
@@ -1662,7 +1671,7 @@ asio::awaitable<peek_outcome> manager::peek(owner const& o, protocol::peek_param
     peek_outcome out{{j->view.id, j->view}, std::move(text), std::move(steps), {}, {}};
     if (p.diff && j->view.upstream) {
         auto changes = co_await self->server_of(*j).session_diff(
-            j->view.upstream->session, upstream_directory(*j), j->user_message,
+            j->view.upstream->session, upstream_directory(*j), j->runtime().user_message,
             self->lim.max_diff_bytes);
         if (changes)
             out.changes = std::move(*changes);
@@ -1802,8 +1811,9 @@ void manager::set_quotas(std::unordered_map<std::string, std::size_t> quotas) {
 
 std::optional<std::string> manager::holder(owner const& o, std::string const& id) const {
     auto j = impl_->jobs.find(o.principal, id);
-    if (!j || j->holder.empty() || protocol::is_terminal(j->view.state)) return std::nullopt;
-    return j->holder;
+    if (!j || j->runtime().holder.empty() || protocol::is_terminal(j->view.state))
+        return std::nullopt;
+    return j->runtime().holder;
 }
 
 bool manager::knows(owner const& o, std::span<std::string const> ids) const {

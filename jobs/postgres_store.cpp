@@ -184,7 +184,7 @@ job_ptr job_of_columns(std::function<std::optional<std::string>(int)> const& cel
     }
     auto j = job_of(values);
     auto owner = cell(static_cast<int>(names.size()));
-    if (owner && *owner != me) j->holder = *owner;
+    if (owner && *owner != me) j->runtime_mut().holder = *owner;
     return j;
 }
 

@@ -16,7 +16,7 @@ std::string registry::key(owner const& o) {
 void registry::insert(job_ptr j) {
     by_owner_[key(j->own)].emplace(j->seq, j);
     if (j->parent) by_parent_[*j->parent].push_back(j->view.id);
-    by_id_.emplace(j->view.id, std::move(j));
+    by_id_.insert(std::move(j));
 }
 
 void registry::adopt(job_ptr const& j, std::string const& parent_id) {
@@ -25,9 +25,9 @@ void registry::adopt(job_ptr const& j, std::string const& parent_id) {
 }
 
 void registry::erase(std::string const& id) {
-    auto it = by_id_.find(id);
+    auto it = by_id_.find(std::string_view(id));
     if (it == by_id_.end()) return;
-    auto const& j = it->second;
+    auto const& j = *it;
     if (j->view.upstream) {
         auto up = by_upstream_.find(j->view.upstream->session);
         if (up != by_upstream_.end() && up->second == j) by_upstream_.erase(up);
@@ -59,14 +59,14 @@ void registry::bind_upstream(job_ptr const& j, std::string const& upstream_sessi
 }
 
 job_ptr registry::find_any(std::string const& id) const {
-    auto it = by_id_.find(id);
-    return it == by_id_.end() ? nullptr : it->second;
+    auto it = by_id_.find(std::string_view(id));
+    return it == by_id_.end() ? nullptr : *it;
 }
 
 job_ptr registry::find(std::string const& principal, std::string const& id) const {
-    auto it = by_id_.find(id);
-    if (it == by_id_.end() || it->second->own.principal != principal) return nullptr;
-    return it->second;
+    auto it = by_id_.find(std::string_view(id));
+    if (it == by_id_.end() || (*it)->own.principal != principal) return nullptr;
+    return *it;
 }
 
 std::vector<job_ptr> registry::descendants(std::string const& id) const {
@@ -79,9 +79,9 @@ std::vector<job_ptr> registry::descendants(std::string const& id) const {
             auto children = by_parent_.find(parent);
             if (children == by_parent_.end()) continue;
             for (auto const& child : children->second) {
-                auto it = by_id_.find(child);
+                auto it = by_id_.find(std::string_view(child));
                 if (it == by_id_.end() || !seen.insert(child).second) continue;
-                out.push_back(it->second);
+                out.push_back(*it);
                 next.push_back(child);
             }
         }

@@ -348,15 +348,16 @@ store_row row_of(job const& j, bool with_fixed) {
         r.set(column::worktree_directory, w->directory);
         put(r, column::worktree_branch, view_of(w->branch));
     }
-    if (!j.user_message.empty()) r.set(column::user_message, j.user_message);
+    if (!j.runtime().user_message.empty()) r.set(column::user_message, j.runtime().user_message);
     if (d) {
         r.set(column::diff_files, std::int64_t{d->files});
         r.set(column::diff_additions, std::int64_t{d->additions});
         r.set(column::diff_deletions, std::int64_t{d->deletions});
     }
     put(r, column::continues, view_of(v.continues));
-    put(r, column::transcript, transcript_json(j.transcript));
-    if (!j.upstream_server.empty()) r.set(column::upstream_server, j.upstream_server);
+    put(r, column::transcript, transcript_json(j.runtime().transcript));
+    if (!j.runtime().upstream_server.empty())
+        r.set(column::upstream_server, j.runtime().upstream_server);
     put(r, column::requests, requests_json(v));
     return r;
 }
@@ -399,16 +400,18 @@ job_ptr job_of(store_row const& r) {
     if (auto a = r.text(column::answered)) v.answered = answered_from(*a);
     if (auto dir = r.text(column::worktree_directory))
         v.worktree = protocol::worktree_ref{*dir, r.text(column::worktree_branch)};
-    j->user_message = r.text(column::user_message).value_or("");
+    j->set_runtime(&job::runtime_state::user_message, r.text(column::user_message).value_or(""));
     if (auto files = r.integer(column::diff_files))
         v.diff_summary =
             protocol::diff_summary{*files, r.integer(column::diff_additions).value_or(0),
                                    r.integer(column::diff_deletions).value_or(0)};
     v.continues = r.text(column::continues);
     j->task.continues = v.continues;
-    if (auto t = r.text(column::transcript)) j->transcript = transcript_from(*t);
-    j->upstream_server = r.text(column::upstream_server).value_or("");
-    if (v.upstream && !j->upstream_server.empty()) v.upstream->server = j->upstream_server;
+    if (auto t = r.text(column::transcript)) j->runtime_mut().transcript = transcript_from(*t);
+    j->set_runtime(&job::runtime_state::upstream_server,
+                   r.text(column::upstream_server).value_or(""));
+    if (v.upstream && !j->runtime().upstream_server.empty())
+        v.upstream->server = j->runtime().upstream_server;
     if (auto rq = r.text(column::requests); rq && v.state == job_state::waiting)
         v.requests = requests_from(*rq);
     return j;

@@ -198,7 +198,7 @@ TEST_P(store_conformance, every_column_reads_back_as_saved) {
     j->view.finished_at = protocol::wall_time(std::chrono::milliseconds(3'000));
     j->view.depth = 2;
     j->view.upstream = protocol::upstream_ref{"opencode", "ses_1", "http://127.0.0.1:4096"};
-    j->upstream_server = "http://127.0.0.1:4096";
+    j->runtime_mut().upstream_server = "http://127.0.0.1:4096";
     j->view.output = "out\nwith \\ backslash";
     j->view.truncated = true;
     j->view.error = protocol::job_error{protocol::error_kind::upstream,
@@ -209,13 +209,13 @@ TEST_P(store_conformance, every_column_reads_back_as_saved) {
                          protocol::wall_time(std::chrono::milliseconds(2'500))}};
     j->view.worktree = protocol::worktree_ref{"/tmp/wt", "agentd/job_a"};
     j->view.diff_summary = protocol::diff_summary{3, 40, 5};
-    j->user_message = "msg_1";
+    j->runtime_mut().user_message = "msg_1";
     j->task.agent = "build";
     j->task.timeout_ms = 60'000;
     j->task.budget = protocol::task_budget{0.25, 5000};
     j->upstream_parent = "ses_0";
     j->view.continues = "job_prev";
-    j->transcript = {"sys", {{"u1", "a1"}, {"u2", "a\"2"}}};
+    j->runtime_mut().transcript = {"sys", {{"u1", "a1"}, {"u2", "a\"2"}}};
     {
         auto db = open();
         db->save(*j);
@@ -239,7 +239,7 @@ TEST_P(store_conformance, every_column_reads_back_as_saved) {
     EXPECT_EQ(r.view.upstream->backend, "opencode");
     EXPECT_EQ(r.view.upstream->session, "ses_1");
     EXPECT_EQ(r.view.upstream->server, "http://127.0.0.1:4096");
-    EXPECT_EQ(r.upstream_server, "http://127.0.0.1:4096");
+    EXPECT_EQ(r.runtime().upstream_server, "http://127.0.0.1:4096");
     EXPECT_EQ(r.view.output, "out\nwith \\ backslash");
     EXPECT_TRUE(r.view.truncated);
     ASSERT_TRUE(r.view.error);
@@ -259,7 +259,7 @@ TEST_P(store_conformance, every_column_reads_back_as_saved) {
     EXPECT_EQ(r.view.answered[0].at, j->view.answered[0].at);
     EXPECT_EQ(r.view.worktree, j->view.worktree);
     EXPECT_EQ(r.view.diff_summary, j->view.diff_summary);
-    EXPECT_EQ(r.user_message, "msg_1");
+    EXPECT_EQ(r.runtime().user_message, "msg_1");
     EXPECT_EQ(r.task.prompt, "p");
     EXPECT_EQ(r.task.agent, "build");
     EXPECT_EQ(r.task.timeout_ms, 60'000);
@@ -267,10 +267,10 @@ TEST_P(store_conformance, every_column_reads_back_as_saved) {
     EXPECT_EQ(r.upstream_parent, "ses_0");
     EXPECT_EQ(r.view.continues, "job_prev");
     EXPECT_EQ(r.task.continues, "job_prev");
-    EXPECT_EQ(r.transcript.system, "sys");
-    ASSERT_EQ(r.transcript.turns.size(), 2u);
-    EXPECT_EQ(r.transcript.turns[1].user, "u2");
-    EXPECT_EQ(r.transcript.turns[1].assistant, "a\"2");
+    EXPECT_EQ(r.runtime().transcript.system, "sys");
+    ASSERT_EQ(r.runtime().transcript.turns.size(), 2u);
+    EXPECT_EQ(r.runtime().transcript.turns[1].user, "u2");
+    EXPECT_EQ(r.runtime().transcript.turns[1].assistant, "a\"2");
 }
 
 // A waiting job's pending requests are in its row (other instances show them from it).

@@ -125,15 +125,53 @@ TEST(task_preview, a_finished_job_keeps_the_preview_and_its_session_only) {
     j.task.prompt = std::string(120 * 1024, 'p');
     j.task.system = "system";
     j.task.directory = "/src";
-    j.partial = std::string(1 << 20, 'x');
+    j.runtime_mut().partial = std::string(1 << 20, 'x');
+    j.runtime_mut().upstream_server = "http://127.0.0.1:4096";
     j.view.upstream = protocol::upstream_ref{"opencode", "ses_1"};
     compact_finished(j);
     EXPECT_EQ(j.task.prompt, std::string(200, 'p'));
     EXPECT_FALSE(j.task.system.has_value());
     EXPECT_EQ(j.task.directory, "/src");
-    EXPECT_TRUE(j.partial.empty());
-    EXPECT_EQ(j.partial.capacity(), std::string().capacity()) << "the memory is released";
+    ASSERT_TRUE(j.has_runtime());
+    EXPECT_TRUE(j.runtime().partial.empty());
+    EXPECT_EQ(j.runtime().partial.capacity(), std::string().capacity()) << "the memory is released";
     EXPECT_EQ(j.view.upstream->session, "ses_1");  // what `continue` needs
+    EXPECT_EQ(j.runtime().upstream_server, "http://127.0.0.1:4096");
+}
+
+TEST(job_runtime, a_queued_job_has_none_and_a_finished_one_keeps_it_only_when_it_holds_something) {
+    job queued;
+    EXPECT_FALSE(queued.has_runtime());
+    EXPECT_TRUE(queued.runtime().upstream_server.empty()) << "read without allocating";
+    EXPECT_FALSE(queued.has_runtime());
+    queued.set_runtime(&job::runtime_state::holder, "");
+    EXPECT_FALSE(queued.has_runtime()) << "an empty value allocates nothing";
+    compact_finished(queued);  // cancelled while queued
+    EXPECT_FALSE(queued.has_runtime());
+
+    job streamed;  // ran, streamed text, but has nothing `continue` or peek needs afterwards
+    streamed.runtime_mut().partial = "partial text";
+    compact_finished(streamed);
+    EXPECT_FALSE(streamed.has_runtime());
+
+    job stopping;  // cancelled while its call runs: the run still reads the call's stop reason
+    stopping.runtime_mut().control =
+        std::make_unique<upstream::call_control>(std::chrono::steady_clock::now());
+    compact_finished(stopping);
+    ASSERT_TRUE(stopping.has_runtime());
+    EXPECT_TRUE(stopping.runtime().control);
+
+    job mirrored;
+    mirrored.set_runtime(&job::runtime_state::holder, "there");
+    ASSERT_TRUE(mirrored.has_runtime());
+    compact_finished(mirrored);
+    EXPECT_EQ(mirrored.runtime().holder, "there") << "a finished mirror keeps its holder";
+    job row;
+    row.runtime_mut().user_message = "msg_1";
+    mirrored.take_runtime(row);
+    EXPECT_EQ(mirrored.runtime().user_message, "msg_1");
+    EXPECT_TRUE(mirrored.runtime().holder.empty()) << "taken whole";
+    EXPECT_FALSE(row.has_runtime());
 }
 
 // A job shows its last steps_kept tool steps, oldest first; the older ones hold no text and are

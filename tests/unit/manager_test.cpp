@@ -2267,7 +2267,7 @@ class fake_shared_store final : public store, public shared_store {
         std::vector<job_ptr> out;
         for (auto const& id : std::exchange(expired, {})) {
             auto j = copy(rows.at(id));
-            j->holder.clear();  // claimed: this instance's now
+            j->set_runtime(&job::runtime_state::holder, {});  // claimed: this instance's now
             out.push_back(j);
         }
         co_return out;
@@ -2285,7 +2285,7 @@ class fake_shared_store final : public store, public shared_store {
         j->own = row.own;
         j->task = row.task;
         j->seq = row.seq;
-        j->holder = row.holder;
+        j->set_runtime(&job::runtime_state::holder, row.runtime().holder);
         return j;
     }
     std::string me_ = "here";
@@ -2304,7 +2304,7 @@ job other_instances_job(std::string const& id, job_state state, std::string cons
     j.task.description = prompt;
     j.view.description = prompt;
     j.seq = 1;
-    j.holder = "there";
+    j.runtime_mut().holder = "there";
     return j;
 }
 

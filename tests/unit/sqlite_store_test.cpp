@@ -298,7 +298,8 @@ INSERT INTO jobs VALUES ('job_old', 'alice', 'chat', 3, 'old job', 'completed', 
         ASSERT_TRUE(r.view.upstream);
         EXPECT_EQ(r.view.upstream->session, "ses_9");
         EXPECT_FALSE(r.view.upstream->server) << "an older row names no server";
-        EXPECT_EQ(r.upstream_server, "");
+        EXPECT_EQ(r.runtime().upstream_server, "");
+        EXPECT_FALSE(r.has_runtime()) << "nothing run-time in the row: none allocated";
         ASSERT_TRUE(r.view.usage);
         EXPECT_EQ(r.view.usage->output_tokens, 6);
         EXPECT_EQ(r.task.prompt, "question");
