@@ -86,8 +86,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
     // Restored or taken-over running jobs whose fate (re-attached, finished, interrupted) is not
     // decided yet.
     std::unordered_set<job_ptr> unsettled;
-    // watch(): idle jobs, unanswered requests and merged activity events, woken for a time
-    // earlier than the one it sleeps until.
+    // watch(): deadlines, idle jobs, unanswered requests and merged activity events, woken for a
+    // time earlier than the one it sleeps until.
     wake_signal watcher;
     steady::time_point watch_next = steady::time_point::max();
     static constexpr std::chrono::milliseconds activity_gap{250};
@@ -373,7 +373,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         ++running;
         count_running(*j, true);
         active.insert(j);
-        asio::co_spawn(ex, run(shared_from_this(), j), asio::detached);
+        arm(j->deadline);
+        start(j, run_job(j));
     }
 
     // Fails the queued jobs whose deadline passed before the gate let them in.
@@ -402,32 +403,36 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                            j.task.timeout_ms.value_or(lim.job_timeout.count()));
     }
 
-    // `attached`: a job restored after a restart whose upstream turn still runs (follow it).
-    static asio::awaitable<void> run(std::shared_ptr<impl> self, job_ptr j, bool attached = false) {
-        std::optional<std::string> to_abort;
-        try {
-            if (attached) {
-                auto outcome = co_await self->follow_job(j);
-                to_abort = std::move(outcome);
-            } else {
-                auto outcome = co_await self->run_job(j);
-                to_abort = std::move(outcome);
-            }
-        } catch (...) {
-            // A bug in one job must not take the daemon down, nor leave the job "running".
-            self->fail(*j, {error_kind::protocol, error_phase::prompt,
-                            "internal error while running the job", std::nullopt});
+    // Runs a job's turn (run_job, or follow_job for one restored while its turn still runs) and
+    // frees its slot when it ends. The end is co_spawn's completion handler, not a wrapping
+    // coroutine: one frame less for each of up to max_running jobs.
+    void start(job_ptr j, asio::awaitable<std::optional<std::string>> turn) {
+        asio::co_spawn(ex, std::move(turn),
+                       [self = shared_from_this(), j](std::exception_ptr e,
+                                                      std::optional<std::string> to_abort) {
+                           try {
+                               self->end_run(j, e, std::move(to_abort));
+                           } catch (...) {  // a handler must not throw into the event loop
+                               self->report_failure("end_run")(std::current_exception());
+                           }
+                       });
+    }
+
+    void end_run(job_ptr const& j, std::exception_ptr e, std::optional<std::string> to_abort) {
+        if (e) {  // a bug in one job must not take the daemon down, nor leave the job "running"
+            report_failure("run_job")(e);
+            fail(*j, {error_kind::protocol, error_phase::prompt,
+                      "internal error while running the job", std::nullopt});
         }
         j->runtime_mut().control.reset();
-        self->active.erase(j);
-        --self->running;
-        self->count_running(*j, false);
-        self->backend->release(j->runtime().upstream_server);
+        active.erase(j);
+        --running;
+        count_running(*j, false);
+        backend->release(j->runtime().upstream_server);
         // The slot is free before the abort goes out: a hung upstream must not hold the gate.
-        if (to_abort)
-            self->spawn_abort(j->runtime().upstream_server, *to_abort, upstream_directory(*j));
-        self->wake_if_idle();
-        self->pump();
+        if (to_abort) spawn_abort(j->runtime().upstream_server, *to_abort, upstream_directory(*j));
+        wake_if_idle();
+        pump();
     }
 
     // --- aborts --------------------------------------------------------------------------
@@ -480,19 +485,12 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
 
     // The job's upstream session to abort afterwards, if any.
     asio::awaitable<std::optional<std::string>> run_job(job_ptr j) {
-        auto& ctl = *j->runtime().control;
-        asio::steady_timer deadline(ex, ctl.deadline());
-        deadline.async_wait([j](boost::system::error_code ec) {
-            if (!ec && j->runtime().control) j->runtime().control->stop(stop_reason::deadline);
-        });
+        auto& ctl = *j->runtime().control;  // watch_round() stops it at the job's deadline
 
         // A follow-up prompts the session of the job it continues (DESIGN §2 `continue`).
         if (!j->view.continues) {
             auto created = co_await create_session(j);
-            if (!created) {
-                deadline.cancel();
-                co_return std::nullopt;
-            }
+            if (!created) co_return std::nullopt;
         }
         auto const upstream_session = j->view.upstream->session;
         jobs.bind_upstream(j, upstream_session);
@@ -516,7 +514,6 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             auto known = co_await server_of(*j).turn_changed_files(upstream_session, *out, ctl);
             changed = known;
         }
-        deadline.cancel();
         if (out) co_await summarize_diff(*j, upstream_session, out->user_message_id, changed);
         co_return end_turn(j, std::move(out));
     }
@@ -942,23 +939,22 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
                                            wall::now() - j->view.created_at);
         j->deadline = created + timeout;
         j->runtime_mut().control = std::make_unique<upstream::call_control>(j->deadline);
+        // The idle clock starts over, as at admission: a restored job's last progress is unknown
+        // (the next watch round would otherwise find it idle since the clock's epoch).
+        j->runtime_mut().last_progress = steady::now();
         ++running;
         count_running(*j, true);
         backend->hold(j->runtime().upstream_server);
         active.insert(j);
-        asio::co_spawn(ex, run(shared_from_this(), j, true), asio::detached);
+        arm(j->deadline);
+        start(j, follow_job(j));
     }
 
     // The upstream session to abort afterwards, if any (as run_job).
     asio::awaitable<std::optional<std::string>> follow_job(job_ptr j) {
         auto& ctl = *j->runtime().control;
-        asio::steady_timer deadline(ex, ctl.deadline());
-        deadline.async_wait([j](boost::system::error_code ec) {
-            if (!ec && j->runtime().control) j->runtime().control->stop(stop_reason::deadline);
-        });
         auto out = co_await server_of(*j).follow(j->view.upstream->session, upstream_directory(*j),
                                                  own_prompt(*j), ctl);
-        deadline.cancel();
         if (out)
             co_await summarize_diff(*j, j->view.upstream->session, out->user_message_id,
                                     std::nullopt);
@@ -1218,8 +1214,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             transition(*j, job_event::resume);
     }
 
-    // Idle jobs fail, unanswered requests are rejected, merged activity is pushed; then sleeps
-    // until the earliest of the next ones (arm() wakes it for an earlier one).
+    // Jobs past their deadline or idle stop, unanswered requests are rejected, merged activity is
+    // pushed; then sleeps until the earliest of the next ones (arm() wakes it for an earlier one).
     static asio::awaitable<void> watch(std::shared_ptr<impl> self) {
         while (!self->stopped) {
             self->watch_next = steady::time_point::max();
@@ -1234,6 +1230,13 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         auto const idle_on = lim.idle_timeout.count() > 0;
         auto const input_on = lim.input_timeout.count() > 0;
         for (auto const& j : std::vector<job_ptr>(active.begin(), active.end())) {
+            // Its deadline (DESIGN §3): one watch for every running job, not a timer each.
+            if (auto const& c = j->runtime().control; c && c->stopped() == stop_reason::none) {
+                if (c->deadline() <= now)
+                    c->stop(stop_reason::deadline);
+                else
+                    next = std::min(next, c->deadline());
+            }
             if (idle_on && j->view.state == job_state::running && j->runtime().control &&
                 j->runtime().control->stopped() == stop_reason::none) {
                 auto due = j->runtime().last_progress + lim.idle_timeout;

@@ -2225,6 +2225,63 @@ TEST_F(manager_test, a_reattached_job_gets_its_pending_requests_back) {
     std::filesystem::remove_all(dir);
 }
 
+// A re-attached job's idle clock starts at re-attachment: its last progress before the restart
+// is unknown, and the watch round that its deadline arms must not find it idle since the
+// clock's epoch.
+TEST_F(manager_test, a_reattached_job_is_not_idle_when_the_watch_first_looks) {
+    auto dir =
+        std::filesystem::temp_directory_path() / ("agentd-reidle-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    std::string id;
+    {
+        sqlite_store db((dir / "agentd.db").string());
+        auto st = std::make_shared<fake_state>();
+        st->fallback.prompt.manual = true;
+        asio::io_context ioc;
+        manager m(ioc.get_executor(), {}, std::make_unique<fake_backend>(ioc.get_executor(), st),
+                  &db);
+        m.start();
+        auto const p = tasks({"a"});
+        auto started = asio::co_spawn(ioc, m.start_jobs(alice, p), asio::use_future);
+        ioc.run_for(50ms);
+        auto r = started.get();
+        ASSERT_TRUE(r.has_value());
+        id = (*r)[0].id;
+        m.stop();
+        ioc.run_for(200ms);
+    }
+    {  // left running by a crash
+        sqlite3* raw = nullptr;
+        ASSERT_EQ(sqlite3_open((dir / "agentd.db").string().c_str(), &raw), SQLITE_OK);
+        ASSERT_EQ(sqlite3_exec(raw,
+                               "UPDATE jobs SET state = 'running', finished_ms = NULL, "
+                               "error_kind = NULL, error_message = NULL, error_phase = NULL",
+                               nullptr, nullptr, nullptr),
+                  SQLITE_OK);
+        sqlite3_close(raw);
+    }
+    sqlite_store db((dir / "agentd.db").string());
+    st_->busy_sessions = std::set<std::string>{"ses_a"};
+    st_->fallback.prompt.manual = true;
+    limits lim;
+    lim.idle_timeout = 10s;
+    make(lim, &db);
+    run([&]() -> asio::awaitable<void> {
+        co_await mgr_->recover(2s);
+        auto v = view(alice, id);
+        CO_ASSERT_TRUE(v.has_value());
+        CO_ASSERT_TRUE(v->state == job_state::running);
+        asio::steady_timer pause(co_await asio::this_coro::executor, 100ms);
+        co_await pause.async_wait(asio::use_awaitable);
+        v = view(alice, id);
+        CO_ASSERT_TRUE(v.has_value());
+        EXPECT_EQ(v->state, job_state::running)
+            << (v->error ? v->error->message : std::string("no error"));
+    });
+    std::filesystem::remove_all(dir);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Several instances on one store (DESIGN §9), with the store's shared side faked in memory
 // ---------------------------------------------------------------------------------------------
