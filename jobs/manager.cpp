@@ -176,9 +176,9 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
         auto now = now_ms();
         if (*next == job_state::running && !j.view.started_at) j.view.started_at = now;
         if (*next == job_state::running) {
-            j.runtime_mut().last_progress =
-                steady::now();  // admitted or resumed: the idle clock starts over
-            if (lim.idle_timeout.count() > 0) arm(j.runtime().last_progress + lim.idle_timeout);
+            auto& r = j.runtime_mut();
+            r.last_progress = steady::now();  // admitted or resumed: the idle clock starts over
+            if (lim.idle_timeout.count() > 0) arm(r.last_progress + lim.idle_timeout);
         }
         if (protocol::is_terminal(*next)) {
             j.view.finished_at = now;
@@ -687,8 +687,8 @@ struct manager::impl : std::enable_shared_from_this<manager::impl> {
             seen.insert(row->view.id);
             auto j = jobs.find_any(row->view.id);
             if (j && j->runtime().holder.empty()) continue;
-            if (row->runtime().holder.empty())
-                continue;  // this instance's by its lease: take_over() has it
+            // This instance's by its lease: take_over() has it.
+            if (row->runtime().holder.empty()) continue;
             if (j)
                 update_mirror(j, *row);
             else
