@@ -870,13 +870,7 @@ class opencode_backend final : public backend {
     asio::awaitable<up_result<std::optional<prompt_outcome>>> read_turn_end(
         std::string const& session, std::optional<std::string> const& directory,
         std::string const& user_message) {
-        http_request r{"GET",
-                       with_directory("/session/" + session + "/message?limit=1", directory),
-                       {},
-                       clock::now() + cfg_.request_timeout,
-                       nullptr};
-        r.max_body = 2 * cfg_.max_output + (1 << 20);
-        auto reply = co_await pool_.request(std::move(r));
+        auto reply = co_await read_messages(session, directory, "?limit=1");
         if (!reply) co_return from_failure(reply.error(), error_phase::prompt);
         co_return opencode::parse_turn_end(reply->status, reply->body, cfg_.max_output,
                                            user_message);
@@ -965,13 +959,16 @@ class opencode_backend final : public backend {
 
     // GET /session/{id}/message: the transcript that partial text, recovery and the latest user
     // message are all read from; bounded at twice the output cap plus 1 MiB of steps and parts.
+    // `query` narrows it ("?limit=1": the last message only).
     asio::awaitable<http_result> read_messages(std::string const& session,
-                                               std::optional<std::string> const& directory) {
-        http_request r{"GET",
-                       with_directory("/session/" + session + "/message", directory),
-                       {},
-                       clock::now() + cfg_.request_timeout,
-                       nullptr};
+                                               std::optional<std::string> const& directory,
+                                               std::string_view query = {}) {
+        http_request r{
+            "GET",
+            with_directory("/session/" + session + "/message" + std::string(query), directory),
+            {},
+            clock::now() + cfg_.request_timeout,
+            nullptr};
         r.max_body = 2 * cfg_.max_output + (1 << 20);
         auto reply = co_await pool_.request(std::move(r));
         co_return reply;

@@ -377,6 +377,45 @@ class manager_test : public ::testing::Test {
         return p;
     }
 
+    // A crash with job "a" in the store at `dir` (made empty first): the job runs on a manager of
+    // its own, `while_running` acts on its upstream, and once that manager stopped, the row is put
+    // back to `state` as a crash would have left it. Returns the job's id ("" on failure).
+    static std::string crash_with_job(std::filesystem::path const& dir, std::string const& state,
+                                      std::function<void(fake_state&)> const& while_running) {
+        std::filesystem::remove_all(dir);
+        std::filesystem::create_directories(dir);
+        std::string id;
+        {
+            sqlite_store db((dir / "agentd.db").string());
+            auto st = std::make_shared<fake_state>();
+            st->fallback.prompt.manual = true;
+            asio::io_context ioc;
+            manager m(ioc.get_executor(), {},
+                      std::make_unique<fake_backend>(ioc.get_executor(), st), &db);
+            m.start();
+            auto const p = tasks({"a"});  // outlives the coroutine, which holds a reference
+            auto started = asio::co_spawn(ioc, m.start_jobs(alice, p), asio::use_future);
+            ioc.run_for(50ms);
+            auto r = started.get();
+            EXPECT_TRUE(r.has_value());
+            if (!r) return "";
+            id = (*r)[0].id;
+            while_running(*st);
+            ioc.run_for(20ms);
+            m.stop();
+            ioc.run_for(200ms);
+        }
+        // The stopped job ended interrupted; a job left active by a crash is re-attached instead.
+        sqlite3* raw = nullptr;
+        EXPECT_EQ(sqlite3_open((dir / "agentd.db").string().c_str(), &raw), SQLITE_OK);
+        auto const sql = "UPDATE jobs SET state = '" + state +
+                         "', finished_ms = NULL, error_kind = NULL, error_message = NULL, "
+                         "error_phase = NULL";
+        EXPECT_EQ(sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+        sqlite3_close(raw);
+        return id;
+    }
+
     // By value: callers build the arguments in one statement and co_await in the next (g++ 12
     // miscompiles a braced list inside a co_await expression).
     asio::awaitable<std::vector<std::string>> start(owner o, std::vector<std::string> names) {
@@ -2177,39 +2216,9 @@ TEST_F(manager_test, tool_steps_show_as_activity_and_pushes_are_throttled) {
 TEST_F(manager_test, a_reattached_job_gets_its_pending_requests_back) {
     auto dir =
         std::filesystem::temp_directory_path() / ("agentd-reattach-" + std::to_string(::getpid()));
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-    std::string id;
-    {
-        sqlite_store db((dir / "agentd.db").string());
-        auto st = std::make_shared<fake_state>();
-        st->fallback.prompt.manual = true;
-        asio::io_context ioc;
-        manager m(ioc.get_executor(), {}, std::make_unique<fake_backend>(ioc.get_executor(), st),
-                  &db);
-        m.start();
-        auto const p = tasks({"a"});  // outlives the coroutine, which holds a reference
-        auto started = asio::co_spawn(ioc, m.start_jobs(alice, p), asio::use_future);
-        ioc.run_for(50ms);
-        auto r = started.get();
-        ASSERT_TRUE(r.has_value());
-        id = (*r)[0].id;
-        st->sink->on_request("ses_a", permission("per_1"));
-        ioc.run_for(20ms);
-        m.stop();
-        ioc.run_for(200ms);
-    }
-    // The stopped job ended interrupted; a job left waiting by a crash is re-attached instead.
-    {
-        sqlite3* raw = nullptr;
-        ASSERT_EQ(sqlite3_open((dir / "agentd.db").string().c_str(), &raw), SQLITE_OK);
-        ASSERT_EQ(sqlite3_exec(raw,
-                               "UPDATE jobs SET state = 'waiting', finished_ms = NULL, "
-                               "error_kind = NULL, error_message = NULL, error_phase = NULL",
-                               nullptr, nullptr, nullptr),
-                  SQLITE_OK);
-        sqlite3_close(raw);
-    }
+    auto id = crash_with_job(
+        dir, "waiting", [](fake_state& st) { st.sink->on_request("ses_a", permission("per_1")); });
+    ASSERT_FALSE(id.empty());
     sqlite_store db((dir / "agentd.db").string());
     st_->busy_sessions = std::set<std::string>{"ses_a"};
     st_->still_pending = {permission("per_1")};
@@ -2231,36 +2240,8 @@ TEST_F(manager_test, a_reattached_job_gets_its_pending_requests_back) {
 TEST_F(manager_test, a_reattached_job_is_not_idle_when_the_watch_first_looks) {
     auto dir =
         std::filesystem::temp_directory_path() / ("agentd-reidle-" + std::to_string(::getpid()));
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-    std::string id;
-    {
-        sqlite_store db((dir / "agentd.db").string());
-        auto st = std::make_shared<fake_state>();
-        st->fallback.prompt.manual = true;
-        asio::io_context ioc;
-        manager m(ioc.get_executor(), {}, std::make_unique<fake_backend>(ioc.get_executor(), st),
-                  &db);
-        m.start();
-        auto const p = tasks({"a"});
-        auto started = asio::co_spawn(ioc, m.start_jobs(alice, p), asio::use_future);
-        ioc.run_for(50ms);
-        auto r = started.get();
-        ASSERT_TRUE(r.has_value());
-        id = (*r)[0].id;
-        m.stop();
-        ioc.run_for(200ms);
-    }
-    {  // left running by a crash
-        sqlite3* raw = nullptr;
-        ASSERT_EQ(sqlite3_open((dir / "agentd.db").string().c_str(), &raw), SQLITE_OK);
-        ASSERT_EQ(sqlite3_exec(raw,
-                               "UPDATE jobs SET state = 'running', finished_ms = NULL, "
-                               "error_kind = NULL, error_message = NULL, error_phase = NULL",
-                               nullptr, nullptr, nullptr),
-                  SQLITE_OK);
-        sqlite3_close(raw);
-    }
+    auto id = crash_with_job(dir, "running", [](fake_state&) {});
+    ASSERT_FALSE(id.empty());
     sqlite_store db((dir / "agentd.db").string());
     st_->busy_sessions = std::set<std::string>{"ses_a"};
     st_->fallback.prompt.manual = true;
